@@ -1,0 +1,82 @@
+// reprise info MODEL [--tensors]: architecture, hyperparameters, metadata and tensors.
+#include <fmt/format.h>
+
+#include <map>
+
+#include "cli/common.h"
+#include "format/gguf.h"
+#include "format/safetensors.h"
+
+namespace reprise::cli {
+namespace {
+
+struct InfoOptions {
+  std::string model;
+  bool tensors = false;
+  bool metadata = true;
+};
+
+void print_tensor_table(const std::vector<TensorView>& tensors) {
+  for (const auto& t : tensors)
+    fmt::print("  {:<40} {:<5} {:<18} {:>12} bytes\n", t.name, info(t.type).name,
+               shape_string(t.shape), t.data.size());
+}
+
+int run_info(const InfoOptions& o) {
+  auto m = Model::load(o.model);
+  const HParams& hp = m->hparams();
+  fmt::print("model:        {}\n", m->path());
+  fmt::print("name:         {}\n", m->name());
+  fmt::print("architecture: {}\n", hp.arch_name);
+  fmt::print("layers:       {}\n", hp.n_layer);
+  fmt::print("embedding:    {}\n", hp.n_embd);
+  fmt::print("heads:        {} query, {} key/value, head dim {}\n", hp.n_head, hp.n_head_kv,
+             hp.head_dim);
+  fmt::print("ffn:          {}\n", hp.n_ff);
+  fmt::print("vocabulary:   {}{}\n", hp.n_vocab, m->tokenizer() ? "" : " (no tokenizer)");
+  fmt::print("context:      {}\n", hp.n_ctx_train);
+  fmt::print("rope:         theta {}, {}{}\n", hp.rope_theta,
+             hp.rope_style == RopeStyle::Interleaved ? "interleaved" : "neox",
+             hp.rope_freq_factors.empty() ? "" : ", with frequency factors");
+  fmt::print("rms eps:      {}\n", hp.rms_eps);
+  fmt::print("output head:  {}\n", hp.tied_output || m->weights().output.data.data() ==
+                                               m->weights().token_embd.data.data()
+                                       ? "tied to embedding"
+                                       : "separate");
+  const std::vector<TensorView>& tensors =
+      m->gguf() ? m->gguf()->tensors() : m->safetensors()->tensors();
+  std::map<std::string, std::pair<int, uint64_t>> by_type;
+  uint64_t total = 0;
+  for (const auto& t : tensors) {
+    auto& e = by_type[std::string(info(t.type).name)];
+    e.first++;
+    e.second += t.data.size();
+    total += t.data.size();
+  }
+  fmt::print("tensors:      {} ({:.2f} MiB)", tensors.size(), total / 1048576.0);
+  for (const auto& [name, e] : by_type) fmt::print(", {} {}", e.first, name);
+  fmt::print("\n");
+  if (m->gguf() && o.metadata) {
+    fmt::print("metadata (GGUF v{}, {} keys):\n", m->gguf()->version(),
+               m->gguf()->metadata().size());
+    for (const auto& [key, value] : m->gguf()->metadata())
+      fmt::print("  {:<40} {}\n", key, format_value(value));
+  }
+  if (o.tensors) {
+    fmt::print("tensor list:\n");
+    print_tensor_table(tensors);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_info(CLI::App& app, Runner& run) {
+  auto o = std::make_shared<InfoOptions>();
+  auto* sub = app.add_subcommand("info", "show a model's architecture, metadata and tensors");
+  sub->add_option("model", o->model, "GGUF file or safetensors directory")->required();
+  sub->add_flag("--tensors", o->tensors, "list every tensor");
+  sub->callback([&run, o] { run = [o] { return run_info(*o); }; });
+}
+
+}  // namespace reprise::cli

@@ -1,0 +1,46 @@
+// Options and helpers shared by the subcommands.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/layer_path.h"
+#include "engine/session.h"
+#include "model/model.h"
+
+namespace reprise::cli {
+
+// The subcommand that parsing selected; returns the process exit code.
+using Runner = std::function<int()>;
+
+// -m MODEL, --path SPEC, -t THREADS, --ctx N: every command that runs a model has them.
+struct ModelOptions {
+  std::string model;
+  std::string path;
+  int threads = 0;
+  int ctx = 0;
+
+  void add_to(CLI::App& sub, bool with_path = true);
+  std::unique_ptr<Model> load() const;
+  LayerPath layer_path(const Model& m) const;
+  SessionOptions session_options() const;
+};
+
+// Parses "1,2,3" into token ids; throws Error naming the bad token.
+std::vector<int32_t> parse_token_list(const std::string& s);
+
+// Tokenizes a prompt; throws Error if the model has no vocabulary.
+std::vector<int32_t> tokenize_prompt(const Model& m, const std::string& prompt, bool add_bos,
+                                     bool parse_special);
+
+// Registers subcommands; each sets `run` when selected.
+void add_info(CLI::App& app, Runner& run);
+void add_run(CLI::App& app, Runner& run);
+void add_logits(CLI::App& app, Runner& run);
+void add_tokenize(CLI::App& app, Runner& run);
+
+}  // namespace reprise::cli

@@ -1,0 +1,39 @@
+// Keys and values per path position ("slot"): a layer visited twice by the path sees different
+// inputs on each visit, so each visit keeps its own K/V. Slot p belongs to path position p.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace reprise {
+
+class KvCache {
+ public:
+  KvCache() = default;
+  // n_slots path positions, n_ctx token positions each, kv_dim = n_head_kv * head_dim floats.
+  KvCache(int n_slots, int n_ctx, int kv_dim);
+
+  int n_slots() const { return n_slots_; }
+  int n_ctx() const { return n_ctx_; }
+  int kv_dim() const { return kv_dim_; }
+
+  // Row of keys / values of `slot` at token position `pos`: [kv_dim] floats.
+  float* key(int slot, int pos) { return &k_[index(slot, pos)]; }
+  float* value(int slot, int pos) { return &v_[index(slot, pos)]; }
+  const float* key(int slot, int pos) const { return &k_[index(slot, pos)]; }
+  const float* value(int slot, int pos) const { return &v_[index(slot, pos)]; }
+
+  uint64_t bytes() const { return (k_.size() + v_.size()) * sizeof(float); }
+
+ private:
+  size_t index(int slot, int pos) const {
+    return (static_cast<size_t>(slot) * n_ctx_ + pos) * kv_dim_;
+  }
+
+  int n_slots_ = 0, n_ctx_ = 0, kv_dim_ = 0;
+  std::vector<float> k_;  // [n_slots, n_ctx, kv_dim]
+  std::vector<float> v_;  // [n_slots, n_ctx, kv_dim]
+};
+
+}  // namespace reprise

@@ -1,0 +1,129 @@
+#include "engine/layer_path.h"
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+#include "util/error.h"
+
+namespace reprise {
+namespace {
+
+constexpr int kMaxPathLength = 4096;
+constexpr int kMaxRepeats = 64;
+
+[[noreturn]] void fail(std::string_view spec, std::string_view token, const std::string& why,
+                       int n_layer) {
+  throw Error(fmt::format("layer path '{}': {} '{}' (the model has {} layers, 0..{})", spec, why,
+                          token, n_layer, n_layer - 1));
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool parse_int(std::string_view s, int& out) {
+  s = trim(s);
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  for (;;) {
+    size_t k = s.find(sep, start);
+    parts.push_back(s.substr(start, k == std::string_view::npos ? s.npos : k - start));
+    if (k == std::string_view::npos) return parts;
+    start = k + 1;
+  }
+}
+
+LayerPath parse_shorthand(std::string_view spec, std::string_view body, bool is_repeat,
+                          int n_layer) {
+  auto parts = split(body, ':');
+  std::string_view kind = is_repeat ? "repeat" : "skip";
+  size_t want_max = is_repeat ? 3 : 2;
+  if (parts.size() < 2 || parts.size() > want_max)
+    fail(spec, spec, fmt::format("{} takes {}", kind, is_repeat ? "I:J or I:J:K" : "I:J"), n_layer);
+  int i = 0, j = 0, k = 2;
+  if (!parse_int(parts[0], i)) fail(spec, parts[0], "not a layer number", n_layer);
+  if (!parse_int(parts[1], j)) fail(spec, parts[1], "not a layer number", n_layer);
+  if (parts.size() == 3 && (!parse_int(parts[2], k) || k < 1 || k > kMaxRepeats))
+    fail(spec, parts[2], fmt::format("repeat count must be 1..{}, got", kMaxRepeats), n_layer);
+  if (i < 0 || i >= n_layer) fail(spec, parts[0], "start layer out of range", n_layer);
+  if (j <= i || j > n_layer)
+    fail(spec, parts[1], fmt::format("end must satisfy {} < J <= {}, got", i, n_layer), n_layer);
+  return is_repeat ? LayerPath::repeat(n_layer, i, j, k) : LayerPath::skip(n_layer, i, j);
+}
+
+}  // namespace
+
+LayerPath LayerPath::identity(int n_layer) {
+  LayerPath p;
+  for (int l = 0; l < n_layer; ++l) p.layers.push_back(l);
+  return p;
+}
+
+LayerPath LayerPath::repeat(int n_layer, int i, int j, int times) {
+  LayerPath p;
+  for (int l = 0; l < j; ++l) p.layers.push_back(l);
+  for (int t = 1; t < times; ++t)
+    for (int l = i; l < j; ++l) p.layers.push_back(l);
+  for (int l = j; l < n_layer; ++l) p.layers.push_back(l);
+  return p;
+}
+
+LayerPath LayerPath::skip(int n_layer, int i, int j) {
+  LayerPath p;
+  for (int l = 0; l < n_layer; ++l)
+    if (l < i || l >= j) p.layers.push_back(l);
+  return p;
+}
+
+std::string LayerPath::canonical() const {
+  std::string out;
+  for (size_t k = 0; k < layers.size();) {
+    size_t e = k;
+    while (e + 1 < layers.size() && layers[e + 1] == layers[e] + 1) ++e;
+    if (!out.empty()) out += ',';
+    out += e > k ? fmt::format("{}..{}", layers[k], layers[e]) : std::to_string(layers[k]);
+    k = e + 1;
+  }
+  return out;
+}
+
+LayerPath parse_layer_path(std::string_view spec_in, int n_layer) {
+  std::string_view spec = trim(spec_in);
+  if (spec.empty() || spec == "all" || spec == "identity" || spec == "plain")
+    return LayerPath::identity(n_layer);
+  if (spec.starts_with("repeat:")) return parse_shorthand(spec, spec.substr(7), true, n_layer);
+  if (spec.starts_with("skip:")) return parse_shorthand(spec, spec.substr(5), false, n_layer);
+
+  LayerPath p;
+  for (std::string_view raw : split(spec, ',')) {
+    std::string_view tok = trim(raw);
+    if (tok.empty()) fail(spec, raw, "empty entry", n_layer);
+    int a = 0, b = 0;
+    if (size_t dots = tok.find(".."); dots != std::string_view::npos) {
+      if (!parse_int(tok.substr(0, dots), a) || !parse_int(tok.substr(dots + 2), b))
+        fail(spec, tok, "malformed range", n_layer);
+      if (b < a) fail(spec, tok, "descending range", n_layer);
+    } else if (!parse_int(tok, a)) {
+      fail(spec, tok, "not a layer number", n_layer);
+    } else {
+      b = a;
+    }
+    if (a < 0 || a >= n_layer) fail(spec, tok, "layer out of range", n_layer);
+    if (b >= n_layer) fail(spec, tok, "layer out of range", n_layer);
+    if (p.size() + (b - a + 1) > kMaxPathLength)
+      fail(spec, tok, fmt::format("path longer than {} positions at", kMaxPathLength), n_layer);
+    for (int l = a; l <= b; ++l) p.layers.push_back(l);
+  }
+  return p;
+}
+
+}  // namespace reprise

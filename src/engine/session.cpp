@@ -1,0 +1,144 @@
+#include "engine/session.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "engine/attention.h"
+#include "kernels/ops.h"
+#include "util/error.h"
+
+namespace reprise {
+namespace {
+
+int resolve_ctx(const HParams& hp, int requested) {
+  if (requested > 0) return requested;
+  return std::min(hp.n_ctx_train, 4096);
+}
+
+void check_path(const LayerPath& path, int n_layer) {
+  if (path.layers.empty()) throw Error("layer path is empty");
+  for (int l : path.layers)
+    if (l < 0 || l >= n_layer)
+      throw Error(fmt::format("layer path entry {} out of range (the model has {} layers)", l,
+                              n_layer));
+}
+
+}  // namespace
+
+Session::Session(const Model& model, LayerPath path, const SessionOptions& opts)
+    : model_(model),
+      path_(std::move(path)),
+      n_batch_(std::max(1, opts.n_batch)),
+      pool_(opts.n_threads > 0 ? opts.n_threads : ThreadPool::default_threads()) {
+  const HParams& hp = model.hparams();
+  check_path(path_, hp.n_layer);
+  const int n_ctx = resolve_ctx(hp, opts.n_ctx);
+  if (n_ctx <= 0 || n_ctx > (1 << 20)) throw Error(fmt::format("--ctx {} is out of range", n_ctx));
+  n_batch_ = std::min(n_batch_, n_ctx);
+  cache_ = KvCache(path_.size(), n_ctx, hp.kv_dim());
+  const size_t B = static_cast<size_t>(n_batch_);
+  x_.resize(B * hp.n_embd);
+  h_.resize(B * hp.n_embd);
+  q_.resize(B * hp.q_dim());
+  k_.resize(B * hp.kv_dim());
+  v_.resize(B * hp.kv_dim());
+  ctx_.resize(B * hp.q_dim());
+  gate_.resize(B * hp.n_ff);
+  up_.resize(B * hp.n_ff);
+  out_.resize(B * hp.n_embd);
+}
+
+void Session::set_path(LayerPath path) {
+  check_path(path, model_.hparams().n_layer);
+  if (path.size() != path_.size())
+    cache_ = KvCache(path.size(), cache_.n_ctx(), cache_.kv_dim());
+  path_ = std::move(path);
+  n_past_ = 0;
+}
+
+uint64_t Session::state_bytes() const {
+  uint64_t n = 0;
+  for (const auto* v : {&x_, &h_, &q_, &k_, &v_, &ctx_, &gate_, &up_, &out_, &logits_})
+    n += v->capacity() * sizeof(float);
+  return n + cache_.bytes();
+}
+
+std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool all_logits) {
+  const HParams& hp = model_.hparams();
+  if (tokens.empty()) throw Error("no tokens to process");
+  if (n_past_ + static_cast<int64_t>(tokens.size()) > cache_.n_ctx())
+    throw Error(fmt::format("context full: {} tokens past + {} new exceed --ctx {}", n_past_,
+                            tokens.size(), cache_.n_ctx()));
+  for (int32_t t : tokens)
+    if (t < 0 || t >= hp.n_vocab)
+      throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", t, hp.n_vocab));
+  const size_t rows = all_logits ? tokens.size() : 1;
+  logits_.resize(rows * hp.n_vocab);
+  for (size_t start = 0; start < tokens.size(); start += n_batch_) {
+    const int64_t T = std::min<int64_t>(n_batch_, tokens.size() - start);
+    const bool last_chunk = start + T == tokens.size();
+    float* out = all_logits ? logits_.data() + start * hp.n_vocab : logits_.data();
+    forward_chunk(tokens.data() + start, T, all_logits, all_logits || last_chunk ? out : nullptr);
+  }
+  return logits_;
+}
+
+void Session::forward_chunk(const int32_t* tokens, int64_t T, bool all_logits, float* logits_out) {
+  const HParams& hp = model_.hparams();
+  const Weights& w = model_.weights();
+  const int d = hp.n_embd;
+  for (int64_t t = 0; t < T; ++t) kernels::embedding_row(w.token_embd, tokens[t], &x_[t * d]);
+  for (int slot = 0; slot < path_.size(); ++slot) {
+    run_block(slot, x_.data(), T, n_past_);
+    if (observer_) observer_->block_out(slot, path_.layers[slot], x_.data(), T, d);
+  }
+  n_past_ += static_cast<int>(T);
+  if (!logits_out) return;
+  // Only the rows whose logits are wanted go through the final norm and the output head.
+  const int64_t first = all_logits ? 0 : T - 1, n = T - first;
+  kernels::rmsnorm(&x_[first * d], w.output_norm.data(), n, d, hp.rms_eps, h_.data());
+  if (observer_) observer_->final_norm(h_.data(), n, d);
+  kernels::matmul(w.output, h_.data(), n, logits_out, pool_);
+}
+
+void Session::run_block(int slot, float* x, int64_t T, int pos0) {
+  const HParams& hp = model_.hparams();
+  const BlockWeights& b = model_.weights().blocks[path_.layers[slot]];
+  const int d = hp.n_embd, hd = hp.head_dim;
+
+  // Attention: h = norm(x); q, k, v = h W^T (+ bias); x += attention(q, k, v) Wo^T
+  kernels::rmsnorm(x, b.attn_norm.data(), T, d, hp.rms_eps, h_.data());
+  kernels::matmul(b.wq, h_.data(), T, q_.data(), pool_);
+  kernels::matmul(b.wk, h_.data(), T, k_.data(), pool_);
+  kernels::matmul(b.wv, h_.data(), T, v_.data(), pool_);
+  if (!b.bq.empty()) {
+    kernels::add_bias(q_.data(), b.bq.data(), T, hp.q_dim());
+    kernels::add_bias(k_.data(), b.bk.data(), T, hp.kv_dim());
+    kernels::add_bias(v_.data(), b.bv.data(), T, hp.kv_dim());
+  }
+  if (!b.q_norm.empty()) {  // Qwen3 normalises every head of q and k on its own
+    kernels::rmsnorm(q_.data(), b.q_norm.data(), T * hp.n_head, hd, hp.rms_eps, q_.data());
+    kernels::rmsnorm(k_.data(), b.k_norm.data(), T * hp.n_head_kv, hd, hp.rms_eps, k_.data());
+  }
+  apply_rope(q_.data(), T, hp.n_head, hp, pos0);
+  apply_rope(k_.data(), T, hp.n_head_kv, hp, pos0);
+  for (int64_t t = 0; t < T; ++t) {
+    std::memcpy(cache_.key(slot, pos0 + t), &k_[t * hp.kv_dim()], hp.kv_dim() * sizeof(float));
+    std::memcpy(cache_.value(slot, pos0 + t), &v_[t * hp.kv_dim()], hp.kv_dim() * sizeof(float));
+  }
+  causal_attention(q_.data(), cache_, slot, T, pos0, hp, ctx_.data(), pool_);
+  kernels::matmul(b.wo, ctx_.data(), T, out_.data(), pool_);
+  kernels::add(x, out_.data(), T * d);
+
+  // Feed-forward: x += (silu(h Wg^T) * (h Wu^T)) Wd^T with h = norm(x)
+  kernels::rmsnorm(x, b.ffn_norm.data(), T, d, hp.rms_eps, h_.data());
+  kernels::matmul(b.w_gate, h_.data(), T, gate_.data(), pool_);
+  kernels::matmul(b.w_up, h_.data(), T, up_.data(), pool_);
+  kernels::swiglu(gate_.data(), up_.data(), T * hp.n_ff);
+  kernels::matmul(b.w_down, gate_.data(), T, out_.data(), pool_);
+  kernels::add(x, out_.data(), T * d);
+}
+
+}  // namespace reprise

@@ -1,0 +1,86 @@
+// A running sequence: one model, one layer path, its KV cache and scratch buffers.
+//
+// Path position p runs physical block path[p] and reads/writes only KV slot p. All buffers are
+// allocated once at construction (sized for n_batch tokens), so prefill and decode never
+// allocate in the forward pass.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "engine/kv_cache.h"
+#include "engine/layer_path.h"
+#include "model/model.h"
+#include "util/thread_pool.h"
+
+namespace reprise {
+
+// Optional per-layer observation hook (logit lens, scan prefix caching, golden tests).
+// x is the residual stream [T, n_embd] of the tokens being processed.
+class ForwardObserver {
+ public:
+  virtual ~ForwardObserver() = default;
+  // After path position `slot` (physical layer `layer`) has added attention and FFN.
+  virtual void block_out(int slot, int layer, const float* x, int64_t T, int64_t n_embd) = 0;
+  // After the final RMSNorm, for the rows logits are computed for.
+  virtual void final_norm(const float* /*x*/, int64_t /*T*/, int64_t /*n_embd*/) {}
+};
+
+struct SessionOptions {
+  int n_ctx = 0;       // token positions in the KV cache; 0 = min(training context, 4096)
+  int n_batch = 512;   // tokens per forward chunk during prefill
+  int n_threads = 0;   // 0 = all cores
+};
+
+class Session {
+ public:
+  Session(const Model& model, LayerPath path, const SessionOptions& opts = {});
+
+  const Model& model() const { return model_; }
+  const LayerPath& path() const { return path_; }
+  int n_past() const { return n_past_; }
+  int n_ctx() const { return cache_.n_ctx(); }
+  ThreadPool& pool() { return pool_; }
+
+  // Forgets the sequence (KV contents become unused).
+  void reset() { n_past_ = 0; }
+  // Switches to another layer path; the sequence restarts.
+  void set_path(LayerPath path);
+  void set_observer(ForwardObserver* observer) { observer_ = observer; }
+
+  // Feeds tokens at positions n_past.. and advances n_past. Returns the logits of the last
+  // token ([n_vocab]), or of every token ([T, n_vocab] row-major) when all_logits is set.
+  // The span stays valid until the next call. Throws Error on a bad token id or a full context.
+  std::span<const float> prefill(std::span<const int32_t> tokens, bool all_logits = false);
+  std::span<const float> decode(int32_t token) { return prefill({&token, 1}); }
+
+  // Bytes allocated for the KV cache and scratch buffers.
+  uint64_t state_bytes() const;
+
+ private:
+  void forward_chunk(const int32_t* tokens, int64_t T, bool all_logits, float* logits_out);
+  void run_block(int slot, float* x, int64_t T, int pos0);
+
+  const Model& model_;
+  LayerPath path_;
+  int n_batch_;
+  ThreadPool pool_;
+  KvCache cache_;
+  int n_past_ = 0;
+  ForwardObserver* observer_ = nullptr;
+
+  // Scratch, each sized for n_batch tokens.
+  std::vector<float> x_;       // [T, n_embd] residual stream
+  std::vector<float> h_;       // [T, n_embd] normed input
+  std::vector<float> q_;       // [T, q_dim]
+  std::vector<float> k_;       // [T, kv_dim]
+  std::vector<float> v_;       // [T, kv_dim]
+  std::vector<float> ctx_;     // [T, q_dim]
+  std::vector<float> gate_;    // [T, n_ff]
+  std::vector<float> up_;      // [T, n_ff]
+  std::vector<float> out_;     // [T, n_embd] block output before the residual add
+  std::vector<float> logits_;  // [T or 1, n_vocab]
+};
+
+}  // namespace reprise

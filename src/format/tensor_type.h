@@ -1,0 +1,58 @@
+// Tensor element types as numbered by ggml (the GGUF `type` field), with their block geometry.
+//
+// A row of `n` elements of a block type occupies n / block_elems blocks of block_bytes each;
+// n must be a multiple of block_elems. Non-block types have block_elems == 1.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string_view>
+
+namespace reprise {
+
+enum class TensorType : uint32_t {
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q8_1 = 9,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
+  I8 = 24,
+  I16 = 25,
+  I32 = 26,
+  I64 = 27,
+  F64 = 28,
+  BF16 = 30,
+};
+
+struct TensorTypeInfo {
+  std::string_view name;  // as llama.cpp prints it, e.g. "Q4_K"
+  uint32_t block_elems;   // elements per block
+  uint32_t block_bytes;   // bytes per block
+  bool computable;        // reprise has dequantize + dot kernels for it
+};
+
+// Geometry of a type id read from a file; nullopt for ids reprise does not know.
+std::optional<TensorTypeInfo> tensor_type_info(uint32_t type_id);
+
+// Geometry of a known type (never fails).
+const TensorTypeInfo& info(TensorType t);
+
+// Parses "q8_0", "Q4_K", "bf16"... (case-insensitive); nullopt if unknown.
+std::optional<TensorType> tensor_type_from_name(std::string_view name);
+
+// Bytes taken by one row of `n` elements; n must be a multiple of block_elems.
+inline uint64_t row_bytes(TensorType t, uint64_t n) {
+  const auto& i = info(t);
+  return n / i.block_elems * i.block_bytes;
+}
+
+}  // namespace reprise

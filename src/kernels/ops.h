@@ -1,0 +1,34 @@
+// Activation-side operations of the forward pass. Activations are F32, row-major [T, n]
+// (one row per token). Weights are TensorViews of any computable type.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "format/tensor_view.h"
+#include "util/thread_pool.h"
+
+namespace reprise::kernels {
+
+// y[t, r] = sum_c w[r, c] * x[t, c]  for t < T.   x: [T, w.cols()], y: [T, w.rows()].
+void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool& pool);
+
+// y[t, :] = x[t, :] / rms(x[t, :]) * gain   (rms over n with eps inside the square root).
+void rmsnorm(const float* x, const float* gain, int64_t T, int64_t n, float eps, float* y);
+
+// Adds bias[n] to every row of y[T, n].
+void add_bias(float* y, const float* bias, int64_t T, int64_t n);
+
+// x[t, :] += d[t, :]
+void add(float* x, const float* d, int64_t n);
+
+// g[i] = silu(g[i]) * u[i]
+void swiglu(float* g, const float* u, int64_t n);
+
+// Copies row `id` of an embedding matrix (any computable type) to out[cols] as F32.
+void embedding_row(const TensorView& table, int64_t id, float* out);
+
+// Index of the largest value (first one on ties).
+int64_t argmax(std::span<const float> v);
+
+}  // namespace reprise::kernels

@@ -1,0 +1,27 @@
+// Hyperparameters from a Hugging Face config.json (LlamaForCausalLM, Qwen2ForCausalLM,
+// Qwen3ForCausalLM), with the defaults transformers applies to fields a config leaves out.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <string>
+#include <vector>
+
+#include "model/hparams.h"
+
+namespace reprise {
+
+// `source` names the config (its path) in messages. Throws FormatError for a missing or ill-typed
+// field and for sizes that cannot describe a model; Error for an architecture or rope scaling type
+// reprise does not run. rope_style is always Neox: HF checkpoints store Q/K rows for rotate-half
+// rope, so their weights are used as they are (GGUF llama permutes those rows for interleaved
+// rope).
+HParams hparams_from_hf_config(const nlohmann::json& config, const std::string& source);
+
+// Llama 3 rope scaling: the divisor of each of the head_dim / 2 rope frequencies
+// (theta_i = pos * base^(-2i/head_dim) / factor_i), as transformers and llama.cpp compute it.
+std::vector<float> llama3_rope_freq_factors(int head_dim, double rope_theta, double factor,
+                                            double low_freq_factor, double high_freq_factor,
+                                            double original_max_positions);
+
+}  // namespace reprise

@@ -1,0 +1,186 @@
+#include "model/model.h"
+
+#include <fmt/format.h>
+
+#include <functional>
+
+#include "format/gguf.h"
+#include "format/safetensors.h"
+#include "kernels/quant.h"
+#include "model/hf_config.h"
+#include "model/hf_tokenizer.h"
+#include "model/vocab.h"
+#include "util/error.h"
+
+namespace reprise {
+namespace {
+
+// How one file family names the tensors of a llama-style model.
+struct TensorNames {
+  std::string token_embd, output_norm, output;
+  std::function<std::string(int layer, const char* role)> block;
+};
+
+// GGUF roles are the ggml names; HF names differ per role.
+TensorNames gguf_names() {
+  return {"token_embd.weight", "output_norm.weight", "output.weight",
+          [](int l, const char* role) { return fmt::format("blk.{}.{}", l, role); }};
+}
+
+TensorNames hf_names() {
+  static const std::vector<std::pair<std::string, std::string>> map = {
+      {"attn_norm.weight", "input_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},
+      {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},
+      {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"attn_q.bias", "self_attn.q_proj.bias"},
+      {"attn_k.bias", "self_attn.k_proj.bias"},
+      {"attn_v.bias", "self_attn.v_proj.bias"},
+      {"attn_q_norm.weight", "self_attn.q_norm.weight"},
+      {"attn_k_norm.weight", "self_attn.k_norm.weight"},
+      {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},
+      {"ffn_down.weight", "mlp.down_proj.weight"},
+  };
+  return {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
+          [](int l, const char* role) {
+            for (const auto& [g, h] : map)
+              if (g == role) return fmt::format("model.layers.{}.{}", l, h);
+            return fmt::format("model.layers.{}.{}", l, role);
+          }};
+}
+
+using Lookup = std::function<const TensorView*(const std::string&)>;
+
+// Resolves tensors by name and checks each against the shape the hyperparameters imply.
+class WeightBinder {
+ public:
+  WeightBinder(const std::string& file, Lookup lookup) : file_(file), lookup_(std::move(lookup)) {}
+
+  const TensorView* find(const std::string& name) const { return lookup_(name); }
+
+  TensorView matrix(const std::string& name, int64_t rows, int64_t cols) const {
+    const TensorView* t = lookup_(name);
+    if (!t) throw FormatError(file_, fmt::format("missing tensor {}", name));
+    if (t->shape != std::vector<int64_t>{rows, cols})
+      throw FormatError(file_, fmt::format("tensor {} has shape {}, expected {}", name,
+                                           shape_string(t->shape), shape_string({rows, cols})));
+    check_type(*t);
+    return *t;
+  }
+
+  std::vector<float> vector(const std::string& name, int64_t n, bool required = true) const {
+    const TensorView* t = lookup_(name);
+    if (!t) {
+      if (required) throw FormatError(file_, fmt::format("missing tensor {}", name));
+      return {};
+    }
+    if (t->elements() != n || t->shape.size() != 1)
+      throw FormatError(file_, fmt::format("tensor {} has shape {}, expected [{}]", name,
+                                           shape_string(t->shape), n));
+    check_type(*t);
+    std::vector<float> out(static_cast<size_t>(n));
+    kernels::dequantize_row(t->type, t->data.data(), out.data(), n);
+    return out;
+  }
+
+ private:
+  void check_type(const TensorView& t) const {
+    if (!info(t.type).computable)
+      throw FormatError(file_, fmt::format("tensor {} has type {}, which reprise cannot compute",
+                                           t.name, info(t.type).name));
+  }
+
+  std::string file_;
+  Lookup lookup_;
+};
+
+Weights bind_weights(const HParams& hp, const WeightBinder& b, const TensorNames& names) {
+  Weights w;
+  w.token_embd = b.matrix(names.token_embd, hp.n_vocab, hp.n_embd);
+  w.output_norm = b.vector(names.output_norm, hp.n_embd);
+  w.output = b.find(names.output) ? b.matrix(names.output, hp.n_vocab, hp.n_embd) : w.token_embd;
+  for (int l = 0; l < hp.n_layer; ++l) {
+    auto n = [&](const char* role) { return names.block(l, role); };
+    BlockWeights blk;
+    blk.attn_norm = b.vector(n("attn_norm.weight"), hp.n_embd);
+    blk.wq = b.matrix(n("attn_q.weight"), hp.q_dim(), hp.n_embd);
+    blk.wk = b.matrix(n("attn_k.weight"), hp.kv_dim(), hp.n_embd);
+    blk.wv = b.matrix(n("attn_v.weight"), hp.kv_dim(), hp.n_embd);
+    blk.wo = b.matrix(n("attn_output.weight"), hp.n_embd, hp.q_dim());
+    blk.bq = b.vector(n("attn_q.bias"), hp.q_dim(), hp.qkv_bias);
+    blk.bk = b.vector(n("attn_k.bias"), hp.kv_dim(), hp.qkv_bias);
+    blk.bv = b.vector(n("attn_v.bias"), hp.kv_dim(), hp.qkv_bias);
+    blk.q_norm = b.vector(n("attn_q_norm.weight"), hp.head_dim, hp.qk_norm);
+    blk.k_norm = b.vector(n("attn_k_norm.weight"), hp.head_dim, hp.qk_norm);
+    blk.ffn_norm = b.vector(n("ffn_norm.weight"), hp.n_embd);
+    blk.w_gate = b.matrix(n("ffn_gate.weight"), hp.n_ff, hp.n_embd);
+    blk.w_up = b.matrix(n("ffn_up.weight"), hp.n_ff, hp.n_embd);
+    blk.w_down = b.matrix(n("ffn_down.weight"), hp.n_embd, hp.n_ff);
+    w.blocks.push_back(std::move(blk));
+  }
+  return w;
+}
+
+}  // namespace
+
+uint64_t BlockWeights::matrix_bytes() const {
+  uint64_t n = 0;
+  for (const TensorView* t : {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down}) n += t->data.size();
+  return n;
+}
+
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
+  std::unique_ptr<Model> m(new Model());
+  m->path_ = path.string();
+  std::error_code ec;
+  bool is_dir = std::filesystem::is_directory(path, ec);
+  if (!is_dir && !std::filesystem::exists(path, ec))
+    throw Error(fmt::format("{}: no such file or directory", path.string()));
+  if (is_dir || path.extension() == ".safetensors" || path.filename() == "config.json")
+    m->load_safetensors(path);
+  else
+    m->load_gguf(path);
+  return m;
+}
+
+void Model::load_gguf(const std::filesystem::path& path) {
+  gguf_ = GgufFile::open(path);
+  hparams_ = hparams_from_gguf(*gguf_);
+  name_ = gguf_->get_string("general.name").value_or(path.stem().string());
+  WeightBinder binder(gguf_->path(), [this](const std::string& n) { return gguf_->tensor(n); });
+  weights_ = bind_weights(hparams_, binder, gguf_names());
+  if (const TensorView* f = gguf_->tensor("rope_freqs.weight"))
+    hparams_.rope_freq_factors = binder.vector(f->name, hparams_.head_dim / 2);
+  Vocab vocab = vocab_from_gguf(*gguf_);
+  if (vocab.model != Vocab::Model::None) tokenizer_ = make_tokenizer(std::move(vocab));
+}
+
+void Model::load_safetensors(const std::filesystem::path& path) {
+  std::filesystem::path dir = std::filesystem::is_directory(path) ? path : path.parent_path();
+  safetensors_ = SafetensorsModel::open(dir);
+  const std::string config_path = (dir / "config.json").string();
+  if (!std::filesystem::exists(dir / "config.json"))
+    throw FormatError(config_path, "missing (a safetensors model needs its config.json)");
+  hparams_ = hparams_from_hf_config(safetensors_->config(), config_path);
+  name_ = dir.filename().string();
+  WeightBinder binder(dir.string(),
+                      [this](const std::string& n) { return safetensors_->tensor(n); });
+  weights_ = bind_weights(hparams_, binder, hf_names());
+  if (hparams_.tied_output) weights_.output = weights_.token_embd;
+  if (auto vocab = vocab_from_hf_dir(dir)) tokenizer_ = make_tokenizer(std::move(*vocab));
+}
+
+uint64_t Model::mapped_bytes() const {
+  if (gguf_) return gguf_->file_size();
+  uint64_t n = 0;
+  if (safetensors_)
+    for (const auto& f : safetensors_->files()) n += std::filesystem::file_size(f);
+  return n;
+}
+
+}  // namespace reprise

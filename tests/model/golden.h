@@ -1,0 +1,37 @@
+// Loading llama.cpp reference outputs (shared/golden/*.json) and comparing logits with them.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace reprise::test {
+
+struct GoldenRun {
+  std::vector<std::vector<float>> logits_all;  // [16][n_vocab]
+  std::vector<int32_t> greedy_tokens;
+  std::vector<std::vector<float>> hidden;      // layer_0.. then final_norm last
+};
+
+struct Golden {
+  std::string name;
+  std::string model_file;
+  std::optional<std::vector<int>> layer_path;
+  std::vector<int32_t> prompt_tokens;
+  GoldenRun main;
+  std::optional<GoldenRun> dequantized;  // non-F32 files only
+};
+
+// Reads tests/data/golden/NAME.json or, failing that, the shared golden directory.
+// Returns nullopt when neither has it.
+std::optional<Golden> load_golden(const std::string& name);
+
+// Path of the golden's model file: models/ in the repo or the shared fixtures; empty if absent.
+std::filesystem::path golden_model_path(const Golden& g);
+
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b);
+
+}  // namespace reprise::test

@@ -1,0 +1,144 @@
+// Forward pass against llama.cpp's reference outputs for every fixture and layer path.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "engine/session.h"
+#include "kernels/ops.h"
+#include "model/golden.h"
+
+namespace reprise {
+namespace {
+
+using test::Golden;
+using test::GoldenRun;
+
+// Keeps the last token's residual stream after every path position, and the final norm.
+class LastRowCapture : public ForwardObserver {
+ public:
+  std::vector<std::vector<float>> hidden;
+  void block_out(int slot, int, const float* x, int64_t T, int64_t d) override {
+    if (static_cast<int>(hidden.size()) <= slot) hidden.resize(slot + 1);
+    hidden[slot].assign(x + (T - 1) * d, x + T * d);
+  }
+  void final_norm(const float* x, int64_t T, int64_t d) override {
+    final.assign(x + (T - 1) * d, x + T * d);
+  }
+  std::vector<float> final;
+};
+
+// Tolerance against llama.cpp's own logits, which round activations for non-F32 weights
+// (values from shared/README.md).
+float activation_rounding_tolerance(const std::string& name) {
+  if (name.find("bf16") != std::string::npos) return 0.1f;
+  if (name.find("f16") != std::string::npos) return 2e-2f;
+  return 0.5f;
+}
+
+float top_margin(const std::vector<float>& v) {
+  float a = -INFINITY, b = -INFINITY;
+  for (float x : v) {
+    if (x > a) {
+      b = a;
+      a = x;
+    } else if (x > b) {
+      b = x;
+    }
+  }
+  return a - b;
+}
+
+struct Outputs {
+  std::vector<std::vector<float>> logits;
+  std::vector<std::vector<float>> hidden;  // slots then final norm
+  std::vector<int32_t> greedy;
+};
+
+Outputs run_golden_prompt(const Model& m, const Golden& g) {
+  LayerPath path = g.layer_path ? LayerPath{*g.layer_path} : LayerPath::identity(m.hparams().n_layer);
+  SessionOptions so;
+  so.n_threads = 2;
+  so.n_ctx = 64;
+  Session s(m, path, so);
+  LastRowCapture cap;
+  s.set_observer(&cap);
+  auto all = s.prefill(g.prompt_tokens, /*all_logits=*/true);
+  Outputs out;
+  const size_t V = m.hparams().n_vocab;
+  for (size_t r = 0; r < g.prompt_tokens.size(); ++r)
+    out.logits.emplace_back(all.begin() + r * V, all.begin() + (r + 1) * V);
+  out.hidden = cap.hidden;
+  out.hidden.push_back(cap.final);
+  s.set_observer(nullptr);
+  std::vector<float> last = out.logits.back();
+  for (size_t k = 0; k < g.main.greedy_tokens.size(); ++k) {
+    int32_t next = static_cast<int32_t>(kernels::argmax(last));
+    out.greedy.push_back(next);
+    auto l = s.decode(next);
+    last.assign(l.begin(), l.end());
+  }
+  return out;
+}
+
+void expect_matches(const Outputs& got, const GoldenRun& want, float tol, const std::string& what) {
+  ASSERT_EQ(got.logits.size(), want.logits_all.size());
+  for (size_t r = 0; r < want.logits_all.size(); ++r) {
+    EXPECT_LE(test::max_abs_diff(got.logits[r], want.logits_all[r]), tol)
+        << what << ": logits at position " << r;
+    EXPECT_EQ(kernels::argmax(got.logits[r]), kernels::argmax(want.logits_all[r]))
+        << what << ": argmax at position " << r;
+  }
+  ASSERT_EQ(got.hidden.size(), want.hidden.size()) << what << ": hidden state count";
+  for (size_t k = 0; k < want.hidden.size(); ++k) {
+    float scale = 1;
+    for (float x : want.hidden[k]) scale = std::max(scale, std::fabs(x));
+    EXPECT_LE(test::max_abs_diff(got.hidden[k], want.hidden[k]), tol * scale)
+        << what << ": hidden state " << k;
+  }
+  EXPECT_EQ(got.greedy, want.greedy_tokens) << what << ": greedy continuation";
+}
+
+class GoldenTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GoldenTest, MatchesLlamaCpp) {
+  auto g = test::load_golden(GetParam());
+  if (!g) GTEST_SKIP() << "golden " << GetParam() << " not available";
+  auto model_path = test::golden_model_path(*g);
+  if (model_path.empty()) GTEST_SKIP() << "model " << g->model_file << " not available";
+  auto m = Model::load(model_path);
+  Outputs got = run_golden_prompt(*m, *g);
+  // F32 compute on the same weights as the reference: tight tolerance, same tokens.
+  expect_matches(got, g->dequantized ? *g->dequantized : g->main, 1e-3f,
+                 g->dequantized ? "vs dequantized reference" : "vs reference");
+  if (!g->dequantized) return;
+  // llama.cpp's own logits include its activation rounding: looser, argmax where clear.
+  const float tol = activation_rounding_tolerance(g->name);
+  for (size_t r = 0; r < g->main.logits_all.size(); ++r) {
+    EXPECT_LE(test::max_abs_diff(got.logits[r], g->main.logits_all[r]), tol) << "position " << r;
+    if (top_margin(g->main.logits_all[r]) > 2 * tol)
+      EXPECT_EQ(kernels::argmax(got.logits[r]), kernels::argmax(g->main.logits_all[r]))
+          << "position " << r;
+  }
+}
+
+std::vector<std::string> golden_names() {
+  std::vector<std::string> names = {"stories260K", "stories260K-path-repeat",
+                                    "stories260K-path-skip", "stories260K-path-loop",
+                                    "llama-tiny-f32-path-repeat", "llama-tiny-f32-path-skip",
+                                    "llama-tiny-f32-path-loop"};
+  for (const char* arch : {"llama", "qwen2", "qwen3"})
+    for (const char* type : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"})
+      names.push_back(std::string(arch) + "-tiny-" + type);
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenTest, ::testing::ValuesIn(golden_names()),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           for (char& c : s)
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return s;
+                         });
+
+}  // namespace
+}  // namespace reprise

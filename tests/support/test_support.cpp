@@ -1,0 +1,51 @@
+#include "support/test_support.h"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace reprise::test {
+
+std::filesystem::path source_dir() { return REPRISE_SOURCE_DIR; }
+
+std::filesystem::path shared_dir() {
+  std::filesystem::path p = REPRISE_SHARED_DIR;
+  if (std::filesystem::exists(p / "golden")) return p;
+  return {};
+}
+
+bool have_shared() { return !shared_dir().empty(); }
+
+std::filesystem::path default_model() { return source_dir() / "models" / "stories260K.gguf"; }
+
+namespace {
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+}  // namespace
+
+CommandResult run_cli(const std::string& args, const std::string& stdin_text) {
+  char dir_template[] = "/tmp/reprise-test-XXXXXX";
+  const char* dir = mkdtemp(dir_template);
+  std::filesystem::path d = dir ? dir : "/tmp";
+  {
+    std::ofstream in(d / "stdin");
+    in << stdin_text;
+  }
+  std::string cmd = std::string("'") + REPRISE_BINARY + "' " + args + " <'" + (d / "stdin").string() +
+                    "' >'" + (d / "stdout").string() + "' 2>'" + (d / "stderr").string() + "'";
+  int status = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = slurp(d / "stdout");
+  r.err = slurp(d / "stderr");
+  std::filesystem::remove_all(d);
+  return r;
+}
+
+}  // namespace reprise::test

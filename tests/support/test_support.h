@@ -1,0 +1,30 @@
+// Helpers shared by the test programs: locating data, running the CLI.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace reprise::test {
+
+// Root of the source tree (for models/, tests/data/).
+std::filesystem::path source_dir();
+
+// The team's shared fixtures directory, or empty if it is not present on this machine.
+std::filesystem::path shared_dir();
+
+// Skips the current test (GTEST_SKIP must be called from the test body) when false.
+bool have_shared();
+
+// Path to the bundled default model.
+std::filesystem::path default_model();
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs the built `reprise` binary with `args` (a shell-quoted argument string).
+CommandResult run_cli(const std::string& args, const std::string& stdin_text = "");
+
+}  // namespace reprise::test

@@ -1,0 +1,95 @@
+// The CLI end to end on the bundled default model.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+
+#include "support/test_support.h"
+
+namespace reprise {
+namespace {
+
+std::string model_arg() { return "-m '" + test::default_model().string() + "'"; }
+
+TEST(Cli, RunGreedyReproducesTheKnownStory) {
+  auto r = test::run_cli("run " + model_arg() +
+                         " -p 'Once upon a time, there was a little girl named Lily.' -n 16 -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // llama2.c's README sample for stories260K, and llama.cpp's greedy tokens.
+  EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl named Lily. She loved to play "
+                        "outside in the park. One day, she saw a big, red ball.",
+                        0),
+            0u)
+      << r.out;
+  EXPECT_NE(r.err.find("t/s"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("path: 0..4"), std::string::npos) << r.err;
+}
+
+TEST(Cli, TokenizeMatchesGoldenPromptTokens) {
+  auto r = test::run_cli("tokenize " + model_arg() +
+                         " -p 'Once upon a time, there was a little girl named Lily.'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream f(test::source_dir() / "tests/data/golden/stories260K.json");
+  auto golden = nlohmann::json::parse(f);
+  EXPECT_EQ(nlohmann::json::parse(r.out), golden["prompt_tokens"]);
+}
+
+TEST(Cli, LogitsAlongRepeatPathMatchGolden) {
+  std::ifstream f(test::source_dir() / "tests/data/golden/stories260K-path-repeat.json");
+  auto golden = nlohmann::json::parse(f);
+  std::string tokens;
+  for (auto& t : golden["prompt_tokens"]) tokens += (tokens.empty() ? "" : ",") + t.dump();
+  auto r = test::run_cli("logits " + model_arg() + " --tokens " + tokens + " --path repeat:1:4");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["path"], golden["layer_path"]);
+  ASSERT_EQ(j["logits"].size(), 1u);
+  auto got = j["logits"][0].get<std::vector<float>>();
+  auto want = golden["logits_last"].get<std::vector<float>>();
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-3f) << i;
+}
+
+TEST(Cli, LogitsAllPositions) {
+  auto r = test::run_cli("logits " + model_arg() + " --tokens 1,403,407 --all-positions");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["logits"].size(), 3u);
+  EXPECT_EQ(j["logits"][2].size(), 512u);
+}
+
+TEST(Cli, InfoDescribesTheModel) {
+  auto r = test::run_cli("info '" + test::default_model().string() + "' --tensors");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("architecture: llama"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layers:       5"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("blk.4.ffn_down.weight"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tokenizer.ggml.model"), std::string::npos) << r.out;
+}
+
+void expect_cli_error(const std::string& args, const std::string& fragment) {
+  auto r = test::run_cli(args);
+  EXPECT_EQ(r.exit_code, 2) << args;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(Cli, BadPathsAreOneLineErrors) {
+  expect_cli_error("run " + model_arg() + " -p hi --path 0,9",
+                   "layer path '0,9': layer out of range '9' (the model has 5 layers, 0..4)");
+  expect_cli_error("run " + model_arg() + " -p hi --path ','", "empty entry");
+  expect_cli_error("run " + model_arg() + " -p hi --path 'repeat:3:2'", "end must satisfy");
+}
+
+TEST(Cli, MissingModelAndBadFlags) {
+  expect_cli_error("run -m /nonexistent/model.gguf -p hi",
+                   "/nonexistent/model.gguf: no such file or directory");
+  expect_cli_error("run " + model_arg() + " -p hi --temp -1", "--temp must be >= 0");
+  expect_cli_error("logits " + model_arg() + " --tokens 1,x", "--tokens: 'x' is not a token id");
+  expect_cli_error("logits " + model_arg() + " --tokens 1,9999", "token id 9999 out of range");
+  expect_cli_error("frobnicate", "frobnicate");
+}
+
+}  // namespace
+}  // namespace reprise

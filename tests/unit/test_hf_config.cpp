@@ -1,0 +1,337 @@
+#include "model/hf_config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "support/test_support.h"
+#include "util/error.h"
+
+namespace reprise {
+namespace {
+
+using nlohmann::json;
+
+const std::string kSource = "cfg/config.json";
+
+HParams parse(const std::string& text) {
+  return hparams_from_hf_config(json::parse(text), kSource);
+}
+
+// "FormatError: <message>", "Error: <message>" or "no exception", so tests pin the class too.
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const FormatError& e) {
+    return std::string("FormatError: ") + e.what();
+  } catch (const Error& e) {
+    return std::string("Error: ") + e.what();
+  }
+  return "no exception";
+}
+
+std::string parse_error(const std::string& text) {
+  return error_of([&] { parse(text); });
+}
+
+// A valid Llama config to vary one field at a time.
+json llama_base() {
+  return json::parse(R"({
+    "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+    "vocab_size": 1000, "hidden_size": 256, "intermediate_size": 512,
+    "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2
+  })");
+}
+
+std::string error_with(const std::string& key, const json& value) {
+  json c = llama_base();
+  if (value.is_discarded())
+    c.erase(key);
+  else
+    c[key] = value;
+  return error_of([&] { hparams_from_hf_config(c, kSource); });
+}
+
+TEST(HfConfig, LlamaTinyFixture) {
+  if (!reprise::test::have_shared()) GTEST_SKIP() << "shared fixtures not present";
+  const auto path = reprise::test::shared_dir() / "fixtures/hf/llama-tiny-f32/config.json";
+  std::ifstream in(path);
+  ASSERT_TRUE(in.good()) << path;
+  const HParams hp = hparams_from_hf_config(json::parse(in), path.string());
+  EXPECT_EQ(hp.arch, Arch::Llama);
+  EXPECT_EQ(hp.arch_name, "llama");
+  EXPECT_EQ(hp.n_vocab, 512);
+  EXPECT_EQ(hp.n_embd, 256);
+  EXPECT_EQ(hp.n_layer, 4);
+  EXPECT_EQ(hp.n_head, 4);
+  EXPECT_EQ(hp.n_head_kv, 2);
+  EXPECT_EQ(hp.head_dim, 64);
+  EXPECT_EQ(hp.n_ff, 512);
+  EXPECT_EQ(hp.n_ctx_train, 2048);
+  EXPECT_EQ(hp.rms_eps, 1e-5f);  // 9.999999747378752e-06 is 1e-5f written as a double
+  EXPECT_EQ(hp.rope_theta, 10000.0f);
+  EXPECT_EQ(hp.rope_style, RopeStyle::Neox);
+  EXPECT_TRUE(hp.rope_freq_factors.empty());
+  EXPECT_FALSE(hp.qkv_bias);
+  EXPECT_FALSE(hp.qk_norm);
+  EXPECT_FALSE(hp.tied_output);
+  EXPECT_EQ(hp.q_dim(), 256);
+  EXPECT_EQ(hp.kv_dim(), 128);
+}
+
+TEST(HfConfig, Stories260KFixture) {
+  if (!reprise::test::have_shared()) GTEST_SKIP() << "shared fixtures not present";
+  const auto path = reprise::test::shared_dir() / "fixtures/hf/stories260K-bf16/config.json";
+  std::ifstream in(path);
+  const HParams hp = hparams_from_hf_config(json::parse(in), path.string());
+  EXPECT_EQ(hp.n_embd, 64);
+  EXPECT_EQ(hp.n_layer, 5);
+  EXPECT_EQ(hp.n_head, 8);
+  EXPECT_EQ(hp.n_head_kv, 4);
+  EXPECT_EQ(hp.head_dim, 8);
+  EXPECT_EQ(hp.n_ff, 172);
+  EXPECT_EQ(hp.n_ctx_train, 512);
+}
+
+TEST(HfConfig, Qwen2) {
+  // Qwen2.5-0.5B-Instruct's config, abridged.
+  const HParams hp = parse(R"({
+    "architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_act": "silu",
+    "vocab_size": 151936, "hidden_size": 896, "intermediate_size": 4864,
+    "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
+    "max_position_embeddings": 32768, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0,
+    "rope_scaling": null, "sliding_window": 32768, "use_sliding_window": false,
+    "tie_word_embeddings": true, "torch_dtype": "bfloat16"
+  })");
+  EXPECT_EQ(hp.arch, Arch::Qwen2);
+  EXPECT_EQ(hp.arch_name, "qwen2");
+  EXPECT_EQ(hp.head_dim, 64);
+  EXPECT_EQ(hp.n_head_kv, 2);
+  EXPECT_EQ(hp.n_ctx_train, 32768);
+  EXPECT_EQ(hp.rms_eps, 1e-6f);
+  EXPECT_EQ(hp.rope_theta, 1e6f);
+  EXPECT_EQ(hp.rope_style, RopeStyle::Neox);
+  EXPECT_TRUE(hp.qkv_bias);
+  EXPECT_FALSE(hp.qk_norm);
+  EXPECT_TRUE(hp.tied_output);
+}
+
+TEST(HfConfig, Qwen2Defaults) {
+  // Fields left out take Qwen2Config's defaults.
+  const HParams hp = parse(R"({
+    "model_type": "qwen2", "vocab_size": 512, "hidden_size": 256, "intermediate_size": 512,
+    "num_hidden_layers": 4, "num_attention_heads": 4
+  })");
+  EXPECT_EQ(hp.arch, Arch::Qwen2);
+  EXPECT_EQ(hp.n_head_kv, 4);
+  EXPECT_EQ(hp.head_dim, 64);
+  EXPECT_EQ(hp.n_ctx_train, 32768);
+  EXPECT_EQ(hp.rms_eps, 1e-6f);
+  EXPECT_EQ(hp.rope_theta, 10000.0f);
+  EXPECT_FALSE(hp.tied_output);
+  EXPECT_TRUE(hp.qkv_bias);
+}
+
+TEST(HfConfig, Qwen3) {
+  // Qwen3-0.6B: head_dim 128 although hidden_size / heads is 64.
+  const HParams hp = parse(R"({
+    "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "attention_bias": false,
+    "vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 3072, "head_dim": 128,
+    "num_hidden_layers": 28, "num_attention_heads": 16, "num_key_value_heads": 8,
+    "max_position_embeddings": 40960, "rms_norm_eps": 1e-06, "rope_theta": 1000000,
+    "rope_scaling": null, "tie_word_embeddings": true
+  })");
+  EXPECT_EQ(hp.arch, Arch::Qwen3);
+  EXPECT_EQ(hp.arch_name, "qwen3");
+  EXPECT_EQ(hp.head_dim, 128);
+  EXPECT_EQ(hp.q_dim(), 2048);
+  EXPECT_EQ(hp.kv_dim(), 1024);
+  EXPECT_EQ(hp.n_ctx_train, 40960);
+  EXPECT_EQ(hp.rope_theta, 1e6f);
+  EXPECT_TRUE(hp.qk_norm);
+  EXPECT_FALSE(hp.qkv_bias);
+  EXPECT_TRUE(hp.tied_output);
+}
+
+TEST(HfConfig, Qwen3DefaultHeadDimIs128) {
+  const HParams hp = parse(R"({
+    "model_type": "qwen3", "vocab_size": 512, "hidden_size": 256, "intermediate_size": 512,
+    "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": null
+  })");
+  EXPECT_EQ(hp.head_dim, 128);
+}
+
+TEST(HfConfig, LlamaDefaultsAndAttentionBias) {
+  json c = llama_base();
+  HParams hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.n_ctx_train, 2048);
+  EXPECT_EQ(hp.rms_eps, 1e-6f);
+  EXPECT_EQ(hp.rope_theta, 10000.0f);
+  EXPECT_EQ(hp.head_dim, 64);
+  EXPECT_FALSE(hp.qkv_bias);
+  EXPECT_FALSE(hp.tied_output);
+  c["attention_bias"] = true;
+  c["tie_word_embeddings"] = true;
+  hp = hparams_from_hf_config(c, kSource);
+  EXPECT_TRUE(hp.qkv_bias);
+  EXPECT_TRUE(hp.tied_output);
+}
+
+// Llama 3.1 8B's rope: theta 5e5, head_dim 128, factor 8, low 1, high 4, original context 8192.
+// Wavelength of pair i is 2*pi * 500000^(i/64); it is below 8192/4 = 2048 up to i = 28 (divisor
+// 1) and above 8192/1 for i >= 35 (divisor 8). For i = 32: wavelength 2*pi*sqrt(5e5) = 4442.883,
+// smooth = (8192/4442.883 - 1) / 3 = 0.281284, divisor = 1 / ((1 - smooth)/8 + smooth) = 2.694530.
+void expect_llama31_factors(const std::vector<float>& f) {
+  ASSERT_EQ(f.size(), 64u);
+  EXPECT_EQ(f[0], 1.0f);
+  EXPECT_EQ(f[28], 1.0f);
+  EXPECT_NEAR(f[29], 1.207484f, 1e-5);
+  EXPECT_NEAR(f[30], 1.553415f, 1e-5);
+  EXPECT_NEAR(f[32], 2.694530f, 1e-5);
+  EXPECT_NEAR(f[34], 5.257327f, 1e-5);
+  EXPECT_EQ(f[35], 8.0f);
+  EXPECT_EQ(f[63], 8.0f);
+  for (size_t i = 1; i < f.size(); ++i) EXPECT_GE(f[i], f[i - 1]) << i;
+}
+
+TEST(HfConfig, Llama3RopeScaling) {
+  const HParams hp = parse(R"({
+    "architectures": ["LlamaForCausalLM"], "vocab_size": 128256, "hidden_size": 4096,
+    "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "max_position_embeddings": 131072, "rms_norm_eps": 1e-05,
+    "rope_theta": 500000.0, "tie_word_embeddings": false,
+    "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"}
+  })");
+  EXPECT_EQ(hp.head_dim, 128);
+  EXPECT_EQ(hp.rope_theta, 500000.0f);
+  EXPECT_EQ(hp.n_ctx_train, 131072);
+  expect_llama31_factors(hp.rope_freq_factors);
+}
+
+TEST(HfConfig, Llama3RopeScalingOldAndNewSpellings) {
+  // Older configs say "type"; transformers 5 nests everything, rope_theta included, in
+  // rope_parameters.
+  json c = llama_base();
+  c["hidden_size"] = 4096;
+  c["num_attention_heads"] = 32;
+  c["num_key_value_heads"] = 8;
+  c["rope_theta"] = 500000.0;
+  c["rope_scaling"] = json::parse(R"({"type": "llama3", "factor": 8, "low_freq_factor": 1,
+      "high_freq_factor": 4, "original_max_position_embeddings": 8192})");
+  expect_llama31_factors(hparams_from_hf_config(c, kSource).rope_freq_factors);
+
+  c.erase("rope_scaling");
+  c.erase("rope_theta");
+  c["rope_parameters"] = json::parse(R"({"rope_type": "llama3", "rope_theta": 500000.0,
+      "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+      "original_max_position_embeddings": 8192})");
+  HParams hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.rope_theta, 500000.0f);
+  expect_llama31_factors(hp.rope_freq_factors);
+
+  c["rope_parameters"] = json::parse(R"({"rope_type": "default", "rope_theta": 1000000.0})");
+  hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.rope_theta, 1e6f);
+  EXPECT_TRUE(hp.rope_freq_factors.empty());
+}
+
+TEST(HfConfig, RopeScalingErrors) {
+  EXPECT_EQ(error_with("rope_scaling", json::parse(R"({"rope_type": "yarn", "factor": 4.0})")),
+            "Error: cfg/config.json: rope scaling type yarn is not supported (supported: llama3)");
+  EXPECT_EQ(
+      error_with("rope_scaling", json::parse(R"({"type": "linear", "factor": 2.0})")),
+      "Error: cfg/config.json: rope scaling type linear is not supported (supported: llama3)");
+  EXPECT_EQ(error_with("rope_scaling", json::parse(R"({"rope_type": "llama3",
+                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 8192})")),
+            "FormatError: cfg/config.json: missing field rope_scaling.factor");
+  EXPECT_EQ(error_with("rope_scaling", json::parse(R"({"rope_type": "llama3", "factor": 8,
+                "low_freq_factor": 4.0, "high_freq_factor": 1.0,
+                "original_max_position_embeddings": 8192})")),
+            "FormatError: cfg/config.json: rope_scaling.high_freq_factor (1) must be larger than "
+            "rope_scaling.low_freq_factor (4)");
+  EXPECT_EQ(error_with("rope_scaling", json::parse(R"({"factor": 8})")),
+            "FormatError: cfg/config.json: missing field rope_scaling.rope_type");
+  EXPECT_EQ(error_with("rope_scaling", "llama3"),
+            "FormatError: cfg/config.json: field rope_scaling is a string, expected an object");
+  EXPECT_EQ(error_with("rope_theta", "1e4"),
+            "FormatError: cfg/config.json: field rope_theta is a string, expected a number");
+  EXPECT_EQ(error_with("rope_theta", 0),
+            "FormatError: cfg/config.json: field rope_theta is 0, expected a positive number");
+}
+
+TEST(HfConfig, UnsupportedArchitecture) {
+  EXPECT_EQ(parse_error(R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral"})"),
+            "Error: cfg/config.json: unsupported architecture MistralForCausalLM (supported: "
+            "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+  EXPECT_EQ(parse_error(R"({"model_type": "gemma"})"),
+            "Error: cfg/config.json: unsupported architecture gemma (supported: llama, qwen2, "
+            "qwen3)");
+  EXPECT_EQ(parse_error(R"({"hidden_size": 8})"),
+            "FormatError: cfg/config.json: missing field architectures (and model_type)");
+  EXPECT_EQ(parse_error(R"({"architectures": []})"),
+            "FormatError: cfg/config.json: field architectures is an empty array");
+  EXPECT_EQ(parse_error(R"({"architectures": "LlamaForCausalLM"})"),
+            "FormatError: cfg/config.json: field architectures is a string, expected an array");
+  EXPECT_EQ(parse_error("[1]"),
+            "FormatError: cfg/config.json: config is an array, expected an "
+            "object");
+}
+
+TEST(HfConfig, FieldErrors) {
+  const std::string fe = "FormatError: cfg/config.json: ";
+  EXPECT_EQ(error_with("hidden_size", json(json::value_t::discarded)),
+            fe + "missing field hidden_size");
+  EXPECT_EQ(error_with("vocab_size", json(json::value_t::discarded)),
+            fe + "missing field vocab_size");
+  EXPECT_EQ(error_with("hidden_size", "256"),
+            fe + "field hidden_size is a string, expected an integer");
+  EXPECT_EQ(error_with("hidden_size", 256.0),
+            fe + "field hidden_size is a float, expected an integer");
+  EXPECT_EQ(error_with("hidden_size", nullptr),
+            fe + "field hidden_size is null, expected an integer");
+  EXPECT_EQ(error_with("num_hidden_layers", 0),
+            fe + "field num_hidden_layers is 0, expected a positive integer");
+  EXPECT_EQ(error_with("intermediate_size", -5),
+            fe + "field intermediate_size is -5, expected a positive integer");
+  EXPECT_EQ(error_with("vocab_size", 4294967296ull),
+            fe + "field vocab_size is 4294967296, too large");
+  EXPECT_EQ(error_with("rms_norm_eps", "1e-5"),
+            fe + "field rms_norm_eps is a string, expected a number");
+  EXPECT_EQ(error_with("tie_word_embeddings", "yes"),
+            fe + "field tie_word_embeddings is a string, expected a boolean");
+  EXPECT_EQ(error_with("num_key_value_heads", 3),
+            fe + "num_attention_heads 4 is not a multiple of num_key_value_heads 3");
+  EXPECT_EQ(error_with("num_key_value_heads", 8),
+            fe + "num_attention_heads 4 is not a multiple of num_key_value_heads 8");
+  EXPECT_EQ(error_with("head_dim", 63),
+            fe + "head_dim 63 is odd; rope rotates pairs of dimensions");
+  EXPECT_EQ(error_with("hidden_size", 250),
+            fe + "hidden_size 250 is not a multiple of num_attention_heads 4 (and there is no "
+                 "head_dim)");
+  EXPECT_EQ(error_with("hidden_act", "gelu"),
+            "Error: cfg/config.json: hidden_act gelu is not supported (supported: silu)");
+  EXPECT_EQ(error_with("mlp_bias", true), "Error: cfg/config.json: mlp_bias true is not supported");
+  // Null optional fields are as good as absent.
+  EXPECT_EQ(error_with("num_key_value_heads", nullptr), "no exception");
+}
+
+TEST(HfConfig, Llama3FactorsDirect) {
+  // Tiny heads put single pairs in each regime.
+  const auto f = llama3_rope_freq_factors(4, 10000.0, 2.0, 1.0, 4.0, 64.0);
+  // Pair 0: wavelength 2*pi < 64/4 -> 1. Pair 1: 2*pi*100 = 628.3 > 64 -> 2.
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[0], 1.0f);
+  EXPECT_EQ(f[1], 2.0f);
+  // Pair 1 of head_dim 8 (theta 10000): wavelength 2*pi*10 = 62.83, inside [16, 64]:
+  // smooth = (64/62.832 - 1)/3 = 0.0061967, divisor = 1/((1 - s)/2 + s) = 1.987684.
+  const auto g = llama3_rope_freq_factors(8, 10000.0, 2.0, 1.0, 4.0, 64.0);
+  ASSERT_EQ(g.size(), 4u);
+  EXPECT_NEAR(g[1], 1.987684f, 1e-5);
+}
+
+}  // namespace
+}  // namespace reprise
