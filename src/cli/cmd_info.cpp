@@ -69,8 +69,6 @@ int run_info(const InfoOptions& o) {
   return 0;
 }
 
-}  // namespace
-
 void add_info(CLI::App& app, Runner& run) {
   auto o = std::make_shared<InfoOptions>();
   auto* sub = app.add_subcommand("info", "show a model's architecture, metadata and tensors");
@@ -79,4 +77,7 @@ void add_info(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_info(*o); }; });
 }
 
+const CommandRegistration kRegistration(10, add_info);
+
+}  // namespace
 }  // namespace reprise::cli

@@ -18,7 +18,10 @@ struct LogitsOptions {
 
 void print_row(std::span<const float> row) {
   fmt::print("[");
-  for (size_t i = 0; i < row.size(); ++i) fmt::print(i ? ",{}" : "{}", row[i]);
+  for (size_t i = 0; i < row.size(); ++i) {
+    if (i) fmt::print(",");
+    fmt::print("{}", row[i]);
+  }
   fmt::print("]");
 }
 
@@ -41,8 +44,6 @@ int run_logits(const LogitsOptions& o) {
   return 0;
 }
 
-}  // namespace
-
 void add_logits(CLI::App& app, Runner& run) {
   auto o = std::make_shared<LogitsOptions>();
   auto* sub = app.add_subcommand("logits", "print the logits of a prompt as JSON");
@@ -54,4 +55,7 @@ void add_logits(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_logits(*o); }; });
 }
 
+const CommandRegistration kRegistration(40, add_logits);
+
+}  // namespace
 }  // namespace reprise::cli

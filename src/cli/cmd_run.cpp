@@ -81,8 +81,6 @@ int run_run(const RunOptions& o) {
   return 0;
 }
 
-}  // namespace
-
 void add_run(CLI::App& app, Runner& run) {
   auto o = std::make_shared<RunOptions>();
   auto* sub = app.add_subcommand("run", "generate text along a layer path");
@@ -101,4 +99,7 @@ void add_run(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_run(*o); }; });
 }
 
+const CommandRegistration kRegistration(20, add_run);
+
+}  // namespace
 }  // namespace reprise::cli

@@ -26,8 +26,6 @@ int run_tokenize(const TokenizeOptions& o) {
   return 0;
 }
 
-}  // namespace
-
 void add_tokenize(CLI::App& app, Runner& run) {
   auto o = std::make_shared<TokenizeOptions>();
   auto* sub = app.add_subcommand("tokenize", "print the token ids of a text");
@@ -39,4 +37,7 @@ void add_tokenize(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_tokenize(*o); }; });
 }
 
+const CommandRegistration kRegistration(50, add_tokenize);
+
+}  // namespace
 }  // namespace reprise::cli

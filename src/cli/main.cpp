@@ -11,10 +11,19 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "reprise 0.1.0");
   app.require_subcommand(1);
   reprise::cli::Runner run;
-  reprise::cli::add_info(app, run);
-  reprise::cli::add_run(app, run);
-  reprise::cli::add_logits(app, run);
-  reprise::cli::add_tokenize(app, run);
+  for (auto add : reprise::cli::registered_commands()) add(app, run);
+  // CLI11 reports a mistyped command as a missing one; name it instead.
+  auto subs = app.get_subcommands([](const CLI::App*) { return true; });
+  bool known = argc <= 1 || argv[1][0] == '-';
+  std::string names;
+  for (const auto* sub : subs) {
+    known = known || sub->get_name() == argv[1];
+    names += (names.empty() ? "" : ", ") + sub->get_name();
+  }
+  if (!known) {
+    fmt::print(stderr, "reprise: error: unknown command '{}' (commands: {})\n", argv[1], names);
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

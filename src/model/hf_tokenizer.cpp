@@ -94,8 +94,9 @@ class HfVocabBuilder {
       vocab_.scores = scores_from_merges(read_merges(model));
       vocab_.add_space_prefix = spm_adds_space_prefix();
     } else {
-      fail("BPE model is neither byte-level nor SentencePiece-style (no ByteLevel, Metaspace or "
-           "byte_fallback)");
+      fail(
+          "BPE model is neither byte-level nor SentencePiece-style (no ByteLevel, Metaspace or "
+          "byte_fallback)");
     }
     read_special_tokens(model);
     read_flags();
@@ -270,9 +271,10 @@ class HfVocabBuilder {
       fail("pre_tokenizer with several splitting regexes is not supported");
     for (const auto& [regex, name] : kKnownSplits)
       if (splits[0] == regex) return std::string(name);
-    fail(fmt::format("pre_tokenizer Split regex is not one we recognise (known: Llama 3, Qwen2); "
-                     "it begins \"{}\"",
-                     splits[0].substr(0, 40)));
+    fail(
+        fmt::format("pre_tokenizer Split regex is not one we recognise (known: Llama 3, Qwen2); "
+                    "it begins \"{}\"",
+                    splits[0].substr(0, 40)));
   }
 
   // tokenizer_config.json first, then special_tokens_map.json, then (for unk) the model.

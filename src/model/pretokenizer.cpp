@@ -84,7 +84,9 @@ const std::vector<std::string>& PreTokenizer::known_names() {
   return names;
 }
 
-bool PreTokenizer::is_known(std::string_view name) { return find_preset(name) != nullptr; }
+bool PreTokenizer::is_known(std::string_view name) {
+  return find_preset(name) != nullptr;
+}
 
 PreTokenizer::PreTokenizer(const std::string& name) {
   const Preset* preset = find_preset(name);
@@ -119,13 +121,13 @@ void split_piece(pcre2_code* code, pcre2_match_data* md, std::string_view piece,
   size_t pos = 0;
   size_t gap_start = 0;
   while (pos < piece.size()) {
-    const int rc =
-        pcre2_match(code, subject, piece.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
+    const int rc = pcre2_match(code, subject, piece.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
     if (rc == PCRE2_ERROR_NOMATCH) break;
     if (rc < 0) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(rc, msg, sizeof msg);
-      throw Error(fmt::format("pre-tokenizer regex failed: {}", reinterpret_cast<const char*>(msg)));
+      throw Error(
+          fmt::format("pre-tokenizer regex failed: {}", reinterpret_cast<const char*>(msg)));
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     const size_t start = ov[0], end = ov[1];

@@ -63,9 +63,12 @@ std::vector<PromptFragment> SpecialTokenSplitter::split(std::string_view text,
 std::unique_ptr<Tokenizer> make_tokenizer(Vocab vocab) {
   check_vocab(vocab, "tokenizer");
   switch (vocab.model) {
-    case Vocab::Model::Spm: return std::make_unique<SpmTokenizer>(std::move(vocab));
-    case Vocab::Model::Bpe: return std::make_unique<BpeTokenizer>(std::move(vocab));
-    case Vocab::Model::None: break;
+    case Vocab::Model::Spm:
+      return std::make_unique<SpmTokenizer>(std::move(vocab));
+    case Vocab::Model::Bpe:
+      return std::make_unique<BpeTokenizer>(std::move(vocab));
+    case Vocab::Model::None:
+      break;
   }
   throw Error("tokenizer: the vocabulary has no tokenizer model (tokenizer.ggml.model is none)");
 }

@@ -82,7 +82,8 @@ BpeTokenizer::BpeTokenizer(Vocab vocab)
       pre_(vocab_.pre.empty() ? std::string("default") : vocab_.pre) {
   ranks_.reserve(vocab_.merges.size());
   for (size_t i = 0; i < vocab_.merges.size(); ++i)
-    ranks_.emplace(vocab_.merges[i], static_cast<int32_t>(i));  // a repeated merge keeps its first rank
+    ranks_.emplace(vocab_.merges[i],
+                   static_cast<int32_t>(i));  // a repeated merge keeps its first rank
   const auto fwd = byte_to_codepoint();
   for (int b = 0; b < 256; ++b) append_utf8(byte_text_[b], fwd[b]);
 }
@@ -187,17 +188,20 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text, const EncodeOpt
 
 std::string BpeTokenizer::token_to_piece(int32_t id) const {
   if (id < 0 || id >= vocab_.size())
-    throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", id,
-                            vocab_.size()));
+    throw Error(
+        fmt::format("token id {} out of range (vocabulary has {} tokens)", id, vocab_.size()));
   const std::string& text = vocab_.tokens[id];
   switch (vocab_.attrs[id]) {
     case TokenAttr::Control:
     case TokenAttr::Unknown:
-    case TokenAttr::Unused: return "";
-    case TokenAttr::UserDefined: return text;  // added tokens are stored as plain text
+    case TokenAttr::Unused:
+      return "";
+    case TokenAttr::UserDefined:
+      return text;  // added tokens are stored as plain text
     case TokenAttr::Normal:
     case TokenAttr::Undefined:
-    case TokenAttr::Byte: break;
+    case TokenAttr::Byte:
+      break;
   }
   const auto& inv = codepoint_to_byte();
   std::string out;

@@ -172,20 +172,23 @@ std::vector<int32_t> SpmTokenizer::encode(std::string_view text, const EncodeOpt
 
 std::string SpmTokenizer::token_to_piece(int32_t id) const {
   if (id < 0 || id >= vocab_.size())
-    throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", id,
-                            vocab_.size()));
+    throw Error(
+        fmt::format("token id {} out of range (vocabulary has {} tokens)", id, vocab_.size()));
   const std::string& text = vocab_.tokens[id];
   switch (vocab_.attrs[id]) {
     case TokenAttr::Normal:
-    case TokenAttr::Undefined: return unescape_spaces(text);
-    case TokenAttr::UserDefined: return text;
+    case TokenAttr::Undefined:
+      return unescape_spaces(text);
+    case TokenAttr::UserDefined:
+      return text;
     case TokenAttr::Byte: {
       const int b = parse_byte_token(text);
       return b < 0 ? text : std::string(1, static_cast<char>(b));
     }
     case TokenAttr::Control:
     case TokenAttr::Unknown:
-    case TokenAttr::Unused: return "";
+    case TokenAttr::Unused:
+      return "";
   }
   return "";
 }

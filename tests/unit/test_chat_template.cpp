@@ -70,8 +70,9 @@ TEST(ChatTemplate, UnknownFamilyListsKnownOnes) {
     format_chat("vicuna", kConversation, true);
     FAIL() << "expected an Error";
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(),
-                 "unknown chat template \"vicuna\" (known: chatml, llama3, llama2, mistral, gemma)");
+    EXPECT_STREQ(
+        e.what(),
+        "unknown chat template \"vicuna\" (known: chatml, llama3, llama2, mistral, gemma)");
   }
 }
 
@@ -114,7 +115,8 @@ TEST(ChatTemplate, DetectsFamilies) {
       "{{ bos_token }}{% for message in messages %}"
       "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
       "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
-      "{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+      "{% endif %}{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' "
+      "}}"
       "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token}}"
       "{% endif %}{% endfor %}";
   const std::string gemma =

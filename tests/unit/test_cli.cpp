@@ -14,7 +14,7 @@ std::string model_arg() { return "-m '" + test::default_model().string() + "'"; 
 
 TEST(Cli, RunGreedyReproducesTheKnownStory) {
   auto r = test::run_cli("run " + model_arg() +
-                         " -p 'Once upon a time, there was a little girl named Lily.' -n 16 -t 2");
+                         " -p 'Once upon a time, there was a little girl named Lily.' -n 32 -t 2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // llama2.c's README sample for stories260K, and llama.cpp's greedy tokens.
   EXPECT_EQ(r.out.rfind("Once upon a time, there was a little girl named Lily. She loved to play "

@@ -109,7 +109,9 @@ INSTANTIATE_TEST_SUITE_P(AllVocabs, GoldenTokenizer,
                            return n;
                          });
 
-const Tokenizer& stories() { return tokenizer_for(test::default_model()); }
+const Tokenizer& stories() {
+  return tokenizer_for(test::default_model());
+}
 
 TEST(SpmTokenizer, AddsBosWhenAsked) {
   const auto ids = stories().encode("Once upon a time", EncodeOptions{});
@@ -136,16 +138,18 @@ TEST(SpmTokenizer, SpecialTokensOnlyWithParseSpecial) {
 
 TEST(SpmTokenizer, PiecesOfSpecialByteAndNormalTokens) {
   const Tokenizer& tok = stories();
-  EXPECT_EQ(tok.token_to_piece(1), "");        // <s> is a control token
-  EXPECT_EQ(tok.token_to_piece(13), "\n");     // <0x0A>
-  EXPECT_EQ(tok.token_to_piece(410), " ");     // U+2581
+  EXPECT_EQ(tok.token_to_piece(1), "");     // <s> is a control token
+  EXPECT_EQ(tok.token_to_piece(13), "\n");  // <0x0A>
+  EXPECT_EQ(tok.token_to_piece(410), " ");  // U+2581
   EXPECT_THROW(tok.token_to_piece(512), Error);
   EXPECT_THROW(tok.token_to_piece(-1), Error);
 }
 
 TEST(SpmTokenizer, InvalidUtf8FallsBackToBytes) {
   // SentencePiece does not reject malformed text; unknown bytes become <0xXX> tokens.
-  const std::string text = "a\xff" "b";
+  const std::string text =
+      "a\xff"
+      "b";
   const auto ids = stories().encode(text, kPlain);
   EXPECT_EQ(stories().decode(ids), text);
 }
@@ -207,8 +211,8 @@ TEST(BpeTokenizer, InvalidUtf8IsAnError) {
   } catch (const Error& e) {
     EXPECT_STREQ(e.what(), "invalid UTF-8 in prompt at byte 3");
   }
-  EXPECT_THROW(tok.encode("\xED\xA0\x80", kPlain), Error);  // a UTF-16 surrogate
-  EXPECT_THROW(tok.encode("\xC0\xAF", kPlain), Error);      // overlong '/'
+  EXPECT_THROW(tok.encode("\xED\xA0\x80", kPlain), Error);     // a UTF-16 surrogate
+  EXPECT_THROW(tok.encode("\xC0\xAF", kPlain), Error);         // overlong '/'
   EXPECT_THROW(tok.encode("end\xF0\x9F\xA6", kPlain), Error);  // cut short
 }
 
@@ -252,7 +256,11 @@ std::string qwen_style_tokenizer_json() {
   nlohmann::json vocab = nlohmann::json::object();
   // GPT-2's byte map for the ASCII letters used below is the identity; space is U+0120.
   int id = 0;
-  for (const char* t : {"a", "b", "c", "\xC4\xA0", "ab", "\xC4\xA0" "c", "abc"}) vocab[t] = id++;
+  for (const char* t : {"a", "b", "c", "\xC4\xA0", "ab",
+                        "\xC4\xA0"
+                        "c",
+                        "abc"})
+    vocab[t] = id++;
   nlohmann::json j = {
       {"model",
        {{"type", "BPE"},
@@ -309,9 +317,8 @@ std::string tokenizer_json_from(const Vocab& v, const std::string& split_regex) 
   nlohmann::json added = nlohmann::json::array();
   for (int32_t id = 0; id < v.size(); ++id) {
     if (v.attrs[id] == TokenAttr::Control || v.attrs[id] == TokenAttr::UserDefined)
-      added.push_back({{"id", id},
-                       {"content", v.tokens[id]},
-                       {"special", v.attrs[id] == TokenAttr::Control}});
+      added.push_back(
+          {{"id", id}, {"content", v.tokens[id]}, {"special", v.attrs[id] == TokenAttr::Control}});
     else
       vocab[v.tokens[id]] = id;
   }
@@ -350,8 +357,8 @@ TEST_P(HfByteLevel, SameIdsAsGguf) {
   const Vocab gguf = vocab_from_gguf(*GgufFile::open(path));
   nlohmann::json config = {{"eos_token", gguf.tokens[gguf.eos]}};
   if (gguf.bos >= 0) config["bos_token"] = gguf.tokens[gguf.bos];
-  const Vocab hf = vocab_from_hf_json(tokenizer_json_from(gguf, regex), config.dump(), "",
-                                      "/x/tokenizer.json");
+  const Vocab hf =
+      vocab_from_hf_json(tokenizer_json_from(gguf, regex), config.dump(), "", "/x/tokenizer.json");
   EXPECT_EQ(hf.pre, std::string(golden_name) == "llama-bpe" ? "llama-bpe" : "qwen2");
   EXPECT_EQ(hf.add_bos, gguf.add_bos);
   EXPECT_EQ(hf.bos, gguf.add_bos ? gguf.bos : hf.bos);
@@ -406,7 +413,8 @@ TEST(HfTokenizer, UnknownSplitRegexIsAnError) {
 
 TEST(HfTokenizer, UnigramIsAnError) {
   try {
-    vocab_from_hf_json(R"({"model": {"type": "Unigram", "vocab": []}})", "", "", "/x/tokenizer.json");
+    vocab_from_hf_json(R"({"model": {"type": "Unigram", "vocab": []}})", "", "",
+                       "/x/tokenizer.json");
     FAIL() << "expected a FormatError";
   } catch (const FormatError& e) {
     EXPECT_STREQ(e.what(), "/x/tokenizer.json: model.type \"Unigram\" is not supported (only BPE)");
@@ -451,10 +459,16 @@ TEST(Utf8Stream, HoldsBackAndFlushes) {
 
 TEST(Utf8Stream, InvalidBytesPassOrAreReplaced) {
   Utf8Stream keep;
-  EXPECT_EQ(keep.push("a\xFF" "b"), "a\xFF" "b");
+  EXPECT_EQ(keep.push("a\xFF"
+                      "b"),
+            "a\xFF"
+            "b");
   EXPECT_EQ(keep.push("\xE2(x"), "\xE2(x");  // a lead byte whose sequence breaks off
   Utf8Stream replace(Utf8Stream::Invalid::Replace);
-  EXPECT_EQ(replace.push("a\xFF" "b"), "a\xEF\xBF\xBD" "b");
+  EXPECT_EQ(replace.push("a\xFF"
+                         "b"),
+            "a\xEF\xBF\xBD"
+            "b");
   EXPECT_EQ(replace.push("\xF0\x9F"), "");
   EXPECT_EQ(replace.flush(), "\xEF\xBF\xBD\xEF\xBF\xBD");
 }

@@ -49,7 +49,8 @@ class GgufBuilder {
       put_string(out, key);
       std::visit([&](const auto& v) { put_value(out, v); }, value);
     }
-    std::ofstream(path, std::ios::binary).write(out.data(), static_cast<std::streamsize>(out.size()));
+    std::ofstream(path, std::ios::binary)
+        .write(out.data(), static_cast<std::streamsize>(out.size()));
     return path;
   }
 
@@ -245,8 +246,9 @@ TEST(VocabErrors, UnknownTokenizerModel) {
   std::string path;
   const auto msg =
       load_error(bpe_builder().set("tokenizer.ggml.model", std::string("bert")), "model", &path);
-  EXPECT_EQ(msg, path + ": unknown tokenizer model \"bert\" in tokenizer.ggml.model (known: "
-                        "llama, gpt2, none)");
+  EXPECT_EQ(msg, path +
+                     ": unknown tokenizer model \"bert\" in tokenizer.ggml.model (known: "
+                     "llama, gpt2, none)");
 }
 
 TEST(VocabErrors, BpeWithoutMerges) {
@@ -259,9 +261,10 @@ TEST(VocabErrors, UnknownPreTokenizer) {
   std::string path;
   const auto msg =
       load_error(bpe_builder().set("tokenizer.ggml.pre", std::string("klingon")), "pre", &path);
-  EXPECT_EQ(msg, path + ": tokenizer.ggml.pre \"klingon\" is not a known pre-tokenizer (known: "
-                        "llama3, llama-bpe, llama-v3, qwen2, deepseek-r1-qwen, gpt2, gpt-2, "
-                        "default)");
+  EXPECT_EQ(msg, path +
+                     ": tokenizer.ggml.pre \"klingon\" is not a known pre-tokenizer (known: "
+                     "llama3, llama-bpe, llama-v3, qwen2, deepseek-r1-qwen, gpt2, gpt-2, "
+                     "default)");
   // make_tokenizer checks too, for vocabularies built in memory.
   Vocab v = vocab_from_gguf(*GgufFile::open(TempFile{bpe_builder().write("pre2")}.path));
   v.pre = "klingon";
@@ -269,7 +272,8 @@ TEST(VocabErrors, UnknownPreTokenizer) {
     make_tokenizer(v);
     FAIL() << "expected an Error";
   } catch (const Error& e) {
-    EXPECT_TRUE(std::string(e.what()).starts_with("unknown pre-tokenizer \"klingon\" (known: llama3"))
+    EXPECT_TRUE(
+        std::string(e.what()).starts_with("unknown pre-tokenizer \"klingon\" (known: llama3"))
         << e.what();
   }
 }
@@ -287,8 +291,8 @@ TEST(VocabErrors, InvalidUtf8PromptForBpe) {
 
 TEST(VocabErrors, ScoresLengthMismatch) {
   std::string path;
-  const auto msg = load_error(
-      spm_builder().set("tokenizer.ggml.scores", std::vector<float>{0, 0}), "scores", &path);
+  const auto msg = load_error(spm_builder().set("tokenizer.ggml.scores", std::vector<float>{0, 0}),
+                              "scores", &path);
   EXPECT_EQ(msg, path + ": tokenizer.ggml.scores has 2 entries but tokenizer.ggml.tokens has 264");
 }
 
@@ -304,22 +308,24 @@ TEST(VocabErrors, BadTokenType) {
   std::vector<int32_t> types(264, 1);
   types[7] = 9;
   std::string path;
-  const auto msg = load_error(spm_builder().set("tokenizer.ggml.token_type", types), "type9", &path);
+  const auto msg =
+      load_error(spm_builder().set("tokenizer.ggml.token_type", types), "type9", &path);
   EXPECT_EQ(msg, path + ": tokenizer.ggml.token_type[7] is 9, not a token type (0 to 6)");
 }
 
 TEST(VocabErrors, SpecialIdOutOfRange) {
   std::string path;
-  const auto msg = load_error(spm_builder().set("tokenizer.ggml.eos_token_id", uint32_t{264}),
-                              "eos", &path);
-  EXPECT_EQ(msg, path + ": tokenizer.ggml.eos_token_id is 264, outside the vocabulary of 264 tokens");
+  const auto msg =
+      load_error(spm_builder().set("tokenizer.ggml.eos_token_id", uint32_t{264}), "eos", &path);
+  EXPECT_EQ(msg,
+            path + ": tokenizer.ggml.eos_token_id is 264, outside the vocabulary of 264 tokens");
 }
 
 TEST(VocabErrors, MalformedMerge) {
   std::string path;
-  const auto msg = load_error(
-      bpe_builder().set("tokenizer.ggml.merges", std::vector<std::string>{"h e", "he"}), "merge",
-      &path);
+  const auto msg =
+      load_error(bpe_builder().set("tokenizer.ggml.merges", std::vector<std::string>{"h e", "he"}),
+                 "merge", &path);
   EXPECT_EQ(msg, path + ": tokenizer.ggml.merges[1] \"he\" is not two pieces separated by a space");
 }
 
@@ -340,7 +346,8 @@ TEST(VocabErrors, AddBosWithoutBos) {
   std::string path;
   const auto msg =
       load_error(bpe_builder().set("tokenizer.ggml.add_bos_token", true), "addbos", &path);
-  EXPECT_EQ(msg, path + ": tokenizer.ggml.add_bos_token is set but the vocabulary has no BOS token");
+  EXPECT_EQ(msg,
+            path + ": tokenizer.ggml.add_bos_token is set but the vocabulary has no BOS token");
 }
 
 }  // namespace
