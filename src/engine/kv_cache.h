@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <vector>
 
 namespace reprise {
@@ -23,6 +24,12 @@ class KvCache {
   float* value(int slot, int pos) { return &v_[index(slot, pos)]; }
   const float* key(int slot, int pos) const { return &k_[index(slot, pos)]; }
   const float* value(int slot, int pos) const { return &v_[index(slot, pos)]; }
+
+  // Writes the key and value rows ([kv_dim] each) of one token position.
+  void store(int slot, int pos, const float* k, const float* v) {
+    std::copy(k, k + kv_dim_, key(slot, pos));
+    std::copy(v, v + kv_dim_, value(slot, pos));
+  }
 
   uint64_t bytes() const { return (k_.size() + v_.size()) * sizeof(float); }
 

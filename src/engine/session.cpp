@@ -65,32 +65,61 @@ uint64_t Session::state_bytes() const {
   return n + cache_.bytes();
 }
 
+void Session::truncate(int n) {
+  if (n < 0 || n > n_past_)
+    throw Error(fmt::format("cannot truncate a {}-token sequence to {}", n_past_, n));
+  n_past_ = n;
+}
+
 std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool all_logits) {
   const HParams& hp = model_.hparams();
-  if (tokens.empty()) throw Error("no tokens to process");
-  if (n_past_ + static_cast<int64_t>(tokens.size()) > cache_.n_ctx())
-    throw Error(fmt::format("context full: {} tokens past + {} new exceed --ctx {}", n_past_,
-                            tokens.size(), cache_.n_ctx()));
   for (int32_t t : tokens)
     if (t < 0 || t >= hp.n_vocab)
       throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", t, hp.n_vocab));
-  const size_t rows = all_logits ? tokens.size() : 1;
+  const Weights& w = model_.weights();
+  return run(static_cast<int64_t>(tokens.size()), 0, all_logits, [&](int64_t start, int64_t T) {
+    for (int64_t t = 0; t < T; ++t)
+      kernels::embedding_row(w.token_embd, tokens[start + t], &x_[t * hp.n_embd]);
+  });
+}
+
+std::span<const float> Session::prefill_from_residual(int first_slot, std::span<const float> x,
+                                                      bool all_logits) {
+  const int64_t d = model_.hparams().n_embd;
+  if (first_slot < 0 || first_slot > path_.size())
+    throw Error(fmt::format("path position {} out of range (path has {})", first_slot,
+                            path_.size()));
+  if (x.size() % d != 0) throw Error("residual stream is not a whole number of rows");
+  return run(static_cast<int64_t>(x.size() / d), first_slot, all_logits,
+             [&](int64_t start, int64_t T) {
+               std::copy(x.begin() + start * d, x.begin() + (start + T) * d, x_.begin());
+             });
+}
+
+std::span<const float> Session::run(int64_t n_tokens, int first_slot, bool all_logits,
+                                    const std::function<void(int64_t, int64_t)>& load_input) {
+  const HParams& hp = model_.hparams();
+  if (n_tokens == 0) throw Error("no tokens to process");
+  if (n_past_ + n_tokens > cache_.n_ctx())
+    throw Error(fmt::format("context full: {} tokens past + {} new exceed --ctx {}", n_past_,
+                            n_tokens, cache_.n_ctx()));
+  const size_t rows = all_logits ? n_tokens : 1;
   logits_.resize(rows * hp.n_vocab);
-  for (size_t start = 0; start < tokens.size(); start += n_batch_) {
-    const int64_t T = std::min<int64_t>(n_batch_, tokens.size() - start);
-    const bool last_chunk = start + T == tokens.size();
+  for (int64_t start = 0; start < n_tokens; start += n_batch_) {
+    const int64_t T = std::min<int64_t>(n_batch_, n_tokens - start);
+    const bool last_chunk = start + T == n_tokens;
     float* out = all_logits ? logits_.data() + start * hp.n_vocab : logits_.data();
-    forward_chunk(tokens.data() + start, T, all_logits, all_logits || last_chunk ? out : nullptr);
+    load_input(start, T);
+    forward_chunk(T, first_slot, all_logits, all_logits || last_chunk ? out : nullptr);
   }
   return logits_;
 }
 
-void Session::forward_chunk(const int32_t* tokens, int64_t T, bool all_logits, float* logits_out) {
+void Session::forward_chunk(int64_t T, int first_slot, bool all_logits, float* logits_out) {
   const HParams& hp = model_.hparams();
   const Weights& w = model_.weights();
   const int d = hp.n_embd;
-  for (int64_t t = 0; t < T; ++t) kernels::embedding_row(w.token_embd, tokens[t], &x_[t * d]);
-  for (int slot = 0; slot < path_.size(); ++slot) {
+  for (int slot = first_slot; slot < path_.size(); ++slot) {
     run_block(slot, x_.data(), T, n_past_);
     if (observer_) observer_->block_out(slot, path_.layers[slot], x_.data(), T, d);
   }
@@ -124,10 +153,8 @@ void Session::run_block(int slot, float* x, int64_t T, int pos0) {
   }
   apply_rope(q_.data(), T, hp.n_head, hp, pos0);
   apply_rope(k_.data(), T, hp.n_head_kv, hp, pos0);
-  for (int64_t t = 0; t < T; ++t) {
-    std::memcpy(cache_.key(slot, pos0 + t), &k_[t * hp.kv_dim()], hp.kv_dim() * sizeof(float));
-    std::memcpy(cache_.value(slot, pos0 + t), &v_[t * hp.kv_dim()], hp.kv_dim() * sizeof(float));
-  }
+  for (int64_t t = 0; t < T; ++t)
+    cache_.store(slot, pos0 + static_cast<int>(t), &k_[t * hp.kv_dim()], &v_[t * hp.kv_dim()]);
   causal_attention(q_.data(), cache_, slot, T, pos0, hp, ctx_.data(), pool_);
   kernels::matmul(b.wo, ctx_.data(), T, out_.data(), pool_);
   kernels::add(x, out_.data(), T * d);

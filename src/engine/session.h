@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -45,6 +46,9 @@ class Session {
 
   // Forgets the sequence (KV contents become unused).
   void reset() { n_past_ = 0; }
+  // Keeps only the first n tokens of the sequence, e.g. to reuse a shared few-shot prefix: the
+  // next prefill continues at position n and overwrites what came after.
+  void truncate(int n);
   // Switches to another layer path; the sequence restarts.
   void set_path(LayerPath path);
   void set_observer(ForwardObserver* observer) { observer_ = observer; }
@@ -55,11 +59,20 @@ class Session {
   std::span<const float> prefill(std::span<const int32_t> tokens, bool all_logits = false);
   std::span<const float> decode(int32_t token) { return prefill({&token, 1}); }
 
+  // Continues a forward pass from a residual stream instead of token embeddings: x is the
+  // stream [T, n_embd] entering path position first_slot (e.g. cached at a layer boundary of
+  // another path that shares the first positions). Slots before first_slot are not run, so
+  // their KV entries for these positions are not written. Returns logits like prefill().
+  std::span<const float> prefill_from_residual(int first_slot, std::span<const float> x,
+                                               bool all_logits = false);
+
   // Bytes allocated for the KV cache and scratch buffers.
   uint64_t state_bytes() const;
 
  private:
-  void forward_chunk(const int32_t* tokens, int64_t T, bool all_logits, float* logits_out);
+  std::span<const float> run(int64_t n_tokens, int first_slot, bool all_logits,
+                             const std::function<void(int64_t start, int64_t T)>& load_input);
+  void forward_chunk(int64_t T, int first_slot, bool all_logits, float* logits_out);
   void run_block(int slot, float* x, int64_t T, int pos0);
 
   const Model& model_;

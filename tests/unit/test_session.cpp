@@ -62,6 +62,53 @@ TEST(Session, ChunkedPrefillMatchesOneBatch) {
   for (size_t i = 0; i < one.size(); ++i) ASSERT_NEAR(one[i], lb[i], 1e-4f);
 }
 
+// Keeps the whole residual stream entering each path position.
+class BoundaryCapture : public ForwardObserver {
+ public:
+  std::vector<std::vector<float>> after;  // after[slot] = stream leaving that slot, [T, d]
+  void block_out(int slot, int, const float* x, int64_t T, int64_t d) override {
+    if (static_cast<int>(after.size()) <= slot) after.resize(slot + 1);
+    after[slot].assign(x, x + T * d);
+  }
+};
+
+TEST(Session, ResumingFromACachedBoundaryIsExact) {
+  // RYS config (i, j) = (1, 3) shares its first 3 positions with the plain path.
+  auto m = Model::load(test::default_model());
+  const std::vector<int32_t> ids = {1, 403, 407, 261, 378, 270, 293};
+  Session plain(*m, LayerPath::identity(5), small());
+  BoundaryCapture cap;
+  plain.set_observer(&cap);
+  plain.prefill(ids, true);
+  Session full(*m, LayerPath::repeat(5, 1, 3), small());
+  auto want = full.prefill(ids, true);
+  std::vector<float> expected(want.begin(), want.end());
+  Session resumed(*m, LayerPath::repeat(5, 1, 3), small());
+  auto got = resumed.prefill_from_residual(3, cap.after[2], true);
+  ASSERT_EQ(got.size(), expected.size());
+  for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expected[i]) << i;
+}
+
+TEST(Session, TruncateReusesASharedPrefix) {
+  auto m = Model::load(test::default_model());
+  const std::vector<int32_t> prefix = {1, 403, 407, 261}, a = {378, 270}, b = {293, 263, 414};
+  Session s(*m, LayerPath::identity(5), small());
+  s.prefill(prefix);
+  auto la = s.prefill(a);
+  std::vector<float> got_a(la.begin(), la.end());
+  s.truncate(4);
+  auto lb = s.prefill(b);
+  std::vector<float> got_b(lb.begin(), lb.end());
+  for (auto [cont, got] : {std::pair{a, got_a}, std::pair{b, got_b}}) {
+    Session fresh(*m, LayerPath::identity(5), small());
+    std::vector<int32_t> all = prefix;
+    all.insert(all.end(), cont.begin(), cont.end());
+    auto want = fresh.prefill(all);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-5f);
+  }
+  EXPECT_THROW(s.truncate(99), Error);
+}
+
 TEST(Session, BadTokensAndFullContextAreErrors) {
   auto m = Model::load(test::default_model());
   Session s(*m, LayerPath::identity(5), small());
