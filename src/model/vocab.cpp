@@ -101,8 +101,7 @@ void read_merges(const GgufFile& gguf, Vocab& vocab) {
     // The left part may itself be a lone space, so the separator is searched from offset 1.
     const size_t sp = m.size() > 1 ? m.find(' ', 1) : std::string::npos;
     if (sp == std::string::npos || sp + 1 >= m.size())
-      throw FormatError(gguf.path(), fmt::format("{}[{}] \"{}\" is not two pieces separated by a "
-                                                 "space",
+      throw FormatError(gguf.path(), fmt::format("{}[{}] \"{}\" is not two pieces split by a space",
                                                  kMergesKey, i, m));
   }
 }
@@ -126,13 +125,9 @@ void read_flags(const GgufFile& gguf, Vocab& vocab) {
   vocab.add_eos = gguf.get_bool("tokenizer.ggml.add_eos_token").value_or(false);
   vocab.add_space_prefix = gguf.get_bool("tokenizer.ggml.add_space_prefix").value_or(spm);
   if (vocab.add_bos && vocab.bos < 0)
-    throw FormatError(gguf.path(),
-                      "tokenizer.ggml.add_bos_token is set but the vocabulary has no "
-                      "BOS token");
+    throw FormatError(gguf.path(), "tokenizer.ggml.add_bos_token is set but there is no BOS");
   if (vocab.add_eos && vocab.eos < 0)
-    throw FormatError(gguf.path(),
-                      "tokenizer.ggml.add_eos_token is set but the vocabulary has no "
-                      "EOS token");
+    throw FormatError(gguf.path(), "tokenizer.ggml.add_eos_token is set but there is no EOS");
 }
 
 }  // namespace

@@ -39,7 +39,10 @@ TEST(Cli, LogitsAlongRepeatPathMatchGolden) {
   std::ifstream f(test::source_dir() / "tests/data/golden/stories260K-path-repeat.json");
   auto golden = nlohmann::json::parse(f);
   std::string tokens;
-  for (auto& t : golden["prompt_tokens"]) tokens += (tokens.empty() ? "" : ",") + t.dump();
+  for (auto& t : golden["prompt_tokens"]) {
+    if (!tokens.empty()) tokens += ',';
+    tokens += t.dump();
+  }
   auto r = test::run_cli("logits " + model_arg() + " --tokens " + tokens + " --path repeat:1:4");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);

@@ -326,7 +326,7 @@ TEST(VocabErrors, MalformedMerge) {
   const auto msg =
       load_error(bpe_builder().set("tokenizer.ggml.merges", std::vector<std::string>{"h e", "he"}),
                  "merge", &path);
-  EXPECT_EQ(msg, path + ": tokenizer.ggml.merges[1] \"he\" is not two pieces separated by a space");
+  EXPECT_EQ(msg, path + ": tokenizer.ggml.merges[1] \"he\" is not two pieces split by a space");
 }
 
 TEST(VocabErrors, TokensOfWrongType) {
@@ -346,8 +346,7 @@ TEST(VocabErrors, AddBosWithoutBos) {
   std::string path;
   const auto msg =
       load_error(bpe_builder().set("tokenizer.ggml.add_bos_token", true), "addbos", &path);
-  EXPECT_EQ(msg,
-            path + ": tokenizer.ggml.add_bos_token is set but the vocabulary has no BOS token");
+  EXPECT_EQ(msg, path + ": tokenizer.ggml.add_bos_token is set but there is no BOS");
 }
 
 }  // namespace
