@@ -1,0 +1,161 @@
+#include "scan/plan.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+
+#include "util/error.h"
+
+namespace reprise::scan {
+
+std::string mode_name(Mode m) {
+  switch (m) {
+    case Mode::Baseline: return "baseline";
+    case Mode::Repeat: return "repeat";
+    case Mode::Loop: return "loop";
+    case Mode::Skip: return "skip";
+  }
+  return "?";
+}
+
+Mode parse_mode(const std::string& name) {
+  if (name == "repeat") return Mode::Repeat;
+  if (name == "skip") return Mode::Skip;
+  if (name == "loop") return Mode::Loop;
+  throw Error(fmt::format("--mode: unknown mode '{}' (known: repeat, skip, loop)", name));
+}
+
+LayerPath Config::path(int n_layer) const {
+  switch (mode) {
+    case Mode::Baseline: return LayerPath::identity(n_layer);
+    case Mode::Repeat: return LayerPath::repeat(n_layer, i, j, 2);
+    case Mode::Loop: return LayerPath::repeat(n_layer, i, j, k);
+    case Mode::Skip: return LayerPath::skip(n_layer, i, j);
+  }
+  return {};
+}
+
+std::string Config::key() const {
+  switch (mode) {
+    case Mode::Baseline: return "baseline";
+    case Mode::Loop: return fmt::format("loop:{}:{}:{}", i, j, k);
+    default: return fmt::format("{}:{}:{}", mode_name(mode), i, j);
+  }
+}
+
+Config Config::from_key(const std::string& key) {
+  if (key == "baseline") return baseline();
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t p; (p = key.find(':', start)) != std::string::npos; start = p + 1)
+    parts.push_back(key.substr(start, p - start));
+  parts.push_back(key.substr(start));
+  auto num = [&](const std::string& s) {
+    int v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size())
+      throw Error(fmt::format("malformed scan config key '{}'", key));
+    return v;
+  };
+  Config c;
+  c.mode = parse_mode(parts[0]);
+  if (parts.size() != (c.mode == Mode::Loop ? 4u : 3u))
+    throw Error(fmt::format("malformed scan config key '{}'", key));
+  c.i = num(parts[1]);
+  c.j = num(parts[2]);
+  c.k = c.mode == Mode::Loop ? num(parts[3]) : (c.mode == Mode::Repeat ? 2 : 0);
+  return c;
+}
+
+namespace {
+
+void validate(int n_layer, const PlanOptions& o) {
+  if (o.block_min < 1) throw Error(fmt::format("--block-min must be >= 1, got {}", o.block_min));
+  if (o.block_max != 0 && o.block_max < o.block_min)
+    throw Error(fmt::format("--block-max {} is smaller than --block-min {}", o.block_max,
+                            o.block_min));
+  if (o.block_min > n_layer)
+    throw Error(fmt::format("--block-min {} exceeds the model's {} layers", o.block_min, n_layer));
+  auto check = [&](const std::optional<Range>& r, const char* name, int max_hi) {
+    if (!r) return;
+    if (r->lo < 0 || r->hi > max_hi || r->lo >= r->hi)
+      throw Error(fmt::format("{} {}:{} is outside the model (allowed within 0:{}, lo < hi)", name,
+                              r->lo, r->hi, max_hi));
+  };
+  check(o.i_range, "--i-range", n_layer);
+  check(o.j_range, "--j-range", n_layer + 1);
+  for (int k : o.loops)
+    if (k < 2 || k > 64) throw Error(fmt::format("--loops: run count {} must be 2..64", k));
+}
+
+bool allowed(int n_layer, const PlanOptions& o, Mode mode, int i, int j) {
+  if (i < 0 || j > n_layer || j <= i) return false;
+  const int size = j - i;
+  if (size < o.block_min || (o.block_max && size > o.block_max)) return false;
+  if (o.i_range && !o.i_range->contains(i)) return false;
+  if (o.j_range && !o.j_range->contains(j)) return false;
+  if (mode == Mode::Skip && size == n_layer) return false;  // nothing would be left
+  return true;
+}
+
+std::vector<Config> expand(int n_layer, const PlanOptions& o, Mode mode, int i, int j) {
+  if (!allowed(n_layer, o, mode, i, j)) return {};
+  switch (mode) {
+    case Mode::Repeat: return {Config{Mode::Repeat, i, j, 2}};
+    case Mode::Skip: return {Config{Mode::Skip, i, j, 0}};
+    case Mode::Loop: {
+      std::vector<Config> out;
+      for (int k : o.loops) out.push_back(Config{Mode::Loop, i, j, k});
+      return out;
+    }
+    default: return {};
+  }
+}
+
+template <typename Pred>
+std::vector<Config> plan_where(int n_layer, const PlanOptions& o, Pred keep) {
+  validate(n_layer, o);
+  std::vector<Config> out;
+  for (Mode mode : o.modes)
+    for (int i = 0; i < n_layer; ++i)
+      for (int j = i + 1; j <= n_layer; ++j)
+        if (keep(i, j))
+          for (const Config& c : expand(n_layer, o, mode, i, j)) out.push_back(c);
+  return out;
+}
+
+}  // namespace
+
+std::vector<Config> plan_dense(int n_layer, const PlanOptions& opts) {
+  return plan_where(n_layer, opts, [](int, int) { return true; });
+}
+
+std::vector<Config> plan_coarse(int n_layer, const PlanOptions& opts, int stride) {
+  if (stride < 1) throw Error(fmt::format("coarse stride must be >= 1, got {}", stride));
+  return plan_where(n_layer, opts, [&](int i, int j) {
+    return i % stride == 0 && (j % stride == 0 || j == n_layer);
+  });
+}
+
+std::vector<Config> plan_refine(int n_layer, const PlanOptions& opts,
+                                const std::vector<Config>& seeds, int radius,
+                                const std::vector<Config>& done) {
+  validate(n_layer, opts);
+  std::vector<Config> out;
+  for (const Config& s : seeds)
+    for (int i = s.i - radius; i <= s.i + radius; ++i)
+      for (int j = s.j - radius; j <= s.j + radius; ++j) {
+        if (!allowed(n_layer, opts, s.mode, i, j)) continue;
+        Config c{s.mode, i, j, s.k};
+        if (std::find(done.begin(), done.end(), c) == done.end() &&
+            std::find(out.begin(), out.end(), c) == out.end())
+          out.push_back(c);
+      }
+  std::sort(out.begin(), out.end(), [](const Config& a, const Config& b) {
+    return std::tie(a.mode, a.i, a.j, a.k) < std::tie(b.mode, b.i, b.j, b.k);
+  });
+  return out;
+}
+
+}  // namespace reprise::scan

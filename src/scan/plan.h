@@ -1,0 +1,64 @@
+// Which layer-path configurations a scan evaluates.
+//
+// Config (i, j) names the block of layers i..j-1 (half-open, like mergekit's layer_range):
+//   repeat  path 0..j-1, i..N-1        (the block runs twice; RYS)
+//   loop    the block runs k times in all (k >= 2)
+//   skip    path 0..i-1, j..N-1        (the block is dropped; the control for repeat)
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/layer_path.h"
+
+namespace reprise::scan {
+
+enum class Mode { Baseline, Repeat, Loop, Skip };
+
+std::string mode_name(Mode m);
+Mode parse_mode(const std::string& name);  // throws Error listing repeat|skip|loop
+
+struct Config {
+  Mode mode = Mode::Baseline;
+  int i = 0, j = 0;  // block i..j-1
+  int k = 1;         // total runs of the block (repeat: 2; loop: k; skip: 0)
+
+  static Config baseline() { return {}; }
+  LayerPath path(int n_layer) const;
+  // Stable identifier used as the store key: "baseline", "repeat:3:7", "loop:3:7:3", "skip:3:7".
+  std::string key() const;
+  static Config from_key(const std::string& key);
+  bool operator==(const Config&) const = default;
+};
+
+// Half-open integer range [lo, hi).
+struct Range {
+  int lo = 0, hi = 0;
+  bool contains(int x) const { return x >= lo && x < hi; }
+};
+
+struct PlanOptions {
+  std::vector<Mode> modes = {Mode::Repeat};
+  std::vector<int> loops = {3};  // run counts for loop mode
+  int block_min = 1;             // smallest block j - i
+  int block_max = 0;             // largest block; 0 = no limit
+  std::optional<Range> i_range;  // allowed start layers
+  std::optional<Range> j_range;  // allowed end layers (exclusive ends, so up to N)
+};
+
+// Every config the options allow, for a model with n_layer layers, in a fixed order (mode,
+// then i, then j, then k). Throws Error when the options are inconsistent with the model
+// (ranges outside 0..N, min > max) naming the option.
+std::vector<Config> plan_dense(int n_layer, const PlanOptions& opts);
+
+// Coarse stage of coarse-to-fine: configs whose i and j lie on a grid of `stride` layers
+// (j = N always included).
+std::vector<Config> plan_coarse(int n_layer, const PlanOptions& opts, int stride);
+
+// Fine stage: every allowed config within `radius` layers (in i and j) of one of `seeds`, of
+// the same mode and k, that is not already in `done`.
+std::vector<Config> plan_refine(int n_layer, const PlanOptions& opts, const std::vector<Config>& seeds,
+                                int radius, const std::vector<Config>& done);
+
+}  // namespace reprise::scan
