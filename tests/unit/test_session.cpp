@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "engine/prefix_cache.h"
 #include "engine/session.h"
 #include "kernels/ops.h"
 #include "support/test_support.h"
@@ -87,6 +88,32 @@ TEST(Session, ResumingFromACachedBoundaryIsExact) {
   auto got = resumed.prefill_from_residual(3, cap.after[2], true);
   ASSERT_EQ(got.size(), expected.size());
   for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], expected[i]) << i;
+}
+
+TEST(Session, PrefixCacheIsBitExactAndKeepsDecodingRight) {
+  auto m = Model::load(test::default_model());
+  const std::vector<int32_t> ids = {1, 403, 407, 261, 378, 270, 293};
+  PrefixCache cache(*m, LayerPath::identity(5), small());
+  for (const char* spec : {"repeat:1:4", "skip:2:4", "repeat:0:5", "0..4", "3,4"}) {
+    LayerPath path = parse_layer_path(spec, 5);
+    Session fresh(*m, path, small());
+    std::vector<float> want(fresh.prefill(ids, true).begin(), fresh.prefill(ids, true).end());
+    fresh.reset();
+    want.assign(fresh.prefill(ids, true).begin(), fresh.prefill(ids, true).end());
+    Session reused(*m, path, small());
+    reused.set_prefix_cache(&cache);
+    auto got = reused.prefill(ids, true);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) ASSERT_EQ(got[i], want[i]) << spec << " at " << i;
+    // The copied KV slots make later tokens exact too.
+    auto a = fresh.decode(300);
+    std::vector<float> da(a.begin(), a.end());
+    auto b = reused.decode(300);
+    for (size_t i = 0; i < da.size(); ++i) ASSERT_EQ(da[i], b[i]) << spec << " decode " << i;
+    const int shared = cache.shared_positions(path);
+    EXPECT_EQ(reused.layer_evals(), int64_t{7} * (path.size() - shared) + path.size()) << spec;
+  }
+  EXPECT_EQ(cache.baseline_evals(), 7 * 5);  // the baseline ran once for this sequence
 }
 
 TEST(Session, TruncateReusesASharedPrefix) {

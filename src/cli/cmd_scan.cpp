@@ -1,0 +1,117 @@
+// reprise scan: score every (i, j) block against the baseline, resumably.
+#include <fmt/format.h>
+
+#include "cli/common.h"
+#include "report/scan_report.h"
+#include "scan/runner.h"
+#include "util/error.h"
+
+namespace reprise::cli {
+namespace {
+
+struct ScanCli {
+  ModelOptions model;
+  scan::ScanOptions scan;
+  std::string mode = "repeat";
+  std::string loops = "3";
+  std::string i_range, j_range;
+  std::string out;
+  int top = 10;
+};
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  for (size_t p; (p = s.find(sep, start)) != std::string::npos; start = p + 1)
+    parts.push_back(s.substr(start, p - start));
+  parts.push_back(s.substr(start));
+  return parts;
+}
+
+int to_int(const std::string& s, const std::string& flag) {
+  try {
+    size_t used = 0;
+    int v = std::stoi(s, &used);
+    if (used == s.size()) return v;
+  } catch (const std::exception&) {
+  }
+  throw Error(fmt::format("{}: '{}' is not a whole number", flag, s));
+}
+
+scan::Range parse_range(const std::string& s, const std::string& flag) {
+  auto p = split(s, ':');
+  if (p.size() != 2) throw Error(fmt::format("{} takes a:b, got '{}'", flag, s));
+  return {to_int(p[0], flag), to_int(p[1], flag)};
+}
+
+int run_scan_cli(ScanCli& o) {
+  o.scan.model = o.model.model;
+  o.scan.session = o.model.session_options();
+  if (o.scan.session.n_ctx == 0) o.scan.session.n_ctx = 2048;
+  o.scan.store = o.out;
+  o.scan.plan.modes.clear();
+  for (const auto& m : split(o.mode, ',')) o.scan.plan.modes.push_back(scan::parse_mode(m));
+  o.scan.plan.loops.clear();
+  for (const auto& k : split(o.loops, ',')) o.scan.plan.loops.push_back(to_int(k, "--loops"));
+  if (!o.i_range.empty()) o.scan.plan.i_range = parse_range(o.i_range, "--i-range");
+  if (!o.j_range.empty()) o.scan.plan.j_range = parse_range(o.j_range, "--j-range");
+  auto totals = scan::run_scan(o.scan);
+  fmt::print("{}", report::scan_summary(o.out, o.top));
+  fmt::print("this run: {} configs scored, {} already in the store; {:.1f} s\n", totals.configs_run,
+             totals.configs_skipped, totals.seconds);
+  return 0;
+}
+
+void add_scan(CLI::App& app, Runner& run) {
+  auto o = std::make_shared<ScanCli>();
+  auto* sub = app.add_subcommand("scan", "score every (i, j) layer block against the baseline");
+  o->model.add_to(*sub, /*with_path=*/false);
+  sub->add_option("--task", o->scan.tasks, "task(s) to score, comma-separated (see eval --list)")
+      ->required();
+  sub->add_option("--limit", o->scan.limit, "items per task searched (default: all)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--mode", o->mode, "repeat, skip, loop (comma-separated)");
+  sub->add_option("--loops", o->loops, "run counts for loop mode, e.g. 2,3,4");
+  sub->add_option("--block-min", o->scan.plan.block_min, "smallest block size j - i");
+  sub->add_option("--block-max", o->scan.plan.block_max, "largest block size (0 = any)");
+  sub->add_option("--i-range", o->i_range, "start layers a:b (half-open)");
+  sub->add_option("--j-range", o->j_range, "end layers a:b (half-open)");
+  sub->add_option("--strategy", o->scan.strategy, "dense or coarse-to-fine");
+  sub->add_option("--stride", o->scan.coarse_stride, "coarse grid stride (default N/6)");
+  sub->add_option("--validate", o->scan.validate, "re-score the top N configs on held-out items");
+  sub->add_option("--validate-limit", o->scan.validate_limit, "held-out items per task");
+  sub->add_option("--controls", o->scan.controls, "skip controls beside the top N repeat configs");
+  sub->add_option("--seed", o->scan.seed, "seed for probes and bootstrap");
+  sub->add_option("--top", o->top, "configs listed in the summary");
+  sub->add_flag("--quiet", o->scan.quiet, "no progress bar");
+  sub->add_option("-o,--out", o->out, "SQLite store (created or resumed)")->required();
+  sub->callback([&run, o] { run = [o] { return run_scan_cli(*o); }; });
+}
+
+const CommandRegistration kRegistration(60, add_scan);
+
+struct ReportCli {
+  std::string store;
+  std::vector<std::string> outs;
+  int top = 10;
+};
+
+void add_report(CLI::App& app, Runner& run) {
+  auto o = std::make_shared<ReportCli>();
+  auto* sub = app.add_subcommand("report", "heatmap, HTML report or CSV of a scan store");
+  sub->add_option("store", o->store, "scan store (.db)")->required();
+  sub->add_option("-o,--out", o->outs, "scan.png | scan.svg | scan.html | scores.csv (repeatable)")
+      ->required();
+  sub->add_option("--top", o->top, "configs in the tables");
+  sub->callback([&run, o] {
+    run = [o] {
+      for (const auto& out : o->outs) report::write_scan_report(o->store, out, o->top);
+      return 0;
+    };
+  });
+}
+
+const CommandRegistration kReportRegistration(61, add_report);
+
+}  // namespace
+}  // namespace reprise::cli

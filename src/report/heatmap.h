@@ -1,0 +1,34 @@
+// The "brain scan" heatmap: one panel per mode, start layer i down, end layer j across, colour =
+// score delta against the baseline on a diverging scale centred at 0.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace reprise::report {
+
+struct Cell {
+  int i = 0, j = 0;  // block i..j-1
+  double delta = 0;
+  bool significant = false;  // marked with a dot
+};
+
+struct Panel {
+  std::string title;  // e.g. "repeat (block runs twice)"
+  std::vector<Cell> cells;
+};
+
+struct Heatmap {
+  std::string title;     // model, task, n
+  std::string subtitle;  // baseline score, colour meaning
+  int n_layer = 0;
+  std::vector<Panel> panels;
+};
+
+// Writes a PNG or SVG by the file extension. Throws Error naming the file on failure.
+void write_heatmap(const Heatmap& h, const std::filesystem::path& out);
+// The SVG text (for embedding in HTML).
+std::string heatmap_svg(const Heatmap& h);
+
+}  // namespace reprise::report

@@ -1,0 +1,243 @@
+#include "scan/runner.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <set>
+
+#include "engine/prefix_cache.h"
+#include "eval/evaluator.h"
+#include "eval/registry.h"
+#include "eval/session_lm.h"
+#include "model/model.h"
+#include "scan/analysis.h"
+#include "scan/store.h"
+#include "util/error.h"
+#include "util/sha256.h"
+
+namespace reprise::scan {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A contiguous slice of a task's items (search set, or the held-out set after it).
+class SliceTask : public eval::Task {
+ public:
+  SliceTask(const eval::Task& base, size_t begin, size_t n) : base_(base), begin_(begin), n_(n) {}
+  const eval::TaskInfo& info() const override { return base_.info(); }
+  size_t size() const override { return n_; }
+  std::string item_id(size_t i) const override { return base_.item_id(begin_ + i); }
+  std::vector<eval::Request> requests(size_t i) const override { return base_.requests(begin_ + i); }
+  eval::ItemScore score(size_t i, std::span<const eval::Response> r) const override {
+    return base_.score(begin_ + i, r);
+  }
+
+ private:
+  const eval::Task& base_;
+  size_t begin_, n_;
+};
+
+std::string model_fingerprint(const Model& m) {
+  if (m.gguf()) return sha256_file(m.path());
+  Sha256 h;
+  for (const auto& f : std::filesystem::directory_iterator(std::filesystem::path(m.path())))
+    if (f.path().extension() == ".safetensors" || f.path().filename() == "config.json")
+      h.update(f.path().filename().string() + ":" + sha256_file(f.path()) + ";");
+  return h.hex_digest();
+}
+
+class Progress {
+ public:
+  Progress(bool quiet, size_t total) : quiet_(quiet), total_(total), t0_(Clock::now()) {}
+  void tick(const std::string& label, bool ran) {
+    ++done_;
+    if (ran) ++ran_;
+    if (quiet_) return;
+    const double s = std::chrono::duration<double>(Clock::now() - t0_).count();
+    const double per = ran_ ? s / ran_ : 0;
+    const double eta = per * static_cast<double>(total_ - done_);
+    const int width = 30, filled = total_ ? static_cast<int>(width * done_ / total_) : width;
+    fmt::print(stderr, "\r[{}{}] {}/{} configs  {:.0f} configs/h  ETA {:.0f}s  {:<24}",
+               std::string(filled, '#'), std::string(width - filled, '.'), done_, total_,
+               per > 0 ? 3600 / per : 0.0, eta, label);
+    if (done_ == total_) fmt::print(stderr, "\n");
+  }
+
+ private:
+  bool quiet_;
+  size_t total_, done_ = 0, ran_ = 0;
+  Clock::time_point t0_;
+};
+
+class Scanner {
+ public:
+  explicit Scanner(const ScanOptions& o)
+      : o_(o), model_(Model::load(o.model)), n_layer_(model_->hparams().n_layer) {
+    if (!model_->tokenizer())
+      throw Error(fmt::format("{}: the model has no vocabulary; scans need text tasks",
+                              model_->path()));
+    if (o.validate < 0) throw Error("--validate must be >= 0");
+    eval::TaskOptions to;
+    to.seed = o.seed;
+    for (const auto& name : eval::resolve_task_names(o.tasks))
+      tasks_.push_back(eval::make_task(name, to));
+    for (const auto& t : tasks_) {
+      const size_t n = o.limit ? std::min(o.limit, t->size()) : t->size();
+      const size_t held = o.validate ? (o.validate_limit ? o.validate_limit : n) : 0;
+      if (o.validate && n + held > t->size())
+        throw Error(fmt::format("--validate needs {} held-out items of {} beyond the {} searched, "
+                                "but it has {}; lower --limit",
+                                held, t->info().name, n, t->size()));
+      search_n_.push_back(n);
+      held_n_.push_back(held);
+    }
+    store_ = std::make_unique<Store>(o.store);
+    store_->bind_identity(identity());
+    nlohmann::json pm = nlohmann::json::array();
+    for (const auto& t : tasks_) {
+      const auto& m = t->info().metrics.at(0);
+      pm.push_back({{"task", t->info().name},
+                    {"metric", m.name},
+                    {"binary", m.kind == eval::MetricKind::Binary},
+                    {"higher_is_better", m.higher_is_better}});
+    }
+    store_->set_meta("primary_metrics", pm.dump());
+    store_->set_meta("model_name", model_->name());
+    store_->set_meta("n_layer", std::to_string(n_layer_));
+    store_->set_meta("limit", std::to_string(o.limit));
+
+    cache_ = std::make_unique<PrefixCache>(*model_, LayerPath::identity(n_layer_), o.session,
+                                           o.cache_bytes);
+    eval::SessionLMOptions lo;
+    lo.session = o.session;
+    lm_ = std::make_unique<eval::SessionLM>(*model_, LayerPath::identity(n_layer_), lo);
+    lm_->session().set_prefix_cache(cache_.get());
+  }
+
+  ScanTotals run() {
+    auto t0 = Clock::now();
+    std::vector<Config> search = {Config::baseline()};
+    const bool coarse = o_.strategy == "coarse-to-fine";
+    if (!coarse && o_.strategy != "dense")
+      throw Error(fmt::format("--strategy: unknown '{}' (known: dense, coarse-to-fine)", o_.strategy));
+    const int stride = o_.coarse_stride > 0 ? o_.coarse_stride : std::max(1, n_layer_ / 6);
+    auto planned = coarse ? plan_coarse(n_layer_, o_.plan, stride) : plan_dense(n_layer_, o_.plan);
+    search.insert(search.end(), planned.begin(), planned.end());
+    run_phase("search", search, false);
+    if (coarse) {
+      auto stats = analyze_phase(*store_, "search", o_.seed);
+      std::vector<Config> seeds, done;
+      for (const auto& c : stats.configs) done.push_back(c.config);
+      for (Mode m : o_.plan.modes) {
+        int taken = 0;
+        for (const auto& c : ranked(stats))
+          if (c.config.mode == m && taken < o_.refine_top) seeds.push_back(c.config), ++taken;
+      }
+      run_phase("search", plan_refine(n_layer_, o_.plan, seeds, std::max(1, stride / 2), done),
+                false);
+    }
+    // Controls: the skip of each top repeat block, scored on the same items.
+    if (o_.controls > 0) {
+      std::vector<Config> controls;
+      auto stats = analyze_phase(*store_, "search", o_.seed);
+      int taken = 0;
+      for (const auto& c : ranked(stats)) {
+        if (taken >= o_.controls) break;
+        if (c.config.mode != Mode::Repeat && c.config.mode != Mode::Loop) continue;
+        ++taken;
+        Config skip{Mode::Skip, c.config.i, c.config.j, 0};
+        if (skip.j - skip.i < n_layer_ && !store_->is_done(skip.key(), "search"))
+          controls.push_back(skip);
+      }
+      run_phase("search", controls, false);
+    }
+    if (o_.validate > 0) {
+      std::vector<Config> val = {Config::baseline()};
+      auto stats = analyze_phase(*store_, "search", o_.seed);
+      for (const auto& c : ranked(stats))
+        if (static_cast<int>(val.size()) <= o_.validate && c.config.mode != Mode::Skip)
+          val.push_back(c.config);
+      run_phase("validate", val, true);
+    }
+    totals_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return totals_;
+  }
+
+ private:
+  std::map<std::string, std::string> identity() const {
+    nlohmann::json def = nlohmann::json::array();
+    Sha256 items;
+    for (size_t k = 0; k < tasks_.size(); ++k) {
+      def.push_back({{"task", tasks_[k]->info().name},
+                     {"search_items", search_n_[k]},
+                     {"held_out_items", held_n_[k]}});
+      for (size_t i = 0; i < search_n_[k] + held_n_[k]; ++i)
+        items.update(eval::doc_hash(tasks_[k]->info().name, tasks_[k]->requests(i), "") + ";");
+    }
+    def.push_back({{"seed", o_.seed}});
+    return {{"model_sha256", model_fingerprint(*model_)},
+            {"tasks", def.dump()},
+            {"items_sha256", items.hex_digest()}};
+  }
+
+  void run_phase(const std::string& phase, const std::vector<Config>& configs, bool held_out) {
+    Progress progress(o_.quiet, configs.size());
+    for (const Config& c : configs) {
+      if (store_->is_done(c.key(), phase)) {
+        ++totals_.configs_skipped;
+        progress.tick(c.key(), false);
+        continue;
+      }
+      run_config(c, phase, held_out);
+      ++totals_.configs_run;
+      progress.tick(c.key(), true);
+    }
+  }
+
+  void run_config(const Config& c, const std::string& phase, bool held_out) {
+    auto t0 = Clock::now();
+    LayerPath path = c.path(n_layer_);
+    lm_->set_path(path);
+    Session& s = lm_->session();
+    const int64_t evals0 = s.layer_evals(), tokens0 = s.tokens_run(),
+                  base0 = cache_->baseline_evals();
+    std::vector<ItemScore> scores;
+    for (size_t k = 0; k < tasks_.size(); ++k) {
+      SliceTask slice(*tasks_[k], held_out ? search_n_[k] : 0,
+                      held_out ? held_n_[k] : search_n_[k]);
+      eval::TaskResult r = eval::evaluate(slice, *lm_);
+      const auto& metrics = tasks_[k]->info().metrics;
+      for (const auto& item : r.items)
+        for (size_t m = 0; m < metrics.size() && m < item.values.size(); ++m)
+          scores.push_back({tasks_[k]->info().name, item.id, metrics[m].name, item.values[m]});
+    }
+    ConfigRecord rec;
+    rec.key = c.key();
+    rec.path = path.canonical();
+    rec.phase = phase;
+    rec.layer_evals = (s.layer_evals() - evals0) + (cache_->baseline_evals() - base0);
+    rec.layer_evals_full = (s.tokens_run() - tokens0) * path.size();
+    rec.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    store_->save_config(rec, scores);
+    totals_.layer_evals += rec.layer_evals;
+    totals_.layer_evals_full += rec.layer_evals_full;
+  }
+
+  const ScanOptions& o_;
+  std::unique_ptr<Model> model_;
+  int n_layer_;
+  std::vector<std::unique_ptr<eval::Task>> tasks_;
+  std::vector<size_t> search_n_, held_n_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<PrefixCache> cache_;
+  std::unique_ptr<eval::SessionLM> lm_;
+  ScanTotals totals_;
+};
+
+}  // namespace
+
+ScanTotals run_scan(const ScanOptions& opts) { return Scanner(opts).run(); }
+
+}  // namespace reprise::scan

@@ -1,0 +1,45 @@
+// Runs a scan: the baseline and every planned config on the same items, each config starting
+// from the baseline's cached residual stream where their paths part (engine/prefix_cache.h),
+// every per-item score stored as soon as its config finishes.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "engine/session.h"
+#include "scan/plan.h"
+
+namespace reprise::scan {
+
+struct ScanOptions {
+  std::filesystem::path model;
+  std::string tasks;          // --task spec (comma-separated, groups allowed)
+  size_t limit = 0;           // search items per task; 0 = all
+  uint64_t seed = 1234;       // probes and bootstrap
+  PlanOptions plan;
+  std::string strategy = "dense";  // or "coarse-to-fine"
+  int coarse_stride = 0;           // 0 = about N / 6
+  int refine_top = 3;              // seeds per mode for the fine stage
+  int validate = 0;                // re-score the top N on held-out items
+  size_t validate_limit = 0;       // held-out items per task; 0 = same as limit
+  int controls = 5;                // score skip:i:j beside the top N repeat configs
+  std::filesystem::path store;
+  SessionOptions session;
+  uint64_t cache_bytes = uint64_t{4} << 30;
+  bool quiet = false;              // no progress bar
+};
+
+struct ScanTotals {
+  int configs_run = 0, configs_skipped = 0;  // skipped = already done in the store (resume)
+  int64_t layer_evals = 0;       // with prefix reuse, including the baseline runs
+  int64_t layer_evals_full = 0;  // what running every config from the embeddings would cost
+  double seconds = 0;
+};
+
+// Throws Error on bad options, an incompatible store, or unusable tasks.
+ScanTotals run_scan(const ScanOptions& opts);
+
+}  // namespace reprise::scan
