@@ -31,6 +31,13 @@ class KvCache {
     std::copy(v, v + kv_dim_, value(slot, pos));
   }
 
+  // Copies positions [0, n_pos) of `src_slot` in `src` into `dst_slot` here (same kv_dim):
+  // a scan reuses the KV a baseline run computed for the layers both paths share.
+  void copy_rows_from(const KvCache& src, int src_slot, int dst_slot, int n_pos) {
+    const size_t n = static_cast<size_t>(n_pos) * kv_dim_;
+    std::copy_n(&src.k_[src.index(src_slot, 0)], n, &k_[index(dst_slot, 0)]);
+    std::copy_n(&src.v_[src.index(src_slot, 0)], n, &v_[index(dst_slot, 0)]);
+  }
   uint64_t bytes() const { return (k_.size() + v_.size()) * sizeof(float); }
 
  private:

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "engine/attention.h"
+#include "engine/prefix_cache.h"
 #include "kernels/ops.h"
 #include "util/error.h"
 
@@ -76,6 +77,16 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool al
   for (int32_t t : tokens)
     if (t < 0 || t >= hp.n_vocab)
       throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", t, hp.n_vocab));
+  if (prefix_cache_ && n_past_ == 0 && !tokens.empty() && !observer_) {
+    if (int b = prefix_cache_->shared_positions(path_); b > 0) {
+      const PrefixCache::Entry& e = prefix_cache_->get(tokens);
+      const int T = static_cast<int>(tokens.size());
+      if (T > cache_.n_ctx())
+        throw Error(fmt::format("context full: {} new tokens exceed --ctx {}", T, cache_.n_ctx()));
+      for (int s = 0; s < b; ++s) cache_.copy_rows_from(e.kv, s, s, T);
+      return prefill_from_residual(b, e.residual[b - 1], all_logits);
+    }
+  }
   const Weights& w = model_.weights();
   return run(static_cast<int64_t>(tokens.size()), 0, all_logits, [&](int64_t start, int64_t T) {
     for (int64_t t = 0; t < T; ++t)
@@ -105,6 +116,7 @@ std::span<const float> Session::run(int64_t n_tokens, int first_slot, bool all_l
                             n_tokens, cache_.n_ctx()));
   const size_t rows = all_logits ? n_tokens : 1;
   logits_.resize(rows * hp.n_vocab);
+  tokens_run_ += n_tokens;
   for (int64_t start = 0; start < n_tokens; start += n_batch_) {
     const int64_t T = std::min<int64_t>(n_batch_, n_tokens - start);
     const bool last_chunk = start + T == n_tokens;
@@ -119,6 +131,7 @@ void Session::forward_chunk(int64_t T, int first_slot, bool all_logits, float* l
   const HParams& hp = model_.hparams();
   const Weights& w = model_.weights();
   const int d = hp.n_embd;
+  layer_evals_ += T * (path_.size() - first_slot);
   for (int slot = first_slot; slot < path_.size(); ++slot) {
     run_block(slot, x_.data(), T, n_past_);
     if (observer_) observer_->block_out(slot, path_.layers[slot], x_.data(), T, d);

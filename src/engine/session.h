@@ -34,6 +34,8 @@ struct SessionOptions {
   int n_threads = 0;   // 0 = all cores
 };
 
+class PrefixCache;
+
 class Session {
  public:
   Session(const Model& model, LayerPath path, const SessionOptions& opts = {});
@@ -52,6 +54,16 @@ class Session {
   // Switches to another layer path; the sequence restarts.
   void set_path(LayerPath path);
   void set_observer(ForwardObserver* observer) { observer_ = observer; }
+  // With a cache, a prefill that starts a sequence (n_past == 0) reuses the cached baseline run
+  // for the positions this path shares with the cache's base path (see engine/prefix_cache.h).
+  void set_prefix_cache(PrefixCache* cache) { prefix_cache_ = cache; }
+
+  const KvCache& kv_cache() const { return cache_; }
+  // Layer evaluations run by this session: path positions x tokens.
+  int64_t layer_evals() const { return layer_evals_; }
+  // Tokens fed through the path so far (each costs path().size() layer evaluations without
+  // prefix reuse).
+  int64_t tokens_run() const { return tokens_run_; }
 
   // Feeds tokens at positions n_past.. and advances n_past. Returns the logits of the last
   // token ([n_vocab]), or of every token ([T, n_vocab] row-major) when all_logits is set.
@@ -82,6 +94,9 @@ class Session {
   KvCache cache_;
   int n_past_ = 0;
   ForwardObserver* observer_ = nullptr;
+  PrefixCache* prefix_cache_ = nullptr;
+  int64_t layer_evals_ = 0;
+  int64_t tokens_run_ = 0;
 
   // Scratch, each sized for n_batch tokens.
   std::vector<float> x_;       // [T, n_embd] residual stream
