@@ -1,0 +1,193 @@
+// reprise eval: score a model (along a layer path) on tasks, keeping every per-item score.
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+
+#include "cli/common.h"
+#include "eval/data_dir.h"
+#include "eval/evaluator.h"
+#include "eval/progress.h"
+#include "eval/registry.h"
+#include "eval/session_lm.h"
+#include "model/chat_template.h"
+#include "util/error.h"
+
+namespace reprise::cli {
+namespace {
+
+struct EvalOptions {
+  // The model options by hand (not ModelOptions::add_to): -m must stay optional for --list.
+  ModelOptions model;
+  std::string tasks;
+  int64_t limit = -1;  // -1: not given (all items)
+  uint64_t seed = 1234;
+  std::string output;
+  std::string log_samples;
+  std::string data_dir;
+  std::string chat;
+  int batch_items = 16;
+  bool list = false;
+};
+
+void print_listing() {
+  const auto tasks = eval::task_listing();
+  size_t w = 0;
+  for (const auto& t : tasks) w = std::max(w, t.name.size());
+  fmt::print("{:<{}}  {:<24}  {:<40}  {}\n", "task", w, "kind", "metrics", "description");
+  for (const auto& t : tasks) {
+    std::string metrics;
+    for (const auto& m : t.metrics)
+      metrics += fmt::format("{}{} ({})", metrics.empty() ? "" : ", ", m.name,
+                             eval::metric_kind_name(m.kind));
+    fmt::print("{:<{}}  {:<24}  {:<40}  {}\n", t.name, w, t.output_type, metrics, t.description);
+  }
+  fmt::print("\nA path ending in .jsonl is a task file of your own (docs/evaluation.md).\n");
+}
+
+std::string chat_family(const EvalOptions& o, const Model& m) {
+  if (o.chat.empty()) return "";
+  if (o.chat != "auto") return o.chat;  // format_chat checks the name
+  const Tokenizer* tok = m.tokenizer();
+  const std::string& jinja = tok ? tok->vocab().chat_template : std::string();
+  auto family = detect_chat_template(jinja);
+  if (!family)
+    throw Error(fmt::format("--chat auto: {} has no chat template reprise recognises; name a "
+                            "family (chatml, llama3, llama2, mistral, gemma)",
+                            m.path()));
+  return *family;
+}
+
+std::string iso_time_now() {
+  const std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+void write_file(const std::string& path, const std::string& text, const char* what) {
+  std::ofstream f(path, std::ios::binary);
+  if (!f) throw Error(fmt::format("{} {}: cannot write file", what, path));
+  f << text;
+  if (!f) throw Error(fmt::format("{} {}: write failed", what, path));
+}
+
+int run_eval(const EvalOptions& o) {
+  if (o.list) {
+    print_listing();
+    return 0;
+  }
+  if (o.model.model.empty()) throw Error("eval needs -m MODEL (or --list to see the tasks)");
+  if (o.tasks.empty()) throw Error("eval needs --task NAME[,NAME...] (see eval --list)");
+  if (o.limit == 0 || o.limit < -1)
+    throw Error(fmt::format("--limit {}: must be at least 1 (leave it out to run every item)",
+                            o.limit));
+  if (o.batch_items < 1) throw Error("--batch-items must be at least 1");
+
+  // Everything about the tasks is checked before the model loads.
+  const auto names = eval::resolve_task_names(o.tasks);
+  eval::TaskOptions topts;
+  topts.seed = o.seed;
+  if (!o.data_dir.empty()) topts.data_dir = eval::find_data_dir(o.data_dir);
+  std::vector<std::unique_ptr<eval::Task>> tasks;
+  for (const auto& n : names) tasks.push_back(eval::make_task(n, topts));
+
+  auto m = o.model.load();
+  const LayerPath path = o.model.layer_path(*m);
+  eval::SessionLMOptions lopts;
+  lopts.session = o.model.session_options();
+  lopts.format.chat_family = chat_family(o, *m);
+  eval::SessionLM lm(*m, path, lopts);
+
+  const size_t limit = o.limit > 0 ? static_cast<size_t>(o.limit) : 0;
+  size_t total = 0;
+  for (const auto& t : tasks) total += limit ? std::min(limit, t->size()) : t->size();
+  fmt::print(stderr, "model: {} | path: {} ({} positions) | {} task(s), {} items | ctx {}\n",
+             m->path(), path.canonical(), path.size(), tasks.size(), total, lm.n_ctx());
+
+  std::ofstream samples;
+  if (!o.log_samples.empty()) {
+    samples.open(o.log_samples, std::ios::binary);
+    if (!samples) throw Error(fmt::format("--log-samples {}: cannot write file", o.log_samples));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  eval::Progress progress(total);
+  std::vector<eval::TaskResult> results;
+  size_t before = 0;
+  for (const auto& t : tasks) {
+    eval::EvalOptions eo;
+    eo.limit = limit;
+    eo.batch_items = static_cast<size_t>(o.batch_items);
+    const std::string label = t->info().name;
+    eo.progress = [&](size_t done) { progress.update(before + done, label); };
+    results.push_back(eval::evaluate(*t, lm, eo));
+    before += results.back().items.size();
+    if (samples.is_open()) {
+      for (const auto& it : results.back().items)
+        samples << eval::sample_json(results.back(), it, path.canonical())
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                << '\n';
+      samples.flush();
+    }
+  }
+  progress.finish();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (lm.requests_truncated() > 0)
+    fmt::print(stderr, "note: {} request(s) were cut from the left to fit --ctx {}\n",
+               lm.requests_truncated(), lm.n_ctx());
+  fmt::print(stderr, "done in {}; {} tokens computed\n", eval::Progress::format_duration(seconds),
+             lm.tokens_computed());
+
+  fmt::print("{}", eval::summary_table(results));
+  if (!o.output.empty()) {
+    nlohmann::json config = {{"model", m->path()},
+                             {"model_name", m->name()},
+                             {"path", path.canonical()},
+                             {"path_layers", path.layers},
+                             {"tasks", names},
+                             {"limit", o.limit > 0 ? nlohmann::json(o.limit) : nlohmann::json()},
+                             {"seed", o.seed},
+                             {"n_ctx", lm.n_ctx()},
+                             {"chat_template", lopts.format.chat_family},
+                             {"reprise_version", "0.1.0"},
+                             {"date", iso_time_now()},
+                             {"total_evaluation_time_seconds", seconds}};
+    write_file(o.output,
+               eval::results_json(results, config)
+                       .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+                   "\n",
+               "-o");
+  }
+  return 0;
+}
+
+void add_eval(CLI::App& app, Runner& run) {
+  auto o = std::make_shared<EvalOptions>();
+  auto* sub = app.add_subcommand("eval", "score a model along a layer path on evaluation tasks");
+  sub->add_option("-m,--model", o->model.model, "GGUF file or Hugging Face safetensors directory");
+  sub->add_option("--path", o->model.path,
+                  "layer path: '0..3,1..4', 'repeat:I:J[:K]', 'skip:I:J' (default: all layers)");
+  sub->add_option("-t,--threads", o->model.threads, "threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
+  sub->add_option("--ctx", o->model.ctx, "context size in tokens (default: min(training, 4096))")
+      ->check(CLI::Range(0, 1 << 20));
+  sub->add_option("--task", o->tasks, "task names, comma-separated (see --list), or a .jsonl file");
+  sub->add_option("--limit", o->limit, "only the first N items of each task");
+  sub->add_option("--seed", o->seed, "seed for the generated probes (default 1234)");
+  sub->add_option("-o,--output", o->output, "write results (with per-item scores) as JSON");
+  sub->add_option("--log-samples", o->log_samples, "write one JSON line per item");
+  sub->add_option("--data-dir", o->data_dir, "where the bundled datasets are (default: found)");
+  sub->add_option("--chat", o->chat,
+                  "wrap prompts in a chat template: 'auto' (the model's) or a family name");
+  sub->add_option("--batch-items", o->batch_items, "items sent to the model per batch (16)");
+  sub->add_flag("--list", o->list, "list the built-in tasks and their metrics");
+  sub->callback([&run, o] { run = [o] { return run_eval(*o); }; });
+}
+
+const CommandRegistration kRegistration(60, add_eval);
+
+}  // namespace
+}  // namespace reprise::cli

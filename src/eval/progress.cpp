@@ -1,0 +1,58 @@
+#include "eval/progress.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace reprise::eval {
+
+Progress::Progress(size_t total, std::FILE* out)
+    : total_(std::max<size_t>(1, total)),
+      out_(out),
+      tty_(isatty(fileno(out)) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {}
+
+std::string Progress::format_duration(double seconds) {
+  const long s = std::lround(std::max(0.0, seconds));
+  if (s >= 3600) return fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+  return fmt::format("{}:{:02}", s / 60, s % 60);
+}
+
+void Progress::update(size_t done, const std::string& label) {
+  const auto now = std::chrono::steady_clock::now();
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
+  const size_t decile = done * 10 / total_;
+  if (tty_) {
+    // Redraw at most ten times a second, and always at the end.
+    if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
+  } else if (decile == last_decile_ && done < total_) {
+    return;
+  }
+  last_draw_ = now;
+  last_decile_ = decile;
+  const double rate = elapsed > 0 ? done / elapsed : 0;
+  const std::string eta = rate > 0 ? format_duration((total_ - done) / rate) : "?";
+  constexpr size_t kWidth = 24;
+  const size_t filled = std::min(kWidth, done * kWidth / total_);
+  const std::string bar = std::string(filled, '#') + std::string(kWidth - filled, '-');
+  const std::string line =
+      fmt::format("[{}] {}/{} items  {:.1f} items/s  elapsed {}  ETA {}  {}", bar, done, total_,
+                  rate, format_duration(elapsed), eta, label);
+  if (tty_) {
+    fmt::print(out_, "\r{}\x1b[K", line);
+  } else {
+    fmt::print(out_, "{}\n", line);
+  }
+  std::fflush(out_);
+  drawn_ = true;
+}
+
+void Progress::finish() {
+  if (tty_ && drawn_) fmt::print(out_, "\n");
+  drawn_ = false;
+}
+
+}  // namespace reprise::eval

@@ -1,0 +1,35 @@
+// A small PCRE2 wrapper for answer extraction (UTF-8 aware, tolerant of invalid bytes in model
+// output).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace reprise::eval {
+
+class Regex {
+ public:
+  // Throws Error naming the pattern when it does not compile.
+  explicit Regex(std::string_view pattern, bool caseless = false);
+  ~Regex();
+  Regex(Regex&&) noexcept;
+  Regex& operator=(Regex&&) noexcept;
+
+  // Each match's first capture group (or the whole match when the pattern has no group), left to
+  // right, non-overlapping.
+  std::vector<std::string> find_all(std::string_view text) const;
+  std::optional<std::string> first(std::string_view text) const;
+  std::optional<std::string> last(std::string_view text) const;
+
+  const std::string& pattern() const { return pattern_; }
+
+ private:
+  struct Impl;
+  std::string pattern_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace reprise::eval

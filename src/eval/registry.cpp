@@ -1,0 +1,213 @@
+#include "eval/registry.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+
+#include "eval/data_dir.h"
+#include "eval/metrics.h"
+#include "eval/probes.h"
+#include "eval/tasks/datasets.h"
+#include "eval/tasks/digits.h"
+#include "eval/tasks/eq_bench.h"
+#include "eval/tasks/generation.h"
+#include "eval/tasks/jsonl_task.h"
+#include "eval/tasks/multiple_choice.h"
+#include "eval/tasks/passages.h"
+#include "util/error.h"
+
+namespace reprise::eval {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+const ProbeSpec* find_probe(const std::string& base) {
+  for (const auto& p : probe_specs())
+    if (base == p.name) return &p;
+  return nullptr;
+}
+
+std::vector<MetricInfo> math_probe_metrics() {
+  return {{"exact_match", MetricKind::Binary, true}, {"rys_score", MetricKind::Continuous, true}};
+}
+
+// "probe_math" or "probe_math:6" -> ("probe_math", 6); nullopt when not a probe name.
+std::optional<std::pair<const ProbeSpec*, int>> parse_probe(const std::string& name) {
+  const size_t colon = name.find(':');
+  const ProbeSpec* spec = find_probe(name.substr(0, colon));
+  if (!spec) return std::nullopt;
+  int d = spec->default_difficulty;
+  if (colon != std::string::npos) {
+    const std::string v = name.substr(colon + 1);
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
+    if (v.empty() || ec != std::errc() || p != v.data() + v.size() || d < spec->min_difficulty ||
+        d > spec->max_difficulty)
+      throw Error(fmt::format("task '{}': difficulty must be an integer {}-{} ({})", name,
+                              spec->min_difficulty, spec->max_difficulty, spec->knob));
+  }
+  return std::make_pair(spec, d);
+}
+
+std::unique_ptr<Task> make_probe(const ProbeSpec& spec, int d, uint64_t seed) {
+  const std::string name = fmt::format("{}:{}", spec.name, d);
+  auto id = [&](size_t i) { return fmt::format("{}/s{}/{}", name, seed, i); };
+  const std::string base = spec.name;
+  if (base == "probe_math") {
+    std::vector<GenItem> items;
+    for (size_t i = 0; i < kProbeItems; ++i) {
+      const MathProbeItem p = math_probe_item(seed, d, i);
+      items.push_back({id(i), "Answer with the number only.\n\nQ: " + p.question + "\nA:",
+                       p.answer, {}, 0});
+    }
+    std::vector<GenMetric> metrics = {
+        exact_match_metric(
+            "exact_match", [](const std::string& out) { return first_integer(out).value_or(""); },
+            [](const std::string& e, const std::string& gold) { return e == gold; }),
+        GenMetric{math_probe_metrics()[1],
+                  [](const std::string& out, const GenItem& item, std::string& e) {
+                    e = first_integer(out).value_or("");
+                    return rys_score(item.gold, e);
+                  }},
+    };
+    return std::make_unique<GenerationTask>(
+        name, fmt::format("RYS-style hard math, {} digits per operand (seed {})", d, seed),
+        std::move(items), std::vector<std::string>{"\n"}, 4 * d + 8, std::move(metrics));
+  }
+  if (base == "probe_logic") {
+    std::vector<ChoiceItem> items;
+    for (size_t i = 0; i < kProbeItems; ++i) {
+      LogicProbeItem p = logic_probe_item(seed, d, i);
+      items.push_back({id(i), p.context, std::move(p.choices), "", p.gold});
+    }
+    return std::make_unique<MultipleChoiceTask>(
+        name, fmt::format("ordering puzzles with {} objects (seed {})", d, seed), std::move(items));
+  }
+  std::vector<DigitItem> items;
+  for (size_t i = 0; i < kProbeItems; ++i) {
+    const ChainProbeItem p = chain_probe_item(seed, d, i);
+    items.push_back({id(i), p.context, p.answer});
+  }
+  return std::make_unique<DigitTask>(
+      name, fmt::format("arithmetic chains of {} operations on digits (seed {})", d, seed),
+      std::move(items));
+}
+
+// Names that are not BBH tasks, probes or groups, with their listings.
+std::vector<TaskListing> plain_listing() {
+  const auto mc = MultipleChoiceTask::metrics(false);
+  return {
+      {"tinystories", "loglikelihood_rolling", PassageTask::metrics(),
+       "TinyStories validation sample, one paragraph per item"},
+      {"wikitext2", "loglikelihood_rolling", PassageTask::metrics(),
+       "WikiText-2 test (tokenized), one paragraph per item"},
+      {"arc_easy", "multiple_choice", mc, "ARC-Easy test (2,376 questions)"},
+      {"arc_challenge", "multiple_choice", mc, "ARC-Challenge test (1,172 questions)"},
+      {"winogrande", "multiple_choice_partial", MultipleChoiceTask::metrics(true),
+       "WinoGrande dev (1,267), partial scoring"},
+      {"boolq", "multiple_choice", mc, "BoolQ dev (3,270 yes/no questions)"},
+      {"gsm8k", "generate_until", gsm8k_metrics(), "GSM8K test (1,319), zero-shot"},
+      {"eq_bench", "generate_until", EqBenchTask::metrics(), "EQ-Bench v2 (171 questions)"},
+  };
+}
+
+std::string known_names() {
+  std::string s;
+  for (const auto& t : plain_listing()) s += t.name + ", ";
+  for (const auto& p : probe_specs()) s += fmt::format("{}[:{}-{}], ", p.name, p.min_difficulty, p.max_difficulty);
+  s += "bbh_<task>, bbh_cot_<task> (<task>: ";
+  for (const auto& b : bbh_task_names()) s += b + (b == bbh_task_names().back() ? "" : ", ");
+  return s + "), groups bbh, bbh_cot, probes, or a .jsonl file";
+}
+
+}  // namespace
+
+std::vector<TaskListing> task_listing() {
+  std::vector<TaskListing> out = plain_listing();
+  for (const auto& b : bbh_task_names())
+    out.push_back({"bbh_" + b, "generate_until", bbh_metrics(), "BIG-Bench Hard, zero-shot"});
+  for (const auto& b : bbh_task_names())
+    out.push_back({"bbh_cot_" + b, "generate_until", bbh_metrics(),
+                   "BIG-Bench Hard, three-shot chain of thought"});
+  for (const auto& p : probe_specs()) {
+    const std::string base = p.name;
+    TaskListing t;
+    t.name = fmt::format("{}[:D]", p.name);
+    if (base == "probe_math") {
+      t.output_type = "generate_until";
+      t.metrics = math_probe_metrics();
+    } else if (base == "probe_logic") {
+      t.output_type = "multiple_choice";
+      t.metrics = MultipleChoiceTask::metrics(false);
+    } else {
+      t.output_type = "digit_expectation";
+      t.metrics = DigitTask::metrics();
+    }
+    t.description = fmt::format("seeded probe, D = {} ({}-{}, default {})", p.knob,
+                                p.min_difficulty, p.max_difficulty, p.default_difficulty);
+    out.push_back(std::move(t));
+  }
+  out.push_back({"bbh", "group", bbh_metrics(), "the 27 bbh_<task> tasks"});
+  out.push_back({"bbh_cot", "group", bbh_metrics(), "the 27 bbh_cot_<task> tasks"});
+  out.push_back({"probes", "group", {}, "probe_math, probe_logic, probe_chain (default D)"});
+  return out;
+}
+
+std::vector<std::string> resolve_task_names(const std::string& spec) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  auto add = [&](const std::string& n) {
+    if (seen.insert(n).second) out.push_back(n);
+  };
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t end = spec.find(',', start);
+    if (end == std::string::npos) end = spec.size();
+    std::string name = spec.substr(start, end - start);
+    start = end + 1;
+    while (!name.empty() && name.front() == ' ') name.erase(name.begin());
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    if (name.empty()) throw Error(fmt::format("--task '{}': empty task name", spec));
+    if (ends_with(name, ".jsonl")) {
+      add(name);
+    } else if (name == "bbh" || name == "bbh_cot") {
+      for (const auto& b : bbh_task_names()) add(name + "_" + b);
+    } else if (name == "probes") {
+      for (const auto& p : probe_specs()) add(fmt::format("{}:{}", p.name, p.default_difficulty));
+    } else if (auto probe = parse_probe(name)) {
+      add(fmt::format("{}:{}", probe->first->name, probe->second));
+    } else {
+      bool known = false;
+      for (const auto& t : plain_listing()) known = known || t.name == name;
+      for (const auto& b : bbh_task_names())
+        known = known || name == "bbh_" + b || name == "bbh_cot_" + b;
+      if (!known) throw Error(fmt::format("unknown task '{}' (known: {})", name, known_names()));
+      add(name);
+    }
+  }
+  return out;
+}
+
+std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& opts) {
+  if (ends_with(name, ".jsonl")) return load_jsonl_task(name);
+  if (auto probe = parse_probe(name)) return make_probe(*probe->first, probe->second, opts.seed);
+  const std::filesystem::path data = opts.data_dir.empty() ? find_data_dir() : opts.data_dir;
+  if (name == "tinystories") return load_tinystories(data);
+  if (name == "wikitext2") return load_wikitext2(data);
+  if (name == "arc_easy") return load_arc(data, false);
+  if (name == "arc_challenge") return load_arc(data, true);
+  if (name == "winogrande") return load_winogrande(data);
+  if (name == "boolq") return load_boolq(data);
+  if (name == "gsm8k") return load_gsm8k(data);
+  if (name == "eq_bench") return load_eq_bench(data);
+  for (const auto& b : bbh_task_names()) {
+    if (name == "bbh_" + b) return load_bbh(data, b, false);
+    if (name == "bbh_cot_" + b) return load_bbh(data, b, true);
+  }
+  throw Error(fmt::format("unknown task '{}' (known: {})", name, known_names()));
+}
+
+}  // namespace reprise::eval

@@ -1,0 +1,40 @@
+// Task names -> tasks: the built-in datasets, the seeded probes, groups, and users' JSONL files.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eval/task.h"
+
+namespace reprise::eval {
+
+struct TaskOptions {
+  std::filesystem::path data_dir;  // empty: find_data_dir() when a dataset is needed
+  uint64_t seed = 1234;            // probes
+};
+
+struct TaskListing {
+  std::string name;
+  std::string output_type;
+  std::vector<MetricInfo> metrics;
+  std::string description;
+};
+
+// Every built-in task and group, in the order `eval --list` prints them (no data is read).
+std::vector<TaskListing> task_listing();
+
+// Splits a --task value on commas, expands groups ("bbh", "bbh_cot", "probes"), normalizes probe
+// names to "probe_x:D", and drops repeats. A name ending in ".jsonl" is a user task file. Throws
+// Error naming an unknown task and listing the known ones.
+std::vector<std::string> resolve_task_names(const std::string& spec);
+
+// Builds one task from a resolved name. Throws Error on unreadable or malformed data.
+std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& opts);
+
+// Items a probe task holds; --limit takes the first N of them.
+inline constexpr size_t kProbeItems = 250;
+
+}  // namespace reprise::eval

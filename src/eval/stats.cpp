@@ -1,0 +1,228 @@
+#include "eval/stats.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "eval/rng.h"
+#include "util/error.h"
+
+namespace reprise::eval {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+void check_paired(std::span<const double> a, std::span<const double> b) {
+  if (a.size() != b.size())
+    throw Error(fmt::format("paired scores differ in length ({} and {} items)", a.size(),
+                            b.size()));
+}
+
+// Continued fraction for the incomplete beta (the even/odd terms d_2m and d_2m+1 of the
+// standard expansion), evaluated with the modified Lentz method. Converges quickly for
+// x < (a + 1) / (a + b + 2); the caller uses the symmetry I_x(a,b) = 1 - I_{1-x}(b,a) otherwise.
+double beta_continued_fraction(double x, double a, double b) {
+  constexpr double kTiny = 1e-300, kEps = 1e-15;
+  double c = 1.0, d = 1.0 - (a + b) * x / (a + 1.0);
+  if (std::fabs(d) < kTiny) d = kTiny;
+  d = 1.0 / d;
+  double f = d;
+  for (int m = 1; m <= 10000; ++m) {
+    const double m2 = 2.0 * m;
+    // Even step: d_2m = m (b - m) x / ((a + 2m - 1)(a + 2m)).
+    double num = m * (b - m) * x / ((a + m2 - 1.0) * (a + m2));
+    d = 1.0 + num * d;
+    c = 1.0 + num / c;
+    if (std::fabs(d) < kTiny) d = kTiny;
+    if (std::fabs(c) < kTiny) c = kTiny;
+    d = 1.0 / d;
+    f *= d * c;
+    // Odd step: d_2m+1 = -(a + m)(a + b + m) x / ((a + 2m)(a + 2m + 1)).
+    num = -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1.0));
+    d = 1.0 + num * d;
+    c = 1.0 + num / c;
+    if (std::fabs(d) < kTiny) d = kTiny;
+    if (std::fabs(c) < kTiny) c = kTiny;
+    d = 1.0 / d;
+    const double delta = d * c;
+    f *= delta;
+    if (std::fabs(delta - 1.0) < kEps) break;
+  }
+  return f;
+}
+
+}  // namespace
+
+double mean(std::span<const double> x) {
+  if (x.empty()) return kNaN;
+  return std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
+}
+
+double sample_stddev(std::span<const double> x) {
+  if (x.size() < 2) return kNaN;
+  const double m = mean(x);
+  double ss = 0;
+  for (double v : x) ss += (v - m) * (v - m);
+  return std::sqrt(ss / static_cast<double>(x.size() - 1));
+}
+
+double standard_error(std::span<const double> x) {
+  if (x.size() < 2) return kNaN;
+  return sample_stddev(x) / std::sqrt(static_cast<double>(x.size()));
+}
+
+double incomplete_beta(double x, double a, double b) {
+  if (!(a > 0) || !(b > 0) || !(x >= 0) || !(x <= 1))
+    throw Error(fmt::format("incomplete beta: bad arguments x={} a={} b={}", x, a, b));
+  if (x == 0) return 0;
+  if (x == 1) return 1;
+  // x^a (1-x)^b / B(a, b), in logs to survive large a and b.
+  const double log_front = std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) +
+                           a * std::log(x) + b * std::log1p(-x);
+  if (x < (a + 1.0) / (a + b + 2.0))
+    return std::exp(log_front) * beta_continued_fraction(x, a, b) / a;
+  return 1.0 - std::exp(log_front) * beta_continued_fraction(1.0 - x, b, a) / b;
+}
+
+double student_t_two_sided_p(double t, double df) {
+  if (!(df > 0)) throw Error(fmt::format("t distribution: degrees of freedom {} <= 0", df));
+  if (std::isnan(t)) return kNaN;
+  if (std::isinf(t)) return 0.0;
+  // P(|T| >= |t|) = I_{df / (df + t^2)}(df / 2, 1 / 2).
+  return incomplete_beta(df / (df + t * t), df / 2.0, 0.5);
+}
+
+double binomial_cdf(int64_t k, int64_t n, double p) {
+  if (n < 0 || !(p >= 0) || !(p <= 1))
+    throw Error(fmt::format("binomial: bad arguments n={} p={}", n, p));
+  if (k < 0) return 0.0;
+  if (k >= n) return 1.0;
+  if (p == 0) return 1.0;
+  if (p == 1) return 0.0;
+  const double lp = std::log(p), lq = std::log1p(-p);
+  double sum = 0;
+  for (int64_t i = 0; i <= k; ++i) {
+    const double log_choose = std::lgamma(n + 1.0) - std::lgamma(i + 1.0) - std::lgamma(n - i + 1.0);
+    sum += std::exp(log_choose + i * lp + (n - i) * lq);
+  }
+  return std::min(sum, 1.0);
+}
+
+double mcnemar_exact_p(int64_t a_only, int64_t b_only) {
+  if (a_only < 0 || b_only < 0) throw Error("McNemar: negative counts");
+  const int64_t n = a_only + b_only;
+  if (n == 0) return 1.0;
+  return std::min(1.0, 2.0 * binomial_cdf(std::min(a_only, b_only), n, 0.5));
+}
+
+McNemarResult mcnemar_exact(std::span<const double> a, std::span<const double> b) {
+  check_paired(a, b);
+  McNemarResult r;
+  for (size_t i = 0; i < a.size(); ++i) {
+    for (double v : {a[i], b[i]})
+      if (v != 0.0 && v != 1.0)
+        throw Error(fmt::format("McNemar needs 0/1 scores; item {} has {}", i, v));
+    if (a[i] == 1.0 && b[i] == 0.0) ++r.a_only;
+    if (a[i] == 0.0 && b[i] == 1.0) ++r.b_only;
+  }
+  r.p_value = mcnemar_exact_p(r.a_only, r.b_only);
+  return r;
+}
+
+TTestResult paired_t_test(std::span<const double> a, std::span<const double> b) {
+  check_paired(a, b);
+  std::vector<double> d(a.size());
+  for (size_t i = 0; i < a.size(); ++i) d[i] = b[i] - a[i];
+  TTestResult r;
+  r.mean_diff = mean(d);
+  if (d.size() < 2) {
+    r.t = r.p_value = kNaN;
+    return r;
+  }
+  r.df = static_cast<double>(d.size() - 1);
+  const double se = standard_error(d);
+  if (!(se > 0)) {
+    r.t = kNaN;
+    r.p_value = r.mean_diff == 0 ? 1.0 : 0.0;
+    return r;
+  }
+  r.t = r.mean_diff / se;
+  r.p_value = student_t_two_sided_p(r.t, r.df);
+  return r;
+}
+
+Interval bootstrap_mean_ci(std::span<const double> d, const BootstrapOptions& opts) {
+  if (opts.resamples < 1) throw Error("bootstrap: resamples must be >= 1");
+  if (!(opts.level > 0 && opts.level < 1)) throw Error("bootstrap: level must be in (0, 1)");
+  if (d.empty()) return {kNaN, kNaN};
+  const size_t n = d.size();
+  Rng rng(opts.seed);
+  std::vector<double> means(opts.resamples);
+  for (double& m : means) {
+    double s = 0;
+    for (size_t i = 0; i < n; ++i) s += d[rng.below(n)];
+    m = s / static_cast<double>(n);
+  }
+  std::sort(means.begin(), means.end());
+  const double R = static_cast<double>(opts.resamples);
+  const double q_lo = (1.0 - opts.level) / 2.0, q_hi = (1.0 + opts.level) / 2.0;
+  const auto lo = static_cast<size_t>(std::floor(q_lo * R));
+  const auto hi = static_cast<size_t>(std::max(1.0, std::ceil(q_hi * R)) - 1.0);
+  return {means[std::min(lo, means.size() - 1)], means[std::min(hi, means.size() - 1)]};
+}
+
+Interval paired_bootstrap_ci(std::span<const double> a, std::span<const double> b,
+                             const BootstrapOptions& opts) {
+  check_paired(a, b);
+  std::vector<double> d(a.size());
+  for (size_t i = 0; i < a.size(); ++i) d[i] = b[i] - a[i];
+  return bootstrap_mean_ci(d, opts);
+}
+
+namespace {
+
+void check_p_values(std::span<const double> p) {
+  for (double v : p)
+    if (!(v >= 0 && v <= 1)) throw Error(fmt::format("p-value {} is not in [0, 1]", v));
+}
+
+// Indices of p in ascending order of value (stable, so ties keep their input order).
+std::vector<size_t> ascending(std::span<const double> p) {
+  std::vector<size_t> idx(p.size());
+  std::iota(idx.begin(), idx.end(), 0);
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) { return p[x] < p[y]; });
+  return idx;
+}
+
+}  // namespace
+
+std::vector<double> holm_adjust(std::span<const double> p) {
+  check_p_values(p);
+  const size_t m = p.size();
+  std::vector<double> out(m);
+  double running = 0;  // adjusted values must not decrease along the sorted order
+  const auto idx = ascending(p);
+  for (size_t j = 0; j < m; ++j) {
+    running = std::max(running, std::min(1.0, static_cast<double>(m - j) * p[idx[j]]));
+    out[idx[j]] = running;
+  }
+  return out;
+}
+
+std::vector<double> bh_adjust(std::span<const double> p) {
+  check_p_values(p);
+  const size_t m = p.size();
+  std::vector<double> out(m);
+  double running = 1.0;  // from the largest p down, adjusted values must not increase
+  const auto idx = ascending(p);
+  for (size_t j = m; j-- > 0;) {
+    running = std::min(running, static_cast<double>(m) / static_cast<double>(j + 1) * p[idx[j]]);
+    out[idx[j]] = std::min(1.0, running);
+  }
+  return out;
+}
+
+}  // namespace reprise::eval

@@ -1,0 +1,33 @@
+// The bundled datasets (data/, see data/README.md) turned into tasks. Each loader reads its files
+// from the data directory and throws Error naming the file (and line) on malformed input.
+// Item ids are "<task>/<index in the dataset file>", so they are stable across runs.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eval/task.h"
+
+namespace reprise::eval {
+
+// The 27 BIG-Bench Hard task names, alphabetical.
+const std::vector<std::string>& bbh_task_names();
+
+std::unique_ptr<Task> load_arc(const std::filesystem::path& data_dir, bool challenge);
+std::unique_ptr<Task> load_boolq(const std::filesystem::path& data_dir);
+std::unique_ptr<Task> load_winogrande(const std::filesystem::path& data_dir);
+std::unique_ptr<Task> load_gsm8k(const std::filesystem::path& data_dir);
+// bbh_<task> (zero-shot) or bbh_cot_<task> (the three-shot chain-of-thought prompt).
+std::unique_ptr<Task> load_bbh(const std::filesystem::path& data_dir, const std::string& task,
+                               bool cot);
+std::unique_ptr<Task> load_eq_bench(const std::filesystem::path& data_dir);
+std::unique_ptr<Task> load_tinystories(const std::filesystem::path& data_dir);
+std::unique_ptr<Task> load_wikitext2(const std::filesystem::path& data_dir);
+
+// Metric lists, for `eval --list` without loading any data.
+std::vector<MetricInfo> gsm8k_metrics();
+std::vector<MetricInfo> bbh_metrics();
+
+}  // namespace reprise::eval

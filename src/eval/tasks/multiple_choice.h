@@ -1,0 +1,44 @@
+// Multiple choice by log-likelihood: every option is scored as a continuation and the most
+// likely one is the model's answer (acc), also after dividing by the option's length (acc_norm).
+//
+// Partial scoring (WinoGrande) turns it around: the options are different contexts and the
+// shared continuation is scored after each; only acc is defined then.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "eval/task.h"
+
+namespace reprise::eval {
+
+struct ChoiceItem {
+  std::string id;
+  std::string context;               // the question (ordinary items)
+  std::vector<std::string> choices;  // option texts (partial scoring: the contexts)
+  std::string continuation;          // partial scoring only: scored after each choice
+  size_t gold = 0;
+};
+
+class MultipleChoiceTask final : public Task {
+ public:
+  // `delimiter` joins context and option (ordinary) or option and continuation (partial).
+  MultipleChoiceTask(std::string name, std::string description, std::vector<ChoiceItem> items,
+                     std::string delimiter = " ", bool partial = false);
+
+  static std::vector<MetricInfo> metrics(bool partial);
+
+  const TaskInfo& info() const override { return info_; }
+  size_t size() const override { return items_.size(); }
+  std::string item_id(size_t i) const override { return items_[i].id; }
+  std::vector<Request> requests(size_t i) const override;
+  ItemScore score(size_t i, std::span<const Response> responses) const override;
+
+ private:
+  TaskInfo info_;
+  std::vector<ChoiceItem> items_;
+  std::string delimiter_;
+  bool partial_;
+};
+
+}  // namespace reprise::eval

@@ -1,0 +1,38 @@
+// Passages scored by their own likelihood (TinyStories, WikiText-2, users' text files): each
+// item is one passage and its score is the mean log-likelihood per token (higher is better).
+// The token-weighted perplexity over all passages is reported as an aggregate.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "eval/task.h"
+
+namespace reprise::eval {
+
+struct Passage {
+  std::string id;
+  std::string text;
+};
+
+class PassageTask final : public Task {
+ public:
+  PassageTask(std::string name, std::string description, std::vector<Passage> passages);
+
+  static std::vector<MetricInfo> metrics();
+
+  const TaskInfo& info() const override { return info_; }
+  size_t size() const override { return passages_.size(); }
+  std::string item_id(size_t i) const override { return passages_[i].id; }
+  std::vector<Request> requests(size_t i) const override;
+  ItemScore score(size_t i, std::span<const Response> responses) const override;
+  // "perplexity": exp(-sum logprob / sum tokens) over the evaluated passages; "tokens".
+  std::vector<std::pair<std::string, double>> aggregates(
+      std::span<const nlohmann::json> details) const override;
+
+ private:
+  TaskInfo info_;
+  std::vector<Passage> passages_;
+};
+
+}  // namespace reprise::eval
