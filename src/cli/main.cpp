@@ -3,10 +3,15 @@
 
 #include <CLI/CLI.hpp>
 
+#include <csignal>
+
 #include "cli/common.h"
 #include "util/error.h"
 
 int main(int argc, char** argv) {
+  // A file-size limit (or a full quota) should surface as a write error with a message, not
+  // kill the process mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"reprise: run llama-family models along any layer path", "reprise"};
   app.set_version_flag("--version", "reprise 0.1.0");
   app.require_subcommand(1);

@@ -1,0 +1,171 @@
+// The scan end to end on the default model: prefix reuse is exact, kills lose nothing, bad
+// input is refused without harming the store.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "support/test_support.h"
+
+namespace reprise {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path temp_dir() {
+  static fs::path d = [] {
+    auto p = fs::temp_directory_path() / ("reprise-scan-test-" + std::to_string(getpid()));
+    fs::create_directories(p);
+    return p;
+  }();
+  return d;
+}
+
+std::string model() { return "'" + test::default_model().string() + "'"; }
+
+const std::string kScanArgs = " --task tinystories --limit 6 --mode repeat,skip -t 1 --quiet";
+
+std::string read(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string scan_csv(const fs::path& db, const std::string& name) {
+  auto csv = temp_dir() / name;
+  auto r = test::run_cli("report '" + db.string() + "' -o '" + csv.string() + "'");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return read(csv);
+}
+
+TEST(Scan, ScoresEqualEvalOfTheSamePath) {
+  auto db = temp_dir() / "eq.db";
+  fs::remove(db);
+  auto r = test::run_cli("scan -m " + model() +
+                         " --task tinystories --limit 5 --mode repeat --i-range 1:2 --j-range 3:4 "
+                         "--controls 0 -t 1 --quiet -o '" + db.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("repeat:1:3"), std::string::npos) << r.out;
+  auto samples = temp_dir() / "eq.jsonl";
+  auto e = test::run_cli("eval -m " + model() + " --task tinystories --limit 5 --path repeat:1:3 -t 1 "
+                         "--log-samples '" + samples.string() + "' -o '" +
+                         (temp_dir() / "eq.json").string() + "'");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  // Every per-item score the scan stored for repeat:1:3 equals eval's, to the last bit.
+  std::map<std::string, double> from_eval;
+  std::istringstream lines(read(samples));
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line);
+    from_eval[j.at("id").get<std::string>()] = j.at("metrics").at("loglik_per_token").get<double>();
+  }
+  ASSERT_EQ(from_eval.size(), 5u);
+  std::istringstream csv(scan_csv(db, "eq.csv"));
+  int matched = 0;
+  for (std::string line; std::getline(csv, line);) {
+    if (line.rfind("search,repeat:1:3,", 0) != 0) continue;
+    auto last = line.rfind(',');
+    auto item_end = line.rfind(',', last - 1);
+    auto item_start = line.rfind(',', item_end - 1) + 1;
+    std::string item = line.substr(item_start, item_end - item_start);
+    ASSERT_TRUE(from_eval.count(item)) << line;
+    EXPECT_EQ(std::stod(line.substr(last + 1)), from_eval[item]) << line;
+    ++matched;
+  }
+  EXPECT_EQ(matched, 5);
+}
+
+TEST(Scan, KilledAndResumedEqualsOneGo) {
+  auto one = temp_dir() / "one.db", killed = temp_dir() / "killed.db";
+  fs::remove(one), fs::remove(killed);
+  auto r = test::run_cli("scan -m " + model() + kScanArgs + " -o '" + one.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::mt19937 rng(7);
+  for (int k = 0; k < 4; ++k) {
+    const int ms = 100 + static_cast<int>(rng() % 600);
+    std::string cmd = "'" + std::string(REPRISE_BINARY) + "' scan -m " + model() + kScanArgs +
+                      " -o '" + killed.string() + "' >/dev/null 2>&1 & pid=$!; sleep " +
+                      std::to_string(ms / 1000.0) + "; kill -9 $pid 2>/dev/null; wait $pid";
+    std::system(("bash -c \"" + cmd + "\"").c_str());
+  }
+  r = test::run_cli("scan -m " + model() + kScanArgs + " -o '" + killed.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(scan_csv(one, "one.csv"), scan_csv(killed, "killed.csv"));
+}
+
+void expect_scan_error(const std::string& args, const std::string& fragment) {
+  auto r = test::run_cli("scan -m " + model() + " --task tinystories --limit 3 --quiet " + args);
+  EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.out;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(Scan, BadInput) {
+  auto db = (temp_dir() / "bad.db").string();
+  fs::remove(db);
+  expect_scan_error("--i-range 3:2 -o '" + db + "'", "--i-range 3:2 is outside the model");
+  expect_scan_error("--j-range 0:99 -o '" + db + "'", "--j-range 0:99 is outside the model");
+  expect_scan_error("--mode warp -o '" + db + "'", "unknown mode 'warp'");
+  expect_scan_error("-o /nonexistent-dir/x/scan.db", "cannot open the scan store");
+  // A store made with another model is refused.
+  auto r = test::run_cli("scan -m " + model() + " --task tinystories --limit 3 --quiet "
+                         "--i-range 0:1 -o '" + db + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto other = (test::source_dir() / "tests/data/hf/stories260K-f32").string();
+  auto o = test::run_cli("scan -m '" + other + "' --task tinystories --limit 3 --quiet -o '" + db + "'");
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_NE(o.err.find("this store was made with model_sha256"), std::string::npos) << o.err;
+  // And one made for other items (another --limit) too.
+  auto l = test::run_cli("scan -m " + model() + " --task tinystories --limit 4 --quiet -o '" + db + "'");
+  EXPECT_EQ(l.exit_code, 2);
+  EXPECT_NE(l.err.find("this store was made with"), std::string::npos) << l.err;
+}
+
+TEST(Scan, FullDiskIsAnErrorAndTheStoreSurvives) {
+  auto db = temp_dir() / "full.db", ref = temp_dir() / "full-ref.db";
+  fs::remove(db), fs::remove(ref);
+  // A file-size limit stands in for a full disk: writes past it fail with EFBIG.
+  std::string cmd = "bash -c \"ulimit -f 48; '" + std::string(REPRISE_BINARY) + "' scan -m " +
+                    model() + kScanArgs + " -o '" + db.string() + "' > /dev/null 2> '" +
+                    (temp_dir() / "full.err").string() + "'\"";
+  int status = std::system(cmd.c_str());
+  EXPECT_NE(status, 0);
+  std::string err = read(temp_dir() / "full.err");
+  EXPECT_NE(err.find("reprise: error: "), std::string::npos) << err;
+  EXPECT_NE(err.find(db.string()), std::string::npos) << err;
+  // Without the limit the same command resumes and ends with the complete, uncorrupted store.
+  auto r = test::run_cli("scan -m " + model() + kScanArgs + " -o '" + db.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto g = test::run_cli("scan -m " + model() + kScanArgs + " -o '" + ref.string() + "'");
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_EQ(scan_csv(db, "full.csv"), scan_csv(ref, "full-ref.csv"));
+}
+
+TEST(Scan, ReportWritesHeatmapAndHtml) {
+  auto db = temp_dir() / "rep.db";
+  fs::remove(db);
+  auto r = test::run_cli("scan -m " + model() + " --task tinystories --limit 3 --quiet --mode "
+                         "repeat,skip,loop --loops 3 -o '" + db.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto png = temp_dir() / "rep.png", svg = temp_dir() / "rep.svg", html = temp_dir() / "rep.html";
+  auto rep = test::run_cli("report '" + db.string() + "' -o '" + png.string() + "' -o '" +
+                           svg.string() + "' -o '" + html.string() + "'");
+  ASSERT_EQ(rep.exit_code, 0) << rep.err;
+  std::string p = read(png);
+  ASSERT_GT(p.size(), 8u);
+  EXPECT_EQ(p.substr(1, 3), "PNG");
+  std::string s = read(svg), h = read(html);
+  EXPECT_NE(s.find("<svg"), std::string::npos);
+  EXPECT_NE(h.find("Skip controls"), std::string::npos);
+  EXPECT_NE(h.find("repeat:"), std::string::npos);
+  auto bad = test::run_cli("report '" + db.string() + "' -o '" + (temp_dir() / "x.pdf").string() + "'");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("reports are .png, .svg, .html or .csv"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace reprise
