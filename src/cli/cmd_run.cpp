@@ -1,12 +1,11 @@
 // reprise run: generate text along a layer path, streaming tokens as they come.
 #include <fmt/format.h>
 
-#include <chrono>
 #include <cstdio>
 
 #include "cli/common.h"
+#include "engine/generator.h"
 #include "engine/sampler.h"
-#include "model/utf8_stream.h"
 #include "util/error.h"
 
 namespace reprise::cli {
@@ -23,17 +22,11 @@ struct RunOptions {
   bool ignore_eos = false;
 };
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
 int run_run(const RunOptions& o) {
   if (o.tokens.empty() && o.prompt.empty()) throw Error("run needs a prompt (-p) or --tokens");
   auto m = o.model.load();
   LayerPath path = o.model.layer_path(*m);
-  Sampler sampler(o.sampler);
+  Sampler{o.sampler};  // rejects bad sampling options before anything is printed
   std::vector<int32_t> ids = o.tokens.empty()
                                  ? tokenize_prompt(*m, o.prompt, !o.no_bos, o.special)
                                  : parse_token_list(o.tokens);
@@ -50,34 +43,25 @@ int run_run(const RunOptions& o) {
   }
   std::fflush(stdout);
 
-  auto t0 = Clock::now();
-  auto logits = session.prefill(ids);
-  const double prefill_s = seconds_since(t0);
-
-  Utf8Stream stream;
-  int generated = 0;
-  auto t1 = Clock::now();
-  const int32_t eos = tok ? tok->vocab().eos : -1, eot = tok ? tok->vocab().eot : -1;
-  for (; generated < o.n_predict; ++generated) {
-    const int32_t next = sampler.sample(logits);
-    if (!o.ignore_eos && (next == eos || next == eot)) break;
-    if (tok)
-      fmt::print("{}", stream.push(tok->token_to_piece(next)));
-    else
-      fmt::print(" {}", next);
-    std::fflush(stdout);
-    if (generated + 1 == o.n_predict || session.n_past() >= session.n_ctx()) {
-      ++generated;
-      break;
+  GenerateOptions go;
+  go.max_tokens = o.n_predict;
+  go.sampler = o.sampler;
+  go.ignore_eos = o.ignore_eos;
+  auto result = generate(session, tok, ids, go, [&](const GenerationChunk& c) {
+    if (tok) {
+      fmt::print("{}", c.text);
+    } else {
+      for (const auto& t : c.tokens) fmt::print(" {}", t.id);
     }
-    logits = session.decode(next);
-  }
-  fmt::print("{}\n", stream.flush());
-  const double gen_s = seconds_since(t1);
+    std::fflush(stdout);
+    return true;
+  });
+  fmt::print("\n");
   fmt::print(stderr, "prompt: {} tokens in {:.3f} s ({:.1f} t/s); generated: {} tokens in {:.3f} s "
                      "({:.1f} t/s)\n",
-             ids.size(), prefill_s, ids.size() / std::max(prefill_s, 1e-9), generated, gen_s,
-             generated / std::max(gen_s, 1e-9));
+             ids.size(), result.prefill_seconds,
+             ids.size() / std::max(result.prefill_seconds, 1e-9), result.completion_tokens,
+             result.decode_seconds, result.completion_tokens / std::max(result.decode_seconds, 1e-9));
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <sstream>
 
 #include "support/test_support.h"
 
@@ -69,6 +70,32 @@ TEST(Cli, InfoDescribesTheModel) {
   EXPECT_NE(r.out.find("layers:       5"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("blk.4.ffn_down.weight"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("tokenizer.ggml.model"), std::string::npos) << r.out;
+}
+
+TEST(Cli, ScriptedChatSwitchesPathsAndKeepsGoing) {
+  const std::string script =
+      "Once upon a time\n/path repeat:1:3\nThe dog ran\n/stats\n/path 0,9\n/frob\nA cat\n";
+  auto a = test::run_cli("chat " + model_arg() + " --temp 0 -n 12 -t 2", script);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_NE(a.out.find("path set to 0..2,1..4"), std::string::npos) << a.out;
+  EXPECT_NE(a.out.find("path 0..2,1..4, template chatml"), std::string::npos) << a.out;
+  EXPECT_NE(a.out.find("[error: layer path '0,9': layer out of range '9'"), std::string::npos)
+      << a.out;
+  EXPECT_NE(a.out.find("unknown command /frob"), std::string::npos) << a.out;
+  // Three replies, one per user line, each non-empty; greedy chat is deterministic.
+  std::istringstream lines(a.out);
+  int replies = 0;
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line[0] != '[' && line.rfind("path set", 0) != 0 &&
+        line.find("template chatml") == std::string::npos && line.rfind("unknown", 0) != 0)
+      ++replies;
+  EXPECT_GE(replies, 3) << a.out;
+  auto b = test::run_cli("chat " + model_arg() + " --temp 0 -n 12 -t 1", script);
+  EXPECT_EQ(a.out.substr(0, a.out.find("last reply")), b.out.substr(0, b.out.find("last reply")));
+  auto bad = test::run_cli("chat " + model_arg() + " --chat-template vicuna", "hi\n");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("vicuna"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("chatml"), std::string::npos) << bad.err;
 }
 
 void expect_cli_error(const std::string& args, const std::string& fragment) {
