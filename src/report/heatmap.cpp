@@ -12,7 +12,7 @@
 namespace reprise::report {
 namespace {
 
-constexpr double kCell = 22, kMargin = 60, kPanelGap = 50, kTitle = 56, kBar = 70;
+constexpr double kCell = 22, kMargin = 60, kPanelGap = 50, kTitle = 56, kBar = 130;
 
 struct Rgb {
   double r, g, b;
@@ -25,10 +25,11 @@ Rgb diverging(double t) {
   return {1.0 + 0.85 * t, 1.0 + 0.6 * t, 1.0};
 }
 
-double scale_of(const Heatmap& h) {
+// Each panel has its own symmetric scale: skipping layers usually costs far more than
+// repeating them gains, and one shared scale would wash the repeat panel out.
+double scale_of(const Panel& p) {
   double m = 0;
-  for (const auto& p : h.panels)
-    for (const auto& c : p.cells) m = std::max(m, std::fabs(c.delta));
+  for (const auto& c : p.cells) m = std::max(m, std::fabs(c.delta));
   return m > 0 ? m : 1.0;
 }
 
@@ -43,7 +44,10 @@ void text(cairo_t* cr, double x, double y, const std::string& s, double size, bo
   cairo_show_text(cr, s.c_str());
 }
 
-double panel_width(int n) { return kMargin + kCell * n + 10; }
+// Small grids get big cells so that their numbers fit.
+double cell_size(int n) { return n <= 16 ? 44 : kCell; }
+
+double panel_width(int n) { return kMargin + cell_size(n) * n + 10; }
 
 void draw(cairo_t* cr, const Heatmap& h, double width, double height) {
   cairo_set_source_rgb(cr, 1, 1, 1);
@@ -52,42 +56,51 @@ void draw(cairo_t* cr, const Heatmap& h, double width, double height) {
   text(cr, 16, 24, h.title, 15, true);
   text(cr, 16, 44, h.subtitle, 11);
   const int n = h.n_layer;
-  const double scale = scale_of(h);
+  const double cell_px = cell_size(n);
   double x0 = 0;
   for (const auto& p : h.panels) {
+    const double scale = scale_of(p);
     const double gx = x0 + kMargin, gy = kTitle + 30;
     cairo_set_source_rgb(cr, 0, 0, 0);
-    text(cr, gx, gy - 12, p.title, 12, true);
+    text(cr, gx, gy - 22, p.title, 12, true);
+    text(cr, gx, gy - 8, fmt::format("colour scale +/-{:.3g}", scale), 9);
     // Grid background: cells that are not configs stay light grey.
     for (int i = 0; i < n; ++i)
       for (int j = 1; j <= n; ++j) {
-        cairo_rectangle(cr, gx + (j - 1) * kCell, gy + i * kCell, kCell - 1, kCell - 1);
+        cairo_rectangle(cr, gx + (j - 1) * cell_px, gy + i * cell_px, cell_px - 1, cell_px - 1);
         cairo_set_source_rgb(cr, 0.94, 0.94, 0.94);
         cairo_fill(cr);
       }
     for (const auto& c : p.cells) {
       Rgb col = diverging(c.delta / scale);
-      const double cx = gx + (c.j - 1) * kCell, cy = gy + c.i * kCell;
-      cairo_rectangle(cr, cx, cy, kCell - 1, kCell - 1);
+      const double cx = gx + (c.j - 1) * cell_px, cy = gy + c.i * cell_px;
+      cairo_rectangle(cr, cx, cy, cell_px - 1, cell_px - 1);
       cairo_set_source_rgb(cr, col.r, col.g, col.b);
       cairo_fill(cr);
-      if (c.significant) {
-        cairo_set_source_rgb(cr, 0, 0, 0);
-        cairo_arc(cr, cx + kCell / 2 - 0.5, cy + kCell / 2 - 0.5, 3, 0, 2 * M_PI);
+      cairo_set_source_rgb(cr, 0, 0, 0);
+      if (n <= 16) {  // small grids carry their numbers
+        text(cr, cx + cell_px / 2, cy + cell_px / 2 + 2, fmt::format("{:+.2f}", c.delta), 8,
+             false, 0.5);
+        if (c.significant) {
+          cairo_arc(cr, cx + 5, cy + 5, 2.2, 0, 2 * M_PI);
+          cairo_fill(cr);
+        }
+      } else if (c.significant) {
+        cairo_arc(cr, cx + cell_px / 2 - 0.5, cy + cell_px / 2 - 0.5, 3, 0, 2 * M_PI);
         cairo_fill(cr);
       }
     }
     cairo_set_source_rgb(cr, 0, 0, 0);
     const int step = std::max(1, n / 12);
     for (int j = 1; j <= n; j += step)
-      text(cr, gx + (j - 1) * kCell + kCell / 2, gy + n * kCell + 14, std::to_string(j), 9, false,
+      text(cr, gx + (j - 1) * cell_px + cell_px / 2, gy + n * cell_px + 14, std::to_string(j), 9, false,
            0.5);
     for (int i = 0; i < n; i += step)
-      text(cr, gx - 6, gy + i * kCell + kCell / 2 + 3, std::to_string(i), 9, false, 1.0);
-    text(cr, gx + n * kCell / 2, gy + n * kCell + 30, "end layer j (block is i..j-1)", 10, false,
+      text(cr, gx - 6, gy + i * cell_px + cell_px / 2 + 3, std::to_string(i), 9, false, 1.0);
+    text(cr, gx + n * cell_px / 2, gy + n * cell_px + 30, "end layer j (block is i..j-1)", 10, false,
          0.5);
     cairo_save(cr);
-    cairo_translate(cr, gx - 34, gy + n * kCell / 2);
+    cairo_translate(cr, gx - 34, gy + n * cell_px / 2);
     cairo_rotate(cr, -M_PI / 2);
     text(cr, 0, 0, "start layer i", 10, false, 0.5);
     cairo_restore(cr);
@@ -102,9 +115,9 @@ void draw(cairo_t* cr, const Heatmap& h, double width, double height) {
     cairo_fill(cr);
   }
   cairo_set_source_rgb(cr, 0, 0, 0);
-  text(cr, bx + 20, by + 8, fmt::format("{:+.3g}", scale), 9);
+  text(cr, bx + 20, by + 8, "+scale (better)", 9);
   text(cr, bx + 20, by + bh / 2 + 3, "0", 9);
-  text(cr, bx + 20, by + bh, fmt::format("{:+.3g}", -scale), 9);
+  text(cr, bx + 20, by + bh, "-scale (worse)", 9);
   text(cr, bx - 4, by + bh + 18, "delta vs baseline", 9);
   text(cr, bx - 4, by + bh + 30, "dot: BH q < 0.05", 9);
 }
@@ -113,7 +126,7 @@ std::pair<double, double> size_of(const Heatmap& h) {
   double w = 0;
   for (size_t k = 0; k < h.panels.size(); ++k) w += panel_width(h.n_layer) + kPanelGap;
   w = std::max(w, 420.0) + kBar;
-  double ht = kTitle + 30 + kCell * h.n_layer + 60;
+  double ht = kTitle + 30 + cell_size(h.n_layer) * h.n_layer + 60;
   return {w, std::max(ht, 260.0)};
 }
 

@@ -104,7 +104,7 @@ class Scanner {
                     {"higher_is_better", m.higher_is_better}});
     }
     store_->set_meta("primary_metrics", pm.dump());
-    store_->set_meta("model_name", model_->name());
+    store_->set_meta("model_name", std::filesystem::path(model_->path()).filename().string());
     store_->set_meta("n_layer", std::to_string(n_layer_));
     store_->set_meta("limit", std::to_string(o.limit));
 
@@ -154,6 +154,7 @@ class Scanner {
       run_phase("search", controls, false);
     }
     if (o_.validate > 0) {
+      store_->bind_identity({{"validate_items_sha256", items_hash(true)}});
       std::vector<Config> val = {Config::baseline()};
       auto stats = analyze_phase(*store_, "search", o_.seed);
       for (const auto& c : ranked(stats))
@@ -166,20 +167,27 @@ class Scanner {
   }
 
  private:
-  std::map<std::string, std::string> identity() const {
-    nlohmann::json def = nlohmann::json::array();
+  // Fingerprint of the requests of items [begin, begin + n) of every task.
+  std::string items_hash(bool held_out) const {
     Sha256 items;
     for (size_t k = 0; k < tasks_.size(); ++k) {
-      def.push_back({{"task", tasks_[k]->info().name},
-                     {"search_items", search_n_[k]},
-                     {"held_out_items", held_n_[k]}});
-      for (size_t i = 0; i < search_n_[k] + held_n_[k]; ++i)
+      const size_t begin = held_out ? search_n_[k] : 0, n = held_out ? held_n_[k] : search_n_[k];
+      for (size_t i = begin; i < begin + n; ++i)
         items.update(eval::doc_hash(tasks_[k]->info().name, tasks_[k]->requests(i), "") + ";");
     }
+    return items.hex_digest();
+  }
+
+  // What must not change between runs on one store. The held-out set is bound separately when
+  // validation first runs, so --validate can be added to a finished search.
+  std::map<std::string, std::string> identity() const {
+    nlohmann::json def = nlohmann::json::array();
+    for (size_t k = 0; k < tasks_.size(); ++k)
+      def.push_back({{"task", tasks_[k]->info().name}, {"search_items", search_n_[k]}});
     def.push_back({{"seed", o_.seed}});
     return {{"model_sha256", model_fingerprint(*model_)},
             {"tasks", def.dump()},
-            {"items_sha256", items.hex_digest()}};
+            {"items_sha256", items_hash(false)}};
   }
 
   void run_phase(const std::string& phase, const std::vector<Config>& configs, bool held_out) {
