@@ -19,6 +19,8 @@ void ModelOptions::add_to(CLI::App& sub, bool with_path) {
       ->check(CLI::Range(0, 1024));
   sub.add_option("--ctx", ctx, "context size in tokens (default: min(training context, 4096))")
       ->check(CLI::Range(0, 1 << 20));
+  sub.add_option("--kv-type", kv_type, "KV cache element type: f32 or f16 (default: f32)")
+      ->check(CLI::IsMember({"f32", "f16"}, CLI::ignore_case));
 }
 
 std::unique_ptr<Model> ModelOptions::load() const { return Model::load(model); }
@@ -31,6 +33,8 @@ SessionOptions ModelOptions::session_options() const {
   SessionOptions o;
   o.n_threads = threads;
   o.n_ctx = ctx;
+  if (auto t = kv_type_from_name(kv_type)) o.kv_type = *t;
+  else throw Error(fmt::format("--kv-type {}: expected f32 or f16", kv_type));
   return o;
 }
 

@@ -23,6 +23,7 @@ struct ModelOptions {
   std::string path;
   int threads = 0;
   int ctx = 0;
+  std::string kv_type = "f32";
 
   void add_to(CLI::App& sub, bool with_path = true);
   std::unique_ptr<Model> load() const;

@@ -108,8 +108,8 @@ bool TextReleaser::release(bool final, bool& stopped) {
   // them at the end).
   size_t n_tokens = 0;
   while (n_tokens < pending_.size()) {
-    const bool done = stopped ? pending_[n_tokens].text_offset < limit
-                              : final || ends_[n_tokens] <= limit;
+    const bool done =
+        stopped ? pending_[n_tokens].text_offset < limit : final || ends_[n_tokens] <= limit;
     if (!done) break;
     ++n_tokens;
   }
@@ -130,9 +130,12 @@ bool TextReleaser::release(bool final, bool& stopped) {
 
 const char* finish_reason_name(FinishReason r) {
   switch (r) {
-    case FinishReason::Stop: return "stop";
-    case FinishReason::Length: return "length";
-    case FinishReason::Cancelled: return "cancelled";
+    case FinishReason::Stop:
+      return "stop";
+    case FinishReason::Length:
+      return "length";
+    case FinishReason::Cancelled:
+      return "cancelled";
   }
   return "unknown";
 }

@@ -41,9 +41,9 @@ struct TokenLogprob {
 
 struct GeneratedToken {
   int32_t id = 0;
-  std::string piece;  // the token's bytes (may be part of a UTF-8 character)
-  size_t text_offset = 0;  // where the token's text starts in the generated text
-  float logprob = 0;       // set when GenerateOptions::logprobs >= 0
+  std::string piece;              // the token's bytes (may be part of a UTF-8 character)
+  size_t text_offset = 0;         // where the token's text starts in the generated text
+  float logprob = 0;              // set when GenerateOptions::logprobs >= 0
   std::vector<TokenLogprob> top;  // the `logprobs` most likely tokens, most likely first
 };
 

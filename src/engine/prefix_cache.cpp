@@ -55,7 +55,7 @@ const PrefixCache::Entry& PrefixCache::get(std::span<const int32_t> tokens) {
   base_.set_observer(nullptr);
   const int T = static_cast<int>(tokens.size()), n_slots = base_.path().size();
   baseline_evals_ += int64_t{T} * n_slots;
-  e.kv = KvCache(n_slots, T, base_.kv_cache().kv_dim());
+  e.kv = KvCache(n_slots, T, base_.kv_cache().kv_dim(), base_.kv_cache().type());
   for (int s = 0; s < n_slots; ++s) e.kv.copy_rows_from(base_.kv_cache(), s, s, T);
   e.bytes = e.kv.bytes();
   for (const auto& r : e.residual) e.bytes += r.size() * sizeof(float);

@@ -38,7 +38,7 @@ Session::Session(const Model& model, LayerPath path, const SessionOptions& opts)
   const int n_ctx = resolve_ctx(hp, opts.n_ctx);
   if (n_ctx <= 0 || n_ctx > (1 << 20)) throw Error(fmt::format("--ctx {} is out of range", n_ctx));
   n_batch_ = std::min(n_batch_, n_ctx);
-  cache_ = KvCache(path_.size(), n_ctx, hp.kv_dim());
+  cache_ = KvCache(path_.size(), n_ctx, hp.kv_dim(), opts.kv_type);
   const size_t B = static_cast<size_t>(n_batch_);
   x_.resize(B * hp.n_embd);
   h_.resize(B * hp.n_embd);
@@ -54,7 +54,7 @@ Session::Session(const Model& model, LayerPath path, const SessionOptions& opts)
 void Session::set_path(LayerPath path) {
   check_path(path, model_.hparams().n_layer);
   if (path.size() != path_.size())
-    cache_ = KvCache(path.size(), cache_.n_ctx(), cache_.kv_dim());
+    cache_ = KvCache(path.size(), cache_.n_ctx(), cache_.kv_dim(), cache_.type());
   path_ = std::move(path);
   n_past_ = 0;
 }

@@ -32,6 +32,7 @@ struct SessionOptions {
   int n_ctx = 0;       // token positions in the KV cache; 0 = min(training context, 4096)
   int n_batch = 512;   // tokens per forward chunk during prefill
   int n_threads = 0;   // 0 = all cores
+  KvType kv_type = KvType::F32;  // element type of the KV cache
 };
 
 class PrefixCache;

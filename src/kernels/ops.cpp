@@ -1,38 +1,78 @@
 #include "kernels/ops.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "kernels/dispatch.h"
+#include "kernels/isa_kernels.h"
 #include "kernels/quant.h"
+#include "util/error.h"
 
 namespace reprise::kernels {
 
+namespace {
+
+uint64_t act_bytes(ActFormat f, int64_t cols) {
+  switch (f) {
+    case ActFormat::Q8_32: return static_cast<uint64_t>(cols / 32) * sizeof(ActQ8_32);
+    case ActFormat::Q8_256: return static_cast<uint64_t>(cols / 256) * sizeof(ActQ8_256);
+    case ActFormat::F32: break;
+  }
+  return static_cast<uint64_t>(cols) * sizeof(float);
+}
+
+void check_computable(const TensorView& w) {
+  const auto& ti = info(w.type);
+  if (!ti.computable)
+    throw Error(fmt::format("matmul: unsupported tensor type {} ({})", ti.name, w.name));
+  if (w.cols() % ti.block_elems != 0)
+    throw Error(fmt::format("matmul: {} row of {} elements is not a multiple of the block size {}",
+                            ti.name, w.cols(), ti.block_elems));
+}
+
+}  // namespace
+
+// Below kGemmMinTokens a matmul runs the matrix-vector kernels once per token (their weight rows
+// stay in cache across the tokens of a 16-row block); from it on, the GEMM kernels, which
+// dequantize a weight panel once and reuse it for every token.
 void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool& pool) {
+  check_computable(w);
+  const IsaKernels& k = active_kernels();
   const int64_t rows = w.rows(), cols = w.cols();
   const uint64_t stride = w.row_stride();
   const std::byte* base = w.data.data();
-  if (T == 1) {
+  const auto type = static_cast<uint32_t>(w.type);
+  if (T < kGemmMinTokens) {
+    const ActFormat f = k.matvec_act(type);
+    const uint64_t ab = act_bytes(f, cols);
+    // The caller's buffer; workers must see this pointer, not their own thread_local copy.
+    thread_local std::vector<std::byte> act_buf;
+    act_buf.resize(ab * T);
+    std::byte* act = act_buf.data();
+    for (int64_t t = 0; t < T; ++t) k.quantize_act(f, x + t * cols, cols, act + t * ab);
     pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-      for (int64_t r = r0; r < r1; ++r) y[r] = dot_row(w.type, base + r * stride, x, cols);
+      if (T == 1) {
+        k.matvec(type, base + r0 * stride, stride, r1 - r0, cols, act, y + r0);
+        return;
+      }
+      for (int64_t rb = r0; rb < r1; rb += kGemmRowTile) {
+        const int64_t n = std::min(kGemmRowTile, r1 - rb);
+        for (int64_t t = 0; t < T; ++t)
+          k.matvec(type, base + rb * stride, stride, n, cols, act + t * ab,
+                   y + t * rows + rb);
+      }
     });
     return;
   }
-  // Prefill: decode each weight row once and reuse it for every token.
-  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-    std::vector<float> row(static_cast<size_t>(cols));
-    for (int64_t r = r0; r < r1; ++r) {
-      dequantize_row(w.type, base + r * stride, row.data(), cols);
-      for (int64_t t = 0; t < T; ++t) {
-        const float* xt = x + t * cols;
-        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int64_t c = 0;
-        for (; c + 8 <= cols; c += 8)
-          for (int k = 0; k < 8; ++k) acc[k] += row[c + k] * xt[c + k];
-        float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        for (; c < cols; ++c) s += row[c] * xt[c];
-        y[t * rows + r] = s;
-      }
-    }
+  const int64_t n_tiles = (rows + kGemmRowTile - 1) / kGemmRowTile;
+  pool.parallel_for(n_tiles, [&](int64_t b0, int64_t b1) {
+    thread_local std::vector<float> scratch;
+    scratch.resize(static_cast<size_t>(gemm_scratch_floats(cols)));
+    const int64_t r0 = b0 * kGemmRowTile, r1 = std::min(rows, b1 * kGemmRowTile);
+    k.gemm(type, base + r0 * stride, stride, r1 - r0, cols, x, T, y + r0, rows, scratch.data());
   });
 }
 
@@ -56,9 +96,7 @@ void add(float* x, const float* d, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += d[i];
 }
 
-void swiglu(float* g, const float* u, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
-}
+void swiglu(float* g, const float* u, int64_t n) { active_kernels().swiglu(g, u, n); }
 
 void embedding_row(const TensorView& table, int64_t id, float* out) {
   dequantize_row(table.type, table.row(id), out, table.cols());

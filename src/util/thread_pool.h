@@ -1,10 +1,15 @@
 // A persistent pool of worker threads for data-parallel loops (rows of a matmul, heads).
+//
+// Decode calls parallel_for a few hundred times per token, each for tens of microseconds of
+// work, so waking workers through a mutex and condition variable (several microseconds each way)
+// would cost a visible share of the token. Workers therefore spin on an atomic generation
+// counter for a short while after each job and only then sleep on it (futex), and the caller
+// spins for the workers to finish.
 #pragma once
 
-#include <condition_variable>
+#include <atomic>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -20,8 +25,10 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Splits [0, n) into contiguous chunks, one per thread, and calls fn(begin, end) for each;
-  // returns when all are done. Not re-entrant: fn must not call parallel_for on the same pool.
+  // Splits [0, n) into contiguous chunks, one per thread (chunk k goes to thread k, the caller
+  // being thread 0), and calls fn(begin, end) for each; returns when all are done. Not
+  // re-entrant: fn must not call parallel_for on the same pool, and only one thread may call
+  // parallel_for at a time.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
   // Threads to use when the user gives none: the machine's cores.
@@ -32,13 +39,11 @@ class ThreadPool {
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable wake_, done_;
-  const std::function<void(int64_t, int64_t)>* job_ = nullptr;
+  const std::function<void(int64_t, int64_t)>* job_ = nullptr;  // published by generation_
   int64_t job_n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
+  std::atomic<uint32_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
 };
 
 }  // namespace reprise
