@@ -23,9 +23,10 @@ int run_compare(const CompareOptions& o) {
   const eval::RunItems b = eval::load_run(o.b);
   const eval::Comparison c = eval::compare_runs(a, b, o.stats);
   fmt::print("A: {} (path {})\nB: {} (path {})\n", a.source, a.label, b.source, b.label);
-  fmt::print("differences are B - A; paired bootstrap CI ({} resamples, seed {}); Holm across "
-             "tasks per metric\n\n",
-             o.stats.bootstrap.resamples, o.stats.bootstrap.seed);
+  fmt::print(
+      "differences are B - A; paired bootstrap CI ({} resamples, seed {}); Holm across "
+      "tasks per metric\n\n",
+      o.stats.bootstrap.resamples, o.stats.bootstrap.seed);
   fmt::print("{}\n", eval::comparison_table(c));
   for (const auto& v : c.verdicts) fmt::print("{}\n", v);
   if (!o.output.empty()) {

@@ -54,9 +54,10 @@ std::string chat_family(const EvalOptions& o, const Model& m) {
   const std::string& jinja = tok ? tok->vocab().chat_template : std::string();
   auto family = detect_chat_template(jinja);
   if (!family)
-    throw Error(fmt::format("--chat auto: {} has no chat template reprise recognises; name a "
-                            "family (chatml, llama3, llama2, mistral, gemma)",
-                            m.path()));
+    throw Error(
+        fmt::format("--chat auto: {} has no chat template reprise recognises; name a "
+                    "family (chatml, llama3, llama2, mistral, gemma)",
+                    m.path()));
   return *family;
 }
 
@@ -82,8 +83,8 @@ int run_eval(const EvalOptions& o) {
   if (o.model.model.empty()) throw Error("eval needs -m MODEL (or --list to see the tasks)");
   if (o.tasks.empty()) throw Error("eval needs --task NAME[,NAME...] (see eval --list)");
   if (o.limit == 0 || o.limit < -1)
-    throw Error(fmt::format("--limit {}: must be at least 1 (leave it out to run every item)",
-                            o.limit));
+    throw Error(
+        fmt::format("--limit {}: must be at least 1 (leave it out to run every item)", o.limit));
   if (o.batch_items < 1) throw Error("--batch-items must be at least 1");
 
   // Everything about the tasks is checked before the model loads.
@@ -174,6 +175,8 @@ void add_eval(CLI::App& app, Runner& run) {
       ->check(CLI::Range(0, 1024));
   sub->add_option("--ctx", o->model.ctx, "context size in tokens (default: min(training, 4096))")
       ->check(CLI::Range(0, 1 << 20));
+  sub->add_option("--kv-type", o->model.kv_type,
+                  "KV cache element type: f32 or f16 (default: f32)");
   sub->add_option("--task", o->tasks, "task names, comma-separated (see --list), or a .jsonl file");
   sub->add_option("--limit", o->limit, "only the first N items of each task");
   sub->add_option("--seed", o->seed, "seed for the generated probes (default 1234)");

@@ -35,8 +35,8 @@ int run_perplexity(const PerplexityOptions& o) {
   auto m = o.model.load();
   const LayerPath path = o.model.layer_path(*m);
   if (!m->tokenizer())
-    throw Error(fmt::format("{}: the model has no vocabulary to tokenize the text with",
-                            m->path()));
+    throw Error(
+        fmt::format("{}: the model has no vocabulary to tokenize the text with", m->path()));
   const Vocab& vocab = m->tokenizer()->vocab();
   EncodeOptions enc;
   enc.add_bos = false;
@@ -44,6 +44,10 @@ int run_perplexity(const PerplexityOptions& o) {
   if (vocab.add_bos && vocab.bos >= 0) tokens.push_back(vocab.bos);
   auto ids = m->tokenizer()->encode(text, enc);
   tokens.insert(tokens.end(), ids.begin(), ids.end());
+
+  if (o.stride == 0 && tokens.size() < 2 * static_cast<size_t>(o.ctx))
+    throw Error(fmt::format("{}: the text has {} tokens; -c {} needs at least {}", o.file,
+                            tokens.size(), o.ctx, 2 * o.ctx));
 
   SessionOptions so = o.model.session_options();
   so.n_ctx = o.ctx;
@@ -54,33 +58,26 @@ int run_perplexity(const PerplexityOptions& o) {
   po.stride = o.stride;
   po.max_chunks = o.chunks;
   po.bos = vocab.add_bos ? vocab.bos : -1;
-  fmt::print(stderr, "model: {} | path: {} | {} tokens | -c {} | {}\n", m->path(),
-             path.canonical(), tokens.size(), o.ctx,
+  fmt::print(stderr, "model: {} | path: {} | {} tokens | -c {} | {}\n", m->path(), path.canonical(),
+             tokens.size(), o.ctx,
              o.stride ? fmt::format("sliding window, stride {}", o.stride)
                       : std::string("chunks, second half scored (llama-perplexity)"));
   const auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<eval::Progress> bar;
   const auto r = eval::perplexity(session, tokens, po, [&](int c, int n, double ppl) {
-    if (!bar) bar = std::make_unique<eval::Progress>(n);
+    if (!bar) bar = std::make_unique<eval::Progress>(n, o.stride ? "windows" : "chunks");
     bar->update(c, fmt::format("ppl {:.4f}", ppl));
   });
   if (bar) bar->finish();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (o.json) {
-    nlohmann::ordered_json j = {{"model", m->path()},
-                                {"path", path.canonical()},
-                                {"file", o.file},
-                                {"n_ctx", o.ctx},
-                                {"stride", o.stride},
-                                {"tokens", tokens.size()},
-                                {"chunks", r.n_chunks},
-                                {"scored", r.n_scored},
-                                {"mean_nll", r.mean_nll},
-                                {"ppl", r.ppl},
-                                {"ppl_stderr", r.ppl_stderr},
-                                {"running_ppl", r.running_ppl},
-                                {"seconds", seconds}};
+    nlohmann::ordered_json j = {
+        {"model", m->path()},   {"path", path.canonical()},   {"file", o.file},
+        {"n_ctx", o.ctx},       {"stride", o.stride},         {"tokens", tokens.size()},
+        {"chunks", r.n_chunks}, {"scored", r.n_scored},       {"mean_nll", r.mean_nll},
+        {"ppl", r.ppl},         {"ppl_stderr", r.ppl_stderr}, {"running_ppl", r.running_ppl},
+        {"seconds", seconds}};
     fmt::print("{}\n", j.dump(2));
     return 0;
   }
@@ -96,8 +93,9 @@ int run_perplexity(const PerplexityOptions& o) {
 
 void add_perplexity(CLI::App& app, Runner& run) {
   auto o = std::make_shared<PerplexityOptions>();
-  auto* sub = app.add_subcommand("perplexity", "perplexity of a text file (llama-perplexity's "
-                                               "definition, or a sliding window)");
+  auto* sub = app.add_subcommand("perplexity",
+                                 "perplexity of a text file (llama-perplexity's "
+                                 "definition, or a sliding window)");
   sub->add_option("-m,--model", o->model.model, "GGUF file or Hugging Face safetensors directory")
       ->required();
   sub->add_option("-f,--file", o->file, "text file")->required();
@@ -111,6 +109,8 @@ void add_perplexity(CLI::App& app, Runner& run) {
                   "layer path: '0..3,1..4', 'repeat:I:J[:K]', 'skip:I:J' (default: all layers)");
   sub->add_option("-t,--threads", o->model.threads, "threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
+  sub->add_option("--kv-type", o->model.kv_type,
+                  "KV cache element type: f32 or f16 (default: f32)");
   sub->add_option("-b,--batch-size", o->batch, "tokens per forward chunk (default 512)")
       ->check(CLI::Range(1, 1 << 20));
   sub->add_flag("--json", o->json, "print the result as JSON");

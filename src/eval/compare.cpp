@@ -48,7 +48,8 @@ void add_item(RunItems& run, const std::string& task, const ojson& item,
     bool same = t.metrics.size() == metrics.size();
     for (size_t k = 0; same && k < metrics.size(); ++k)
       same = t.metrics[k].name == metrics[k].name && t.metrics[k].kind == metrics[k].kind;
-    if (!same) throw Error(fmt::format("{}: the metrics differ from earlier items of {}", at, task));
+    if (!same)
+      throw Error(fmt::format("{}: the metrics differ from earlier items of {}", at, task));
   }
   if (!item.contains("metrics") || !item["metrics"].is_object())
     throw Error(fmt::format("{}: needs \"metrics\" (an object)", at));
@@ -83,11 +84,10 @@ void load_results(RunItems& run, const ojson& doc) {
   if (!samples.is_object()) throw Error(fmt::format("{}: \"samples\" must be an object", file));
   for (const auto& [task, items] : samples.items()) {
     const std::string at = fmt::format("{}: task {}", file, task);
-    const ojson kinds = doc.contains("metric_kinds") ? doc["metric_kinds"].value(task, ojson())
-                                                     : ojson();
-    const ojson better = doc.contains("higher_is_better")
-                             ? doc["higher_is_better"].value(task, ojson())
-                             : ojson();
+    const ojson kinds =
+        doc.contains("metric_kinds") ? doc["metric_kinds"].value(task, ojson()) : ojson();
+    const ojson better =
+        doc.contains("higher_is_better") ? doc["higher_is_better"].value(task, ojson()) : ojson();
     const auto metrics = metrics_from(kinds, better, at);
     if (!items.is_array()) throw Error(fmt::format("{}: samples must be a list", at));
     for (size_t k = 0; k < items.size(); ++k)
@@ -107,8 +107,8 @@ void load_samples(RunItems& run, const fs::path& file) {
     const std::string at = fmt::format("{}:{}", file.string(), n);
     if (!j.is_object() || !j.contains("task") || !j["task"].is_string())
       throw Error(fmt::format("{}: needs \"task\" (a string)", at));
-    const auto metrics = metrics_from(j.value("metric_kinds", ojson()),
-                                      j.value("higher_is_better", ojson()), at);
+    const auto metrics =
+        metrics_from(j.value("metric_kinds", ojson()), j.value("higher_is_better", ojson()), at);
     add_item(run, j["task"].get<std::string>(), j, metrics, at);
     if (j.contains("path") && j["path"].is_string()) run.label = j["path"].get<std::string>();
   });
@@ -120,7 +120,9 @@ std::string join(const std::vector<std::string>& v) {
   return s.empty() ? "none" : s;
 }
 
-std::string signed_fixed(double v) { return fmt::format("{:+.4f}", v); }
+std::string signed_fixed(double v) {
+  return fmt::format("{:+.4f}", v);
+}
 
 std::string p_text(double p) {
   if (std::isnan(p)) return "n/a";
@@ -145,9 +147,10 @@ RunItems load_run(const fs::path& file) {
   if (whole && doc.is_object() && doc.contains("samples")) {
     load_results(run, doc);
   } else if (whole && doc.is_object() && doc.contains("results")) {
-    throw Error(fmt::format("{}: the results have no per-item \"samples\"; write them with "
-                            "eval -o, or pass the --log-samples file",
-                            file.string()));
+    throw Error(
+        fmt::format("{}: the results have no per-item \"samples\"; write them with "
+                    "eval -o, or pass the --log-samples file",
+                    file.string()));
   } else {
     load_samples(run, file);
   }
@@ -166,9 +169,10 @@ Comparison compare_runs(const RunItems& a, const RunItems& b, const CompareOptio
   std::sort(ta.begin(), ta.end());
   std::sort(tb.begin(), tb.end());
   if (ta != tb)
-    throw Error(fmt::format("cannot compare runs of different tasks: A ({}) has {}; B ({}) has "
-                            "{}",
-                            a.source, join(ta), b.source, join(tb)));
+    throw Error(
+        fmt::format("cannot compare runs of different tasks: A ({}) has {}; B ({}) has "
+                    "{}",
+                    a.source, join(ta), b.source, join(tb)));
   Comparison out;
   for (const auto& task : a.task_order) {
     const RunTask& x = a.tasks.at(task);
@@ -178,20 +182,23 @@ Comparison compare_runs(const RunItems& a, const RunItems& b, const CompareOptio
     for (size_t i = 0; i < x.ids.size(); ++i) {
       auto it = where_b.find(x.ids[i]);
       if (it == where_b.end())
-        throw Error(fmt::format("cannot compare task {}: item '{}' is in A ({} items) but not in "
-                                "B ({} items)",
-                                task, x.ids[i], x.ids.size(), y.ids.size()));
+        throw Error(
+            fmt::format("cannot compare task {}: item '{}' is in A ({} items) but not in "
+                        "B ({} items)",
+                        task, x.ids[i], x.ids.size(), y.ids.size()));
       if (x.hashes[i] != y.hashes[it->second])
-        throw Error(fmt::format("cannot compare task {}: item '{}' differs between the runs "
-                                "(another prompt or gold answer)",
-                                task, x.ids[i]));
+        throw Error(
+            fmt::format("cannot compare task {}: item '{}' differs between the runs "
+                        "(another prompt or gold answer)",
+                        task, x.ids[i]));
     }
     if (x.ids.size() != y.ids.size())
       throw Error(fmt::format("cannot compare task {}: B has {} items, A has {}", task,
                               y.ids.size(), x.ids.size()));
     bool same_metrics = x.metrics.size() == y.metrics.size();
     for (size_t m = 0; same_metrics && m < x.metrics.size(); ++m)
-      same_metrics = x.metrics[m].name == y.metrics[m].name && x.metrics[m].kind == y.metrics[m].kind;
+      same_metrics =
+          x.metrics[m].name == y.metrics[m].name && x.metrics[m].kind == y.metrics[m].kind;
     if (!same_metrics) throw Error(fmt::format("cannot compare task {}: the metrics differ", task));
 
     for (size_t m = 0; m < x.metrics.size(); ++m) {
@@ -247,8 +254,8 @@ Comparison compare_runs(const RunItems& a, const RunItems& b, const CompareOptio
 
 std::string verdict(const MetricComparison& row, double alpha, double level) {
   const std::string test = row.test == "mcnemar" ? "McNemar" : "paired t";
-  if (row.n == 0) return fmt::format("{}: no item has a {} score in both runs", row.task,
-                                     row.metric.name);
+  if (row.n == 0)
+    return fmt::format("{}: no item has a {} score in both runs", row.task, row.metric.name);
   const std::string figures =
       fmt::format("{} ({:.0f}% CI {} to {}; {} p = {}, Holm p = {}; n = {})",
                   signed_fixed(row.diff), level * 100, signed_fixed(row.ci.lo),
@@ -260,8 +267,7 @@ std::string verdict(const MetricComparison& row, double alpha, double level) {
   }
   if (row.diff == 0 && row.ci.lo == 0 && row.ci.hi == 0)
     return fmt::format("{}: no difference on {}: {}", row.task, row.metric.name, figures);
-  return fmt::format("{}: no significant difference on {}: {}", row.task, row.metric.name,
-                     figures);
+  return fmt::format("{}: no significant difference on {}: {}", row.task, row.metric.name, figures);
 }
 
 std::string comparison_table(const Comparison& c) {
@@ -271,8 +277,9 @@ std::string comparison_table(const Comparison& c) {
     rows.push_back({r.task, r.metric.name, std::to_string(r.n), fmt::format("{:.4f}", r.mean_a),
                     fmt::format("{:.4f}", r.mean_b), signed_fixed(r.diff),
                     fmt::format("[{}, {}]", signed_fixed(r.ci.lo), signed_fixed(r.ci.hi)),
-                    r.test == "mcnemar" ? fmt::format("mcnemar {}/{}", r.a_only, r.b_only)
-                                        : fmt::format("t {:.3f}", r.statistic),
+                    r.test == "mcnemar"       ? fmt::format("mcnemar {}/{}", r.a_only, r.b_only)
+                    : std::isnan(r.statistic) ? std::string("t n/a")
+                                              : fmt::format("t {:.3f}", r.statistic),
                     p_text(r.p), p_text(r.p_holm)});
   std::vector<size_t> w(rows[0].size(), 0);
   for (const auto& row : rows)
@@ -287,7 +294,8 @@ std::string comparison_table(const Comparison& c) {
     if (r == 0) {
       out += "|";
       for (size_t k = 0; k < w.size(); ++k)
-        out += k < 2 ? fmt::format("{:-<{}}|", "", w[k] + 2) : fmt::format("{:-<{}}:|", "", w[k] + 1);
+        out +=
+            k < 2 ? fmt::format("{:-<{}}|", "", w[k] + 2) : fmt::format("{:-<{}}:|", "", w[k] + 1);
       out += "\n";
     }
   }

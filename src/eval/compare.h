@@ -47,8 +47,8 @@ struct MetricComparison {
   size_t n = 0;
   double mean_a = 0, mean_b = 0, diff = 0;  // diff = mean_b - mean_a
   Interval ci;
-  std::string test;       // "mcnemar" or "paired_t"
-  double statistic = 0;   // t, or the discordant count favouring B for McNemar
+  std::string test;                // "mcnemar" or "paired_t"
+  double statistic = 0;            // t, or the discordant count favouring B for McNemar
   int64_t a_only = 0, b_only = 0;  // McNemar's discordant items
   double p = 1, p_holm = 1;
 };
@@ -67,6 +67,6 @@ std::string verdict(const MetricComparison& row, double alpha, double level);
 
 std::string comparison_table(const Comparison& c);
 nlohmann::ordered_json comparison_json(const Comparison& c, const RunItems& a, const RunItems& b,
-                               const CompareOptions& opts);
+                                       const CompareOptions& opts);
 
 }  // namespace reprise::eval

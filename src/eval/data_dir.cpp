@@ -31,9 +31,10 @@ fs::path find_data_dir(const std::string& explicit_dir) {
     if (fs::is_regular_file(p / "README.md", ec)) return p;
     list += (list.empty() ? "" : ", ") + p.string();
   }
-  throw Error(fmt::format("cannot find the data directory (tried {}); pass --data-dir or set "
-                          "REPRISE_DATA_DIR",
-                          list));
+  throw Error(
+      fmt::format("cannot find the data directory (tried {}); pass --data-dir or set "
+                  "REPRISE_DATA_DIR",
+                  list));
 }
 
 }  // namespace reprise::eval

@@ -23,8 +23,10 @@ std::string first_context(std::span<const Request> requests) {
   return std::visit(
       [](const auto& r) -> std::string {
         using T = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<T, RollingRequest>) return "";
-        else return r.context;
+        if constexpr (std::is_same_v<T, RollingRequest>)
+          return "";
+        else
+          return r.context;
       },
       requests.front());
 }
@@ -49,8 +51,8 @@ std::string doc_hash(const std::string& task, std::span<const Request> requests,
   for (const auto& req : requests) {
     std::string s;
     if (const auto* r = std::get_if<LoglikelihoodRequest>(&req)) {
-      s = "L" + sep + r->context + sep + r->continuation + sep + ids_text(r->context_tokens) +
-          sep + ids_text(r->continuation_tokens);
+      s = "L" + sep + r->context + sep + r->continuation + sep + ids_text(r->context_tokens) + sep +
+          ids_text(r->continuation_tokens);
     } else if (const auto* r = std::get_if<RollingRequest>(&req)) {
       s = "R" + sep + r->text + sep + ids_text(r->tokens);
     } else if (const auto* r = std::get_if<GenerateRequest>(&req)) {
@@ -103,8 +105,8 @@ TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts
       std::span<const Request> asked(requests.data() + a, b - a);
       ItemScore s = task.score(i, mine);
       if (s.values.size() != res.info.metrics.size())
-        throw Error(fmt::format("task {}: item {} scored {} metrics, expected {}", res.info.name,
-                                i, s.values.size(), res.info.metrics.size()));
+        throw Error(fmt::format("task {}: item {} scored {} metrics, expected {}", res.info.name, i,
+                                s.values.size(), res.info.metrics.size()));
       ItemRecord rec;
       rec.id = task.item_id(i);
       rec.doc_hash = doc_hash(res.info.name, asked, s.gold);
@@ -188,11 +190,16 @@ nlohmann::ordered_json sample_json(const TaskResult& task, const ItemRecord& ite
     kinds[m.name] = metric_kind_name(m.kind);
     better[m.name] = m.higher_is_better;
   }
-  return {{"task", task.info.name},        {"id", item.id},
-          {"doc_hash", item.doc_hash},     {"metrics", metrics},
-          {"metric_kinds", kinds},         {"higher_is_better", better},
-          {"prediction", item.prediction}, {"gold", item.gold},
-          {"path", path_label},            {"prompt", item.prompt},
+  return {{"task", task.info.name},
+          {"id", item.id},
+          {"doc_hash", item.doc_hash},
+          {"metrics", metrics},
+          {"metric_kinds", kinds},
+          {"higher_is_better", better},
+          {"prediction", item.prediction},
+          {"gold", item.gold},
+          {"path", path_label},
+          {"prompt", item.prompt},
           {"details", ojson(item.details)}};
 }
 
@@ -206,7 +213,8 @@ std::string summary_table(std::span<const TaskResult> results) {
                       std::to_string(m.n)});
     for (const auto& [k, v] : r.aggregates)
       if (k != "tokens")
-        rows.push_back({r.info.name, k, fmt::format("{:.4f}", v), "-", std::to_string(r.items.size())});
+        rows.push_back(
+            {r.info.name, k, fmt::format("{:.4f}", v), "-", std::to_string(r.items.size())});
   }
   std::array<size_t, 5> w{};
   for (const auto& row : rows)
@@ -221,7 +229,8 @@ std::string summary_table(std::span<const TaskResult> results) {
     if (r == 0) {
       out += "|";
       for (size_t c = 0; c < 5; ++c)
-        out += c >= 2 ? fmt::format("{:-<{}}:|", "", w[c] + 1) : fmt::format("{:-<{}}|", "", w[c] + 2);
+        out +=
+            c >= 2 ? fmt::format("{:-<{}}:|", "", w[c] + 1) : fmt::format("{:-<{}}|", "", w[c] + 2);
       out += "\n";
     }
   }

@@ -16,7 +16,7 @@ namespace reprise::eval {
 
 struct ItemRecord {
   std::string id;
-  std::string doc_hash;  // fingerprint of the requests and gold: equal only for the same item
+  std::string doc_hash;        // fingerprint of the requests and gold: equal only for the same item
   std::vector<double> values;  // per TaskInfo::metrics
   std::string prediction, gold;
   std::string prompt;  // the first request's context (for the samples log)
@@ -25,7 +25,7 @@ struct ItemRecord {
 
 struct MetricSummary {
   MetricInfo info;
-  double value = 0;   // mean over items
+  double value = 0;      // mean over items
   double std_error = 0;  // standard error of the mean (NaN for one item)
   size_t n = 0;
 };
@@ -59,12 +59,12 @@ std::vector<MetricSummary> summarize(const TaskInfo& info, std::span<const ItemR
 //  "n-samples", "higher_is_better", "metric_kinds", "configs", "config", "samples"?}.
 // `config` describes the run (model, path, limit, seed, ...); samples hold every item's id,
 // hash, metrics, prediction and gold so `reprise compare` can pair two runs.
-nlohmann::ordered_json results_json(std::span<const TaskResult> results, const nlohmann::json& config,
-                            bool with_samples = true);
+nlohmann::ordered_json results_json(std::span<const TaskResult> results,
+                                    const nlohmann::json& config, bool with_samples = true);
 
 // One line of --log-samples: the item record with its task, metric kinds and run label.
 nlohmann::ordered_json sample_json(const TaskResult& task, const ItemRecord& item,
-                           const std::string& path_label);
+                                   const std::string& path_label);
 
 // The summary table printed after a run (markdown, one row per task and metric).
 std::string summary_table(std::span<const TaskResult> results);

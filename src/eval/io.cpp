@@ -53,8 +53,7 @@ void jsonl_lines(const std::filesystem::path& path,
     try {
       j = Json::parse(line);
     } catch (const nlohmann::json::exception& e) {
-      throw Error(fmt::format("{}:{}: not valid JSON ({})", path.string(), n,
-                              short_json_error(e)));
+      throw Error(fmt::format("{}:{}: not valid JSON ({})", path.string(), n, short_json_error(e)));
     }
     fn(j, n);
   }

@@ -68,19 +68,18 @@ struct GenerateResult {
 struct CandidateRequest {
   std::string context;
   std::vector<std::string> candidates;
-  std::vector<int32_t> context_tokens;    // token form, used when candidate_tokens is non-empty
+  std::vector<int32_t> context_tokens;  // token form, used when candidate_tokens is non-empty
   std::vector<int32_t> candidate_tokens;
 };
 
 struct CandidateResult {
-  std::vector<double> probs;     // one per candidate, summing to 1
-  std::vector<int32_t> tokens;   // the candidate tokens that were used
+  std::vector<double> probs;    // one per candidate, summing to 1
+  std::vector<int32_t> tokens;  // the candidate tokens that were used
 };
 
-using Request = std::variant<LoglikelihoodRequest, RollingRequest, GenerateRequest,
-                             CandidateRequest>;
-using Response = std::variant<LoglikelihoodResult, RollingResult, GenerateResult,
-                              CandidateResult>;
+using Request =
+    std::variant<LoglikelihoodRequest, RollingRequest, GenerateRequest, CandidateRequest>;
+using Response = std::variant<LoglikelihoodResult, RollingResult, GenerateResult, CandidateResult>;
 
 class LanguageModel {
  public:
@@ -96,8 +95,7 @@ class LanguageModel {
       std::span<const LoglikelihoodRequest> requests) = 0;
   virtual std::vector<RollingResult> loglikelihood_rolling(
       std::span<const RollingRequest> requests) = 0;
-  virtual std::vector<GenerateResult> generate_until(
-      std::span<const GenerateRequest> requests) = 0;
+  virtual std::vector<GenerateResult> generate_until(std::span<const GenerateRequest> requests) = 0;
   virtual std::vector<CandidateResult> candidate_probs(
       std::span<const CandidateRequest> requests) = 0;
 };

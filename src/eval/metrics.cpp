@@ -122,7 +122,9 @@ std::optional<std::string> gsm8k_strict(std::string_view output) {
   return n;
 }
 
-std::optional<std::string> gsm8k_flexible(std::string_view output) { return last_number(output); }
+std::optional<std::string> gsm8k_flexible(std::string_view output) {
+  return last_number(output);
+}
 
 double rys_score(std::string_view gold, std::string_view pred) {
   auto magnitude = [](std::string_view s, bool& negative) {
@@ -145,8 +147,7 @@ double rys_score(std::string_view gold, std::string_view pred) {
   const std::string& lo = std::min(g, p);
   const long double top = digits_value(hi);
   const long double rel = top == 0 ? 0.0L : digits_value(subtract_digits(hi, lo)) / top;
-  const double s = static_cast<double>((1.0L - rel) *
-                                       (1.0L - static_cast<long double>(pad) / L));
+  const double s = static_cast<double>((1.0L - rel) * (1.0L - static_cast<long double>(pad) / L));
   return std::clamp(s, 0.0, 1.0);
 }
 
@@ -219,10 +220,12 @@ bool answer_matches(std::string_view extracted, std::string_view target, AnswerF
 }
 
 std::optional<std::string> cot_final_answer(std::string_view output) {
-  static const Regex re(R"(answer is[:\s]*([^\n]*))", true);
-  auto m = re.last(output);
-  if (!m) return std::nullopt;
-  std::string a(trim(*m));
+  const size_t at = lower(output).rfind("answer is");
+  if (at == std::string::npos) return std::nullopt;
+  std::string_view rest = output.substr(at + 9);
+  rest = rest.substr(0, rest.find('\n'));
+  while (!rest.empty() && (rest.front() == ':' || rest.front() == ' ')) rest.remove_prefix(1);
+  std::string a(trim(rest));
   while (!a.empty() && a.back() == '.') a.pop_back();
   return a;
 }

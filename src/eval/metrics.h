@@ -80,8 +80,7 @@ struct EqReference {
 // The model's scores for the four emotions: from the part after the last "Revised scores:" when
 // present, else the whole output; for each emotion its last "Emotion: N" line. nullopt unless
 // all four are found.
-std::optional<std::array<double, 4>> eqbench_parse(std::string_view output,
-                                                   const EqReference& ref);
+std::optional<std::array<double, 4>> eqbench_parse(std::string_view output, const EqReference& ref);
 
 // EQ-Bench v2 question score on a 0-100 scale: each emotion's difference d = |pred - ref| costs
 // 0 when d = 0, 6.5 / (1 + e^(-1.2 (d - 4))) when 0 < d <= 5, and d beyond; the question scores

@@ -61,8 +61,8 @@ PerplexityResult perplexity(Session& session, std::span<const int32_t> tokens,
   std::vector<int32_t> chunk;
   if (opts.stride == 0) {
     if (N < 2 * n_ctx)
-      throw Error(fmt::format("the text has {} tokens; -c {} needs at least {}", N, n_ctx,
-                              2 * n_ctx));
+      throw Error(
+          fmt::format("the text has {} tokens; -c {} needs at least {}", N, n_ctx, 2 * n_ctx));
     int n_chunks = static_cast<int>(N / n_ctx);
     if (opts.max_chunks > 0) n_chunks = std::min(n_chunks, opts.max_chunks);
     const int64_t first = n_ctx / 2;

@@ -32,8 +32,7 @@ uint64_t random_digits(Rng& rng, int d) {
 
 const char* const kNumberWords[] = {"zero", "one", "two",   "three", "four",
                                     "five", "six", "seven", "eight", "nine"};
-const char* const kOrdinals[] = {"first", "second", "third", "fourth", "fifth", "sixth",
-                                 "seventh"};
+const char* const kOrdinals[] = {"first", "second", "third", "fourth", "fifth", "sixth", "seventh"};
 const char* const kColors[] = {"red",    "blue",  "green", "yellow", "purple",
                                "orange", "white", "black", "brown",  "gray"};
 
@@ -173,8 +172,8 @@ LogicProbeItem logic_probe_item(uint64_t seed, int n, size_t index) {
 
   std::string scene = fmt::format("On a shelf, there are {} books:", kNumberWords[n]);
   for (int a = 0; a < n; ++a)
-    scene += fmt::format("{} {}", a == 0 ? "" : (a + 1 == n ? ", and" : ","),
-                         "a " + name(a).substr(4));
+    scene +=
+        fmt::format("{} {}", a == 0 ? "" : (a + 1 == n ? ", and" : ","), "a " + name(a).substr(4));
   scene += ".";
   for (const Statement* s : used) scene += " " + s->text;
   const int asked = static_cast<int>(rng.below(n));
@@ -205,7 +204,8 @@ ChainProbeItem chain_probe_item(uint64_t seed, int steps, size_t index) {
     const int k = operands[op][rng.below(operands[op].size())];
     static const char* const kVerb[] = {"add {}", "subtract {}", "multiply by {}", "divide by {}"};
     v = op == 0 ? v + k : op == 1 ? v - k : op == 2 ? v * k : v / k;
-    text += (s + 1 == steps && steps > 1 ? ", then " : ", ") + fmt::format(fmt::runtime(kVerb[op]), k);
+    text +=
+        (s + 1 == steps && steps > 1 ? ", then " : ", ") + fmt::format(fmt::runtime(kVerb[op]), k);
   }
   ChainProbeItem it;
   it.context = text + ". The result is";

@@ -8,8 +8,9 @@
 
 namespace reprise::eval {
 
-Progress::Progress(size_t total, std::FILE* out)
+Progress::Progress(size_t total, std::string unit, std::FILE* out)
     : total_(std::max<size_t>(1, total)),
+      unit_(std::move(unit)),
       out_(out),
       tty_(isatty(fileno(out)) != 0),
       start_(std::chrono::steady_clock::now()),
@@ -39,8 +40,8 @@ void Progress::update(size_t done, const std::string& label) {
   const size_t filled = std::min(kWidth, done * kWidth / total_);
   const std::string bar = std::string(filled, '#') + std::string(kWidth - filled, '-');
   const std::string line =
-      fmt::format("[{}] {}/{} items  {:.1f} items/s  elapsed {}  ETA {}  {}", bar, done, total_,
-                  rate, format_duration(elapsed), eta, label);
+      fmt::format("[{}] {}/{} {}  {:.1f} {}/s  elapsed {}  ETA {}  {}", bar, done, total_, unit_,
+                  rate, unit_, format_duration(elapsed), eta, label);
   if (tty_) {
     fmt::print(out_, "\r{}\x1b[K", line);
   } else {

@@ -11,7 +11,8 @@ namespace reprise::eval {
 
 class Progress {
  public:
-  explicit Progress(size_t total, std::FILE* out = stderr);
+  // `unit` names what is counted ("items", "chunks").
+  explicit Progress(size_t total, std::string unit = "items", std::FILE* out = stderr);
   // `done` items of `total` are finished; `label` names what is running (the task).
   void update(size_t done, const std::string& label);
   // Ends the bar's line (terminal) so later output starts on a new line.
@@ -22,6 +23,7 @@ class Progress {
 
  private:
   size_t total_;
+  std::string unit_;
   std::FILE* out_;
   bool tty_;
   std::chrono::steady_clock::time_point start_, last_draw_;

@@ -24,8 +24,8 @@ Regex::Regex(std::string_view pattern, bool caseless)
   if (!impl_->code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
-    throw Error(fmt::format("regex '{}': {} at offset {}", pattern, reinterpret_cast<char*>(msg),
-                            offset));
+    throw Error(
+        fmt::format("regex '{}': {} at offset {}", pattern, reinterpret_cast<char*>(msg), offset));
   }
 }
 
@@ -45,8 +45,10 @@ std::vector<std::string> Regex::find_all(std::string_view text) const {
                                start, 0, md, nullptr);
     if (rc < 0) break;
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-    if (ov[2 * g] != PCRE2_UNSET) out.emplace_back(text.substr(ov[2 * g], ov[2 * g + 1] - ov[2 * g]));
-    else out.emplace_back();
+    if (ov[2 * g] != PCRE2_UNSET)
+      out.emplace_back(text.substr(ov[2 * g], ov[2 * g + 1] - ov[2 * g]));
+    else
+      out.emplace_back();
     // Step past an empty match so the loop always advances.
     start = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
   }

@@ -22,7 +22,8 @@ namespace reprise::eval {
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 const ProbeSpec* find_probe(const std::string& base) {
@@ -60,8 +61,8 @@ std::unique_ptr<Task> make_probe(const ProbeSpec& spec, int d, uint64_t seed) {
     std::vector<GenItem> items;
     for (size_t i = 0; i < kProbeItems; ++i) {
       const MathProbeItem p = math_probe_item(seed, d, i);
-      items.push_back({id(i), "Answer with the number only.\n\nQ: " + p.question + "\nA:",
-                       p.answer, {}, 0});
+      items.push_back(
+          {id(i), "Answer with the number only.\n\nQ: " + p.question + "\nA:", p.answer, {}, 0});
     }
     std::vector<GenMetric> metrics = {
         exact_match_metric(
@@ -117,7 +118,8 @@ std::vector<TaskListing> plain_listing() {
 std::string known_names() {
   std::string s;
   for (const auto& t : plain_listing()) s += t.name + ", ";
-  for (const auto& p : probe_specs()) s += fmt::format("{}[:{}-{}], ", p.name, p.min_difficulty, p.max_difficulty);
+  for (const auto& p : probe_specs())
+    s += fmt::format("{}[:{}-{}], ", p.name, p.min_difficulty, p.max_difficulty);
   s += "bbh_<task>, bbh_cot_<task> (<task>: ";
   for (const auto& b : bbh_task_names()) s += b + (b == bbh_task_names().back() ? "" : ", ");
   return s + "), groups bbh, bbh_cot, probes, or a .jsonl file";

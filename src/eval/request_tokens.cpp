@@ -12,7 +12,9 @@
 namespace reprise::eval {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 size_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
   size_t n = 0;
@@ -108,8 +110,7 @@ RequestTokenizer::Candidates RequestTokenizer::candidates(
   }
   // The shared tokens are the context; each candidate must keep at least one token of its own.
   size_t n = enc[0].size();
-  if (enc.size() == 1)
-    n = common_prefix(encode_with_bos(join_parts(context, "").first), enc[0]);
+  if (enc.size() == 1) n = common_prefix(encode_with_bos(join_parts(context, "").first), enc[0]);
   for (const auto& e : enc) n = std::min(n, common_prefix(enc[0], e));
   for (size_t i = 0; i < enc.size(); ++i) {
     if (enc[i].empty())

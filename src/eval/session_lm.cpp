@@ -56,7 +56,9 @@ SessionLM::SessionLM(const Model& model, LayerPath path, const SessionLMOptions&
       session_(model, std::move(path), opts.session),
       rt_(require_tokenizer(model), opts.format) {}
 
-const Tokenizer& SessionLM::tokenizer() const { return rt_.tokenizer(); }
+const Tokenizer& SessionLM::tokenizer() const {
+  return rt_.tokenizer();
+}
 
 std::string SessionLM::description() const {
   return fmt::format("{}, path {}", model_.path(), session_.path().canonical());
@@ -180,9 +182,8 @@ std::vector<GenerateResult> SessionLM::generate_until(std::span<const GenerateRe
   for (size_t i : prefix_order(ctx)) {
     const auto& r = requests[i];
     std::vector<float> logits;
-    forward(ctx[i], ctx[i].size() - 1, [&](size_t, std::span<const float> l) {
-      logits.assign(l.begin(), l.end());
-    });
+    forward(ctx[i], ctx[i].size() - 1,
+            [&](size_t, std::span<const float> l) { logits.assign(l.begin(), l.end()); });
     const size_t budget = std::min<size_t>(r.max_tokens, n_ctx - ctx[i].size());
     GenerateResult& res = out[i];
     for (size_t n = 0; n < budget; ++n) {

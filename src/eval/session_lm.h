@@ -36,8 +36,7 @@ class SessionLM final : public LanguageModel {
   std::vector<RollingResult> loglikelihood_rolling(
       std::span<const RollingRequest> requests) override;
   std::vector<GenerateResult> generate_until(std::span<const GenerateRequest> requests) override;
-  std::vector<CandidateResult> candidate_probs(
-      std::span<const CandidateRequest> requests) override;
+  std::vector<CandidateResult> candidate_probs(std::span<const CandidateRequest> requests) override;
 
   // Switches the layer path (the scan runs every config through one SessionLM); the KV the
   // session held belongs to the old path and is forgotten.

@@ -17,8 +17,8 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 void check_paired(std::span<const double> a, std::span<const double> b) {
   if (a.size() != b.size())
-    throw Error(fmt::format("paired scores differ in length ({} and {} items)", a.size(),
-                            b.size()));
+    throw Error(
+        fmt::format("paired scores differ in length ({} and {} items)", a.size(), b.size()));
 }
 
 // Continued fraction for the incomplete beta (the even/odd terms d_2m and d_2m+1 of the
@@ -80,8 +80,8 @@ double incomplete_beta(double x, double a, double b) {
   if (x == 0) return 0;
   if (x == 1) return 1;
   // x^a (1-x)^b / B(a, b), in logs to survive large a and b.
-  const double log_front = std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) +
-                           a * std::log(x) + b * std::log1p(-x);
+  const double log_front =
+      std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) + a * std::log(x) + b * std::log1p(-x);
   if (x < (a + 1.0) / (a + b + 2.0))
     return std::exp(log_front) * beta_continued_fraction(x, a, b) / a;
   return 1.0 - std::exp(log_front) * beta_continued_fraction(1.0 - x, b, a) / b;
@@ -105,7 +105,8 @@ double binomial_cdf(int64_t k, int64_t n, double p) {
   const double lp = std::log(p), lq = std::log1p(-p);
   double sum = 0;
   for (int64_t i = 0; i <= k; ++i) {
-    const double log_choose = std::lgamma(n + 1.0) - std::lgamma(i + 1.0) - std::lgamma(n - i + 1.0);
+    const double log_choose =
+        std::lgamma(n + 1.0) - std::lgamma(i + 1.0) - std::lgamma(n - i + 1.0);
     sum += std::exp(log_choose + i * lp + (n - i) * lq);
   }
   return std::min(sum, 1.0);

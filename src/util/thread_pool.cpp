@@ -61,23 +61,46 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     fn(0, n);
     return;
   }
-  job_ = &fn;
-  job_n_ = n;
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);  // publishes job_, job_n_, pending_
+  const uint32_t gen = generation_.load(std::memory_order_relaxed) + 1;
+  const int chunks = static_cast<int>(std::min<int64_t>(n, int64_t{n_threads_} * kChunksPerThread));
+  job_.store(&fn, std::memory_order_relaxed);
+  job_n_.store(n, std::memory_order_relaxed);
+  n_chunks_.store(chunks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  next_.store(static_cast<uint64_t>(gen) << 32, std::memory_order_release);
+  generation_.store(gen, std::memory_order_release);  // publishes the job to the workers
   generation_.notify_all();
-  auto [b, e] = chunk(n, n_threads_, 0);
-  if (b < e) fn(b, e);
+  run_chunks(gen);
   for (;;) {
-    if (spin_until([this] { return pending_.load(std::memory_order_acquire) == 0; })) break;
-    const int left = pending_.load(std::memory_order_acquire);
-    if (left == 0) break;
-    pending_.wait(left, std::memory_order_acquire);
+    if (spin_until([&] { return done_.load(std::memory_order_acquire) == chunks; })) break;
+    const int d = done_.load(std::memory_order_acquire);
+    if (d == chunks) break;
+    done_.wait(d, std::memory_order_acquire);
   }
-  job_ = nullptr;
 }
 
-void ThreadPool::worker(int index) {
+void ThreadPool::run_chunks(uint32_t gen) {
+  // job_, job_n_ and n_chunks_ may be read before the claim: if they already belong to a later
+  // job, that job was published after this one finished, and the claim below fails.
+  const auto* job = job_.load(std::memory_order_relaxed);
+  const int64_t n = job_n_.load(std::memory_order_relaxed);
+  const int chunks = n_chunks_.load(std::memory_order_relaxed);
+  uint64_t cur = next_.load(std::memory_order_acquire);
+  for (;;) {
+    if (static_cast<uint32_t>(cur >> 32) != gen) return;
+    const int c = static_cast<int>(cur & 0xFFFFFFFFu);
+    if (c >= chunks) return;
+    if (!next_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel,
+                                     std::memory_order_acquire))
+      continue;
+    auto [b, e] = chunk(n, chunks, c);
+    (*job)(b, e);
+    if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) done_.notify_one();
+    cur = next_.load(std::memory_order_acquire);
+  }
+}
+
+void ThreadPool::worker(int) {
   uint32_t seen = 0;  // the generation at construction: no job can be missed
   for (;;) {
     if (!spin_until([&] { return generation_.load(std::memory_order_acquire) != seen; }))
@@ -86,9 +109,7 @@ void ThreadPool::worker(int index) {
     if (g == seen) continue;  // spurious wake-up
     seen = g;
     if (stop_.load(std::memory_order_acquire)) return;
-    auto [b, e] = chunk(job_n_, n_threads_, index);
-    if (b < e) (*job_)(b, e);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
+    run_chunks(g);
   }
 }
 

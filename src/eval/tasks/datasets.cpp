@@ -163,7 +163,9 @@ std::unique_ptr<Task> load_gsm8k(const fs::path& data_dir) {
       std::move(items), std::vector<std::string>{"Question:", "\n\n\n"}, 256, std::move(metrics));
 }
 
-std::vector<MetricInfo> bbh_metrics() { return {{"exact_match", MetricKind::Binary, true}}; }
+std::vector<MetricInfo> bbh_metrics() {
+  return {{"exact_match", MetricKind::Binary, true}};
+}
 
 std::unique_ptr<Task> load_bbh(const fs::path& data_dir, const std::string& task, bool cot) {
   const fs::path data = data_dir / "bbh" / "bbh" / (task + ".json");
@@ -214,7 +216,8 @@ std::unique_ptr<Task> load_bbh(const fs::path& data_dir, const std::string& task
 std::unique_ptr<Task> load_eq_bench(const fs::path& data_dir) {
   const fs::path file = data_dir / "eq_bench" / "eq_bench_v2_questions_171.json";
   const nlohmann::json doc = read_json_file(file);
-  if (!doc.is_object()) throw Error(fmt::format("{}: expected an object of questions", file.string()));
+  if (!doc.is_object())
+    throw Error(fmt::format("{}: expected an object of questions", file.string()));
   // Keys are "1".."171"; order by number so ids follow the benchmark's numbering.
   std::vector<std::pair<int, const nlohmann::json*>> questions;
   for (const auto& [key, q] : doc.items()) {

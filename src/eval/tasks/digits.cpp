@@ -19,7 +19,7 @@ DigitTask::DigitTask(std::string name, std::string description, std::vector<Digi
 std::vector<Request> DigitTask::requests(size_t i) const {
   CandidateRequest r;
   r.context = items_[i].context;
-  for (int d = 0; d < 10; ++d) r.candidates.push_back(" " + std::to_string(d));
+  for (int d = 0; d < 10; ++d) r.candidates.push_back(std::string{' ', static_cast<char>('0' + d)});
   return {Request(std::move(r))};
 }
 

@@ -24,11 +24,16 @@ enum class Kind { Choice, Partial, Generation, Digit, Passage };
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::Choice: return "multiple-choice";
-    case Kind::Partial: return "partial-scoring";
-    case Kind::Generation: return "generation";
-    case Kind::Digit: return "digit";
-    case Kind::Passage: return "passage";
+    case Kind::Choice:
+      return "multiple-choice";
+    case Kind::Partial:
+      return "partial-scoring";
+    case Kind::Generation:
+      return "generation";
+    case Kind::Digit:
+      return "digit";
+    case Kind::Passage:
+      return "passage";
   }
   return "";
 }
@@ -64,19 +69,23 @@ std::unique_ptr<Task> load_jsonl_task(const fs::path& file) {
     if (!j.is_object()) throw Error(fmt::format("{}: expected a JSON object", at));
     const auto k = kind_of(j);
     if (!k)
-      throw Error(fmt::format("{}: cannot tell the item's kind (needs \"choices\", \"contexts\", "
-                              "\"target\", \"digit\" or \"text\")",
-                              at));
+      throw Error(
+          fmt::format("{}: cannot tell the item's kind (needs \"choices\", \"contexts\", "
+                      "\"target\", \"digit\" or \"text\")",
+                      at));
     if (kind && *kind != *k)
-      throw Error(fmt::format("{}: a {} item in a file of {} items", at, kind_name(*k),
-                              kind_name(*kind)));
+      throw Error(
+          fmt::format("{}: a {} item in a file of {} items", at, kind_name(*k), kind_name(*kind)));
     kind = k;
     std::string id = fmt::format("{}/{}", stem, line);
     if (j.contains("id")) {
       const auto& v = j["id"];
-      if (v.is_string()) id = v.get<std::string>();
-      else if (v.is_number_integer()) id = std::to_string(v.get<int64_t>());
-      else throw Error(fmt::format("{}: \"id\" must be a string or an integer", at));
+      if (v.is_string())
+        id = v.get<std::string>();
+      else if (v.is_number_integer())
+        id = std::to_string(v.get<int64_t>());
+      else
+        throw Error(fmt::format("{}: \"id\" must be a string or an integer", at));
     }
     if (!ids.insert(id).second) throw Error(fmt::format("{}: duplicate id '{}'", at, id));
 

@@ -11,8 +11,7 @@ std::vector<MetricInfo> PassageTask::metrics() {
   return {{"loglik_per_token", MetricKind::Continuous, true}};
 }
 
-PassageTask::PassageTask(std::string name, std::string description,
-                         std::vector<Passage> passages)
+PassageTask::PassageTask(std::string name, std::string description, std::vector<Passage> passages)
     : info_{std::move(name), "loglikelihood_rolling", std::move(description), metrics()},
       passages_(std::move(passages)) {}
 
@@ -25,8 +24,8 @@ std::vector<Request> PassageTask::requests(size_t i) const {
 ItemScore PassageTask::score(size_t, std::span<const Response> responses) const {
   const auto& r = std::get<RollingResult>(responses[0]);
   ItemScore out;
-  const double per_token = r.n_tokens > 0 ? r.logprob / r.n_tokens
-                                          : std::numeric_limits<double>::quiet_NaN();
+  const double per_token =
+      r.n_tokens > 0 ? r.logprob / r.n_tokens : std::numeric_limits<double>::quiet_NaN();
   out.values = {per_token};
   out.prediction = fmt::format("{:.4f}", per_token);
   out.details = {{"logprob", r.logprob}, {"n_tokens", r.n_tokens}};

@@ -1,0 +1,368 @@
+#include "analyze/report.h"
+
+#include <cairo-svg.h>
+#include <cairo.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <functional>
+
+#include "util/error.h"
+
+namespace reprise::analyze {
+namespace {
+
+// JSON has no NaN; undefined statistics (the last layer has no successor) become null.
+nlohmann::json num(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
+}
+
+struct Series {
+  std::string key, title, unit;
+  std::function<double(const LayerStats&)> get;
+};
+
+const std::vector<Series>& series() {
+  static const std::vector<Series> s = {
+      {"cos_in_out", "cos(h_l, h_l+1)", "1 = identity",
+       [](const LayerStats& x) { return x.cos_in_out; }},
+      {"rel_update", "relative update |Δ|/|h|", "0 = identity",
+       [](const LayerStats& x) { return x.rel_update; }},
+      {"lens_kl", "logit lens KL to final (nats)", "",
+       [](const LayerStats& x) { return x.lens_kl; }},
+      {"lens_top1", "logit lens top-1 agreement", "",
+       [](const LayerStats& x) { return x.lens_top1; }},
+      {"skip_kl", "KL when layer removed (nats)", "",
+       [](const LayerStats& x) { return x.skip_kl; }},
+      {"series", "series dependence of l+1 on l", "0 = parallel",
+       [](const LayerStats& x) { return x.series; }},
+      {"commute", "swap(l, l+1): stream change", "0 = commute",
+       [](const LayerStats& x) { return x.commute; }},
+      {"commute_kl", "swap(l, l+1): output KL (nats)", "",
+       [](const LayerStats& x) { return x.commute_kl; }},
+  };
+  return s;
+}
+
+constexpr double kPanelW = 340, kPanelH = 220, kTitleH = 50;
+constexpr int kCols = 3;
+
+void text(cairo_t* cr, double x, double y, const std::string& s, double size, double align = 0,
+          bool bold = false) {
+  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL,
+                         bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_font_size(cr, size);
+  cairo_text_extents_t e;
+  cairo_text_extents(cr, s.c_str(), &e);
+  cairo_move_to(cr, x - align * e.width, y);
+  cairo_show_text(cr, s.c_str());
+}
+
+// One chart: points (x, y) with axes, ticks at the given x values, a line through them when
+// `line` is set (depth profiles) or bare dots (scatter).
+void chart(cairo_t* cr, double ox, double oy, const std::string& title, const std::string& note,
+           const std::vector<std::pair<double, double>>& pts, bool line,
+           const std::string& xlabel) {
+  const double L = ox + 50, R = ox + kPanelW - 15, T = oy + 28, B = oy + kPanelH - 38;
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  text(cr, ox + 10, oy + 16, title, 12, 0, true);
+  if (!note.empty()) text(cr, R, oy + 16, note, 9, 1);
+  std::vector<std::pair<double, double>> ok;
+  for (auto p : pts)
+    if (std::isfinite(p.second)) ok.push_back(p);
+  if (ok.empty()) {
+    text(cr, (L + R) / 2, (T + B) / 2, "(not computed)", 10, 0.5);
+    return;
+  }
+  double x0 = ok[0].first, x1 = x0, y0 = ok[0].second, y1 = y0;
+  for (auto [x, y] : ok) {
+    x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+  }
+  if (y1 - y0 < 1e-9) y0 -= 0.5, y1 += 0.5;
+  const double pad = 0.08 * (y1 - y0);
+  y0 -= pad, y1 += pad;
+  if (x1 - x0 < 1e-9) x0 -= 1, x1 += 1;
+  auto X = [&](double x) { return L + (x - x0) / (x1 - x0) * (R - L); };
+  auto Y = [&](double y) { return B - (y - y0) / (y1 - y0) * (B - T); };
+  cairo_set_line_width(cr, 1);
+  cairo_move_to(cr, L, T);
+  cairo_line_to(cr, L, B);
+  cairo_line_to(cr, R, B);
+  cairo_stroke(cr);
+  for (int k = 0; k <= 4; ++k) {
+    const double y = y0 + (y1 - y0) * k / 4;
+    text(cr, L - 4, Y(y) + 3, fmt::format("{:.3g}", y), 9, 1);
+    cairo_move_to(cr, L - 2, Y(y));
+    cairo_line_to(cr, L, Y(y));
+    cairo_stroke(cr);
+  }
+  std::vector<double> xt;
+  for (auto p : ok) xt.push_back(p.first);
+  if (!line) xt = {x0, (x0 + x1) / 2, x1};
+  for (double x : xt) text(cr, X(x), B + 12, fmt::format("{:.3g}", x), 9, 0.5);
+  text(cr, (L + R) / 2, B + 28, xlabel, 10, 0.5);
+  cairo_set_source_rgb(cr, 0.12, 0.35, 0.75);
+  if (line) {
+    cairo_set_line_width(cr, 1.6);
+    for (size_t k = 0; k < ok.size(); ++k) {
+      if (k == 0)
+        cairo_move_to(cr, X(ok[k].first), Y(ok[k].second));
+      else
+        cairo_line_to(cr, X(ok[k].first), Y(ok[k].second));
+    }
+    cairo_stroke(cr);
+  }
+  for (auto [x, y] : ok) {
+    cairo_arc(cr, X(x), Y(y), 2.8, 0, 2 * M_PI);
+    cairo_fill(cr);
+  }
+}
+
+std::pair<double, double> canvas_size(const AnalysisReport& r) {
+  const size_t panels = series().size() + (r.validations.empty() ? 0 : 1);
+  const size_t rows = (panels + kCols - 1) / kCols;
+  return {kCols * kPanelW, kTitleH + rows * kPanelH};
+}
+
+void draw(cairo_t* cr, const AnalysisReport& r) {
+  auto [w, h] = canvas_size(r);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_rectangle(cr, 0, 0, w, h);
+  cairo_fill(cr);
+  cairo_set_source_rgb(cr, 0, 0, 0);
+  text(cr, 12, 22, fmt::format("{}: per-layer diagnostics", r.model), 15, 0, true);
+  text(cr, 12, 40,
+       fmt::format("task {}, {} sequences, {} tokens (at most {} each)", r.tasks, r.diag.n_items,
+                   r.diag.n_tokens, r.max_tokens),
+       11);
+  size_t k = 0;
+  for (const Series& s : series()) {
+    std::vector<std::pair<double, double>> pts;
+    for (const auto& l : r.diag.layers) pts.emplace_back(l.layer, s.get(l));
+    chart(cr, (k % kCols) * kPanelW, kTitleH + (k / kCols) * kPanelH, s.title, s.unit, pts, true,
+          "layer");
+    ++k;
+  }
+  if (!r.validations.empty() && r.scan) {
+    const Prediction& p = r.predictions.front();
+    std::vector<std::pair<double, double>> pts;
+    for (const auto& b : p.ranked)
+      for (const auto& m : r.scan->deltas)
+        if (m.i == b.i && m.j == b.j) pts.emplace_back(b.score, m.delta);
+    const Validation& v = r.validations.front();
+    chart(cr, (k % kCols) * kPanelW, kTitleH + (k / kCols) * kPanelH,
+          fmt::format("scan delta vs {} score", p.method),
+          fmt::format("Spearman {:.2f}", v.spearman), pts, false, "predicted score");
+  }
+}
+
+cairo_status_t append(void* closure, const unsigned char* data, unsigned int length) {
+  static_cast<std::string*>(closure)->append(reinterpret_cast<const char*>(data), length);
+  return CAIRO_STATUS_SUCCESS;
+}
+
+std::string plots_svg(const AnalysisReport& r) {
+  auto [w, h] = canvas_size(r);
+  std::string out;
+  cairo_surface_t* s = cairo_svg_surface_create_for_stream(append, &out, w, h);
+  cairo_t* cr = cairo_create(s);
+  draw(cr, r);
+  cairo_destroy(cr);
+  cairo_surface_finish(s);
+  cairo_surface_destroy(s);
+  return out;
+}
+
+void write_image(const AnalysisReport& r, const std::filesystem::path& out, bool png) {
+  auto [w, h] = canvas_size(r);
+  cairo_surface_t* s =
+      png ? cairo_image_surface_create(CAIRO_FORMAT_RGB24, static_cast<int>(w), static_cast<int>(h))
+          : cairo_svg_surface_create(out.c_str(), w, h);
+  cairo_t* cr = cairo_create(s);
+  draw(cr, r);
+  cairo_destroy(cr);
+  cairo_status_t st = png ? cairo_surface_write_to_png(s, out.c_str()) : CAIRO_STATUS_SUCCESS;
+  cairo_surface_finish(s);
+  if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(s);
+  cairo_surface_destroy(s);
+  if (st != CAIRO_STATUS_SUCCESS)
+    throw Error(fmt::format("{}: cannot write: {}", out.string(), cairo_status_to_string(st)));
+}
+
+std::string fmt_num(double v) {
+  return std::isfinite(v) ? fmt::format("{:.4f}", v) : "-";
+}
+
+std::string html_escape(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '<')
+      o += "&lt;";
+    else if (c == '>')
+      o += "&gt;";
+    else if (c == '&')
+      o += "&amp;";
+    else
+      o += c;
+  }
+  return o;
+}
+
+std::string validation_line(const Validation& v) {
+  std::string hits;
+  for (const auto& h : v.hits)
+    hits += fmt::format("  hit@{} {} (chance {:.2f})", h.k, h.hit ? "yes" : "no", h.chance);
+  return fmt::format(
+      "{}: Spearman {:.3f} (permutation p = {:.2g}, n = {}); measured best ({}, {}) "
+      "delta {:+.4f};{}",
+      v.method, v.spearman, v.spearman_p, v.n, v.best.i, v.best.j, v.best.delta, hits);
+}
+
+}  // namespace
+
+nlohmann::json to_json(const AnalysisReport& r) {
+  nlohmann::json j;
+  j["model"] = r.model;
+  j["tasks"] = r.tasks;
+  j["limit"] = r.limit;
+  j["max_tokens"] = r.max_tokens;
+  j["n_layer"] = r.diag.n_layer;
+  j["n_items"] = r.diag.n_items;
+  j["n_tokens"] = r.diag.n_tokens;
+  auto& layers = j["layers"] = nlohmann::json::array();
+  for (const auto& l : r.diag.layers) {
+    nlohmann::json o = {{"layer", l.layer}};
+    for (const Series& s : series()) o[s.key] = num(s.get(l));
+    layers.push_back(o);
+  }
+  j["drift"] = r.diag.drift;
+  j["similarity"] = r.diag.sim;
+  auto& preds = j["predictions"] = nlohmann::json::array();
+  for (const auto& p : r.predictions) {
+    nlohmann::json ranked = nlohmann::json::array();
+    for (const auto& b : p.ranked) ranked.push_back({{"i", b.i}, {"j", b.j}, {"score", b.score}});
+    preds.push_back({{"method", p.method}, {"ranked", ranked}});
+  }
+  j["seconds"] = {{"probe", r.seconds_probe},
+                  {"prediction", r.seconds_prediction},
+                  {"interventions", r.diag.seconds_interventions},
+                  {"total", r.seconds_total}};
+  if (r.scan) {
+    nlohmann::json v = {{"scan", r.scan_path},
+                        {"scan_model", r.scan->model_name},
+                        {"scan_tasks", r.scan->tasks},
+                        {"scan_limit", r.scan->limit},
+                        {"scan_seconds", r.scan->seconds},
+                        {"prediction_over_scan_time",
+                         r.scan->seconds > 0 ? r.seconds_prediction / r.scan->seconds : 0.0}};
+    nlohmann::json measured = nlohmann::json::array();
+    for (const auto& m : r.scan->deltas)
+      measured.push_back({{"i", m.i}, {"j", m.j}, {"delta", m.delta}});
+    v["measured"] = measured;
+    auto& ms = v["methods"] = nlohmann::json::array();
+    for (const auto& x : r.validations) {
+      nlohmann::json hits = nlohmann::json::array();
+      for (const auto& h : x.hits)
+        hits.push_back({{"k", h.k}, {"hit", h.hit}, {"chance", h.chance}});
+      ms.push_back({{"method", x.method},
+                    {"n", x.n},
+                    {"spearman", num(x.spearman)},
+                    {"spearman_p", x.spearman_p},
+                    {"best", {{"i", x.best.i}, {"j", x.best.j}, {"delta", x.best.delta}}},
+                    {"radius", x.radius},
+                    {"hits", hits}});
+    }
+    j["validation"] = v;
+  }
+  return j;
+}
+
+std::string summary(const AnalysisReport& r, int top) {
+  std::string s = fmt::format("{}: {} sequences, {} tokens, {} layers\n", r.model, r.diag.n_items,
+                              r.diag.n_tokens, r.diag.n_layer);
+  s += fmt::format("{:>5} {:>8} {:>8} {:>8} {:>6} {:>8} {:>8} {:>8} {:>9}\n", "layer", "cos",
+                   "rel_upd", "lens_kl", "top1", "skip_kl", "series", "commute", "swap_kl");
+  for (const auto& l : r.diag.layers)
+    s += fmt::format("{:>5} {:>8} {:>8} {:>8} {:>6.3f} {:>8} {:>8} {:>8} {:>9}\n", l.layer,
+                     fmt_num(l.cos_in_out), fmt_num(l.rel_update), fmt_num(l.lens_kl), l.lens_top1,
+                     fmt_num(l.skip_kl), fmt_num(l.series), fmt_num(l.commute),
+                     fmt_num(l.commute_kl));
+  for (const auto& p : r.predictions) {
+    s += fmt::format("predicted blocks ({}):", p.method);
+    for (size_t k = 0; k < p.ranked.size() && k < static_cast<size_t>(top); ++k)
+      s += fmt::format(" ({},{})", p.ranked[k].i, p.ranked[k].j);
+    s += "\n";
+  }
+  if (r.scan) {
+    for (const auto& v : r.validations) s += validation_line(v) + "\n";
+    s += fmt::format(
+        "time: prediction {:.3f} s vs scan {:.3f} s ({:.2f}%); all diagnostics {:.3f} s\n",
+        r.seconds_prediction, r.scan->seconds,
+        r.scan->seconds > 0 ? 100 * r.seconds_prediction / r.scan->seconds : 0.0, r.seconds_total);
+  } else {
+    s += fmt::format("time: prediction {:.3f} s; all diagnostics {:.3f} s\n", r.seconds_prediction,
+                     r.seconds_total);
+  }
+  return s;
+}
+
+void write_report(const AnalysisReport& r, const std::filesystem::path& out) {
+  const std::string ext = out.extension().string();
+  if (ext == ".png" || ext == ".svg") return write_image(r, out, ext == ".png");
+  std::string body;
+  if (ext == ".json") {
+    body = to_json(r).dump(2) + "\n";
+  } else if (ext == ".html") {
+    body =
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>reprise analyze</title>"
+        "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>\n";
+    body +=
+        fmt::format("<h1>{}: per-layer diagnostics</h1>\n<p>task {}, {} sequences, {} tokens</p>\n",
+                    html_escape(r.model), html_escape(r.tasks), r.diag.n_items, r.diag.n_tokens);
+    const std::string svg = plots_svg(r);
+    body += svg.substr(std::min(svg.find("<svg"), svg.size())) + "\n<table><tr><th>layer</th>";
+    for (const Series& s : series()) body += "<th>" + html_escape(s.key) + "</th>";
+    body += "</tr>\n";
+    for (const auto& l : r.diag.layers) {
+      body += fmt::format("<tr><td>{}</td>", l.layer);
+      for (const Series& s : series()) body += "<td>" + fmt_num(s.get(l)) + "</td>";
+      body += "</tr>\n";
+    }
+    body += "</table>\n";
+    for (const auto& p : r.predictions) {
+      body += fmt::format(
+          "<h2>Predicted blocks: {}</h2>\n<table><tr><th>rank</th><th>i</th>"
+          "<th>j</th><th>score</th><th>scan delta</th></tr>\n",
+          p.method);
+      for (size_t k = 0; k < p.ranked.size(); ++k) {
+        const auto& b = p.ranked[k];
+        std::string meas = "-";
+        if (r.scan)
+          for (const auto& m : r.scan->deltas)
+            if (m.i == b.i && m.j == b.j) meas = fmt::format("{:+.4f}", m.delta);
+        body +=
+            fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.4f}</td><td>{}</td></tr>\n",
+                        k + 1, b.i, b.j, b.score, meas);
+      }
+      body += "</table>\n";
+    }
+    if (r.scan) {
+      body += "<h2>Against the scan</h2>\n<ul>\n";
+      for (const auto& v : r.validations)
+        body += "<li>" + html_escape(validation_line(v)) + "</li>\n";
+      body += "</ul>\n";
+    }
+    body += "<pre>" + html_escape(summary(r)) + "</pre>\n</body></html>\n";
+  } else {
+    throw Error(fmt::format("{}: analyze writes .json, .png, .svg or .html", out.string()));
+  }
+  std::ofstream f(out, std::ios::binary);
+  f << body;
+  f.close();
+  if (!f) throw Error(fmt::format("{}: cannot write", out.string()));
+}
+
+}  // namespace reprise::analyze

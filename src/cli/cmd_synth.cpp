@@ -1,0 +1,65 @@
+// reprise synth: write a random-weight model at the real shapes of a published checkpoint.
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "cli/common.h"
+#include "synth/synth.h"
+#include "util/error.h"
+
+namespace reprise::cli {
+namespace {
+
+struct SynthOptions {
+  std::string like;
+  std::string type = "f16";
+  std::string out;
+  uint64_t seed = 1;
+  int threads = 0;
+  bool force = false;
+};
+
+int run_synth(const SynthOptions& o) {
+  auto shape = synth::find_shape(o.like);
+  if (!shape) {
+    std::string names;
+    for (const auto& s : synth::known_shapes()) names += (names.empty() ? "" : ", ") + s.name;
+    throw Error(fmt::format("--like {}: unknown model (known: {})", o.like, names));
+  }
+  auto ft = synth::parse_file_type(o.type);
+  if (!ft)
+    throw Error(fmt::format("--type {}: expected f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k or "
+                            "q4_k_m",
+                            o.type));
+  ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto st = synth::write_synth_model(*shape, *ft, o.seed, o.out, o.force, pool);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fmt::print(stderr, "{}: {} like {} ({} layers, {:.1f} M parameters), {} tensors, {:.1f} MiB in "
+                     "{:.1f} s\n",
+             o.out, ft->name, shape->name, shape->n_layer, st.parameters / 1e6, st.tensors,
+             st.bytes / 1048576.0, s);
+  return 0;
+}
+
+void add_synth(CLI::App& app, Runner& run) {
+  auto o = std::make_shared<SynthOptions>();
+  auto* sub = app.add_subcommand(
+      "synth", "write a seeded random-weight model at the real shapes of a known checkpoint");
+  sub->add_option("--like", o->like,
+                  "shapes to copy: qwen2.5-0.5b, qwen2.5-1.5b, qwen3-0.6b, llama-3.2-1b")
+      ->required();
+  sub->add_option("--type", o->type,
+                  "f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k or q4_k_m (default: f16)");
+  sub->add_option("-o,--output", o->out, "output .gguf file")->required();
+  sub->add_option("--seed", o->seed, "random seed (default: 1)");
+  sub->add_option("-t,--threads", o->threads, "threads (default: all cores)")
+      ->check(CLI::Range(0, 1024));
+  sub->add_flag("-f,--force", o->force, "overwrite an existing output file");
+  sub->callback([&run, o] { run = [o] { return run_synth(*o); }; });
+}
+
+const CommandRegistration kRegistration(70, add_synth);
+
+}  // namespace
+}  // namespace reprise::cli

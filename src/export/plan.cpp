@@ -1,0 +1,282 @@
+#include "export/plan.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+#include <map>
+#include <set>
+#include <tuple>
+
+#include "format/gguf.h"
+#include "format/safetensors.h"
+#include "kernels/quant.h"
+#include "util/error.h"
+
+namespace reprise::exporter {
+namespace {
+
+// Per-block tensors of the llama family, by GGUF role, with their Hugging Face names. Optional
+// ones (biases, Q/K norms) are exported when the source has them.
+struct BlockRole {
+  const char* gguf;
+  const char* hf;
+  enum { None, QHeads, KHeads } rope_rows;  // rows grouped per rope head (Q or K)
+};
+constexpr BlockRole kBlockRoles[] = {
+    {"attn_norm.weight", "input_layernorm.weight", BlockRole::None},
+    {"attn_q.weight", "self_attn.q_proj.weight", BlockRole::QHeads},
+    {"attn_k.weight", "self_attn.k_proj.weight", BlockRole::KHeads},
+    {"attn_v.weight", "self_attn.v_proj.weight", BlockRole::None},
+    {"attn_output.weight", "self_attn.o_proj.weight", BlockRole::None},
+    {"attn_q.bias", "self_attn.q_proj.bias", BlockRole::QHeads},
+    {"attn_k.bias", "self_attn.k_proj.bias", BlockRole::KHeads},
+    {"attn_v.bias", "self_attn.v_proj.bias", BlockRole::None},
+    {"attn_q_norm.weight", "self_attn.q_norm.weight", BlockRole::None},
+    {"attn_k_norm.weight", "self_attn.k_norm.weight", BlockRole::None},
+    {"ffn_norm.weight", "post_attention_layernorm.weight", BlockRole::None},
+    {"ffn_gate.weight", "mlp.gate_proj.weight", BlockRole::None},
+    {"ffn_up.weight", "mlp.up_proj.weight", BlockRole::None},
+    {"ffn_down.weight", "mlp.down_proj.weight", BlockRole::None},
+};
+
+constexpr const char* kEmbd = "token_embd.weight";
+constexpr const char* kOutputNorm = "output_norm.weight";
+constexpr const char* kOutput = "output.weight";
+constexpr const char* kRopeFreqs = "rope_freqs.weight";
+
+// "blk.12.attn_q.weight" -> (12, "attn_q.weight"); (-1, role) for global tensors.
+std::pair<int, std::string> split_role(const std::string& role) {
+  if (!role.starts_with("blk.")) return {-1, role};
+  const size_t dot = role.find('.', 4);
+  if (dot == std::string::npos) return {-1, role};
+  return {std::stoi(role.substr(4, dot - 4)), role.substr(dot + 1)};
+}
+
+bool is_float_type(TensorType t) {
+  return t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
+}
+
+// The type a row of `cols` elements can actually take when `want` does not divide it:
+// K-quants (256-element blocks) and Q4_0 step down to Q8_0, anything else to F16.
+TensorType fit_rows(TensorType want, int64_t cols) {
+  if (cols % info(want).block_elems == 0) return want;
+  if (want != TensorType::Q8_0 && cols % info(TensorType::Q8_0).block_elems == 0)
+    return TensorType::Q8_0;
+  return TensorType::F16;
+}
+
+}  // namespace
+
+TensorType q4_k_m_type(std::string_view role, int block, int n_blocks, bool is_output_head) {
+  if (is_output_head) return TensorType::Q6_K;
+  // The first and last eighth of the blocks, and every third block in between, get more bits
+  // for the tensors whose errors hurt most.
+  const bool more_bits = block >= 0 && (block < n_blocks / 8 || block >= 7 * n_blocks / 8 ||
+                                        (block - n_blocks / 8) % 3 == 2);
+  if (more_bits && (role == "attn_v.weight" || role == "ffn_down.weight")) return TensorType::Q6_K;
+  return TensorType::Q4_K;
+}
+
+std::string hf_name(const std::string& role) {
+  if (role == kEmbd) return "model.embed_tokens.weight";
+  if (role == kOutputNorm) return "model.norm.weight";
+  if (role == kOutput) return "lm_head.weight";
+  auto [layer, suffix] = split_role(role);
+  if (layer < 0) return role;
+  for (const auto& r : kBlockRoles)
+    if (suffix == r.gguf) return fmt::format("model.layers.{}.{}", layer, r.hf);
+  return fmt::format("model.layers.{}.{}", layer, suffix);
+}
+
+const TensorView* source_tensor(const Model& m, const std::string& role) {
+  if (m.gguf()) return m.gguf()->tensor(role);
+  if (m.safetensors()) return role == kRopeFreqs ? nullptr : m.safetensors()->tensor(hf_name(role));
+  return nullptr;
+}
+
+Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeSpec& spec) {
+  const HParams& hp = m.hparams();
+  const Layout source_layout = m.gguf() ? Layout::Gguf : Layout::Hf;
+  Plan plan;
+  if (layout == Layout::Hf && spec.kind != TypeSpec::Kind::Keep &&
+      (spec.kind == TypeSpec::Kind::Q4_K_M || !is_float_type(spec.type)))
+    throw Error(
+        fmt::format("--type {}: safetensors has no ggml quantized types; use keep, F32, "
+                    "F16 or BF16 for an HF export",
+                    spec.name));
+
+  std::set<std::string> notes;  // deduplicated, then kept in sorted order
+  std::set<std::string> used;   // source tensor names taken
+  const int n_blocks = path.size();
+
+  auto out_type = [&](const std::string& suffix, int block, const TensorView& src,
+                      bool output_head) {
+    if (src.shape.size() == 1) return TensorType::F32;
+    TensorType want = src.type;
+    switch (spec.kind) {
+      case TypeSpec::Kind::Keep:
+        if (layout == Layout::Hf && !is_float_type(src.type)) {
+          notes.insert(fmt::format("{} matrices dequantized to F32 (safetensors has no {})",
+                                   info(src.type).name, info(src.type).name));
+          want = TensorType::F32;
+        }
+        return want;
+      case TypeSpec::Kind::Fixed:
+        want = spec.type;
+        break;
+      case TypeSpec::Kind::Q4_K_M:
+        want = q4_k_m_type(suffix, block, n_blocks, output_head);
+        break;
+    }
+    const TensorType got = fit_rows(want, src.cols());
+    if (got != want)
+      notes.insert(fmt::format("{} rows of {} elements are not whole {} blocks: written as {}",
+                               suffix, src.cols(), info(want).name, info(got).name));
+    if (!is_float_type(src.type) && got != src.type)
+      notes.insert(
+          fmt::format("{} weights are dequantized before conversion to {}: the errors of "
+                      "both quantizations add up",
+                      info(src.type).name, info(got).name));
+    return got;
+  };
+
+  // Adds a tensor taken from source role `from` as output role `to`.
+  std::map<std::tuple<const TensorView*, TensorType, RowOrder>, int> first_use;
+  auto add = [&](const std::string& to, const std::string& from, int block, bool output_head,
+                 int rope_heads) {
+    const TensorView* src = source_tensor(m, from);
+    if (!src) return false;
+    used.insert(src->name);
+    PlannedTensor t;
+    t.role = to;
+    t.name = layout == Layout::Gguf ? to : hf_name(to);
+    t.src = src;
+    t.shape = src->shape;
+    t.block = block;
+    t.type = out_type(split_role(to).second, block, *src, output_head);
+    if (rope_heads > 0 && hp.arch == Arch::Llama && layout != source_layout) {
+      t.order =
+          layout == Layout::Gguf ? RowOrder::HalvesToInterleaved : RowOrder::InterleavedToHalves;
+      t.head_dim = hp.head_dim;
+      if (src->shape[0] != int64_t{rope_heads} * hp.head_dim)
+        throw FormatError(m.path(), fmt::format("tensor {} has {} rows, expected {} heads of {}",
+                                                src->name, src->shape[0], rope_heads, hp.head_dim));
+    }
+    t.nbytes =
+        row_bytes(t.type, static_cast<uint64_t>(src->cols())) * static_cast<uint64_t>(src->rows());
+    auto [it, fresh] =
+        first_use.emplace(std::tuple{src, t.type, t.order}, static_cast<int>(plan.tensors.size()));
+    if (!fresh) t.same_as = it->second;
+    plan.tensors.push_back(std::move(t));
+    return true;
+  };
+
+  // Tied heads stay tied: the output file gets no separate head either, and the embedding, being
+  // the head, gets the head's type under Q4_K_M.
+  plan.tied_output = hp.tied_output || !source_tensor(m, kOutput);
+  if (!add(kEmbd, kEmbd, -1, /*output_head=*/plan.tied_output, 0))
+    throw FormatError(m.path(), "missing tensor token_embd.weight");
+  // Hugging Face has no rope-factor tensor: Llama 3 scaling lives in config.json there.
+  if (layout == Layout::Gguf) {
+    if (!add(kRopeFreqs, kRopeFreqs, -1, false, 0) && !hp.rope_freq_factors.empty()) {
+      PlannedTensor t;
+      t.role = t.name = kRopeFreqs;
+      t.values = hp.rope_freq_factors;
+      t.shape = {static_cast<int64_t>(t.values.size())};
+      t.nbytes = t.values.size() * sizeof(float);
+      plan.tensors.push_back(std::move(t));
+    }
+  }
+  for (int p = 0; p < n_blocks; ++p) {
+    const int layer = path.layers[p];
+    for (const auto& r : kBlockRoles) {
+      const int heads = r.rope_rows == BlockRole::QHeads   ? hp.n_head
+                        : r.rope_rows == BlockRole::KHeads ? hp.n_head_kv
+                                                           : 0;
+      add(fmt::format("blk.{}.{}", p, r.gguf), fmt::format("blk.{}.{}", layer, r.gguf), p, false,
+          heads);
+    }
+  }
+  if (!add(kOutputNorm, kOutputNorm, -1, false, 0))
+    throw FormatError(m.path(), "missing tensor output_norm.weight");
+  if (plan.tied_output) {
+    if (const TensorView* head = source_tensor(m, kOutput)) {
+      used.insert(head->name);
+      notes.insert(fmt::format("{} not written: the config ties the output head to the embedding",
+                               head->name));
+    }
+  } else {
+    add(kOutput, kOutput, -1, true, 0);
+  }
+
+  // Tensors of layers the path skips are expected to be left out; anything else the source has
+  // but no role names is left out too, and said so.
+  std::set<std::string> known = used;
+  known.insert(kRopeFreqs);  // an HF export carries it as config.json rope_scaling
+  for (int l = 0; l < hp.n_layer; ++l)
+    for (const auto& r : kBlockRoles) {
+      const std::string role = fmt::format("blk.{}.{}", l, r.gguf);
+      known.insert(m.gguf() ? role : hf_name(role));
+    }
+  const std::vector<TensorView>& all = m.gguf() ? m.gguf()->tensors() : m.safetensors()->tensors();
+  for (const auto& t : all)
+    if (!known.count(t.name))
+      notes.insert(fmt::format("tensor {} not exported (reprise does not use it)", t.name));
+  plan.notes.assign(notes.begin(), notes.end());
+  return plan;
+}
+
+namespace {
+
+int64_t source_row(const PlannedTensor& t, int64_t r) {
+  if (t.order == RowOrder::Same) return r;
+  const int64_t d = t.head_dim, half = d / 2, head = r / d, m = r % d;
+  // Interleaved index 2i + j <-> halves index j * d/2 + i (i < d/2, j in {0, 1}).
+  const int64_t from =
+      t.order == RowOrder::HalvesToInterleaved ? (m % 2) * half + m / 2 : 2 * (m % half) + m / half;
+  return head * d + from;
+}
+
+}  // namespace
+
+void produce(const PlannedTensor& t, std::span<std::byte> out, ThreadPool& pool) {
+  if (out.size() != t.nbytes)
+    throw Error(
+        fmt::format("export: tensor {} needs {} bytes, got {}", t.name, t.nbytes, out.size()));
+  if (!t.values.empty()) {
+    kernels::quantize_row(t.type, t.values.data(), out.data(),
+                          static_cast<int64_t>(t.values.size()));
+    return;
+  }
+  const TensorView& src = *t.src;
+  if (t.verbatim()) {
+    std::memcpy(out.data(), src.data.data(), out.size());
+    return;
+  }
+  if (src.shape.size() == 1) {
+    // Vectors (norms, biases): decode, reorder elements like rows of one, encode.
+    const int64_t n = src.elements();
+    std::vector<float> in(static_cast<size_t>(n)), v(static_cast<size_t>(n));
+    kernels::dequantize_row(src.type, src.data.data(), in.data(), n);
+    for (int64_t i = 0; i < n; ++i) v[i] = in[source_row(t, i)];
+    kernels::quantize_row(t.type, v.data(), out.data(), n);
+    return;
+  }
+  const int64_t rows = src.rows(), cols = src.cols();
+  const uint64_t out_stride = row_bytes(t.type, static_cast<uint64_t>(cols));
+  pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+    std::vector<float> buf(src.type == t.type ? 0 : static_cast<size_t>(cols));
+    for (int64_t r = r0; r < r1; ++r) {
+      const std::byte* in = src.row(source_row(t, r));
+      std::byte* dst = out.data() + r * out_stride;
+      if (src.type == t.type) {
+        std::memcpy(dst, in, out_stride);
+      } else {
+        kernels::dequantize_row(src.type, in, buf.data(), cols);
+        kernels::quantize_row(t.type, buf.data(), dst, cols);
+      }
+    }
+  });
+}
+
+}  // namespace reprise::exporter

@@ -1,0 +1,164 @@
+#include "kernels/dispatch.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+
+#include "kernels/isa_kernels.h"
+#include "util/error.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define REPRISE_X86 1
+#endif
+
+namespace reprise::kernels {
+namespace {
+
+struct CpuFeatures {
+  bool avx2 = false, fma = false, f16c = false;
+  bool avx512 = false;  // F, BW, VL, DQ with OS support for the ZMM state
+  bool avx512_vnni = false, avx512_bf16 = false;
+  bool amx = false;  // tile + int8 + bf16, OS support for the tile state
+};
+
+CpuFeatures detect() {
+  CpuFeatures f;
+#ifdef REPRISE_X86
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d)) return f;
+  const bool osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+  f.fma = (c >> 12) & 1;
+  f.f16c = (c >> 29) & 1;
+  uint64_t xcr0 = 0;
+  if (osxsave) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    xcr0 = (static_cast<uint64_t>(hi) << 32) | lo;
+  }
+  const bool os_ymm = (xcr0 & 0x6) == 0x6, os_zmm = (xcr0 & 0xE6) == 0xE6;
+  const bool os_tiles = (xcr0 & 0x60000) == 0x60000;
+  if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return f;
+  f.avx2 = avx && os_ymm && ((b >> 5) & 1) && f.fma && f.f16c;
+  f.avx512 = os_zmm && ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);
+  f.avx512_vnni = f.avx512 && ((c >> 11) & 1);
+  f.amx = os_tiles && ((d >> 22) & 1) && ((d >> 24) & 1) && ((d >> 25) & 1);
+  if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx512_bf16 = f.avx512 && ((a >> 5) & 1);
+#endif
+  return f;
+}
+
+const CpuFeatures& cpu() {
+  static const CpuFeatures f = detect();
+  return f;
+}
+
+const IsaKernels* table_for(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return scalar_kernels();
+    case Isa::Avx2: return cpu().avx2 ? avx2_kernels() : nullptr;
+    // AVX-512 and AMX kernels are not implemented yet (see docs/performance.md); those CPUs run
+    // the AVX2 kernels.
+    case Isa::Avx512:
+    case Isa::Amx: return nullptr;
+  }
+  return nullptr;
+}
+
+Isa resolve_initial() {
+  if (const char* env = std::getenv("REPRISE_ISA"); env && *env) {
+    auto isa = isa_from_name(env);
+    if (!isa) throw Error(fmt::format("REPRISE_ISA={}: unknown ISA (scalar, avx2, avx512, amx)", env));
+    if (!isa_supported(*isa))
+      throw Error(fmt::format("REPRISE_ISA={}: not supported on this CPU or build (supported: {})",
+                              env, [] {
+                                std::string s;
+                                for (Isa i : supported_isas())
+                                  s += (s.empty() ? "" : ", ") + std::string(isa_name(i));
+                                return s;
+                              }()));
+    return *isa;
+  }
+  return supported_isas().back();
+}
+
+std::once_flag g_once;
+std::atomic<int> g_isa{-1};
+
+}  // namespace
+
+std::string_view isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return "scalar";
+    case Isa::Avx2: return "avx2";
+    case Isa::Avx512: return "avx512";
+    case Isa::Amx: return "amx";
+  }
+  return "?";
+}
+
+std::optional<Isa> isa_from_name(std::string_view name) {
+  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx})
+    if (isa_name(i) == name) return i;
+  return std::nullopt;
+}
+
+bool isa_supported(Isa isa) { return table_for(isa) != nullptr; }
+
+std::vector<Isa> supported_isas() {
+  std::vector<Isa> out;
+  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx})
+    if (isa_supported(i)) out.push_back(i);
+  return out;
+}
+
+std::string cpu_features() {
+  const CpuFeatures& f = cpu();
+  std::string s;
+  auto add = [&](bool on, const char* name) {
+    if (on) s += (s.empty() ? "" : " ") + std::string(name);
+  };
+  add(f.avx2, "avx2");
+  add(f.fma, "fma");
+  add(f.f16c, "f16c");
+  add(f.avx512, "avx512");
+  add(f.avx512_vnni, "avx512_vnni");
+  add(f.avx512_bf16, "avx512_bf16");
+  add(f.amx, "amx");
+  return s.empty() ? "none" : s;
+}
+
+Isa active_isa() {
+  std::call_once(g_once, [] {
+    int expected = -1;
+    g_isa.compare_exchange_strong(expected, static_cast<int>(resolve_initial()));
+  });
+  return static_cast<Isa>(g_isa.load(std::memory_order_relaxed));
+}
+
+void set_isa(Isa isa) {
+  if (!isa_supported(isa))
+    throw Error(fmt::format("ISA {} is not supported on this CPU or build", isa_name(isa)));
+  std::call_once(g_once, [] {});  // an explicit choice wins over REPRISE_ISA
+  g_isa.store(static_cast<int>(isa), std::memory_order_relaxed);
+}
+
+ActPrecision matvec_activation_precision(Isa isa, TensorType type) {
+  const IsaKernels* k = table_for(isa);
+  if (!k) return ActPrecision::F32;
+  return k->matvec_act(static_cast<uint32_t>(type)) == ActFormat::F32 ? ActPrecision::F32
+                                                                       : ActPrecision::Q8;
+}
+
+ActPrecision gemm_activation_precision(Isa, TensorType) {
+  return ActPrecision::F32;  // every gemm kernel dequantizes weights to F32 panels
+}
+
+int64_t gemm_scratch_floats(int64_t cols) { return std::max<int64_t>(cols, 2 * 16 * 256) + 64; }
+
+const IsaKernels& active_kernels() { return *table_for(active_isa()); }
+
+}  // namespace reprise::kernels

@@ -1,0 +1,51 @@
+// Run-time choice of the instruction set the kernels use.
+//
+// The fastest kernel set this CPU (and OS) supports is picked on first use; the environment
+// variable REPRISE_ISA=scalar|avx2|avx512|amx forces one (an error if the CPU lacks it), and
+// set_isa() switches at run time (tests run every supported ISA against the scalar reference).
+// "scalar" is the portable reference path: F32 activations, dot products accumulated in double,
+// bit-for-bit the numbers the golden tests were written against.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "format/tensor_type.h"
+
+namespace reprise::kernels {
+
+enum class Isa { Scalar, Avx2, Avx512, Amx };
+
+// "scalar", "avx2", "avx512", "amx".
+std::string_view isa_name(Isa isa);
+std::optional<Isa> isa_from_name(std::string_view name);
+
+// True when this CPU and OS can run `isa` and reprise has kernels for it.
+bool isa_supported(Isa isa);
+// Every supported ISA, scalar first.
+std::vector<Isa> supported_isas();
+// What the CPU reports, for logs: e.g. "avx2 fma f16c" (features reprise looks at).
+std::string cpu_features();
+
+// The ISA in use: REPRISE_ISA if set (throws Error if unknown or unsupported), else the best
+// supported one. Resolved once; set_isa() overrides it for the whole process.
+Isa active_isa();
+// Throws Error if `isa` is not supported. Not thread-safe against running kernels: call it
+// between forward passes.
+void set_isa(Isa isa);
+
+// How the active ISA's matrix-vector kernels (decode, T < gemm threshold) see activations for
+// weights of `type`: F32 (exact up to float summation order), or quantized to 8 bits per value
+// with one scale per 32 or 256 values (like llama.cpp's Q8_0 / Q8_K activations). Prefill's
+// matrix-matrix kernels always use F32 activations.
+enum class ActPrecision { F32, Q8 };
+ActPrecision matvec_activation_precision(Isa isa, TensorType type);
+// The same for the matrix-matrix kernels (prefill chunks of at least kGemmMinTokens tokens).
+ActPrecision gemm_activation_precision(Isa isa, TensorType type);
+
+// Matmuls over fewer tokens than this run the matrix-vector kernels once per token.
+inline constexpr int64_t kGemmMinTokens = 4;
+
+}  // namespace reprise::kernels

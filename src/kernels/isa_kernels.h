@@ -1,0 +1,86 @@
+// The table of kernels one instruction set provides (internal to kernels/ and engine/).
+//
+// Each ISA's kernels live in their own translation unit compiled with that ISA's target flags
+// (e.g. simd_avx2.cpp with -mavx2 -mfma -mf16c). This header is included there, so it holds only
+// declarations and plain types: an inline function defined in a header would be compiled with
+// those flags inside the ISA file, and the linker may keep that copy for every caller, which
+// would fault on a CPU without the ISA. For the same reason the ISA files keep all their helpers
+// in an anonymous namespace and include no standard headers beyond <cstdint>/<cstring>.
+#pragma once
+
+#include <cstdint>
+
+namespace reprise::kernels {
+
+// Encodings of one activation row handed to matvec kernels.
+enum class ActFormat : int {
+  F32 = 0,     // float[n]
+  Q8_32 = 1,   // ActQ8_32[n / 32]
+  Q8_256 = 2,  // ActQ8_256[n / 256]
+};
+
+// 32 activations as x[j] ~= d * q[j], with q = round(x / d), d = max|x| / 127; `sum` = sum of q.
+// Used with Q8_0 and Q4_0 weights (whose blocks are 32 wide).
+struct ActQ8_32 {
+  float d;
+  int32_t sum;
+  int8_t q[32];
+};
+
+// 256 activations with one scale (as ActQ8_32), plus the sums of q over each 16-element group,
+// which the K types need for their per-sub-block minimums (Q4_K, Q5_K) and offset (Q6_K).
+struct ActQ8_256 {
+  float d;
+  int16_t bsum[16];
+  int8_t q[256];
+};
+
+static_assert(sizeof(ActQ8_32) == 40);
+static_assert(sizeof(ActQ8_256) == 292);
+
+// KV cache element encodings the attention kernels read.
+enum class KvElem : int { F32 = 0, F16 = 1 };
+
+struct IsaKernels {
+  // Activation format matvec() needs for weights of ggml type id `type`.
+  ActFormat (*matvec_act)(uint32_t type);
+  // Encodes x[0..n) into `out` (n a multiple of the format's block width).
+  void (*quantize_act)(ActFormat format, const float* x, int64_t n, void* out);
+
+  // Decode: y[r] = sum_c W[r, c] * x[c] for r < rows. Row r of W is `cols` elements of ggml
+  // type `type` at w + r * stride (any alignment); act is x in matvec_act(type) encoding.
+  void (*matvec)(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
+                 const void* act, float* y);
+
+  // Prefill: y[t * ldy + r] = sum_c W[r, c] * x[t * cols + c] for r < rows, t < T, with F32
+  // activations x [T, cols]. scratch holds gemm_scratch_floats(cols) floats.
+  void (*gemm)(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
+               const float* x, int64_t T, float* y, int64_t ldy, float* scratch);
+
+  // Attention over one head: keys/values are n rows of hd elements at k + j * stride (stride in
+  // elements of `elem`). scores[j] = scale * (q . k_j). Returns nothing.
+  void (*attn_scores)(const float* q, const void* k, KvElem elem, int64_t stride, int64_t n,
+                      int64_t hd, float scale, float* scores);
+  // s[j] = exp(s[j] - max_j s[j]) in place; returns the sum of the new values.
+  float (*softmax_exp)(float* s, int64_t n);
+  // out[i] = sum_j p[j] * v_j[i], i < hd (overwrites out).
+  void (*attn_values)(const float* p, const void* v, KvElem elem, int64_t stride, int64_t n,
+                      int64_t hd, float* out);
+
+  // g[i] = silu(g[i]) * u[i]
+  void (*swiglu)(float* g, const float* u, int64_t n);
+};
+
+// Floats of per-thread scratch the gemm kernels need for rows of `cols` elements.
+int64_t gemm_scratch_floats(int64_t cols);
+// Rows one gemm call should cover (a multiple of the kernels' row tile), for splitting work.
+inline constexpr int64_t kGemmRowTile = 16;
+
+// The active ISA's table (dispatch.cpp).
+const IsaKernels& active_kernels();
+
+// The tables (defined in the per-ISA files; nullptr where the ISA was not compiled in).
+const IsaKernels* scalar_kernels();
+const IsaKernels* avx2_kernels();
+
+}  // namespace reprise::kernels

@@ -1,0 +1,784 @@
+// AVX2 + FMA + F16C kernels (Intel Haswell and later, AMD Zen and later).
+//
+// This file is compiled with -mavx2 -mfma -mf16c and only ever called after dispatch.cpp has
+// checked the CPU. Everything except the table getter is file-local (see isa_kernels.h).
+//
+// Decode (matvec) multiplies quantized weights with activations quantized to 8 bits
+// (ActQ8_32 / ActQ8_256): products of unsigned 4..6-bit weights and signed 8-bit activations
+// are formed with vpmaddubsw, summed with vpmaddwd against the (integer) sub-block scales, and
+// turned into float once per block. Prefill (gemm) dequantizes a 16-row panel of weights to F32
+// and runs a 6x16 F32 FMA micro-kernel over the tokens, so prefill keeps F32 activations.
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/isa_kernels.h"
+
+#if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+
+namespace reprise::kernels {
+namespace {
+
+// ggml type ids (format/tensor_type.h is not included here: it defines inline functions).
+constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14,
+                   kBF16 = 30;
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float hmax(__m256 v) {
+  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_max_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+inline float f16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+inline __m256i loadu256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+
+// 8 F16 or BF16 values to F32.
+inline __m256 load8_f16(const void* p) { return _mm256_cvtph_ps(loadu128(p)); }
+inline __m256 load8_bf16(const void* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(loadu128(p)), 16));
+}
+
+// Sum over pairs of u8 * s8 products, then over pairs of those, as 8 x i32.
+inline __m256i dot_u8s8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// The 6-bit scales and mins of a Q4_K/Q5_K super-block (layout in kernels/README.md).
+inline void unpack_k_scales(const uint8_t* s, uint8_t* sc, uint8_t* m) {
+  for (int k = 0; k < 4; ++k) {
+    sc[k] = s[k] & 63;
+    m[k] = s[k + 4] & 63;
+  }
+  for (int k = 4; k < 8; ++k) {
+    sc[k] = static_cast<uint8_t>((s[k + 4] & 0xF) | ((s[k - 4] >> 6) << 4));
+    m[k] = static_cast<uint8_t>((s[k + 4] >> 4) | ((s[k] >> 6) << 4));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activation quantization
+
+// Rounds 32 floats times `id` to int8 (nearest, ties to even) in element order; adds their sum
+// to *sum8 (as 8 partial lanes).
+inline __m256i round_pack32(const float* x, __m256 id, __m256i* sum8) {
+  const __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), id));
+  const __m256i i1 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 8), id));
+  const __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 16), id));
+  const __m256i i3 = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 24), id));
+  *sum8 = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+  // The two packs interleave 128-bit lanes; the permute restores element order.
+  const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+  return _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+inline __m256 abs_max8(const float* x, int64_t n) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 m = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+  return m;
+}
+
+void quantize_q8_32(const float* x, int64_t n, ActQ8_32* out) {
+  for (int64_t b = 0; b < n / 32; ++b, x += 32) {
+    const float amax = hmax(abs_max8(x, 32));
+    const float d = amax / 127.0f;
+    const __m256 id = _mm256_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+    __m256i s;
+    const __m256i q = round_pack32(x, id, &s);
+    out[b].d = d;
+    out[b].sum = hsum_i32(s);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q), q);
+  }
+}
+
+void quantize_q8_256(const float* x, int64_t n, ActQ8_256* out) {
+  for (int64_t b = 0; b < n / 256; ++b, x += 256) {
+    const float amax = hmax(abs_max8(x, 256));
+    out[b].d = amax / 127.0f;
+    const __m256 id = _mm256_set1_ps(amax > 0 ? 127.0f / amax : 0.0f);
+    for (int g = 0; g < 8; ++g) {
+      __m256i s;
+      const __m256i q = round_pack32(x + 32 * g, id, &s);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q + 32 * g), q);
+      // s holds sums of elements {i, i+8, i+16, i+24}; the 16-groups need lanes of x[0..16)
+      // and x[16..32), so sum the quantized bytes directly instead.
+      const __m256i w = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)),
+                                          _mm256_set1_epi16(1));
+      const __m256i w2 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1)),
+                                           _mm256_set1_epi16(1));
+      out[b].bsum[2 * g] = static_cast<int16_t>(hsum_i32(w));
+      out[b].bsum[2 * g + 1] = static_cast<int16_t>(hsum_i32(w2));
+    }
+  }
+}
+
+ActFormat matvec_act(uint32_t type) {
+  switch (type) {
+    case kQ8_0:
+    case kQ4_0:
+      return ActFormat::Q8_32;
+    case kQ4_K:
+    case kQ5_K:
+    case kQ6_K:
+      return ActFormat::Q8_256;
+    default:
+      return ActFormat::F32;
+  }
+}
+
+void quantize_act(ActFormat f, const float* x, int64_t n, void* out) {
+  if (f == ActFormat::Q8_32) quantize_q8_32(x, n, static_cast<ActQ8_32*>(out));
+  if (f == ActFormat::Q8_256) quantize_q8_256(x, n, static_cast<ActQ8_256*>(out));
+  if (f == ActFormat::F32) std::memcpy(out, x, static_cast<size_t>(n) * sizeof(float));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix-vector kernels, one weight row at a time (decode is bound by reading the weights, so
+// the point is to keep the per-byte instruction count low, not to reuse activations).
+
+float dot_q8_0(const uint8_t* row, const ActQ8_32* a, int64_t nb) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  auto step = [&](int64_t b, __m256 acc) {
+    const uint8_t* blk = row + 34 * b;
+    const __m256i w = loadu256(blk + 2);
+    const __m256i x = loadu256(a[b].q);
+    // vpmaddubsw wants one unsigned operand: |w| times x with w's sign moved onto x.
+    const __m256i p = dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f16_at(blk) * a[b].d), acc);
+  };
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
+    acc0 = step(b, acc0);
+    acc1 = step(b + 1, acc1);
+  }
+  if (b < nb) acc0 = step(b, acc0);
+  return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+float dot_q4_0(const uint8_t* row, const ActQ8_32* a, int64_t nb) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  float offset = 0;  // sum of d * sum(x q): the "- 8" of every weight, applied once at the end
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + 18 * b;
+    const __m128i qs = loadu128(blk + 2);
+    const __m256i w = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), m4);
+    const float d = f16_at(blk) * a[b].d;
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(w, loadu256(a[b].q))), _mm256_set1_ps(d),
+                          acc);
+    offset += d * static_cast<float>(a[b].sum);
+  }
+  return hsum(acc) - 8.0f * offset;
+}
+
+float dot_q4_k(const uint8_t* row, const ActQ8_256* a, int64_t nb) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + 144 * b;
+    uint8_t sc[8], m[8];
+    unpack_k_scales(blk + 4, sc, m);
+    int32_t msum = 0;
+    for (int s = 0; s < 8; ++s) msum += m[s] * (a[b].bsum[2 * s] + a[b].bsum[2 * s + 1]);
+    __m256i isum = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu256(blk + 16 + 32 * c);
+      const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      const __m256i plo = _mm256_maddubs_epi16(lo, loadu256(a[b].q + 64 * c));
+      const __m256i phi = _mm256_maddubs_epi16(hi, loadu256(a[b].q + 64 * c + 32));
+      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
+      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(f16_at(blk) * a[b].d), acc);
+    mins += f16_at(blk + 2) * a[b].d * static_cast<float>(msum);
+  }
+  return hsum(acc) - mins;
+}
+
+float dot_q5_k(const uint8_t* row, const ActQ8_256* a, int64_t nb) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + 176 * b;
+    uint8_t sc[8], m[8];
+    unpack_k_scales(blk + 4, sc, m);
+    int32_t msum = 0;
+    for (int s = 0; s < 8; ++s) msum += m[s] * (a[b].bsum[2 * s] + a[b].bsum[2 * s + 1]);
+    __m256i hb = loadu256(blk + 16);  // bit 2c of byte l: 5th bit of element 64c + l
+    __m256i isum = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu256(blk + 48 + 32 * c);
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(hb, two), 3));
+      hb = _mm256_srli_epi16(hb, 2);
+      const __m256i plo = _mm256_maddubs_epi16(lo, loadu256(a[b].q + 64 * c));
+      const __m256i phi = _mm256_maddubs_epi16(hi, loadu256(a[b].q + 64 * c + 32));
+      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
+      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, _mm256_set1_epi16(sc[2 * c + 1])));
+    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(f16_at(blk) * a[b].d), acc);
+    mins += f16_at(blk + 2) * a[b].d * static_cast<float>(msum);
+  }
+  return hsum(acc) - mins;
+}
+
+// Q6_K quants are unsigned 0..63 here; the "- 32" is applied through the activation sums.
+float dot_q6_k(const uint8_t* row, const ActQ8_256* a, int64_t nb) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+  const __m256i mC = _mm256_set1_epi8(0x0C), m30 = _mm256_set1_epi8(0x30);
+  __m256 acc = _mm256_setzero_ps();
+  float offset = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + 210 * b;
+    int8_t sc[16];
+    std::memcpy(sc, blk + 192, 16);
+    int32_t corr = 0;
+    for (int k = 0; k < 16; ++k) corr += sc[k] * a[b].bsum[k];
+    __m256i isum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i l0 = loadu256(blk + 64 * h), l1 = loadu256(blk + 64 * h + 32);
+      const __m256i hb = loadu256(blk + 128 + 32 * h);
+      __m256i q[4];
+      q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+      q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, mC), 2));
+      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
+      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                             _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+      for (int i = 0; i < 4; ++i) {
+        const int k = 8 * h + 2 * i;  // sub-blocks k (bytes 0..15) and k + 1 (bytes 16..31)
+        const __m256i p = _mm256_maddubs_epi16(q[i], loadu256(a[b].q + 128 * h + 32 * i));
+        const __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[k + 1]), _mm_set1_epi16(sc[k]));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
+      }
+    }
+    const float d = f16_at(blk + 208) * a[b].d;
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(d), acc);
+    offset += d * static_cast<float>(corr);
+  }
+  return hsum(acc) - 32.0f * offset;
+}
+
+// F32 / F16 / BF16 weights with F32 activations.
+template <uint32_t Type>
+inline __m256 load8_w(const uint8_t* row, int64_t c) {
+  if constexpr (Type == kF32) return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + c);
+  if constexpr (Type == kF16) return load8_f16(row + 2 * c);
+  if constexpr (Type == kBF16) return load8_bf16(row + 2 * c);
+}
+
+template <uint32_t Type>
+inline float scalar_w(const uint8_t* row, int64_t c) {
+  if constexpr (Type == kF32) {
+    float v;
+    std::memcpy(&v, row + 4 * c, 4);
+    return v;
+  }
+  uint16_t h;
+  std::memcpy(&h, row + 2 * c, 2);
+  if constexpr (Type == kF16) return _cvtsh_ss(h);
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float v;
+  std::memcpy(&v, &u, 4);
+  return v;
+}
+
+template <uint32_t Type>
+float dot_float(const uint8_t* row, const float* x, int64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t c = 0;
+  for (; c + 32 <= n; c += 32) {
+    a0 = _mm256_fmadd_ps(load8_w<Type>(row, c), _mm256_loadu_ps(x + c), a0);
+    a1 = _mm256_fmadd_ps(load8_w<Type>(row, c + 8), _mm256_loadu_ps(x + c + 8), a1);
+    a2 = _mm256_fmadd_ps(load8_w<Type>(row, c + 16), _mm256_loadu_ps(x + c + 16), a2);
+    a3 = _mm256_fmadd_ps(load8_w<Type>(row, c + 24), _mm256_loadu_ps(x + c + 24), a3);
+  }
+  for (; c + 8 <= n; c += 8) a0 = _mm256_fmadd_ps(load8_w<Type>(row, c), _mm256_loadu_ps(x + c), a0);
+  float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; c < n; ++c) s += scalar_w<Type>(row, c) * x[c];
+  return s;
+}
+
+void matvec(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
+            const void* act, float* y) {
+  const auto* base = static_cast<const uint8_t*>(w);
+  const auto* a32 = static_cast<const ActQ8_32*>(act);
+  const auto* a256 = static_cast<const ActQ8_256*>(act);
+  const auto* xf = static_cast<const float*>(act);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* row = base + r * stride;
+    switch (type) {
+      case kF32: y[r] = dot_float<kF32>(row, xf, cols); break;
+      case kF16: y[r] = dot_float<kF16>(row, xf, cols); break;
+      case kBF16: y[r] = dot_float<kBF16>(row, xf, cols); break;
+      case kQ8_0: y[r] = dot_q8_0(row, a32, cols / 32); break;
+      case kQ4_0: y[r] = dot_q4_0(row, a32, cols / 32); break;
+      case kQ4_K: y[r] = dot_q4_k(row, a256, cols / 256); break;
+      case kQ5_K: y[r] = dot_q5_k(row, a256, cols / 256); break;
+      case kQ6_K: y[r] = dot_q6_k(row, a256, cols / 256); break;
+      default: y[r] = 0; break;  // ops.cpp only sends computable types
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dequantization to F32 (prefill packs weights with these). n is a multiple of the block size.
+
+void dequant_q8_0(const uint8_t* p, float* y, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b, p += 34, y += 32) {
+    const __m256 d = _mm256_set1_ps(f16_at(p));
+    for (int i = 0; i < 4; ++i) {
+      const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 2 + 8 * i)));
+      _mm256_storeu_ps(y + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
+    }
+  }
+}
+
+// Stores 32 bytes of small unsigned ints as (float(q) * d - m) to y[0..32).
+inline void store_u8x32(__m256i q, __m256 d, __m256 m, float* y) {
+  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+  for (int i = 0; i < 4; ++i) {
+    const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[i]));
+    _mm256_storeu_ps(y + 8 * i, _mm256_fmsub_ps(f, d, m));
+  }
+}
+
+void dequant_q4_0(const uint8_t* p, float* y, int64_t n) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < n / 32; ++b, p += 18, y += 32) {
+    const float d = f16_at(p);
+    const __m128i qs = loadu128(p + 2);
+    const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), m4);
+    store_u8x32(q, _mm256_set1_ps(d), _mm256_set1_ps(8.0f * d), y);
+  }
+}
+
+void dequant_q4_k(const uint8_t* p, float* y, int64_t n) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < n / 256; ++b, p += 144, y += 256) {
+    const float d = f16_at(p), dmin = f16_at(p + 2);
+    uint8_t sc[8], m[8];
+    unpack_k_scales(p + 4, sc, m);
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu256(p + 16 + 32 * c);
+      store_u8x32(_mm256_and_si256(q, m4), _mm256_set1_ps(d * sc[2 * c]),
+                  _mm256_set1_ps(dmin * m[2 * c]), y + 64 * c);
+      store_u8x32(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), _mm256_set1_ps(d * sc[2 * c + 1]),
+                  _mm256_set1_ps(dmin * m[2 * c + 1]), y + 64 * c + 32);
+    }
+  }
+}
+
+void dequant_q5_k(const uint8_t* p, float* y, int64_t n) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2);
+  for (int64_t b = 0; b < n / 256; ++b, p += 176, y += 256) {
+    const float d = f16_at(p), dmin = f16_at(p + 2);
+    uint8_t sc[8], m[8];
+    unpack_k_scales(p + 4, sc, m);
+    __m256i hb = loadu256(p + 16);
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = loadu256(p + 48 + 32 * c);
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+      const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
+                                         _mm256_slli_epi16(_mm256_and_si256(hb, two), 3));
+      hb = _mm256_srli_epi16(hb, 2);
+      store_u8x32(lo, _mm256_set1_ps(d * sc[2 * c]), _mm256_set1_ps(dmin * m[2 * c]), y + 64 * c);
+      store_u8x32(hi, _mm256_set1_ps(d * sc[2 * c + 1]), _mm256_set1_ps(dmin * m[2 * c + 1]),
+                  y + 64 * c + 32);
+    }
+  }
+}
+
+void dequant_q6_k(const uint8_t* p, float* y, int64_t n) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+  const __m256i mC = _mm256_set1_epi8(0x0C), m30 = _mm256_set1_epi8(0x30);
+  for (int64_t b = 0; b < n / 256; ++b, p += 210, y += 256) {
+    const float d = f16_at(p + 208);
+    const auto* sc = reinterpret_cast<const int8_t*>(p + 192);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i l0 = loadu256(p + 64 * h), l1 = loadu256(p + 64 * h + 32);
+      const __m256i hb = loadu256(p + 128 + 32 * h);
+      __m256i q[4];
+      q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+      q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, mC), 2));
+      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
+      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                             _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+      for (int i = 0; i < 4; ++i) {
+        const int k = 8 * h + 2 * i;
+        float* out = y + 128 * h + 32 * i;
+        const __m128i lo = _mm256_castsi256_si128(q[i]), hi = _mm256_extracti128_si256(q[i], 1);
+        const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+        for (int j = 0; j < 4; ++j) {
+          const float s = d * sc[k + j / 2];
+          const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[j]));
+          _mm256_storeu_ps(out + 8 * j, _mm256_fmsub_ps(f, _mm256_set1_ps(s), _mm256_set1_ps(32.0f * s)));
+        }
+      }
+    }
+  }
+}
+
+template <uint32_t Type>
+void dequant_float(const uint8_t* p, float* y, int64_t n) {
+  int64_t c = 0;
+  for (; c + 8 <= n; c += 8) _mm256_storeu_ps(y + c, load8_w<Type>(p, c));
+  for (; c < n; ++c) y[c] = scalar_w<Type>(p, c);
+}
+
+// Dequantizes elements [k0, k0 + n) of a row (k0 a multiple of 256 for block types).
+void dequant_range(uint32_t type, const uint8_t* row, int64_t k0, int64_t n, float* y) {
+  switch (type) {
+    case kF32: dequant_float<kF32>(row + 4 * k0, y, n); break;
+    case kF16: dequant_float<kF16>(row + 2 * k0, y, n); break;
+    case kBF16: dequant_float<kBF16>(row + 2 * k0, y, n); break;
+    case kQ8_0: dequant_q8_0(row + k0 / 32 * 34, y, n); break;
+    case kQ4_0: dequant_q4_0(row + k0 / 32 * 18, y, n); break;
+    case kQ4_K: dequant_q4_k(row + k0 / 256 * 144, y, n); break;
+    case kQ5_K: dequant_q5_k(row + k0 / 256 * 176, y, n); break;
+    case kQ6_K: dequant_q6_k(row + k0 / 256 * 210, y, n); break;
+    default:
+      for (int64_t i = 0; i < n; ++i) y[i] = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prefill GEMM: y[t, r] = sum_k W[r, k] x[t, k].
+//
+// Rows are taken 16 at a time. For each chunk of kKc columns the 16 rows are dequantized and
+// transposed into a panel [kc][16] (16 KiB, stays in L1), then every group of 6 tokens runs the
+// micro-kernel: 12 accumulators of 8 floats, per k one 16-wide weight load and 6 broadcasts.
+
+constexpr int64_t kKc = 256;   // columns per panel chunk (a multiple of every block size)
+constexpr int kNr = 16;        // rows per panel
+constexpr int kMr = 6;         // tokens per micro-kernel call
+
+// 8x8 transpose of rows r[0..8) (8 floats each) into columns.
+inline void transpose8(__m256* r) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+  r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+  r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+  r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+  r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+  r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+  r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+  r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+// tmp: [16][kc] row-major  ->  panel: [kc][16].
+void transpose_panel(const float* tmp, int64_t kc, float* panel) {
+  int64_t k = 0;
+  for (; k + 8 <= kc; k += 8) {
+    for (int half = 0; half < 2; ++half) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(tmp + (8 * half + i) * kc + k);
+      transpose8(r);
+      for (int i = 0; i < 8; ++i) _mm256_storeu_ps(panel + (k + i) * kNr + 8 * half, r[i]);
+    }
+  }
+  for (; k < kc; ++k)
+    for (int j = 0; j < kNr; ++j) panel[k * kNr + j] = tmp[j * kc + k];
+}
+
+// One 6-token x 16-row tile over kc columns. xr[t] points at token t's activations for this
+// chunk (tokens past `mt` repeat a valid row and their results are dropped). The 12 accumulators
+// are named variables: with an array, GCC keeps a copy in memory and stores it every iteration.
+void micro_kernel(const float* panel, int64_t kc, const float* const* xr, float* y, int64_t ldy,
+                  int mt, int nr, bool accumulate) {
+  const float *x0 = xr[0], *x1 = xr[1], *x2 = xr[2], *x3 = xr[3], *x4 = xr[4], *x5 = xr[5];
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+  __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 w0 = _mm256_loadu_ps(panel + k * kNr), w1 = _mm256_loadu_ps(panel + k * kNr + 8);
+    __m256 b = _mm256_broadcast_ss(x0 + k);
+    c00 = _mm256_fmadd_ps(w0, b, c00);
+    c01 = _mm256_fmadd_ps(w1, b, c01);
+    b = _mm256_broadcast_ss(x1 + k);
+    c10 = _mm256_fmadd_ps(w0, b, c10);
+    c11 = _mm256_fmadd_ps(w1, b, c11);
+    b = _mm256_broadcast_ss(x2 + k);
+    c20 = _mm256_fmadd_ps(w0, b, c20);
+    c21 = _mm256_fmadd_ps(w1, b, c21);
+    b = _mm256_broadcast_ss(x3 + k);
+    c30 = _mm256_fmadd_ps(w0, b, c30);
+    c31 = _mm256_fmadd_ps(w1, b, c31);
+    b = _mm256_broadcast_ss(x4 + k);
+    c40 = _mm256_fmadd_ps(w0, b, c40);
+    c41 = _mm256_fmadd_ps(w1, b, c41);
+    b = _mm256_broadcast_ss(x5 + k);
+    c50 = _mm256_fmadd_ps(w0, b, c50);
+    c51 = _mm256_fmadd_ps(w1, b, c51);
+  }
+  alignas(32) float buf[kMr * kNr];
+  _mm256_store_ps(buf + 0, c00);
+  _mm256_store_ps(buf + 8, c01);
+  _mm256_store_ps(buf + 16, c10);
+  _mm256_store_ps(buf + 24, c11);
+  _mm256_store_ps(buf + 32, c20);
+  _mm256_store_ps(buf + 40, c21);
+  _mm256_store_ps(buf + 48, c30);
+  _mm256_store_ps(buf + 56, c31);
+  _mm256_store_ps(buf + 64, c40);
+  _mm256_store_ps(buf + 72, c41);
+  _mm256_store_ps(buf + 80, c50);
+  _mm256_store_ps(buf + 88, c51);
+  for (int t = 0; t < mt; ++t) {
+    float* yt = y + t * ldy;
+    const float* bt = buf + t * kNr;
+    if (nr == kNr) {
+      __m256 a = _mm256_load_ps(bt), b = _mm256_load_ps(bt + 8);
+      if (accumulate) {
+        a = _mm256_add_ps(a, _mm256_loadu_ps(yt));
+        b = _mm256_add_ps(b, _mm256_loadu_ps(yt + 8));
+      }
+      _mm256_storeu_ps(yt, a);
+      _mm256_storeu_ps(yt + 8, b);
+    } else {
+      for (int j = 0; j < nr; ++j) yt[j] = accumulate ? yt[j] + bt[j] : bt[j];
+    }
+  }
+}
+
+void gemm(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
+          const float* x, int64_t T, float* y, int64_t ldy, float* scratch) {
+  const auto* base = static_cast<const uint8_t*>(w);
+  float* tmp = scratch;                // [16][kKc]
+  float* panel = scratch + kNr * kKc;  // [kKc][16]
+  for (int64_t r0 = 0; r0 < rows; r0 += kNr) {
+    const int nr = static_cast<int>(rows - r0 < kNr ? rows - r0 : kNr);
+    for (int64_t k0 = 0; k0 < cols; k0 += kKc) {
+      const int64_t kc = cols - k0 < kKc ? cols - k0 : kKc;
+      for (int j = 0; j < kNr; ++j) {
+        if (j < nr)
+          dequant_range(type, base + (r0 + j) * stride, k0, kc, tmp + j * kc);
+        else
+          for (int64_t i = 0; i < kc; ++i) tmp[j * kc + i] = 0;
+      }
+      transpose_panel(tmp, kc, panel);
+      const bool acc = k0 > 0;
+      for (int64_t t = 0; t < T; t += kMr) {
+        const int mt = static_cast<int>(T - t < kMr ? T - t : kMr);
+        const float* xr[kMr];
+        for (int i = 0; i < kMr; ++i) xr[i] = x + (t + (i < mt ? i : mt - 1)) * cols + k0;
+        micro_kernel(panel, kc, xr, y + t * ldy + r0, ldy, mt, nr, acc);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention helpers
+
+template <KvElem E>
+inline __m256 load8_kv(const void* base, int64_t off) {
+  if constexpr (E == KvElem::F32) return _mm256_loadu_ps(static_cast<const float*>(base) + off);
+  return load8_f16(static_cast<const uint16_t*>(base) + off);
+}
+
+template <KvElem E>
+inline float kv_at(const void* base, int64_t off) {
+  if constexpr (E == KvElem::F32) return static_cast<const float*>(base)[off];
+  return _cvtsh_ss(static_cast<const uint16_t*>(base)[off]);
+}
+
+template <KvElem E>
+void scores_impl(const float* q, const void* k, int64_t stride, int64_t n, int64_t hd,
+                 float scale, float* scores) {
+  const int64_t hd8 = hd / 8 * 8;
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (int64_t i = 0; i < hd8; i += 8) {
+      const __m256 qv = _mm256_loadu_ps(q + i);
+      a0 = _mm256_fmadd_ps(qv, load8_kv<E>(k, (j + 0) * stride + i), a0);
+      a1 = _mm256_fmadd_ps(qv, load8_kv<E>(k, (j + 1) * stride + i), a1);
+      a2 = _mm256_fmadd_ps(qv, load8_kv<E>(k, (j + 2) * stride + i), a2);
+      a3 = _mm256_fmadd_ps(qv, load8_kv<E>(k, (j + 3) * stride + i), a3);
+    }
+    // Reduce the four accumulators at once: lanes end up as (s0, s1, s2, s3).
+    const __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3);
+    const __m256 h = _mm256_hadd_ps(h01, h23);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    for (int64_t i = hd8; i < hd; ++i) {
+      const __m128 tail = _mm_setr_ps(kv_at<E>(k, (j + 0) * stride + i), kv_at<E>(k, (j + 1) * stride + i),
+                                      kv_at<E>(k, (j + 2) * stride + i), kv_at<E>(k, (j + 3) * stride + i));
+      s = _mm_add_ps(s, _mm_mul_ps(_mm_set1_ps(q[i]), tail));
+    }
+    _mm_storeu_ps(scores + j, _mm_mul_ps(s, _mm_set1_ps(scale)));
+  }
+  for (; j < n; ++j) {
+    __m256 a = _mm256_setzero_ps();
+    for (int64_t i = 0; i < hd8; i += 8)
+      a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load8_kv<E>(k, j * stride + i), a);
+    float s = hsum(a);
+    for (int64_t i = hd8; i < hd; ++i) s += q[i] * kv_at<E>(k, j * stride + i);
+    scores[j] = s * scale;
+  }
+}
+
+void attn_scores(const float* q, const void* k, KvElem elem, int64_t stride, int64_t n, int64_t hd,
+                 float scale, float* scores) {
+  if (elem == KvElem::F16)
+    scores_impl<KvElem::F16>(q, k, stride, n, hd, scale, scores);
+  else
+    scores_impl<KvElem::F32>(q, k, stride, n, hd, scale, scores);
+}
+
+// exp(x) for x <= 0 (softmax arguments): 2^n * p(r) with r = x - n ln2 in [-ln2/2, ln2/2], a
+// degree-6 polynomial (relative error ~2e-7), and flushing to 0 below -87.
+inline __m256 exp_ps(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.0f);
+  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  x = _mm256_max_ps(x, lo);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 720);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+float softmax_exp(float* s, int64_t n) {
+  __m256 mv = _mm256_set1_ps(-3.0e38f);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + j));
+  float m = hmax(mv);
+  for (; j < n; ++j) m = s[j] > m ? s[j] : m;
+  const __m256 mb = _mm256_set1_ps(m);
+  __m256 sum = _mm256_setzero_ps();
+  j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + j), mb));
+    _mm256_storeu_ps(s + j, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  float total = hsum(sum);
+  if (j < n) {
+    alignas(32) float buf[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const int64_t rest = n - j;
+    for (int64_t i = 0; i < rest; ++i) buf[i] = s[j + i] - m;
+    _mm256_store_ps(buf, exp_ps(_mm256_load_ps(buf)));
+    for (int64_t i = 0; i < rest; ++i) {
+      s[j + i] = buf[i];
+      total += buf[i];
+    }
+  }
+  return total;
+}
+
+template <KvElem E>
+void values_impl(const float* p, const void* v, int64_t stride, int64_t n, int64_t hd, float* out) {
+  int64_t i0 = 0;
+  for (; i0 + 64 <= hd; i0 += 64) {  // 8 accumulators cover 64 dimensions
+    __m256 a[8];
+    for (auto& x : a) x = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      const __m256 pj = _mm256_set1_ps(p[j]);
+      for (int i = 0; i < 8; ++i)
+        a[i] = _mm256_fmadd_ps(pj, load8_kv<E>(v, j * stride + i0 + 8 * i), a[i]);
+    }
+    for (int i = 0; i < 8; ++i) _mm256_storeu_ps(out + i0 + 8 * i, a[i]);
+  }
+  for (; i0 + 8 <= hd; i0 += 8) {
+    __m256 a = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; ++j)
+      a = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), load8_kv<E>(v, j * stride + i0), a);
+    _mm256_storeu_ps(out + i0, a);
+  }
+  for (; i0 < hd; ++i0) {
+    float a = 0;
+    for (int64_t j = 0; j < n; ++j) a += p[j] * kv_at<E>(v, j * stride + i0);
+    out[i0] = a;
+  }
+}
+
+void attn_values(const float* p, const void* v, KvElem elem, int64_t stride, int64_t n, int64_t hd,
+                 float* out) {
+  if (elem == KvElem::F16)
+    values_impl<KvElem::F16>(p, v, stride, n, hd, out);
+  else
+    values_impl<KvElem::F32>(p, v, stride, n, hd, out);
+}
+
+// silu(g) * u = g * u / (1 + exp(-g)); exp_ps saturates to 0 for large g, giving g * u.
+void swiglu(float* g, const float* u, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f), sign = _mm256_set1_ps(-0.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 gv = _mm256_loadu_ps(g + i);
+    // exp(-g) overflows for g < -88; silu is ~0 there, and exp_ps of -|g| keeps it finite:
+    // silu(g) = g * s with s = 1 / (1 + e^-g) = e^g / (1 + e^g) for g < 0.
+    const __m256 e = exp_ps(_mm256_or_ps(gv, sign));  // exp(-|g|)
+    const __m256 neg = _mm256_cmp_ps(gv, _mm256_setzero_ps(), _CMP_LT_OQ);
+    const __m256 s = _mm256_div_ps(_mm256_blendv_ps(one, e, neg), _mm256_add_ps(one, e));
+    _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_mul_ps(gv, s), _mm256_loadu_ps(u + i)));
+  }
+  for (; i < n; ++i) {
+    alignas(32) float buf[8] = {g[i] < 0 ? g[i] : -g[i], 0, 0, 0, 0, 0, 0, 0};
+    _mm256_store_ps(buf, exp_ps(_mm256_load_ps(buf)));
+    const float s = (g[i] < 0 ? buf[0] : 1.0f) / (1.0f + buf[0]);
+    g[i] = g[i] * s * u[i];
+  }
+}
+
+constexpr IsaKernels kAvx2 = {
+    matvec_act, quantize_act, matvec, gemm, attn_scores, softmax_exp, attn_values, swiglu,
+};
+
+}  // namespace
+
+const IsaKernels* avx2_kernels() { return &kAvx2; }
+
+}  // namespace reprise::kernels
+
+#else  // not built for x86-64 with AVX2 (see CMakeLists.txt): no table
+
+namespace reprise::kernels {
+const IsaKernels* avx2_kernels() { return nullptr; }
+}  // namespace reprise::kernels
+
+#endif

@@ -1,0 +1,514 @@
+#include "serve/server.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <httplib.h>
+
+#include <sys/socket.h>
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "serve/api_error.h"
+#include "serve/openai_response.h"
+#include "util/error.h"
+#include "util/thread_pool.h"
+
+namespace reprise::serve {
+namespace {
+
+using json = nlohmann::ordered_json;
+using Clock = std::chrono::steady_clock;
+
+bool valid_path_name(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.'))
+      return false;
+  return true;
+}
+
+// Compares every byte whatever the first mismatch, so that response timing does not reveal how
+// much of a key was right (only whether its length was).
+bool same_secret(std::string_view given, std::string_view key) {
+  if (given.size() != key.size() || key.empty()) return false;
+  unsigned diff = 0;
+  for (size_t i = 0; i < key.size(); ++i)
+    diff |= static_cast<unsigned char>(given[i]) ^ static_cast<unsigned char>(key[i]);
+  return diff == 0;
+}
+
+void reply_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status();
+  res.set_content(dump(error_json(e)), "application/json");
+}
+
+ServedModel make_served(const Model& model, const ServerOptions& o) {
+  const int n_layer = model.hparams().n_layer;
+  ServedModel s;
+  s.model = &model;
+  s.id = o.model_id;
+  if (s.id.empty()) s.id = std::filesystem::path(model.path()).stem().string();
+  if (s.id.empty()) s.id = model.name();
+  if (s.id.find(':') != std::string::npos)
+    throw Error(fmt::format("--alias '{}': a model name may not contain ':'", s.id));
+  try {
+    s.default_path = parse_layer_path(o.default_path, n_layer);
+  } catch (const Error& e) {
+    throw Error(fmt::format("--path: {}", e.what()));
+  }
+  int longest = s.default_path.size();
+  for (const std::string& np : o.named_paths) {
+    const size_t eq = np.find('=');
+    const std::string name = np.substr(0, eq);
+    if (eq == std::string::npos || !valid_path_name(name))
+      throw Error(
+          fmt::format("--named-path '{}': expected NAME=SPEC with NAME made of letters, "
+                      "digits, '-', '_', '.'",
+                      np));
+    for (const auto& [other, p] : s.named_paths)
+      if (other == name) throw Error(fmt::format("--named-path: '{}' is given twice", name));
+    try {
+      s.named_paths.emplace_back(name, parse_layer_path(np.substr(eq + 1), n_layer));
+    } catch (const Error& e) {
+      throw Error(fmt::format("--named-path {}: {}", name, e.what()));
+    }
+    longest = std::max(longest, s.named_paths.back().second.size());
+  }
+  s.max_path_len = o.max_path_len > 0 ? o.max_path_len : std::max(4 * n_layer, longest);
+  if (longest > s.max_path_len)
+    throw Error(fmt::format("a configured layer path has {} positions, more than --max-path-len {}",
+                            longest, s.max_path_len));
+
+  if (!o.chat_template.empty()) {
+    const auto& fams = chat_template_families();
+    if (std::find(fams.begin(), fams.end(), o.chat_template) == fams.end())
+      throw Error(fmt::format("--chat-template '{}': unknown (known: {})", o.chat_template,
+                              fmt::join(fams, ", ")));
+    s.chat_family = o.chat_template;
+  } else if (const Tokenizer* tok = model.tokenizer()) {
+    s.chat_family = detect_chat_template(tok->vocab().chat_template).value_or("chatml");
+  } else {
+    s.chat_family = "chatml";
+  }
+  return s;
+}
+
+// httplib 0.11 listens with a backlog of 5: a burst of new connections overflows it, and the
+// dropped SYNs are retried only after a second. Linux lets listen() be called again on the
+// bound socket to enlarge the queue; the socket is only reachable from a subclass.
+class HttpServer : public httplib::Server {
+ public:
+  void enlarge_backlog(int n) {
+    const auto fd = svr_sock_.load();
+    if (fd != INVALID_SOCKET) ::listen(fd, n);
+  }
+};
+
+// Everything a reply's content provider needs after the handler has returned.
+struct PendingReply {
+  Job job;
+  ReplyHeader header;
+  std::unique_ptr<SlotPool::Reservation> reservation;
+  Clock::time_point received;
+};
+
+// Writes a reply body, remembers whether the client is still there, and sends heartbeat bytes
+// when nothing was written for a while (a write to a closed connection is what reveals it).
+class ReplyWriter {
+ public:
+  ReplyWriter(httplib::DataSink& sink, bool sse, std::chrono::milliseconds heartbeat,
+              const std::atomic<bool>& stopping)
+      : sink_(sink), sse_(sse), heartbeat_(heartbeat), stopping_(stopping) {}
+
+  bool write(std::string_view s) {
+    if (broken_) return false;
+    if (!s.empty() && !sink_.write(s.data(), s.size())) broken_ = true;
+    last_ = Clock::now();
+    return !broken_;
+  }
+
+  // False once the client is gone or the server is stopping.
+  bool alive() {
+    if (broken_ || stopping_.load()) return false;
+    if (Clock::now() - last_ >= heartbeat_) write(sse_ ? ": keep-alive\n\n" : "\n");
+    return !broken_;
+  }
+
+ private:
+  httplib::DataSink& sink_;
+  bool sse_;
+  std::chrono::milliseconds heartbeat_;
+  const std::atomic<bool>& stopping_;
+  bool broken_ = false;
+  Clock::time_point last_ = Clock::now();
+};
+
+}  // namespace
+
+struct Server::Impl {
+  Impl(const Model& m, const ServerOptions& o);
+
+  void install_routes();
+  void handle_generate(Endpoint endpoint, const httplib::Request& req, const std::string& body,
+                       httplib::Response& res);
+  // Runs a reply inside its content provider; false drops the connection.
+  bool write_reply(PendingReply& p, const std::string& path, httplib::DataSink& sink);
+  uint64_t random();
+  void log(const std::string& line);
+
+  const Model& model;
+  ServerOptions opts;
+  ServedModel served;
+  std::unique_ptr<SlotPool> slots;
+  HttpServer http;
+  std::thread thread;
+  std::atomic<bool> stopping{false};
+  std::atomic<uint64_t> n_cancelled{0};
+  int port = -1;
+  int64_t created = 0;
+  std::mutex rng_mu;
+  std::mt19937_64 rng;
+  std::mutex log_mu;
+};
+
+Server::Impl::Impl(const Model& m, const ServerOptions& o)
+    : model(m), opts(o), served(make_served(m, o)), rng(std::random_device{}()) {
+  if (opts.parallel < 1 || opts.parallel > 256)
+    throw Error(fmt::format("--parallel must be 1..256, got {}", opts.parallel));
+  if (opts.max_queue < 0 || opts.max_queue > 65536)
+    throw Error(fmt::format("--queue must be 0..65536, got {}", opts.max_queue));
+  SessionOptions so = opts.session;
+  // Slots share the cores: each gets its share unless told otherwise.
+  if (so.n_threads <= 0) so.n_threads = std::max(1, ThreadPool::default_threads() / opts.parallel);
+  slots = std::make_unique<SlotPool>(model, served.default_path, opts.parallel, opts.max_queue, so);
+  served.n_ctx = slots->n_ctx();
+  created = static_cast<int64_t>(std::time(nullptr));
+  // A client that closes its socket must cost a write error, never the process.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  const int threads =
+      opts.http_threads > 0 ? opts.http_threads : opts.parallel + opts.max_queue + 8;
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  http.set_payload_max_length(opts.max_body_bytes);
+  http.set_keep_alive_max_count(100);
+  // Replies go out in small pieces (headers, then chunks); Nagle's algorithm would hold each
+  // back for the client's delayed ACK, some 40 ms a time.
+  http.set_tcp_nodelay(true);
+  install_routes();
+}
+
+uint64_t Server::Impl::random() {
+  std::lock_guard lock(rng_mu);
+  return rng();
+}
+
+void Server::Impl::log(const std::string& line) {
+  if (!opts.log_requests) return;
+  std::lock_guard lock(log_mu);
+  fmt::print(stderr, "{}\n", line);
+}
+
+void Server::Impl::install_routes() {
+  using httplib::Request;
+  using httplib::Response;
+  using HR = httplib::Server::HandlerResponse;
+
+  http.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
+
+  http.set_pre_routing_handler([this](const Request& req, Response& res) {
+    // Browsers send preflight requests without credentials; /health stays open for probes.
+    if (opts.api_key.empty() || req.method == "OPTIONS" || req.path == "/health")
+      return HR::Unhandled;
+    const std::string auth = req.get_header_value("Authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (auth.empty()) {
+      reply_error(res, ApiError(401, "Missing API key: send the header 'Authorization: Bearer KEY'",
+                                "", "invalid_api_key"));
+      return HR::Handled;
+    }
+    if (!auth.starts_with(kBearer) || !same_secret(auth.substr(kBearer.size()), opts.api_key)) {
+      reply_error(res, ApiError(401, "Incorrect API key provided", "", "invalid_api_key"));
+      return HR::Handled;
+    }
+    return HR::Unhandled;
+  });
+
+  http.Options(R"(/.*)", [](const Request&, Response& res) {
+    res.status = 204;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+  });
+
+  http.Get("/health", [this](const Request&, Response& res) {
+    const SlotStats s = slots->stats();
+    res.set_content(dump(json{{"status", "ok"},
+                              {"slots", s.slots},
+                              {"slots_busy", s.busy},
+                              {"queued", s.waiting},
+                              {"max_queue", s.max_waiting}}),
+                    "application/json");
+  });
+
+  auto model_entry = [this](const std::string& name, const LayerPath& path) {
+    return json{{"id", name},
+                {"object", "model"},
+                {"created", created},
+                {"owned_by", "reprise"},
+                {"layer_path", path.canonical()}};
+  };
+  http.Get("/v1/models", [this, model_entry](const Request&, Response& res) {
+    json data = json::array();
+    for (const auto& [name, path] : model_names(served)) data.push_back(model_entry(name, *path));
+    res.set_content(dump(json{{"object", "list"}, {"data", std::move(data)}}), "application/json");
+  });
+  http.Get(R"(/v1/models/(.+))", [this, model_entry](const Request& req, Response& res) {
+    const std::string want = req.matches[1];
+    for (const auto& [name, path] : model_names(served))
+      if (name == want) {
+        res.set_content(dump(model_entry(name, *path)), "application/json");
+        return;
+      }
+    reply_error(res, ApiError(404, fmt::format("The model '{}' does not exist", want), "model",
+                              "model_not_found"));
+  });
+
+  // Bodies are read through a ContentReader so that the size limit also holds for chunked
+  // uploads, which httplib would otherwise read whole.
+  auto generation_route = [this](Endpoint endpoint) {
+    return
+        [this, endpoint](const Request& req, Response& res, const httplib::ContentReader& reader) {
+          std::string body;
+          bool too_large = false;
+          const bool read = reader([&](const char* data, size_t n) {
+            if (body.size() + n > opts.max_body_bytes) {
+              too_large = true;
+              return false;
+            }
+            body.append(data, n);
+            return true;
+          });
+          if (too_large || res.status == 413) {
+            reply_error(res, ApiError(413,
+                                      fmt::format("Request body too large: the limit is {} bytes",
+                                                  opts.max_body_bytes),
+                                      "", "request_too_large"));
+            res.set_header("Connection", "close");  // the rest of the body is still unread
+            return;
+          }
+          if (!read) {
+            reply_error(res, ApiError(400, "could not read the request body"));
+            res.set_header("Connection", "close");
+            return;
+          }
+          handle_generate(endpoint, req, body, res);
+        };
+  };
+  http.Post("/v1/completions", generation_route(Endpoint::Completions));
+  http.Post("/v1/chat/completions", generation_route(Endpoint::ChatCompletions));
+
+  // Replies httplib makes itself (no route, body too large, unreadable request) get the same
+  // error shape as ours; ours already have a body and pass through.
+  http.set_error_handler(httplib::Server::HandlerWithResponse([this](const Request& req,
+                                                                     Response& res) {
+    if (!res.body.empty()) return HR::Unhandled;
+    if (res.status == 404)
+      reply_error(res, ApiError(404, fmt::format("Unknown endpoint: {} {}", req.method, req.path),
+                                "", "unknown_url"));
+    else if (res.status == 413)
+      reply_error(res, ApiError(413,
+                                fmt::format("Request body too large: the limit is {} bytes",
+                                            opts.max_body_bytes),
+                                "", "request_too_large"));
+    else
+      reply_error(res, ApiError(res.status, fmt::format("HTTP error {}", res.status)));
+    return HR::Handled;
+  }));
+  http.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
+    std::string what = "internal error";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    reply_error(res, ApiError(500, what));
+  });
+}
+
+void Server::Impl::handle_generate(Endpoint endpoint, const httplib::Request& req,
+                                   const std::string& body, httplib::Response& res) {
+  auto pending = std::make_shared<PendingReply>();
+  pending->received = Clock::now();
+  try {
+    ApiRequest api = parse_request(endpoint, body);
+    pending->job = resolve_request(api, served, random());
+    pending->reservation = slots->reserve();
+    if (!pending->reservation) {
+      const SlotStats s = slots->stats();
+      throw ApiError(503,
+                     fmt::format("The server is busy ({} requests running, {} waiting); retry "
+                                 "later",
+                                 s.busy, s.waiting),
+                     "", "server_busy");
+    }
+  } catch (const ApiError& e) {
+    log(fmt::format("{} {} {} {}", req.method, req.path, e.status(), e.what()));
+    reply_error(res, e);
+    return;
+  }
+  const Job& job = pending->job;
+  pending->header =
+      ReplyHeader{endpoint, make_reply_id(endpoint, random()),
+                  static_cast<int64_t>(std::time(nullptr)), job.model, job.path.canonical()};
+  if (job.stream) res.set_header("Cache-Control", "no-cache");
+
+  // The reply is produced inside the content provider, which runs on this connection's thread
+  // after the handler returns: there the connection can be written to, and so watched.
+  res.set_chunked_content_provider(
+      // "; charset=utf-8" also keeps httplib from compressing the body: a compressor holds the
+      // heartbeat bytes back, and with them the news that the client has gone.
+      job.stream ? "text/event-stream" : "application/json; charset=utf-8",
+      [this, pending, path = req.path](size_t, httplib::DataSink& sink) {
+        // Nothing may escape into httplib's thread: it would end the process.
+        try {
+          return write_reply(*pending, path, sink);
+        } catch (...) {
+          return false;
+        }
+      });
+}
+
+bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib::DataSink& sink) {
+  const Job& job = p.job;
+  const ReplyHeader& h = p.header;
+  ReplyWriter out(sink, job.stream, opts.heartbeat, stopping);
+  const Tokenizer* tok = model.tokenizer();
+  const bool want_logprobs = job.gen.logprobs >= 0;
+  try {
+    auto lease = p.reservation->acquire([&] { return out.alive(); });
+    if (!lease) {
+      ++n_cancelled;
+      log(fmt::format("POST {} cancelled while queued", path));
+      return false;
+    }
+    Session& session = lease->session();
+    if (session.path() == job.path)
+      session.reset();
+    else
+      session.set_path(job.path);
+
+    std::vector<GeneratedToken> collected;
+    if (job.stream && job.endpoint == Endpoint::ChatCompletions)
+      out.write(sse_event(stream_chunk(h, "", nullptr, true, std::nullopt, job.include_usage)));
+    auto on_chunk = [&](const GenerationChunk& c) {
+      if (!job.stream) {
+        if (want_logprobs) collected.insert(collected.end(), c.tokens.begin(), c.tokens.end());
+        return out.alive();
+      }
+      const json lp = want_logprobs
+                          ? logprobs_json(job.endpoint, c.tokens, tok, job.prompt_text_bytes)
+                          : json(nullptr);
+      return out.write(
+          sse_event(stream_chunk(h, c.text, lp, false, std::nullopt, job.include_usage)));
+    };
+    const GenerationResult r =
+        generate(session, tok, job.prompt, job.gen, on_chunk, [&] { return !out.alive(); });
+    const double secs = std::chrono::duration<double>(Clock::now() - p.received).count();
+    if (r.finish == FinishReason::Cancelled) {
+      ++n_cancelled;
+      log(fmt::format("POST {} cancelled after {} tokens ({:.3f} s)", path, r.completion_tokens,
+                      secs));
+      return false;
+    }
+    if (job.stream) {
+      out.write(sse_event(stream_chunk(h, "", nullptr, false, r.finish, job.include_usage)));
+      if (job.include_usage)
+        out.write(sse_event(usage_chunk(h, r.prompt_tokens, r.completion_tokens)));
+      out.write(kSseDone);
+    } else {
+      const json lp = want_logprobs
+                          ? logprobs_json(job.endpoint, collected, tok, job.prompt_text_bytes)
+                          : json(nullptr);
+      out.write(dump(completion_reply(h, r, lp)));
+    }
+    log(fmt::format("POST {} 200 model={} path={} prompt={} completion={} finish={} {:.3f} s", path,
+                    job.model, h.layer_path, r.prompt_tokens, r.completion_tokens,
+                    finish_reason_text(r.finish), secs));
+  } catch (const std::exception& e) {
+    // The status line is already out; the error goes in the body instead.
+    const ApiError err(500, e.what());
+    log(fmt::format("POST {} failed: {}", path, e.what()));
+    if (job.stream) {
+      out.write(sse_event(error_json(err)));
+      out.write(kSseDone);
+    } else {
+      out.write(dump(error_json(err)));
+    }
+  }
+  sink.done();
+  return true;
+}
+
+Server::Server(const Model& model, const ServerOptions& opts)
+    : impl_(std::make_unique<Impl>(model, opts)) {}
+
+Server::~Server() {
+  stop();
+}
+
+int Server::bind() {
+  if (impl_->port >= 0) return impl_->port;
+  const ServerOptions& o = impl_->opts;
+  if (o.port < 0 || o.port > 65535) throw Error(fmt::format("--port {} is out of range", o.port));
+  if (o.port == 0) {
+    impl_->port = impl_->http.bind_to_any_port(o.host);
+  } else if (impl_->http.bind_to_port(o.host, o.port)) {
+    impl_->port = o.port;
+  }
+  if (impl_->port <= 0) {
+    impl_->port = -1;
+    throw Error(fmt::format("cannot listen on {}:{}", o.host, o.port));
+  }
+  impl_->http.enlarge_backlog(SOMAXCONN);
+  return impl_->port;
+}
+
+void Server::run() {
+  bind();
+  impl_->http.listen_after_bind();
+}
+
+int Server::start() {
+  const int p = bind();
+  impl_->thread = std::thread([this] { impl_->http.listen_after_bind(); });
+  return p;
+}
+
+void Server::stop() {
+  if (!impl_) return;
+  impl_->stopping = true;
+  impl_->http.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+int Server::port() const {
+  return impl_->port;
+}
+const ServedModel& Server::served() const {
+  return impl_->served;
+}
+SlotStats Server::slot_stats() const {
+  return impl_->slots->stats();
+}
+uint64_t Server::cancelled_requests() const {
+  return impl_->n_cancelled.load();
+}
+
+}  // namespace reprise::serve

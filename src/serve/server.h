@@ -1,0 +1,78 @@
+// The OpenAI-compatible HTTP server behind `reprise serve`.
+//
+//   GET  /health                 liveness and slot usage (no key needed)
+//   GET  /v1/models              the model, plus "<id>:<name>" per named path
+//   GET  /v1/models/{id}
+//   POST /v1/completions         (stream: true → server-sent events)
+//   POST /v1/chat/completions    (stream: true → server-sent events)
+//
+// Each request may carry "layer_path" (path notation) to run its own path over the one shared
+// copy of the weights. Requests run on `parallel` slots, each a Session with its own KV cache;
+// up to `max_queue` more wait in line, and further ones get 503. A request whose client goes
+// away stops generating at the next token. httplib stays out of this header.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/session.h"
+#include "model/model.h"
+#include "serve/openai_request.h"
+#include "serve/slot_pool.h"
+
+namespace reprise::serve {
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 8080;                       // 0: any free port (see Server::port())
+  std::string model_id;                  // "" = the model file's name without extension
+  std::string default_path;              // layer path notation; "" = all layers
+  std::vector<std::string> named_paths;  // "NAME=SPEC", served as model "<id>:NAME"
+  int parallel = 1;                      // slots generating at once
+  int max_queue = 16;                    // requests waiting for a slot before 503
+  SessionOptions session;                // per slot: --ctx, threads (0 = cores / parallel)
+  std::string api_key;                   // "" = no authentication
+  std::string chat_template;             // family; "" = the model's own, else chatml
+  size_t max_body_bytes = 2u << 20;      // larger request bodies get 413
+  int max_path_len = 0;                  // positions a request's path may have; 0 = 4 x layers
+  int http_threads = 0;                  // 0 = parallel + max_queue + 8
+  // A reply that has not written for this long writes a few harmless bytes (SSE comment, JSON
+  // whitespace): a failed write is how a vanished client is noticed.
+  std::chrono::milliseconds heartbeat{1000};
+  bool log_requests = false;  // one line per generation request on stderr
+};
+
+class Server {
+ public:
+  // Checks the options against the model (paths, names, template) and allocates the slots.
+  // Throws Error naming the bad option.
+  Server(const Model& model, const ServerOptions& opts);
+  ~Server();  // stops
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds host:port and returns the port. Throws Error when the address cannot be bound.
+  int bind();
+  // Serves until stop() (binds first if needed).
+  void run();
+  // bind() + run() on a background thread; returns the port.
+  int start();
+  // Stops accepting, cancels running generations, and waits for the threads. Idempotent.
+  void stop();
+
+  int port() const;
+  const ServedModel& served() const;
+  SlotStats slot_stats() const;
+  // Generation requests abandoned because the client went away (or the server stopped).
+  uint64_t cancelled_requests() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace reprise::serve

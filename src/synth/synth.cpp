@@ -1,0 +1,302 @@
+#include "synth/synth.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "format/gguf_writer.h"
+#include "kernels/quant.h"
+#include "model/hf_config.h"
+#include "util/error.h"
+
+namespace reprise::synth {
+namespace {
+
+// Counter-based random numbers: value i of stream s depends only on (seed, s, i), so a tensor's
+// contents do not depend on how rows are split across threads.
+uint64_t mix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+uint64_t hash_name(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Fills out[0..n) with N(0, std^2) values of stream `stream` starting at element `first`
+// (Box-Muller on pairs, so `first` must be even).
+void normal_fill(uint64_t stream, uint64_t first, float std, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; i += 2) {
+    const uint64_t r = mix64(stream ^ mix64(first + static_cast<uint64_t>(i)));
+    const double u1 = (static_cast<double>(r >> 40) + 0.5) / 16777216.0;  // (0, 1)
+    const double u2 = static_cast<double>(r & 0xFFFFFF) / 16777216.0;
+    const double rad = std::sqrt(-2.0 * std::log(u1)) * std;
+    out[i] = static_cast<float>(rad * std::cos(2 * M_PI * u2));
+    if (i + 1 < n) out[i + 1] = static_cast<float>(rad * std::sin(2 * M_PI * u2));
+  }
+}
+
+GgufValue string_array(std::vector<std::string> v) {
+  GgufValue a;
+  a.type = GgufType::ARRAY;
+  a.elem = GgufType::STRING;
+  a.strings = std::move(v);
+  return a;
+}
+
+GgufValue i32_array(std::vector<int64_t> v) {
+  GgufValue a;
+  a.type = GgufType::ARRAY;
+  a.elem = GgufType::I32;
+  a.ints = std::move(v);
+  return a;
+}
+
+// UTF-8 of one code point below 0x800 (all GPT-2 byte-alphabet characters are).
+std::string utf8(uint32_t cp) {
+  std::string s;
+  if (cp < 0x80) {
+    s += static_cast<char>(cp);
+  } else {
+    s += static_cast<char>(0xC0 | (cp >> 6));
+    s += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return s;
+}
+
+// GPT-2's byte-level alphabet: printable bytes stand for themselves, the others map to
+// 256, 257, ... in byte order. Token ids follow the alphabet's order (printables first).
+std::vector<std::string> byte_tokens() {
+  std::vector<std::string> out;
+  std::vector<bool> printable(256, false);
+  for (int b = 33; b <= 126; ++b) printable[b] = true;
+  for (int b = 161; b <= 172; ++b) printable[b] = true;
+  for (int b = 174; b <= 255; ++b) printable[b] = true;
+  for (int b = 0; b < 256; ++b)
+    if (printable[b]) out.push_back(utf8(b));
+  int next = 256;
+  for (int b = 0; b < 256; ++b)
+    if (!printable[b]) out.push_back(utf8(next++));
+  return out;
+}
+
+void set_vocab(GgufWriter& w, const SynthShape& s) {
+  std::vector<std::string> tokens = byte_tokens();
+  std::vector<int64_t> types(tokens.size(), 1);
+  std::vector<std::string> merges;
+  for (char a = 'a'; a <= 'z'; ++a)
+    for (char b = 'a'; b <= 'z'; ++b) {
+      merges.push_back(fmt::format("{} {}", a, b));
+      tokens.push_back(fmt::format("{}{}", a, b));
+      types.push_back(1);
+    }
+  const int64_t eot = static_cast<int64_t>(tokens.size());
+  for (const char* special : {"<|endoftext|>", "<|im_start|>", "<|im_end|>"}) {
+    tokens.push_back(special);
+    types.push_back(3);
+  }
+  if (static_cast<int>(tokens.size()) > s.n_vocab)
+    throw Error(fmt::format("synth: vocabulary of {} is too small", s.n_vocab));
+  for (int i = static_cast<int>(tokens.size()); i < s.n_vocab; ++i) {
+    tokens.push_back(fmt::format("<|synth_{}|>", i));
+    types.push_back(3);
+  }
+  w.set("tokenizer.ggml.model", GgufValue::of_string("gpt2"));
+  w.set("tokenizer.ggml.pre", GgufValue::of_string(s.arch == "llama" ? "llama-bpe" : "qwen2"));
+  w.set("tokenizer.ggml.tokens", string_array(std::move(tokens)));
+  w.set("tokenizer.ggml.token_type", i32_array(std::move(types)));
+  w.set("tokenizer.ggml.merges", string_array(std::move(merges)));
+  w.set("tokenizer.ggml.bos_token_id", GgufValue::of_u32(static_cast<uint32_t>(eot)));
+  w.set("tokenizer.ggml.eos_token_id", GgufValue::of_u32(static_cast<uint32_t>(eot)));
+  w.set("tokenizer.ggml.add_bos_token", GgufValue::of_bool(false));
+}
+
+// llama.cpp's ftype numbers for general.file_type.
+uint32_t ftype_number(const FileType& ft) {
+  if (ft.q4_k_m) return 15;
+  switch (ft.base) {
+    case TensorType::F32: return 0;
+    case TensorType::F16: return 1;
+    case TensorType::Q4_0: return 2;
+    case TensorType::Q8_0: return 7;
+    case TensorType::Q4_K: return 14;  // Q4_K_S: all Q4_K
+    case TensorType::Q5_K: return 16;  // Q5_K_S
+    case TensorType::Q6_K: return 18;
+    case TensorType::BF16: return 32;
+    default: return 0;
+  }
+}
+
+// The Q4_K_M rule for which layers of attn_v / ffn_down get Q6_K: the first and last eighth of
+// the layers, and every third layer in between.
+bool more_bits(int layer, int n_layer) {
+  return layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
+}
+
+}  // namespace
+
+const std::vector<SynthShape>& known_shapes() {
+  static const std::vector<SynthShape> shapes = [] {
+    std::vector<SynthShape> v;
+    SynthShape s;
+    s = {};
+    s.name = "qwen2.5-0.5b", s.arch = "qwen2", s.n_embd = 896, s.n_layer = 24, s.n_head = 14,
+    s.n_head_kv = 2, s.head_dim = 64, s.n_ff = 4864, s.n_vocab = 151936, s.n_ctx = 32768,
+    s.rope_theta = 1e6f, s.rms_eps = 1e-6f, s.tied = true, s.qkv_bias = true;
+    v.push_back(s);
+    s = {};
+    s.name = "qwen2.5-1.5b", s.arch = "qwen2", s.n_embd = 1536, s.n_layer = 28, s.n_head = 12,
+    s.n_head_kv = 2, s.head_dim = 128, s.n_ff = 8960, s.n_vocab = 151936, s.n_ctx = 32768,
+    s.rope_theta = 1e6f, s.rms_eps = 1e-6f, s.tied = true, s.qkv_bias = true;
+    v.push_back(s);
+    s = {};
+    s.name = "qwen3-0.6b", s.arch = "qwen3", s.n_embd = 1024, s.n_layer = 28, s.n_head = 16,
+    s.n_head_kv = 8, s.head_dim = 128, s.n_ff = 3072, s.n_vocab = 151936, s.n_ctx = 40960,
+    s.rope_theta = 1e6f, s.rms_eps = 1e-6f, s.tied = true, s.qk_norm = true;
+    v.push_back(s);
+    s = {};
+    s.name = "llama-3.2-1b", s.arch = "llama", s.n_embd = 2048, s.n_layer = 16, s.n_head = 32,
+    s.n_head_kv = 8, s.head_dim = 64, s.n_ff = 8192, s.n_vocab = 128256, s.n_ctx = 131072,
+    s.rope_theta = 500000.0f, s.rms_eps = 1e-5f, s.tied = true, s.llama3_rope = true;
+    v.push_back(s);
+    return v;
+  }();
+  return shapes;
+}
+
+std::optional<SynthShape> find_shape(std::string_view name) {
+  for (const auto& s : known_shapes())
+    if (s.name == name) return s;
+  return std::nullopt;
+}
+
+std::optional<FileType> parse_file_type(std::string_view name) {
+  std::string lower(name);
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "q4_k_m") return FileType{lower, TensorType::Q4_K, true};
+  auto t = tensor_type_from_name(lower);
+  if (!t || !info(*t).computable) return std::nullopt;
+  return FileType{lower, *t, false};
+}
+
+TensorType tensor_type_for(const FileType& ft, const std::string& role, int layer, int n_layer,
+                           int64_t cols, bool is_output) {
+  TensorType t = ft.base;
+  if (ft.q4_k_m) {
+    if (is_output || ((role == "attn_v" || role == "ffn_down") && more_bits(layer, n_layer)))
+      t = TensorType::Q6_K;
+  }
+  if (cols % 256 != 0) {
+    if (t == TensorType::Q4_K) t = TensorType::Q4_0;
+    if (t == TensorType::Q5_K || t == TensorType::Q6_K) t = TensorType::Q8_0;
+  }
+  return t;
+}
+
+SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t seed,
+                             const std::filesystem::path& out, bool overwrite, ThreadPool& pool) {
+  GgufWriter w;
+  const std::string a = s.arch;
+  w.set("general.architecture", GgufValue::of_string(a));
+  w.set("general.name", GgufValue::of_string(fmt::format("reprise-synth-{}-{}", s.name, ft.name)));
+  w.set("general.file_type", GgufValue::of_u32(ftype_number(ft)));
+  w.set(a + ".context_length", GgufValue::of_u32(s.n_ctx));
+  w.set(a + ".embedding_length", GgufValue::of_u32(s.n_embd));
+  w.set(a + ".block_count", GgufValue::of_u32(s.n_layer));
+  w.set(a + ".feed_forward_length", GgufValue::of_u32(s.n_ff));
+  w.set(a + ".attention.head_count", GgufValue::of_u32(s.n_head));
+  w.set(a + ".attention.head_count_kv", GgufValue::of_u32(s.n_head_kv));
+  w.set(a + ".attention.key_length", GgufValue::of_u32(s.head_dim));
+  w.set(a + ".attention.value_length", GgufValue::of_u32(s.head_dim));
+  w.set(a + ".rope.dimension_count", GgufValue::of_u32(s.head_dim));
+  w.set(a + ".rope.freq_base", GgufValue::of_f32(s.rope_theta));
+  w.set(a + ".attention.layer_norm_rms_epsilon", GgufValue::of_f32(s.rms_eps));
+  if (s.arch == "llama") w.set(a + ".vocab_size", GgufValue::of_u32(s.n_vocab));
+  set_vocab(w, s);
+
+  SynthStats stats;
+  // A 2-D tensor [rows, cols] of N(0, std^2), quantized row by row on the pool.
+  auto matrix = [&](const std::string& name, int64_t rows, int64_t cols, float std, TensorType t) {
+    const uint64_t rb = row_bytes(t, static_cast<uint64_t>(cols));
+    std::vector<std::byte> data(rb * rows);
+    const uint64_t stream = mix64(seed ^ hash_name(name));
+    pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
+      std::vector<float> row(static_cast<size_t>(cols + 1));
+      for (int64_t r = r0; r < r1; ++r) {
+        normal_fill(stream, static_cast<uint64_t>(r) * static_cast<uint64_t>(cols + (cols & 1)),
+                    std, row.data(), cols);
+        kernels::quantize_row(t, row.data(), data.data() + r * rb, cols);
+      }
+    });
+    stats.bytes += data.size();
+    stats.parameters += static_cast<uint64_t>(rows * cols);
+    ++stats.tensors;
+    w.add_tensor(name, t, {rows, cols}, std::move(data));
+  };
+  // A 1-D F32 tensor: mean + N(0, std^2).
+  auto vector = [&](const std::string& name, int64_t n, float mean, float std) {
+    std::vector<float> v(static_cast<size_t>(n + 1));
+    normal_fill(mix64(seed ^ hash_name(name)), 0, std, v.data(), n);
+    std::vector<std::byte> data(n * sizeof(float));
+    for (int64_t i = 0; i < n; ++i) {
+      const float x = v[i] + mean;
+      std::memcpy(&data[i * sizeof(float)], &x, sizeof(float));
+    }
+    stats.bytes += data.size();
+    stats.parameters += static_cast<uint64_t>(n);
+    ++stats.tensors;
+    w.add_tensor(name, TensorType::F32, {n}, std::move(data));
+  };
+  auto type_of = [&](const std::string& role, int layer, int64_t cols, bool is_output) {
+    return tensor_type_for(ft, role, layer, s.n_layer, cols, is_output);
+  };
+
+  const int64_t d = s.n_embd, q_dim = int64_t{s.n_head} * s.head_dim,
+                kv_dim = int64_t{s.n_head_kv} * s.head_dim;
+  const float embd_std = 1.0f / std::sqrt(static_cast<float>(d));
+  matrix("token_embd.weight", s.n_vocab, d, embd_std, type_of("token_embd", -1, d, s.tied));
+  if (!s.tied) matrix("output.weight", s.n_vocab, d, embd_std, type_of("output", -1, d, true));
+  vector("output_norm.weight", d, 1.0f, 0.1f);
+  if (s.llama3_rope) {
+    auto f = llama3_rope_freq_factors(s.head_dim, s.rope_theta, 32.0, 1.0, 4.0, 8192.0);
+    std::vector<std::byte> data(f.size() * sizeof(float));
+    std::memcpy(data.data(), f.data(), data.size());
+    stats.bytes += data.size();
+    ++stats.tensors;
+    w.add_tensor("rope_freqs.weight", TensorType::F32, {static_cast<int64_t>(f.size())},
+                 std::move(data));
+  }
+  const float in_std = 1.0f / std::sqrt(static_cast<float>(d));
+  for (int l = 0; l < s.n_layer; ++l) {
+    auto n = [&](const char* role) { return fmt::format("blk.{}.{}.weight", l, role); };
+    vector(n("attn_norm"), d, 1.0f, 0.1f);
+    matrix(n("attn_q"), q_dim, d, in_std, type_of("attn_q", l, d, false));
+    matrix(n("attn_k"), kv_dim, d, in_std, type_of("attn_k", l, d, false));
+    matrix(n("attn_v"), kv_dim, d, in_std, type_of("attn_v", l, d, false));
+    if (s.qkv_bias) {
+      vector(fmt::format("blk.{}.attn_q.bias", l), q_dim, 0.0f, 0.1f);
+      vector(fmt::format("blk.{}.attn_k.bias", l), kv_dim, 0.0f, 0.1f);
+      vector(fmt::format("blk.{}.attn_v.bias", l), kv_dim, 0.0f, 0.1f);
+    }
+    if (s.qk_norm) {
+      vector(n("attn_q_norm"), s.head_dim, 1.0f, 0.1f);
+      vector(n("attn_k_norm"), s.head_dim, 1.0f, 0.1f);
+    }
+    matrix(n("attn_output"), d, q_dim, 1.0f / std::sqrt(static_cast<float>(q_dim)),
+           type_of("attn_output", l, q_dim, false));
+    vector(n("ffn_norm"), d, 1.0f, 0.1f);
+    matrix(n("ffn_gate"), s.n_ff, d, in_std, type_of("ffn_gate", l, d, false));
+    matrix(n("ffn_up"), s.n_ff, d, in_std, type_of("ffn_up", l, d, false));
+    matrix(n("ffn_down"), d, s.n_ff, 1.0f / std::sqrt(static_cast<float>(s.n_ff)),
+           type_of("ffn_down", l, s.n_ff, false));
+  }
+  w.write(out, overwrite);
+  return stats;
+}
+
+}  // namespace reprise::synth

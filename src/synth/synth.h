@@ -1,0 +1,60 @@
+// Random-weight models at the real shapes of published checkpoints, for benchmarks and tests
+// that need a model of realistic size without shipping one.
+//
+// Weights are seeded and reproducible (independent of the thread count): projections
+// N(0, 1/fan_in), embeddings N(0, 1/n_embd), norm gains 1 + N(0, 0.1), biases N(0, 0.1). The
+// vocabulary has the real size: 256 byte tokens in GPT-2's byte-level alphabet, 676 merges of
+// lowercase letter pairs, <|endoftext|>/<|im_start|>/<|im_end|>, then control tokens
+// <|synth_N|> up to the size, so both reprise and llama.cpp load the file and tokenize text.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "format/tensor_type.h"
+#include "util/thread_pool.h"
+
+namespace reprise::synth {
+
+struct SynthShape {
+  std::string name;  // "qwen2.5-0.5b"
+  std::string arch;  // "llama", "qwen2", "qwen3"
+  int n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_ff = 0, n_vocab = 0;
+  int n_ctx = 0;
+  float rope_theta = 10000, rms_eps = 1e-6f;
+  bool tied = true, qkv_bias = false, qk_norm = false;
+  bool llama3_rope = false;  // Llama 3.x rope frequency factors (factor 32, low 1, high 4, 8192)
+};
+
+// The shapes `--like` knows, and a lookup by name (nullopt if unknown).
+const std::vector<SynthShape>& known_shapes();
+std::optional<SynthShape> find_shape(std::string_view name);
+
+// A file type: every 2-D tensor in one type, or llama.cpp's Q4_K_M mix (Q6_K for the output /
+// tied embedding and for a share of attn_v and ffn_down, Q4_K elsewhere). Rows whose length is
+// not a multiple of 256 cannot hold K-quant blocks; like llama.cpp, such tensors fall back to a
+// 32-block type (Q4_K -> Q4_0, Q5_K and Q6_K -> Q8_0). 1-D tensors (norms, biases) stay F32.
+struct FileType {
+  std::string name;  // "q4_k_m", "f16", ...
+  TensorType base = TensorType::F32;
+  bool q4_k_m = false;
+};
+std::optional<FileType> parse_file_type(std::string_view name);
+
+// The type a 2-D tensor gets. `layer`/`n_layer` place attn_v / ffn_down for the Q4_K_M mix.
+TensorType tensor_type_for(const FileType& ft, const std::string& role, int layer, int n_layer,
+                           int64_t cols, bool is_output);
+
+struct SynthStats {
+  uint64_t tensors = 0, bytes = 0, parameters = 0;
+};
+
+// Generates and writes the model (refuses to overwrite unless `overwrite`).
+SynthStats write_synth_model(const SynthShape& shape, const FileType& type, uint64_t seed,
+                             const std::filesystem::path& out, bool overwrite, ThreadPool& pool);
+
+}  // namespace reprise::synth

@@ -1,0 +1,120 @@
+// eval / compare / perplexity on the command line: bad input gives one-line errors (exit 2),
+// and a small run on the bundled model writes lm-evaluation-harness-shaped results.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include "support/test_support.h"
+
+namespace reprise {
+namespace {
+namespace fs = std::filesystem;
+
+std::string model_arg() {
+  return "-m '" + test::default_model().string() + "' -t 1";
+}
+
+fs::path scratch(const std::string& name) {
+  static const fs::path dir = [] {
+    char tmpl[] = "/tmp/reprise-evalcli-XXXXXX";
+    return fs::path(mkdtemp(tmpl));
+  }();
+  return dir / name;
+}
+
+void expect_error(const std::string& args, const std::string& fragment) {
+  auto r = test::run_cli(args);
+  EXPECT_EQ(r.exit_code, 2) << args << "\n" << r.err;
+  EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(EvalCli, ListShowsTasksAndMetrics) {
+  auto r = test::run_cli("eval --list");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* s :
+       {"tinystories", "wikitext2", "arc_easy", "arc_challenge", "winogrande", "boolq", "gsm8k",
+        "eq_bench", "bbh_word_sorting", "bbh_cot_date_understanding", "probe_math", "probe_logic",
+        "probe_chain", "acc_norm (binary)", "rys_score (continuous)", "exact_match_strict"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s;
+}
+
+TEST(EvalCli, UnknownTaskListsTheKnownOnes) {
+  expect_error("eval " + model_arg() + " --task arc_easy,mmlu",
+               "unknown task 'mmlu' (known: tinystories, wikitext2, arc_easy, arc_challenge");
+}
+
+TEST(EvalCli, LimitZeroIsRefused) {
+  expect_error("eval " + model_arg() + " --task arc_easy --limit 0",
+               "--limit 0: must be at least 1");
+}
+
+TEST(EvalCli, MalformedJsonlNamesFileAndLine) {
+  const fs::path f = scratch("broken.jsonl");
+  std::ofstream(f) << "{\"context\": \"a\", \"choices\": [\" x\", \" y\"], \"gold\": 0}\n"
+                   << "{\"context\": \"b\", \"choices\": [\" x\" \" y\"], \"gold\": 0}\n";
+  expect_error("eval " + model_arg() + " --task '" + f.string() + "'",
+               f.string() + ":2: not valid JSON");
+}
+
+TEST(EvalCli, MissingModelOrTask) {
+  expect_error("eval --task arc_easy", "eval needs -m MODEL");
+  expect_error("eval " + model_arg(), "eval needs --task");
+}
+
+TEST(EvalCli, SmallRunWritesResultsAndSamples) {
+  const fs::path out = scratch("small.json"), samples = scratch("small.jsonl");
+  auto r = test::run_cli("eval " + model_arg() + " --task arc_easy,probe_chain:2 --limit 3 -o '" +
+                         out.string() + "' --log-samples '" + samples.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("| arc_easy      | acc_norm    |"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("6/6 items"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ETA"), std::string::npos) << r.err;
+  std::ifstream f(out);
+  auto j = nlohmann::json::parse(f);
+  EXPECT_EQ(j["results"]["arc_easy"]["n"], 3);
+  EXPECT_TRUE(j["results"]["arc_easy"].contains("acc,none"));
+  EXPECT_TRUE(j["results"]["arc_easy"].contains("acc_stderr,none"));
+  EXPECT_EQ(j["results"]["probe_chain:2"]["n"], 3);
+  EXPECT_EQ(j["n-samples"]["arc_easy"]["original"], 2376);
+  EXPECT_EQ(j["config"]["path"], "0..4");
+  EXPECT_EQ(j["samples"]["arc_easy"][2]["id"], "arc_easy/2");
+  std::ifstream s(samples);
+  std::string line;
+  int lines = 0;
+  while (std::getline(s, line)) ++lines;
+  EXPECT_EQ(lines, 6);
+}
+
+TEST(EvalCli, CompareRefusesDifferentTasks) {
+  const fs::path a = scratch("cmp_a.json"), b = scratch("cmp_b.json");
+  ASSERT_EQ(test::run_cli("eval " + model_arg() + " --task probe_chain:1 --limit 2 -o '" +
+                          a.string() + "'")
+                .exit_code,
+            0);
+  ASSERT_EQ(test::run_cli("eval " + model_arg() + " --task probe_logic:3 --limit 2 -o '" +
+                          b.string() + "'")
+                .exit_code,
+            0);
+  expect_error("compare '" + a.string() + "' '" + b.string() + "'",
+               "cannot compare runs of different tasks");
+  auto same = test::run_cli("compare '" + a.string() + "' '" + a.string() + "'");
+  ASSERT_EQ(same.exit_code, 0) << same.err;
+  EXPECT_NE(same.out.find("probe_chain:1: no difference on digit_score"), std::string::npos)
+      << same.out;
+}
+
+TEST(EvalCli, PerplexityNeedsEnoughTokens) {
+  const fs::path f = scratch("short.txt");
+  std::ofstream(f) << "Once upon a time.\n";
+  expect_error("perplexity " + model_arg() + " -f '" + f.string() + "' -c 64",
+               "-c 64 needs at least 128");
+  expect_error("perplexity " + model_arg() + " -f '" + f.string() + "' -c 64 --stride 65",
+               "--stride 65");
+}
+
+}  // namespace
+}  // namespace reprise

@@ -1,0 +1,366 @@
+// Tasks without a model: dataset loaders, users' JSONL files, the registry, the evaluator with a
+// scripted LanguageModel, and the pairing rules of compare.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "eval/compare.h"
+#include "eval/evaluator.h"
+#include "eval/registry.h"
+#include "eval/tasks/datasets.h"
+#include "eval/tasks/jsonl_task.h"
+#include "model/tokenizer.h"
+#include "support/test_support.h"
+#include "util/error.h"
+
+namespace reprise::eval {
+namespace {
+namespace fs = std::filesystem;
+
+fs::path data_dir() {
+  return test::source_dir() / "data";
+}
+
+// A scratch directory removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/reprise-eval-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(dir_); }
+  fs::path write(const std::string& name, const std::string& text) const {
+    std::ofstream(dir_ / name) << text;
+    return dir_ / name;
+  }
+  const fs::path& path() const { return dir_; }
+
+ private:
+  fs::path dir_;
+};
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+// Answers from simple rules: log-likelihood = -(continuation length), generation echoes a fixed
+// text, candidates favour the first.
+class ScriptedLM final : public LanguageModel {
+ public:
+  const Tokenizer& tokenizer() const override { throw Error("no tokenizer"); }
+  std::string description() const override { return "scripted"; }
+  std::vector<LoglikelihoodResult> loglikelihood(std::span<const LoglikelihoodRequest> r) override {
+    std::vector<LoglikelihoodResult> out;
+    for (const auto& q : r) out.push_back({-static_cast<double>(q.continuation.size()), false, 1});
+    calls++;
+    return out;
+  }
+  std::vector<RollingResult> loglikelihood_rolling(std::span<const RollingRequest> r) override {
+    std::vector<RollingResult> out;
+    for (const auto& q : r) out.push_back({-2.0 * q.text.size(), static_cast<int>(q.text.size())});
+    return out;
+  }
+  std::vector<GenerateResult> generate_until(std::span<const GenerateRequest> r) override {
+    return std::vector<GenerateResult>(r.size(), GenerateResult{" 42 is it", 3});
+  }
+  std::vector<CandidateResult> candidate_probs(std::span<const CandidateRequest> r) override {
+    std::vector<CandidateResult> out;
+    for (const auto& q : r) {
+      CandidateResult c;
+      c.probs.assign(q.candidates.size(), 0.0);
+      c.probs[7] = 1.0;
+      out.push_back(c);
+    }
+    return out;
+  }
+  int calls = 0;
+};
+
+TEST(EvalDatasets, BundledDatasetsLoadWithTheirSizes) {
+  EXPECT_EQ(load_arc(data_dir(), false)->size(), 2376u);
+  EXPECT_EQ(load_arc(data_dir(), true)->size(), 1172u);
+  EXPECT_EQ(load_boolq(data_dir())->size(), 3270u);
+  EXPECT_EQ(load_winogrande(data_dir())->size(), 1267u);
+  EXPECT_EQ(load_gsm8k(data_dir())->size(), 1319u);
+  EXPECT_EQ(load_eq_bench(data_dir())->size(), 171u);
+  size_t bbh = 0;
+  for (const auto& t : bbh_task_names()) bbh += load_bbh(data_dir(), t, false)->size();
+  EXPECT_EQ(bbh_task_names().size(), 27u);
+  EXPECT_EQ(bbh, 6511u);
+  EXPECT_EQ(load_bbh(data_dir(), "snarks", true)->size(), 178u);
+  EXPECT_GT(load_tinystories(data_dir())->size(), 4000u);
+  EXPECT_GT(load_wikitext2(data_dir())->size(), 2000u);
+}
+
+TEST(EvalDatasets, PromptsAndGoldAnswers) {
+  auto arc = load_arc(data_dir(), false);
+  auto reqs = arc->requests(0);
+  ASSERT_EQ(reqs.size(), 4u);
+  const auto& r0 = std::get<LoglikelihoodRequest>(reqs[0]);
+  EXPECT_EQ(r0.context,
+            "Question: Which statement best explains why photosynthesis is the foundation of "
+            "most food webs?\nAnswer:");
+  EXPECT_EQ(r0.continuation, " Sunlight is the source of energy for nearly all ecosystems.");
+  EXPECT_EQ(arc->item_id(17), "arc_easy/17");
+
+  auto gsm = load_gsm8k(data_dir());
+  const auto g = std::get<GenerateRequest>(gsm->requests(0)[0]);
+  EXPECT_EQ(g.context.rfind("Question: Janet", 0), 0u);
+  EXPECT_EQ(g.context.substr(g.context.size() - 8), "\nAnswer:");
+
+  auto wino = load_winogrande(data_dir());
+  auto w = wino->requests(0);
+  EXPECT_EQ(std::get<LoglikelihoodRequest>(w[1]).context,
+            "Sarah was a much better surgeon than Maria so Maria");
+  EXPECT_EQ(std::get<LoglikelihoodRequest>(w[1]).continuation, " always got the easier cases.");
+
+  // The CoT prompt carries the three worked examples and ends the question with the CoT cue.
+  auto cot = load_bbh(data_dir(), "logical_deduction_three_objects", true);
+  const auto c = std::get<GenerateRequest>(cot->requests(0)[0]);
+  EXPECT_EQ(c.context.rfind("A logical deduction task", 0), 0u);
+  size_t shots = 0;
+  for (size_t at = 0;
+       (at = c.context.find("\nA: Let's think step by step.", at)) != std::string::npos; ++at)
+    ++shots;
+  EXPECT_EQ(shots, 4u);  // three examples and the question
+  EXPECT_EQ(c.context.find("canary"), std::string::npos);
+}
+
+TEST(EvalJsonl, AllKindsLoad) {
+  TempDir d;
+  auto mc = load_jsonl_task(
+      d.write("mine.jsonl",
+              "{\"context\": \"2+2=\", \"choices\": [\" 4\", \" 5\"], \"gold\": 0}\n\n"
+              "{\"id\": \"q2\", \"context\": \"3+3=\", \"choices\": [\" 5\", \" 6\"], "
+              "\"gold\": 1}\n"));
+  EXPECT_EQ(mc->info().name, "mine");
+  EXPECT_EQ(mc->size(), 2u);
+  EXPECT_EQ(mc->item_id(0), "mine/1");
+  EXPECT_EQ(mc->item_id(1), "q2");
+  EXPECT_EQ(mc->info().metrics.size(), 2u);
+
+  auto gen = load_jsonl_task(
+      d.write("gen.jsonl",
+              "{\"context\": \"Q: 6*7?\\nA:\", \"target\": \"42\", \"regex\": \"(\\\\d+)\"}\n"));
+  ASSERT_EQ(gen->info().metrics.size(), 2u);  // integer targets add rys_score
+  EXPECT_EQ(gen->info().metrics[1].name, "rys_score");
+  auto text = load_jsonl_task(
+      d.write("txt.jsonl", "{\"context\": \"Say hi:\", \"target\": \"hi\", \"stop\": [\"!\"]}\n"));
+  EXPECT_EQ(text->info().metrics.size(), 1u);
+  EXPECT_EQ(std::get<GenerateRequest>(text->requests(0)[0]).stop, (std::vector<std::string>{"!"}));
+
+  EXPECT_EQ(load_jsonl_task(d.write("p.jsonl", "{\"text\": \"A passage.\"}\n"))->info().output_type,
+            "loglikelihood_rolling");
+  EXPECT_EQ(load_jsonl_task(d.write("dg.jsonl", "{\"context\": \"1+1 =\", \"digit\": 2}\n"))
+                ->info()
+                .output_type,
+            "digit_expectation");
+  EXPECT_EQ(load_jsonl_task(d.write("w.jsonl",
+                                    "{\"contexts\": [\"a\", \"b\"], \"continuation\": "
+                                    "\" c\", \"gold\": 1}\n"))
+                ->info()
+                .metrics.size(),
+            1u);
+}
+
+TEST(EvalJsonl, MalformedLinesNameFileAndLine) {
+  TempDir d;
+  const std::string ok = "{\"context\": \"x\", \"choices\": [\" a\", \" b\"], \"gold\": 0}\n";
+  auto bad = d.write("bad.jsonl", ok + ok + "{\"context\": \"x\", \"choices\": [\" a\"\n");
+  EXPECT_NE(error_of([&] { load_jsonl_task(bad); }).find(bad.string() + ":3: not valid JSON"),
+            std::string::npos);
+  auto gold =
+      d.write("gold.jsonl", ok + "{\"context\": \"x\", \"choices\": [\" a\"], \"gold\": 4}\n");
+  EXPECT_NE(error_of([&] { load_jsonl_task(gold); }).find(":2: \"gold\" 4 is out of range"),
+            std::string::npos);
+  auto mixed = d.write("mixed.jsonl", ok + "{\"text\": \"t\"}\n");
+  EXPECT_NE(error_of([&] {
+              load_jsonl_task(mixed);
+            }).find(":2: a passage item in a file of multiple-choice items"),
+            std::string::npos);
+  auto missing = d.write("missing.jsonl", "{\"choices\": [\" a\"], \"gold\": 0}\n");
+  EXPECT_NE(error_of([&] { load_jsonl_task(missing); }).find(":1: needs \"context\""),
+            std::string::npos);
+  auto dup = d.write("dup.jsonl", "{\"id\": 1, \"text\": \"a\"}\n{\"id\": 1, \"text\": \"b\"}\n");
+  EXPECT_NE(error_of([&] { load_jsonl_task(dup); }).find(":2: duplicate id '1'"),
+            std::string::npos);
+  auto empty = d.write("empty.jsonl", "\n");
+  EXPECT_NE(error_of([&] { load_jsonl_task(empty); }).find("no items"), std::string::npos);
+  EXPECT_NE(error_of([&] { load_jsonl_task(d.path() / "absent.jsonl"); }).find("cannot open"),
+            std::string::npos);
+}
+
+TEST(EvalRegistry, NamesGroupsAndErrors) {
+  EXPECT_EQ(resolve_task_names("arc_easy, boolq,arc_easy"),
+            (std::vector<std::string>{"arc_easy", "boolq"}));
+  EXPECT_EQ(resolve_task_names("bbh").size(), 27u);
+  EXPECT_EQ(resolve_task_names("bbh_cot").front(), "bbh_cot_boolean_expressions");
+  EXPECT_EQ(resolve_task_names("probe_math,probe_logic:7"),
+            (std::vector<std::string>{"probe_math:4", "probe_logic:7"}));
+  EXPECT_EQ(resolve_task_names("probes").size(), 3u);
+  const std::string e = error_of([] { resolve_task_names("arc_easy,hellaswag"); });
+  EXPECT_NE(e.find("unknown task 'hellaswag'"), std::string::npos) << e;
+  for (const char* known : {"arc_challenge", "gsm8k", "winogrande", "eq_bench", "wikitext2",
+                            "tinystories", "probe_chain", "word_sorting", "bbh_cot_<task>"})
+    EXPECT_NE(e.find(known), std::string::npos) << known;
+  EXPECT_NE(error_of([] { resolve_task_names("probe_logic:9"); }).find("3-7"), std::string::npos);
+  EXPECT_NE(error_of([] { resolve_task_names("arc_easy,,boolq"); }).find("empty task name"),
+            std::string::npos);
+  // Every listed non-group task builds.
+  TaskOptions o;
+  o.data_dir = data_dir();
+  for (const auto& n : resolve_task_names("tinystories,wikitext2,arc_easy,arc_challenge,"
+                                          "winogrande,boolq,gsm8k,eq_bench,bbh,bbh_cot,probes"))
+    EXPECT_GT(make_task(n, o)->size(), 0u) << n;
+}
+
+TEST(EvalEvaluator, RecordsEveryItemAndSummarises) {
+  TempDir d;
+  // ScriptedLM scores a continuation -(its length): " 4" beats " 55", " 66" ties " 77" (first).
+  auto task = load_jsonl_task(
+      d.write("t.jsonl",
+              "{\"context\": \"a\", \"choices\": [\" 4\", \" 55\"], \"gold\": 0}\n"
+              "{\"context\": \"b\", \"choices\": [\" 55\", \" 6\"], \"gold\": 0}\n"
+              "{\"context\": \"c\", \"choices\": [\" 66\", \" 77\"], \"gold\": 1}\n"));
+  ScriptedLM lm;
+  EvalOptions o;
+  o.batch_items = 2;
+  size_t last = 0;
+  o.progress = [&](size_t done) { last = done; };
+  const TaskResult r = evaluate(*task, lm, o);
+  EXPECT_EQ(lm.calls, 2);  // two batches
+  EXPECT_EQ(last, 3u);
+  ASSERT_EQ(r.items.size(), 3u);
+  EXPECT_EQ(r.items[0].values[0], 1.0);
+  EXPECT_EQ(r.items[1].values[0], 0.0);
+  EXPECT_EQ(r.items[2].values[0], 0.0);
+  EXPECT_EQ(r.items[1].prediction, " 6");
+  EXPECT_EQ(r.items[1].gold, " 55");
+  // acc: values 1, 0, 0 -> mean 1/3, stderr sqrt(1/3 / 3).
+  EXPECT_NEAR(r.metrics[0].value, 1.0 / 3, 1e-12);
+  EXPECT_NEAR(r.metrics[0].std_error, std::sqrt((1.0 / 3) / 3), 1e-12);
+  // Limits take the first items; item hashes identify the items.
+  o.limit = 2;
+  const TaskResult r2 = evaluate(*task, lm, o);
+  EXPECT_EQ(r2.items.size(), 2u);
+  EXPECT_EQ(r2.items[1].doc_hash, r.items[1].doc_hash);
+  EXPECT_NE(r.items[0].doc_hash, r.items[1].doc_hash);
+
+  const auto j = results_json(std::vector<TaskResult>{r}, {{"path", "0..4"}});
+  EXPECT_NEAR(j["results"]["t"]["acc,none"].get<double>(), 1.0 / 3, 1e-12);
+  EXPECT_EQ(j["results"]["t"]["n"], 3);
+  EXPECT_EQ(j["n-samples"]["t"]["original"], 3);
+  EXPECT_EQ(j["samples"]["t"].size(), 3u);
+  EXPECT_EQ(j["metric_kinds"]["t"]["acc"], "binary");
+  EXPECT_NE(summary_table(std::vector<TaskResult>{r}).find("| t    | acc_norm |"),
+            std::string::npos);
+}
+
+TEST(EvalEvaluator, GenerationDigitAndPassageScoring) {
+  TempDir d;
+  ScriptedLM lm;  // generates " 42 is it", puts all digit mass on 7, rolling -2 per character
+  auto gen = load_jsonl_task(
+      d.write("g.jsonl",
+              "{\"context\": \"q\", \"target\": \"42\", \"regex\": \"(\\\\d+)\"}\n"
+              "{\"context\": \"q\", \"target\": \"40\", \"regex\": \"(\\\\d+)\"}\n"));
+  const TaskResult g = evaluate(*gen, lm);
+  EXPECT_EQ(g.items[0].values, (std::vector<double>{1.0, 1.0}));
+  EXPECT_EQ(g.items[1].values[0], 0.0);
+  EXPECT_NEAR(g.items[1].values[1], 1.0 - 2.0 / 42, 1e-12);  // RYS: |40 - 42| / 42
+  auto dig = load_jsonl_task(d.write("d.jsonl", "{\"context\": \"x\", \"digit\": 4}\n"));
+  const TaskResult dg = evaluate(*dig, lm);
+  EXPECT_NEAR(dg.items[0].values[0], 1.0 - 3.0 / 9, 1e-12);
+  auto pas = load_jsonl_task(d.write("p.jsonl", "{\"text\": \"abcd\"}\n{\"text\": \"ab\"}\n"));
+  const TaskResult p = evaluate(*pas, lm);
+  EXPECT_EQ(p.items[0].values[0], -2.0);
+  ASSERT_FALSE(p.aggregates.empty());
+  EXPECT_EQ(p.aggregates[0].first, "perplexity");
+  EXPECT_NEAR(p.aggregates[0].second, std::exp(2.0), 1e-12);
+}
+
+TEST(EvalCompare, PairsItemsAndRefusesDifferentItems) {
+  TempDir d;
+  ScriptedLM lm;
+  auto task = load_jsonl_task(
+      d.write("t.jsonl",
+              "{\"context\": \"a\", \"choices\": [\" 4\", \" 55\"], \"gold\": 0}\n"
+              "{\"context\": \"b\", \"choices\": [\" 55\", \" 6\"], \"gold\": 0}\n"));
+  const TaskResult r = evaluate(*task, lm);
+  auto write_results = [&](const std::string& name, const std::vector<TaskResult>& rs) {
+    return d.write(name, results_json(rs, {{"path", "0..4"}}).dump());
+  };
+  const RunItems a = load_run(write_results("a.json", {r}));
+  EXPECT_EQ(a.label, "0..4");
+  // A samples log of the same run pairs with the results file.
+  std::string lines;
+  for (const auto& it : r.items) lines += sample_json(r, it, "0..3,1..4").dump() + "\n";
+  const RunItems b = load_run(d.write("b.jsonl", lines));
+  EXPECT_EQ(b.label, "0..3,1..4");
+  const Comparison c = compare_runs(a, b);
+  ASSERT_EQ(c.rows.size(), 2u);
+  EXPECT_EQ(c.rows[0].diff, 0.0);
+  EXPECT_EQ(c.rows[0].p, 1.0);
+  ASSERT_EQ(c.verdicts.size(), 1u);
+  EXPECT_NE(c.verdicts[0].find("t: no difference on acc"), std::string::npos) << c.verdicts[0];
+
+  // Fewer items, another task, an altered item: refused.
+  EvalOptions one;
+  one.limit = 1;
+  const RunItems shorter = load_run(write_results("s.json", {evaluate(*task, lm, one)}));
+  EXPECT_NE(error_of([&] { compare_runs(a, shorter); }).find("cannot compare task t"),
+            std::string::npos);
+  auto other = load_jsonl_task(
+      d.write("u.jsonl", "{\"context\": \"a\", \"choices\": [\" 4\", \" 55\"], \"gold\": 0}\n"));
+  const RunItems u = load_run(write_results("u.json", {evaluate(*other, lm)}));
+  EXPECT_NE(error_of([&] { compare_runs(a, u); }).find("cannot compare runs of different tasks"),
+            std::string::npos);
+  auto changed = load_jsonl_task(
+      d.write("t.jsonl",
+              "{\"context\": \"a\", \"choices\": [\" 4\", \" 55\"], \"gold\": 1}\n"
+              "{\"context\": \"b\", \"choices\": [\" 55\", \" 6\"], \"gold\": 0}\n"));
+  const RunItems ch = load_run(write_results("c.json", {evaluate(*changed, lm)}));
+  EXPECT_NE(error_of([&] { compare_runs(a, ch); }).find("item 't/1' differs"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              load_run(d.write("x.jsonl", "{\"task\": \"t\"}\n"));
+            }).find("x.jsonl:1: needs \"metric_kinds\""),
+            std::string::npos);
+}
+
+TEST(EvalCompare, StatisticsOnAKnownTable) {
+  // 10 items: B fixes 8 that A missed and breaks 2 -> McNemar p = 0.109375 (hand value).
+  RunItems a, b;
+  a.source = "a";
+  b.source = "b";
+  RunTask ta, tb;
+  ta.metrics = tb.metrics = {{"acc", MetricKind::Binary, true}};
+  for (int i = 0; i < 14; ++i) {
+    const std::string id = std::to_string(i);
+    for (RunTask* t : {&ta, &tb}) {
+      t->ids.push_back(id);
+      t->hashes.push_back("h" + id);
+    }
+    const bool a_right = i < 2 || i >= 10, b_right = i >= 2;
+    ta.values.push_back({a_right ? 1.0 : 0.0});
+    tb.values.push_back({b_right ? 1.0 : 0.0});
+  }
+  a.tasks["x"] = ta;
+  b.tasks["x"] = tb;
+  a.task_order = b.task_order = {"x"};
+  const Comparison c = compare_runs(a, b);
+  ASSERT_EQ(c.rows.size(), 1u);
+  EXPECT_EQ(c.rows[0].a_only, 2);
+  EXPECT_EQ(c.rows[0].b_only, 8);
+  EXPECT_NEAR(c.rows[0].p, 0.109375, 1e-15);
+  EXPECT_NEAR(c.rows[0].diff, 6.0 / 14, 1e-15);
+  EXPECT_NE(c.verdicts[0].find("no significant difference"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace reprise::eval

@@ -1,0 +1,275 @@
+// Every SIMD kernel set this CPU supports, against the portable scalar reference.
+//
+// Tolerances are scale-free and stated per test:
+// - F32 activations (gemm, matvec of F32/F16/BF16 weights): |y - ref| <= 1e-5 * sum_i |w_i x_i|
+//   (float summation in another order, and single- instead of double-rounded dequantization).
+// - 8-bit activations (matvec of quantized weights): each activation is off by at most
+//   max|x| / 254 (half a step of a block scale max|x_block| / 127), so
+//   |y - ref| <= sum_i |w_i| * max|x| / 254, plus the F32 allowance above.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/dispatch.h"
+#include "kernels/isa_kernels.h"
+#include "kernels/ops.h"
+#include "kernels/quant.h"
+#include "util/error.h"
+
+namespace reprise::kernels {
+namespace {
+
+const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16,
+                             TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K,
+                             TensorType::Q5_K, TensorType::Q6_K};
+
+const IsaKernels* table(Isa isa) {
+  switch (isa) {
+    case Isa::Scalar: return scalar_kernels();
+    case Isa::Avx2: return avx2_kernels();
+    default: return nullptr;  // no kernels yet; isa_supported() is false for them
+  }
+}
+
+std::vector<Isa> simd_isas() {
+  std::vector<Isa> out;
+  for (Isa i : supported_isas())
+    if (i != Isa::Scalar && table(i)) out.push_back(i);
+  return out;
+}
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+// A rows x cols weight matrix of `type` (random, with a few outliers so scales vary by block).
+struct Weights {
+  TensorType type;
+  int64_t rows, cols;
+  uint64_t stride;
+  std::vector<std::byte> data;
+  std::vector<float> deq;  // [rows, cols] decoded by the reference
+};
+
+Weights make_weights(TensorType type, int64_t rows, int64_t cols, uint32_t seed) {
+  Weights w{type, rows, cols, row_bytes(type, cols), {}, {}};
+  auto f = randn(rows * cols, seed, 0.05f);
+  for (size_t i = 0; i < f.size(); i += 97) f[i] *= 8;
+  w.data.resize(w.stride * rows);
+  w.deq.resize(rows * cols);
+  for (int64_t r = 0; r < rows; ++r) {
+    quantize_row(type, &f[r * cols], w.data.data() + r * w.stride, cols);
+    dequantize_row(type, w.data.data() + r * w.stride, &w.deq[r * cols], cols);
+  }
+  return w;
+}
+
+uint64_t act_bytes(ActFormat f, int64_t n) {
+  if (f == ActFormat::Q8_32) return n / 32 * sizeof(ActQ8_32);
+  if (f == ActFormat::Q8_256) return n / 256 * sizeof(ActQ8_256);
+  return n * sizeof(float);
+}
+
+class KernelTest : public ::testing::TestWithParam<Isa> {};
+
+TEST_P(KernelTest, MatvecMatchesReference) {
+  const IsaKernels& k = *table(GetParam());
+  const int64_t rows = 37, cols = 768;
+  for (TensorType type : kTypes) {
+    SCOPED_TRACE(std::string(info(type).name));
+    Weights w = make_weights(type, rows, cols, 11 + static_cast<uint32_t>(type));
+    auto x = randn(cols, 5);
+    x[100] = 6;  // an outlier activation: its block gets a coarse scale
+    const ActFormat f = k.matvec_act(static_cast<uint32_t>(type));
+    std::vector<std::byte> act(act_bytes(f, cols));
+    k.quantize_act(f, x.data(), cols, act.data());
+    std::vector<float> y(rows);
+    k.matvec(static_cast<uint32_t>(type), w.data.data(), w.stride, rows, cols, act.data(), y.data());
+    float xmax = 0;
+    for (float v : x) xmax = std::max(xmax, std::fabs(v));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float ref = dot_row(type, w.data.data() + r * w.stride, x.data(), cols);
+      double l1_prod = 0, l1_w = 0;
+      for (int64_t c = 0; c < cols; ++c) {
+        l1_prod += std::fabs(w.deq[r * cols + c] * x[c]);
+        l1_w += std::fabs(w.deq[r * cols + c]);
+      }
+      double tol = 1e-5 * l1_prod;
+      if (f != ActFormat::F32) tol += l1_w * xmax / 254.0;
+      EXPECT_NEAR(y[r], ref, tol) << "row " << r;
+    }
+  }
+}
+
+TEST_P(KernelTest, GemmMatchesReference) {
+  const IsaKernels& k = *table(GetParam());
+  const int64_t rows = 37, cols = 512 + 256, T = 7;  // rows and T not multiples of the tiles
+  std::vector<float> scratch(gemm_scratch_floats(cols));
+  for (TensorType type : kTypes) {
+    SCOPED_TRACE(std::string(info(type).name));
+    Weights w = make_weights(type, rows, cols, 21 + static_cast<uint32_t>(type));
+    auto x = randn(T * cols, 6);
+    const int64_t ldy = rows + 3;
+    std::vector<float> y(T * ldy, -1.0f);
+    k.gemm(static_cast<uint32_t>(type), w.data.data(), w.stride, rows, cols, x.data(), T, y.data(),
+           ldy, scratch.data());
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float ref = dot_row(type, w.data.data() + r * w.stride, &x[t * cols], cols);
+        double l1 = 0;
+        for (int64_t c = 0; c < cols; ++c) l1 += std::fabs(w.deq[r * cols + c] * x[t * cols + c]);
+        EXPECT_NEAR(y[t * ldy + r], ref, 1e-5 * l1) << "token " << t << " row " << r;
+      }
+      for (int64_t r = rows; r < ldy; ++r) EXPECT_EQ(y[t * ldy + r], -1.0f) << "wrote past rows";
+    }
+  }
+}
+
+// ops::matmul picks matvec or gemm by T and splits rows across threads; both paths and the
+// thread split must agree with the scalar ISA's matmul.
+TEST_P(KernelTest, MatmulThroughDispatchMatchesScalar) {
+  const Isa saved = active_isa();
+  ThreadPool pool(2);
+  const int64_t rows = 53, cols = 512;
+  for (TensorType type : {TensorType::F16, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+    Weights w = make_weights(type, rows, cols, 31);
+    TensorView view;
+    view.name = "w";
+    view.type = type;
+    view.shape = {rows, cols};
+    view.data = std::span<const std::byte>(w.data);
+    for (int64_t T : {1, 2, 5, 13}) {
+      SCOPED_TRACE(std::string(info(type).name) + " T=" + std::to_string(T));
+      auto x = randn(T * cols, 7 + static_cast<uint32_t>(T));
+      std::vector<float> ref(T * rows), got(T * rows);
+      set_isa(Isa::Scalar);
+      matmul(view, x.data(), T, ref.data(), pool);
+      set_isa(GetParam());
+      matmul(view, x.data(), T, got.data(), pool);
+      const bool q8 = T < kGemmMinTokens &&
+                      matvec_activation_precision(GetParam(), type) == ActPrecision::Q8;
+      for (int64_t t = 0; t < T; ++t) {
+        float xmax = 0;
+        for (int64_t c = 0; c < cols; ++c) xmax = std::max(xmax, std::fabs(x[t * cols + c]));
+        for (int64_t r = 0; r < rows; ++r) {
+          double l1_prod = 0, l1_w = 0;
+          for (int64_t c = 0; c < cols; ++c) {
+            l1_prod += std::fabs(w.deq[r * cols + c] * x[t * cols + c]);
+            l1_w += std::fabs(w.deq[r * cols + c]);
+          }
+          const double tol = 1e-5 * l1_prod + (q8 ? l1_w * xmax / 254.0 : 0.0);
+          EXPECT_NEAR(got[t * rows + r], ref[t * rows + r], tol);
+        }
+      }
+    }
+  }
+  set_isa(saved);
+}
+
+TEST_P(KernelTest, ActivationQuantizationRoundTrips) {
+  const IsaKernels& k = *table(GetParam());
+  auto x = randn(512, 9);
+  x[3] = 0;
+  for (int i = 256; i < 288; ++i) x[i] = 0;  // an all-zero block must get scale 0, not nan
+  std::vector<ActQ8_32> a32(512 / 32);
+  k.quantize_act(ActFormat::Q8_32, x.data(), 512, a32.data());
+  for (int b = 0; b < 16; ++b) {
+    float amax = 0;
+    int32_t sum = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[32 * b + j]));
+    for (int j = 0; j < 32; ++j) {
+      EXPECT_NEAR(a32[b].d * a32[b].q[j], x[32 * b + j], amax / 254 * 1.0001 + 1e-7);
+      sum += a32[b].q[j];
+    }
+    EXPECT_EQ(a32[b].sum, sum);
+  }
+  std::vector<ActQ8_256> a256(2);
+  k.quantize_act(ActFormat::Q8_256, x.data(), 512, a256.data());
+  for (int b = 0; b < 2; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 256; ++j) amax = std::max(amax, std::fabs(x[256 * b + j]));
+    for (int g = 0; g < 16; ++g) {
+      int32_t sum = 0;
+      for (int j = 0; j < 16; ++j) {
+        const int e = 16 * g + j;
+        EXPECT_NEAR(a256[b].d * a256[b].q[e], x[256 * b + e], amax / 254 * 1.0001 + 1e-7);
+        sum += a256[b].q[e];
+      }
+      EXPECT_EQ(a256[b].bsum[g], sum);
+    }
+  }
+}
+
+TEST_P(KernelTest, AttentionHelpersMatchScalar) {
+  const IsaKernels& k = *table(GetParam());
+  const IsaKernels& s = *scalar_kernels();
+  for (KvElem elem : {KvElem::F32, KvElem::F16}) {
+    for (int64_t hd : {8, 12, 64, 128}) {
+      for (int64_t n : {1, 3, 4, 9, 37}) {
+        SCOPED_TRACE("elem " + std::to_string(static_cast<int>(elem)) + " hd " +
+                     std::to_string(hd) + " n " + std::to_string(n));
+        const int64_t stride = hd * 3;  // rows of other heads in between, as in the cache
+        auto kf = randn(n * stride, 1), vf = randn(n * stride, 2), q = randn(hd, 3);
+        std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+        for (size_t i = 0; i < kf.size(); ++i) {
+          kh[i] = fp32_to_fp16(kf[i]);
+          vh[i] = fp32_to_fp16(vf[i]);
+        }
+        const void* kp = elem == KvElem::F16 ? static_cast<const void*>(kh.data()) : kf.data();
+        const void* vp = elem == KvElem::F16 ? static_cast<const void*>(vh.data()) : vf.data();
+        std::vector<float> sc_ref(n), sc(n);
+        s.attn_scores(q.data(), kp, elem, stride, n, hd, 0.125f, sc_ref.data());
+        k.attn_scores(q.data(), kp, elem, stride, n, hd, 0.125f, sc.data());
+        for (int64_t j = 0; j < n; ++j) EXPECT_NEAR(sc[j], sc_ref[j], 1e-5 * hd * 0.125);
+        // Softmax numerators: relative error of the exp approximation.
+        const float sum_ref = s.softmax_exp(sc_ref.data(), n), sum = k.softmax_exp(sc.data(), n);
+        EXPECT_NEAR(sum, sum_ref, 1e-5 * sum_ref);
+        for (int64_t j = 0; j < n; ++j) EXPECT_NEAR(sc[j], sc_ref[j], 1e-5 * sc_ref[j] + 1e-7);
+        std::vector<float> out_ref(hd), out(hd);
+        s.attn_values(sc_ref.data(), vp, elem, stride, n, hd, out_ref.data());
+        k.attn_values(sc_ref.data(), vp, elem, stride, n, hd, out.data());
+        for (int64_t i = 0; i < hd; ++i) EXPECT_NEAR(out[i], out_ref[i], 1e-5 * n * 4);
+      }
+    }
+  }
+}
+
+TEST_P(KernelTest, SwigluMatchesScalar) {
+  const IsaKernels& k = *table(GetParam());
+  auto g = randn(203, 4, 6.0f), u = randn(203, 5);
+  g[0] = -100;  // exp(-g) overflows in the naive formula; silu is ~0 there
+  g[1] = 100;
+  auto ref = g;
+  scalar_kernels()->swiglu(ref.data(), u.data(), 203);
+  k.swiglu(g.data(), u.data(), 203);
+  for (int i = 0; i < 203; ++i) EXPECT_NEAR(g[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-6);
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, KernelTest, ::testing::ValuesIn(simd_isas()),
+                         [](const auto& info) { return std::string(isa_name(info.param)); });
+GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(KernelTest);
+
+TEST(Dispatch, NamesAndSupport) {
+  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx})
+    EXPECT_EQ(isa_from_name(isa_name(i)), i);
+  EXPECT_FALSE(isa_from_name("sse9"));
+  auto s = supported_isas();
+  ASSERT_FALSE(s.empty());
+  EXPECT_EQ(s.front(), Isa::Scalar);
+  EXPECT_TRUE(isa_supported(active_isa()));
+  for (Isa i : {Isa::Avx2, Isa::Avx512, Isa::Amx}) {
+    if (!isa_supported(i)) {
+      EXPECT_THROW(set_isa(i), Error);
+    }
+  }
+  EXPECT_EQ(matvec_activation_precision(Isa::Scalar, TensorType::Q4_K), ActPrecision::F32);
+}
+
+}  // namespace
+}  // namespace reprise::kernels

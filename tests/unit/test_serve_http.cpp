@@ -1,0 +1,625 @@
+// `reprise serve` over real HTTP on loopback: completions and chat, streamed and not, per-request
+// layer paths against `reprise run`, concurrent clients, every error status, disconnects, and a
+// bounded barrage of malformed requests after which the server still answers.
+//
+// Every server listens on 127.0.0.1 with a port the kernel picks; every loop is bounded in
+// count, and every client has timeouts.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "serve/server.h"
+#include "support/test_support.h"
+
+namespace reprise::serve {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+const Model& model() {
+  static const std::unique_ptr<Model> m = Model::load(test::default_model());
+  return *m;
+}
+
+ServerOptions test_options() {
+  ServerOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.session.n_threads = 1;
+  o.session.n_ctx = 512;
+  o.named_paths = {"deep=repeat:1:4"};
+  o.max_path_len = 64;
+  o.heartbeat = 50ms;
+  return o;
+}
+
+struct TestServer {
+  explicit TestServer(ServerOptions o = test_options())
+      : server(std::make_unique<Server>(model(), o)), port(server->start()) {}
+  ~TestServer() { server->stop(); }
+
+  httplib::Client client() const {
+    httplib::Client c("127.0.0.1", port);
+    c.set_connection_timeout(5);
+    c.set_read_timeout(20);
+    c.set_write_timeout(5);
+    return c;
+  }
+
+  std::unique_ptr<Server> server;
+  int port;
+};
+
+struct Reply {
+  int status = 0;
+  std::string body;
+  json j;  // parsed body when it is JSON
+};
+
+Reply post(const TestServer& s, const std::string& path, const std::string& body,
+           const httplib::Headers& headers = {}) {
+  auto c = s.client();
+  auto r = c.Post(path.c_str(), headers, body, "application/json");
+  Reply out;
+  if (!r) return out;
+  out.status = r->status;
+  out.body = r->body;
+  out.j = json::parse(r->body, nullptr, false);
+  return out;
+}
+
+Reply get(const TestServer& s, const std::string& path, const httplib::Headers& headers = {}) {
+  auto c = s.client();
+  auto r = c.Get(path.c_str(), headers);
+  Reply out;
+  if (!r) return out;
+  out.status = r->status;
+  out.body = r->body;
+  out.j = json::parse(r->body, nullptr, false);
+  return out;
+}
+
+// POSTs and hands the body to on_data as it arrives; on_data returns false to hang up.
+httplib::Error post_streaming(const TestServer& s, const std::string& path, const std::string& body,
+                              const std::function<bool(std::string_view)>& on_data,
+                              int* status = nullptr) {
+  auto c = s.client();
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.body = body;
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    return on_data(std::string_view(data, n));
+  };
+  httplib::Response res;
+  httplib::Error err = httplib::Error::Success;
+  c.send(req, res, err);
+  if (status) *status = res.status;
+  return err;
+}
+
+// The JSON payloads of an SSE body, in order; "[DONE]" comes as the string "[DONE]".
+std::vector<json> sse_payloads(const std::string& body) {
+  std::vector<json> out;
+  size_t pos = 0;
+  while (pos < body.size()) {
+    size_t end = body.find("\n\n", pos);
+    if (end == std::string::npos) end = body.size();
+    const std::string event = body.substr(pos, end - pos);
+    pos = end + 2;
+    if (!event.starts_with("data: ")) continue;  // comments (": keep-alive")
+    const std::string data = event.substr(6);
+    out.push_back(data == "[DONE]" ? json("[DONE]") : json::parse(data, nullptr, false));
+  }
+  return out;
+}
+
+std::string cli_continuation(const std::string& path, const std::string& prompt, int n) {
+  auto r =
+      test::run_cli("run -m '" + test::default_model().string() + "' -t 1 -n " + std::to_string(n) +
+                    " -p '" + prompt + "'" + (path.empty() ? "" : " --path " + path));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::string cont = r.out.substr(std::min(prompt.size(), r.out.size()));
+  if (!cont.empty() && cont.back() == '\n') cont.pop_back();
+  return cont;
+}
+
+std::string completion_body(const std::string& prompt, int max_tokens, const json& extra = {}) {
+  json b = {
+      {"model", "stories260K"}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}};
+  if (extra.is_object()) b.update(extra);
+  return b.dump();
+}
+
+void expect_error(const Reply& r, int status, const std::string& needle = "") {
+  EXPECT_EQ(r.status, status) << r.body;
+  ASSERT_TRUE(r.j.is_object()) << r.body;
+  ASSERT_TRUE(r.j.contains("error")) << r.body;
+  const json& e = r.j["error"];
+  EXPECT_TRUE(e["message"].is_string());
+  EXPECT_TRUE(e["type"].is_string());
+  EXPECT_TRUE(e.contains("param"));
+  EXPECT_TRUE(e.contains("code"));
+  if (!needle.empty()) {
+    EXPECT_NE(e["message"].get<std::string>().find(needle), std::string::npos) << r.body;
+  }
+}
+
+bool wait_for(const std::function<bool()>& cond, std::chrono::milliseconds limit = 10s) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return cond();
+}
+
+// Connects, sends `bytes`, optionally reads (the start of) the reply, waits, and closes.
+std::string send_raw(int port, const std::string& bytes, bool read_reply,
+                     std::chrono::milliseconds linger = 0ms) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "socket failed";
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string reply;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    (void)!::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (read_reply) {
+      ::shutdown(fd, SHUT_WR);
+      // Until the server closes (each recv waits at most 2 s; at most 16 of them).
+      char buf[4096];
+      for (int i = 0; i < 16; ++i) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        reply.append(buf, static_cast<size_t>(n));
+      }
+    }
+    std::this_thread::sleep_for(linger);
+  } else {
+    reply = "connect failed";
+  }
+  ::close(fd);
+  return reply;
+}
+
+TEST(ServeHttp, HealthAndModels) {
+  TestServer s;
+  Reply h = get(s, "/health");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.j["status"], "ok");
+  Reply m = get(s, "/v1/models");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_EQ(m.j["object"], "list");
+  ASSERT_EQ(m.j["data"].size(), 2u);
+  EXPECT_EQ(m.j["data"][0]["id"], "stories260K");
+  EXPECT_EQ(m.j["data"][0]["object"], "model");
+  EXPECT_EQ(m.j["data"][1]["id"], "stories260K:deep");
+  EXPECT_EQ(m.j["data"][1]["layer_path"], "0..3,1..4");
+  EXPECT_EQ(get(s, "/v1/models/stories260K:deep").j["id"], "stories260K:deep");
+  expect_error(get(s, "/v1/models/nope"), 404);
+}
+
+TEST(ServeHttp, PerRequestPathEqualsRepriseRun) {
+  TestServer s;
+  const std::string prompt = "Once upon a time";
+  const std::string expected_deep = cli_continuation("repeat:1:4", prompt, 40);
+  const std::string expected_plain = cli_continuation("", prompt, 40);
+  ASSERT_NE(expected_deep, expected_plain);
+
+  Reply r = post(s, "/v1/completions", completion_body(prompt, 40, {{"layer_path", "repeat:1:4"}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["object"], "text_completion");
+  EXPECT_EQ(r.j["choices"][0]["text"], expected_deep);
+  EXPECT_EQ(r.j["layer_path"], "0..3,1..4");
+  EXPECT_TRUE(r.j["id"].get<std::string>().starts_with("cmpl-"));
+  EXPECT_EQ(r.j["usage"]["prompt_tokens"], 5);
+  EXPECT_EQ(r.j["usage"]["total_tokens"].get<int>(),
+            5 + r.j["usage"]["completion_tokens"].get<int>());
+
+  // The named path is the same path; the plain one follows on the same slot.
+  r = post(
+      s, "/v1/completions",
+      json{
+          {"model", "stories260K:deep"}, {"prompt", prompt}, {"max_tokens", 40}, {"temperature", 0}}
+          .dump());
+  EXPECT_EQ(r.j["choices"][0]["text"], expected_deep);
+  EXPECT_EQ(r.j["model"], "stories260K:deep");
+  r = post(s, "/v1/completions", completion_body(prompt, 40));
+  EXPECT_EQ(r.j["choices"][0]["text"], expected_plain);
+  EXPECT_EQ(r.j["layer_path"], "0..4");
+
+  // A prompt of token ids gives the same as its text.
+  const auto ids = model().tokenizer()->encode(prompt, EncodeOptions{});
+  r = post(
+      s, "/v1/completions",
+      json{{"prompt", ids}, {"max_tokens", 40}, {"temperature", 0}, {"layer_path", "0..3,1..4"}}
+          .dump());
+  EXPECT_EQ(r.j["choices"][0]["text"], expected_deep);
+}
+
+TEST(ServeHttp, StreamedCompletionMatchesTheWholeOne) {
+  TestServer s;
+  const std::string body = completion_body("Once upon a time", 30, {{"stop", "Lily"}});
+  Reply whole = post(s, "/v1/completions", body);
+  ASSERT_EQ(whole.status, 200);
+  EXPECT_EQ(whole.j["choices"][0]["finish_reason"], "stop");
+  const std::string text = whole.j["choices"][0]["text"];
+  EXPECT_EQ(text.find("Lily"), std::string::npos);
+
+  Reply streamed = post(
+      s, "/v1/completions",
+      completion_body(
+          "Once upon a time", 30,
+          {{"stop", "Lily"}, {"stream", true}, {"stream_options", {{"include_usage", true}}}}));
+  ASSERT_EQ(streamed.status, 200);
+  const auto events = sse_payloads(streamed.body);
+  ASSERT_GE(events.size(), 4u);
+  EXPECT_EQ(events.back(), "[DONE]");
+  std::string joined;
+  for (size_t i = 0; i + 2 < events.size(); ++i) {
+    const json& e = events[i];
+    EXPECT_EQ(e["object"], "text_completion");
+    EXPECT_EQ(e["id"], events[0]["id"]);
+    joined += e["choices"][0]["text"].get<std::string>();
+    const bool last = i + 3 == events.size();
+    EXPECT_EQ(e["choices"][0]["finish_reason"], last ? json("stop") : json(nullptr));
+  }
+  EXPECT_EQ(joined, text);
+  const json& usage = events[events.size() - 2];
+  EXPECT_TRUE(usage["choices"].empty());
+  EXPECT_EQ(usage["usage"], whole.j["usage"]);
+}
+
+TEST(ServeHttp, ChatOnAModelWithoutTemplate) {
+  TestServer s;
+  const json msgs = json::array(
+      {{{"role", "system"}, {"content", "Tell a story."}}, {{"role", "user"}, {"content", "Hi"}}});
+  Reply whole = post(
+      s, "/v1/chat/completions",
+      json{{"model", "stories260K"}, {"messages", msgs}, {"max_tokens", 20}, {"temperature", 0}}
+          .dump());
+  ASSERT_EQ(whole.status, 200) << whole.body;
+  EXPECT_EQ(whole.j["object"], "chat.completion");
+  EXPECT_TRUE(whole.j["id"].get<std::string>().starts_with("chatcmpl-"));
+  EXPECT_EQ(whole.j["choices"][0]["message"]["role"], "assistant");
+  const std::string content = whole.j["choices"][0]["message"]["content"];
+  EXPECT_FALSE(content.empty());
+  EXPECT_EQ(whole.j["usage"]["completion_tokens"], 20);
+
+  Reply streamed = post(
+      s, "/v1/chat/completions",
+      json{{"messages", msgs}, {"max_tokens", 20}, {"temperature", 0}, {"stream", true}}.dump());
+  const auto events = sse_payloads(streamed.body);
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_EQ(events.front()["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(events.back(), "[DONE]");
+  const json& fin = events[events.size() - 2];
+  EXPECT_EQ(fin["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(fin["choices"][0]["delta"], json::object());
+  std::string joined;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    EXPECT_EQ(events[i]["object"], "chat.completion.chunk");
+    joined += events[i]["choices"][0]["delta"].value("content", "");
+  }
+  EXPECT_EQ(joined, content);
+}
+
+TEST(ServeHttp, Logprobs) {
+  TestServer s;
+  Reply c = post(s, "/v1/completions", completion_body("Once upon a time", 6, {{"logprobs", 3}}));
+  ASSERT_EQ(c.status, 200);
+  const json& lp = c.j["choices"][0]["logprobs"];
+  ASSERT_EQ(lp["tokens"].size(), 6u);
+  ASSERT_EQ(lp["token_logprobs"].size(), 6u);
+  ASSERT_EQ(lp["top_logprobs"].size(), 6u);
+  EXPECT_EQ(lp["top_logprobs"][0].size(), 3u);
+  EXPECT_EQ(lp["text_offset"][0], std::string("Once upon a time").size());
+  std::string joined;
+  for (const auto& t : lp["tokens"]) joined += t.get<std::string>();
+  EXPECT_EQ(joined, c.j["choices"][0]["text"]);
+
+  Reply ch = post(s, "/v1/chat/completions",
+                  json{{"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                       {"max_tokens", 5},
+                       {"temperature", 0},
+                       {"logprobs", true},
+                       {"top_logprobs", 2}}
+                      .dump());
+  ASSERT_EQ(ch.status, 200) << ch.body;
+  const json& content = ch.j["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 5u);
+  for (const auto& t : content) {
+    EXPECT_LE(t["logprob"].get<double>(), 0.0);
+    EXPECT_TRUE(t["bytes"].is_array());
+    EXPECT_EQ(t["top_logprobs"].size(), 2u);
+  }
+}
+
+TEST(ServeHttp, ConcurrentClientsGetIndependentResults) {
+  ServerOptions o = test_options();
+  o.parallel = 2;
+  TestServer s(o);
+  struct Case {
+    std::string body;
+    std::string expected;
+  };
+  const std::vector<std::string> paths = {"", "repeat:1:4", "skip:2:3", "0,1,2,2,2,3,4"};
+  const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Tom and Sue"};
+  std::vector<Case> cases;
+  for (size_t i = 0; i < 8; ++i) {
+    json extra = {{"layer_path", paths[i % paths.size()]}};
+    if (i % 3 == 2) extra.update({{"temperature", 0.8}, {"seed", 1000 + i}});
+    cases.push_back({completion_body(prompts[i % prompts.size()], 24, extra), ""});
+  }
+  // One by one first, for the expected answers.
+  for (Case& c : cases) {
+    Reply r = post(s, "/v1/completions", c.body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    c.expected = r.j["choices"][0]["text"];
+  }
+  // Then all at once, twice over, from 8 threads.
+  std::vector<std::string> got(cases.size() * 2);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < got.size(); ++t)
+    threads.emplace_back([&, t] {
+      Reply r = post(s, "/v1/completions", cases[t % cases.size()].body);
+      got[t] = r.status == 200 ? r.j["choices"][0]["text"].get<std::string>()
+                               : "HTTP " + std::to_string(r.status);
+    });
+  for (auto& th : threads) th.join();
+  for (size_t t = 0; t < got.size(); ++t)
+    EXPECT_EQ(got[t], cases[t % cases.size()].expected) << "request " << t;
+}
+
+TEST(ServeHttp, ErrorStatuses) {
+  TestServer s;
+  expect_error(post(s, "/v1/completions", "{\"prompt\": "), 400, "not valid JSON");
+  Reply r = post(s, "/v1/completions", R"({"prompt":"x","temperature":"warm"})");
+  expect_error(r, 400, "temperature");
+  EXPECT_EQ(r.j["error"]["param"], "temperature");
+  r = post(s, "/v1/completions", R"({"prompt":"x","layer_path":"repeat:3:2"})");
+  expect_error(r, 400, "layer path 'repeat:3:2'");
+  EXPECT_EQ(r.j["error"]["param"], "layer_path");
+  r = post(s, "/v1/completions", R"({"model":"gpt-4o","prompt":"x"})");
+  expect_error(r, 404, "gpt-4o");
+  EXPECT_EQ(r.j["error"]["code"], "model_not_found");
+  expect_error(get(s, "/v1/unknown"), 404);
+  expect_error(post(s, "/v1/chat/completions", R"({"messages":"hi"})"), 400, "messages");
+}
+
+TEST(ServeHttp, ApiKey) {
+  ServerOptions o = test_options();
+  o.api_key = "sekrit";
+  TestServer s(o);
+  const std::string body = completion_body("Hi", 2);
+  Reply r = post(s, "/v1/completions", body);
+  expect_error(r, 401);
+  EXPECT_EQ(r.j["error"]["code"], "invalid_api_key");
+  expect_error(post(s, "/v1/completions", body, {{"Authorization", "Bearer wrong"}}), 401);
+  expect_error(post(s, "/v1/completions", body, {{"Authorization", "sekrit"}}), 401);
+  expect_error(get(s, "/v1/models"), 401);
+  EXPECT_EQ(post(s, "/v1/completions", body, {{"Authorization", "Bearer sekrit"}}).status, 200);
+  EXPECT_EQ(get(s, "/v1/models", {{"Authorization", "Bearer sekrit"}}).status, 200);
+  EXPECT_EQ(get(s, "/health").status, 200);  // probes need no key
+}
+
+TEST(ServeHttp, BodyTooLarge) {
+  ServerOptions o = test_options();
+  o.max_body_bytes = 4096;
+  TestServer s(o);
+  const std::string big = completion_body(std::string(8000, 'a'), 2);
+  Reply r = post(s, "/v1/completions", big);
+  expect_error(r, 413, "4096");
+  // A chunked upload has no Content-Length to check up front; it is cut off while read.
+  std::string chunked =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 10; ++i) chunked += "3e8\r\n" + std::string(1000, ' ') + "\r\n";
+  chunked += "0\r\n\r\n";
+  const std::string raw = send_raw(s.port, chunked, /*read_reply=*/true);
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 413")) << raw;
+  EXPECT_NE(raw.find("request_too_large"), std::string::npos) << raw;
+  EXPECT_EQ(post(s, "/v1/completions", completion_body("Hi", 2)).status, 200);
+}
+
+// A request that keeps its slot busy until the client hangs up.
+std::string endless_body(bool stream) {
+  return json{{"prompt", "Once upon a time"},
+              {"max_tokens", 100000},
+              {"ignore_eos", true},
+              {"layer_path", "repeat:0:5:8"},
+              {"stream", stream}}
+      .dump();
+}
+
+ServerOptions long_context_options() {
+  ServerOptions o = test_options();
+  o.session.n_ctx = 4096;
+  return o;
+}
+
+TEST(ServeHttp, QueueFullGives503) {
+  ServerOptions o = long_context_options();
+  o.parallel = 1;
+  o.max_queue = 0;
+  TestServer s(o);
+  std::atomic<bool> hang_up{false};
+  std::atomic<int> chunks{0};
+  std::thread busy([&] {
+    post_streaming(s, "/v1/completions", endless_body(true), [&](std::string_view) {
+      ++chunks;
+      return !hang_up.load();
+    });
+  });
+  ASSERT_TRUE(wait_for([&] { return chunks.load() > 0; }));
+  EXPECT_EQ(s.server->slot_stats().busy, 1);
+  Reply r = post(s, "/v1/completions", completion_body("Hi", 2));
+  expect_error(r, 503);
+  EXPECT_EQ(r.j["error"]["code"], "server_busy");
+  hang_up = true;
+  busy.join();
+  ASSERT_TRUE(wait_for([&] { return s.server->slot_stats().busy == 0; }));
+  EXPECT_EQ(post(s, "/v1/completions", completion_body("Hi", 2)).status, 200);
+}
+
+TEST(ServeHttp, WaitingRequestsAreServedInTurn) {
+  ServerOptions o = long_context_options();
+  o.parallel = 1;
+  o.max_queue = 1;
+  TestServer s(o);
+  std::atomic<bool> hang_up{false};
+  std::atomic<int> chunks{0};
+  std::thread busy([&] {
+    post_streaming(s, "/v1/completions", endless_body(true), [&](std::string_view) {
+      ++chunks;
+      return !hang_up.load();
+    });
+  });
+  ASSERT_TRUE(wait_for([&] { return chunks.load() > 0; }));
+  Reply queued;
+  std::thread waiter([&] { queued = post(s, "/v1/completions", completion_body("Hi", 3)); });
+  ASSERT_TRUE(wait_for([&] { return s.server->slot_stats().waiting == 1; }));
+  expect_error(post(s, "/v1/completions", completion_body("Hi", 2)), 503);  // line is full
+  hang_up = true;
+  busy.join();
+  waiter.join();
+  EXPECT_EQ(queued.status, 200) << queued.body;
+  EXPECT_EQ(queued.j["usage"]["completion_tokens"], 3);
+}
+
+TEST(ServeHttp, ClientHangingUpStopsGeneration) {
+  TestServer s(long_context_options());
+  // Streamed: hang up after a few chunks.
+  int seen = 0;
+  post_streaming(s, "/v1/completions", endless_body(true),
+                 [&](std::string_view) { return ++seen < 5; });
+  ASSERT_TRUE(wait_for([&] { return s.server->cancelled_requests() == 1; }));
+  ASSERT_TRUE(wait_for([&] { return s.server->slot_stats().busy == 0; }));
+  // Not streamed: the client sends its request and goes away; heartbeats reveal the closed
+  // connection.
+  const json request = {{"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                        {"max_tokens", 100000},
+                        {"ignore_eos", true},
+                        {"layer_path", "repeat:0:5:8"}};
+  const std::string body = request.dump();
+  // The client accepts compression: a compressed reply would hold the heartbeats back, so the
+  // server must not compress it.
+  const std::string head =
+      "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Accept-Encoding: gzip, deflate, br\r\nContent-Length: ";
+  send_raw(s.port, head + std::to_string(body.size()) + "\r\n\r\n" + body,
+           /*read_reply=*/false, 300ms);
+  ASSERT_TRUE(wait_for([&] { return s.server->cancelled_requests() == 2; }));
+  ASSERT_TRUE(wait_for([&] { return s.server->slot_stats().busy == 0; }));
+  EXPECT_EQ(get(s, "/health").j["slots_busy"], 0);
+}
+
+// Bodies that are broken in every way a client (or an attacker) might manage.
+std::vector<std::string> malformed_bodies() {
+  std::vector<std::string> out;
+  const std::string valid =
+      R"({"model":"stories260K","prompt":"Once upon a time","max_tokens":2,"temperature":0,)"
+      R"("stop":["x"],"layer_path":"repeat:1:4","logprobs":1})";
+  // Every truncation of a valid body.
+  for (size_t n = 0; n < valid.size(); ++n) out.push_back(valid.substr(0, n));
+  // Wrong types and absurd values for every field.
+  const std::vector<std::string> values = {"null",
+                                           "true",
+                                           "-1",
+                                           "0",
+                                           "1e308",
+                                           "-1e308",
+                                           "1e999",
+                                           "123456789012345678901234567890",
+                                           "18446744073709551616",
+                                           "3.5",
+                                           "\"\"",
+                                           "\"x\"",
+                                           "[]",
+                                           "{}",
+                                           "[[[]]]",
+                                           "\"\\ud800\"",
+                                           "\"\\u0000\""};
+  for (const char* field :
+       {"model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "stop", "seed",
+        "logprobs", "stream", "layer_path", "n", "echo", "stream_options"})
+    for (const std::string& v : values)
+      out.push_back(std::string(R"({"prompt":"hi","max_tokens":2,")") + field + "\":" + v + "}");
+  // Invalid UTF-8, stray bytes, deep nesting, odd layer paths.
+  out.push_back("{\"prompt\":\"\xff\xfe\xfd\"}");
+  out.push_back("{\"prompt\":\"\xc0\xaf\"}");
+  out.push_back("{\"prompt\":\"\xed\xa0\x80\"}");
+  out.push_back(std::string("{\"prompt\":\"a\0b\"}", 15));
+  out.push_back("\xef\xbb\xbf{\"prompt\":\"hi\"}");
+  out.push_back(std::string(10000, '[') + std::string(10000, ']'));
+  out.push_back(std::string(5000, '{'));
+  for (const char* p : {"", ",", "..", "0..", "-1", "99999999999", "repeat:", "repeat:1:4:999",
+                        "skip:0:5", "0,,1", "a..b", "repeat:0:5:64", "0..4,0..4,0..4,0..4,0..4"})
+    out.push_back(json{{"prompt", "hi"}, {"max_tokens", 2}, {"layer_path", p}}.dump());
+  // Seeded random bytes.
+  std::mt19937 rng(7);
+  for (int i = 0; i < 40; ++i) {
+    std::string junk(1 + rng() % 200, '\0');
+    for (char& c : junk) c = static_cast<char>(rng());
+    out.push_back(junk);
+  }
+  return out;
+}
+
+TEST(ServeHttp, MalformedBodiesNeverHurtTheServer) {
+  TestServer s;
+  const auto bodies = malformed_bodies();
+  ASSERT_LT(bodies.size(), 1000u);
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  int errors = 0;
+  for (const std::string& body : bodies) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    for (const char* path : {"/v1/completions", "/v1/chat/completions"}) {
+      Reply r = post(s, path, body);
+      ASSERT_TRUE(r.status == 200 || r.status == 400 || r.status == 404)
+          << path << " " << r.status << " for " << body.substr(0, 80);
+      // A body that happens to be valid may ask for a stream.
+      ASSERT_TRUE(r.j.is_object() || (r.status == 200 && r.body.starts_with("data: "))) << r.body;
+      if (r.status != 200) {
+        ++errors;
+        expect_error(r, r.status);
+      }
+    }
+  }
+  EXPECT_GT(errors, static_cast<int>(bodies.size()));
+  EXPECT_EQ(get(s, "/health").status, 200);
+}
+
+// Raw bytes on a socket: not HTTP at all, or HTTP cut short.
+TEST(ServeHttp, BrokenHttpNeverHurtsTheServer) {
+  TestServer s;
+  const std::vector<std::string> raw = {
+      "GARBAGE\r\n\r\n",
+      "POST /v1/completions HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"pro",
+      "POST /v1/completions HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+      "POST /v1/completions HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+      "POST /v1/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx\r\n0\r\n\r\n",
+      "GET /" + std::string(20000, 'a') + " HTTP/1.1\r\n\r\n",
+      std::string("\0\0\0\xff\xfe", 5),
+  };
+  for (const std::string& bytes : raw) send_raw(s.port, bytes, /*read_reply=*/true);
+  EXPECT_EQ(get(s, "/health").status, 200);
+  EXPECT_EQ(post(s, "/v1/completions", completion_body("Hi", 2)).status, 200);
+}
+
+}  // namespace
+}  // namespace reprise::serve
