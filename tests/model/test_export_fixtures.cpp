@@ -6,6 +6,7 @@
 //  - --type Q4_K_M / Q8_0 / Q6_K / Q4_K of the F32 fixtures reproduce llama-quantize's files byte
 //    for byte (same type choices, same reference quantizers);
 //  - GGUF -> HF -> GGUF gives the direct export's tensors byte for byte.
+#include <cmath>
 #include <gtest/gtest.h>
 
 #include <unistd.h>
