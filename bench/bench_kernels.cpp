@@ -21,9 +21,12 @@ namespace {
 const IsaKernels* table(Isa isa) {
   if (!isa_supported(isa)) return nullptr;
   switch (isa) {
-    case Isa::Scalar: return scalar_kernels();
-    case Isa::Avx2: return avx2_kernels();
-    default: return nullptr;
+    case Isa::Scalar:
+      return scalar_kernels();
+    case Isa::Avx2:
+      return avx2_kernels();
+    default:
+      return nullptr;
   }
 }
 
@@ -79,12 +82,12 @@ void BM_Gemm(benchmark::State& state, Isa isa, TensorType type) {
   std::vector<float> x(T * cols, 0.25f), y(T * rows);
   std::vector<float> scratch(gemm_scratch_floats(cols));
   for (auto _ : state) {
-    k->gemm(static_cast<uint32_t>(type), w.data.data(), w.stride, rows, cols, x.data(), T,
-            y.data(), rows, scratch.data());
+    k->gemm(static_cast<uint32_t>(type), w.data.data(), w.stride, rows, cols, x.data(), T, y.data(),
+            rows, scratch.data());
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["FLOPS"] = benchmark::Counter(
-      2.0 * rows * cols * T * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["FLOPS"] =
+      benchmark::Counter(2.0 * rows * cols * T * state.iterations(), benchmark::Counter::kIsRate);
 }
 
 // Attention of one query head over n cached keys (scores, softmax, values), head dim 64.

@@ -183,17 +183,19 @@ int run_bench(const BenchOptions& o) {
     fmt::print("pp{:<4}      {:8.2f} ± {:.2f} t/s   {:.1f} GFLOPS\n", o.n_prompt, spp.mean, spp.sd,
                gflops);
   if (!tg.empty())
-    fmt::print("tg{:<4}      {:8.2f} ± {:.2f} t/s   {:.1f} MB of weights per token, {:.2f} GB/s = "
-               "{:.0f}% of the measured bandwidth\n",
-               o.n_gen, stg.mean, stg.sd, bytes_per_token / 1e6, achieved,
-               100 * achieved / std::max(machine_gbs, 1e-9));
+    fmt::print(
+        "tg{:<4}      {:8.2f} ± {:.2f} t/s   {:.1f} MB of weights per token, {:.2f} GB/s = "
+        "{:.0f}% of the measured bandwidth\n",
+        o.n_gen, stg.mean, stg.sd, bytes_per_token / 1e6, achieved,
+        100 * achieved / std::max(machine_gbs, 1e-9));
   return 0;
 }
 
 void add_bench(CLI::App& app, Runner& run) {
   auto o = std::make_shared<BenchOptions>();
-  auto* sub = app.add_subcommand("bench", "prompt processing and generation speed (llama-bench's "
-                                          "pp/tg) against the measured memory bandwidth");
+  auto* sub = app.add_subcommand("bench",
+                                 "prompt processing and generation speed (llama-bench's "
+                                 "pp/tg) against the measured memory bandwidth");
   o->model.add_to(*sub);
   sub->add_option("-p,--n-prompt", o->n_prompt, "prompt tokens for the pp test (default: 512)")
       ->check(CLI::Range(0, 1 << 20));

@@ -28,15 +28,17 @@ int run_synth(const SynthOptions& o) {
   }
   auto ft = synth::parse_file_type(o.type);
   if (!ft)
-    throw Error(fmt::format("--type {}: expected f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k or "
-                            "q4_k_m",
-                            o.type));
+    throw Error(
+        fmt::format("--type {}: expected f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k or "
+                    "q4_k_m",
+                    o.type));
   ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
   const auto t0 = std::chrono::steady_clock::now();
   auto st = synth::write_synth_model(*shape, *ft, o.seed, o.out, o.force, pool);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  fmt::print(stderr, "{}: {} like {} ({} layers, {:.1f} M parameters), {} tensors, {:.1f} MiB in "
-                     "{:.1f} s\n",
+  fmt::print(stderr,
+             "{}: {} like {} ({} layers, {:.1f} M parameters), {} tensors, {:.1f} MiB in "
+             "{:.1f} s\n",
              o.out, ft->name, shape->name, shape->n_layer, st.parameters / 1e6, st.tensors,
              st.bytes / 1048576.0, s);
   return 0;

@@ -8,7 +8,9 @@
 
 namespace reprise {
 
-std::string_view kv_type_name(KvType t) { return t == KvType::F16 ? "f16" : "f32"; }
+std::string_view kv_type_name(KvType t) {
+  return t == KvType::F16 ? "f16" : "f32";
+}
 
 std::optional<KvType> kv_type_from_name(std::string_view s) {
   auto eq = [&](std::string_view n) {

@@ -15,7 +15,7 @@ namespace reprise {
 
 enum class KvType { F32, F16 };
 
-std::string_view kv_type_name(KvType t);                     // "f32", "f16"
+std::string_view kv_type_name(KvType t);                      // "f32", "f16"
 std::optional<KvType> kv_type_from_name(std::string_view s);  // case-insensitive
 
 class KvCache {

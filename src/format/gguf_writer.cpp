@@ -64,7 +64,7 @@ OutputFile::OutputFile(const fs::path& path, bool overwrite) : path_(path), over
     throw Error(fmt::format("{}: cannot create a file in {}: {}", path.string(), dir.string(),
                             system_message(err)));
   }
-  buffer_.reserve(kBufferBytes);
+  buffer_.resize(kBufferBytes);
 }
 
 OutputFile::~OutputFile() {
@@ -93,16 +93,17 @@ void OutputFile::write_fd(const std::byte* p, size_t n) {
 }
 
 void OutputFile::flush() {
-  if (buffer_.empty()) return;
-  write_fd(buffer_.data(), buffer_.size());
-  buffer_.clear();
+  if (buffered_ == 0) return;
+  write_fd(buffer_.data(), buffered_);
+  buffered_ = 0;
 }
 
 void OutputFile::write(const void* data, size_t n) {
   if (fd_ < 0) throw Error(fmt::format("{}: write after commit", path_.string()));
   const auto* p = static_cast<const std::byte*>(data);
-  if (buffer_.size() + n <= kBufferBytes) {
-    buffer_.insert(buffer_.end(), p, p + n);
+  if (buffered_ + n <= kBufferBytes) {
+    if (n > 0) std::memcpy(buffer_.data() + buffered_, p, n);
+    buffered_ += n;
     written_ += n;
     return;
   }
@@ -112,7 +113,8 @@ void OutputFile::write(const void* data, size_t n) {
     // Large tensors go straight from the (mapped) source to the file.
     write_fd(p, n);
   } else {
-    buffer_.insert(buffer_.end(), p, p + n);
+    std::memcpy(buffer_.data(), p, n);
+    buffered_ = n;
   }
 }
 

@@ -51,9 +51,10 @@ class OutputFile {
   bool overwrite_;
   int fd_ = -1;
   bool committed_ = false;
-  uint64_t written_ = 0;  // bytes accepted by write(), buffered or not
-  uint64_t on_disk_ = 0;  // bytes the kernel has taken
-  std::vector<std::byte> buffer_;
+  uint64_t written_ = 0;           // bytes accepted by write(), buffered or not
+  uint64_t on_disk_ = 0;           // bytes the kernel has taken
+  std::vector<std::byte> buffer_;  // fixed size; the first buffered_ bytes are pending
+  size_t buffered_ = 0;
 };
 
 class GgufWriter {

@@ -58,12 +58,15 @@ const CpuFeatures& cpu() {
 
 const IsaKernels* table_for(Isa isa) {
   switch (isa) {
-    case Isa::Scalar: return scalar_kernels();
-    case Isa::Avx2: return cpu().avx2 ? avx2_kernels() : nullptr;
+    case Isa::Scalar:
+      return scalar_kernels();
+    case Isa::Avx2:
+      return cpu().avx2 ? avx2_kernels() : nullptr;
     // AVX-512 and AMX kernels are not implemented yet (see docs/performance.md); those CPUs run
     // the AVX2 kernels.
     case Isa::Avx512:
-    case Isa::Amx: return nullptr;
+    case Isa::Amx:
+      return nullptr;
   }
   return nullptr;
 }
@@ -71,7 +74,8 @@ const IsaKernels* table_for(Isa isa) {
 Isa resolve_initial() {
   if (const char* env = std::getenv("REPRISE_ISA"); env && *env) {
     auto isa = isa_from_name(env);
-    if (!isa) throw Error(fmt::format("REPRISE_ISA={}: unknown ISA (scalar, avx2, avx512, amx)", env));
+    if (!isa)
+      throw Error(fmt::format("REPRISE_ISA={}: unknown ISA (scalar, avx2, avx512, amx)", env));
     if (!isa_supported(*isa))
       throw Error(fmt::format("REPRISE_ISA={}: not supported on this CPU or build (supported: {})",
                               env, [] {
@@ -92,10 +96,14 @@ std::atomic<int> g_isa{-1};
 
 std::string_view isa_name(Isa isa) {
   switch (isa) {
-    case Isa::Scalar: return "scalar";
-    case Isa::Avx2: return "avx2";
-    case Isa::Avx512: return "avx512";
-    case Isa::Amx: return "amx";
+    case Isa::Scalar:
+      return "scalar";
+    case Isa::Avx2:
+      return "avx2";
+    case Isa::Avx512:
+      return "avx512";
+    case Isa::Amx:
+      return "amx";
   }
   return "?";
 }
@@ -106,7 +114,9 @@ std::optional<Isa> isa_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-bool isa_supported(Isa isa) { return table_for(isa) != nullptr; }
+bool isa_supported(Isa isa) {
+  return table_for(isa) != nullptr;
+}
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
@@ -150,15 +160,19 @@ ActPrecision matvec_activation_precision(Isa isa, TensorType type) {
   const IsaKernels* k = table_for(isa);
   if (!k) return ActPrecision::F32;
   return k->matvec_act(static_cast<uint32_t>(type)) == ActFormat::F32 ? ActPrecision::F32
-                                                                       : ActPrecision::Q8;
+                                                                      : ActPrecision::Q8;
 }
 
 ActPrecision gemm_activation_precision(Isa, TensorType) {
   return ActPrecision::F32;  // every gemm kernel dequantizes weights to F32 panels
 }
 
-int64_t gemm_scratch_floats(int64_t cols) { return std::max<int64_t>(cols, 2 * 16 * 256) + 64; }
+int64_t gemm_scratch_floats(int64_t cols) {
+  return std::max<int64_t>(cols, 2 * 16 * 256) + 64;
+}
 
-const IsaKernels& active_kernels() { return *table_for(active_isa()); }
+const IsaKernels& active_kernels() {
+  return *table_for(active_isa());
+}
 
 }  // namespace reprise::kernels

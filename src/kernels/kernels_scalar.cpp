@@ -12,7 +12,9 @@
 namespace reprise::kernels {
 namespace {
 
-ActFormat matvec_act(uint32_t) { return ActFormat::F32; }
+ActFormat matvec_act(uint32_t) {
+  return ActFormat::F32;
+}
 
 void quantize_act(ActFormat, const float* x, int64_t n, void* out) {
   std::memcpy(out, x, static_cast<size_t>(n) * sizeof(float));
@@ -27,8 +29,8 @@ void matvec(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t
 }
 
 // Decodes each weight row once and reuses it for every token; 8 interleaved partial sums.
-void gemm(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
-          const float* x, int64_t T, float* y, int64_t ldy, float* scratch) {
+void gemm(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols, const float* x,
+          int64_t T, float* y, int64_t ldy, float* scratch) {
   const auto* base = static_cast<const std::byte*>(w);
   float* row = scratch;
   for (int64_t r = 0; r < rows; ++r) {
@@ -87,6 +89,8 @@ constexpr IsaKernels kScalar = {
 
 }  // namespace
 
-const IsaKernels* scalar_kernels() { return &kScalar; }
+const IsaKernels* scalar_kernels() {
+  return &kScalar;
+}
 
 }  // namespace reprise::kernels

@@ -17,9 +17,12 @@ namespace {
 
 uint64_t act_bytes(ActFormat f, int64_t cols) {
   switch (f) {
-    case ActFormat::Q8_32: return static_cast<uint64_t>(cols / 32) * sizeof(ActQ8_32);
-    case ActFormat::Q8_256: return static_cast<uint64_t>(cols / 256) * sizeof(ActQ8_256);
-    case ActFormat::F32: break;
+    case ActFormat::Q8_32:
+      return static_cast<uint64_t>(cols / 32) * sizeof(ActQ8_32);
+    case ActFormat::Q8_256:
+      return static_cast<uint64_t>(cols / 256) * sizeof(ActQ8_256);
+    case ActFormat::F32:
+      break;
   }
   return static_cast<uint64_t>(cols) * sizeof(float);
 }
@@ -61,8 +64,7 @@ void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool
       for (int64_t rb = r0; rb < r1; rb += kGemmRowTile) {
         const int64_t n = std::min(kGemmRowTile, r1 - rb);
         for (int64_t t = 0; t < T; ++t)
-          k.matvec(type, base + rb * stride, stride, n, cols, act + t * ab,
-                   y + t * rows + rb);
+          k.matvec(type, base + rb * stride, stride, n, cols, act + t * ab, y + t * rows + rb);
       }
     });
     return;
@@ -96,7 +98,9 @@ void add(float* x, const float* d, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += d[i];
 }
 
-void swiglu(float* g, const float* u, int64_t n) { active_kernels().swiglu(g, u, n); }
+void swiglu(float* g, const float* u, int64_t n) {
+  active_kernels().swiglu(g, u, n);
+}
 
 void embedding_row(const TensorView& table, int64_t id, float* out) {
   dequantize_row(table.type, table.row(id), out, table.cols());

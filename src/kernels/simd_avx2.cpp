@@ -53,11 +53,17 @@ inline float f16_at(const uint8_t* p) {
   return _cvtsh_ss(h);
 }
 
-inline __m256i loadu256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-inline __m128i loadu128(const void* p) { return _mm_loadu_si128(static_cast<const __m128i*>(p)); }
+inline __m256i loadu256(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+inline __m128i loadu128(const void* p) {
+  return _mm_loadu_si128(static_cast<const __m128i*>(p));
+}
 
 // 8 F16 or BF16 values to F32.
-inline __m256 load8_f16(const void* p) { return _mm256_cvtph_ps(loadu128(p)); }
+inline __m256 load8_f16(const void* p) {
+  return _mm256_cvtph_ps(loadu128(p));
+}
 inline __m256 load8_bf16(const void* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(loadu128(p)), 16));
 }
@@ -98,7 +104,8 @@ inline __m256i round_pack32(const float* x, __m256 id, __m256i* sum8) {
 inline __m256 abs_max8(const float* x, int64_t n) {
   const __m256 sign = _mm256_set1_ps(-0.0f);
   __m256 m = _mm256_setzero_ps();
-  for (int64_t i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
+  for (int64_t i = 0; i < n; i += 8)
+    m = _mm256_max_ps(m, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)));
   return m;
 }
 
@@ -126,8 +133,8 @@ void quantize_q8_256(const float* x, int64_t n, ActQ8_256* out) {
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].q + 32 * g), q);
       // s holds sums of elements {i, i+8, i+16, i+24}; the 16-groups need lanes of x[0..16)
       // and x[16..32), so sum the quantized bytes directly instead.
-      const __m256i w = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)),
-                                          _mm256_set1_epi16(1));
+      const __m256i w =
+          _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)), _mm256_set1_epi16(1));
       const __m256i w2 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1)),
                                            _mm256_set1_epi16(1));
       out[b].bsum[2 * g] = static_cast<int16_t>(hsum_i32(w));
@@ -188,8 +195,8 @@ float dot_q4_0(const uint8_t* row, const ActQ8_32* a, int64_t nb) {
     const __m128i qs = loadu128(blk + 2);
     const __m256i w = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), m4);
     const float d = f16_at(blk) * a[b].d;
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(w, loadu256(a[b].q))), _mm256_set1_ps(d),
-                          acc);
+    acc =
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(w, loadu256(a[b].q))), _mm256_set1_ps(d), acc);
     offset += d * static_cast<float>(a[b].sum);
   }
   return hsum(acc) - 8.0f * offset;
@@ -208,7 +215,8 @@ float dot_q4_k(const uint8_t* row, const ActQ8_256* a, int64_t nb) {
     __m256i isum = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i q = loadu256(blk + 16 + 32 * c);
-      const __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+      const __m256i lo = _mm256_and_si256(q, m4),
+                    hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
       const __m256i plo = _mm256_maddubs_epi16(lo, loadu256(a[b].q + 64 * c));
       const __m256i phi = _mm256_maddubs_epi16(hi, loadu256(a[b].q + 64 * c + 32));
       isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_set1_epi16(sc[2 * c])));
@@ -234,8 +242,8 @@ float dot_q5_k(const uint8_t* row, const ActQ8_256* a, int64_t nb) {
     __m256i isum = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
       const __m256i q = loadu256(blk + 48 + 32 * c);
-      const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+      const __m256i lo =
+          _mm256_or_si256(_mm256_and_si256(q, m4), _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
       const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
                                          _mm256_slli_epi16(_mm256_and_si256(hb, two), 3));
       hb = _mm256_srli_epi16(hb, 2);
@@ -267,9 +275,12 @@ float dot_q6_k(const uint8_t* row, const ActQ8_256* a, int64_t nb) {
       const __m256i l0 = loadu256(blk + 64 * h), l1 = loadu256(blk + 64 * h + 32);
       const __m256i hb = loadu256(blk + 128 + 32 * h);
       __m256i q[4];
-      q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
-      q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, mC), 2));
-      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
+      q[0] =
+          _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+      q[1] =
+          _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, mC), 2));
+      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                             _mm256_and_si256(hb, m30));
       q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                              _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
       for (int i = 0; i < 4; ++i) {
@@ -320,7 +331,8 @@ float dot_float(const uint8_t* row, const float* x, int64_t n) {
     a2 = _mm256_fmadd_ps(load8_w<Type>(row, c + 16), _mm256_loadu_ps(x + c + 16), a2);
     a3 = _mm256_fmadd_ps(load8_w<Type>(row, c + 24), _mm256_loadu_ps(x + c + 24), a3);
   }
-  for (; c + 8 <= n; c += 8) a0 = _mm256_fmadd_ps(load8_w<Type>(row, c), _mm256_loadu_ps(x + c), a0);
+  for (; c + 8 <= n; c += 8)
+    a0 = _mm256_fmadd_ps(load8_w<Type>(row, c), _mm256_loadu_ps(x + c), a0);
   float s = hsum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
   for (; c < n; ++c) s += scalar_w<Type>(row, c) * x[c];
   return s;
@@ -335,15 +347,33 @@ void matvec(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* row = base + r * stride;
     switch (type) {
-      case kF32: y[r] = dot_float<kF32>(row, xf, cols); break;
-      case kF16: y[r] = dot_float<kF16>(row, xf, cols); break;
-      case kBF16: y[r] = dot_float<kBF16>(row, xf, cols); break;
-      case kQ8_0: y[r] = dot_q8_0(row, a32, cols / 32); break;
-      case kQ4_0: y[r] = dot_q4_0(row, a32, cols / 32); break;
-      case kQ4_K: y[r] = dot_q4_k(row, a256, cols / 256); break;
-      case kQ5_K: y[r] = dot_q5_k(row, a256, cols / 256); break;
-      case kQ6_K: y[r] = dot_q6_k(row, a256, cols / 256); break;
-      default: y[r] = 0; break;  // ops.cpp only sends computable types
+      case kF32:
+        y[r] = dot_float<kF32>(row, xf, cols);
+        break;
+      case kF16:
+        y[r] = dot_float<kF16>(row, xf, cols);
+        break;
+      case kBF16:
+        y[r] = dot_float<kBF16>(row, xf, cols);
+        break;
+      case kQ8_0:
+        y[r] = dot_q8_0(row, a32, cols / 32);
+        break;
+      case kQ4_0:
+        y[r] = dot_q4_0(row, a32, cols / 32);
+        break;
+      case kQ4_K:
+        y[r] = dot_q4_k(row, a256, cols / 256);
+        break;
+      case kQ5_K:
+        y[r] = dot_q5_k(row, a256, cols / 256);
+        break;
+      case kQ6_K:
+        y[r] = dot_q6_k(row, a256, cols / 256);
+        break;
+      default:
+        y[r] = 0;
+        break;  // ops.cpp only sends computable types
     }
   }
 }
@@ -355,7 +385,8 @@ void dequant_q8_0(const uint8_t* p, float* y, int64_t n) {
   for (int64_t b = 0; b < n / 32; ++b, p += 34, y += 32) {
     const __m256 d = _mm256_set1_ps(f16_at(p));
     for (int i = 0; i < 4; ++i) {
-      const __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 2 + 8 * i)));
+      const __m256i q =
+          _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + 2 + 8 * i)));
       _mm256_storeu_ps(y + 8 * i, _mm256_mul_ps(_mm256_cvtepi32_ps(q), d));
     }
   }
@@ -406,8 +437,8 @@ void dequant_q5_k(const uint8_t* p, float* y, int64_t n) {
     __m256i hb = loadu256(p + 16);
     for (int c = 0; c < 4; ++c) {
       const __m256i q = loadu256(p + 48 + 32 * c);
-      const __m256i lo = _mm256_or_si256(_mm256_and_si256(q, m4),
-                                         _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
+      const __m256i lo =
+          _mm256_or_si256(_mm256_and_si256(q, m4), _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
       const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4),
                                          _mm256_slli_epi16(_mm256_and_si256(hb, two), 3));
       hb = _mm256_srli_epi16(hb, 2);
@@ -428,9 +459,12 @@ void dequant_q6_k(const uint8_t* p, float* y, int64_t n) {
       const __m256i l0 = loadu256(p + 64 * h), l1 = loadu256(p + 64 * h + 32);
       const __m256i hb = loadu256(p + 128 + 32 * h);
       __m256i q[4];
-      q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
-      q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, mC), 2));
-      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
+      q[0] =
+          _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+      q[1] =
+          _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, mC), 2));
+      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                             _mm256_and_si256(hb, m30));
       q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                              _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
       for (int i = 0; i < 4; ++i) {
@@ -441,7 +475,8 @@ void dequant_q6_k(const uint8_t* p, float* y, int64_t n) {
         for (int j = 0; j < 4; ++j) {
           const float s = d * sc[k + j / 2];
           const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[j]));
-          _mm256_storeu_ps(out + 8 * j, _mm256_fmsub_ps(f, _mm256_set1_ps(s), _mm256_set1_ps(32.0f * s)));
+          _mm256_storeu_ps(out + 8 * j,
+                           _mm256_fmsub_ps(f, _mm256_set1_ps(s), _mm256_set1_ps(32.0f * s)));
         }
       }
     }
@@ -458,14 +493,30 @@ void dequant_float(const uint8_t* p, float* y, int64_t n) {
 // Dequantizes elements [k0, k0 + n) of a row (k0 a multiple of 256 for block types).
 void dequant_range(uint32_t type, const uint8_t* row, int64_t k0, int64_t n, float* y) {
   switch (type) {
-    case kF32: dequant_float<kF32>(row + 4 * k0, y, n); break;
-    case kF16: dequant_float<kF16>(row + 2 * k0, y, n); break;
-    case kBF16: dequant_float<kBF16>(row + 2 * k0, y, n); break;
-    case kQ8_0: dequant_q8_0(row + k0 / 32 * 34, y, n); break;
-    case kQ4_0: dequant_q4_0(row + k0 / 32 * 18, y, n); break;
-    case kQ4_K: dequant_q4_k(row + k0 / 256 * 144, y, n); break;
-    case kQ5_K: dequant_q5_k(row + k0 / 256 * 176, y, n); break;
-    case kQ6_K: dequant_q6_k(row + k0 / 256 * 210, y, n); break;
+    case kF32:
+      dequant_float<kF32>(row + 4 * k0, y, n);
+      break;
+    case kF16:
+      dequant_float<kF16>(row + 2 * k0, y, n);
+      break;
+    case kBF16:
+      dequant_float<kBF16>(row + 2 * k0, y, n);
+      break;
+    case kQ8_0:
+      dequant_q8_0(row + k0 / 32 * 34, y, n);
+      break;
+    case kQ4_0:
+      dequant_q4_0(row + k0 / 32 * 18, y, n);
+      break;
+    case kQ4_K:
+      dequant_q4_k(row + k0 / 256 * 144, y, n);
+      break;
+    case kQ5_K:
+      dequant_q5_k(row + k0 / 256 * 176, y, n);
+      break;
+    case kQ6_K:
+      dequant_q6_k(row + k0 / 256 * 210, y, n);
+      break;
     default:
       for (int64_t i = 0; i < n; ++i) y[i] = 0;
   }
@@ -478,9 +529,9 @@ void dequant_range(uint32_t type, const uint8_t* row, int64_t k0, int64_t n, flo
 // transposed into a panel [kc][16] (16 KiB, stays in L1), then every group of 6 tokens runs the
 // micro-kernel: 12 accumulators of 8 floats, per k one 16-wide weight load and 6 broadcasts.
 
-constexpr int64_t kKc = 256;   // columns per panel chunk (a multiple of every block size)
-constexpr int kNr = 16;        // rows per panel
-constexpr int kMr = 6;         // tokens per micro-kernel call
+constexpr int64_t kKc = 256;  // columns per panel chunk (a multiple of every block size)
+constexpr int kNr = 16;       // rows per panel
+constexpr int kMr = 6;        // tokens per micro-kernel call
 
 // 8x8 transpose of rows r[0..8) (8 floats each) into columns.
 inline void transpose8(__m256* r) {
@@ -576,8 +627,8 @@ void micro_kernel(const float* panel, int64_t kc, const float* const* xr, float*
   }
 }
 
-void gemm(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
-          const float* x, int64_t T, float* y, int64_t ldy, float* scratch) {
+void gemm(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols, const float* x,
+          int64_t T, float* y, int64_t ldy, float* scratch) {
   const auto* base = static_cast<const uint8_t*>(w);
   float* tmp = scratch;                // [16][kKc]
   float* panel = scratch + kNr * kKc;  // [kKc][16]
@@ -619,8 +670,8 @@ inline float kv_at(const void* base, int64_t off) {
 }
 
 template <KvElem E>
-void scores_impl(const float* q, const void* k, int64_t stride, int64_t n, int64_t hd,
-                 float scale, float* scores) {
+void scores_impl(const float* q, const void* k, int64_t stride, int64_t n, int64_t hd, float scale,
+                 float* scores) {
   const int64_t hd8 = hd / 8 * 8;
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
@@ -637,8 +688,9 @@ void scores_impl(const float* q, const void* k, int64_t stride, int64_t n, int64
     const __m256 h = _mm256_hadd_ps(h01, h23);
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
     for (int64_t i = hd8; i < hd; ++i) {
-      const __m128 tail = _mm_setr_ps(kv_at<E>(k, (j + 0) * stride + i), kv_at<E>(k, (j + 1) * stride + i),
-                                      kv_at<E>(k, (j + 2) * stride + i), kv_at<E>(k, (j + 3) * stride + i));
+      const __m128 tail =
+          _mm_setr_ps(kv_at<E>(k, (j + 0) * stride + i), kv_at<E>(k, (j + 1) * stride + i),
+                      kv_at<E>(k, (j + 2) * stride + i), kv_at<E>(k, (j + 3) * stride + i));
       s = _mm_add_ps(s, _mm_mul_ps(_mm_set1_ps(q[i]), tail));
     }
     _mm_storeu_ps(scores + j, _mm_mul_ps(s, _mm_set1_ps(scale)));
@@ -678,7 +730,8 @@ inline __m256 exp_ps(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  const __m256i e =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
@@ -771,14 +824,18 @@ constexpr IsaKernels kAvx2 = {
 
 }  // namespace
 
-const IsaKernels* avx2_kernels() { return &kAvx2; }
+const IsaKernels* avx2_kernels() {
+  return &kAvx2;
+}
 
 }  // namespace reprise::kernels
 
 #else  // not built for x86-64 with AVX2 (see CMakeLists.txt): no table
 
 namespace reprise::kernels {
-const IsaKernels* avx2_kernels() { return nullptr; }
+const IsaKernels* avx2_kernels() {
+  return nullptr;
+}
 }  // namespace reprise::kernels
 
 #endif

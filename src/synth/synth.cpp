@@ -120,15 +120,24 @@ void set_vocab(GgufWriter& w, const SynthShape& s) {
 uint32_t ftype_number(const FileType& ft) {
   if (ft.q4_k_m) return 15;
   switch (ft.base) {
-    case TensorType::F32: return 0;
-    case TensorType::F16: return 1;
-    case TensorType::Q4_0: return 2;
-    case TensorType::Q8_0: return 7;
-    case TensorType::Q4_K: return 14;  // Q4_K_S: all Q4_K
-    case TensorType::Q5_K: return 16;  // Q5_K_S
-    case TensorType::Q6_K: return 18;
-    case TensorType::BF16: return 32;
-    default: return 0;
+    case TensorType::F32:
+      return 0;
+    case TensorType::F16:
+      return 1;
+    case TensorType::Q4_0:
+      return 2;
+    case TensorType::Q8_0:
+      return 7;
+    case TensorType::Q4_K:
+      return 14;  // Q4_K_S: all Q4_K
+    case TensorType::Q5_K:
+      return 16;  // Q5_K_S
+    case TensorType::Q6_K:
+      return 18;
+    case TensorType::BF16:
+      return 32;
+    default:
+      return 0;
   }
 }
 

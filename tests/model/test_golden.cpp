@@ -60,7 +60,8 @@ struct Outputs {
 Outputs run_golden_prompt(const Model& m, const Golden& g,
                           const std::vector<int32_t>* forced = nullptr,
                           std::vector<std::vector<float>>* step_logits = nullptr) {
-  LayerPath path = g.layer_path ? LayerPath{*g.layer_path} : LayerPath::identity(m.hparams().n_layer);
+  LayerPath path =
+      g.layer_path ? LayerPath{*g.layer_path} : LayerPath::identity(m.hparams().n_layer);
   SessionOptions so;
   so.n_threads = 2;
   so.n_ctx = 64;
@@ -106,7 +107,9 @@ void expect_matches(const Outputs& got, const GoldenRun& want, float tol, const 
 
 // Which weight type decides the activation precision of a fixture's matvec kernels: the type of
 // its projection weights (every fixture quantizes all 2-D tensors except, for some, the output).
-TensorType weight_type(const Model& m) { return m.weights().blocks[0].wq.type; }
+TensorType weight_type(const Model& m) {
+  return m.weights().blocks[0].wq.type;
+}
 
 struct GoldenCase {
   std::string name;
@@ -176,9 +179,12 @@ TEST_P(GoldenTest, MatchesLlamaCpp) {
 }
 
 std::vector<std::string> golden_names() {
-  std::vector<std::string> names = {"stories260K", "stories260K-path-repeat",
-                                    "stories260K-path-skip", "stories260K-path-loop",
-                                    "llama-tiny-f32-path-repeat", "llama-tiny-f32-path-skip",
+  std::vector<std::string> names = {"stories260K",
+                                    "stories260K-path-repeat",
+                                    "stories260K-path-skip",
+                                    "stories260K-path-loop",
+                                    "llama-tiny-f32-path-repeat",
+                                    "llama-tiny-f32-path-skip",
                                     "llama-tiny-f32-path-loop"};
   for (const char* arch : {"llama", "qwen2", "qwen3"})
     for (const char* type : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"})

@@ -61,7 +61,8 @@ TEST_P(AttentionTest, MatchesDirectSoftmax) {
       for (auto& x : s) sum += (x = std::exp(x - m));
       for (int i = 0; i < hp.head_dim; ++i) {
         double want = 0;
-        for (int j = 0; j < n; ++j) want += s[j] / sum * held(values[j * kv_dim + kvh * hp.head_dim + i]);
+        for (int j = 0; j < n; ++j)
+          want += s[j] / sum * held(values[j * kv_dim + kvh * hp.head_dim + i]);
         EXPECT_NEAR(ctx[(t * hp.n_head + h) * hp.head_dim + i], want, 1e-5)
             << "t " << t << " head " << h << " dim " << i;
       }

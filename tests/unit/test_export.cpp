@@ -491,15 +491,17 @@ TEST_F(ExportTest, CliRejectsAPathTheModelCannotTake) {
 // 1 KiB ones, either is far below the export size): writes past it fail
 // with EFBIG, which the CLI reports like ENOSPC once it ignores SIGXFSZ.
 TEST_F(ExportTest, CliFullDiskLeavesNoPartialFile) {
+  // Beside the test directory, which must stay empty; unique per process and test.
+  fs::path err_file = dir_;
+  err_file += ".stderr";
   for (const auto& [out, extra] : {std::pair{dir_ / "m.gguf", ""},
                                    {dir_ / "hf", "--format hf"},
                                    {dir_ / "sh", "--format hf --max-shard-size 600KB"}}) {
     const std::string cmd = "ulimit -f 256; exec '" + std::string(REPRISE_BINARY) + "' " +
-                            export_args(out, extra) + " 2>'" +
-                            (dir_.parent_path() / "err").string() + "'";
+                            export_args(out, extra) + " 2>'" + err_file.string() + "'";
     const int status = std::system(("sh -c \"" + cmd + "\"").c_str());
-    const std::string err = slurp(dir_.parent_path() / "err");
-    fs::remove(dir_.parent_path() / "err");
+    const std::string err = slurp(err_file);
+    fs::remove(err_file);
     EXPECT_EQ(WEXITSTATUS(status), 2) << err;
     // HF files are named at their final place, not inside the temporary directory.
     EXPECT_EQ(

@@ -27,9 +27,12 @@ const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF1
 
 const IsaKernels* table(Isa isa) {
   switch (isa) {
-    case Isa::Scalar: return scalar_kernels();
-    case Isa::Avx2: return avx2_kernels();
-    default: return nullptr;  // no kernels yet; isa_supported() is false for them
+    case Isa::Scalar:
+      return scalar_kernels();
+    case Isa::Avx2:
+      return avx2_kernels();
+    default:
+      return nullptr;  // no kernels yet; isa_supported() is false for them
   }
 }
 
@@ -90,7 +93,8 @@ TEST_P(KernelTest, MatvecMatchesReference) {
     std::vector<std::byte> act(act_bytes(f, cols));
     k.quantize_act(f, x.data(), cols, act.data());
     std::vector<float> y(rows);
-    k.matvec(static_cast<uint32_t>(type), w.data.data(), w.stride, rows, cols, act.data(), y.data());
+    k.matvec(static_cast<uint32_t>(type), w.data.data(), w.stride, rows, cols, act.data(),
+             y.data());
     float xmax = 0;
     for (float v : x) xmax = std::max(xmax, std::fabs(v));
     for (int64_t r = 0; r < rows; ++r) {
@@ -152,8 +156,8 @@ TEST_P(KernelTest, MatmulThroughDispatchMatchesScalar) {
       matmul(view, x.data(), T, ref.data(), pool);
       set_isa(GetParam());
       matmul(view, x.data(), T, got.data(), pool);
-      const bool q8 = T < kGemmMinTokens &&
-                      matvec_activation_precision(GetParam(), type) == ActPrecision::Q8;
+      const bool q8 =
+          T < kGemmMinTokens && matvec_activation_precision(GetParam(), type) == ActPrecision::Q8;
       for (int64_t t = 0; t < T; ++t) {
         float xmax = 0;
         for (int64_t c = 0; c < cols; ++c) xmax = std::max(xmax, std::fabs(x[t * cols + c]));

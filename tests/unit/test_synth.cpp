@@ -95,7 +95,7 @@ TEST(Synth, SeededReproducibleAndLoadable) {
     ThreadPool one(1), two(2);
     auto st = write_synth_model(s, ft, 7, a, true, one);
     EXPECT_GT(st.parameters, 0u);
-    if (std::string(arch) == "qwen2") {  // once is enough for the byte-level checks
+    if (std::string(arch) == "qwen2") {           // once is enough for the byte-level checks
       write_synth_model(s, ft, 7, b, true, two);  // thread count must not matter
       write_synth_model(s, ft, 8, c, true, two);
       EXPECT_EQ(slurp(a), slurp(b));
