@@ -1,4 +1,5 @@
 #include "export/export.h"
+#include "format/tensor_type.h"
 
 #include <fmt/format.h>
 
@@ -88,30 +89,6 @@ GgufValue array_of(GgufType elem, const std::vector<T>& items, F convert) {
   return v;
 }
 
-// llama.cpp's file_type code for the type an export asks for (informational: loaders read each
-// tensor's own type). Fixed K-quant types report the "S" variant, which is mostly that type.
-std::optional<uint32_t> file_type_code(TensorType t) {
-  switch (t) {
-    case TensorType::F32:
-      return 0;
-    case TensorType::F16:
-      return 1;
-    case TensorType::Q4_0:
-      return 2;
-    case TensorType::Q8_0:
-      return 7;
-    case TensorType::Q4_K:
-      return 14;
-    case TensorType::Q5_K:
-      return 16;
-    case TensorType::Q6_K:
-      return 18;
-    case TensorType::BF16:
-      return 32;
-    default:
-      return std::nullopt;
-  }
-}
 
 // The type most matrices of the plan have (that of the first block's Q projection).
 TensorType main_matrix_type(const Plan& plan) {
@@ -163,9 +140,9 @@ void gguf_metadata(GgufWriter& w, const Model& m, const LayerPath& path, const P
   }();
   std::optional<uint32_t> file_type;
   if (o.type.kind == TypeSpec::Kind::Q4_K_M)
-    file_type = 15;
+    file_type = kLlamaFileTypeQ4_K_M;
   else if (o.type.kind == TypeSpec::Kind::Fixed)
-    file_type = file_type_code(o.type.type);
+    file_type = llama_file_type(o.type.type);
 
   if (const GgufFile* g = m.gguf()) {
     // Everything the source says (tokenizer, chat template, rope settings, ...) is kept; only
@@ -190,7 +167,7 @@ void gguf_metadata(GgufWriter& w, const Model& m, const LayerPath& path, const P
     w.set(a + "rope.freq_base", GgufValue::of_f32(hp.rope_theta));
     w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::of_f32(hp.rms_eps));
     w.set(a + "vocab_size", GgufValue::of_u32(static_cast<uint32_t>(hp.n_vocab)));
-    if (!file_type) file_type = file_type_code(main_matrix_type(plan));
+    if (!file_type) file_type = llama_file_type(main_matrix_type(plan));
     if (m.tokenizer()) set_vocab_metadata(w, m.tokenizer()->vocab());
   }
   w.set("general.name", string_value(o.name.empty() ? default_name(m, path) : o.name));

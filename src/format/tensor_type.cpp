@@ -58,4 +58,18 @@ std::optional<TensorType> tensor_type_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<uint32_t> llama_file_type(TensorType t) {
+  switch (t) {
+    case TensorType::F32: return 0;
+    case TensorType::F16: return 1;
+    case TensorType::Q4_0: return 2;
+    case TensorType::Q8_0: return 7;
+    case TensorType::Q4_K: return 14;  // Q4_K_S
+    case TensorType::Q5_K: return 16;  // Q5_K_S
+    case TensorType::Q6_K: return 18;
+    case TensorType::BF16: return 32;
+    default: return std::nullopt;
+  }
+}
+
 }  // namespace reprise

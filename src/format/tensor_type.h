@@ -49,6 +49,12 @@ const TensorTypeInfo& info(TensorType t);
 // Parses "q8_0", "Q4_K", "bf16"... (case-insensitive); nullopt if unknown.
 std::optional<TensorType> tensor_type_from_name(std::string_view name);
 
+// llama.cpp's general.file_type code for a file whose matrices are mostly `t` (informational:
+// loaders read each tensor's own type). Fixed K-quant types give the "S" variant, which is mostly
+// that type. nullopt for types llama.cpp has no such code for.
+std::optional<uint32_t> llama_file_type(TensorType t);
+inline constexpr uint32_t kLlamaFileTypeQ4_K_M = 15;
+
 // Bytes taken by one row of `n` elements; n must be a multiple of block_elems.
 inline uint64_t row_bytes(TensorType t, uint64_t n) {
   const auto& i = info(t);

@@ -1,4 +1,5 @@
 #include "synth/synth.h"
+#include "format/tensor_type.h"
 
 #include <fmt/format.h>
 
@@ -118,27 +119,8 @@ void set_vocab(GgufWriter& w, const SynthShape& s) {
 
 // llama.cpp's ftype numbers for general.file_type.
 uint32_t ftype_number(const FileType& ft) {
-  if (ft.q4_k_m) return 15;
-  switch (ft.base) {
-    case TensorType::F32:
-      return 0;
-    case TensorType::F16:
-      return 1;
-    case TensorType::Q4_0:
-      return 2;
-    case TensorType::Q8_0:
-      return 7;
-    case TensorType::Q4_K:
-      return 14;  // Q4_K_S: all Q4_K
-    case TensorType::Q5_K:
-      return 16;  // Q5_K_S
-    case TensorType::Q6_K:
-      return 18;
-    case TensorType::BF16:
-      return 32;
-    default:
-      return 0;
-  }
+  if (ft.q4_k_m) return kLlamaFileTypeQ4_K_M;
+  return llama_file_type(ft.base).value_or(0);
 }
 
 // The Q4_K_M rule for which layers of attn_v / ffn_down get Q6_K: the first and last eighth of
