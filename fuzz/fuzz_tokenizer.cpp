@@ -204,12 +204,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // vocabulary has a user-defined token, which is matched (and decoded) as its own text too.
     // SentencePiece writes spaces as U+2581 and decodes every U+2581 to a space, so a literal
     // U+2581 in the prompt comes back as a space (as in SentencePiece and llama.cpp).
-    // FUZZ_SKIP_SPM_ROUNDTRIP=1 keeps a long run going past the known SPM round-trip finding
-    // (docs/hardening.md, finding 1); BPE round trips are still checked.
-    static const bool check_spm = !env_flag("FUZZ_SKIP_SPM_ROUNDTRIP");
     if (!opts.parse_special) {
       if (is_spm) {
-        if (check_spm && back != spm_expected(text)) mismatch("SPM round trip", text, back);
+        if (back != spm_expected(text)) mismatch("SPM round trip", text, back);
       } else if (back != text) {
         mismatch("BPE round trip", text, back);
       }

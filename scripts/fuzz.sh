@@ -9,14 +9,13 @@
 #                      runs; findings still land in FUZZ_OUT/crashes-TARGET/ and fail the script
 #   FUZZ_JOBS=N        parallel compile jobs (default 2)
 #   FUZZ_SHARED_VOCABS=1   tokenizer target: also fuzz the llama.cpp vocabularies in ../shared
-#   FUZZ_SKIP_SPM_ROUNDTRIP=1  tokenizer target: skip the SPM round-trip check (known finding 1)
 # Exit status: 0 when no target found anything, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 all_targets=(gguf safetensors tokenizer hf_tokenizer layer_path serve_request)
 if (($# < 1)) || ! [[ "$1" =~ ^[0-9]+$ ]]; then
-  sed -n '2,14p' "$0" >&2
+  sed -n '2,13p' "$0" >&2
   exit 2
 fi
 seconds=$1

@@ -85,6 +85,7 @@ LayerPath LayerPath::skip(int n_layer, int i, int j) {
 }
 
 std::string LayerPath::canonical() const {
+  if (layers.empty()) return "none";
   std::string out;
   for (size_t k = 0; k < layers.size();) {
     size_t e = k;
@@ -100,6 +101,7 @@ LayerPath parse_layer_path(std::string_view spec_in, int n_layer) {
   std::string_view spec = trim(spec_in);
   if (spec.empty() || spec == "all" || spec == "identity" || spec == "plain")
     return LayerPath::identity(n_layer);
+  if (spec == "none") return LayerPath{};
   if (spec.starts_with("repeat:")) return parse_shorthand(spec, spec.substr(7), true, n_layer);
   if (spec.starts_with("skip:")) return parse_shorthand(spec, spec.substr(5), false, n_layer);
 

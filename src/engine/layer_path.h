@@ -5,9 +5,11 @@
 //   repeat:I:J     layers 0..J-1 then I..N-1 (block I..J-1 runs twice; RYS config (I, J))
 //   repeat:I:J:K   block I..J-1 runs K times in total
 //   skip:I:J       drops layers I..J-1
-//   "" / "all" / "identity"   the plain path 0..N-1 (only via parse with allow_default)
+//   "" / "all" / "identity" / "plain"   the plain path 0..N-1
+//   "none"         no layers at all (what skip:0:N gives): embeddings straight to the output norm
 // I:J is half-open like mergekit's layer_range. The canonical form is the explicit list with
-// maximal ascending runs collapsed to a..b.
+// maximal ascending runs collapsed to a..b, or "none" for the empty path, so it always parses back
+// to the same path.
 #pragma once
 
 #include <string>

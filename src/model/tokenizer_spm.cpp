@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <queue>
+#include <utility>
 
 #include "util/error.h"
 
@@ -197,14 +198,28 @@ std::string SpmTokenizer::decode(std::span<const int32_t> ids) const {
   std::string out;
   // encode() put a space in front of the text; the first piece that produces output loses it.
   bool strip = vocab_.add_space_prefix;
-  for (int32_t id : ids) {
-    std::string piece = token_to_piece(id);
+  auto emit = [&](std::string piece) {
     if (strip && !piece.empty()) {
       if (piece.front() == ' ') piece.erase(0, 1);
       strip = false;
     }
     out += piece;
+  };
+  // Byte tokens are joined before spaces are restored: a truncated UTF-8 lead byte in the
+  // input swallows the first bytes of the following escaped space, so that space only
+  // reappears once the whole run of bytes is seen together.
+  std::string bytes;
+  for (int32_t id : ids) {
+    const bool is_byte = id >= 0 && id < vocab_.size() && vocab_.attrs[id] == TokenAttr::Byte &&
+                         parse_byte_token(vocab_.tokens[id]) >= 0;
+    if (is_byte) {
+      bytes += token_to_piece(id);
+      continue;
+    }
+    if (!bytes.empty()) emit(unescape_spaces(std::exchange(bytes, {})));
+    emit(token_to_piece(id));
   }
+  if (!bytes.empty()) emit(unescape_spaces(bytes));
   return out;
 }
 

@@ -31,6 +31,11 @@ TEST(LayerPath, RepeatShorthandIsRys) {
 TEST(LayerPath, SkipShorthand) {
   EXPECT_EQ(parse_layer_path("skip:2:3", 5).layers, L({0, 1, 3, 4}));
   EXPECT_EQ(parse_layer_path("skip:0:4", 5).layers, L({4}));
+  // The empty path has its own name, so its canonical text reads back as itself, not as "plain".
+  const LayerPath none = parse_layer_path("skip:0:5", 5);
+  EXPECT_TRUE(none.layers.empty());
+  EXPECT_EQ(none.canonical(), "none");
+  EXPECT_EQ(parse_layer_path(none.canonical(), 5), none);
 }
 
 TEST(LayerPath, CanonicalFormCollapsesRuns) {
