@@ -91,6 +91,18 @@ void add_serve(CLI::App& app, Runner& run) {
   sub->add_option("--max-path-len", s.max_path_len,
                   "most positions a request's layer path may have (default 4 x layers)")
       ->check(CLI::Range(0, 4096));
+  sub->add_option_function<double>(
+         "--timeout",
+         [&s](double secs) {
+           s.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
+         },
+         "seconds a generation request may take, queueing included; a reply cut short ends "
+         "with finish_reason 'length' (0 = no limit) [default: 600]")
+      ->check(CLI::Range(0.0, 1e7));
+  sub->add_option_function<int>(
+         "--io-timeout", [&s](int secs) { s.io_timeout = std::chrono::seconds(secs); },
+         "seconds a client may stall while sending a request or reading a reply [default: 30]")
+      ->check(CLI::Range(1, 86400));
   sub->add_flag("--quiet", o->quiet, "do not log requests on stderr");
   sub->callback([&run, o] { run = [o] { return run_serve(*o); }; });
 }

@@ -1,5 +1,7 @@
 #include "engine/session.h"
 
+#include <unistd.h>
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -26,6 +28,26 @@ void check_path(const LayerPath& path, int n_layer) {
                               n_layer));
 }
 
+uint64_t default_kv_limit() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return uint64_t{1} << 34;  // unknown: 16 GiB
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 4 * 3;
+}
+
+// Refuses a KV cache larger than the limit, with the numbers a user needs to pick a smaller one.
+void check_kv_size(const HParams& hp, int n_positions, int n_ctx, KvType type, uint64_t limit) {
+  if (limit == 0) limit = default_kv_limit();
+  const uint64_t elem = type == KvType::F16 ? 2 : 4;
+  const uint64_t per_ctx = 2 * static_cast<uint64_t>(n_positions) * hp.kv_dim() * elem;
+  if (per_ctx == 0 || static_cast<uint64_t>(n_ctx) <= limit / per_ctx) return;
+  constexpr double kMiB = 1 << 20;
+  throw Error(fmt::format(
+      "--ctx {}: the KV cache would need {:.0f} MiB ({} path positions x {} x {} values x {} "
+      "bytes x K,V), more than the {:.0f} MiB limit; at most --ctx {} fits (--kv-type f16 halves it)",
+      n_ctx, static_cast<double>(per_ctx) * n_ctx / kMiB, n_positions, n_ctx, hp.kv_dim(), elem,
+      static_cast<double>(limit) / kMiB, limit / per_ctx));
+}
+
 }  // namespace
 
 Session::Session(const Model& model, LayerPath path, const SessionOptions& opts)
@@ -38,6 +60,8 @@ Session::Session(const Model& model, LayerPath path, const SessionOptions& opts)
   const int n_ctx = resolve_ctx(hp, opts.n_ctx);
   if (n_ctx <= 0 || n_ctx > (1 << 20)) throw Error(fmt::format("--ctx {} is out of range", n_ctx));
   n_batch_ = std::min(n_batch_, n_ctx);
+  max_kv_bytes_ = opts.max_kv_bytes;
+  check_kv_size(hp, path_.size(), n_ctx, opts.kv_type, max_kv_bytes_);
   cache_ = KvCache(path_.size(), n_ctx, hp.kv_dim(), opts.kv_type);
   const size_t B = static_cast<size_t>(n_batch_);
   x_.resize(B * hp.n_embd);
@@ -53,8 +77,10 @@ Session::Session(const Model& model, LayerPath path, const SessionOptions& opts)
 
 void Session::set_path(LayerPath path) {
   check_path(path, model_.hparams().n_layer);
-  if (path.size() != path_.size())
+  if (path.size() != path_.size()) {
+    check_kv_size(model_.hparams(), path.size(), cache_.n_ctx(), cache_.type(), max_kv_bytes_);
     cache_ = KvCache(path.size(), cache_.n_ctx(), cache_.kv_dim(), cache_.type());
+  }
   path_ = std::move(path);
   n_past_ = 0;
 }

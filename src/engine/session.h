@@ -33,6 +33,10 @@ struct SessionOptions {
   int n_batch = 512;   // tokens per forward chunk during prefill
   int n_threads = 0;   // 0 = all cores
   KvType kv_type = KvType::F32;  // element type of the KV cache
+  // Upper bound on the KV cache (K and V, all path positions), bytes; 0 = 3/4 of physical
+  // memory. Beyond it the session refuses with an Error naming --ctx instead of failing to
+  // allocate (or waking the OOM killer) halfway through.
+  uint64_t max_kv_bytes = 0;
 };
 
 class PrefixCache;
@@ -91,6 +95,7 @@ class Session {
   const Model& model_;
   LayerPath path_;
   int n_batch_;
+  uint64_t max_kv_bytes_ = 0;
   ThreadPool pool_;
   KvCache cache_;
   int n_past_ = 0;

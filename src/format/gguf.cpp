@@ -14,6 +14,10 @@ constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as little-endian u32
 constexpr uint32_t kMaxDims = 4;
 constexpr uint64_t kMaxNameLength = 1024;
 constexpr int kMaxArrayDepth = 4;
+// Metadata is widened when parsed (a u8 array element becomes an int64_t, a nested array a whole
+// GgufValue), so the file-size checks alone would let a hostile file ask for ~14x its size. The
+// largest real vocabularies (256k tokens plus merges) need a few tens of MiB parsed.
+constexpr uint64_t kMaxMetadataBytes = uint64_t{512} << 20;
 
 // Sequential reader that refuses to step past the end of the mapped bytes.
 class Cursor {
@@ -48,6 +52,15 @@ class Cursor {
                        remaining()));
   }
 
+  // Accounts for `count` parsed elements of `bytes_each` in memory, refusing past the budget.
+  void charge(uint64_t count, uint64_t bytes_each, std::string_view field) {
+    const uint64_t left = kMaxMetadataBytes - charged_;
+    if (count > left / bytes_each)
+      fail(fmt::format("{}: metadata would need more than {} MiB of memory once parsed", field,
+                       kMaxMetadataBytes >> 20));
+    charged_ += count * bytes_each;
+  }
+
   [[noreturn]] void fail(const std::string& what) const { throw FormatError(file_, what); }
 
  private:
@@ -60,6 +73,7 @@ class Cursor {
   std::span<const std::byte> bytes_;
   const std::string& file_;
   uint64_t pos_ = 0;
+  uint64_t charged_ = 0;
 };
 
 uint64_t scalar_size(GgufType t) {
@@ -119,6 +133,7 @@ GgufValue read_value(Cursor& c, GgufType type, const std::string& field, int dep
   v.type = type;
   if (type == GgufType::STRING) {
     v.str = c.read_string(field);
+    c.charge(v.str.size(), 1, field);
     return v;
   }
   if (type != GgufType::ARRAY) {
@@ -132,16 +147,23 @@ GgufValue read_value(Cursor& c, GgufType type, const std::string& field, int dep
   auto n = c.read<uint64_t>(field + " array length");
   c.check_count(n, scalar_size(v.elem), field + " array length");
   if (v.elem == GgufType::STRING) {
+    c.charge(n, sizeof(std::string), field);
     v.strings.reserve(n);
-    for (uint64_t k = 0; k < n; ++k) v.strings.push_back(c.read_string(field));
+    for (uint64_t k = 0; k < n; ++k) {
+      v.strings.push_back(c.read_string(field));
+      c.charge(v.strings.back().size(), 1, field);
+    }
   } else if (v.elem == GgufType::ARRAY) {
+    c.charge(n, sizeof(GgufValue), field);
     v.arrays.reserve(n);
     for (uint64_t k = 0; k < n; ++k) v.arrays.push_back(read_value(c, v.elem, field, depth + 1));
   } else if (is_float(v.elem)) {
+    c.charge(n, sizeof(double), field);
     v.floats.resize(n);
     int64_t unused = 0;
     for (uint64_t k = 0; k < n; ++k) read_scalar(c, v.elem, unused, v.floats[k], field);
   } else {
+    c.charge(n, sizeof(int64_t), field);
     v.ints.resize(n);
     double unused = 0;
     for (uint64_t k = 0; k < n; ++k) read_scalar(c, v.elem, v.ints[k], unused, field);

@@ -171,6 +171,7 @@ struct Server::Impl {
   std::thread thread;
   std::atomic<bool> stopping{false};
   std::atomic<uint64_t> n_cancelled{0};
+  std::atomic<uint64_t> n_timed_out{0};
   int port = -1;
   int64_t created = 0;
   std::mutex rng_mu;
@@ -197,6 +198,8 @@ Server::Impl::Impl(const Model& m, const ServerOptions& o)
       opts.http_threads > 0 ? opts.http_threads : opts.parallel + opts.max_queue + 8;
   http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   http.set_payload_max_length(opts.max_body_bytes);
+  http.set_read_timeout(opts.io_timeout);
+  http.set_write_timeout(opts.io_timeout);
   http.set_keep_alive_max_count(100);
   // Replies go out in small pieces (headers, then chunks); Nagle's algorithm would hold each
   // back for the client's delayed ACK, some 40 ms a time.
@@ -385,6 +388,19 @@ void Server::Impl::handle_generate(Endpoint endpoint, const httplib::Request& re
       });
 }
 
+namespace {
+// An error met after the status line went out: it can only travel in the body (as an SSE event
+// in a stream), where OpenAI clients look for an "error" object.
+void write_error_body(ReplyWriter& out, bool stream, const ApiError& err) {
+  if (stream) {
+    out.write(sse_event(error_json(err)));
+    out.write(kSseDone);
+  } else {
+    out.write(dump(error_json(err)));
+  }
+}
+}  // namespace
+
 bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib::DataSink& sink) {
   const Job& job = p.job;
   const ReplyHeader& h = p.header;
@@ -392,7 +408,17 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
   const Tokenizer* tok = model.tokenizer();
   const bool want_logprobs = job.gen.logprobs >= 0;
   try {
-    auto lease = p.reservation->acquire([&] { return out.alive(); });
+    const auto limit = opts.request_timeout;
+    auto timed_out = [&] { return limit.count() > 0 && Clock::now() - p.received >= limit; };
+    auto lease = p.reservation->acquire([&] { return out.alive() && !timed_out(); });
+    if (!lease && out.alive()) {
+      ++n_timed_out;
+      log(fmt::format("POST {} timed out while queued", path));
+      throw ApiError(503, fmt::format("The request waited longer than the server's limit of {} ms "
+                                      "for a free slot; retry later",
+                                      limit.count()),
+                     "", "timeout");
+    }
     if (!lease) {
       ++n_cancelled;
       log(fmt::format("POST {} cancelled while queued", path));
@@ -418,9 +444,16 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
       return out.write(
           sse_event(stream_chunk(h, c.text, lp, false, std::nullopt, job.include_usage)));
     };
-    const GenerationResult r =
-        generate(session, tok, job.prompt, job.gen, on_chunk, [&] { return !out.alive(); });
+    GenerationResult r = generate(session, tok, job.prompt, job.gen, on_chunk,
+                                  [&] { return !out.alive() || timed_out(); });
     const double secs = std::chrono::duration<double>(Clock::now() - p.received).count();
+    if (r.finish == FinishReason::Cancelled && out.alive() && timed_out()) {
+      // Out of time, not out of client: the reply ends like one that hit max_tokens.
+      ++n_timed_out;
+      log(fmt::format("POST {} reached the {} ms request limit after {} tokens", path,
+                      limit.count(), r.completion_tokens));
+      r.finish = FinishReason::Length;
+    }
     if (r.finish == FinishReason::Cancelled) {
       ++n_cancelled;
       log(fmt::format("POST {} cancelled after {} tokens ({:.3f} s)", path, r.completion_tokens,
@@ -441,16 +474,12 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
     log(fmt::format("POST {} 200 model={} path={} prompt={} completion={} finish={} {:.3f} s", path,
                     job.model, h.layer_path, r.prompt_tokens, r.completion_tokens,
                     finish_reason_text(r.finish), secs));
-  } catch (const std::exception& e) {
+  } catch (const ApiError& err) {
     // The status line is already out; the error goes in the body instead.
-    const ApiError err(500, e.what());
+    write_error_body(out, job.stream, err);
+  } catch (const std::exception& e) {
     log(fmt::format("POST {} failed: {}", path, e.what()));
-    if (job.stream) {
-      out.write(sse_event(error_json(err)));
-      out.write(kSseDone);
-    } else {
-      out.write(dump(error_json(err)));
-    }
+    write_error_body(out, job.stream, ApiError(500, e.what()));
   }
   sink.done();
   return true;
@@ -509,6 +538,9 @@ SlotStats Server::slot_stats() const {
 }
 uint64_t Server::cancelled_requests() const {
   return impl_->n_cancelled.load();
+}
+uint64_t Server::timed_out_requests() const {
+  return impl_->n_timed_out.load();
 }
 
 }  // namespace reprise::serve

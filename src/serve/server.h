@@ -43,6 +43,13 @@ struct ServerOptions {
   // A reply that has not written for this long writes a few harmless bytes (SSE comment, JSON
   // whitespace): a failed write is how a vanished client is noticed.
   std::chrono::milliseconds heartbeat{1000};
+  // Wall time a generation request may take from arrival, queueing included; 0 = no limit. A
+  // reply cut short ends normally with finish_reason "length" and what was generated so far; a
+  // request still queued when it runs out gets an error body instead.
+  std::chrono::milliseconds request_timeout{600'000};
+  // Socket read/write timeout: a client that stops sending its request (or reading the reply)
+  // for this long loses the connection, so a slow upload cannot hold an HTTP thread forever.
+  std::chrono::seconds io_timeout{30};
   bool log_requests = false;  // one line per generation request on stderr
 };
 
@@ -69,6 +76,8 @@ class Server {
   SlotStats slot_stats() const;
   // Generation requests abandoned because the client went away (or the server stopped).
   uint64_t cancelled_requests() const;
+  // Requests that reached ServerOptions::request_timeout (cut short, or never got a slot).
+  uint64_t timed_out_requests() const;
 
  private:
   struct Impl;

@@ -28,3 +28,8 @@ struct CommandResult {
 CommandResult run_cli(const std::string& args, const std::string& stdin_text = "");
 
 }  // namespace reprise::test
+
+// Expects `haystack` (anything std::string can be built from) to contain `needle`, and prints
+// the whole haystack when it does not, so a wrong error message is visible in the failure.
+#define EXPECT_CONTAINS(haystack, needle) \
+  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)

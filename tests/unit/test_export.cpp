@@ -31,9 +31,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)
-
 // "<s> Once upon a time, there was a little girl named Lily." in the tok512 vocabulary.
 const std::vector<int32_t> kPrompt = {1, 403, 407, 261, 378, 270, 293, 263, 414, 259, 264, 280};
 

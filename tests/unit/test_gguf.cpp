@@ -116,9 +116,6 @@ std::vector<uint8_t> one_tensor_file(uint32_t type, std::optional<uint64_t> offs
   return b.build();
 }
 
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_NE((haystack).find(needle), std::string::npos) << (haystack)
-
 TEST(GgufErrors, WrongMagic) {
   auto bytes = test::tiny_llama_gguf();
   bytes[0] = 'X';
@@ -190,6 +187,26 @@ TEST(GgufErrors, AbsurdArrayLength) {
   b.kv_raw(raw);
   EXPECT_CONTAINS(load_error("array.gguf", b.build()),
                   "metadata tokenizer.ggml.tokens array length is 1152921504606846976");
+}
+
+// Nested arrays cost ~14x their file bytes once parsed, so a file that passes every size check can
+// still ask for far more memory than it is big; the reader refuses before allocating.
+TEST(GgufErrors, MetadataThatWouldNotFitInMemoryIsRefused) {
+  GgufBuilder b;
+  std::vector<uint8_t> raw;
+  GgufBuilder::str(raw, "general.blob");
+  GgufBuilder::put(raw, uint32_t{9});  // array
+  GgufBuilder::put(raw, uint32_t{9});  // of arrays
+  const uint64_t n = 4'000'000;        // 48 MB in the file, ~0.7 GB once widened
+  GgufBuilder::put(raw, n);
+  raw.reserve(raw.size() + n * 12);
+  for (uint64_t k = 0; k < n; ++k) {
+    GgufBuilder::put(raw, uint32_t{0});  // empty u8 array
+    GgufBuilder::put(raw, uint64_t{0});
+  }
+  b.kv_raw(raw);
+  EXPECT_CONTAINS(load_error("blob.gguf", b.build()),
+                  "metadata general.blob: metadata would need more than 512 MiB of memory");
 }
 
 TEST(GgufErrors, MisalignedData) {

@@ -20,9 +20,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_NE(std::string(haystack).find(needle), std::string::npos) << (haystack)
-
 // A fresh empty directory per test, removed afterwards.
 class GgufWriterTest : public ::testing::Test {
  protected:

@@ -476,6 +476,66 @@ TEST(ServeHttp, QueueFullGives503) {
   EXPECT_EQ(post(s, "/v1/completions", completion_body("Hi", 2)).status, 200);
 }
 
+TEST(ServeHttp, RequestTimeLimitEndsTheReplyAsLength) {
+  ServerOptions o = long_context_options();
+  o.request_timeout = 300ms;
+  TestServer s(o);
+  const auto t0 = std::chrono::steady_clock::now();
+  Reply r = post(s, "/v1/completions", endless_body(false));
+  const auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["choices"][0]["finish_reason"], "length") << r.body;
+  const int n = r.j["usage"]["completion_tokens"].get<int>();
+  EXPECT_GT(n, 0);
+  EXPECT_LT(n, 4000) << "the context filled up before the time limit was reached";
+  EXPECT_LT(took, 5s);
+  EXPECT_EQ(s.server->timed_out_requests(), 1u);
+  // A stream cut short by the limit ends like any other: a finish_reason, then [DONE].
+  std::string body;
+  post_streaming(s, "/v1/completions", endless_body(true), [&](std::string_view d) {
+    body += d;
+    return true;
+  });
+  const std::vector<json> events = sse_payloads(body);
+  ASSERT_GE(events.size(), 2u) << body;
+  EXPECT_EQ(events.back(), "[DONE]");
+  EXPECT_EQ(events[events.size() - 2]["choices"][0]["finish_reason"], "length") << body;
+  EXPECT_EQ(s.server->timed_out_requests(), 2u);
+}
+
+// A client that sends half a request and then nothing loses its connection after io_timeout
+// (httplib's own default would keep the thread for 5 s).
+TEST(ServeHttp, StalledUploadIsDisconnected) {
+  ServerOptions o = test_options();
+  o.io_timeout = 1s;
+  TestServer s(o);
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  timeval tv{10, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(s.port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string partial =
+      "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"pro";
+  ASSERT_EQ(::send(fd, partial.data(), partial.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(partial.size()));
+  const auto t0 = std::chrono::steady_clock::now();
+  // The server gives up on the body: it answers 400 or just closes, whichever httplib does.
+  char buf[4096];
+  const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ::close(fd);
+  if (n > 0) {
+    EXPECT_TRUE(std::string_view(buf, n).starts_with("HTTP/1.1 400"));
+  }
+  EXPECT_GE(waited, 900ms);
+  EXPECT_LT(waited, 3500ms) << "the stalled connection was not dropped after io_timeout";
+  EXPECT_EQ(get(s, "/health").status, 200);
+}
+
 TEST(ServeHttp, WaitingRequestsAreServedInTurn) {
   ServerOptions o = long_context_options();
   o.parallel = 1;

@@ -149,6 +149,32 @@ TEST(Session, BadTokensAndFullContextAreErrors) {
   }
 }
 
+TEST(Session, KvCacheBeyondTheMemoryLimitIsRefusedNamingCtx) {
+  auto m = Model::load(test::default_model());
+  const int kv_dim = m->hparams().kv_dim();
+  SessionOptions o = small();
+  o.max_kv_bytes = 1 << 20;
+  o.n_ctx = 4096;  // 5 positions x 4096 x kv_dim x 4 bytes x 2 = 5 MiB at kv_dim 32
+  ASSERT_EQ(kv_dim, 32);
+  try {
+    Session s(*m, LayerPath::identity(5), o);
+    FAIL() << "a 5 MiB KV cache passed a 1 MiB limit";
+  } catch (const Error& e) {
+    EXPECT_CONTAINS(e.what(), "--ctx 4096: the KV cache would need 5 MiB");
+    EXPECT_CONTAINS(e.what(), "more than the 1 MiB limit; at most --ctx 819 fits");
+  }
+  o.n_ctx = 819;
+  EXPECT_NO_THROW(Session(*m, LayerPath::identity(5), o));
+  // Switching to a longer path re-checks: 10 positions at --ctx 819 no longer fit.
+  Session s(*m, LayerPath::identity(5), o);
+  EXPECT_THROW(s.set_path(parse_layer_path("repeat:0:5", 5)), Error);
+  // The default limit (3/4 of physical memory) stops the largest context with the longest path
+  // before anything is allocated: 4096 positions x 2^20 x 32 x 4 x 2 bytes = 1 TiB.
+  SessionOptions huge = small();
+  huge.n_ctx = 1 << 20;
+  EXPECT_THROW(Session(*m, LayerPath{std::vector<int>(4096, 0)}, huge), Error);
+}
+
 TEST(Session, EmptyOrOutOfRangePathIsRejected) {
   auto m = Model::load(test::default_model());
   EXPECT_THROW(Session(*m, LayerPath{}, small()), Error);
