@@ -1,9 +1,14 @@
 // reprise scan: score every (i, j) block against the baseline, resumably.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cstdio>
+
 #include "cli/common.h"
 #include "report/scan_report.h"
+#include "scan/cluster.h"
 #include "scan/runner.h"
+#include "util/thread_pool.h"
 #include "util/error.h"
 
 namespace reprise::cli {
@@ -55,7 +60,21 @@ int run_scan_cli(ScanCli& o) {
   for (const auto& k : split(o.loops, ',')) o.scan.plan.loops.push_back(to_int(k, "--loops"));
   if (!o.i_range.empty()) o.scan.plan.i_range = parse_range(o.i_range, "--i-range");
   if (!o.j_range.empty()) o.scan.plan.j_range = parse_range(o.j_range, "--j-range");
-  auto totals = scan::run_scan(o.scan);
+  auto cluster = scan::Cluster::from_environment();
+  if (o.scan.session.n_threads == 0 && cluster->local_size() > 1)  // share this machine's cores
+    o.scan.session.n_threads =
+        std::max(1, ThreadPool::default_threads() / cluster->local_size());
+  scan::ScanTotals totals;
+  try {
+    totals = scan::run_scan(o.scan, *cluster);
+  } catch (const std::exception& e) {
+    if (cluster->size() == 1) throw;
+    // One failed rank must not leave the others waiting for it.
+    fmt::print(stderr, "reprise: error: rank {}: {}\n", cluster->rank(), e.what());
+    std::fflush(stderr);
+    cluster->abort(2);
+  }
+  if (cluster->rank() != 0) return 0;
   fmt::print("{}", report::scan_summary(o.out, o.top));
   fmt::print("this run: {} configs scored, {} already in the store; {:.1f} s\n", totals.configs_run,
              totals.configs_skipped, totals.seconds);

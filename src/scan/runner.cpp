@@ -13,6 +13,7 @@
 #include "eval/session_lm.h"
 #include "model/model.h"
 #include "scan/analysis.h"
+#include "scan/cluster.h"
 #include "scan/store.h"
 #include "util/error.h"
 #include "util/sha256.h"
@@ -48,6 +49,35 @@ std::string model_fingerprint(const Model& m) {
   return h.hex_digest();
 }
 
+// One config's outcome, as stored; JSON carries it between ranks (doubles round-trip exactly).
+struct ConfigResult {
+  ConfigRecord record;
+  std::vector<ItemScore> scores;
+
+  std::string to_json() const {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& s : scores) rows.push_back({s.task, s.item, s.metric, s.value});
+    return nlohmann::json{{"key", record.key},
+                          {"path", record.path},
+                          {"phase", record.phase},
+                          {"layer_evals", record.layer_evals},
+                          {"layer_evals_full", record.layer_evals_full},
+                          {"seconds", record.seconds},
+                          {"scores", rows}}
+        .dump();
+  }
+
+  static ConfigResult from_json(const std::string& text) {
+    const auto j = nlohmann::json::parse(text);
+    ConfigResult r;
+    r.record = {j.at("key"), j.at("path"), j.at("phase"), j.at("layer_evals"),
+                j.at("layer_evals_full"), j.at("seconds")};
+    for (const auto& row : j.at("scores"))
+      r.scores.push_back({row.at(0), row.at(1), row.at(2), row.at(3)});
+    return r;
+  }
+};
+
 class Progress {
  public:
   Progress(bool quiet, size_t total) : quiet_(quiet), total_(total), t0_(Clock::now()) {}
@@ -73,8 +103,8 @@ class Progress {
 
 class Scanner {
  public:
-  explicit Scanner(const ScanOptions& o)
-      : o_(o), model_(Model::load(o.model)), n_layer_(model_->hparams().n_layer) {
+  Scanner(const ScanOptions& o, Cluster& cluster)
+      : o_(o), cluster_(cluster), model_(Model::load(o.model)), n_layer_(model_->hparams().n_layer) {
     if (!model_->tokenizer())
       throw Error(fmt::format("{}: the model has no vocabulary; scans need text tasks",
                               model_->path()));
@@ -93,8 +123,32 @@ class Scanner {
       search_n_.push_back(n);
       held_n_.push_back(held);
     }
-    store_ = std::make_unique<Store>(o.store);
-    store_->bind_identity(identity());
+    identity_ = identity();
+    check_same_inputs_on_every_rank();
+    if (cluster_.rank() == 0) open_store();
+
+    cache_ = std::make_unique<PrefixCache>(*model_, LayerPath::identity(n_layer_), o.session,
+                                           o.cache_bytes);
+    eval::SessionLMOptions lo;
+    lo.session = o.session;
+    lm_ = std::make_unique<eval::SessionLM>(*model_, LayerPath::identity(n_layer_), lo);
+    lm_->session().set_prefix_cache(cache_.get());
+  }
+
+  ScanTotals run() {
+    if (cluster_.rank() != 0) {
+      serve_root();
+      return totals_;
+    }
+    ScanTotals t = run_root();
+    if (cluster_.size() > 1) cluster_.broadcast(nlohmann::json{{"done", true}}.dump());
+    return t;
+  }
+
+ private:
+  void open_store() {
+    store_ = std::make_unique<Store>(o_.store);
+    store_->bind_identity(identity_);
     nlohmann::json pm = nlohmann::json::array();
     for (const auto& t : tasks_) {
       const auto& m = t->info().metrics.at(0);
@@ -106,17 +160,23 @@ class Scanner {
     store_->set_meta("primary_metrics", pm.dump());
     store_->set_meta("model_name", std::filesystem::path(model_->path()).filename().string());
     store_->set_meta("n_layer", std::to_string(n_layer_));
-    store_->set_meta("limit", std::to_string(o.limit));
-
-    cache_ = std::make_unique<PrefixCache>(*model_, LayerPath::identity(n_layer_), o.session,
-                                           o.cache_bytes);
-    eval::SessionLMOptions lo;
-    lo.session = o.session;
-    lm_ = std::make_unique<eval::SessionLM>(*model_, LayerPath::identity(n_layer_), lo);
-    lm_->session().set_prefix_cache(cache_.get());
+    store_->set_meta("limit", std::to_string(o_.limit));
   }
 
-  ScanTotals run() {
+  // Every rank maps its own copy of the model and builds its own items: they must be the same
+  // bytes as rank 0's, or the store would mix scores of different things.
+  void check_same_inputs_on_every_rank() {
+    if (cluster_.size() == 1) return;
+    const auto root = nlohmann::json::parse(cluster_.broadcast(nlohmann::json(identity_).dump()))
+                          .get<std::map<std::string, std::string>>();
+    for (const auto& [key, value] : identity_)
+      if (root.at(key) != value)
+        throw Error(fmt::format("rank {}: {} differs from rank 0's ({} vs {}); every rank must "
+                                "see the same model file and tasks",
+                                cluster_.rank(), key, value, root.at(key)));
+  }
+
+  ScanTotals run_root() {
     auto t0 = Clock::now();
     std::vector<Config> search = {Config::baseline()};
     const bool coarse = o_.strategy == "coarse-to-fine";
@@ -166,7 +226,6 @@ class Scanner {
     return totals_;
   }
 
- private:
   // Fingerprint of the requests of items [begin, begin + n) of every task.
   std::string items_hash(bool held_out) const {
     Sha256 items;
@@ -190,28 +249,73 @@ class Scanner {
             {"items_sha256", items_hash(false)}};
   }
 
+  // Rank 0: scores the configs of one phase not yet in the store. With several ranks, config k
+  // of the list goes to rank k mod R; rank 0 stores its own results and the others' as they come.
   void run_phase(const std::string& phase, const std::vector<Config>& configs, bool held_out) {
     Progress progress(o_.quiet, configs.size());
+    std::vector<Config> todo;
     for (const Config& c : configs) {
       if (store_->is_done(c.key(), phase)) {
         ++totals_.configs_skipped;
         progress.tick(c.key(), false);
+      } else {
+        todo.push_back(c);
+      }
+    }
+    if (todo.empty()) return;
+    const int ranks = cluster_.size();
+    if (ranks > 1) {
+      nlohmann::json keys = nlohmann::json::array();
+      for (const Config& c : todo) keys.push_back(c.key());
+      cluster_.broadcast(
+          nlohmann::json{{"phase", phase}, {"held_out", held_out}, {"configs", keys}}.dump());
+    }
+    auto keep = [&](const ConfigResult& r) {
+      store_->save_config(r.record, r.scores);
+      totals_.layer_evals += r.record.layer_evals;
+      totals_.layer_evals_full += r.record.layer_evals_full;
+      ++totals_.configs_run;
+      progress.tick(r.record.key, true);
+    };
+    size_t from_others = 0, expected_from_others = 0;
+    for (size_t k = 0; k < todo.size(); ++k) {
+      if (k % ranks != 0) {
+        ++expected_from_others;
         continue;
       }
-      run_config(c, phase, held_out);
-      ++totals_.configs_run;
-      progress.tick(c.key(), true);
+      keep(score_config(todo[k], phase, held_out));
+      for (std::optional<std::string> m; (m = cluster_.receive(false)); ++from_others)
+        keep(ConfigResult::from_json(*m));
     }
+    for (; from_others < expected_from_others; ++from_others)
+      keep(ConfigResult::from_json(*cluster_.receive(true)));
   }
 
-  void run_config(const Config& c, const std::string& phase, bool held_out) {
+  // Ranks other than 0: score this rank's share of each phase rank 0 announces, until it says
+  // the scan is done.
+  void serve_root() {
+    const int rank = cluster_.rank(), ranks = cluster_.size();
+    for (;;) {
+      const auto msg = nlohmann::json::parse(cluster_.broadcast(""));
+      if (msg.contains("done")) break;
+      const auto& keys = msg.at("configs");
+      for (size_t k = static_cast<size_t>(rank); k < keys.size(); k += static_cast<size_t>(ranks))
+        cluster_.send_to_root(score_config(Config::from_key(keys[k].get<std::string>()),
+                                           msg.at("phase").get<std::string>(),
+                                           msg.at("held_out").get<bool>())
+                                  .to_json());
+    }
+    cluster_.flush();
+  }
+
+  ConfigResult score_config(const Config& c, const std::string& phase, bool held_out) {
     auto t0 = Clock::now();
     LayerPath path = c.path(n_layer_);
     lm_->set_path(path);
     Session& s = lm_->session();
     const int64_t evals0 = s.layer_evals(), tokens0 = s.tokens_run(),
                   base0 = cache_->baseline_evals();
-    std::vector<ItemScore> scores;
+    ConfigResult out;
     for (size_t k = 0; k < tasks_.size(); ++k) {
       SliceTask slice(*tasks_[k], held_out ? search_n_[k] : 0,
                       held_out ? held_n_[k] : search_n_[k]);
@@ -219,26 +323,26 @@ class Scanner {
       const auto& metrics = tasks_[k]->info().metrics;
       for (const auto& item : r.items)
         for (size_t m = 0; m < metrics.size() && m < item.values.size(); ++m)
-          scores.push_back({tasks_[k]->info().name, item.id, metrics[m].name, item.values[m]});
+          out.scores.push_back({tasks_[k]->info().name, item.id, metrics[m].name, item.values[m]});
     }
-    ConfigRecord rec;
+    ConfigRecord& rec = out.record;
     rec.key = c.key();
     rec.path = path.canonical();
     rec.phase = phase;
     rec.layer_evals = (s.layer_evals() - evals0) + (cache_->baseline_evals() - base0);
     rec.layer_evals_full = (s.tokens_run() - tokens0) * path.size();
     rec.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    store_->save_config(rec, scores);
-    totals_.layer_evals += rec.layer_evals;
-    totals_.layer_evals_full += rec.layer_evals_full;
+    return out;
   }
 
   const ScanOptions& o_;
+  Cluster& cluster_;
   std::unique_ptr<Model> model_;
   int n_layer_;
   std::vector<std::unique_ptr<eval::Task>> tasks_;
   std::vector<size_t> search_n_, held_n_;
-  std::unique_ptr<Store> store_;
+  std::map<std::string, std::string> identity_;
+  std::unique_ptr<Store> store_;  // rank 0 only
   std::unique_ptr<PrefixCache> cache_;
   std::unique_ptr<eval::SessionLM> lm_;
   ScanTotals totals_;
@@ -246,6 +350,10 @@ class Scanner {
 
 }  // namespace
 
-ScanTotals run_scan(const ScanOptions& opts) { return Scanner(opts).run(); }
+ScanTotals run_scan(const ScanOptions& opts, Cluster& cluster) {
+  return Scanner(opts, cluster).run();
+}
+
+ScanTotals run_scan(const ScanOptions& opts) { return run_scan(opts, *Cluster::single()); }
 
 }  // namespace reprise::scan

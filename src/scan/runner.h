@@ -39,7 +39,12 @@ struct ScanTotals {
   double seconds = 0;
 };
 
+class Cluster;
+
 // Throws Error on bad options, an incompatible store, or unusable tasks.
 ScanTotals run_scan(const ScanOptions& opts);
+// The same across the ranks of `cluster` (scan/cluster.h): rank 0 owns the store and returns the
+// totals; the other ranks score their share and return empty totals.
+ScanTotals run_scan(const ScanOptions& opts, Cluster& cluster);
 
 }  // namespace reprise::scan

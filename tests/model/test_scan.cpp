@@ -112,6 +112,51 @@ void expect_scan_error(const std::string& args, const std::string& fragment) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
+// mpirun as the tests run it: root is allowed (CI containers), more ranks than cores are fine,
+// and shared-memory transfers avoid the cross-process copy containers often forbid.
+std::string mpirun(int ranks) {
+  return "mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none -np " +
+         std::to_string(ranks) + " ";
+}
+
+bool have_mpirun() { return test::run_shell("command -v mpirun").exit_code == 0; }
+
+TEST(Scan, TwoMpiRanksGiveTheSameStoreAsOneProcess) {
+  if (!have_mpirun()) GTEST_SKIP() << "mpirun not installed (scripts/setup.sh installs openmpi-bin)";
+  auto one = temp_dir() / "mpi-one.db", two = temp_dir() / "mpi-two.db";
+  fs::remove(one), fs::remove(two);
+  auto r1 = test::run_cli("scan -m " + model() + kScanArgs + " -o '" + one.string() + "'");
+  ASSERT_EQ(r1.exit_code, 0) << r1.err;
+  auto r2 = test::run_shell(mpirun(2) + quoted(test::binary()) + " scan -m " + model() + kScanArgs +
+                            " -o '" + two.string() + "'");
+  ASSERT_EQ(r2.exit_code, 0) << r2.err;
+  EXPECT_EQ(scan_csv(one, "mpi-one.csv"), scan_csv(two, "mpi-two.csv"));
+  // Each rank built its own baseline cache, so the two-rank job ran more layers than one
+  // process did: evidence that rank 1 really scored configs.
+  auto evals = [](const std::string& out) {
+    const auto at = out.find("layer evaluations (positions x tokens): ");
+    return at == std::string::npos ? -1 : std::stoll(out.substr(at + 40));
+  };
+  EXPECT_GT(evals(r2.out), evals(r1.out)) << r1.out << "\n" << r2.out;
+  // Only rank 0 reports.
+  EXPECT_EQ(r2.out.find("this run:"), r2.out.rfind("this run:")) << r2.out;
+}
+
+TEST(Scan, MpiRankWithAnotherModelStopsTheJob) {
+  if (!have_mpirun()) GTEST_SKIP() << "mpirun not installed (scripts/setup.sh installs openmpi-bin)";
+  auto db = temp_dir() / "mpi-mixed.db";
+  fs::remove(db);
+  const std::string other = quoted((test::source_dir() / "tests/data/hf/stories260K-f32").string());
+  const std::string tail = kScanArgs + " -o '" + db.string() + "'";
+  auto r = test::run_shell("timeout 120 mpirun --allow-run-as-root --oversubscribe --mca "
+                           "btl_vader_single_copy_mechanism none -np 1 " + quoted(test::binary()) +
+                           " scan -m " + model() + tail + " : -np 1 " + quoted(test::binary()) +
+                           " scan -m " + other + tail);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.exit_code, 124) << "the job hung instead of stopping";
+  EXPECT_NE(r.err.find("rank 1: model_sha256 differs from rank 0's"), std::string::npos) << r.err;
+}
+
 TEST(Scan, BadInput) {
   auto db = (temp_dir() / "bad.db").string();
   fs::remove(db);

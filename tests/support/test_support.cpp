@@ -29,7 +29,7 @@ std::string slurp(const std::filesystem::path& p) {
 }
 }  // namespace
 
-CommandResult run_cli(const std::string& args, const std::string& stdin_text) {
+CommandResult run_shell(const std::string& command, const std::string& stdin_text) {
   char dir_template[] = "/tmp/reprise-test-XXXXXX";
   const char* dir = mkdtemp(dir_template);
   std::filesystem::path d = dir ? dir : "/tmp";
@@ -37,8 +37,8 @@ CommandResult run_cli(const std::string& args, const std::string& stdin_text) {
     std::ofstream in(d / "stdin");
     in << stdin_text;
   }
-  std::string cmd = std::string("'") + REPRISE_BINARY + "' " + args + " <'" + (d / "stdin").string() +
-                    "' >'" + (d / "stdout").string() + "' 2>'" + (d / "stderr").string() + "'";
+  const std::string cmd = "( " + command + " ) <'" + (d / "stdin").string() + "' >'" +
+                          (d / "stdout").string() + "' 2>'" + (d / "stderr").string() + "'";
   int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -46,6 +46,12 @@ CommandResult run_cli(const std::string& args, const std::string& stdin_text) {
   r.err = slurp(d / "stderr");
   std::filesystem::remove_all(d);
   return r;
+}
+
+std::string binary() { return REPRISE_BINARY; }
+
+CommandResult run_cli(const std::string& args, const std::string& stdin_text) {
+  return run_shell("'" + binary() + "' " + args, stdin_text);
 }
 
 }  // namespace reprise::test

@@ -26,6 +26,10 @@ struct CommandResult {
 
 // Runs the built `reprise` binary with `args` (a shell-quoted argument string).
 CommandResult run_cli(const std::string& args, const std::string& stdin_text = "");
+// Runs a shell command line (e.g. one that starts `reprise` under mpirun).
+CommandResult run_shell(const std::string& command, const std::string& stdin_text = "");
+// Path of the built `reprise` binary.
+std::string binary();
 
 }  // namespace reprise::test
 
