@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "kernels/ops.h"
 #include "model/tokenizer.h"
 #include "util/error.h"
 
@@ -19,14 +20,6 @@ const Tokenizer& require_tokenizer(const Model& m) {
   if (!m.tokenizer())
     throw Error(fmt::format("{}: the model has no vocabulary; evaluation needs one", m.path()));
   return *m.tokenizer();
-}
-
-// log(sum(exp(logits))) in double, shifted by the maximum to avoid overflow.
-double log_sum_exp(std::span<const float> logits) {
-  const float mx = *std::max_element(logits.begin(), logits.end());
-  double s = 0;
-  for (float v : logits) s += std::exp(static_cast<double>(v) - mx);
-  return mx + std::log(s);
 }
 
 int32_t argmax(std::span<const float> logits) {
@@ -80,7 +73,12 @@ void SessionLM::forward(std::span<const int32_t> tokens, size_t first_row, const
       const size_t m = std::min(kRows, tokens.size() - pos);
       auto logits = session_.prefill(tokens.subspan(pos, m), true);
       cached_.insert(cached_.end(), tokens.begin() + pos, tokens.begin() + pos + m);
-      for (size_t j = 0; j < m; ++j) row(pos + j, logits.subspan(j * n_vocab, n_vocab));
+      std::vector<double> lse(m);
+      session_.pool().parallel_for(static_cast<int64_t>(m), [&](int64_t j0, int64_t j1) {
+        for (int64_t j = j0; j < j1; ++j)
+          lse[j] = kernels::log_sum_exp(logits.subspan(j * n_vocab, n_vocab));
+      });
+      for (size_t j = 0; j < m; ++j) row(pos + j, logits.subspan(j * n_vocab, n_vocab), lse[j]);
     }
   } catch (...) {
     session_.reset();
@@ -130,9 +128,9 @@ std::vector<LoglikelihoodResult> SessionLM::loglikelihood(
     LoglikelihoodResult& res = out[i];
     res.is_greedy = true;
     res.n_tokens = static_cast<int>(cont[i].size());
-    forward(fed[i], first, [&](size_t pos, std::span<const float> logits) {
+    forward(fed[i], first, [&](size_t pos, std::span<const float> logits, double lse) {
       const int32_t want = cont[i][pos - first];
-      res.logprob += logits[want] - log_sum_exp(logits);
+      res.logprob += logits[want] - lse;
       res.is_greedy = res.is_greedy && argmax(logits) == want;
     });
   }
@@ -154,8 +152,8 @@ std::vector<RollingResult> SessionLM::loglikelihood_rolling(
       const size_t end = std::min(tokens.size() - 1, done == 0 ? window : done + stride);
       const size_t begin = end > window ? end - window : 0;
       std::span<const int32_t> fed(tokens.data() + begin, end - begin);
-      forward(fed, done - begin, [&](size_t pos, std::span<const float> logits) {
-        out[i].logprob += logits[tokens[begin + pos + 1]] - log_sum_exp(logits);
+      forward(fed, done - begin, [&](size_t pos, std::span<const float> logits, double lse) {
+        out[i].logprob += logits[tokens[begin + pos + 1]] - lse;
         ++out[i].n_tokens;
       });
       done = end;
@@ -183,7 +181,7 @@ std::vector<GenerateResult> SessionLM::generate_until(std::span<const GenerateRe
     const auto& r = requests[i];
     std::vector<float> logits;
     forward(ctx[i], ctx[i].size() - 1,
-            [&](size_t, std::span<const float> l) { logits.assign(l.begin(), l.end()); });
+            [&](size_t, std::span<const float> l, double) { logits.assign(l.begin(), l.end()); });
     const size_t budget = std::min<size_t>(r.max_tokens, n_ctx - ctx[i].size());
     GenerateResult& res = out[i];
     for (size_t n = 0; n < budget; ++n) {
@@ -239,7 +237,7 @@ std::vector<CandidateResult> SessionLM::candidate_probs(
     ctx[i] = fit_left(std::move(ctx[i]), n_ctx, 1);
   }
   for (size_t i : prefix_order(ctx)) {
-    forward(ctx[i], ctx[i].size() - 1, [&](size_t, std::span<const float> logits) {
+    forward(ctx[i], ctx[i].size() - 1, [&](size_t, std::span<const float> logits, double) {
       std::vector<double> l;
       for (int32_t t : out[i].tokens) l.push_back(logits[t]);
       const double mx = *std::max_element(l.begin(), l.end());

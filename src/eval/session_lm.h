@@ -54,7 +54,9 @@ class SessionLM final : public LanguageModel {
   int64_t requests_truncated() const { return n_truncated_; }
 
  private:
-  using RowFn = std::function<void(size_t pos, std::span<const float> logits)>;
+  // One scored row: its position, its logits, and log(sum(exp(logits))) (computed for the rows
+  // of a chunk in parallel, as it costs a pass over the whole vocabulary).
+  using RowFn = std::function<void(size_t pos, std::span<const float> logits, double lse)>;
 
   // Makes the session hold exactly `tokens`, computing only what follows the longest prefix it
   // already holds (but at least positions first_row..), and calls row(pos, logits) for each

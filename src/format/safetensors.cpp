@@ -8,6 +8,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "util/describe.h"
 #include "util/error.h"
 
 namespace reprise {
@@ -24,40 +25,6 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 constexpr uint64_t kMaxDim = uint64_t{1} << 40;
 constexpr uint64_t kMaxElements = uint64_t{1} << 50;
 
-// Names come from the file; keep messages on one line whatever bytes they hold.
-std::string printable(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f)
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out += static_cast<char>(c);
-  }
-  return out;
-}
-
-std::string_view kind(const json& j) {
-  switch (j.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-      return "an integer";
-    case json::value_t::number_float:
-      return "a float";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::object:
-      return "an object";
-    default:
-      return "not a JSON value";
-  }
-}
 
 // nlohmann prefixes its messages with "[json.exception.parse_error.101] "; the rest is the useful
 // part (line, column, what was read).
@@ -127,16 +94,16 @@ class HeaderChecker {
     Entry e;
     e.name = raw_name;
     const std::string name = "tensor " + printable(raw_name);
-    if (!v.is_object()) fail(fmt::format("{} is {}, expected an object", name, kind(v)));
+    if (!v.is_object()) fail(fmt::format("{} is {}, expected an object", name, json_kind(v)));
 
     const json& dtype = field(v, "dtype", name);
     if (!dtype.is_string())
-      fail(fmt::format("{}: dtype is {}, expected a string", name, kind(dtype)));
+      fail(fmt::format("{}: dtype is {}, expected a string", name, json_kind(dtype)));
     e.dtype = dtype.get<std::string>();
 
     const json& shape = field(v, "shape", name);
     if (!shape.is_array())
-      fail(fmt::format("{}: shape is {}, expected an array", name, kind(shape)));
+      fail(fmt::format("{}: shape is {}, expected an array", name, json_kind(shape)));
     uint64_t elements = 1;
     for (size_t d = 0; d < shape.size(); ++d) {
       const json& dim = shape[d];
@@ -144,7 +111,7 @@ class HeaderChecker {
         fail(fmt::format("{}: dimension {} is {}, expected a non-negative integer", name, d,
                          dim.get<int64_t>()));
       if (!dim.is_number_unsigned())
-        fail(fmt::format("{}: dimension {} is {}, expected an integer", name, d, kind(dim)));
+        fail(fmt::format("{}: dimension {} is {}, expected an integer", name, d, json_kind(dim)));
       const uint64_t n = dim.get<uint64_t>();
       if (n > kMaxDim) fail(fmt::format("{} has absurd dimension {}", name, n));
       if (n != 0 && elements > kMaxElements / n)
@@ -156,7 +123,7 @@ class HeaderChecker {
     const json& offsets = field(v, "data_offsets", name);
     if (!offsets.is_array() || offsets.size() != 2)
       fail(fmt::format("{}: data_offsets is {}, expected an array of two integers", name,
-                       offsets.is_array() ? offsets.dump() : std::string(kind(offsets))));
+                       offsets.is_array() ? offsets.dump() : std::string(json_kind(offsets))));
     for (const json& o : offsets)
       if (!o.is_number_unsigned())
         fail(fmt::format("{}: data_offsets {} are not two non-negative integers", name,
@@ -226,17 +193,17 @@ std::unique_ptr<SafetensorsModel> SafetensorsModel::open(const fs::path& path) {
     const std::string index_name = index_file->string();
     auto fail = [&](const std::string& what) { throw FormatError(index_name, what); };
     const json index = read_json_file(*index_file, "index");
-    if (!index.is_object()) fail(fmt::format("index is {}, expected an object", kind(index)));
+    if (!index.is_object()) fail(fmt::format("index is {}, expected an object", json_kind(index)));
     auto wm = index.find("weight_map");
     if (wm == index.end()) fail("missing field weight_map");
-    if (!wm->is_object()) fail(fmt::format("weight_map is {}, expected an object", kind(*wm)));
+    if (!wm->is_object()) fail(fmt::format("weight_map is {}, expected an object", json_kind(*wm)));
     if (wm->empty()) fail("weight_map lists no tensors");
 
     std::set<std::string> shard_names;  // sorted, so model-00001-of-N loads first
     for (const auto& [name, shard] : wm->items()) {
       if (!shard.is_string())
         fail(fmt::format("weight_map entry {} is {}, expected a string", printable(name),
-                         kind(shard)));
+                         json_kind(shard)));
       const std::string& s = shard.get_ref<const std::string&>();
       // Shards live beside the index; anything else is a path an index has no business naming.
       if (s.empty() || s == "." || s == ".." || s.find('/') != std::string::npos ||
@@ -264,7 +231,7 @@ std::unique_ptr<SafetensorsModel> SafetensorsModel::open(const fs::path& path) {
   if (fs::exists(config)) {
     json c = read_json_file(config, "config.json");
     if (!c.is_object())
-      throw FormatError(config.string(), fmt::format("config is {}, expected an object", kind(c)));
+      throw FormatError(config.string(), fmt::format("config is {}, expected an object", json_kind(c)));
     *m->config_ = std::move(c);
   }
   return m;
@@ -301,7 +268,7 @@ void SafetensorsModel::load_shard(const fs::path& path) {
   } catch (const json::exception& e) {
     fail("header is not valid JSON: " + json_error(e));
   }
-  if (!header.is_object()) fail(fmt::format("header is {}, expected an object", kind(header)));
+  if (!header.is_object()) fail(fmt::format("header is {}, expected an object", json_kind(header)));
   if (!duplicate.empty()) fail(fmt::format("tensor {} appears twice", printable(duplicate)));
 
   const uint64_t data_start = 8 + header_len;
@@ -311,7 +278,7 @@ void SafetensorsModel::load_shard(const fs::path& path) {
   for (const auto& [key, value] : header.items()) {
     if (key == "__metadata__") {
       if (!value.is_object())
-        fail(fmt::format("__metadata__ is {}, expected an object", kind(value)));
+        fail(fmt::format("__metadata__ is {}, expected an object", json_kind(value)));
       continue;
     }
     entries.push_back(check.entry(key, value));

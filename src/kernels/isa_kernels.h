@@ -69,6 +69,10 @@ struct IsaKernels {
 
   // g[i] = silu(g[i]) * u[i]
   void (*swiglu)(float* g, const float* u, int64_t n);
+
+  // For log-softmax over a vocabulary row: *max = max_j x[j] and *sum = sum_j exp(x[j] - *max),
+  // accumulated in double (rows have ~10^5 terms). n >= 1.
+  void (*exp_sum)(const float* x, int64_t n, float* max, double* sum);
 };
 
 // Floats of per-thread scratch the gemm kernels need for rows of `cols` elements.

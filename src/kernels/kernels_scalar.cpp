@@ -83,8 +83,16 @@ void swiglu(float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
+void exp_sum(const float* x, int64_t n, float* max, double* sum) {
+  const float m = *std::max_element(x, x + n);
+  double s = 0;
+  for (int64_t j = 0; j < n; ++j) s += std::exp(static_cast<double>(x[j]) - m);
+  *max = m;
+  *sum = s;
+}
+
 constexpr IsaKernels kScalar = {
-    matvec_act, quantize_act, matvec, gemm, attn_scores, softmax_exp, attn_values, swiglu,
+    matvec_act, quantize_act, matvec, gemm, attn_scores, softmax_exp, attn_values, swiglu, exp_sum,
 };
 
 }  // namespace

@@ -78,6 +78,13 @@ void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool
   });
 }
 
+double log_sum_exp(std::span<const float> v) {
+  float max = 0;
+  double sum = 0;
+  active_kernels().exp_sum(v.data(), static_cast<int64_t>(v.size()), &max, &sum);
+  return max + std::log(sum);
+}
+
 void rmsnorm(const float* x, const float* gain, int64_t T, int64_t n, float eps, float* y) {
   for (int64_t t = 0; t < T; ++t) {
     const float* xt = x + t * n;

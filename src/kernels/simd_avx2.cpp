@@ -763,6 +763,37 @@ float softmax_exp(float* s, int64_t n) {
   return total;
 }
 
+// exp in float (the same polynomial as the softmax), summed in double: a vocabulary row has
+// ~10^5 terms, too many for a float sum to keep 1e-7 of relative accuracy.
+void exp_sum(const float* x, int64_t n, float* max, double* sum) {
+  __m256 mv = _mm256_set1_ps(-3.0e38f);
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + j));
+  float m = hmax(mv);
+  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+  const __m256 mb = _mm256_set1_ps(m);
+  __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+  j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mb));
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  if (j < n) {
+    // The tail is padded with -inf-like values whose exp is 0.
+    alignas(32) float buf[8] = {-3.0e38f, -3.0e38f, -3.0e38f, -3.0e38f,
+                                -3.0e38f, -3.0e38f, -3.0e38f, -3.0e38f};
+    for (int64_t i = 0; i < n - j; ++i) buf[i] = x[j + i];
+    const __m256 e = exp_ps(_mm256_sub_ps(_mm256_load_ps(buf), mb));
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  alignas(32) double parts[4];
+  _mm256_store_pd(parts, _mm256_add_pd(lo, hi));
+  *max = m;
+  *sum = (parts[0] + parts[1]) + (parts[2] + parts[3]);
+}
+
 template <KvElem E>
 void values_impl(const float* p, const void* v, int64_t stride, int64_t n, int64_t hd, float* out) {
   int64_t i0 = 0;
@@ -819,7 +850,7 @@ void swiglu(float* g, const float* u, int64_t n) {
 }
 
 constexpr IsaKernels kAvx2 = {
-    matvec_act, quantize_act, matvec, gemm, attn_scores, softmax_exp, attn_values, swiglu,
+    matvec_act, quantize_act, matvec, gemm, attn_scores, softmax_exp, attn_values, swiglu, exp_sum,
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string_view>
 
+#include "util/describe.h"
 #include "util/error.h"
 
 namespace reprise {
@@ -35,38 +36,6 @@ constexpr ArchSpec kArchs[] = {
 constexpr double kDefaultRopeTheta = 10000.0;
 constexpr double kDefaultRmsEps = 1e-6;
 
-std::string printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c < 0x20 || c == 0x7f)
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out += static_cast<char>(c);
-  }
-  return out;
-}
-
-std::string_view kind(const json& j) {
-  switch (j.type()) {
-    case json::value_t::null:
-      return "null";
-    case json::value_t::boolean:
-      return "a boolean";
-    case json::value_t::number_integer:
-    case json::value_t::number_unsigned:
-      return "an integer";
-    case json::value_t::number_float:
-      return "a float";
-    case json::value_t::string:
-      return "a string";
-    case json::value_t::array:
-      return "an array";
-    case json::value_t::object:
-      return "an object";
-    default:
-      return "not a JSON value";
-  }
-}
 
 // Typed access to one JSON object; `prefix` qualifies nested names ("rope_scaling.").
 class Fields {
@@ -92,7 +61,7 @@ class Fields {
   // A positive integer that fits an int.
   int positive_int(std::string_view key, const json& v) const {
     if (!v.is_number_integer())
-      fail(fmt::format("field {} is {}, expected an integer", name(key), kind(v)));
+      fail(fmt::format("field {} is {}, expected an integer", name(key), json_kind(v)));
     // Parsed JSON holds non-negative integers as unsigned, but a caller may build signed ones.
     const bool non_positive =
         v.is_number_unsigned() ? v.get<uint64_t>() == 0 : v.get<int64_t>() <= 0;
@@ -110,7 +79,7 @@ class Fields {
 
   // A finite positive number; JSON integers count ("rope_theta": 500000).
   double positive_number(std::string_view key, const json& v) const {
-    if (!v.is_number()) fail(fmt::format("field {} is {}, expected a number", name(key), kind(v)));
+    if (!v.is_number()) fail(fmt::format("field {} is {}, expected a number", name(key), json_kind(v)));
     const double x = v.get<double>();
     if (!(x > 0) || !std::isfinite(x))
       fail(fmt::format("field {} is {}, expected a positive number", name(key), v.dump()));
@@ -126,7 +95,7 @@ class Fields {
     const json* v = find(key);
     if (!v) return std::nullopt;
     if (!v->is_boolean())
-      fail(fmt::format("field {} is {}, expected a boolean", name(key), kind(*v)));
+      fail(fmt::format("field {} is {}, expected a boolean", name(key), json_kind(*v)));
     return v->get<bool>();
   }
 
@@ -134,7 +103,7 @@ class Fields {
     const json* v = find(key);
     if (!v) return std::nullopt;
     if (!v->is_string())
-      fail(fmt::format("field {} is {}, expected a string", name(key), kind(*v)));
+      fail(fmt::format("field {} is {}, expected a string", name(key), json_kind(*v)));
     return v->get<std::string>();
   }
 
@@ -149,10 +118,10 @@ const ArchSpec& arch_spec(const Fields& f, const std::string& source) {
   bool from_class = false;
   if (const json* a = f.find("architectures")) {
     if (!a->is_array())
-      f.fail(fmt::format("field architectures is {}, expected an array", kind(*a)));
+      f.fail(fmt::format("field architectures is {}, expected an array", json_kind(*a)));
     if (a->empty()) f.fail("field architectures is an empty array");
     if (!(*a)[0].is_string())
-      f.fail(fmt::format("field architectures[0] is {}, expected a string", kind((*a)[0])));
+      f.fail(fmt::format("field architectures[0] is {}, expected a string", json_kind((*a)[0])));
     name = (*a)[0].get<std::string>();
     from_class = true;
   } else if (auto t = f.opt_string("model_type")) {
@@ -180,7 +149,7 @@ void read_rope(const Fields& f, const std::string& source, HParams& hp) {
   std::string scaling_name = "rope_scaling";
   if (const json* params = f.find("rope_parameters")) {
     if (!params->is_object())
-      f.fail(fmt::format("field rope_parameters is {}, expected an object", kind(*params)));
+      f.fail(fmt::format("field rope_parameters is {}, expected an object", json_kind(*params)));
     Fields p(*params, source, "rope_parameters.");
     theta = p.opt_number("rope_theta").value_or(f.opt_number("rope_theta").value_or(theta));
     scaling = params;
@@ -189,7 +158,7 @@ void read_rope(const Fields& f, const std::string& source, HParams& hp) {
     theta = f.opt_number("rope_theta").value_or(theta);
     scaling = f.find("rope_scaling");
     if (scaling && !scaling->is_object())
-      f.fail(fmt::format("field rope_scaling is {}, expected an object", kind(*scaling)));
+      f.fail(fmt::format("field rope_scaling is {}, expected an object", json_kind(*scaling)));
   }
   hp.rope_theta = static_cast<float>(theta);
   if (!scaling) return;
@@ -248,7 +217,7 @@ std::vector<float> llama3_rope_freq_factors(int head_dim, double rope_theta, dou
 
 HParams hparams_from_hf_config(const json& config, const std::string& source) {
   if (!config.is_object())
-    throw FormatError(source, fmt::format("config is {}, expected an object", kind(config)));
+    throw FormatError(source, fmt::format("config is {}, expected an object", json_kind(config)));
   Fields f(config, source);
   const ArchSpec& spec = arch_spec(f, source);
 

@@ -20,14 +20,12 @@ bool have_shared() { return !shared_dir().empty(); }
 
 std::filesystem::path default_model() { return source_dir() / "models" / "stories260K.gguf"; }
 
-namespace {
 std::string slurp(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
 }
-}  // namespace
 
 CommandResult run_shell(const std::string& command, const std::string& stdin_text) {
   char dir_template[] = "/tmp/reprise-test-XXXXXX";

@@ -18,6 +18,9 @@ bool have_shared();
 // Path to the bundled default model.
 std::filesystem::path default_model();
 
+// The whole file as bytes ("" if it cannot be read).
+std::string slurp(const std::filesystem::path& p);
+
 struct CommandResult {
   int exit_code = -1;
   std::string out;  // stdout

@@ -14,6 +14,8 @@
 
 #include "format/safetensors.h"
 #include "format/safetensors_writer.h"
+#include "support/temp_dir_test.h"
+#include "support/test_support.h"
 #include "util/error.h"
 
 namespace reprise {
@@ -21,35 +23,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class SafetensorsWriterTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ =
-        fs::temp_directory_path() / ("reprise-stw-" + std::to_string(::getpid()) + "-" + t->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::vector<std::string> files() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-  fs::path dir_;
-};
+class SafetensorsWriterTest : public test::TempDirTest {};
 
-std::vector<std::byte> bytes_of(const std::vector<float>& v) {
-  std::vector<std::byte> b(v.size() * 4);
-  std::memcpy(b.data(), v.data(), b.size());
-  return b;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
+using test::bytes_of;
+using test::slurp;
 
 TEST_F(SafetensorsWriterTest, WritesWhatTheReaderReads) {
   SafetensorsWriter w;

@@ -12,6 +12,7 @@
 
 #include "format/gguf.h"
 #include "format/gguf_writer.h"
+#include "support/temp_dir_test.h"
 #include "support/test_support.h"
 #include "util/error.h"
 
@@ -20,38 +21,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A fresh empty directory per test, removed afterwards.
-class GgufWriterTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    const auto* t = ::testing::UnitTest::GetInstance()->current_test_info();
-    dir_ =
-        fs::temp_directory_path() / ("reprise-gw-" + std::to_string(::getpid()) + "-" + t->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+class GgufWriterTest : public test::TempDirTest {};
 
-  std::vector<std::string> files() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(dir_)) out.push_back(e.path().filename().string());
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-
-  fs::path dir_;
-};
-
-std::vector<std::byte> bytes_of(const std::vector<float>& v) {
-  std::vector<std::byte> b(v.size() * 4);
-  std::memcpy(b.data(), v.data(), b.size());
-  return b;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
+using test::bytes_of;
+using test::slurp;
 
 GgufValue int_array(GgufType elem, std::vector<int64_t> v) {
   GgufValue a;
