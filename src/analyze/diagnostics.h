@@ -61,7 +61,8 @@ struct Diagnostics {
   std::vector<std::vector<double>> drift;
   // sim[i][j]: mean over tokens of cos(h_i, h_j), [N+1][N+1].
   std::vector<std::vector<double>> sim;
-  double seconds_plain = 0;          // the plain pass + per-layer statistics
+  double seconds_plain = 0;          // the plain pass + the statistics the predictions read
+  double seconds_lens = 0;           // the logit lens (N output heads per token)
   double seconds_interventions = 0;  // skip / swap runs
 };
 

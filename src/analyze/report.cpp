@@ -247,6 +247,7 @@ nlohmann::json to_json(const AnalysisReport& r) {
   }
   j["seconds"] = {{"probe", r.seconds_probe},
                   {"prediction", r.seconds_prediction},
+                  {"logit_lens", r.diag.seconds_lens},
                   {"interventions", r.diag.seconds_interventions},
                   {"total", r.seconds_total}};
   if (r.scan) {
