@@ -363,18 +363,6 @@ void write_small_file(const fs::path& p, const std::string& text, bool overwrite
   out.commit();
 }
 
-// Tokenizer and generation files an HF directory may carry beside its weights.
-constexpr const char* kSideFiles[] = {"tokenizer.json",
-                                      "tokenizer_config.json",
-                                      "special_tokens_map.json",
-                                      "tokenizer.model",
-                                      "vocab.json",
-                                      "merges.txt",
-                                      "added_tokens.json",
-                                      "chat_template.jinja",
-                                      "chat_template.json",
-                                      "generation_config.json"};
-
 void export_hf(const Model& m, const LayerPath& path, const fs::path& out, const ExportOptions& o,
                ExportResult& res, ThreadPool& pool) {
   if (o.alias)
@@ -401,12 +389,12 @@ void export_hf(const Model& m, const LayerPath& path, const fs::path& out, const
     write_small_file(dir.dir() / "config.json", config.dump(2) + "\n", false);
     res.files.push_back("config.json");
     if (m.safetensors()) {
-      for (const char* name : kSideFiles) {
+      for (const std::string_view name : hf_side_files()) {
         const fs::path src = m.safetensors()->dir() / name;
         std::error_code ec;
         if (!fs::is_regular_file(src, ec)) continue;
         write_small_file(dir.dir() / name, read_small_file(src), false);
-        res.files.push_back(name);
+        res.files.emplace_back(name);
       }
     } else {
       plan.notes.push_back(

@@ -32,22 +32,18 @@ std::mt19937_64 seeded_rng() {
 
 }  // namespace
 
+std::span<const std::string_view> hf_side_files() {
+  static constexpr std::string_view kSideFiles[] = {
+      "tokenizer.json",      "tokenizer_config.json", "special_tokens_map.json",
+      "tokenizer.model",     "vocab.json",            "merges.txt",
+      "added_tokens.json",   "chat_template.jinja",   "chat_template.json",
+      "generation_config.json"};
+  return kSideFiles;
+}
+
 bool is_export_file_name(const std::string& name) {
-  static constexpr std::string_view kFixed[] = {
-      "config.json",
-      "generation_config.json",
-      "model.safetensors.index.json",
-      "tokenizer.json",
-      "tokenizer_config.json",
-      "special_tokens_map.json",
-      "tokenizer.model",
-      "vocab.json",
-      "merges.txt",
-      "added_tokens.json",
-      "chat_template.jinja",
-      "chat_template.json",
-  };
-  for (auto n : kFixed)
+  if (name == "config.json" || name == "model.safetensors.index.json") return true;
+  for (auto n : hf_side_files())
     if (name == n) return true;
   return name.ends_with(".safetensors");
 }

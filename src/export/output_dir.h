@@ -4,6 +4,8 @@
 #pragma once
 
 #include <filesystem>
+#include <span>
+#include <string_view>
 
 namespace reprise::exporter {
 
@@ -28,6 +30,10 @@ class OutputDir {
   bool overwrite_;
   bool committed_ = false;
 };
+
+// Tokenizer and generation files an HF directory may carry beside its weights; an HF export copies
+// the ones its source has.
+std::span<const std::string_view> hf_side_files();
 
 // True for the file names an HF export writes (config, weights, index, tokenizer files).
 bool is_export_file_name(const std::string& name);

@@ -16,17 +16,8 @@ namespace reprise {
 namespace {
 namespace fs = std::filesystem;
 
-std::string model_arg() {
-  return "-m '" + test::default_model().string() + "' -t 1";
-}
-
-fs::path scratch(const std::string& name) {
-  static const fs::path dir = [] {
-    char tmpl[] = "/tmp/reprise-evale2e-XXXXXX";
-    return fs::path(mkdtemp(tmpl));
-  }();
-  return dir / name;
-}
+std::string model_arg() { return test::default_model_arg(); }
+using test::scratch;
 
 // "[1]3.5347,[2]..." -> {1: 3.5347, ...}
 std::map<int, double> running_ppl(const std::string& out) {

@@ -20,6 +20,17 @@ bool have_shared() { return !shared_dir().empty(); }
 
 std::filesystem::path default_model() { return source_dir() / "models" / "stories260K.gguf"; }
 
+std::string default_model_arg() { return "-m '" + default_model().string() + "' -t 1"; }
+
+std::filesystem::path scratch(const std::string& name) {
+  static const std::filesystem::path dir = [] {
+    char tmpl[] = "/tmp/reprise-test-scratch-XXXXXX";
+    const char* made = mkdtemp(tmpl);
+    return std::filesystem::path(made ? made : "/tmp");
+  }();
+  return dir / name;
+}
+
 std::string slurp(const std::filesystem::path& p) {
   std::ifstream f(p, std::ios::binary);
   std::stringstream ss;

@@ -18,6 +18,12 @@ bool have_shared();
 // Path to the bundled default model.
 std::filesystem::path default_model();
 
+// "-m '<default model>' -t 1": the CLI arguments that run the default model on one thread.
+std::string default_model_arg();
+
+// `name` inside a scratch directory made once per test process under /tmp.
+std::filesystem::path scratch(const std::string& name);
+
 // The whole file as bytes ("" if it cannot be read).
 std::string slurp(const std::filesystem::path& p);
 

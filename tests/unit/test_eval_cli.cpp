@@ -13,17 +13,8 @@ namespace reprise {
 namespace {
 namespace fs = std::filesystem;
 
-std::string model_arg() {
-  return "-m '" + test::default_model().string() + "' -t 1";
-}
-
-fs::path scratch(const std::string& name) {
-  static const fs::path dir = [] {
-    char tmpl[] = "/tmp/reprise-evalcli-XXXXXX";
-    return fs::path(mkdtemp(tmpl));
-  }();
-  return dir / name;
-}
+std::string model_arg() { return test::default_model_arg(); }
+using test::scratch;
 
 void expect_error(const std::string& args, const std::string& fragment) {
   auto r = test::run_cli(args);
