@@ -14,9 +14,10 @@ namespace reprise::kernels {
 
 // Encodings of one activation row handed to matvec kernels.
 enum class ActFormat : int {
-  F32 = 0,     // float[n]
-  Q8_32 = 1,   // ActQ8_32[n / 32]
-  Q8_256 = 2,  // ActQ8_256[n / 256]
+  F32 = 0,      // float[n]
+  Q8_32 = 1,    // ActQ8_32[n / 32]
+  Q8_256 = 2,   // ActQ8_256[n / 256]
+  Q8_32x2 = 3,  // ActQ8_32x2[ceil(n / 64)]
 };
 
 // 32 activations as x[j] ~= d * q[j], with q = round(x / d), d = max|x| / 127; `sum` = sum of q.
@@ -35,7 +36,20 @@ struct ActQ8_256 {
   int8_t q[256];
 };
 
+// 64 activations (32-blocks b and b + 1, each quantized as ActQ8_32) laid out for Q4_0 weights,
+// whose 16 bytes per block hold elements j (low nibble) and j + 16 (high nibble): one 256-bit
+// register of two blocks' nibbles then meets `lo` and `hi` directly. Lanes 0..3 of `off` and `d`
+// belong to block b, lanes 4..7 to b + 1. With an odd number of blocks the last pair's second
+// half is zero.
+struct ActQ8_32x2 {
+  int8_t lo[32];   // x_b[0..16), x_b+1[0..16)
+  int8_t hi[32];   // x_b[16..32), x_b+1[16..32)
+  int32_t off[8];  // 8 * sum(q_b), 0, 0, 0, 8 * sum(q_b+1), 0, 0, 0: Q4_0's "- 8" per block
+  float d[8];      // d_b x 4, d_b+1 x 4
+};
+
 static_assert(sizeof(ActQ8_32) == 40);
+static_assert(sizeof(ActQ8_32x2) == 128);
 static_assert(sizeof(ActQ8_256) == 292);
 
 // KV cache element encodings the attention kernels read.

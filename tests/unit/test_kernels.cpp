@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -76,6 +77,7 @@ Weights make_weights(TensorType type, int64_t rows, int64_t cols, uint32_t seed)
 uint64_t act_bytes(ActFormat f, int64_t n) {
   if (f == ActFormat::Q8_32) return n / 32 * sizeof(ActQ8_32);
   if (f == ActFormat::Q8_256) return n / 256 * sizeof(ActQ8_256);
+  if (f == ActFormat::Q8_32x2) return (n + 63) / 64 * sizeof(ActQ8_32x2);
   return n * sizeof(float);
 }
 
@@ -83,9 +85,20 @@ class KernelTest : public ::testing::TestWithParam<Isa> {};
 
 TEST_P(KernelTest, MatvecMatchesReference) {
   const IsaKernels& k = *table(GetParam());
-  const int64_t rows = 37, cols = 768;
-  for (TensorType type : kTypes) {
-    SCOPED_TRACE(std::string(info(type).name));
+  const int64_t rows = 37;
+  // 800 = 25 blocks of 32: kernels that take blocks in pairs must handle the odd last one
+  // without reading past the row.
+  for (auto [type, cols] : std::vector<std::pair<TensorType, int64_t>>{{TensorType::F32, 768},
+                                                                       {TensorType::F16, 768},
+                                                                       {TensorType::BF16, 768},
+                                                                       {TensorType::Q8_0, 768},
+                                                                       {TensorType::Q8_0, 800},
+                                                                       {TensorType::Q4_0, 768},
+                                                                       {TensorType::Q4_0, 800},
+                                                                       {TensorType::Q4_K, 768},
+                                                                       {TensorType::Q5_K, 768},
+                                                                       {TensorType::Q6_K, 768}}) {
+    SCOPED_TRACE(std::string(info(type).name) + " cols " + std::to_string(cols));
     Weights w = make_weights(type, rows, cols, 11 + static_cast<uint32_t>(type));
     auto x = randn(cols, 5);
     x[100] = 6;  // an outlier activation: its block gets a coarse scale
@@ -192,6 +205,24 @@ TEST_P(KernelTest, ActivationQuantizationRoundTrips) {
       sum += a32[b].q[j];
     }
     EXPECT_EQ(a32[b].sum, sum);
+  }
+  // The pair layout holds the same numbers as Q8_32, rearranged; 480 = 15 blocks leaves the last
+  // pair half empty.
+  std::vector<ActQ8_32x2> a64(8);
+  std::memset(a64.data(), 0x55, a64.size() * sizeof(ActQ8_32x2));
+  k.quantize_act(ActFormat::Q8_32x2, x.data(), 480, a64.data());
+  for (int b = 0; b < 16; ++b) {
+    const ActQ8_32x2& p = a64[b / 2];
+    const int h = b % 2;
+    const ActQ8_32 one = b < 15 ? a32[b] : ActQ8_32{};
+    for (int j = 0; j < 16; ++j) {
+      EXPECT_EQ(p.lo[16 * h + j], one.q[j]) << "block " << b;
+      EXPECT_EQ(p.hi[16 * h + j], one.q[16 + j]) << "block " << b;
+    }
+    for (int l = 0; l < 4; ++l) {
+      EXPECT_EQ(p.d[4 * h + l], one.d) << "block " << b;
+      EXPECT_EQ(p.off[4 * h + l], l == 0 ? 8 * one.sum : 0) << "block " << b;
+    }
   }
   std::vector<ActQ8_256> a256(2);
   k.quantize_act(ActFormat::Q8_256, x.data(), 512, a256.data());
