@@ -57,6 +57,8 @@ LayerPath parse_shorthand(std::string_view spec, std::string_view body, bool is_
   if (i < 0 || i >= n_layer) fail(spec, parts[0], "start layer out of range", n_layer);
   if (j <= i || j > n_layer)
     fail(spec, parts[1], fmt::format("end must satisfy {} < J <= {}, got", i, n_layer), n_layer);
+  if (is_repeat && n_layer + int64_t{k - 1} * (j - i) > kMaxPathLength)
+    fail(spec, spec, fmt::format("path longer than {} positions in", kMaxPathLength), n_layer);
   return is_repeat ? LayerPath::repeat(n_layer, i, j, k) : LayerPath::skip(n_layer, i, j);
 }
 

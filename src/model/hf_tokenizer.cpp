@@ -170,7 +170,14 @@ class HfVocabBuilder {
           fail(fmt::format("model.merges[{}] \"{}\" is not two pieces separated by a space", i, s));
         merges.push_back(s);
       } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-        merges.push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
+        // Merges are kept as "left right" (as GGUF stores them), which cannot hold an empty piece
+        // or one with a space.
+        const std::string left = m[0].get<std::string>(), right = m[1].get<std::string>();
+        if (left.empty() || right.empty() || left.find(' ') != std::string::npos ||
+            right.find(' ') != std::string::npos)
+          fail(fmt::format("model.merges[{}] {} has an empty piece or a piece with a space", i,
+                           m.dump()));
+        merges.push_back(left + " " + right);
       } else {
         fail(fmt::format("model.merges[{}] is neither \"a b\" nor [\"a\", \"b\"]", i));
       }

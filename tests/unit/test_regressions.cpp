@@ -6,10 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "engine/layer_path.h"
 #include "format/gguf.h"
+#include "model/hf_tokenizer.h"
 #include "model/tokenizer.h"
 #include "model/vocab.h"
 #include "support/test_support.h"
+#include "util/error.h"
 
 namespace reprise {
 namespace {
@@ -39,6 +42,43 @@ TEST(Regressions, SpmTruncatedUtf8BeforeSpaceRoundTrips) {
   // The second face of the same cause: a literal U+2581 split across two characters after broken
   // lead bytes comes back as a space, like every other U+2581 SentencePiece decodes.
   EXPECT_EQ(tok.decode(tok.encode("\xFF\xFF\xFF\xE2\x96\x81", plain)), "\xFF\xFF\xFF ");
+}
+
+// fuzz_hf_tokenizer (one-hour run, 2026-11-27). A merge in the array form with an empty piece,
+// ["", "o"], became " o"; turning it back into a token then searched for the separating space
+// from position 1, found none, and std::string::erase threw std::out_of_range past the
+// FormatError handlers. Such merges (and pieces with a space, which "left right" cannot hold)
+// are now refused by name.
+TEST(Regressions, HfMergeWithAnEmptyPieceIsAFormatError) {
+  for (const char* merge : {R"(["", "o"])", R"(["o", ""])", R"(["a b", "o"])"}) {
+    const std::string json =
+        std::string(R"({"model": {"type": "BPE", "byte_fallback": true, "vocab": {"o": 0, "a": 1},
+                                             "merges": [["a", "o"], )") +
+        merge + "]}}";
+    try {
+      vocab_from_hf_json(json, "", "", "/x/tokenizer.json");
+      ADD_FAILURE() << "expected a FormatError for " << merge;
+    } catch (const FormatError& e) {
+      EXPECT_CONTAINS(e.what(), "/x/tokenizer.json: model.merges[1] ");
+      EXPECT_CONTAINS(e.what(), "has an empty piece or a piece with a space");
+    }
+  }
+}
+
+// fuzz_layer_path (one-hour run, 2026-11-27). "repeat:0:225:22" on a 256-layer model expanded to
+// 4,981 positions: the repeat shorthand skipped the 4,096-position limit that the explicit list
+// enforces, so the path's own canonical form did not parse back.
+TEST(Regressions, RepeatShorthandObeysThePathLengthLimit) {
+  try {
+    parse_layer_path("repeat:0:225:22", 256);
+    ADD_FAILURE() << "expected an Error";
+  } catch (const Error& e) {
+    EXPECT_CONTAINS(e.what(), "path longer than 4096 positions in 'repeat:0:225:22'");
+  }
+  // Exactly at the limit: 256 + 15 * 256 = 4096 positions, and the canonical form parses back.
+  const LayerPath longest = parse_layer_path("repeat:0:256:16", 256);
+  EXPECT_EQ(longest.size(), 4096u);
+  EXPECT_EQ(parse_layer_path(longest.canonical(), 256), longest);
 }
 
 }  // namespace
