@@ -85,6 +85,21 @@ inline void unpack_k_scales(const uint8_t* s, uint8_t* sc, uint8_t* m) {
   }
 }
 
+// The 6-bit quants (0..63) of half h (elements 128h .. 128h + 127) of a Q6_K block, as four
+// registers of 32 bytes: q[i] holds elements 128h + 32i .. 128h + 32i + 31 (layout in
+// kernels/README.md).
+inline void unpack_q6_half(const uint8_t* blk, int h, __m256i* q) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+  const __m256i mC = _mm256_set1_epi8(0x0C), m30 = _mm256_set1_epi8(0x30);
+  const __m256i l0 = loadu256(blk + 64 * h), l1 = loadu256(blk + 64 * h + 32);
+  const __m256i hb = loadu256(blk + 128 + 32 * h);
+  q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
+  q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, mC), 2));
+  q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hb, m30));
+  q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                         _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Activation quantization
 
@@ -351,8 +366,6 @@ float dot_q45_k(const uint8_t* row, const ActQ8_256* a, int64_t nb) {
 // int8 scales are widened once per super-block; each 32-byte step takes scale k in its low half
 // and k + 1 in its high half with one byte shuffle.
 float dot_q6_k(const uint8_t* row, const ActQ8_256* a, int64_t nb) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-  const __m256i mC = _mm256_set1_epi8(0x0C), m30 = _mm256_set1_epi8(0x30);
   __m256 acc = _mm256_setzero_ps(), offset = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* blk = row + 210 * b;
@@ -363,17 +376,8 @@ float dot_q6_k(const uint8_t* row, const ActQ8_256* a, int64_t nb) {
       // Both halves hold scales 8h .. 8h + 7.
       const __m256i sch = h == 0 ? _mm256_permute2x128_si256(sc, sc, 0x00)
                                  : _mm256_permute2x128_si256(sc, sc, 0x11);
-      const __m256i l0 = loadu256(blk + 64 * h), l1 = loadu256(blk + 64 * h + 32);
-      const __m256i hb = loadu256(blk + 128 + 32 * h);
       __m256i q[4];
-      q[0] =
-          _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
-      q[1] =
-          _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, mC), 2));
-      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                             _mm256_and_si256(hb, m30));
-      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                             _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+      unpack_q6_half(blk, h, q);
       for (int i = 0; i < 4; ++i) {
         // Sub-blocks 8h + 2i (bytes 0..15) and 8h + 2i + 1 (bytes 16..31).
         const __m256i pick = _mm256_set_m128i(_mm256_castsi256_si128(word_broadcast(2 * i + 1)),
@@ -543,23 +547,12 @@ void dequant_q5_k(const uint8_t* p, float* y, int64_t n) {
 }
 
 void dequant_q6_k(const uint8_t* p, float* y, int64_t n) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-  const __m256i mC = _mm256_set1_epi8(0x0C), m30 = _mm256_set1_epi8(0x30);
   for (int64_t b = 0; b < n / 256; ++b, p += 210, y += 256) {
     const float d = f16_at(p + 208);
     const auto* sc = reinterpret_cast<const int8_t*>(p + 192);
     for (int h = 0; h < 2; ++h) {
-      const __m256i l0 = loadu256(p + 64 * h), l1 = loadu256(p + 64 * h + 32);
-      const __m256i hb = loadu256(p + 128 + 32 * h);
       __m256i q[4];
-      q[0] =
-          _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4));
-      q[1] =
-          _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hb, mC), 2));
-      q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                             _mm256_and_si256(hb, m30));
-      q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                             _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30));
+      unpack_q6_half(p, h, q);
       for (int i = 0; i < 4; ++i) {
         const int k = 8 * h + 2 * i;
         float* out = y + 128 * h + 32 * i;
