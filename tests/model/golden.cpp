@@ -43,19 +43,13 @@ std::optional<Golden> load_golden(const std::string& name) {
 std::filesystem::path golden_model_path(const Golden& g) {
   // Path goldens were made on physically unrolled copies; reprise runs the base model instead.
   std::string file = g.model_file;
-  if (size_t k = g.name.find("-path-"); k != std::string::npos) file = g.name.substr(0, k) + ".gguf";
+  if (size_t k = g.name.find("-path-"); k != std::string::npos)
+    file = g.name.substr(0, k) + ".gguf";
   std::filesystem::path in_repo = source_dir() / "models" / file;
   if (std::filesystem::exists(in_repo)) return in_repo;
   if (!have_shared()) return {};
   std::filesystem::path fixture = shared_dir() / "fixtures" / file;
   return std::filesystem::exists(fixture) ? fixture : std::filesystem::path{};
-}
-
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  if (a.size() != b.size()) return INFINITY;
-  float m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-  return m;
 }
 
 }  // namespace reprise::test

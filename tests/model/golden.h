@@ -8,12 +8,14 @@
 #include <string>
 #include <vector>
 
+#include "support/logits.h"
+
 namespace reprise::test {
 
 struct GoldenRun {
   std::vector<std::vector<float>> logits_all;  // [16][n_vocab]
   std::vector<int32_t> greedy_tokens;
-  std::vector<std::vector<float>> hidden;      // layer_0.. then final_norm last
+  std::vector<std::vector<float>> hidden;  // layer_0.. then final_norm last
 };
 
 struct Golden {
@@ -31,7 +33,5 @@ std::optional<Golden> load_golden(const std::string& name);
 
 // Path of the golden's model file: models/ in the repo or the shared fixtures; empty if absent.
 std::filesystem::path golden_model_path(const Golden& g);
-
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b);
 
 }  // namespace reprise::test

@@ -6,8 +6,8 @@
 //  - --type Q4_K_M / Q8_0 / Q6_K / Q4_K of the F32 fixtures reproduce llama-quantize's files byte
 //    for byte (same type choices, same reference quantizers);
 //  - GGUF -> HF -> GGUF gives the direct export's tensors byte for byte.
-#include <cmath>
 #include <gtest/gtest.h>
+#include <cmath>
 
 #include <unistd.h>
 #include <cmath>
@@ -18,10 +18,13 @@
 #include "export/export.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
+#include "support/logits.h"
 #include "support/test_support.h"
 
 namespace reprise::exporter {
 namespace {
+
+using test::max_abs_diff;
 
 namespace fs = std::filesystem;
 
@@ -32,23 +35,12 @@ fs::path fixture(const std::string& name) {
 }
 
 std::vector<float> logits(const Model& m, const LayerPath& path) {
-  SessionOptions so;
-  so.n_threads = 2;
-  so.n_ctx = 64;
-  Session s(m, path, so);
-  auto l = s.prefill(kPrompt, /*all_logits=*/true);
-  return {l.begin(), l.end()};
+  return test::prompt_logits(m, path, kPrompt);
 }
 
 std::vector<float> plain_logits(const fs::path& model) {
   auto m = Model::load(model);
   return logits(*m, LayerPath::identity(m->hparams().n_layer));
-}
-
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  float d = a.size() == b.size() ? 0.0f : INFINITY;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
 }
 
 bool bitwise_equal(const std::vector<float>& a, const std::vector<float>& b) {

@@ -23,11 +23,15 @@
 #include "format/gguf_writer.h"
 #include "format/safetensors.h"
 #include "model/hf_config.h"
+#include "support/logits.h"
 #include "support/test_support.h"
 #include "util/error.h"
 
 namespace reprise::exporter {
 namespace {
+
+using test::max_abs_diff;
+using test::slurp;
 
 namespace fs = std::filesystem;
 
@@ -39,23 +43,12 @@ fs::path hf_stories() {
 }
 
 std::vector<float> logits(const Model& m, const LayerPath& path) {
-  SessionOptions so;
-  so.n_threads = 2;
-  so.n_ctx = 64;
-  Session s(m, path, so);
-  auto l = s.prefill(kPrompt, /*all_logits=*/true);
-  return {l.begin(), l.end()};
+  return test::prompt_logits(m, path, kPrompt);
 }
 
 std::vector<float> logits(const fs::path& model, const std::string& spec = "") {
   auto m = Model::load(model);
   return logits(*m, parse_layer_path(spec, m->hparams().n_layer));
-}
-
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  float d = a.size() == b.size() ? 0.0f : INFINITY;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) d = std::max(d, std::abs(a[i] - b[i]));
-  return d;
 }
 
 // Bitwise equality, with the largest difference in the message when it fails.
@@ -67,11 +60,6 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
     EXPECT_EQ(std::memcmp(a_.data(), b_.data(), a_.size() * sizeof(float)), 0) \
         << "max abs diff " << max_abs_diff(a_, b_);                            \
   } while (0)
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
-}
 
 class ExportTest : public ::testing::Test {
  protected:

@@ -1,0 +1,27 @@
+#include "support/logits.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/session.h"
+
+namespace reprise::test {
+
+std::vector<float> prompt_logits(const Model& model, const LayerPath& path,
+                                 std::span<const int32_t> prompt) {
+  SessionOptions so;
+  so.n_threads = 2;
+  so.n_ctx = 64;
+  Session s(model, path, so);
+  const auto l = s.prefill(prompt, /*all_logits=*/true);
+  return {l.begin(), l.end()};
+}
+
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size()) return INFINITY;
+  float m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+}  // namespace reprise::test
