@@ -452,26 +452,45 @@ ServerOptions long_context_options() {
   return o;
 }
 
+// Keeps one slot busy with an endless streamed completion on its own thread until hang_up()
+// (or destruction), so tests can fill the server.
+class BusySlot {
+ public:
+  explicit BusySlot(TestServer& s)
+      : thread_([this, &s] {
+          post_streaming(s, "/v1/completions", endless_body(true), [this](std::string_view) {
+            ++chunks_;
+            return !hang_up_.load();
+          });
+        }) {}
+  ~BusySlot() { hang_up(); }
+  // Whether the reply has started streaming (waits for it).
+  bool streaming() {
+    return wait_for([&] { return chunks_.load() > 0; });
+  }
+  void hang_up() {
+    hang_up_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> hang_up_{false};
+  std::atomic<int> chunks_{0};
+  std::thread thread_;
+};
+
 TEST(ServeHttp, QueueFullGives503) {
   ServerOptions o = long_context_options();
   o.parallel = 1;
   o.max_queue = 0;
   TestServer s(o);
-  std::atomic<bool> hang_up{false};
-  std::atomic<int> chunks{0};
-  std::thread busy([&] {
-    post_streaming(s, "/v1/completions", endless_body(true), [&](std::string_view) {
-      ++chunks;
-      return !hang_up.load();
-    });
-  });
-  ASSERT_TRUE(wait_for([&] { return chunks.load() > 0; }));
+  BusySlot busy(s);
+  ASSERT_TRUE(busy.streaming());
   EXPECT_EQ(s.server->slot_stats().busy, 1);
   Reply r = post(s, "/v1/completions", completion_body("Hi", 2));
   expect_error(r, 503);
   EXPECT_EQ(r.j["error"]["code"], "server_busy");
-  hang_up = true;
-  busy.join();
+  busy.hang_up();
   ASSERT_TRUE(wait_for([&] { return s.server->slot_stats().busy == 0; }));
   EXPECT_EQ(post(s, "/v1/completions", completion_body("Hi", 2)).status, 200);
 }
@@ -541,21 +560,13 @@ TEST(ServeHttp, WaitingRequestsAreServedInTurn) {
   o.parallel = 1;
   o.max_queue = 1;
   TestServer s(o);
-  std::atomic<bool> hang_up{false};
-  std::atomic<int> chunks{0};
-  std::thread busy([&] {
-    post_streaming(s, "/v1/completions", endless_body(true), [&](std::string_view) {
-      ++chunks;
-      return !hang_up.load();
-    });
-  });
-  ASSERT_TRUE(wait_for([&] { return chunks.load() > 0; }));
+  BusySlot busy(s);
+  ASSERT_TRUE(busy.streaming());
   Reply queued;
   std::thread waiter([&] { queued = post(s, "/v1/completions", completion_body("Hi", 3)); });
   ASSERT_TRUE(wait_for([&] { return s.server->slot_stats().waiting == 1; }));
   expect_error(post(s, "/v1/completions", completion_body("Hi", 2)), 503);  // line is full
-  hang_up = true;
-  busy.join();
+  busy.hang_up();
   waiter.join();
   EXPECT_EQ(queued.status, 200) << queued.body;
   EXPECT_EQ(queued.j["usage"]["completion_tokens"], 3);
