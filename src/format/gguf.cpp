@@ -101,30 +101,55 @@ uint64_t scalar_size(GgufType t) {
   return 0;
 }
 
-bool valid_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::F64); }
+bool valid_type(uint32_t t) {
+  return t <= static_cast<uint32_t>(GgufType::F64);
+}
 
-bool is_float(GgufType t) { return t == GgufType::F32 || t == GgufType::F64; }
+bool is_float(GgufType t) {
+  return t == GgufType::F32 || t == GgufType::F64;
+}
 
 // Reads one scalar of type t into (i, f); strings and arrays are handled by the caller.
 void read_scalar(Cursor& c, GgufType t, int64_t& i, double& f, std::string_view field) {
   switch (t) {
-    case GgufType::U8: i = c.read<uint8_t>(field); break;
-    case GgufType::I8: i = c.read<int8_t>(field); break;
-    case GgufType::U16: i = c.read<uint16_t>(field); break;
-    case GgufType::I16: i = c.read<int16_t>(field); break;
-    case GgufType::U32: i = c.read<uint32_t>(field); break;
-    case GgufType::I32: i = c.read<int32_t>(field); break;
-    case GgufType::U64: i = static_cast<int64_t>(c.read<uint64_t>(field)); break;
-    case GgufType::I64: i = c.read<int64_t>(field); break;
-    case GgufType::F32: f = c.read<float>(field); break;
-    case GgufType::F64: f = c.read<double>(field); break;
+    case GgufType::U8:
+      i = c.read<uint8_t>(field);
+      break;
+    case GgufType::I8:
+      i = c.read<int8_t>(field);
+      break;
+    case GgufType::U16:
+      i = c.read<uint16_t>(field);
+      break;
+    case GgufType::I16:
+      i = c.read<int16_t>(field);
+      break;
+    case GgufType::U32:
+      i = c.read<uint32_t>(field);
+      break;
+    case GgufType::I32:
+      i = c.read<int32_t>(field);
+      break;
+    case GgufType::U64:
+      i = static_cast<int64_t>(c.read<uint64_t>(field));
+      break;
+    case GgufType::I64:
+      i = c.read<int64_t>(field);
+      break;
+    case GgufType::F32:
+      f = c.read<float>(field);
+      break;
+    case GgufType::F64:
+      f = c.read<double>(field);
+      break;
     case GgufType::BOOL: {
       auto b = c.read<uint8_t>(field);
       if (b > 1) c.fail(fmt::format("{} is a bool with value {}", field, b));
       i = b;
       break;
     }
-    default: c.fail(fmt::format("{}: not a scalar type", field));
+    default:
+      c.fail(fmt::format("{}: not a scalar type", field));
   }
 }
 
@@ -174,9 +199,9 @@ GgufValue read_value(Cursor& c, GgufType type, const std::string& field, int dep
 }  // namespace
 
 std::string_view gguf_type_name(GgufType t) {
-  static constexpr std::string_view names[] = {"u8",  "i8",   "u16",    "i16",   "u32",
-                                               "i32", "f32",  "bool",   "string", "array",
-                                               "u64", "i64",  "f64"};
+  static constexpr std::string_view names[] = {"u8",  "i8",  "u16",  "i16",    "u32",
+                                               "i32", "f32", "bool", "string", "array",
+                                               "u64", "i64", "f64"};
   auto k = static_cast<uint32_t>(t);
   return k < std::size(names) ? names[k] : "?";
 }
@@ -225,9 +250,12 @@ std::string format_value(const GgufValue& v, size_t max_items) {
       return fmt::format("\"{}\"", s);
     }
     case GgufType::F32:
-    case GgufType::F64: return fmt::format("{}", v.f);
-    case GgufType::BOOL: return v.i ? "true" : "false";
-    case GgufType::U64: return fmt::format("{}", static_cast<uint64_t>(v.i));
+    case GgufType::F64:
+      return fmt::format("{}", v.f);
+    case GgufType::BOOL:
+      return v.i ? "true" : "false";
+    case GgufType::U64:
+      return fmt::format("{}", static_cast<uint64_t>(v.i));
     case GgufType::ARRAY: {
       std::string out = fmt::format("[{}; {}]", gguf_type_name(v.elem), v.array_size());
       size_t shown = std::min(max_items, v.array_size());
@@ -247,7 +275,8 @@ std::string format_value(const GgufValue& v, size_t max_items) {
       if (shown < v.array_size()) out += ", ...";
       return out;
     }
-    default: return fmt::format("{}", v.i);
+    default:
+      return fmt::format("{}", v.i);
   }
 }
 
@@ -298,14 +327,13 @@ void GgufFile::parse() {
     auto n_dims = c.read<uint32_t>(field + " dimension count");
     if (n_dims == 0 || n_dims > kMaxDims)
       c.fail(fmt::format("{} has {} dimensions (1 to {} allowed)", field, n_dims, kMaxDims));
-    uint64_t elements = 1;
+    ShapeLimit limit;
     for (uint32_t d = 0; d < n_dims; ++d) {
       auto ne = c.read<uint64_t>(field + " dimension");
-      if (ne > (uint64_t{1} << 40) || (ne && elements > (uint64_t{1} << 50) / ne))
-        c.fail(fmt::format("{} has absurd dimension {}", field, ne));
-      elements *= ne;
+      if (!limit.add(ne)) c.fail(fmt::format("{} has absurd dimension {}", field, ne));
       ti.ne.push_back(ne);
     }
+    const uint64_t elements = limit.elements();
     ti.type_id = c.read<uint32_t>(field + " type");
     auto type = tensor_type_info(ti.type_id);
     if (!type) c.fail(fmt::format("{} has unknown tensor type {}", field, ti.type_id));
@@ -331,9 +359,10 @@ void GgufFile::parse() {
       c.fail(fmt::format("tensor {} data offset {} is not aligned to {} bytes", ti.name, ti.offset,
                          alignment_));
     if (ti.offset > data_size || ti.nbytes > data_size - ti.offset)
-      c.fail(fmt::format("tensor {} data [{}, {}) lies past the end of the file (data section has "
-                         "{} bytes)",
-                         ti.name, ti.offset, ti.offset + ti.nbytes, data_size));
+      c.fail(
+          fmt::format("tensor {} data [{}, {}) lies past the end of the file (data section has "
+                      "{} bytes)",
+                      ti.name, ti.offset, ti.offset + ti.nbytes, data_size));
     TensorView view;
     view.name = ti.name;
     view.type = static_cast<TensorType>(ti.type_id);
@@ -353,8 +382,8 @@ std::optional<std::string> GgufFile::get_string(std::string_view key) const {
   const GgufValue* v = find(key);
   if (!v) return std::nullopt;
   if (v->type != GgufType::STRING)
-    throw FormatError(path(), fmt::format("metadata {} is {}, expected a string", key,
-                                          gguf_type_name(v->type)));
+    throw FormatError(
+        path(), fmt::format("metadata {} is {}, expected a string", key, gguf_type_name(v->type)));
   return v->str;
 }
 
@@ -373,8 +402,8 @@ std::optional<double> GgufFile::get_float(std::string_view key) const {
   if (!v) return std::nullopt;
   if (is_float(v->type)) return v->f;
   if (v->type == GgufType::STRING || v->type == GgufType::ARRAY || v->type == GgufType::BOOL)
-    throw FormatError(path(), fmt::format("metadata {} is {}, expected a number", key,
-                                          gguf_type_name(v->type)));
+    throw FormatError(
+        path(), fmt::format("metadata {} is {}, expected a number", key, gguf_type_name(v->type)));
   return static_cast<double>(v->i);
 }
 
@@ -382,8 +411,8 @@ std::optional<bool> GgufFile::get_bool(std::string_view key) const {
   const GgufValue* v = find(key);
   if (!v) return std::nullopt;
   if (v->type != GgufType::BOOL)
-    throw FormatError(path(), fmt::format("metadata {} is {}, expected a bool", key,
-                                          gguf_type_name(v->type)));
+    throw FormatError(
+        path(), fmt::format("metadata {} is {}, expected a bool", key, gguf_type_name(v->type)));
   return v->i != 0;
 }
 

@@ -22,9 +22,6 @@ namespace {
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 // Same sanity limits as the GGUF reader: no real dimension is near 2^40 and keeping the element
 // count below 2^50 means count * dtype size can never overflow.
-constexpr uint64_t kMaxDim = uint64_t{1} << 40;
-constexpr uint64_t kMaxElements = uint64_t{1} << 50;
-
 
 // nlohmann prefixes its messages with "[json.exception.parse_error.101] "; the rest is the useful
 // part (line, column, what was read).
@@ -104,7 +101,7 @@ class HeaderChecker {
     const json& shape = field(v, "shape", name);
     if (!shape.is_array())
       fail(fmt::format("{}: shape is {}, expected an array", name, json_kind(shape)));
-    uint64_t elements = 1;
+    ShapeLimit limit;
     for (size_t d = 0; d < shape.size(); ++d) {
       const json& dim = shape[d];
       if (dim.is_number_integer() && !dim.is_number_unsigned())
@@ -113,12 +110,12 @@ class HeaderChecker {
       if (!dim.is_number_unsigned())
         fail(fmt::format("{}: dimension {} is {}, expected an integer", name, d, json_kind(dim)));
       const uint64_t n = dim.get<uint64_t>();
-      if (n > kMaxDim) fail(fmt::format("{} has absurd dimension {}", name, n));
-      if (n != 0 && elements > kMaxElements / n)
+      if (n > ShapeLimit::kMaxDim) fail(fmt::format("{} has absurd dimension {}", name, n));
+      if (!limit.add(n))
         fail(fmt::format("{}: shape {} has too many elements", name, shape.dump()));
-      elements *= n;
       e.shape.push_back(static_cast<int64_t>(n));
     }
+    const uint64_t elements = limit.elements();
 
     const json& offsets = field(v, "data_offsets", name);
     if (!offsets.is_array() || offsets.size() != 2)
@@ -231,7 +228,8 @@ std::unique_ptr<SafetensorsModel> SafetensorsModel::open(const fs::path& path) {
   if (fs::exists(config)) {
     json c = read_json_file(config, "config.json");
     if (!c.is_object())
-      throw FormatError(config.string(), fmt::format("config is {}, expected an object", json_kind(c)));
+      throw FormatError(config.string(),
+                        fmt::format("config is {}, expected an object", json_kind(c)));
     *m->config_ = std::move(c);
   }
   return m;

@@ -32,4 +32,31 @@ struct TensorView {
 
 std::string shape_string(const std::vector<int64_t>& shape);
 
+// Takes a tensor's dimensions one by one as a reader parses them and refuses absurd ones: a
+// dimension above 2^40, or one that takes the product of the dimensions past 2^50 elements.
+// Zeros are skipped in that product, so a shape such as [0, 2^40, 2^40] (no elements, yet
+// rows() would overflow int64_t) is refused too.
+class ShapeLimit {
+ public:
+  static constexpr uint64_t kMaxDim = uint64_t{1} << 40;
+  static constexpr uint64_t kMaxElements = uint64_t{1} << 50;
+
+  // False when `dim` is too large on its own or for the product so far.
+  bool add(uint64_t dim) {
+    if (dim > kMaxDim) return false;
+    if (dim == 0) {
+      has_zero_ = true;
+      return true;
+    }
+    if (nonzero_product_ > kMaxElements / dim) return false;
+    nonzero_product_ *= dim;
+    return true;
+  }
+  uint64_t elements() const { return has_zero_ ? 0 : nonzero_product_; }
+
+ private:
+  uint64_t nonzero_product_ = 1;
+  bool has_zero_ = false;
+};
+
 }  // namespace reprise

@@ -11,6 +11,7 @@
 #include "model/hf_tokenizer.h"
 #include "model/tokenizer.h"
 #include "model/vocab.h"
+#include "support/gguf_builder.h"
 #include "support/test_support.h"
 #include "util/error.h"
 
@@ -79,6 +80,24 @@ TEST(Regressions, RepeatShorthandObeysThePathLengthLimit) {
   const LayerPath longest = parse_layer_path("repeat:0:256:16", 256);
   EXPECT_EQ(longest.size(), 4096u);
   EXPECT_EQ(parse_layer_path(longest.canonical(), 256), longest);
+}
+
+// fuzz_gguf (one-hour run, 2026-11-27, after 57 minutes). A tensor whose dimensions were
+// [4, 0, 2^40, 2^40]: the absurd-dimension check multiplied the dimensions as it read them, the 0
+// made the product 0, and the two 2^40 passed; the view then had "no elements", but rows()
+// multiplied 2^40 * 2^40 (UBSan: signed overflow in TensorView::rows). Zeros are now skipped in
+// that product (format/tensor_view.h, ShapeLimit), for GGUF and safetensors alike.
+TEST(Regressions, GgufZeroDimensionDoesNotHideAbsurdOnes) {
+  test::GgufBuilder b;
+  b.kv_string("general.architecture", "llama");
+  b.tensor("w", /*F32*/ 0, {4, 0, uint64_t{1} << 40, uint64_t{1} << 40}, {});
+  const auto path = test::write_temp_file("zero_dim.gguf", b.build());
+  try {
+    GgufFile::open(path);
+    ADD_FAILURE() << "expected a FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_CONTAINS(e.what(), "tensor w has absurd dimension 1099511627776");
+  }
 }
 
 }  // namespace

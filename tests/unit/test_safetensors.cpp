@@ -338,6 +338,13 @@ TEST(Safetensors, ShapeProductOverflow) {
                       R"("data_offsets":[0,0]}})",
                       ""),
             file + "tensor w: shape [4294967296,4294967296,4294967296] has too many elements");
+  // A zero dimension must not hide absurd ones (the element count is 0, but rows() would
+  // overflow); fuzz_gguf found the GGUF twin of this (Regressions.GgufZeroDimension...).
+  EXPECT_EQ(error_for(dir,
+                      R"({"w": {"dtype":"F32","shape":[0,1099511627776,1099511627776],)"
+                      R"("data_offsets":[0,0]}})",
+                      ""),
+            file + "tensor w: shape [0,1099511627776,1099511627776] has too many elements");
   EXPECT_EQ(error_for(dir,
                       R"({"w": {"dtype":"F32","shape":[18446744073709551615],)"
                       R"("data_offsets":[0,0]}})",
