@@ -141,6 +141,12 @@ class HfVocabBuilder {
     for (const auto& a : added) n = std::max(n, std::get<1>(a) + 1);
     if (n == 0) fail("model.vocab is empty");
     if (n > (int64_t{1} << 24)) fail(fmt::format("token id {} is implausibly large", n - 1));
+    // Unused ids become "[PADn]" slots; a few hundred bytes of JSON must not be able to demand
+    // millions of them (real vocabularies are dense: gaps are reserved ranges, far fewer than the
+    // tokens themselves).
+    const int64_t defined = static_cast<int64_t>(entries.size() + added.size());
+    if (n - defined > std::max<int64_t>(4096, defined))
+      fail(fmt::format("token ids go up to {} but only {} tokens are defined", n - 1, defined));
 
     vocab_.tokens.resize(n);
     vocab_.attrs.assign(n, TokenAttr::Unused);

@@ -411,6 +411,27 @@ TEST(HfTokenizer, UnknownSplitRegexIsAnError) {
   }
 }
 
+TEST(HfTokenizer, SparseTokenIdsAreRefused) {
+  // Unused ids become "[PADn]" slots: a tiny file must not be able to demand millions of them.
+  const auto vocab_json = [](const std::string& vocab) {
+    return R"({"model": {"type": "BPE", "byte_fallback": true, "merges": [], "vocab": )" + vocab +
+           "}}";
+  };
+  try {
+    vocab_from_hf_json(vocab_json(R"({"a": 0, "b": 5000000})"), "", "", "/x/tokenizer.json");
+    FAIL() << "expected a FormatError";
+  } catch (const FormatError& e) {
+    EXPECT_STREQ(e.what(),
+                 "/x/tokenizer.json: token ids go up to 5000000 but only 2 tokens are defined");
+  }
+  // A gap of a few thousand ids (reserved ranges) is fine.
+  const Vocab v = vocab_from_hf_json(vocab_json(R"({"a": 0, "b": 3000})"),
+                                     R"({"add_bos_token": false})", "", "/x/tokenizer.json");
+  ASSERT_EQ(v.tokens.size(), 3001u);
+  EXPECT_EQ(v.tokens[1], "[PAD1]");
+  EXPECT_EQ(v.tokens[3000], "b");
+}
+
 TEST(HfTokenizer, UnigramIsAnError) {
   try {
     vocab_from_hf_json(R"({"model": {"type": "Unigram", "vocab": []}})", "", "",
