@@ -58,9 +58,10 @@ for t in "${targets[@]}"; do
   "$build/fuzz_$t" "${args[@]}" "$corpus" "fuzz/corpus/$t" >"$log" 2>&1 || rc=$?
   found=$(($(find "$crashes" -type f | wc -l) - before))
   # Plain mode prints final stats; fork mode only its periodic "#N: cov: ..." lines.
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}' | tail -1)
-  [ -n "$execs" ] || execs=$(grep -o '^#[0-9]*' "$log" | tr -d '#' | tail -1)
-  rate=$(grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" | awk '{print $2}' | tail -1)
+  # (grep finds nothing in fork mode; under `set -e -o pipefail` that must not end the script.)
+  execs=$({ grep -o 'stat::number_of_executed_units: [0-9]*' "$log" || true; } | awk '{print $2}' | tail -1)
+  [ -n "$execs" ] || execs=$({ grep -o '^#[0-9]*' "$log" || true; } | tr -d '#' | tail -1)
+  rate=$({ grep -o 'stat::average_exec_per_sec: [0-9]*' "$log" || true; } | awk '{print $2}' | tail -1)
   [ -n "$rate" ] || rate=$(( ${execs:-0} / (seconds > 0 ? seconds : 1) ))
   printf '%-14s %12s %10s %8s  %s\n' "$t" "${execs:-?}" "${rate:-?}" "$found" "$log"
   if ((rc != 0 || found > 0)); then
