@@ -18,11 +18,10 @@ enum class ActFormat : int {
   Q8_32 = 1,    // ActQ8_32[n / 32]
   Q8_256 = 2,   // ActQ8_256[n / 256]
   Q8_32x2 = 3,  // ActQ8_32x2[ceil(n / 64)]
-  Q8_32x4 = 4,  // ActQ8_32x4[ceil(n / 128)]
 };
 
 // 32 activations as x[j] ~= d * q[j], with q = round(x / d), d = max|x| / 127; `sum` = sum of q.
-// The building block of the Q4_0 and Q8_0 layouts below (whose blocks are 32 wide).
+// Used with Q8_0 and Q4_0 weights (whose blocks are 32 wide).
 struct ActQ8_32 {
   float d;
   int32_t sum;
@@ -49,17 +48,7 @@ struct ActQ8_32x2 {
   float d[8];      // d_b x 4, d_b+1 x 4
 };
 
-// 128 activations (32-blocks b .. b + 3, each quantized as ActQ8_32) for Q8_0 weights, whose
-// kernel folds the four blocks' integer sums into one register [b, b+1, b+2, b+3] twice over and
-// scales them with one multiply: `d` holds the four scales in that order, twice. Blocks past the
-// end of the row are zero.
-struct ActQ8_32x4 {
-  int8_t q[128];
-  float d[8];
-};
-
 static_assert(sizeof(ActQ8_32) == 40);
-static_assert(sizeof(ActQ8_32x4) == 160);
 static_assert(sizeof(ActQ8_32x2) == 128);
 static_assert(sizeof(ActQ8_256) == 292);
 

@@ -23,8 +23,6 @@ uint64_t act_bytes(ActFormat f, int64_t cols) {
       return static_cast<uint64_t>(cols / 256) * sizeof(ActQ8_256);
     case ActFormat::Q8_32x2:
       return static_cast<uint64_t>((cols + 63) / 64) * sizeof(ActQ8_32x2);
-    case ActFormat::Q8_32x4:
-      return static_cast<uint64_t>((cols + 127) / 128) * sizeof(ActQ8_32x4);
     case ActFormat::F32:
       break;
   }

@@ -175,25 +175,12 @@ void quantize_q8_32x2(const float* x, int64_t n, ActQ8_32x2* out) {
   }
 }
 
-// Quads of 32-blocks as ActQ8_32x4 (see isa_kernels.h); missing blocks of the last quad are zero.
-void quantize_q8_32x4(const float* x, int64_t n, ActQ8_32x4* out) {
-  const int64_t nb = n / 32;
-  for (int64_t b = 0; b < nb; b += 4, x += 128, ++out) {
-    ActQ8_32 q[4] = {};
-    quantize_q8_32(x, nb - b < 4 ? 32 * (nb - b) : 128, q);
-    for (int j = 0; j < 4; ++j) {
-      std::memcpy(out->q + 32 * j, q[j].q, 32);
-      out->d[j] = out->d[4 + j] = q[j].d;
-    }
-  }
-}
-
 ActFormat matvec_act(uint32_t type) {
   switch (type) {
     case kQ4_0:
       return ActFormat::Q8_32x2;
     case kQ8_0:
-      return ActFormat::Q8_32x4;
+      return ActFormat::Q8_32;
     case kQ4_K:
     case kQ5_K:
     case kQ6_K:
@@ -207,7 +194,6 @@ void quantize_act(ActFormat f, const float* x, int64_t n, void* out) {
   if (f == ActFormat::Q8_32) quantize_q8_32(x, n, static_cast<ActQ8_32*>(out));
   if (f == ActFormat::Q8_256) quantize_q8_256(x, n, static_cast<ActQ8_256*>(out));
   if (f == ActFormat::Q8_32x2) quantize_q8_32x2(x, n, static_cast<ActQ8_32x2*>(out));
-  if (f == ActFormat::Q8_32x4) quantize_q8_32x4(x, n, static_cast<ActQ8_32x4*>(out));
   if (f == ActFormat::F32) std::memcpy(out, x, static_cast<size_t>(n) * sizeof(float));
 }
 
@@ -215,41 +201,22 @@ void quantize_act(ActFormat f, const float* x, int64_t n, void* out) {
 // Matrix-vector kernels, one weight row at a time (decode is bound by reading the weights, so
 // the point is to keep the per-byte instruction count low, not to reuse activations).
 
-// Four blocks per step: their integer sums fold into one register with three vphaddd, so the
-// float conversion, the scales (four f16 converted at once) and the FMA serve four blocks.
-float dot_q8_0(const uint8_t* row, const ActQ8_32x4* a, int64_t nb) {
-  // vpmaddubsw wants one unsigned operand: |w| times x with w's sign moved onto x.
-  auto prod = [](const uint8_t* blk, const int8_t* xq) {
-    const __m256i w = loadu256(blk + 2), x = loadu256(xq);
-    return dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-  };
-  auto quad = [&](int64_t g, __m256 acc) {
-    const uint8_t* blk = row + 136 * g;
-    const ActQ8_32x4& x = a[g];
-    const __m256i sums =
-        _mm256_hadd_epi32(_mm256_hadd_epi32(prod(blk, x.q), prod(blk + 34, x.q + 32)),
-                          _mm256_hadd_epi32(prod(blk + 68, x.q + 64), prod(blk + 102, x.q + 96)));
-    uint16_t h[4];
-    for (int j = 0; j < 4; ++j) std::memcpy(&h[j], blk + 34 * j, 2);
-    const __m128 dw = _mm_cvtph_ps(
-        _mm_setr_epi16(static_cast<int16_t>(h[0]), static_cast<int16_t>(h[1]),
-                       static_cast<int16_t>(h[2]), static_cast<int16_t>(h[3]), 0, 0, 0, 0));
-    const __m256 d = _mm256_mul_ps(_mm256_set_m128(dw, dw), _mm256_loadu_ps(x.d));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), d, acc);
-  };
+float dot_q8_0(const uint8_t* row, const ActQ8_32* a, int64_t nb) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  const int64_t quads = nb / 4;
-  int64_t g = 0;
-  for (; g + 1 < quads; g += 2) {
-    acc0 = quad(g, acc0);
-    acc1 = quad(g + 1, acc1);
+  auto step = [&](int64_t b, __m256 acc) {
+    const uint8_t* blk = row + 34 * b;
+    const __m256i w = loadu256(blk + 2);
+    const __m256i x = loadu256(a[b].q);
+    // vpmaddubsw wants one unsigned operand: |w| times x with w's sign moved onto x.
+    const __m256i p = dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(f16_at(blk) * a[b].d), acc);
+  };
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2) {
+    acc0 = step(b, acc0);
+    acc1 = step(b + 1, acc1);
   }
-  if (g < quads) acc0 = quad(g, acc0);
-  for (int64_t j = 0; j < nb % 4; ++j) {  // the blocks of a last, partial quad
-    const uint8_t* blk = row + 136 * quads + 34 * j;
-    const __m256 d = _mm256_set1_ps(f16_at(blk) * a[quads].d[j]);
-    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(prod(blk, a[quads].q + 32 * j)), d, acc1);
-  }
+  if (b < nb) acc0 = step(b, acc0);
   return hsum(_mm256_add_ps(acc0, acc1));
 }
 
@@ -437,9 +404,9 @@ float dot_float(const uint8_t* row, const float* x, int64_t n) {
 void matvec(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
             const void* act, float* y) {
   const auto* base = static_cast<const uint8_t*>(w);
+  const auto* a32 = static_cast<const ActQ8_32*>(act);
   const auto* a256 = static_cast<const ActQ8_256*>(act);
   const auto* a64 = static_cast<const ActQ8_32x2*>(act);
-  const auto* a128 = static_cast<const ActQ8_32x4*>(act);
   const auto* xf = static_cast<const float*>(act);
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* row = base + r * stride;
@@ -454,7 +421,7 @@ void matvec(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t
         y[r] = dot_float<kBF16>(row, xf, cols);
         break;
       case kQ8_0:
-        y[r] = dot_q8_0(row, a128, cols / 32);
+        y[r] = dot_q8_0(row, a32, cols / 32);
         break;
       case kQ4_0:
         y[r] = dot_q4_0(row, a64, cols / 32);

@@ -78,7 +78,6 @@ uint64_t act_bytes(ActFormat f, int64_t n) {
   if (f == ActFormat::Q8_32) return n / 32 * sizeof(ActQ8_32);
   if (f == ActFormat::Q8_256) return n / 256 * sizeof(ActQ8_256);
   if (f == ActFormat::Q8_32x2) return (n + 63) / 64 * sizeof(ActQ8_32x2);
-  if (f == ActFormat::Q8_32x4) return (n + 127) / 128 * sizeof(ActQ8_32x4);
   return n * sizeof(float);
 }
 
@@ -87,8 +86,8 @@ class KernelTest : public ::testing::TestWithParam<Isa> {};
 TEST_P(KernelTest, MatvecMatchesReference) {
   const IsaKernels& k = *table(GetParam());
   const int64_t rows = 37;
-  // 800 = 25 and 864 = 27 blocks of 32: kernels that take blocks in pairs or quads must handle a
-  // partial last group without reading past the row.
+  // 800 = 25 blocks of 32: kernels that take blocks in pairs must handle the odd last one
+  // without reading past the row.
   for (auto [type, cols] : std::vector<std::pair<TensorType, int64_t>>{{TensorType::F32, 768},
                                                                        {TensorType::F16, 768},
                                                                        {TensorType::BF16, 768},
@@ -224,17 +223,6 @@ TEST_P(KernelTest, ActivationQuantizationRoundTrips) {
       EXPECT_EQ(p.d[4 * h + l], one.d) << "block " << b;
       EXPECT_EQ(p.off[4 * h + l], l == 0 ? 8 * one.sum : 0) << "block " << b;
     }
-  }
-  // The quad layout likewise; 416 = 13 blocks leaves three blocks of the last quad empty.
-  std::vector<ActQ8_32x4> a128(4);
-  std::memset(a128.data(), 0x55, a128.size() * sizeof(ActQ8_32x4));
-  k.quantize_act(ActFormat::Q8_32x4, x.data(), 416, a128.data());
-  for (int b = 0; b < 16; ++b) {
-    const ActQ8_32x4& p = a128[b / 4];
-    const ActQ8_32 one = b < 13 ? a32[b] : ActQ8_32{};
-    for (int j = 0; j < 32; ++j) EXPECT_EQ(p.q[32 * (b % 4) + j], one.q[j]) << "block " << b;
-    EXPECT_EQ(p.d[b % 4], one.d) << "block " << b;
-    EXPECT_EQ(p.d[4 + b % 4], one.d) << "block " << b;
   }
   std::vector<ActQ8_256> a256(2);
   k.quantize_act(ActFormat::Q8_256, x.data(), 512, a256.data());
