@@ -788,15 +788,21 @@ inline __m256 exp_ps(__m256 x) {
   return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
 }
 
-float softmax_exp(float* s, int64_t n) {
-  __m256 mv = _mm256_set1_ps(-3.0e38f);
+// The largest of x[0..n), -inf for an all -inf row (n >= 1).
+inline float row_max(const float* x, int64_t n) {
+  __m256 mv = _mm256_set1_ps(-__builtin_inff());
   int64_t j = 0;
-  for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + j));
+  for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + j));
   float m = hmax(mv);
-  for (; j < n; ++j) m = s[j] > m ? s[j] : m;
+  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+float softmax_exp(float* s, int64_t n) {
+  const float m = row_max(s, n);
   const __m256 mb = _mm256_set1_ps(m);
   __m256 sum = _mm256_setzero_ps();
-  j = 0;
+  int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
     const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(s + j), mb));
     _mm256_storeu_ps(s + j, e);
@@ -819,23 +825,20 @@ float softmax_exp(float* s, int64_t n) {
 // exp in float (the same polynomial as the softmax), summed in double: a vocabulary row has
 // ~10^5 terms, too many for a float sum to keep 1e-7 of relative accuracy.
 void exp_sum(const float* x, int64_t n, float* max, double* sum) {
-  __m256 mv = _mm256_set1_ps(-3.0e38f);
-  int64_t j = 0;
-  for (; j + 8 <= n; j += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + j));
-  float m = hmax(mv);
-  for (; j < n; ++j) m = x[j] > m ? x[j] : m;
+  const float m = row_max(x, n);
   const __m256 mb = _mm256_set1_ps(m);
   __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-  j = 0;
+  int64_t j = 0;
   for (; j + 8 <= n; j += 8) {
     const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mb));
     lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
     hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
   }
   if (j < n) {
-    // The tail is padded with -inf-like values whose exp is 0.
-    alignas(32) float buf[8] = {-3.0e38f, -3.0e38f, -3.0e38f, -3.0e38f,
-                                -3.0e38f, -3.0e38f, -3.0e38f, -3.0e38f};
+    // The tail is padded with -inf, whose exp is 0 against any finite maximum (a finite pad
+    // would count as exp(0) = 1 in a row whose own maximum is as low).
+    const float ninf = -__builtin_inff();
+    alignas(32) float buf[8] = {ninf, ninf, ninf, ninf, ninf, ninf, ninf, ninf};
     for (int64_t i = 0; i < n - j; ++i) buf[i] = x[j + i];
     const __m256 e = exp_ps(_mm256_sub_ps(_mm256_load_ps(buf), mb));
     lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
