@@ -93,18 +93,10 @@ struct Sums {
 }  // namespace
 
 double kl_from_logits(const float* p_logits, const float* q_logits, int64_t n) {
-  // Log-softmax of both in double; KL = Σ p (log p − log q).
-  double pmax = p_logits[0], qmax = q_logits[0];
-  for (int64_t i = 1; i < n; ++i) {
-    pmax = std::max<double>(pmax, p_logits[i]);
-    qmax = std::max<double>(qmax, q_logits[i]);
-  }
-  double pz = 0, qz = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    pz += std::exp(p_logits[i] - pmax);
-    qz += std::exp(q_logits[i] - qmax);
-  }
-  const double plz = pmax + std::log(pz), qlz = qmax + std::log(qz);
+  // Log-softmax of both; KL = Σ p (log p − log q).
+  const auto size = static_cast<size_t>(n);
+  const double plz = kernels::log_sum_exp({p_logits, size}),
+               qlz = kernels::log_sum_exp({q_logits, size});
   double kl = 0;
   for (int64_t i = 0; i < n; ++i) {
     const double lp = p_logits[i] - plz, lq = q_logits[i] - qlz;

@@ -6,6 +6,7 @@
 #include <limits>
 #include <numeric>
 
+#include "kernels/ops.h"
 #include "model/tokenizer.h"
 #include "util/error.h"
 
@@ -17,16 +18,6 @@ constexpr size_t kUnknown = std::numeric_limits<size_t>::max();
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Log of the softmax denominator, computed around the maximum so that it cannot overflow.
-double log_sum_exp(std::span<const float> logits) {
-  float mx = -std::numeric_limits<float>::infinity();
-  for (float v : logits) mx = std::max(mx, v);
-  if (!std::isfinite(mx)) return mx;
-  double sum = 0;
-  for (float v : logits) sum += std::exp(static_cast<double>(v) - mx);
-  return mx + std::log(sum);
 }
 
 }  // namespace
@@ -142,7 +133,7 @@ const char* finish_reason_name(FinishReason r) {
 
 float token_logprob(std::span<const float> logits, int32_t id) {
   if (id < 0 || static_cast<size_t>(id) >= logits.size()) return 0;
-  return static_cast<float>(logits[id] - log_sum_exp(logits));
+  return static_cast<float>(logits[id] - kernels::log_sum_exp(logits));
 }
 
 std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int k) {
@@ -154,7 +145,7 @@ std::vector<TokenLogprob> top_logprobs(std::span<const float> logits, int k) {
   std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](int32_t a, int32_t b) {
     return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
   });
-  const double lse = log_sum_exp(logits);
+  const double lse = kernels::log_sum_exp(logits);
   std::vector<TokenLogprob> out(k);
   for (int i = 0; i < k; ++i) out[i] = {ids[i], static_cast<float>(logits[ids[i]] - lse)};
   return out;

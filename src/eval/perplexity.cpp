@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/ops.h"
 #include "util/error.h"
 
 namespace reprise::eval {
@@ -35,10 +36,7 @@ void score_sequence(Session& s, std::span<const int32_t> seq, int64_t first, Nll
     auto logits = s.prefill(seq.subspan(pos, m), true);
     for (int64_t j = 0; j < m; ++j) {
       std::span<const float> row = logits.subspan(j * n_vocab, n_vocab);
-      const float mx = *std::max_element(row.begin(), row.end());
-      double z = 0;
-      for (float v : row) z += std::exp(static_cast<double>(v) - mx);
-      acc.add(-(row[seq[pos + j + 1]] - mx - std::log(z)));
+      acc.add(-(row[seq[pos + j + 1]] - kernels::log_sum_exp(row)));
     }
   }
 }

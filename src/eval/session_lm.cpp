@@ -23,7 +23,7 @@ const Tokenizer& require_tokenizer(const Model& m) {
 }
 
 int32_t argmax(std::span<const float> logits) {
-  return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  return static_cast<int32_t>(kernels::argmax(logits));
 }
 
 // Request indices ordered so that requests with a common token prefix are adjacent.

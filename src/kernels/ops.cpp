@@ -84,6 +84,8 @@ double log_sum_exp(std::span<const float> v) {
   float max = 0;
   double sum = 0;
   active_kernels().exp_sum(v.data(), static_cast<int64_t>(v.size()), &max, &sum);
+  // An infinite maximum is the answer itself (inf - inf would make the sum NaN).
+  if (std::isinf(max)) return max;
   return max + std::log(sum);
 }
 

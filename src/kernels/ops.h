@@ -29,7 +29,8 @@ void swiglu(float* g, const float* u, int64_t n);
 void embedding_row(const TensorView& table, int64_t id, float* out);
 
 // log(sum_j exp(v[j])) with the maximum shifted out (no overflow), summed in double; the active
-// ISA's exp (AVX2: a polynomial within ~2 ulp of float exp). v must not be empty.
+// ISA's exp (AVX2: a polynomial within ~2 ulp of float exp). An infinite maximum is returned as
+// is. v must not be empty.
 double log_sum_exp(std::span<const float> v);
 
 // Index of the largest value (first one on ties).

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -299,6 +300,20 @@ TEST_P(KernelTest, ExpSumMatchesScalar) {
   double sum = 0;
   s.exp_sum(v.data(), 2, &m, &sum);
   EXPECT_NEAR(m + std::log(sum), std::log(4.0), 1e-7);
+}
+
+// kernels::log_sum_exp on every ISA: known values, and infinite maxima passed through (the
+// sampler's logprobs see -inf logits once tokens are banned).
+TEST_P(KernelTest, LogSumExpOfKnownAndInfiniteRows) {
+  const Isa saved = active_isa();
+  set_isa(GetParam());
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> known = {0.0f, std::log(3.0f)}, banned = {-inf, -inf, -inf},
+                           one_inf = {1.0f, inf, 2.0f};
+  EXPECT_NEAR(log_sum_exp(known), std::log(4.0), 1e-6);
+  EXPECT_EQ(log_sum_exp(banned), -inf);
+  EXPECT_EQ(log_sum_exp(one_inf), inf);
+  set_isa(saved);
 }
 
 TEST_P(KernelTest, SwigluMatchesScalar) {
