@@ -20,8 +20,6 @@ namespace {
 // The safetensors reference implementation refuses headers above 100 MB; so do we, so that a
 // hostile length cannot make us parse (and allocate for) gigabytes of "JSON".
 constexpr uint64_t kMaxHeaderBytes = 100'000'000;
-// Same sanity limits as the GGUF reader: no real dimension is near 2^40 and keeping the element
-// count below 2^50 means count * dtype size can never overflow.
 
 // nlohmann prefixes its messages with "[json.exception.parse_error.101] "; the rest is the useful
 // part (line, column, what was read).

@@ -32,8 +32,10 @@ struct TensorView {
 
 std::string shape_string(const std::vector<int64_t>& shape);
 
-// Takes a tensor's dimensions one by one as a reader parses them and refuses absurd ones: a
-// dimension above 2^40, or one that takes the product of the dimensions past 2^50 elements.
+// Takes a tensor's dimensions one by one as a reader parses them (GGUF and safetensors) and
+// refuses absurd ones: a dimension above 2^40, or one that takes the product of the dimensions
+// past 2^50 elements. No real tensor is near either, and below them elements * bytes per element
+// cannot overflow.
 // Zeros are skipped in that product, so a shape such as [0, 2^40, 2^40] (no elements, yet
 // rows() would overflow int64_t) is refused too.
 class ShapeLimit {
