@@ -64,6 +64,20 @@ std::vector<Passage> paragraphs(const fs::path& file, const std::string& task, b
   return out;
 }
 
+// Cluster ids of paragraphs: a paragraph beginning with `story_start` opens a new story, and the
+// paragraphs of one story share an id (TinyStories marks no story boundaries, but its stories
+// open with "Once upon a time").
+std::vector<std::string> story_clusters(const std::vector<Passage>& paragraphs,
+                                        const std::string& task, const std::string& story_start) {
+  std::vector<std::string> out;
+  int story = 0;
+  for (const auto& p : paragraphs) {
+    if (p.text.rfind(story_start, 0) == 0 && !out.empty()) ++story;
+    out.push_back(fmt::format("{}/story{}", task, story));
+  }
+  return out;
+}
+
 }  // namespace
 
 const std::vector<std::string>& bbh_task_names() {
@@ -109,13 +123,20 @@ std::unique_ptr<Task> load_arc(const fs::path& data_dir, bool challenge) {
 
 std::unique_ptr<Task> load_boolq(const fs::path& data_dir) {
   auto items = query_choice_items(data_dir / "boolq" / "boolq.jsonl", "boolq");
-  return std::make_unique<MultipleChoiceTask>("boolq", "BoolQ dev, yes/no by log-likelihood",
-                                              std::move(items));
+  // Several questions ask about one passage: the passage is the unit they share.
+  std::vector<std::string> passages;
+  for (const auto& it : items)
+    passages.push_back(it.context.substr(0, it.context.find("\nQuestion:")));
+  auto task = std::make_unique<MultipleChoiceTask>("boolq", "BoolQ dev, yes/no by log-likelihood",
+                                                   std::move(items));
+  task->set_clusters(std::move(passages));
+  return task;
 }
 
 std::unique_ptr<Task> load_winogrande(const fs::path& data_dir) {
   const fs::path file = data_dir / "winogrande" / "winogrande.jsonl";
   std::vector<ChoiceItem> items;
+  std::vector<std::string> twins;  // twin sentences (one trigger word apart) share their options
   for_each_jsonl(file, [&](const nlohmann::json& j, int line) {
     const std::string at = where(file, line);
     ChoiceItem it;
@@ -123,11 +144,14 @@ std::unique_ptr<Task> load_winogrande(const fs::path& data_dir) {
     it.choices = json_strings(j, "context_options", at);
     it.continuation = json_string(j, "continuation", at);
     it.gold = checked_gold(j, it.choices.size(), at);
+    twins.push_back(nlohmann::json(it.choices).dump());
     items.push_back(std::move(it));
   });
-  return std::make_unique<MultipleChoiceTask>(
+  auto task = std::make_unique<MultipleChoiceTask>(
       "winogrande", "WinoGrande dev, partial scoring of the sentence's ending", std::move(items),
       " ", true);
+  task->set_clusters(std::move(twins));
+  return task;
 }
 
 std::vector<MetricInfo> gsm8k_metrics() {
@@ -265,9 +289,13 @@ std::unique_ptr<Task> load_eq_bench(const fs::path& data_dir) {
 }
 
 std::unique_ptr<Task> load_tinystories(const fs::path& data_dir) {
-  return std::make_unique<PassageTask>(
-      "tinystories", "TinyStories validation sample, one paragraph per item",
-      paragraphs(data_dir / "tinystories" / "tinystories_val.txt", "tinystories", false));
+  auto passages =
+      paragraphs(data_dir / "tinystories" / "tinystories_val.txt", "tinystories", false);
+  auto stories = story_clusters(passages, "tinystories", "Once upon a time");
+  auto task = std::make_unique<PassageTask>(
+      "tinystories", "TinyStories validation sample, one paragraph per item", std::move(passages));
+  task->set_clusters(std::move(stories));
+  return task;
 }
 
 std::unique_ptr<Task> load_wikitext2(const fs::path& data_dir) {
