@@ -26,6 +26,11 @@ struct ItemScore {
   double value = 0;
 };
 
+// The unit an item shares with other items (eval::Task::cluster_id), for cluster bootstraps.
+struct ItemCluster {
+  std::string task, item, cluster;
+};
+
 struct ConfigRecord {
   std::string key;   // Config::key()
   std::string path;  // canonical layer path
@@ -55,8 +60,16 @@ class Store {
   std::map<std::string, std::string> all_meta() const;
 
   bool is_done(const std::string& config_key, const std::string& phase) const;
-  // Writes all scores of one config and marks it done, atomically.
+  // Writes all scores of one config and marks it done, atomically. A NaN score (an item the
+  // metric cannot score, e.g. an empty text) is recorded as missing, not as a score.
   void save_config(const ConfigRecord& rec, const std::vector<ItemScore>& scores);
+  // The scores save_config recorded as missing in `phase` (value NaN), by config then item.
+  std::vector<std::pair<std::string, ItemScore>> missing(const std::string& phase) const;
+
+  // Cluster ids of items (written once per item; a later write for the same item replaces it).
+  void save_clusters(const std::vector<ItemCluster>& clusters);
+  // (task, item) -> cluster; items never given one are absent.
+  std::map<std::pair<std::string, std::string>, std::string> clusters() const;
 
   std::vector<ConfigRecord> configs(const std::string& phase = "") const;
   // Scores of one config, ordered by task, item, metric.
