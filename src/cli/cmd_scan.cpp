@@ -134,6 +134,7 @@ void add_report(CLI::App& app, Runner& run) {
   sub->add_option("--top", o->top, "configs in the tables");
   sub->callback([&run, o] {
     run = [o] {
+      if (o->top < 1) throw Error(fmt::format("--top must be >= 1, got {}", o->top));
       for (const auto& out : o->outs) report::write_scan_report(o->store, out, o->top);
       return 0;
     };

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "util/error.h"
@@ -105,6 +106,17 @@ Store::~Store() {
   if (db_) sqlite3_close(db_);
 }
 
+void Store::in_transaction(const std::function<void()>& body) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    body();
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
 void Store::exec(const std::string& sql) const {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
@@ -115,8 +127,7 @@ void Store::exec(const std::string& sql) const {
 }
 
 void Store::bind_identity(const std::map<std::string, std::string>& identity) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  in_transaction([&] {
     for (const auto& [key, value] : identity) {
       Statement q(db_, "SELECT value FROM identity WHERE key = ?", path_);
       q.bind(1, key);
@@ -131,11 +142,7 @@ void Store::bind_identity(const std::map<std::string, std::string>& identity) {
         ins.bind(1, key).bind(2, value).step();
       }
     }
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  });
 }
 
 void Store::set_meta(const std::string& key, const std::string& value) {
@@ -170,8 +177,7 @@ bool Store::is_done(const std::string& config_key, const std::string& phase) con
 }
 
 void Store::save_config(const ConfigRecord& rec, const std::vector<ItemScore>& scores) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  in_transaction([&] {
     for (const char* table : {"scores", "missing"}) {
       Statement del(db_, fmt::format("DELETE FROM {} WHERE config = ? AND phase = ?", table),
                     path_);
@@ -197,11 +203,7 @@ void Store::save_config(const ConfigRecord& rec, const std::vector<ItemScore>& s
                   path_);
     cfg.bind(1, rec.key).bind(2, rec.phase).bind(3, rec.path).bind(4, rec.layer_evals);
     cfg.bind(5, rec.layer_evals_full).bind(6, rec.seconds).step();
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  });
 }
 
 std::vector<ConfigRecord> Store::configs(const std::string& phase) const {
@@ -229,16 +231,11 @@ std::vector<std::pair<std::string, ItemScore>> Store::missing(const std::string&
 }
 
 void Store::save_clusters(const std::vector<ItemCluster>& clusters) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  in_transaction([&] {
     Statement ins(db_, "INSERT OR REPLACE INTO clusters (task, item, cluster) VALUES (?, ?, ?)",
                   path_);
     for (const auto& c : clusters) ins.bind(1, c.task).bind(2, c.item).bind(3, c.cluster).step();
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  });
 }
 
 std::map<std::pair<std::string, std::string>, std::string> Store::clusters() const {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -77,6 +78,8 @@ class Store {
 
  private:
   void exec(const std::string& sql) const;
+  // Runs `body` inside BEGIN IMMEDIATE ... COMMIT; rolls back and rethrows if it throws.
+  void in_transaction(const std::function<void()>& body);
 
   std::string path_;
   sqlite3* db_ = nullptr;
