@@ -117,8 +117,7 @@ const std::vector<std::string> kValidationHead = {"config", "search delta",     
                                                   "95% CI", "p gain (1-sided)", "p gain Holm",
                                                   "verdict"};
 
-std::vector<std::string> task_notes(const scan::Store& store, const scan::PhaseStats& ps,
-                                    size_t k) {
+std::vector<std::string> task_notes(const scan::PhaseStats& ps, size_t k) {
   const auto& t = ps.tasks[k];
   std::vector<std::string> notes;
   if (!std::isnan(t.mde))
@@ -137,7 +136,6 @@ std::vector<std::string> task_notes(const scan::Store& store, const scan::PhaseS
         fmt::format("{} items some config scored as NaN (e.g. an empty text) are "
                     "missing and left out of every comparison",
                     t.missing));
-  (void)store;
   return notes;
 }
 
@@ -155,7 +153,7 @@ Tables build_tables(const scan::Store& store, const scan::PhaseStats& ps, int to
                              tb.metric.higher_is_better ? ""
                                                         : " (lower is better; deltas are "
                                                           "sign-adjusted)");
-    tt.notes = task_notes(store, ps, k);
+    tt.notes = task_notes(ps, k);
     std::vector<scan::Config> shown;
     for (const auto& c : scan::ranked_on(ps, k)) {
       if (c.config.mode == Mode::Skip) continue;
@@ -170,19 +168,17 @@ Tables build_tables(const scan::Store& store, const scan::PhaseStats& ps, int to
       tt.controls.push_back({c.config.key(), c.skip.key(), fmt::format("{:+.4f}", c.delta),
                              fmt_ci(c.ci_lo, c.ci_hi), fmt_p(c.p_value), fmt_p(c.p_holm),
                              c.verdict});
-    if (vs) {
+    if (vs) {  // both phases list the store's tasks in the same order
       std::map<std::string, const ConfigStats*> search;
       for (const auto& c : ps.configs) search[c.config.key()] = &c;
-      const size_t vk = k;  // both phases list the store's tasks in the same order
       for (const auto& v : vs->configs) {
-        const auto& d = v.tasks[vk];
+        const auto& d = v.tasks[k];
         const auto it = search.find(v.config.key());
         tt.validation.push_back(
             {v.config.key(),
              it == search.end() ? "-" : fmt::format("{:+.4f}", it->second->tasks[k].delta),
              fmt::format("{:+.4f}", d.delta), fmt_ci(d.ci_lo, d.ci_hi), fmt_p(d.p_gain),
-             fmt_p(d.p_gain_holm),
-             scan::survival_name(scan::held_out_verdict(d, vs->tasks[vk].n))});
+             fmt_p(d.p_gain_holm), scan::survival_name(scan::held_out_verdict(d, vs->tasks[k].n))});
       }
       for (const auto& h : held)
         if (h.value("task", "") == tb.metric.task)
@@ -190,12 +186,12 @@ Tables build_tables(const scan::Store& store, const scan::PhaseStats& ps, int to
               "held-out set: {} items, none repeating a searched item's text or sharing its unit "
               "(checked when they were chosen; {} candidates skipped)",
               h.value("items", 0), h.value("skipped", 0)));
-      if (vs->tasks[vk].n < scan::kMinHeldOut)
+      if (vs->tasks[k].n < scan::kMinHeldOut)
         tt.notes.push_back(
             fmt::format("held-out n = {} is below the minimum of {} items: no "
                         "config is declared to survive",
-                        vs->tasks[vk].n, scan::kMinHeldOut));
-      for (const auto& note : task_notes(store, *vs, vk))
+                        vs->tasks[k].n, scan::kMinHeldOut));
+      for (const auto& note : task_notes(*vs, k))
         if (note.rfind("minimum", 0) == 0) tt.notes.push_back("held-out " + note);
     }
     out.tasks.push_back(std::move(tt));
