@@ -78,6 +78,34 @@ std::vector<std::string> story_clusters(const std::vector<Passage>& paragraphs,
   return out;
 }
 
+std::vector<std::string> words(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+// WinoGrande twins: two sentences a trigger word or two apart, next to each other in the file.
+// An item and the one before it are twins when they offer the same options, or when their
+// sentences (first option + continuation) have as many words and differ in at most two.
+std::vector<std::string> winogrande_twins(const std::vector<ChoiceItem>& items) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    bool twin = false;
+    if (i > 0 && out[i - 1] == items[i - 1].id) {  // the previous item has no twin yet
+      const auto& a = items[i - 1];
+      const auto& b = items[i];
+      const auto wa = words(a.choices.at(0) + " " + a.continuation);
+      const auto wb = words(b.choices.at(0) + " " + b.continuation);
+      size_t differ = 0;
+      for (size_t k = 0; k < std::min(wa.size(), wb.size()); ++k) differ += wa[k] != wb[k];
+      twin = a.choices == b.choices || (wa.size() == wb.size() && differ <= 2);
+    }
+    out.push_back(twin ? out[i - 1] : items[i].id);
+  }
+  return out;
+}
+
 }  // namespace
 
 const std::vector<std::string>& bbh_task_names() {
@@ -136,7 +164,6 @@ std::unique_ptr<Task> load_boolq(const fs::path& data_dir) {
 std::unique_ptr<Task> load_winogrande(const fs::path& data_dir) {
   const fs::path file = data_dir / "winogrande" / "winogrande.jsonl";
   std::vector<ChoiceItem> items;
-  std::vector<std::string> twins;  // twin sentences (one trigger word apart) share their options
   for_each_jsonl(file, [&](const nlohmann::json& j, int line) {
     const std::string at = where(file, line);
     ChoiceItem it;
@@ -144,9 +171,9 @@ std::unique_ptr<Task> load_winogrande(const fs::path& data_dir) {
     it.choices = json_strings(j, "context_options", at);
     it.continuation = json_string(j, "continuation", at);
     it.gold = checked_gold(j, it.choices.size(), at);
-    twins.push_back(nlohmann::json(it.choices).dump());
     items.push_back(std::move(it));
   });
+  auto twins = winogrande_twins(items);
   auto task = std::make_unique<MultipleChoiceTask>(
       "winogrande", "WinoGrande dev, partial scoring of the sentence's ending", std::move(items),
       " ", true);
