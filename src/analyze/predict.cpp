@@ -144,7 +144,7 @@ Validation validate(const Prediction& p, const std::vector<MeasuredDelta>& measu
   return v;
 }
 
-ScanMeasurements load_scan(const std::string& path, int n_layer) {
+ScanMeasurements load_scan(const std::string& path, int n_layer, const std::string& model_sha256) {
   if (!std::filesystem::is_regular_file(path))
     throw Error(fmt::format("--against {}: no such scan store", path));
   scan::Store store(path);
@@ -154,6 +154,11 @@ ScanMeasurements load_scan(const std::string& path, int n_layer) {
   if (*nl != std::to_string(n_layer))
     throw Error(fmt::format("{}: scan of a {}-layer model, this model has {}", path, *nl, n_layer));
   out.model_name = store.meta("model_name").value_or("");
+  if (auto sha = store.meta("model_sha256"); !sha || *sha != model_sha256)
+    throw Error(fmt::format(
+        "{}: a scan of another model ({}, sha256 {}), not of this one "
+        "(sha256 {}); give --against a scan of this model file",
+        path, out.model_name, sha ? sha->substr(0, 12) : "unrecorded", model_sha256.substr(0, 12)));
   out.limit = store.meta("limit").value_or("");
   for (const auto& pm : scan::primary_metrics(store))
     out.tasks += (out.tasks.empty() ? "" : ",") + pm.task;
@@ -161,7 +166,8 @@ ScanMeasurements load_scan(const std::string& path, int n_layer) {
   auto stats = scan::analyze_phase(store, "search");
   for (const auto& c : stats.configs)
     if (c.config.mode == scan::Mode::Repeat && c.config.k == 2)
-      out.deltas.push_back({c.config.i, c.config.j, c.delta});
+      out.deltas.push_back(
+          {c.config.i, c.config.j, stats.tasks.size() == 1 ? c.tasks[0].delta : c.combined});
   if (out.deltas.empty()) throw Error(fmt::format("{}: the scan has no repeat configs", path));
   return out;
 }

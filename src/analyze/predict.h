@@ -54,9 +54,10 @@ double spearman(const std::vector<double>& a, const std::vector<double>& b);
 Validation validate(const Prediction& p, const std::vector<MeasuredDelta>& measured, int radius = 2,
                     const std::vector<int>& ks = {1, 3, 5});
 
-// Repeat (k = 2) deltas of a scan store's "search" phase and the scan's compute time (sum of
-// the configs' seconds, baseline included). Throws Error naming the file when it is not a scan
-// of a model with n_layer layers.
+// Repeat (k = 2) deltas of a scan store's "search" phase (a one-task scan: the task's delta; a
+// multi-task scan: the unit-free combined score) and the scan's compute time (sum of the
+// configs' seconds, baseline included). Throws Error naming the file when it is not a scan of
+// this model: n_layer layers and the checksum `model_sha256` (scan::model_fingerprint).
 struct ScanMeasurements {
   std::vector<MeasuredDelta> deltas;
   double seconds = 0;
@@ -64,6 +65,6 @@ struct ScanMeasurements {
   std::string tasks;
   std::string limit;
 };
-ScanMeasurements load_scan(const std::string& path, int n_layer);
+ScanMeasurements load_scan(const std::string& path, int n_layer, const std::string& model_sha256);
 
 }  // namespace reprise::analyze

@@ -9,6 +9,7 @@
 #include "analyze/probe.h"
 #include "analyze/report.h"
 #include "cli/common.h"
+#include "scan/runner.h"
 #include "util/error.h"
 
 namespace reprise::cli {
@@ -36,8 +37,12 @@ int run_analyze(const AnalyzeCli& o) {
       throw Error(fmt::format("-o {}: analyze writes .json, .png, .svg or .html", out));
   }
   auto m = o.model.load();
-  const auto t_start = Clock::now();
   analyze::AnalysisReport r;
+  if (!o.against.empty()) {  // before the diagnostics: a scan of another model is refused at once
+    r.scan = analyze::load_scan(o.against, m->hparams().n_layer, scan::model_fingerprint(*m));
+    r.scan_path = o.against;
+  }
+  const auto t_start = Clock::now();
   r.model = std::filesystem::path(m->path()).filename().string();
   r.tasks = o.probe.tasks;
   r.limit = o.probe.limit;
@@ -54,9 +59,7 @@ int run_analyze(const AnalyzeCli& o) {
   r.predictions.push_back(analyze::predict_stability(r.diag));
   // What a scan is replaced by: the plain pass with its statistics, and the ranking.
   r.seconds_prediction = r.diag.seconds_plain + since(t0);
-  if (!o.against.empty()) {
-    r.scan = analyze::load_scan(o.against, m->hparams().n_layer);
-    r.scan_path = o.against;
+  if (r.scan) {
     for (const auto& p : r.predictions)
       r.validations.push_back(analyze::validate(p, r.scan->deltas));
   }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 
 #include "cli/common.h"
 #include "report/scan_report.h"
@@ -22,6 +23,8 @@ struct ScanCli {
   std::string i_range, j_range;
   std::string out;
   int top = 10;
+  static constexpr int64_t kAll = std::numeric_limits<int64_t>::min();
+  int64_t limit = kAll;  // not given: every item
 };
 
 std::vector<std::string> split(const std::string& s, char sep) {
@@ -50,6 +53,14 @@ scan::Range parse_range(const std::string& s, const std::string& flag) {
 }
 
 int run_scan_cli(ScanCli& o) {
+  // Checked here (not by CLI11, whose range message prints the type's limits).
+  if (o.limit != ScanCli::kAll) {
+    if (o.limit < 1)
+      throw Error(
+          fmt::format("--limit must be >= 1 (leave it out for every item), got {}", o.limit));
+    o.scan.limit = static_cast<size_t>(o.limit);
+  }
+  if (o.top < 1) throw Error(fmt::format("--top must be >= 1, got {}", o.top));
   o.scan.model = o.model.model;
   o.scan.session = o.model.session_options();
   if (o.scan.session.n_ctx == 0) o.scan.session.n_ctx = 2048;
@@ -87,8 +98,7 @@ void add_scan(CLI::App& app, Runner& run) {
   o->model.add_to(*sub, /*with_path=*/false);
   sub->add_option("--task", o->scan.tasks, "task(s) to score, comma-separated (see eval --list)")
       ->required();
-  sub->add_option("--limit", o->scan.limit, "items per task searched (default: all)")
-      ->check(CLI::PositiveNumber);
+  sub->add_option("--limit", o->limit, "items per task searched (default: all)");
   sub->add_option("--mode", o->mode, "repeat, skip, loop (comma-separated)");
   sub->add_option("--loops", o->loops, "run counts for loop mode, e.g. 2,3,4");
   sub->add_option("--block-min", o->scan.plan.block_min, "smallest block size j - i");
@@ -124,6 +134,7 @@ void add_report(CLI::App& app, Runner& run) {
   sub->add_option("--top", o->top, "configs in the tables");
   sub->callback([&run, o] {
     run = [o] {
+      if (o->top < 1) throw Error(fmt::format("--top must be >= 1, got {}", o->top));
       for (const auto& out : o->outs) report::write_scan_report(o->store, out, o->top);
       return 0;
     };

@@ -155,9 +155,32 @@ TTestResult paired_t_test(std::span<const double> a, std::span<const double> b) 
   return r;
 }
 
-Interval bootstrap_mean_ci(std::span<const double> d, const BootstrapOptions& opts) {
+double paired_p_value(std::span<const double> a, std::span<const double> b, bool binary) {
+  const double p = binary ? mcnemar_exact(a, b).p_value : paired_t_test(a, b).p_value;
+  return std::isnan(p) ? 1.0 : p;
+}
+
+namespace {
+
+void check_bootstrap_options(const BootstrapOptions& opts) {
   if (opts.resamples < 1) throw Error("bootstrap: resamples must be >= 1");
   if (!(opts.level > 0 && opts.level < 1)) throw Error("bootstrap: level must be in (0, 1)");
+}
+
+// The percentile interval of resampled means (sorted in place).
+Interval percentile_interval(std::vector<double>& means, double level) {
+  std::sort(means.begin(), means.end());
+  const double R = static_cast<double>(means.size());
+  const double q_lo = (1.0 - level) / 2.0, q_hi = (1.0 + level) / 2.0;
+  const auto lo = static_cast<size_t>(std::floor(q_lo * R));
+  const auto hi = static_cast<size_t>(std::max(1.0, std::ceil(q_hi * R)) - 1.0);
+  return {means[std::min(lo, means.size() - 1)], means[std::min(hi, means.size() - 1)]};
+}
+
+}  // namespace
+
+Interval bootstrap_mean_ci(std::span<const double> d, const BootstrapOptions& opts) {
+  check_bootstrap_options(opts);
   if (d.empty()) return {kNaN, kNaN};
   const size_t n = d.size();
   Rng rng(opts.seed);
@@ -167,12 +190,79 @@ Interval bootstrap_mean_ci(std::span<const double> d, const BootstrapOptions& op
     for (size_t i = 0; i < n; ++i) s += d[rng.below(n)];
     m = s / static_cast<double>(n);
   }
-  std::sort(means.begin(), means.end());
-  const double R = static_cast<double>(opts.resamples);
-  const double q_lo = (1.0 - opts.level) / 2.0, q_hi = (1.0 + opts.level) / 2.0;
-  const auto lo = static_cast<size_t>(std::floor(q_lo * R));
-  const auto hi = static_cast<size_t>(std::max(1.0, std::ceil(q_hi * R)) - 1.0);
-  return {means[std::min(lo, means.size() - 1)], means[std::min(hi, means.size() - 1)]};
+  return percentile_interval(means, opts.level);
+}
+
+ClusterBootstrap cluster_bootstrap_mean_ci(std::span<const double> d,
+                                           std::span<const size_t> cluster,
+                                           const BootstrapOptions& opts) {
+  check_bootstrap_options(opts);
+  if (d.size() != cluster.size())
+    throw Error(
+        fmt::format("cluster bootstrap: {} values but {} cluster ids", d.size(), cluster.size()));
+  if (d.empty()) return {{kNaN, kNaN}, kNaN};
+  const size_t n_clusters = *std::max_element(cluster.begin(), cluster.end()) + 1;
+  if (n_clusters > d.size())
+    throw Error(fmt::format("cluster bootstrap: cluster id {} with only {} items", n_clusters - 1,
+                            d.size()));
+  std::vector<double> sum(n_clusters, 0.0);
+  std::vector<double> count(n_clusters, 0.0);
+  for (size_t i = 0; i < d.size(); ++i) sum[cluster[i]] += d[i], count[cluster[i]] += 1;
+  for (size_t k = 0; k < n_clusters; ++k)
+    if (count[k] == 0) throw Error(fmt::format("cluster bootstrap: cluster id {} has no items", k));
+  Rng rng(opts.seed);
+  std::vector<double> means(opts.resamples);
+  for (double& m : means) {
+    double s = 0, c = 0;
+    for (size_t k = 0; k < n_clusters; ++k) {
+      const size_t u = rng.below(n_clusters);
+      s += sum[u], c += count[u];
+    }
+    m = s / c;  // c > 0: every unit has items
+  }
+  ClusterBootstrap out;
+  out.se = sample_stddev(means);
+  out.ci = percentile_interval(means, opts.level);
+  return out;
+}
+
+double normal_quantile(double p) {
+  if (!(p > 0 && p < 1)) throw Error(fmt::format("normal quantile: p = {} is not in (0, 1)", p));
+  // Acklam's coefficients: central region and both tails.
+  static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,  -2.759285104469687e+02,
+                             1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};
+  static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+                             6.680131188771972e+01, -1.328068155288572e+01};
+  static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+                             -2.549732539343734e+00, 4.374664141464968e+00,  2.938163982698783e+00};
+  static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+                             3.754408661907416e+00};
+  const double p_low = 0.02425;
+  double x;
+  if (p < p_low) {
+    const double q = std::sqrt(-2 * std::log(p));
+    x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  } else if (p <= 1 - p_low) {
+    const double q = p - 0.5, r = q * q;
+    x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+  } else {
+    const double q = std::sqrt(-2 * std::log1p(-p));
+    x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+        ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+  }
+  // One Halley step on Phi(x) - p brings the 1e-9 approximation to machine precision.
+  const double e = 0.5 * std::erfc(-x / std::sqrt(2.0)) - p;
+  const double u = e * std::sqrt(2 * M_PI) * std::exp(x * x / 2);
+  return x - u / (1 + x * u / 2);
+}
+
+double min_detectable_effect(double se, double alpha, double power) {
+  if (!(alpha > 0 && alpha < 1) || !(power > 0 && power < 1))
+    throw Error(fmt::format("minimum detectable effect: alpha {} and power {} must be in (0, 1)",
+                            alpha, power));
+  return (normal_quantile(1 - alpha / 2) + normal_quantile(power)) * se;
 }
 
 Interval paired_bootstrap_ci(std::span<const double> a, std::span<const double> b,

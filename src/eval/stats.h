@@ -59,6 +59,10 @@ struct TTestResult {
 // Paired t-test on d = B - A with exact Student-t p-values.
 TTestResult paired_t_test(std::span<const double> a, std::span<const double> b);
 
+// The paired test reprise uses for one metric: exact McNemar when `binary` (0/1 scores), else the
+// paired t-test. Two-sided p of B vs A; 1 where the test is undefined (fewer than 2 items).
+double paired_p_value(std::span<const double> a, std::span<const double> b, bool binary);
+
 // --- Bootstrap ----------------------------------------------------------------------------------
 
 struct BootstrapOptions {
@@ -79,6 +83,31 @@ Interval bootstrap_mean_ci(std::span<const double> d, const BootstrapOptions& op
 // The same for d = B - A (pairs stay together: one resample draws whole items).
 Interval paired_bootstrap_ci(std::span<const double> a, std::span<const double> b,
                              const BootstrapOptions& opts = {});
+
+struct ClusterBootstrap {
+  Interval ci;
+  double se = 0;  // standard deviation of the resampled means (the bootstrap standard error)
+};
+
+// Cluster bootstrap for the mean of d when items share a unit (a passage, a story, a twin
+// pair): cluster[i] in [0, C) names item i's unit (every id below C used), and each resample draws
+// C whole units with replacement; its mean is the sum of the drawn units' d over their item count.
+// With every item its own unit, numbered 0..n-1 in order, the interval equals bootstrap_mean_ci's
+// exactly. Throws Error when the lengths differ or an id below C is unused; NaN for an empty d.
+ClusterBootstrap cluster_bootstrap_mean_ci(std::span<const double> d,
+                                           std::span<const size_t> cluster,
+                                           const BootstrapOptions& opts = {});
+
+// --- Power --------------------------------------------------------------------------------------
+
+// Inverse of the standard normal CDF for p in (0, 1) (Acklam's rational approximation refined by
+// one Halley step; |error| < 1e-12). Throws Error outside (0, 1).
+double normal_quantile(double p);
+
+// The smallest true mean difference a two-sided test at level `alpha` detects with probability
+// `power`, given the standard error `se` of the estimated difference (normal approximation):
+// (z_{1-alpha/2} + z_{power}) * se.
+double min_detectable_effect(double se, double alpha, double power = 0.8);
 
 // --- Multiple comparisons -----------------------------------------------------------------------
 

@@ -47,6 +47,9 @@ class Task {
   virtual size_t size() const = 0;
   // Stable across runs and versions: the item's place in its dataset, or its own id.
   virtual std::string item_id(size_t i) const = 0;
+  // The unit item i shares with other items (a BoolQ passage, a TinyStories story, a WinoGrande
+  // twin pair), so that statistics can resample whole units; by default every item is its own.
+  virtual std::string cluster_id(size_t i) const { return item_id(i); }
   virtual std::vector<Request> requests(size_t i) const = 0;
   // responses[k] answers requests(i)[k].
   virtual ItemScore score(size_t i, std::span<const Response> responses) const = 0;

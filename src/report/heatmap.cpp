@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "util/error.h"
 
@@ -49,6 +50,11 @@ double cell_size(int n) { return n <= 16 ? 44 : kCell; }
 
 double panel_width(int n) { return kMargin + cell_size(n) * n + 10; }
 
+// Height of one row of panels: title lines, the grid, its axis labels.
+double row_height(int n) {
+  return 30 + cell_size(n) * n + 60;
+}
+
 void draw(cairo_t* cr, const Heatmap& h, double width, double height) {
   cairo_set_source_rgb(cr, 1, 1, 1);
   cairo_paint(cr);
@@ -58,9 +64,11 @@ void draw(cairo_t* cr, const Heatmap& h, double width, double height) {
   const int n = h.n_layer;
   const double cell_px = cell_size(n);
   double x0 = 0;
+  int row = h.panels.empty() ? 0 : h.panels[0].row;
   for (const auto& p : h.panels) {
+    if (p.row != row) x0 = 0, row = p.row;
     const double scale = scale_of(p);
-    const double gx = x0 + kMargin, gy = kTitle + 30;
+    const double gx = x0 + kMargin, gy = kTitle + 30 + p.row * row_height(n);
     cairo_set_source_rgb(cr, 0, 0, 0);
     text(cr, gx, gy - 22, p.title, 12, true);
     text(cr, gx, gy - 8, fmt::format("colour scale +/-{:.3g}", scale), 9);
@@ -119,14 +127,18 @@ void draw(cairo_t* cr, const Heatmap& h, double width, double height) {
   text(cr, bx + 20, by + bh / 2 + 3, "0", 9);
   text(cr, bx + 20, by + bh, "-scale (worse)", 9);
   text(cr, bx - 4, by + bh + 18, "delta vs baseline", 9);
-  text(cr, bx - 4, by + bh + 30, "dot: BH q < 0.05", 9);
+  text(cr, bx - 4, by + bh + 30, "dot: Holm p < 0.05", 9);
 }
 
 std::pair<double, double> size_of(const Heatmap& h) {
-  double w = 0;
-  for (size_t k = 0; k < h.panels.size(); ++k) w += panel_width(h.n_layer) + kPanelGap;
+  std::map<int, int> per_row;
+  for (const auto& p : h.panels) ++per_row[p.row];
+  int widest = 0, rows = 1;
+  for (const auto& [row, count] : per_row)
+    widest = std::max(widest, count), rows = std::max(rows, row + 1);
+  double w = widest * (panel_width(h.n_layer) + kPanelGap);
   w = std::max(w, 420.0) + kBar;
-  double ht = kTitle + 30 + cell_size(h.n_layer) * h.n_layer + 60;
+  double ht = kTitle + rows * row_height(h.n_layer);
   return {w, std::max(ht, 260.0)};
 }
 

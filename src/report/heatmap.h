@@ -1,5 +1,6 @@
-// The "brain scan" heatmap: one panel per mode, start layer i down, end layer j across, colour =
-// score delta against the baseline on a diverging scale centred at 0.
+// The "brain scan" heatmap: one panel per mode (and per task, one row each), start layer i down,
+// end layer j across, colour = score delta against the baseline on a diverging scale centred at
+// 0, each panel on its own scale (tasks have different units).
 #pragma once
 
 #include <filesystem>
@@ -17,6 +18,7 @@ struct Cell {
 struct Panel {
   std::string title;  // e.g. "repeat (block runs twice)"
   std::vector<Cell> cells;
+  int row = 0;  // panels of one row sit side by side (a multi-task scan: one row per task)
 };
 
 struct Heatmap {

@@ -4,8 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
+#include <optional>
 
 #include "report/heatmap.h"
 #include "scan/analysis.h"
@@ -18,78 +20,214 @@ namespace {
 using scan::ConfigStats;
 using scan::Mode;
 
-std::string task_label(const scan::Store& store) {
+std::string task_label(const scan::PrimaryMetric& m) {
+  return m.task + " (" + m.metric + ")";
+}
+
+std::string task_labels(const scan::PhaseStats& ps) {
   std::string s;
-  for (const auto& m : scan::primary_metrics(store))
-    s += (s.empty() ? "" : ", ") + m.task + " (" + m.metric + ")";
+  for (const auto& t : ps.tasks) s += (s.empty() ? "" : ", ") + task_label(t.metric);
   return s;
 }
 
-Heatmap build_heatmap(const scan::Store& store, const scan::PhaseStats& ps) {
+// One row of panels per task (each task its own unit and colour scale).
+Heatmap build_heatmap(const scan::Store& store, const scan::PhaseStats& ps,
+                      const std::vector<size_t>& tasks) {
   Heatmap h;
   h.n_layer = std::stoi(store.meta("n_layer").value_or("0"));
-  h.title = fmt::format("{} - {} - n = {}", store.meta("model_name").value_or("model"),
-                        task_label(store), ps.n);
-  h.subtitle = fmt::format("baseline score {:.4g}; colour: score of the config minus baseline "
-                           "(red better, blue worse)",
-                           ps.baseline_score);
-  std::map<std::string, Panel> panels;
-  std::vector<std::string> order;
-  for (const ConfigStats& c : ps.configs) {
-    std::string name;
-    switch (c.config.mode) {
-      case Mode::Repeat: name = "repeat: block i..j-1 runs twice"; break;
-      case Mode::Skip: name = "skip: block i..j-1 dropped"; break;
-      case Mode::Loop: name = fmt::format("loop: block runs {} times", c.config.k); break;
-      default: continue;
-    }
-    if (!panels.count(name)) order.push_back(name);
-    panels[name].title = name;
-    panels[name].cells.push_back({c.config.i, c.config.j, c.delta, c.p_bh < 0.05});
+  std::string n_items, base;
+  for (size_t k : tasks) {
+    n_items += (n_items.empty() ? "" : ", ") + std::to_string(ps.tasks[k].n);
+    base += fmt::format("{}{} {:.4g}", base.empty() ? "" : ", ", ps.tasks[k].metric.task,
+                        ps.tasks[k].score);
   }
-  for (const auto& n : order) h.panels.push_back(panels[n]);
+  std::string labels;
+  for (size_t k : tasks) labels += (labels.empty() ? "" : ", ") + task_label(ps.tasks[k].metric);
+  h.title =
+      fmt::format("{} - {} - n = {}", store.meta("model_name").value_or("model"), labels, n_items);
+  h.subtitle = fmt::format(
+      "baseline {}; colour: score of the config minus baseline "
+      "(red better, blue worse)",
+      base);
+  for (size_t r = 0; r < tasks.size(); ++r) {
+    const size_t k = tasks[r];
+    std::map<std::string, Panel> panels;
+    std::vector<std::string> order;
+    for (const ConfigStats& c : ps.configs) {
+      std::string name;
+      switch (c.config.mode) {
+        case Mode::Repeat:
+          name = "repeat: block i..j-1 runs twice";
+          break;
+        case Mode::Skip:
+          name = "skip: block i..j-1 dropped";
+          break;
+        case Mode::Loop:
+          name = fmt::format("loop: block runs {} times", c.config.k);
+          break;
+        default:
+          continue;
+      }
+      if (tasks.size() > 1) name = ps.tasks[k].metric.task + ", " + name;
+      if (!panels.count(name)) order.push_back(name);
+      panels[name].title = name;
+      panels[name].row = static_cast<int>(r);
+      const auto& d = c.tasks[k];
+      panels[name].cells.push_back({c.config.i, c.config.j, d.delta, d.p_holm < scan::kAlpha});
+    }
+    for (const auto& n : order) h.panels.push_back(panels[n]);
+  }
   return h;
 }
 
-std::string fmt_p(double p) { return p < 1e-4 ? fmt::format("{:.1e}", p) : fmt::format("{:.4f}", p); }
+std::vector<size_t> all_tasks(const scan::PhaseStats& ps) {
+  std::vector<size_t> k(ps.tasks.size());
+  for (size_t i = 0; i < k.size(); ++i) k[i] = i;
+  return k;
+}
 
-struct Tables {
-  std::vector<std::vector<std::string>> top, controls, validation;
+std::string fmt_p(double p) { return p < 1e-4 ? fmt::format("{:.1e}", p) : fmt::format("{:.4f}", p); }
+std::string fmt_ci(double lo, double hi) {
+  return fmt::format("[{:+.4f}, {:+.4f}]", lo, hi);
+}
+std::string yes_no(bool b) {
+  return b ? "yes" : "no";
+}
+
+using Rows = std::vector<std::vector<std::string>>;
+
+// What one task's tables need, built once for the text summary and the HTML page alike.
+struct TaskTables {
+  std::string heading;             // task, metric, baseline, n
+  std::vector<std::string> notes;  // MDE, clustering, missing items, held-out set
+  Rows top, controls, validation;
 };
 
+struct Tables {
+  std::vector<TaskTables> tasks;
+  Rows combined;                   // more than one task: the unit-free ranking
+  std::vector<std::string> notes;  // about the whole scan (duplicate paths)
+};
+
+const std::vector<std::string> kTopHead = {"config", "path",   "delta",   "95% CI (unadj.)",
+                                           "p",      "p Holm", "Holm 5%", "p BH"};
+const std::vector<std::string> kControlHead = {"config", "skip control", "config - skip", "95% CI",
+                                               "p",      "p Holm",       "verdict"};
+const std::vector<std::string> kValidationHead = {"config", "search delta",     "held-out delta",
+                                                  "95% CI", "p gain (1-sided)", "p gain Holm",
+                                                  "verdict"};
+
+std::vector<std::string> task_notes(const scan::PhaseStats& ps, size_t k) {
+  const auto& t = ps.tasks[k];
+  std::vector<std::string> notes;
+  if (!std::isnan(t.mde))
+    notes.push_back(fmt::format(
+        "minimum detectable effect: {:.4f} {} (80% power, two-sided alpha {:.2g} / {} configs, "
+        "n = {}); a smaller true gain would likely show as no significant difference",
+        t.mde, t.metric.metric, scan::kAlpha, ps.configs.size(), t.n));
+  if (t.clusters < t.n)
+    notes.push_back(fmt::format(
+        "items share units ({} units for {} items: passages, stories or twin pairs): CIs and "
+        "standard errors resample whole units, which made the intervals {:.2f}x as wide as "
+        "item-level ones on average",
+        t.clusters, t.n, t.cluster_widening));
+  if (t.missing)
+    notes.push_back(
+        fmt::format("{} items some config scored as NaN (e.g. an empty text) are "
+                    "missing and left out of every comparison",
+                    t.missing));
+  return notes;
+}
+
 Tables build_tables(const scan::Store& store, const scan::PhaseStats& ps, int top_k) {
-  Tables t;
-  std::map<std::string, const ConfigStats*> by_key;
-  for (const auto& c : ps.configs) by_key[c.config.key()] = &c;
-  int shown = 0;
-  for (const auto& c : scan::ranked(ps)) {
-    if (c.config.mode == Mode::Skip) continue;
-    if (shown++ >= top_k) break;
-    t.top.push_back({c.config.key(), c.path, fmt::format("{:+.4f}", c.delta),
-                     fmt::format("[{:+.4f}, {:+.4f}]", c.ci_lo, c.ci_hi), fmt_p(c.p_value),
-                     fmt_p(c.p_holm), fmt_p(c.p_bh)});
-    scan::Config skip{Mode::Skip, c.config.i, c.config.j, 0};
-    if (auto it = by_key.find(skip.key()); it != by_key.end())
-      t.controls.push_back({c.config.key(), fmt::format("{:+.4f}", c.delta), skip.key(),
-                            fmt::format("{:+.4f}", it->second->delta),
-                            fmt::format("[{:+.4f}, {:+.4f}]", it->second->ci_lo, it->second->ci_hi),
-                            c.delta > it->second->delta ? "repeat beats skip" : "skip as good"});
+  Tables out;
+  std::optional<scan::PhaseStats> vs;
+  for (const auto& r : store.configs("validate"))
+    if (r.key == "baseline") vs = scan::analyze_phase(store, "validate");
+  nlohmann::json held = nlohmann::json::parse(store.meta("held_out").value_or("[]"));
+  for (size_t k = 0; k < ps.tasks.size(); ++k) {
+    const auto& tb = ps.tasks[k];
+    TaskTables tt;
+    tt.heading = fmt::format("{}: baseline {} = {:.4f} on {} items; {} configs{}", tb.metric.task,
+                             tb.metric.metric, tb.score, tb.n, ps.configs.size(),
+                             tb.metric.higher_is_better ? ""
+                                                        : " (lower is better; deltas are "
+                                                          "sign-adjusted)");
+    tt.notes = task_notes(ps, k);
+    std::vector<scan::Config> shown;
+    for (const auto& c : scan::ranked_on(ps, k)) {
+      if (c.config.mode == Mode::Skip) continue;
+      if (static_cast<int>(shown.size()) >= top_k) break;
+      shown.push_back(c.config);
+      const auto& d = c.tasks[k];
+      tt.top.push_back({c.config.key(), c.path, fmt::format("{:+.4f}", d.delta),
+                        fmt_ci(d.ci_lo, d.ci_hi), fmt_p(d.p_value), fmt_p(d.p_holm),
+                        yes_no(d.p_holm < scan::kAlpha), fmt_p(d.p_bh)});
+    }
+    for (const auto& c : scan::skip_controls(ps, k, shown))
+      tt.controls.push_back({c.config.key(), c.skip.key(), fmt::format("{:+.4f}", c.delta),
+                             fmt_ci(c.ci_lo, c.ci_hi), fmt_p(c.p_value), fmt_p(c.p_holm),
+                             c.verdict});
+    if (vs) {  // both phases list the store's tasks in the same order
+      std::map<std::string, const ConfigStats*> search;
+      for (const auto& c : ps.configs) search[c.config.key()] = &c;
+      for (const auto& v : vs->configs) {
+        const auto& d = v.tasks[k];
+        const auto it = search.find(v.config.key());
+        tt.validation.push_back(
+            {v.config.key(),
+             it == search.end() ? "-" : fmt::format("{:+.4f}", it->second->tasks[k].delta),
+             fmt::format("{:+.4f}", d.delta), fmt_ci(d.ci_lo, d.ci_hi), fmt_p(d.p_gain),
+             fmt_p(d.p_gain_holm), scan::survival_name(scan::held_out_verdict(d, vs->tasks[k].n))});
+      }
+      for (const auto& h : held)
+        if (h.value("task", "") == tb.metric.task)
+          tt.notes.push_back(fmt::format(
+              "held-out set: {} items, none repeating a searched item's text or sharing its unit "
+              "(checked when they were chosen; {} candidates skipped)",
+              h.value("items", 0), h.value("skipped", 0)));
+      if (vs->tasks[k].n < scan::kMinHeldOut)
+        tt.notes.push_back(
+            fmt::format("held-out n = {} is below the minimum of {} items: no "
+                        "config is declared to survive",
+                        vs->tasks[k].n, scan::kMinHeldOut));
+      for (const auto& note : task_notes(*vs, k))
+        if (note.rfind("minimum", 0) == 0) tt.notes.push_back("held-out " + note);
+    }
+    out.tasks.push_back(std::move(tt));
   }
-  bool has_validation = false;
-  for (const auto& r : store.configs("validate")) has_validation |= r.key == "baseline";
-  if (has_validation) {
-    auto vs = scan::analyze_phase(store, "validate");
-    for (const auto& v : vs.configs) {
-      const ConfigStats* s = by_key.count(v.config.key()) ? by_key[v.config.key()] : nullptr;
-      const bool survives = v.delta > 0 && v.ci_lo > 0;
-      t.validation.push_back({v.config.key(), s ? fmt::format("{:+.4f}", s->delta) : "-",
-                              fmt::format("{:+.4f}", v.delta),
-                              fmt::format("[{:+.4f}, {:+.4f}]", v.ci_lo, v.ci_hi), fmt_p(v.p_value),
-                              survives ? "survives" : "does not survive"});
+  if (ps.tasks.size() > 1) {
+    int shown = 0;
+    for (const auto& c : scan::ranked(ps)) {
+      if (c.config.mode == Mode::Skip) continue;
+      if (shown++ >= top_k) break;
+      std::vector<std::string> row = {c.config.key()};
+      for (const auto& d : c.tasks)
+        row.push_back(fmt::format("{:+.4f} ({:+.2f} SE)", d.delta, d.z));
+      row.push_back(fmt::format("{:+.2f}", c.combined));
+      row.push_back(yes_no(c.pareto));
+      out.combined.push_back(row);
     }
   }
-  return t;
+  for (const auto& [dropped, kept] : ps.duplicates)
+    out.notes.push_back(
+        fmt::format("{} runs the same layer path as {}: counted once", dropped, kept));
+  return out;
 }
+
+std::vector<std::string> combined_head(const scan::PhaseStats& ps) {
+  std::vector<std::string> head = {"config"};
+  for (const auto& t : ps.tasks) head.push_back(t.metric.task + " delta (in baseline SEs)");
+  head.push_back("combined (mean SEs)");
+  head.push_back("Pareto");
+  return head;
+}
+
+const char* kCombinedNote =
+    "Unit-free ranking across tasks: each task's delta divided by the standard error of its "
+    "baseline score, averaged over the tasks; Pareto = no other config is at least as good on "
+    "every task and better on one. Per-task statistics above are the tests; this is only an "
+    "ordering.";
 
 std::string text_table(const std::vector<std::string>& head,
                        const std::vector<std::vector<std::string>>& rows) {
@@ -120,13 +258,6 @@ std::string html_table(const std::vector<std::string>& head,
   }
   return s + "</table>";
 }
-
-const std::vector<std::string> kTopHead = {"config", "path", "delta", "95% CI", "p", "p Holm",
-                                           "p BH"};
-const std::vector<std::string> kControlHead = {"repeat", "delta", "skip control", "delta",
-                                               "95% CI", "verdict"};
-const std::vector<std::string> kValidationHead = {"config", "search delta", "held-out delta",
-                                                  "95% CI", "p", "verdict"};
 
 void write_text_file(const std::filesystem::path& out, const std::string& content) {
   auto tmp = out;
@@ -182,12 +313,22 @@ std::string scan_summary(const std::filesystem::path& path, int top_k) {
   scan::Store store(path);
   auto ps = scan::analyze_phase(store, "search");
   auto t = build_tables(store, ps, top_k);
-  std::string s = fmt::format("baseline {} = {:.4f} on {} items; {} configs\n", task_label(store),
-                              ps.baseline_score, ps.n, ps.configs.size());
-  s += "\ntop configs (delta = config - baseline, positive = better):\n" + text_table(kTopHead, t.top);
-  if (!t.controls.empty()) s += "\nskip controls:\n" + text_table(kControlHead, t.controls);
-  if (!t.validation.empty())
-    s += "\nheld-out validation:\n" + text_table(kValidationHead, t.validation);
+  std::string s = fmt::format("scan of {} configs on {}; bootstrap seed {}\n", ps.configs.size(),
+                              task_labels(ps), ps.seed);
+  for (const auto& tt : t.tasks) {
+    s += "\n" + tt.heading + "\n";
+    for (const auto& n : tt.notes) s += "  " + n + "\n";
+    s += "top configs (delta = config - baseline, positive = better; Holm across all " +
+         std::to_string(ps.configs.size()) + " configs):\n" + text_table(kTopHead, tt.top);
+    if (!tt.controls.empty())
+      s += "skip controls (paired, item by item):\n" + text_table(kControlHead, tt.controls);
+    if (!tt.validation.empty())
+      s += "held-out validation:\n" + text_table(kValidationHead, tt.validation);
+  }
+  if (!t.combined.empty())
+    s += "\ncombined ranking across tasks (unit-free):\n" +
+         text_table(combined_head(ps), t.combined);
+  for (const auto& n : t.notes) s += n + "\n";
   return s + "\n" + evals_line(store) + "\n";
 }
 
@@ -197,29 +338,55 @@ void write_scan_report(const std::filesystem::path& path, const std::filesystem:
   scan::Store store(path);
   const std::string ext = out.extension().string();
   if (ext == ".csv") return write_text_file(out, csv(store));
-  auto ps = scan::analyze_phase(store, "search");
-  Heatmap h = build_heatmap(store, ps);
-  if (ext == ".png" || ext == ".svg") return write_heatmap(h, out);
-  if (ext != ".html")
+  if (ext != ".html" && ext != ".png" && ext != ".svg")
     throw Error(fmt::format("{}: reports are .png, .svg, .html or .csv", out.string()));
+  auto ps = scan::analyze_phase(store, "search");
+  if (ext == ".png" || ext == ".svg")
+    return write_heatmap(build_heatmap(store, ps, all_tasks(ps)), out);
   auto t = build_tables(store, ps, top_k);
   std::string html =
       "<!doctype html><html><head><meta charset=\"utf-8\"><title>reprise scan</title><style>"
-      "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;margin:1em 0}"
+      "body{font-family:sans-serif;margin:2em;max-width:1240px}"
+      "table{border-collapse:collapse;margin:1em 0}"
       "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}th{background:#f4f4f4}"
-      "</style></head><body>";
-  html += "<h1>" + h.title + "</h1><p>" + h.subtitle + "</p>" + heatmap_svg(h);
-  html += "<h2>Top configs</h2><p>Paired against the baseline on the same items; 95% CI by "
-          "paired bootstrap (10,000 resamples); p by exact McNemar (0/1 scores) or paired "
-          "t-test; Holm and Benjamini-Hochberg adjust across all configs of the scan.</p>" +
-          html_table(kTopHead, t.top);
-  if (!t.controls.empty())
-    html += "<h2>Skip controls</h2><p>Does repeating the block beat dropping it?</p>" +
-            html_table(kControlHead, t.controls);
-  if (!t.validation.empty())
-    html += "<h2>Held-out validation</h2><p>The top configs re-scored on items the search never "
-            "saw; a gain survives when its held-out 95% CI lies above 0.</p>" +
-            html_table(kValidationHead, t.validation);
+      "svg{max-width:100%;height:auto}</style></head><body>";
+  html += fmt::format("<h1>Scan of {} on {}</h1>", store.meta("model_name").value_or("model"),
+                      task_labels(ps));
+  html += fmt::format(
+      "<p>Every config is paired against the baseline on the same items, task by task in the "
+      "task's own metric. 95% CI by paired bootstrap (10,000 resamples, seed {}; by whole units "
+      "where items share one), shown unadjusted; p by exact McNemar (0/1 scores) or paired "
+      "t-test; Holm (family-wise) and Benjamini-Hochberg adjust across all {} configs of the "
+      "search, coarse and fine stages alike. \"Holm 5%\" marks gains that stay significant "
+      "after the correction.</p>",
+      ps.seed, ps.configs.size());
+  for (size_t k = 0; k < t.tasks.size(); ++k) {
+    const auto& tt = t.tasks[k];
+    html += "<h2>" + tt.heading + "</h2>";
+    html += heatmap_svg(build_heatmap(store, ps, {k}));
+    for (const auto& n : tt.notes) html += "<p>" + n + "</p>";
+    html += "<h3>Top configs</h3>" + html_table(kTopHead, tt.top);
+    if (!tt.controls.empty())
+      html +=
+          "<h3>Skip controls</h3><p>Does repeating the block beat dropping it? Paired item "
+          "by item (config - skip); the verdict comes from the test after Holm across the "
+          "controls, not from the sign.</p>" +
+          html_table(kControlHead, tt.controls);
+    if (!tt.validation.empty())
+      html +=
+          fmt::format(
+              "<h3>Held-out validation</h3><p>The top configs re-scored on items the search never "
+              "saw. A config survives when its held-out gain is significant after Holm across "
+              "every validated config at one-sided level {} (p gain Holm &lt; {}), on at least {} "
+              "items: under the null the chance that any validated config survives is at most "
+              "{}.</p>",
+              scan::kAlpha / 2, scan::kAlpha / 2, scan::kMinHeldOut, scan::kAlpha / 2) +
+          html_table(kValidationHead, tt.validation);
+  }
+  if (!t.combined.empty())
+    html += std::string("<h2>Combined ranking across tasks</h2><p>") + kCombinedNote + "</p>" +
+            html_table(combined_head(ps), t.combined);
+  for (const auto& n : t.notes) html += "<p>" + n + "</p>";
   html += "<p>" + evals_line(store) + "</p></body></html>\n";
   write_text_file(out, html);
 }

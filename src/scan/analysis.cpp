@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "eval/stats.h"
 #include "util/error.h"
@@ -13,15 +14,51 @@
 namespace reprise::scan {
 namespace {
 
-// Primary-metric scores of one config, keyed by (task, item), sign-adjusted.
-std::map<std::pair<std::string, std::string>, double> primary_scores(
-    const Store& store, const std::string& key, const std::string& phase,
-    const std::vector<PrimaryMetric>& metrics) {
-  std::map<std::pair<std::string, std::string>, double> out;
+using ItemKey = std::pair<std::string, std::string>;  // (task, item)
+
+// Primary-metric scores of one config, keyed by (task, item), raw.
+std::map<ItemKey, double> primary_scores(const Store& store, const std::string& key,
+                                         const std::string& phase,
+                                         const std::vector<PrimaryMetric>& metrics) {
+  std::map<ItemKey, double> out;
   for (const ItemScore& s : store.scores(key, phase))
     for (const auto& m : metrics)
       if (s.task == m.task && s.metric == m.metric) out[{s.task, s.item}] = s.value;
   return out;
+}
+
+// Dense cluster ids (0, 1, ... in order of first appearance) for `items` of one task; an item
+// without a recorded cluster is its own.
+std::vector<size_t> dense_clusters(const std::vector<std::string>& items, const std::string& task,
+                                   const std::map<ItemKey, std::string>& recorded) {
+  std::map<std::string, size_t> ids;
+  std::vector<size_t> out;
+  for (const auto& item : items) {
+    auto it = recorded.find({task, item});
+    const std::string unit = it == recorded.end() ? "item:" + item : it->second;
+    out.push_back(ids.emplace(unit, ids.size()).first->second);
+  }
+  return out;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
+  std::sort(v.begin(), v.end());
+  const size_t m = v.size() / 2;
+  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+void mark_pareto(std::vector<ConfigStats>& configs) {
+  for (auto& a : configs) {
+    a.pareto = std::none_of(configs.begin(), configs.end(), [&](const ConfigStats& b) {
+      bool all_ge = true, some_gt = false;
+      for (size_t k = 0; k < a.tasks.size(); ++k) {
+        all_ge &= b.tasks[k].delta >= a.tasks[k].delta;
+        some_gt |= b.tasks[k].delta > a.tasks[k].delta;
+      }
+      return all_ge && some_gt;
+    });
+  }
 }
 
 }  // namespace
@@ -35,78 +72,216 @@ std::vector<PrimaryMetric> primary_metrics(const Store& store) {
   return out;
 }
 
-PhaseStats analyze_phase(const Store& store, const std::string& phase, uint64_t seed) {
+uint64_t scan_seed(const Store& store) {
+  // The identity's task definition ends with {"seed": N} (scan/runner.cpp).
+  if (auto def = store.meta("tasks"))
+    for (const auto& j : nlohmann::json::parse(*def))
+      if (j.contains("seed")) return j.at("seed").get<uint64_t>();
+  throw Error(fmt::format("{}: not a scan store (no seed in its task definition)", store.path()));
+}
+
+std::vector<TaskDelta> compare_to_baseline(std::span<const double> baseline,
+                                           const std::vector<std::vector<double>>& configs,
+                                           std::span<const size_t> cluster, bool binary,
+                                           double baseline_se, uint64_t seed, int resamples) {
+  const size_t n = baseline.size();
+  const bool clustered =
+      !cluster.empty() && *std::max_element(cluster.begin(), cluster.end()) + 1 < n;
+  std::vector<size_t> own(n);
+  for (size_t i = 0; i < n; ++i) own[i] = i;
+  eval::BootstrapOptions bo;
+  bo.seed = seed;
+  bo.resamples = resamples;
+  std::vector<TaskDelta> out;
+  for (const auto& y : configs) {
+    if (y.size() != n)
+      throw Error(fmt::format("a config has {} items, the baseline {}", y.size(), n));
+    TaskDelta t;
+    std::vector<double> d(n);
+    for (size_t i = 0; i < n; ++i) d[i] = y[i] - baseline[i];
+    t.delta = eval::mean(d);
+    const auto items = eval::cluster_bootstrap_mean_ci(d, own, bo);
+    const auto units = clustered ? eval::cluster_bootstrap_mean_ci(d, cluster, bo) : items;
+    t.ci_lo = units.ci.lo, t.ci_hi = units.ci.hi, t.se = units.se;
+    t.ci_lo_items = items.ci.lo, t.ci_hi_items = items.ci.hi;
+    // Both tests are symmetric in sign; McNemar wants the 0/1 values, so undo a negative sign.
+    std::vector<double> a(baseline.begin(), baseline.end()), b = y;
+    if (binary)
+      for (size_t i = 0; i < n; ++i) a[i] = std::fabs(a[i]), b[i] = std::fabs(b[i]);
+    t.p_value = eval::paired_p_value(a, b, binary);
+    t.z = baseline_se > 0 ? t.delta / baseline_se : 0;
+    out.push_back(t);
+  }
+  std::vector<double> p, gain;
+  for (auto& t : out) {
+    t.p_gain = t.delta > 0 ? t.p_value / 2 : 1 - t.p_value / 2;
+    p.push_back(t.p_value);
+    gain.push_back(t.p_gain);
+  }
+  const auto holm = eval::holm_adjust(p), bh = eval::bh_adjust(p),
+             gain_holm = eval::holm_adjust(gain);
+  for (size_t k = 0; k < out.size(); ++k)
+    out[k].p_holm = holm[k], out[k].p_bh = bh[k], out[k].p_gain_holm = gain_holm[k];
+  return out;
+}
+
+PhaseStats analyze_phase(const Store& store, const std::string& phase) {
   const auto metrics = primary_metrics(store);
-  const bool binary = std::all_of(metrics.begin(), metrics.end(), [](auto& m) { return m.binary; });
-  auto base = primary_scores(store, "baseline", phase, metrics);
-  if (base.empty())
-    throw Error(fmt::format("{}: phase '{}' has no baseline scores", store.path(), phase));
-  auto sign = [&](const std::string& task) {
-    for (const auto& m : metrics)
-      if (m.task == task) return m.higher_is_better ? 1.0 : -1.0;
-    return 1.0;
-  };
   PhaseStats ps;
   ps.phase = phase;
-  std::vector<double> a;
-  for (const auto& [k, v] : base) a.push_back(v);
-  ps.baseline_score = eval::mean(a);
-  ps.n = a.size();
+  ps.seed = scan_seed(store);
+  const auto base = primary_scores(store, "baseline", phase, metrics);
+  if (base.empty())
+    throw Error(fmt::format("{}: phase '{}' has no baseline scores", store.path(), phase));
 
+  // Items some config could not score (NaN) are left out of every comparison of the phase, so
+  // that all configs stand on the same items.
+  std::set<ItemKey> missing;
+  for (const auto& [config, s] : store.missing(phase))
+    for (const auto& m : metrics)
+      if (s.task == m.task && s.metric == m.metric) missing.insert({s.task, s.item});
+
+  // Configs, each layer path once.
+  std::vector<ConfigRecord> records;
+  std::map<std::string, std::string> key_of_path;
   for (const ConfigRecord& rec : store.configs(phase)) {
     if (rec.key == "baseline") continue;
-    auto cfg = primary_scores(store, rec.key, phase, metrics);
-    if (cfg.size() != base.size())
-      throw Error(fmt::format("{}: config {} has {} items in phase '{}', the baseline {}",
-                              store.path(), rec.key, cfg.size(), phase, base.size()));
-    std::vector<double> x, y;  // sign-adjusted baseline and config scores
-    std::vector<double> raw, raw_base;
-    for (const auto& [k, v] : base) {
-      auto it = cfg.find(k);
-      if (it == cfg.end())
-        throw Error(fmt::format("{}: config {} lacks item {}/{}", store.path(), rec.key, k.first,
-                                k.second));
-      x.push_back(sign(k.first) * v);
-      y.push_back(sign(k.first) * it->second);
-      raw.push_back(it->second);
-      raw_base.push_back(v);
+    auto [it, fresh] = key_of_path.emplace(rec.path, rec.key);
+    if (!fresh) {
+      ps.duplicates.push_back({rec.key, it->second});
+      continue;
     }
-    ConfigStats cs;
-    cs.config = Config::from_key(rec.key);
-    cs.path = rec.path;
-    cs.n = x.size();
-    cs.score = eval::mean(raw);
-    std::vector<double> d(x.size());
-    for (size_t i = 0; i < x.size(); ++i) d[i] = y[i] - x[i];
-    cs.delta = eval::mean(d);
-    eval::BootstrapOptions bo;
-    bo.seed = seed;
-    auto ci = eval::bootstrap_mean_ci(d, bo);
-    cs.ci_lo = ci.lo;
-    cs.ci_hi = ci.hi;
-    // Both tests are symmetric in sign, so the unadjusted 0/1 scores serve McNemar.
-    cs.p_value = binary ? eval::mcnemar_exact(raw_base, raw).p_value
-                        : eval::paired_t_test(x, y).p_value;
-    if (std::isnan(cs.p_value)) cs.p_value = 1.0;
-    cs.layer_evals = rec.layer_evals;
-    cs.layer_evals_full = rec.layer_evals_full;
-    ps.configs.push_back(cs);
+    records.push_back(rec);
   }
-  std::vector<double> p;
-  for (const auto& c : ps.configs) p.push_back(c.p_value);
-  auto holm = eval::holm_adjust(p), bh = eval::bh_adjust(p);
-  for (size_t k = 0; k < ps.configs.size(); ++k) {
-    ps.configs[k].p_holm = holm[k];
-    ps.configs[k].p_bh = bh[k];
+  std::vector<std::map<ItemKey, double>> scores;
+  for (const auto& rec : records) {
+    scores.push_back(primary_scores(store, rec.key, phase, metrics));
+    for (const auto& [k, v] : base)
+      if (!scores.back().count(k) && !missing.count(k))
+        throw Error(fmt::format("{}: config {} lacks item {}/{} in phase '{}'", store.path(),
+                                rec.key, k.first, k.second, phase));
+    for (const auto& [k, v] : scores.back())
+      if (!base.count(k) && !missing.count(k))
+        throw Error(fmt::format("{}: config {} has item {}/{} the baseline lacks in phase '{}'",
+                                store.path(), rec.key, k.first, k.second, phase));
   }
+
+  const auto recorded_clusters = store.clusters();
+  ps.configs.resize(records.size());
+  for (size_t c = 0; c < records.size(); ++c) {
+    ps.configs[c].config = Config::from_key(records[c].key);
+    ps.configs[c].path = records[c].path;
+    ps.configs[c].layer_evals = records[c].layer_evals;
+    ps.configs[c].layer_evals_full = records[c].layer_evals_full;
+  }
+  for (const auto& m : metrics) {
+    const double sign = m.higher_is_better ? 1.0 : -1.0;
+    TaskBaseline tb;
+    tb.metric = m;
+    std::vector<std::string> ids;
+    std::vector<double> x, raw;
+    for (const auto& k : missing) tb.missing += k.first == m.task;
+    for (const auto& [k, v] : base) {
+      if (k.first != m.task || missing.count(k)) continue;
+      ids.push_back(k.second);
+      x.push_back(sign * v);
+      raw.push_back(v);
+    }
+    tb.n = x.size();
+    tb.score = eval::mean(raw);
+    tb.se = eval::standard_error(raw);
+    if (std::isnan(tb.se)) tb.se = 0;
+    auto cluster = dense_clusters(ids, m.task, recorded_clusters);
+    tb.clusters = cluster.empty() ? 0 : *std::max_element(cluster.begin(), cluster.end()) + 1;
+    std::vector<std::vector<double>> ys(records.size());
+    for (size_t c = 0; c < records.size(); ++c)
+      for (const auto& id : ids) ys[c].push_back(sign * scores[c].at({m.task, id}));
+    const auto deltas = compare_to_baseline(x, ys, cluster, m.binary, tb.se, ps.seed);
+    std::vector<double> ses, widening;
+    for (size_t c = 0; c < records.size(); ++c) {
+      ps.configs[c].tasks.push_back(deltas[c]);
+      ps.configs[c].tasks.back().score = eval::mean(ys[c]) * sign;
+      ps.items[records[c].key].push_back(ys[c]);
+      ses.push_back(deltas[c].se);
+      const double w_items = deltas[c].ci_hi_items - deltas[c].ci_lo_items;
+      if (w_items > 0) widening.push_back((deltas[c].ci_hi - deltas[c].ci_lo) / w_items);
+    }
+    ps.items["baseline"].push_back(x);
+    if (!records.empty() && tb.n > 0)
+      tb.mde = eval::min_detectable_effect(median(ses),
+                                           kAlpha / static_cast<double>(records.size()), kPower);
+    if (!widening.empty()) tb.cluster_widening = eval::mean(widening);
+    ps.cluster_of.push_back(std::move(cluster));
+    ps.tasks.push_back(tb);
+  }
+  for (auto& c : ps.configs) {
+    double sum = 0;
+    int used = 0;
+    for (size_t k = 0; k < ps.tasks.size(); ++k)
+      if (ps.tasks[k].se > 0) sum += c.tasks[k].z, ++used;
+    c.combined = used ? sum / used : 0;
+  }
+  mark_pareto(ps.configs);
   return ps;
 }
 
 std::vector<ConfigStats> ranked(const PhaseStats& stats) {
   auto out = stats.configs;
-  std::stable_sort(out.begin(), out.end(),
-                   [](const ConfigStats& a, const ConfigStats& b) { return a.delta > b.delta; });
+  std::stable_sort(out.begin(), out.end(), [](const ConfigStats& a, const ConfigStats& b) {
+    if (a.combined != b.combined) return a.combined > b.combined;
+    return !a.tasks.empty() && a.tasks[0].delta > b.tasks[0].delta;
+  });
   return out;
+}
+
+std::vector<ConfigStats> ranked_on(const PhaseStats& stats, size_t task) {
+  auto out = stats.configs;
+  std::stable_sort(out.begin(), out.end(), [task](const ConfigStats& a, const ConfigStats& b) {
+    return a.tasks[task].delta > b.tasks[task].delta;
+  });
+  return out;
+}
+
+std::vector<ControlStats> skip_controls(const PhaseStats& stats, size_t task,
+                                        const std::vector<Config>& configs) {
+  const bool binary = stats.tasks.at(task).metric.binary;
+  std::vector<ControlStats> out;
+  for (const Config& c : configs) {
+    Config skip{Mode::Skip, c.i, c.j, 0};
+    auto a = stats.items.find(c.key()), s = stats.items.find(skip.key());
+    if (a == stats.items.end() || s == stats.items.end()) continue;
+    // The skip plays the baseline: delta = config - skip.
+    auto d = compare_to_baseline(s->second[task], {a->second[task]}, stats.cluster_of[task], binary,
+                                 0, stats.seed)[0];
+    out.push_back({c, skip, d.delta, d.ci_lo, d.ci_hi, d.p_value, 1, ""});
+  }
+  std::vector<double> p;
+  for (const auto& c : out) p.push_back(c.p_value);
+  const auto holm = eval::holm_adjust(p);
+  for (size_t k = 0; k < out.size(); ++k) {
+    out[k].p_holm = holm[k];
+    out[k].verdict = holm[k] >= kAlpha  ? "no difference"
+                     : out[k].delta > 0 ? "beats skip"
+                                        : "worse than skip";
+  }
+  return out;
+}
+
+Survival held_out_verdict(const TaskDelta& d, size_t n, size_t min_items) {
+  if (n < min_items) return Survival::TooFewItems;
+  return d.delta > 0 && d.p_gain_holm < kAlpha / 2 ? Survival::Survives : Survival::DoesNotSurvive;
+}
+
+const char* survival_name(Survival s) {
+  switch (s) {
+    case Survival::Survives:
+      return "survives";
+    case Survival::DoesNotSurvive:
+      return "does not survive";
+    case Survival::TooFewItems:
+      return "too few items";
+  }
+  return "?";
 }
 
 }  // namespace reprise::scan

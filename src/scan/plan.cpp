@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <set>
 
 #include "util/error.h"
 
@@ -117,11 +118,13 @@ template <typename Pred>
 std::vector<Config> plan_where(int n_layer, const PlanOptions& o, Pred keep) {
   validate(n_layer, o);
   std::vector<Config> out;
+  std::set<std::string> paths;  // each layer path once: loop:i:j:2 is repeat:i:j
   for (Mode mode : o.modes)
     for (int i = 0; i < n_layer; ++i)
       for (int j = i + 1; j <= n_layer; ++j)
         if (keep(i, j))
-          for (const Config& c : expand(n_layer, o, mode, i, j)) out.push_back(c);
+          for (const Config& c : expand(n_layer, o, mode, i, j))
+            if (paths.insert(c.path(n_layer).canonical()).second) out.push_back(c);
   return out;
 }
 
@@ -143,14 +146,14 @@ std::vector<Config> plan_refine(int n_layer, const PlanOptions& opts,
                                 const std::vector<Config>& done) {
   validate(n_layer, opts);
   std::vector<Config> out;
+  std::set<std::string> paths;  // done or planned, by layer path
+  for (const Config& c : done) paths.insert(c.path(n_layer).canonical());
   for (const Config& s : seeds)
     for (int i = s.i - radius; i <= s.i + radius; ++i)
       for (int j = s.j - radius; j <= s.j + radius; ++j) {
         if (!allowed(n_layer, opts, s.mode, i, j)) continue;
         Config c{s.mode, i, j, s.k};
-        if (std::find(done.begin(), done.end(), c) == done.end() &&
-            std::find(out.begin(), out.end(), c) == out.end())
-          out.push_back(c);
+        if (paths.insert(c.path(n_layer).canonical()).second) out.push_back(c);
       }
   std::sort(out.begin(), out.end(), [](const Config& a, const Config& b) {
     return std::tie(a.mode, a.i, a.j, a.k) < std::tie(b.mode, b.i, b.j, b.k);

@@ -48,8 +48,9 @@ struct PlanOptions {
 };
 
 // Every config the options allow, for a model with n_layer layers, in a fixed order (mode,
-// then i, then j, then k). Throws Error when the options are inconsistent with the model
-// (ranges outside 0..N, min > max) naming the option.
+// then i, then j, then k), each layer path once (loop:i:j:2 is dropped beside repeat:i:j). Throws
+// Error when the options are inconsistent with the model (ranges outside 0..N, min > max) naming
+// the option.
 std::vector<Config> plan_dense(int n_layer, const PlanOptions& opts);
 
 // Coarse stage of coarse-to-fine: configs whose i and j lie on a grid of `stride` layers
@@ -57,7 +58,7 @@ std::vector<Config> plan_dense(int n_layer, const PlanOptions& opts);
 std::vector<Config> plan_coarse(int n_layer, const PlanOptions& opts, int stride);
 
 // Fine stage: every allowed config within `radius` layers (in i and j) of one of `seeds`, of
-// the same mode and k, that is not already in `done`.
+// the same mode and k, whose layer path is not already in `done` (nor listed twice).
 std::vector<Config> plan_refine(int n_layer, const PlanOptions& opts, const std::vector<Config>& seeds,
                                 int radius, const std::vector<Config>& done);
 

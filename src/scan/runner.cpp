@@ -23,30 +23,38 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A contiguous slice of a task's items (search set, or the held-out set after it).
-class SliceTask : public eval::Task {
+// Some of a task's items (the search set, or the held-out set), by index.
+class SubsetTask : public eval::Task {
  public:
-  SliceTask(const eval::Task& base, size_t begin, size_t n) : base_(base), begin_(begin), n_(n) {}
+  SubsetTask(const eval::Task& base, const std::vector<size_t>& index)
+      : base_(base), index_(index) {}
   const eval::TaskInfo& info() const override { return base_.info(); }
-  size_t size() const override { return n_; }
-  std::string item_id(size_t i) const override { return base_.item_id(begin_ + i); }
-  std::vector<eval::Request> requests(size_t i) const override { return base_.requests(begin_ + i); }
+  size_t size() const override { return index_.size(); }
+  std::string item_id(size_t i) const override { return base_.item_id(index_[i]); }
+  std::string cluster_id(size_t i) const override { return base_.cluster_id(index_[i]); }
+  std::vector<eval::Request> requests(size_t i) const override { return base_.requests(index_[i]); }
   eval::ItemScore score(size_t i, std::span<const eval::Response> r) const override {
-    return base_.score(begin_ + i, r);
+    return base_.score(index_[i], r);
   }
 
  private:
   const eval::Task& base_;
-  size_t begin_, n_;
+  const std::vector<size_t>& index_;
 };
 
-std::string model_fingerprint(const Model& m) {
-  if (m.gguf()) return sha256_file(m.path());
-  Sha256 h;
-  for (const auto& f : std::filesystem::directory_iterator(std::filesystem::path(m.path())))
-    if (f.path().extension() == ".safetensors" || f.path().filename() == "config.json")
-      h.update(f.path().filename().string() + ":" + sha256_file(f.path()) + ";");
-  return h.hex_digest();
+std::vector<size_t> first_n(size_t n) {
+  std::vector<size_t> v(n);
+  for (size_t i = 0; i < n; ++i) v[i] = i;
+  return v;
+}
+
+// Keeps the first config of each layer path (loop:i:j:2 runs the path of repeat:i:j).
+std::vector<Config> unique_paths(const std::vector<Config>& configs, int n_layer) {
+  std::vector<Config> out;
+  std::set<std::string> seen;
+  for (const Config& c : configs)
+    if (seen.insert(c.path(n_layer).canonical()).second) out.push_back(c);
+  return out;
 }
 
 // One config's outcome, as stored; JSON carries it between ranks (doubles round-trip exactly).
@@ -108,20 +116,27 @@ class Scanner {
     if (!model_->tokenizer())
       throw Error(fmt::format("{}: the model has no vocabulary; scans need text tasks",
                               model_->path()));
-    if (o.validate < 0) throw Error("--validate must be >= 0");
+    // Every option is checked before the store is touched, so a typo never leaves a store
+    // behind that the corrected command would then refuse.
+    if (o.strategy != "dense" && o.strategy != "coarse-to-fine")
+      throw Error(
+          fmt::format("--strategy: unknown '{}' (known: dense, coarse-to-fine)", o.strategy));
+    if (o.validate < 0) throw Error(fmt::format("--validate must be >= 0, got {}", o.validate));
+    if (o.controls < 0) throw Error(fmt::format("--controls must be >= 0, got {}", o.controls));
+    if (o.coarse_stride < 0)
+      throw Error(fmt::format("--stride must be >= 1 (0 = about N / 6), got {}", o.coarse_stride));
+    stride_ = o.coarse_stride > 0 ? o.coarse_stride : std::max(1, n_layer_ / 6);
+    planned_ = unique_paths(o.strategy == "coarse-to-fine" ? plan_coarse(n_layer_, o.plan, stride_)
+                                                           : plan_dense(n_layer_, o.plan),
+                            n_layer_);
     eval::TaskOptions to;
     to.seed = o.seed;
     for (const auto& name : eval::resolve_task_names(o.tasks))
       tasks_.push_back(eval::make_task(name, to));
     for (const auto& t : tasks_) {
       const size_t n = o.limit ? std::min(o.limit, t->size()) : t->size();
-      const size_t held = o.validate ? (o.validate_limit ? o.validate_limit : n) : 0;
-      if (o.validate && n + held > t->size())
-        throw Error(fmt::format("--validate needs {} held-out items of {} beyond the {} searched, "
-                                "but it has {}; lower --limit",
-                                held, t->info().name, n, t->size()));
-      search_n_.push_back(n);
-      held_n_.push_back(held);
+      search_.push_back(first_n(n));
+      held_.push_back(o.validate ? held_out_items(*t, n) : std::vector<size_t>{});
     }
     identity_ = identity();
     check_same_inputs_on_every_rank();
@@ -146,7 +161,16 @@ class Scanner {
   }
 
  private:
+  std::vector<size_t> held_out_items(const eval::Task& t, size_t searched) {
+    size_t skipped = 0;
+    auto out = scan::held_out_items(t, searched, o_.validate_limit ? o_.validate_limit : searched,
+                                    skipped);
+    held_skipped_.push_back(skipped);
+    return out;
+  }
+
   void open_store() {
+    explain_identity_mismatch();
     store_ = std::make_unique<Store>(o_.store);
     store_->bind_identity(identity_);
     nlohmann::json pm = nlohmann::json::array();
@@ -161,6 +185,53 @@ class Scanner {
     store_->set_meta("model_name", std::filesystem::path(model_->path()).filename().string());
     store_->set_meta("n_layer", std::to_string(n_layer_));
     store_->set_meta("limit", std::to_string(o_.limit));
+    std::vector<ItemCluster> clusters;
+    for (size_t k = 0; k < tasks_.size(); ++k)
+      for (const auto* index : {&search_[k], &held_[k]})
+        for (size_t i : *index)
+          clusters.push_back({tasks_[k]->info().name, tasks_[k]->item_id(i),
+                              sha256_hex(tasks_[k]->cluster_id(i)).substr(0, 16)});
+    store_->save_clusters(clusters);
+  }
+
+  // An existing store made for something else: say which option differs and how to start
+  // afresh, in the user's terms (Store::bind_identity's message only names the internal key).
+  void explain_identity_mismatch() const {
+    if (!std::filesystem::exists(o_.store)) return;
+    const Store old(o_.store);
+    const std::string afresh =
+        fmt::format("to start afresh, remove {} or pass another -o file", o_.store.string());
+    auto stored = [&](const char* key) { return old.meta(key); };
+    if (auto m = stored("model_sha256"); m && *m != identity_.at("model_sha256"))
+      throw Error(fmt::format(
+          "{}: this store holds a scan of another model (sha256 {}, this "
+          "model {}); {}",
+          o_.store.string(), m->substr(0, 12), identity_.at("model_sha256").substr(0, 12), afresh));
+    if (auto t = stored("tasks"); t && *t != identity_.at("tasks")) {
+      const auto was = nlohmann::json::parse(*t),
+                 now = nlohmann::json::parse(identity_.at("tasks"));
+      std::string what;
+      auto describe = [](const nlohmann::json& def, const char* field) {
+        std::string s;
+        for (const auto& e : def)
+          if (e.contains(field)) s += (s.empty() ? "" : ",") + e.at(field).dump();
+        return s;
+      };
+      for (const auto& [field, flag] : std::vector<std::pair<const char*, const char*>>{
+               {"task", "--task"},
+               {"search_items", "--limit (items searched per task)"},
+               {"seed", "--seed"}})
+        if (describe(was, field) != describe(now, field))
+          what += fmt::format("{}{} is {} in the store, {} now", what.empty() ? "" : "; ", flag,
+                              describe(was, field), describe(now, field));
+      throw Error(fmt::format("{}: this store was made with other options: {}; {}",
+                              o_.store.string(), what, afresh));
+    }
+    if (auto h = stored("items_sha256"); h && *h != identity_.at("items_sha256"))
+      throw Error(
+          fmt::format("{}: the task items differ from the store's (the data files "
+                      "changed?); {}",
+                      o_.store.string(), afresh));
   }
 
   // Every rank maps its own copy of the model and builds its own items: they must be the same
@@ -179,15 +250,12 @@ class Scanner {
   ScanTotals run_root() {
     auto t0 = Clock::now();
     std::vector<Config> search = {Config::baseline()};
-    const bool coarse = o_.strategy == "coarse-to-fine";
-    if (!coarse && o_.strategy != "dense")
-      throw Error(fmt::format("--strategy: unknown '{}' (known: dense, coarse-to-fine)", o_.strategy));
-    const int stride = o_.coarse_stride > 0 ? o_.coarse_stride : std::max(1, n_layer_ / 6);
-    auto planned = coarse ? plan_coarse(n_layer_, o_.plan, stride) : plan_dense(n_layer_, o_.plan);
-    search.insert(search.end(), planned.begin(), planned.end());
+    search.insert(search.end(), planned_.begin(), planned_.end());
     run_phase("search", search, false);
-    if (coarse) {
-      auto stats = analyze_phase(*store_, "search", o_.seed);
+    if (o_.strategy == "coarse-to-fine") {
+      // The fine stage's configs are stored in the same "search" phase as the coarse ones, so
+      // the report's corrections count every config either stage looked at.
+      auto stats = analyze_phase(*store_, "search");
       std::vector<Config> seeds, done;
       for (const auto& c : stats.configs) done.push_back(c.config);
       for (Mode m : o_.plan.modes) {
@@ -195,13 +263,13 @@ class Scanner {
         for (const auto& c : ranked(stats))
           if (c.config.mode == m && taken < o_.refine_top) seeds.push_back(c.config), ++taken;
       }
-      run_phase("search", plan_refine(n_layer_, o_.plan, seeds, std::max(1, stride / 2), done),
+      run_phase("search", plan_refine(n_layer_, o_.plan, seeds, std::max(1, stride_ / 2), done),
                 false);
     }
     // Controls: the skip of each top repeat block, scored on the same items.
     if (o_.controls > 0) {
       std::vector<Config> controls;
-      auto stats = analyze_phase(*store_, "search", o_.seed);
+      auto stats = analyze_phase(*store_, "search");
       int taken = 0;
       for (const auto& c : ranked(stats)) {
         if (taken >= o_.controls) break;
@@ -215,8 +283,14 @@ class Scanner {
     }
     if (o_.validate > 0) {
       store_->bind_identity({{"validate_items_sha256", items_hash(true)}});
+      nlohmann::json held = nlohmann::json::array();
+      for (size_t k = 0; k < tasks_.size(); ++k)
+        held.push_back({{"task", tasks_[k]->info().name},
+                        {"items", held_[k].size()},
+                        {"skipped", held_skipped_[k]}});
+      store_->set_meta("held_out", held.dump());
       std::vector<Config> val = {Config::baseline()};
-      auto stats = analyze_phase(*store_, "search", o_.seed);
+      auto stats = analyze_phase(*store_, "search");
       for (const auto& c : ranked(stats))
         if (static_cast<int>(val.size()) <= o_.validate && c.config.mode != Mode::Skip)
           val.push_back(c.config);
@@ -226,14 +300,12 @@ class Scanner {
     return totals_;
   }
 
-  // Fingerprint of the requests of items [begin, begin + n) of every task.
+  // Fingerprint of the requests of the search (or held-out) items of every task.
   std::string items_hash(bool held_out) const {
     Sha256 items;
-    for (size_t k = 0; k < tasks_.size(); ++k) {
-      const size_t begin = held_out ? search_n_[k] : 0, n = held_out ? held_n_[k] : search_n_[k];
-      for (size_t i = begin; i < begin + n; ++i)
+    for (size_t k = 0; k < tasks_.size(); ++k)
+      for (size_t i : held_out ? held_[k] : search_[k])
         items.update(eval::doc_hash(tasks_[k]->info().name, tasks_[k]->requests(i), "") + ";");
-    }
     return items.hex_digest();
   }
 
@@ -242,7 +314,7 @@ class Scanner {
   std::map<std::string, std::string> identity() const {
     nlohmann::json def = nlohmann::json::array();
     for (size_t k = 0; k < tasks_.size(); ++k)
-      def.push_back({{"task", tasks_[k]->info().name}, {"search_items", search_n_[k]}});
+      def.push_back({{"task", tasks_[k]->info().name}, {"search_items", search_[k].size()}});
     def.push_back({{"seed", o_.seed}});
     return {{"model_sha256", model_fingerprint(*model_)},
             {"tasks", def.dump()},
@@ -251,7 +323,8 @@ class Scanner {
 
   // Rank 0: scores the configs of one phase not yet in the store. With several ranks, config k
   // of the list goes to rank k mod R; rank 0 stores its own results and the others' as they come.
-  void run_phase(const std::string& phase, const std::vector<Config>& configs, bool held_out) {
+  void run_phase(const std::string& phase, const std::vector<Config>& listed, bool held_out) {
+    const std::vector<Config> configs = unique_paths(listed, n_layer_);
     Progress progress(o_.quiet, configs.size());
     std::vector<Config> todo;
     for (const Config& c : configs) {
@@ -317,9 +390,8 @@ class Scanner {
                   base0 = cache_->baseline_evals();
     ConfigResult out;
     for (size_t k = 0; k < tasks_.size(); ++k) {
-      SliceTask slice(*tasks_[k], held_out ? search_n_[k] : 0,
-                      held_out ? held_n_[k] : search_n_[k]);
-      eval::TaskResult r = eval::evaluate(slice, *lm_);
+      SubsetTask subset(*tasks_[k], held_out ? held_[k] : search_[k]);
+      eval::TaskResult r = eval::evaluate(subset, *lm_);
       const auto& metrics = tasks_[k]->info().metrics;
       for (const auto& item : r.items)
         for (size_t m = 0; m < metrics.size() && m < item.values.size(); ++m)
@@ -340,7 +412,10 @@ class Scanner {
   std::unique_ptr<Model> model_;
   int n_layer_;
   std::vector<std::unique_ptr<eval::Task>> tasks_;
-  std::vector<size_t> search_n_, held_n_;
+  std::vector<std::vector<size_t>> search_, held_;  // item indices per task
+  std::vector<size_t> held_skipped_;  // held-out candidates skipped as repeats of searched items
+  int stride_ = 1;                    // coarse grid stride
+  std::vector<Config> planned_;       // the search's configs (coarse stage: its grid)
   std::map<std::string, std::string> identity_;
   std::unique_ptr<Store> store_;  // rank 0 only
   std::unique_ptr<PrefixCache> cache_;
@@ -349,6 +424,41 @@ class Scanner {
 };
 
 }  // namespace
+
+std::vector<size_t> held_out_items(const eval::Task& t, size_t searched, size_t want,
+                                   size_t& skipped) {
+  std::set<std::string> seen_text, search_units;
+  for (size_t i = 0; i < searched; ++i) {
+    seen_text.insert(eval::doc_hash("", t.requests(i), ""));
+    search_units.insert(t.cluster_id(i));
+  }
+  std::vector<size_t> out;
+  skipped = 0;
+  for (size_t i = searched; i < t.size() && out.size() < want; ++i) {
+    if (search_units.count(t.cluster_id(i)) ||
+        !seen_text.insert(eval::doc_hash("", t.requests(i), "")).second) {
+      ++skipped;
+      continue;
+    }
+    out.push_back(i);
+  }
+  if (out.size() < want)
+    throw Error(
+        fmt::format("--validate needs {} held-out items of {} distinct from the {} "
+                    "searched, but it has only {} ({} more repeat a searched item's text "
+                    "or unit); lower --limit or --validate-limit",
+                    want, t.info().name, searched, out.size(), skipped));
+  return out;
+}
+
+std::string model_fingerprint(const Model& m) {
+  if (m.gguf()) return sha256_file(m.path());
+  Sha256 h;
+  for (const auto& f : std::filesystem::directory_iterator(std::filesystem::path(m.path())))
+    if (f.path().extension() == ".safetensors" || f.path().filename() == "config.json")
+      h.update(f.path().filename().string() + ":" + sha256_file(f.path()) + ";");
+  return h.hex_digest();
+}
 
 ScanTotals run_scan(const ScanOptions& opts, Cluster& cluster) {
   return Scanner(opts, cluster).run();

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "engine/session.h"
+#include "eval/task.h"
 #include "scan/plan.h"
 
 namespace reprise::scan {
@@ -40,6 +41,18 @@ struct ScanTotals {
 };
 
 class Cluster;
+
+// The held-out items of `t` for validation: `want` indices after its first `searched` items,
+// skipping (and counting in `skipped`) any whose requests equal a searched item's or an earlier
+// held-out item's, or that share a unit (eval::Task::cluster_id: a passage, a story) with a
+// searched item, so that validation never re-scores what the search saw. Throws Error when the
+// task has too few such items.
+std::vector<size_t> held_out_items(const eval::Task& t, size_t searched, size_t want,
+                                   size_t& skipped);
+
+// The checksum a scan store records of its model (sha256 of the GGUF file, or of the
+// safetensors and config.json of an HF directory): what `analyze --against` checks.
+std::string model_fingerprint(const Model& m);
 
 // Throws Error on bad options, an incompatible store, or unusable tasks.
 ScanTotals run_scan(const ScanOptions& opts);

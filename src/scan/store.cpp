@@ -3,6 +3,10 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include <cmath>
+#include <functional>
+#include <limits>
+
 #include "util/error.h"
 
 namespace reprise::scan {
@@ -67,6 +71,11 @@ CREATE TABLE IF NOT EXISTS scores (
   config TEXT NOT NULL, phase TEXT NOT NULL, task TEXT NOT NULL, item TEXT NOT NULL,
   metric TEXT NOT NULL, value REAL NOT NULL,
   PRIMARY KEY (config, phase, task, item, metric));
+CREATE TABLE IF NOT EXISTS missing (
+  config TEXT NOT NULL, phase TEXT NOT NULL, task TEXT NOT NULL, item TEXT NOT NULL,
+  metric TEXT NOT NULL, PRIMARY KEY (config, phase, task, item, metric));
+CREATE TABLE IF NOT EXISTS clusters (
+  task TEXT NOT NULL, item TEXT NOT NULL, cluster TEXT NOT NULL, PRIMARY KEY (task, item));
 )sql";
 
 }  // namespace
@@ -97,6 +106,17 @@ Store::~Store() {
   if (db_) sqlite3_close(db_);
 }
 
+void Store::in_transaction(const std::function<void()>& body) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    body();
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
 void Store::exec(const std::string& sql) const {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
@@ -107,8 +127,7 @@ void Store::exec(const std::string& sql) const {
 }
 
 void Store::bind_identity(const std::map<std::string, std::string>& identity) {
-  exec("BEGIN IMMEDIATE");
-  try {
+  in_transaction([&] {
     for (const auto& [key, value] : identity) {
       Statement q(db_, "SELECT value FROM identity WHERE key = ?", path_);
       q.bind(1, key);
@@ -123,11 +142,7 @@ void Store::bind_identity(const std::map<std::string, std::string>& identity) {
         ins.bind(1, key).bind(2, value).step();
       }
     }
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  });
 }
 
 void Store::set_meta(const std::string& key, const std::string& value) {
@@ -162,17 +177,25 @@ bool Store::is_done(const std::string& config_key, const std::string& phase) con
 }
 
 void Store::save_config(const ConfigRecord& rec, const std::vector<ItemScore>& scores) {
-  exec("BEGIN IMMEDIATE");
-  try {
-    Statement del(db_, "DELETE FROM scores WHERE config = ? AND phase = ?", path_);
-    del.bind(1, rec.key).bind(2, rec.phase).step();
+  in_transaction([&] {
+    for (const char* table : {"scores", "missing"}) {
+      Statement del(db_, fmt::format("DELETE FROM {} WHERE config = ? AND phase = ?", table),
+                    path_);
+      del.bind(1, rec.key).bind(2, rec.phase).step();
+    }
     Statement ins(db_,
                   "INSERT INTO scores (config, phase, task, item, metric, value) "
                   "VALUES (?, ?, ?, ?, ?, ?)",
                   path_);
+    // SQLite stores NaN as NULL, which the NOT NULL column refuses: NaN goes to `missing`.
+    Statement miss(db_,
+                   "INSERT INTO missing (config, phase, task, item, metric) VALUES (?, ?, ?, ?, ?)",
+                   path_);
     for (const auto& s : scores) {
-      ins.bind(1, rec.key).bind(2, rec.phase).bind(3, s.task).bind(4, s.item).bind(5, s.metric);
-      ins.bind(6, s.value).step();
+      Statement& q = std::isnan(s.value) ? miss : ins;
+      q.bind(1, rec.key).bind(2, rec.phase).bind(3, s.task).bind(4, s.item).bind(5, s.metric);
+      if (!std::isnan(s.value)) q.bind(6, s.value);
+      q.step();
     }
     Statement cfg(db_,
                   "INSERT OR REPLACE INTO configs (key, phase, path, layer_evals, "
@@ -180,11 +203,7 @@ void Store::save_config(const ConfigRecord& rec, const std::vector<ItemScore>& s
                   path_);
     cfg.bind(1, rec.key).bind(2, rec.phase).bind(3, rec.path).bind(4, rec.layer_evals);
     cfg.bind(5, rec.layer_evals_full).bind(6, rec.seconds).step();
-    exec("COMMIT");
-  } catch (...) {
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    throw;
-  }
+  });
 }
 
 std::vector<ConfigRecord> Store::configs(const std::string& phase) const {
@@ -196,6 +215,33 @@ std::vector<ConfigRecord> Store::configs(const std::string& phase) const {
   std::vector<ConfigRecord> out;
   while (q.step())
     out.push_back({q.text(0), q.text(1), q.text(2), q.integer(3), q.integer(4), q.real(5)});
+  return out;
+}
+
+std::vector<std::pair<std::string, ItemScore>> Store::missing(const std::string& phase) const {
+  Statement q(db_,
+              "SELECT config, task, item, metric FROM missing WHERE phase = ? "
+              "ORDER BY config, task, item, metric",
+              path_);
+  q.bind(1, phase);
+  std::vector<std::pair<std::string, ItemScore>> out;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  while (q.step()) out.push_back({q.text(0), {q.text(1), q.text(2), q.text(3), nan}});
+  return out;
+}
+
+void Store::save_clusters(const std::vector<ItemCluster>& clusters) {
+  in_transaction([&] {
+    Statement ins(db_, "INSERT OR REPLACE INTO clusters (task, item, cluster) VALUES (?, ?, ?)",
+                  path_);
+    for (const auto& c : clusters) ins.bind(1, c.task).bind(2, c.item).bind(3, c.cluster).step();
+  });
+}
+
+std::map<std::pair<std::string, std::string>, std::string> Store::clusters() const {
+  Statement q(db_, "SELECT task, item, cluster FROM clusters", path_);
+  std::map<std::pair<std::string, std::string>, std::string> out;
+  while (q.step()) out[{q.text(0), q.text(1)}] = q.text(2);
   return out;
 }
 

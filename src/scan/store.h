@@ -8,6 +8,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -24,6 +25,11 @@ struct ItemScore {
   std::string item;    // stable item id within the task
   std::string metric;  // e.g. "acc", "loglik_mean"
   double value = 0;
+};
+
+// The unit an item shares with other items (eval::Task::cluster_id), for cluster bootstraps.
+struct ItemCluster {
+  std::string task, item, cluster;
 };
 
 struct ConfigRecord {
@@ -55,8 +61,16 @@ class Store {
   std::map<std::string, std::string> all_meta() const;
 
   bool is_done(const std::string& config_key, const std::string& phase) const;
-  // Writes all scores of one config and marks it done, atomically.
+  // Writes all scores of one config and marks it done, atomically. A NaN score (an item the
+  // metric cannot score, e.g. an empty text) is recorded as missing, not as a score.
   void save_config(const ConfigRecord& rec, const std::vector<ItemScore>& scores);
+  // The scores save_config recorded as missing in `phase` (value NaN), by config then item.
+  std::vector<std::pair<std::string, ItemScore>> missing(const std::string& phase) const;
+
+  // Cluster ids of items (written once per item; a later write for the same item replaces it).
+  void save_clusters(const std::vector<ItemCluster>& clusters);
+  // (task, item) -> cluster; items never given one are absent.
+  std::map<std::pair<std::string, std::string>, std::string> clusters() const;
 
   std::vector<ConfigRecord> configs(const std::string& phase = "") const;
   // Scores of one config, ordered by task, item, metric.
@@ -64,6 +78,8 @@ class Store {
 
  private:
   void exec(const std::string& sql) const;
+  // Runs `body` inside BEGIN IMMEDIATE ... COMMIT; rolls back and rethrows if it throws.
+  void in_transaction(const std::function<void()>& body);
 
   std::string path_;
   sqlite3* db_ = nullptr;

@@ -81,6 +81,14 @@ TEST(AnalyzeModel, CliWritesReportsAndValidatesAgainstScan) {
                     (dir / "missing.db").string() + "'");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("missing.db"), std::string::npos) << r.err;
+  // A scan of another model with the same layer count (the HF copy of stories260K: same
+  // weights, other files) is refused by its checksum, not accepted for having 5 layers.
+  const std::string other =
+      "'" + (test::source_dir() / "tests/data/hf/stories260K-f32").string() + "'";
+  r = test::run_cli("analyze -m " + other + " --task tinystories --limit 2 --against '" +
+                    db.string() + "'");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("a scan of another model"), std::string::npos) << r.err;
   r = test::run_cli("analyze -m " + model + " --task tinystories --limit 2 -o '" +
                     (dir / "a.txt").string() + "'");
   EXPECT_EQ(r.exit_code, 2);

@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "support/test_support.h"
@@ -163,6 +164,20 @@ TEST(Scan, BadInput) {
   expect_scan_error("--i-range 3:2 -o '" + db + "'", "--i-range 3:2 is outside the model");
   expect_scan_error("--j-range 0:99 -o '" + db + "'", "--j-range 0:99 is outside the model");
   expect_scan_error("--mode warp -o '" + db + "'", "unknown mode 'warp'");
+  expect_scan_error("--strategy fast -o '" + db + "'", "--strategy: unknown 'fast'");
+  expect_scan_error("--mode loop --loops 1 -o '" + db + "'", "--loops: run count 1 must be 2..64");
+  expect_scan_error("--controls -2 -o '" + db + "'", "--controls must be >= 0, got -2");
+  expect_scan_error("--validate -1 -o '" + db + "'", "--validate must be >= 0, got -1");
+  // Every one of them was refused before the store was created.
+  EXPECT_FALSE(fs::exists(db));
+  auto zero =
+      test::run_cli("scan -m " + model() + " --task tinystories --limit 0 --quiet -o '" + db + "'");
+  EXPECT_EQ(zero.exit_code, 2);
+  EXPECT_NE(zero.err.find("--limit must be >= 1 (leave it out for every item), got 0"),
+            std::string::npos)
+      << zero.err;
+  EXPECT_LT(zero.err.size(), 120u) << zero.err;
+  EXPECT_FALSE(fs::exists(db));
   expect_scan_error("-o /nonexistent-dir/x/scan.db", "cannot open the scan store");
   // A store made with another model is refused.
   auto r = test::run_cli("scan -m " + model() + " --task tinystories --limit 3 --quiet "
@@ -171,11 +186,86 @@ TEST(Scan, BadInput) {
   auto other = (test::source_dir() / "tests/data/hf/stories260K-f32").string();
   auto o = test::run_cli("scan -m '" + other + "' --task tinystories --limit 3 --quiet -o '" + db + "'");
   EXPECT_EQ(o.exit_code, 2);
-  EXPECT_NE(o.err.find("this store was made with model_sha256"), std::string::npos) << o.err;
-  // And one made for other items (another --limit) too.
+  EXPECT_NE(o.err.find("this store holds a scan of another model"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("to start afresh, remove " + db + " or pass another -o file"),
+            std::string::npos)
+      << o.err;
+  // And one made for other items (another --limit) too, naming the option.
   auto l = test::run_cli("scan -m " + model() + " --task tinystories --limit 4 --quiet -o '" + db + "'");
   EXPECT_EQ(l.exit_code, 2);
-  EXPECT_NE(l.err.find("this store was made with"), std::string::npos) << l.err;
+  EXPECT_NE(l.err.find("--limit (items searched per task) is 3 in the store, 4 now"),
+            std::string::npos)
+      << l.err;
+  auto s = test::run_cli("scan -m " + model() +
+                         " --task tinystories --limit 3 --seed 5 --quiet -o '" + db + "'");
+  EXPECT_EQ(s.exit_code, 2);
+  EXPECT_NE(s.err.find("--seed is 1234 in the store, 5 now"), std::string::npos) << s.err;
+}
+
+TEST(Scan, MultiTaskReportIsPerTask) {
+  auto db = temp_dir() / "multi.db";
+  fs::remove(db);
+  auto r = test::run_cli("scan -m " + model() +
+                         " --task arc_easy,tinystories --limit 4 --mode "
+                         "repeat,skip -t 1 --quiet -o '" +
+                         db.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // One section per task in its own metric, a unit-free combined ranking, no pooled baseline.
+  EXPECT_NE(r.out.find("arc_easy: baseline acc = "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tinystories: baseline loglik_per_token = "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("combined ranking across tasks (unit-free)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("on 8 items"), std::string::npos) << r.out;
+  auto html = temp_dir() / "multi.html", png = temp_dir() / "multi.png";
+  auto rep = test::run_cli("report '" + db.string() + "' -o '" + html.string() + "' -o '" +
+                           png.string() + "'");
+  ASSERT_EQ(rep.exit_code, 0) << rep.err;
+  const std::string h = read(html);
+  size_t svgs = 0;
+  for (size_t at = 0; (at = h.find("<svg", at)) != std::string::npos; ++at) ++svgs;
+  EXPECT_EQ(svgs, 2u);  // one heatmap per task
+  EXPECT_NE(h.find("<h2>arc_easy: baseline acc"), std::string::npos);
+  EXPECT_NE(h.find("<h2>tinystories: baseline loglik_per_token"), std::string::npos);
+  EXPECT_NE(h.find("Combined ranking across tasks"), std::string::npos);
+  EXPECT_NE(h.find("Pareto"), std::string::npos);
+}
+
+TEST(Scan, CoarseToFineCorrectsForEveryConfigOfBothStages) {
+  auto db = temp_dir() / "c2f.db";
+  fs::remove(db);
+  auto r = test::run_cli("scan -m " + model() +
+                         " --task tinystories --limit 4 --mode repeat "
+                         "--strategy coarse-to-fine --stride 2 --controls 0 -t 1 --quiet -o '" +
+                         db.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::set<std::string> configs;
+  std::istringstream csv(scan_csv(db, "c2f.csv"));
+  for (std::string line; std::getline(csv, line);)
+    if (line.rfind("search,", 0) == 0 && line.rfind("search,baseline,", 0) != 0)
+      configs.insert(line.substr(7, line.find(',', 7) - 7));
+  // Coarse grid on stride 2 of 5 layers: i in {0, 2, 4}, j in {2, 4, 5}: 6 blocks. The fine
+  // stage adds neighbours; Holm counts them all.
+  EXPECT_GT(configs.size(), 6u);
+  EXPECT_NE(r.out.find("Holm across all " + std::to_string(configs.size()) + " configs"),
+            std::string::npos)
+      << r.out;
+}
+
+TEST(Scan, ValidationStatesItsRuleAndRefusesTooSmallHeldOutSets) {
+  auto db = temp_dir() / "val.db";
+  fs::remove(db);
+  auto r = test::run_cli("scan -m " + model() +
+                         " --task tinystories --limit 5 --mode repeat "
+                         "--validate 2 --controls 0 -t 1 --quiet -o '" +
+                         db.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("held-out validation:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("too few items"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(" survives"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("held-out n = 5 is below the minimum of 30 items"), std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("held-out set: 5 items, none repeating a searched item's text"),
+            std::string::npos)
+      << r.out;
 }
 
 TEST(Scan, FullDiskIsAnErrorAndTheStoreSurvives) {

@@ -281,7 +281,7 @@ TEST(AnalyzePredict, PerfectPredictionHasSpearmanOne) {
 
 TEST(AnalyzePredict, AgainstMissingStoreNamesTheFile) {
   try {
-    load_scan("/nonexistent/scan.db", 5);
+    load_scan("/nonexistent/scan.db", 5, "");
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/scan.db"), std::string::npos);

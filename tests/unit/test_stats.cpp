@@ -192,5 +192,51 @@ TEST(Stats, BootstrapCoverageIsNearNinetyFivePercent) {
   EXPECT_LT(coverage, 0.975) << coverage;
 }
 
+TEST(Stats, ClusterBootstrapReducesToTheItemBootstrapAndWidensForSharedUnits) {
+  std::vector<double> d;
+  Rng r(5);
+  for (int k = 0; k < 30; ++k) d.push_back(r.normal());
+  BootstrapOptions o;
+  o.seed = 42;
+  std::vector<size_t> own(d.size());
+  for (size_t i = 0; i < own.size(); ++i) own[i] = i;
+  const auto items = bootstrap_mean_ci(d, o);
+  const auto units = cluster_bootstrap_mean_ci(d, own, o);
+  EXPECT_EQ(units.ci.lo, items.lo);
+  EXPECT_EQ(units.ci.hi, items.hi);
+  // Every value twice, in pairs: 60 items but only 30 units.
+  std::vector<double> twice;
+  std::vector<size_t> pair;
+  for (size_t i = 0; i < d.size(); ++i)
+    twice.insert(twice.end(), {d[i], d[i]}), pair.insert(pair.end(), {i, i});
+  const auto naive = bootstrap_mean_ci(twice, o);
+  const auto by_pair = cluster_bootstrap_mean_ci(twice, pair, o);
+  EXPECT_GT(by_pair.ci.hi - by_pair.ci.lo, 1.25 * (naive.hi - naive.lo));
+  EXPECT_NEAR(by_pair.se, standard_error(d), 0.2 * standard_error(d));
+  EXPECT_THROW(cluster_bootstrap_mean_ci(d, std::vector<size_t>(3, 0), o), Error);
+  EXPECT_THROW(cluster_bootstrap_mean_ci(std::vector<double>{1, 2}, std::vector<size_t>{0, 2}, o),
+               Error);
+}
+
+TEST(Stats, NormalQuantileAndMinimumDetectableEffect) {
+  // Reference values of the standard normal quantile (R's qnorm, 15 digits).
+  EXPECT_NEAR(normal_quantile(0.975), 1.95996398454005, 1e-12);
+  EXPECT_NEAR(normal_quantile(0.8), 0.841621233572914, 1e-12);
+  EXPECT_NEAR(normal_quantile(0.5), 0.0, 1e-15);
+  EXPECT_NEAR(normal_quantile(1e-6), -4.75342430882290, 1e-10);
+  EXPECT_NEAR(normal_quantile(0.99999), 4.26489079392384, 1e-10);
+  EXPECT_THROW(normal_quantile(0), Error);
+  EXPECT_THROW(normal_quantile(1), Error);
+  // alpha 0.05, power 0.8: (1.96 + 0.84) SE, the textbook 2.80.
+  EXPECT_NEAR(min_detectable_effect(0.01, 0.05, 0.8), 0.0280158521811, 1e-12);
+}
+
+TEST(Stats, PairedPValueChoosesTheTestByMetricKind) {
+  const std::vector<double> a = {1, 1, 0, 0, 1, 0}, b = {0, 1, 1, 1, 1, 1};
+  EXPECT_EQ(paired_p_value(a, b, true), mcnemar_exact(a, b).p_value);
+  EXPECT_EQ(paired_p_value(a, b, false), paired_t_test(a, b).p_value);
+  EXPECT_EQ(paired_p_value(std::vector<double>{1.0}, std::vector<double>{2.0}, false), 1.0);
+}
+
 }  // namespace
 }  // namespace reprise::eval

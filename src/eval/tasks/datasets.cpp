@@ -64,6 +64,48 @@ std::vector<Passage> paragraphs(const fs::path& file, const std::string& task, b
   return out;
 }
 
+// Cluster ids of paragraphs: a paragraph beginning with `story_start` opens a new story, and the
+// paragraphs of one story share an id (TinyStories marks no story boundaries, but its stories
+// open with "Once upon a time").
+std::vector<std::string> story_clusters(const std::vector<Passage>& paragraphs,
+                                        const std::string& task, const std::string& story_start) {
+  std::vector<std::string> out;
+  int story = 0;
+  for (const auto& p : paragraphs) {
+    if (p.text.rfind(story_start, 0) == 0 && !out.empty()) ++story;
+    out.push_back(fmt::format("{}/story{}", task, story));
+  }
+  return out;
+}
+
+std::vector<std::string> words(const std::string& s) {
+  std::istringstream in(s);
+  std::vector<std::string> out;
+  for (std::string w; in >> w;) out.push_back(w);
+  return out;
+}
+
+// WinoGrande twins: two sentences a trigger word or two apart, next to each other in the file.
+// An item and the one before it are twins when they offer the same options, or when their
+// sentences (first option + continuation) have as many words and differ in at most two.
+std::vector<std::string> winogrande_twins(const std::vector<ChoiceItem>& items) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    bool twin = false;
+    if (i > 0 && out[i - 1] == items[i - 1].id) {  // the previous item has no twin yet
+      const auto& a = items[i - 1];
+      const auto& b = items[i];
+      const auto wa = words(a.choices.at(0) + " " + a.continuation);
+      const auto wb = words(b.choices.at(0) + " " + b.continuation);
+      size_t differ = 0;
+      for (size_t k = 0; k < std::min(wa.size(), wb.size()); ++k) differ += wa[k] != wb[k];
+      twin = a.choices == b.choices || (wa.size() == wb.size() && differ <= 2);
+    }
+    out.push_back(twin ? out[i - 1] : items[i].id);
+  }
+  return out;
+}
+
 }  // namespace
 
 const std::vector<std::string>& bbh_task_names() {
@@ -109,8 +151,14 @@ std::unique_ptr<Task> load_arc(const fs::path& data_dir, bool challenge) {
 
 std::unique_ptr<Task> load_boolq(const fs::path& data_dir) {
   auto items = query_choice_items(data_dir / "boolq" / "boolq.jsonl", "boolq");
-  return std::make_unique<MultipleChoiceTask>("boolq", "BoolQ dev, yes/no by log-likelihood",
-                                              std::move(items));
+  // Several questions ask about one passage: the passage is the unit they share.
+  std::vector<std::string> passages;
+  for (const auto& it : items)
+    passages.push_back(it.context.substr(0, it.context.find("\nQuestion:")));
+  auto task = std::make_unique<MultipleChoiceTask>("boolq", "BoolQ dev, yes/no by log-likelihood",
+                                                   std::move(items));
+  task->set_clusters(std::move(passages));
+  return task;
 }
 
 std::unique_ptr<Task> load_winogrande(const fs::path& data_dir) {
@@ -125,9 +173,12 @@ std::unique_ptr<Task> load_winogrande(const fs::path& data_dir) {
     it.gold = checked_gold(j, it.choices.size(), at);
     items.push_back(std::move(it));
   });
-  return std::make_unique<MultipleChoiceTask>(
+  auto twins = winogrande_twins(items);
+  auto task = std::make_unique<MultipleChoiceTask>(
       "winogrande", "WinoGrande dev, partial scoring of the sentence's ending", std::move(items),
       " ", true);
+  task->set_clusters(std::move(twins));
+  return task;
 }
 
 std::vector<MetricInfo> gsm8k_metrics() {
@@ -265,9 +316,13 @@ std::unique_ptr<Task> load_eq_bench(const fs::path& data_dir) {
 }
 
 std::unique_ptr<Task> load_tinystories(const fs::path& data_dir) {
-  return std::make_unique<PassageTask>(
-      "tinystories", "TinyStories validation sample, one paragraph per item",
-      paragraphs(data_dir / "tinystories" / "tinystories_val.txt", "tinystories", false));
+  auto passages =
+      paragraphs(data_dir / "tinystories" / "tinystories_val.txt", "tinystories", false);
+  auto stories = story_clusters(passages, "tinystories", "Once upon a time");
+  auto task = std::make_unique<PassageTask>(
+      "tinystories", "TinyStories validation sample, one paragraph per item", std::move(passages));
+  task->set_clusters(std::move(stories));
+  return task;
 }
 
 std::unique_ptr<Task> load_wikitext2(const fs::path& data_dir) {

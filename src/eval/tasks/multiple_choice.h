@@ -31,6 +31,13 @@ class MultipleChoiceTask final : public Task {
   const TaskInfo& info() const override { return info_; }
   size_t size() const override { return items_.size(); }
   std::string item_id(size_t i) const override { return items_[i].id; }
+  // Items sharing a unit (a passage, a story, a twin pair) share a cluster id; without
+  // set_clusters every item is its own.
+  std::string cluster_id(size_t i) const override {
+    return clusters_.empty() ? item_id(i) : clusters_[i];
+  }
+  // One id per item, in item order.
+  void set_clusters(std::vector<std::string> clusters) { clusters_ = std::move(clusters); }
   std::vector<Request> requests(size_t i) const override;
   ItemScore score(size_t i, std::span<const Response> responses) const override;
 
@@ -39,6 +46,7 @@ class MultipleChoiceTask final : public Task {
   std::vector<ChoiceItem> items_;
   std::string delimiter_;
   bool partial_;
+  std::vector<std::string> clusters_;
 };
 
 }  // namespace reprise::eval
