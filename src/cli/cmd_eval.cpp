@@ -87,6 +87,7 @@ int run_eval(const EvalOptions& o) {
         fmt::format("--limit {}: must be at least 1 (leave it out to run every item)", o.limit));
   if (o.batch_items < 1) throw Error("--batch-items must be at least 1");
 
+  if (!o.output.empty()) check_output_file(o.output, /*overwrite=*/true, "-o");
   // Everything about the tasks is checked before the model loads.
   const auto names = eval::resolve_task_names(o.tasks);
   eval::TaskOptions topts;

@@ -33,6 +33,7 @@ int run_perplexity(const PerplexityOptions& o) {
   if (!text.empty() && text.back() == '\n') text.pop_back();
 
   auto m = o.model.load();
+  warn_if_beyond_training_context(*m, o.ctx, "-c");
   const LayerPath path = o.model.layer_path(*m);
   if (!m->tokenizer())
     throw Error(
