@@ -102,7 +102,8 @@ class Chat {
         say(fmt::format("path {} (switch with /path SPEC; '/path all' for every layer)",
                         session_.path().canonical()));
       } else {
-        LayerPath path = parse_layer_path(spec, model_->hparams().n_layer);
+        const int n_layer = model_->hparams().n_layer;
+        LayerPath path = parse_layer_path(layer_path_spec(spec, n_layer), n_layer);
         if (path.layers.empty()) throw Error(fmt::format("layer path '{}' runs no layers", spec));
         session_.set_path(std::move(path));
         held_.clear();

@@ -170,8 +170,7 @@ void add_eval(CLI::App& app, Runner& run) {
   auto o = std::make_shared<EvalOptions>();
   auto* sub = app.add_subcommand("eval", "score a model along a layer path on evaluation tasks");
   sub->add_option("-m,--model", o->model.model, "GGUF file or Hugging Face safetensors directory");
-  sub->add_option("--path", o->model.path,
-                  "layer path: '0..3,1..4', 'repeat:I:J[:K]', 'skip:I:J' (default: all layers)");
+  sub->add_option("--path", o->model.path, kLayerPathHelp);
   sub->add_option("-t,--threads", o->model.threads, "threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
   sub->add_option("--ctx", o->model.ctx, "context size in tokens (default: min(training, 4096))")

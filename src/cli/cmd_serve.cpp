@@ -22,7 +22,7 @@ struct ServeOptions {
 int run_serve(ServeOptions& o) {
   auto m = o.model.load();
   serve::ServerOptions so = o.server;
-  so.default_path = o.model.path;
+  so.default_path = layer_path_spec(o.model.path);
   so.session = o.model.session_options();
   so.log_requests = !o.quiet;
 

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "eval/io.h"
+#include "export/mergekit.h"
 #include "util/error.h"
 
 namespace reprise::cli {
@@ -17,9 +19,7 @@ namespace reprise::cli {
 void ModelOptions::add_to(CLI::App& sub, bool with_path) {
   sub.add_option("-m,--model", model, "GGUF file or Hugging Face safetensors directory")
       ->required();
-  if (with_path)
-    sub.add_option("--path", path,
-                   "layer path: '0..3,1..4', 'repeat:I:J[:K]', 'skip:I:J' (default: all layers)");
+  if (with_path) sub.add_option("--path", path, kLayerPathHelp);
   sub.add_option("-t,--threads", threads, "threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
   sub.add_option("-c,--ctx,--ctx-size", ctx,
@@ -102,7 +102,17 @@ void take_last_of_repeated_options(CLI::App& app) {
 }
 
 LayerPath ModelOptions::layer_path(const Model& m) const {
-  return parse_layer_path(path, m.hparams().n_layer);
+  return parse_layer_path(layer_path_spec(path, m.hparams().n_layer), m.hparams().n_layer);
+}
+
+std::string layer_path_spec(const std::string& spec, int n_layer) {
+  // Notation never names an existing file in practice ("0..3" or "repeat:1:4" would have to be
+  // file names), so a file is the unambiguous sign of a recipe.
+  std::error_code ec;
+  if (spec.empty() || !std::filesystem::is_regular_file(spec, ec)) return spec;
+  const exporter::MergekitRecipe recipe =
+      exporter::parse_mergekit_yaml(eval::read_text_file(spec), spec);
+  return exporter::recipe_path(recipe, spec, n_layer).canonical();
 }
 
 SessionOptions ModelOptions::session_options() const {

@@ -18,6 +18,11 @@ namespace reprise::cli {
 // The subcommand that parsing selected; returns the process exit code.
 using Runner = std::function<int()>;
 
+// The help text of every --path option.
+inline constexpr const char* kLayerPathHelp =
+    "layer path: '0..3,1..4', 'repeat:I:J[:K]', 'skip:I:J', or a mergekit passthrough recipe "
+    "file (default: all layers)";
+
 // -m MODEL, --path SPEC, -t THREADS, -c/--ctx N: every command that runs a model has them.
 struct ModelOptions {
   std::string model;
@@ -30,9 +35,15 @@ struct ModelOptions {
   void add_to(CLI::App& sub, bool with_path = true);
   // Loads the model; warns on stderr when --ctx exceeds its training context or -ngl was given.
   std::unique_ptr<Model> load() const;
+  // --path as notation, or the path a mergekit passthrough recipe file describes.
   LayerPath layer_path(const Model& m) const;
   SessionOptions session_options() const;
 };
+
+// `spec` as layer path notation: unchanged, or, when it names a file, the canonical path of the
+// mergekit passthrough recipe in it, its ranges checked against `n_layer` when > 0. Throws Error
+// naming the file (and line) for a recipe reprise cannot read.
+std::string layer_path_spec(const std::string& spec, int n_layer = 0);
 
 // Warns on stderr when `n_ctx` (given by `flag`) exceeds the model's training context: positions
 // beyond it were never trained, and the cache for them still costs memory.

@@ -297,5 +297,30 @@ TEST(CliChecks, SmallOnes) {
   EXPECT_EQ(count_lines(test::slurp(dir / "rel.jsonl")), 3);
 }
 
+// --path takes a mergekit passthrough recipe, such as `reprise export --format mergekit` writes.
+TEST(CliPath, MergekitRecipeFile) {
+  const std::string m = test::default_model_arg();
+  const fs::path recipe = test::scratch("deep.yaml");
+  fs::remove(recipe);
+  auto e = test::run_cli("export " + m + " --path repeat:1:4 -o '" + recipe.string() + "'");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  auto a =
+      test::run_cli("run " + m + " -p 'Once upon a time' -n 8 --path '" + recipe.string() + "'");
+  auto b = test::run_cli("run " + m + " -p 'Once upon a time' -n 8 --path repeat:1:4");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_CONTAINS(a.err, "path: 0..3,1..4 (8 positions");
+  EXPECT_EQ(a.out, b.out);
+  // A recipe reprise cannot use is a one-line error naming the file.
+  const fs::path bad = test::scratch("bad.yaml");
+  std::ofstream(bad) << "merge_method: slerp\nslices: []\n";
+  expect_one_line_error(test::run_cli("run " + m + " -p hi --path '" + bad.string() + "'"),
+                        bad.string());
+  const fs::path wide = test::scratch("wide.yaml");
+  std::ofstream(wide) << "slices:\n  - sources:\n      - model: x\n        layer_range: [0, 9]\n"
+                         "merge_method: passthrough\n";
+  expect_one_line_error(test::run_cli("run " + m + " -p hi --path '" + wide.string() + "'"),
+                        wide.string());
+}
+
 }  // namespace
 }  // namespace reprise
