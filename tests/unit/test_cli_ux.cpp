@@ -322,5 +322,23 @@ TEST(CliPath, MergekitRecipeFile) {
                         wide.string());
 }
 
+// Progress bars redraw with '\r' only on a terminal; into a file they write a line per update.
+TEST(CliProgress, NoCarriageReturnsInALogFile) {
+  const fs::path store = test::scratch("progress-scan.db");
+  fs::remove(store);
+  auto r = test::run_cli("scan " + test::default_model_arg() +
+                         " --task tinystories --limit 2 -o '" + store.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
+  EXPECT_CONTAINS(r.err, "] 1/16 configs ");
+  EXPECT_CONTAINS(r.err, "] 16/16 configs ");
+  const fs::path text = test::source_dir() / "data/tinystories/tinystories_val.txt";
+  auto p = test::run_cli("perplexity " + test::default_model_arg() + " -f '" + text.string() +
+                         "' -c 64 --chunks 3");
+  ASSERT_EQ(p.exit_code, 0) << p.err;
+  EXPECT_EQ(p.err.find('\r'), std::string::npos) << p.err;
+  EXPECT_CONTAINS(p.err, "] 3/3 chunks");
+}
+
 }  // namespace
 }  // namespace reprise
