@@ -35,7 +35,8 @@ struct ChatOptions {
   bool jsonl = false;
 };
 
-// Set by the SIGINT handler while a reply is being generated; polled between tokens.
+// g_generating: a reply is being generated (set by the chat loop). g_interrupted: SIGINT came
+// during it (set by the handler, polled between tokens).
 std::atomic<bool> g_generating{false};
 std::atomic<bool> g_interrupted{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "touched from a signal handler");
