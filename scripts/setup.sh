@@ -9,7 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libpcre2-dev libsqlite3-dev libcpp-httplib-dev libssl-dev
-  libcairo2-dev libhwy-dev libreadline-dev
+  libcairo2-dev libhwy-dev libreadline-dev libyaml-cpp-dev
   openmpi-bin libopenmpi-dev
   clang libclang-rt-14-dev
 )

@@ -4,8 +4,10 @@
 # About 88 characters is ~64 tokens with the vocabulary `reprise synth` gives its models.
 # Usage: bench/scan/make_probe.sh OUT.jsonl [N=32] [CHARS=88]
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 out=${1:?usage: make_probe.sh OUT.jsonl [N] [CHARS]}
+# A relative OUT is relative to the caller's folder, not to the repository root we move to.
+case $out in /*) ;; *) out="$PWD/$out" ;; esac
+cd "$(dirname "$0")/../.."
 n=${2:-32}
 chars=${3:-88}
 awk -v n="$n" -v chars="$chars" '

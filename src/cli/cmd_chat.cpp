@@ -1,12 +1,20 @@
 // reprise chat: an interactive conversation along a layer path, switchable mid-conversation.
 //
 // On a terminal it reads lines with GNU readline (editing, history); otherwise it reads one user
-// turn per line from stdin and prints each reply on its own line, so it can be scripted.
+// turn per line from stdin and prints each reply on its own line (or, with --jsonl, one JSON
+// object per line, so replies containing newlines stay one record), so it can be scripted.
+//
+// Ctrl-C (SIGINT) during a reply stops the reply and goes back to the prompt, keeping the
+// conversation, as llama.cpp does; Ctrl-C while waiting for input exits.
 #include <fmt/format.h>
 #include <readline/history.h>
 #include <readline/readline.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <csignal>
 #include <iostream>
 
 #include "cli/common.h"
@@ -24,7 +32,34 @@ struct ChatOptions {
   std::string chat_template;
   int n_predict = 256;
   SamplerOptions sampler{0.8f, 40, 0.95f, 42};
+  bool jsonl = false;
 };
+
+// g_generating: a reply is being generated (set by the chat loop). g_interrupted: SIGINT came
+// during it (set by the handler, polled between tokens).
+std::atomic<bool> g_generating{false};
+std::atomic<bool> g_interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "touched from a signal handler");
+
+extern "C" void on_sigint(int) {
+  if (g_generating.load()) {
+    g_interrupted.store(true);
+    return;
+  }
+  // At the prompt: leave like an uncaught SIGINT would (readline has already restored the
+  // terminal before passing the signal on).
+  constexpr char kNewline = '\n';
+  (void)!::write(STDOUT_FILENO, &kNewline, 1);
+  std::_Exit(130);
+}
+
+void install_sigint_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+}
 
 const char* kHelp =
     "commands: /path SPEC (switch the layer path; the conversation is kept and re-read), "
@@ -33,15 +68,16 @@ const char* kHelp =
 class Chat {
  public:
   explicit Chat(const ChatOptions& o)
-      : o_(o), model_(o.model.load()), session_(*model_, o.model.layer_path(*model_),
-                                                 o.model.session_options()) {
+      : o_(o),
+        model_(o.model.load()),
+        session_(*model_, o.model.layer_path(*model_), o.model.session_options()) {
     if (!model_->tokenizer())
       throw Error(fmt::format("{}: the model has no vocabulary; chat needs text", model_->path()));
     family_ = o.chat_template;
     if (family_.empty())
       family_ = detect_chat_template(model_->tokenizer()->vocab().chat_template).value_or("chatml");
     format_chat(family_, {}, false);  // an unknown --chat-template fails here, listing the names
-    Sampler{o.sampler};  // bad sampling options fail now, not at the first reply
+    Sampler{o.sampler};               // bad sampling options fail now, not at the first reply
     if (!o.system.empty()) messages_.push_back({"system", o.system});
   }
 
@@ -50,27 +86,37 @@ class Chat {
                        session_.path().canonical(), family_);
   }
 
-  // Handles one line of input; returns false to quit.
+  // Handles one line of input; returns false to quit. Throws Error for a failed command.
   bool handle(const std::string& line, bool tty) {
     if (line == "/quit" || line == "/exit") return false;
     if (line == "/help") {
-      fmt::print("{}\n", kHelp);
+      say(kHelp);
     } else if (line == "/reset") {
       messages_.erase(std::remove_if(messages_.begin(), messages_.end(),
                                      [](auto& m) { return m.role != "system"; }),
                       messages_.end());
-      fmt::print("conversation reset\n");
-    } else if (line.rfind("/path", 0) == 0) {
-      std::string spec = line.size() > 5 ? line.substr(6) : "";
-      session_.set_path(parse_layer_path(spec, model_->hparams().n_layer));
-      held_.clear();
-      fmt::print("path set to {}\n", session_.path().canonical());
+      say("conversation reset");
+    } else if (line == "/path" || line.starts_with("/path ")) {
+      const std::string spec = line.size() > 5 ? line.substr(6) : "";
+      if (spec.find_first_not_of(" \t") == std::string::npos) {
+        // No argument shows the path; switching back to all layers takes '/path all'.
+        say(fmt::format("path {} (switch with /path SPEC; '/path all' for every layer)",
+                        session_.path().canonical()));
+      } else {
+        const int n_layer = model_->hparams().n_layer;
+        LayerPath path = parse_layer_path(layer_path_spec(spec, n_layer), n_layer);
+        if (path.layers.empty()) throw Error(fmt::format("layer path '{}' runs no layers", spec));
+        session_.set_path(std::move(path));
+        held_.clear();
+        say(fmt::format("path set to {}", session_.path().canonical()));
+      }
     } else if (line == "/stats") {
-      fmt::print("{}; {} turns; last reply {} tokens at {:.1f} t/s; {} tokens in context\n",
-                 describe(), messages_.size(), last_.completion_tokens,
-                 last_.completion_tokens / std::max(last_.decode_seconds, 1e-9), session_.n_past());
+      say(fmt::format("{}; {} turns; last reply {} tokens at {:.1f} t/s; {} tokens in context",
+                      describe(), messages_.size(), last_.completion_tokens,
+                      last_.completion_tokens / std::max(last_.decode_seconds, 1e-9),
+                      session_.n_past()));
     } else if (!line.empty() && line[0] == '/') {
-      fmt::print("unknown command {}; {}\n", line, kHelp);
+      throw Error(fmt::format("unknown command {}; {}", line, kHelp));
     } else if (!line.empty()) {
       reply(line, tty);
     }
@@ -79,6 +125,14 @@ class Chat {
   }
 
  private:
+  // A command's answer: a line, or with --jsonl a {"info": ...} record.
+  void say(const std::string& text) {
+    if (o_.jsonl)
+      fmt::print("{}\n", nlohmann::json{{"info", text}}.dump());
+    else
+      fmt::print("{}\n", text);
+  }
+
   void reply(const std::string& user, bool tty) {
     messages_.push_back({"user", user});
     std::string prompt = format_chat(family_, messages_, true);
@@ -92,22 +146,52 @@ class Chat {
     GenerateOptions go;
     go.max_tokens = o_.n_predict;
     go.sampler = o_.sampler;
+    g_interrupted = false;
+    g_generating = true;
     try {
-      last_ = generate(session_, model_->tokenizer(),
-                       std::span(tokens).subspan(keep), go, [&](const GenerationChunk& c) {
-                         fmt::print("{}", c.text);
-                         std::fflush(stdout);
-                         return true;
-                       });
-    } catch (const Error& e) {
+      last_ = generate(
+          session_, model_->tokenizer(), std::span(tokens).subspan(keep), go,
+          [&](const GenerationChunk& c) {
+            if (!o_.jsonl) {
+              fmt::print("{}", c.text);
+              std::fflush(stdout);
+            }
+            return true;
+          },
+          [] { return g_interrupted.load(); });
+    } catch (const Error&) {
+      g_generating = false;
       messages_.pop_back();
       session_.reset();
       held_.clear();
-      fmt::print("\n[error: {}]\n", e.what());
-      return;
+      if (!o_.jsonl) fmt::print("\n");
+      throw;
     }
-    fmt::print("\n");
-    if (tty) fmt::print("\n");
+    g_generating = false;
+    const bool interrupted = last_.finish == FinishReason::Cancelled;
+    const bool context_full =
+        last_.finish == FinishReason::Length && session_.n_past() >= session_.n_ctx();
+    if (o_.jsonl) {
+      fmt::print("{}\n", nlohmann::json{{"reply", last_.text},
+                                        {"finish_reason", interrupted ? "interrupted"
+                                                          : context_full
+                                                              ? "context_full"
+                                                              : finish_reason_name(last_.finish)},
+                                        {"tokens", last_.completion_tokens}}
+                             .dump());
+    } else {
+      fmt::print("\n");
+      if (tty) fmt::print("\n");
+    }
+    std::fflush(stdout);
+    if (interrupted)
+      fmt::print(stderr, "[reply interrupted after {} tokens; the conversation is kept]\n",
+                 last_.completion_tokens);
+    if (context_full)
+      fmt::print(stderr,
+                 "[the reply stopped at the end of the context ({} tokens); /reset starts "
+                 "afresh]\n",
+                 session_.n_ctx());
     // The session also holds the reply's tokens, but the next prompt re-encodes the reply, which
     // may tokenize differently: only the prompt's tokens are a prefix we can trust.
     held_ = tokens;
@@ -125,7 +209,19 @@ class Chat {
 
 int run_chat(const ChatOptions& o) {
   Chat chat(o);
-  const bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+  install_sigint_handler();
+  const bool tty = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) && !o.jsonl;
+  // Errors go to stderr, so stdout holds only replies; a script learns of them from the exit code.
+  int failures = 0;
+  auto handle = [&](const std::string& line) {
+    try {
+      return chat.handle(line, tty);
+    } catch (const Error& e) {
+      ++failures;
+      fmt::print(stderr, "reprise: error: {}\n", e.what());
+      return true;
+    }
+  };
   if (tty) {
     fmt::print("{}\n{}\n\n", chat.describe(), kHelp);
     for (;;) {
@@ -134,22 +230,17 @@ int run_chat(const ChatOptions& o) {
       std::string line(raw);
       std::free(raw);
       if (!line.empty()) add_history(line.c_str());
-      try {
-        if (!chat.handle(line, true)) break;
-      } catch (const Error& e) {
-        fmt::print("[error: {}]\n", e.what());
-      }
+      if (!handle(line)) break;
     }
     return 0;
   }
   for (std::string line; std::getline(std::cin, line);) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
-    try {
-      if (!chat.handle(line, false)) break;
-    } catch (const Error& e) {
-      fmt::print("[error: {}]\n", e.what());
-      std::fflush(stdout);
-    }
+    if (!handle(line)) break;
+  }
+  if (failures > 0) {
+    fmt::print(stderr, "reprise: {} input line(s) failed\n", failures);
+    return 1;
   }
   return 0;
 }
@@ -163,10 +254,12 @@ void add_chat(CLI::App& app, Runner& run) {
                   "chatml, llama3, llama2, mistral, gemma (default: from the model, else chatml)");
   sub->add_option("-n,--n-predict", o->n_predict, "largest reply in tokens")
       ->check(CLI::Range(1, 1 << 20));
-  sub->add_option("--temp", o->sampler.temperature, "temperature (0 = greedy)");
-  sub->add_option("--top-k", o->sampler.top_k, "keep the k most likely tokens (0 = all)");
-  sub->add_option("--top-p", o->sampler.top_p, "nucleus probability mass");
-  sub->add_option("--seed", o->sampler.seed, "random seed");
+  add_sampling_options(*sub, o->sampler);
+  sub->add_option("-s,--seed", o->sampler.seed, "random seed")->capture_default_str();
+  sub->add_flag("--jsonl", o->jsonl,
+                "scripted use: print each reply as one JSON line {\"reply\", \"finish_reason\", "
+                "\"tokens\"} (and command answers as {\"info\"}), so replies with newlines stay "
+                "one record");
   sub->callback([&run, o] { run = [o] { return run_chat(*o); }; });
 }
 

@@ -87,6 +87,7 @@ int run_eval(const EvalOptions& o) {
         fmt::format("--limit {}: must be at least 1 (leave it out to run every item)", o.limit));
   if (o.batch_items < 1) throw Error("--batch-items must be at least 1");
 
+  if (!o.output.empty()) check_output_file(o.output, /*overwrite=*/true, "-o");
   // Everything about the tasks is checked before the model loads.
   const auto names = eval::resolve_task_names(o.tasks);
   eval::TaskOptions topts;
@@ -169,8 +170,7 @@ void add_eval(CLI::App& app, Runner& run) {
   auto o = std::make_shared<EvalOptions>();
   auto* sub = app.add_subcommand("eval", "score a model along a layer path on evaluation tasks");
   sub->add_option("-m,--model", o->model.model, "GGUF file or Hugging Face safetensors directory");
-  sub->add_option("--path", o->model.path,
-                  "layer path: '0..3,1..4', 'repeat:I:J[:K]', 'skip:I:J' (default: all layers)");
+  sub->add_option("--path", o->model.path, kLayerPathHelp);
   sub->add_option("-t,--threads", o->model.threads, "threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
   sub->add_option("--ctx", o->model.ctx, "context size in tokens (default: min(training, 4096))")

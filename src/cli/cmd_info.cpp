@@ -40,7 +40,7 @@ int run_info(const InfoOptions& o) {
              hp.rope_freq_factors.empty() ? "" : ", with frequency factors");
   fmt::print("rms eps:      {}\n", hp.rms_eps);
   fmt::print("output head:  {}\n", hp.tied_output || m->weights().output.data.data() ==
-                                               m->weights().token_embd.data.data()
+                                                         m->weights().token_embd.data.data()
                                        ? "tied to embedding"
                                        : "separate");
   const std::vector<TensorView>& tensors =
@@ -72,7 +72,8 @@ int run_info(const InfoOptions& o) {
 void add_info(CLI::App& app, Runner& run) {
   auto o = std::make_shared<InfoOptions>();
   auto* sub = app.add_subcommand("info", "show a model's architecture, metadata and tensors");
-  sub->add_option("model", o->model, "GGUF file or safetensors directory")->required();
+  // Positional like `info MODEL`, or -m like every other command.
+  sub->add_option("model,-m,--model", o->model, "GGUF file or safetensors directory")->required();
   sub->add_flag("--tensors", o->tensors, "list every tensor");
   sub->callback([&run, o] { run = [o] { return run_info(*o); }; });
 }

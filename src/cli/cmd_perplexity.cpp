@@ -33,6 +33,7 @@ int run_perplexity(const PerplexityOptions& o) {
   if (!text.empty() && text.back() == '\n') text.pop_back();
 
   auto m = o.model.load();
+  warn_if_beyond_training_context(*m, o.ctx, "-c");
   const LayerPath path = o.model.layer_path(*m);
   if (!m->tokenizer())
     throw Error(
@@ -105,8 +106,7 @@ void add_perplexity(CLI::App& app, Runner& run) {
                   "(default: llama.cpp's chunks)");
   sub->add_option("--chunks", o->chunks, "only the first N chunks (windows)")
       ->check(CLI::Range(0, 1 << 30));
-  sub->add_option("--path", o->model.path,
-                  "layer path: '0..3,1..4', 'repeat:I:J[:K]', 'skip:I:J' (default: all layers)");
+  sub->add_option("--path", o->model.path, kLayerPathHelp);
   sub->add_option("-t,--threads", o->model.threads, "threads (default: all cores)")
       ->check(CLI::Range(0, 1024));
   sub->add_option("--kv-type", o->model.kv_type,

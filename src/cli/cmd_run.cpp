@@ -1,11 +1,18 @@
 // reprise run: generate text along a layer path, streaming tokens as they come.
+//
+// The flags follow llama.cpp's llama-cli where they overlap (-p, -f, -n, -c, -s, --temp, --top-k,
+// --top-p, --min-p, --repeat-penalty), so a command line can move between the two.
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstdio>
+#include <limits>
+#include <random>
 
 #include "cli/common.h"
 #include "engine/generator.h"
 #include "engine/sampler.h"
+#include "eval/io.h"
 #include "util/error.h"
 
 namespace reprise::cli {
@@ -14,27 +21,37 @@ namespace {
 struct RunOptions {
   ModelOptions model;
   std::string prompt;
+  std::string prompt_file;
   std::string tokens;
-  int n_predict = 64;
+  int n_predict = 64;  // -1: until end-of-sequence or the end of the context
   SamplerOptions sampler;
+  int64_t seed = -1;  // -1: a random seed (printed)
   bool no_bos = false;
   bool special = false;
   bool ignore_eos = false;
 };
 
-int run_run(const RunOptions& o) {
-  if (o.tokens.empty() && o.prompt.empty()) throw Error("run needs a prompt (-p) or --tokens");
+int run_run(RunOptions o, bool prompt_given) {
+  if (!o.prompt_file.empty()) o.prompt = eval::read_text_file(o.prompt_file);
+  if (o.tokens.empty() && !prompt_given && o.prompt_file.empty())
+    throw Error("run needs a prompt: -p TEXT (may be empty), -f FILE or --tokens");
+  o.sampler.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
+  Sampler{o.sampler};  // rejects bad sampling options before the model loads
+  const auto t_load = std::chrono::steady_clock::now();
   auto m = o.model.load();
   LayerPath path = o.model.layer_path(*m);
-  Sampler{o.sampler};  // rejects bad sampling options before anything is printed
-  std::vector<int32_t> ids = o.tokens.empty()
-                                 ? tokenize_prompt(*m, o.prompt, !o.no_bos, o.special)
-                                 : parse_token_list(o.tokens);
-  if (ids.empty()) throw Error("the prompt has no tokens");
+  std::vector<int32_t> ids = o.tokens.empty() ? tokenize_prompt(*m, o.prompt, !o.no_bos, o.special)
+                                              : parse_token_list(o.tokens);
+  if (ids.empty())
+    throw Error(
+        "the prompt has no tokens (an empty prompt needs the model's BOS token; drop "
+        "--no-bos)");
   Session session(*m, path, o.model.session_options());
+  const double load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
   const Tokenizer* tok = m->tokenizer();
-  fmt::print(stderr, "path: {} ({} positions over {} layers)\n", path.canonical(), path.size(),
-             m->hparams().n_layer);
+  fmt::print(stderr, "path: {} ({} positions over {} layers); load {:.3f} s; seed {}\n",
+             path.canonical(), path.size(), m->hparams().n_layer, load_seconds, o.sampler.seed);
 
   if (tok) {
     fmt::print("{}", o.tokens.empty() ? o.prompt : tok->decode(ids));
@@ -44,7 +61,7 @@ int run_run(const RunOptions& o) {
   std::fflush(stdout);
 
   GenerateOptions go;
-  go.max_tokens = o.n_predict;
+  go.max_tokens = o.n_predict < 0 ? session.n_ctx() : o.n_predict;
   go.sampler = o.sampler;
   go.ignore_eos = o.ignore_eos;
   auto result = generate(session, tok, ids, go, [&](const GenerationChunk& c) {
@@ -56,12 +73,19 @@ int run_run(const RunOptions& o) {
     std::fflush(stdout);
     return true;
   });
+  // The text's last newline must reach a shared pipe (`2>&1 | cat`) before the stats line.
   fmt::print("\n");
-  fmt::print(stderr, "prompt: {} tokens in {:.3f} s ({:.1f} t/s); generated: {} tokens in {:.3f} s "
-                     "({:.1f} t/s)\n",
+  std::fflush(stdout);
+  if (result.finish == FinishReason::Length && session.n_past() >= session.n_ctx())
+    fmt::print(stderr, "generation stopped at the end of the context ({} tokens; raise --ctx)\n",
+               session.n_ctx());
+  fmt::print(stderr,
+             "prompt: {} tokens in {:.3f} s ({:.1f} t/s); generated: {} tokens in {:.3f} s "
+             "({:.1f} t/s)\n",
              ids.size(), result.prefill_seconds,
              ids.size() / std::max(result.prefill_seconds, 1e-9), result.completion_tokens,
-             result.decode_seconds, result.completion_tokens / std::max(result.decode_seconds, 1e-9));
+             result.decode_seconds,
+             result.completion_tokens / std::max(result.decode_seconds, 1e-9));
   return 0;
 }
 
@@ -69,18 +93,24 @@ void add_run(CLI::App& app, Runner& run) {
   auto o = std::make_shared<RunOptions>();
   auto* sub = app.add_subcommand("run", "generate text along a layer path");
   o->model.add_to(*sub);
-  sub->add_option("-p,--prompt", o->prompt, "text prompt");
-  sub->add_option("--tokens", o->tokens, "prompt as comma-separated token ids");
-  sub->add_option("-n,--n-predict", o->n_predict, "tokens to generate")
-      ->check(CLI::Range(0, 1 << 20));
-  sub->add_option("--temp", o->sampler.temperature, "temperature; 0 = greedy (default)");
-  sub->add_option("--top-k", o->sampler.top_k, "keep the k most likely tokens (0 = all)");
-  sub->add_option("--top-p", o->sampler.top_p, "nucleus probability mass");
-  sub->add_option("--seed", o->sampler.seed, "random seed for sampling");
+  auto* prompt = sub->add_option("-p,--prompt", o->prompt, "text prompt (may be empty)");
+  auto* file = sub->add_option("-f,--file", o->prompt_file, "read the prompt from a file");
+  auto* tokens = sub->add_option("--tokens", o->tokens, "prompt as comma-separated token ids");
+  prompt->excludes(file)->excludes(tokens);
+  file->excludes(tokens);
+  sub->add_option("-n,--n-predict", o->n_predict,
+                  "tokens to generate; -1 = until end-of-sequence or the end of the context")
+      ->check(CLI::Range(-1, 1 << 20));
+  add_sampling_options(*sub, o->sampler);
+  sub->add_option("-s,--seed", o->seed, "random seed for sampling (default -1: random, printed)")
+      ->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
   sub->add_flag("--no-bos", o->no_bos, "do not add the BOS token");
   sub->add_flag("--special", o->special, "parse special token texts in the prompt");
   sub->add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-sequence");
-  sub->callback([&run, o] { run = [o] { return run_run(*o); }; });
+  sub->callback([&run, o, prompt] {
+    const bool prompt_given = prompt->count() > 0;
+    run = [o, prompt_given] { return run_run(*o, prompt_given); };
+  });
 }
 
 const CommandRegistration kRegistration(20, add_run);

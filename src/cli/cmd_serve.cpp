@@ -22,7 +22,7 @@ struct ServeOptions {
 int run_serve(ServeOptions& o) {
   auto m = o.model.load();
   serve::ServerOptions so = o.server;
-  so.default_path = o.model.path;
+  so.default_path = layer_path_spec(o.model.path);
   so.session = o.model.session_options();
   so.log_requests = !o.quiet;
 
@@ -97,12 +97,16 @@ void add_serve(CLI::App& app, Runner& run) {
            s.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
          },
          "seconds a generation request may take, queueing included; a reply cut short ends "
-         "with finish_reason 'length' (0 = no limit) [default: 600]")
+         "with finish_reason 'timeout' (0 = no limit) [default: 600]")
       ->check(CLI::Range(0.0, 1e7));
   sub->add_option_function<int>(
          "--io-timeout", [&s](int secs) { s.io_timeout = std::chrono::seconds(secs); },
          "seconds a client may stall while sending a request or reading a reply [default: 30]")
       ->check(CLI::Range(1, 86400));
+  sub->add_option("--temp", s.default_temperature,
+                  "temperature for requests that send none (OpenAI's default 1; 0 = greedy)")
+      ->check(CLI::Range(0.0f, 2.0f))
+      ->capture_default_str();
   sub->add_flag("--quiet", o->quiet, "do not log requests on stderr");
   sub->callback([&run, o] { run = [o] { return run_serve(*o); }; });
 }

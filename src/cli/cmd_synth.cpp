@@ -20,6 +20,8 @@ struct SynthOptions {
 };
 
 int run_synth(const SynthOptions& o) {
+  // Before the weights are generated (seconds, gigabytes), not after.
+  check_output_file(o.out, o.force, "-o");
   auto shape = synth::find_shape(o.like);
   if (!shape) {
     std::string names;

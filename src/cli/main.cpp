@@ -17,6 +17,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   reprise::cli::Runner run;
   for (auto add : reprise::cli::registered_commands()) add(app, run);
+  reprise::cli::take_last_of_repeated_options(app);
+  const std::vector<std::string> args = reprise::cli::normalize_llama_flags(argc, argv);
+  std::vector<const char*> arg_ptrs;
+  for (const std::string& a : args) arg_ptrs.push_back(a.c_str());
   // CLI11 reports a mistyped command as a missing one; name it instead.
   auto subs = app.get_subcommands([](const CLI::App*) { return true; });
   bool known = argc <= 1 || argv[1][0] == '-';
@@ -30,7 +34,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {

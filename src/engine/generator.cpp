@@ -127,6 +127,8 @@ const char* finish_reason_name(FinishReason r) {
       return "length";
     case FinishReason::Cancelled:
       return "cancelled";
+    case FinishReason::Timeout:
+      return "timeout";
   }
   return "unknown";
 }
@@ -157,6 +159,7 @@ GenerationResult generate(Session& session, const Tokenizer* tokenizer,
   if (prompt.empty()) throw Error("the prompt has no tokens");
   if (opts.max_tokens < 0) throw Error("max_tokens must be >= 0");
   Sampler sampler(opts.sampler);
+  for (int32_t id : prompt) sampler.accept(id);
   GenerationResult result;
   result.prompt_tokens = static_cast<int>(prompt.size());
   TextReleaser text(opts, on_chunk);
@@ -194,6 +197,7 @@ GenerationResult generate(Session& session, const Tokenizer* tokenizer,
     if (tokenizer) tok.piece = tokenizer->token_to_piece(tok.id);
     ++result.completion_tokens;
     const int32_t id = tok.id;
+    sampler.accept(id);
     if (!text.add(std::move(tok), stopped)) return done(FinishReason::Cancelled);
     if (stopped) return done(FinishReason::Stop);
     // The last sampled token is not fed back: nothing would read its logits.

@@ -95,9 +95,10 @@ enum class FinishReason {
   Stop,       // EOS/EOT or a stop sequence
   Length,     // max_tokens reached, or the context is full
   Cancelled,  // the cancellation check or the chunk callback asked to stop
+  Timeout,    // set by callers whose cancellation was a deadline (serve's --timeout), never here
 };
 
-const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled"
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "timeout"
 
 struct GenerationResult {
   FinishReason finish = FinishReason::Length;

@@ -106,6 +106,14 @@ LayerPath parse_layer_path(std::string_view spec_in, int n_layer) {
   if (spec == "none") return LayerPath{};
   if (spec.starts_with("repeat:")) return parse_shorthand(spec, spec.substr(7), true, n_layer);
   if (spec.starts_with("skip:")) return parse_shorthand(spec, spec.substr(5), false, n_layer);
+  // A word before ':' is a shorthand we do not have (e.g. scan's config name "loop:2:4:3");
+  // list the ones that exist.
+  if (const size_t colon = spec.find(':'); colon != std::string_view::npos)
+    throw Error(fmt::format(
+        "layer path '{}': unknown form '{}:'; the forms are 'repeat:I:J[:K]' (block I..J-1 runs "
+        "K times in all; scan's loop:I:J:K is repeat:I:J:K), 'skip:I:J', a list like "
+        "'0..3,1..4', 'all' and 'none' (the model has {} layers, 0..{})",
+        spec, spec.substr(0, colon), n_layer, n_layer - 1));
 
   LayerPath p;
   for (std::string_view raw : split(spec, ',')) {

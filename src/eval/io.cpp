@@ -20,11 +20,19 @@ std::string short_json_error(const std::exception& e) {
   return s;
 }
 
+// A folder opens as an empty stream; say what it is instead of reading "no text" from it.
+std::ifstream open_input(const std::filesystem::path& path) {
+  if (std::filesystem::is_directory(path))
+    throw Error(fmt::format("{}: is a folder, not a text file", path.string()));
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(fmt::format("{}: cannot open file", path.string()));
+  return f;
+}
+
 }  // namespace
 
 std::string read_text_file(const std::filesystem::path& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(fmt::format("{}: cannot open file", path.string()));
+  std::ifstream f = open_input(path);
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
@@ -44,8 +52,7 @@ namespace {
 template <typename Json>
 void jsonl_lines(const std::filesystem::path& path,
                  const std::function<void(const Json&, int)>& fn) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) throw Error(fmt::format("{}: cannot open file", path.string()));
+  std::ifstream f = open_input(path);
   std::string line;
   for (int n = 1; std::getline(f, line); ++n) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;

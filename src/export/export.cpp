@@ -89,7 +89,6 @@ GgufValue array_of(GgufType elem, const std::vector<T>& items, F convert) {
   return v;
 }
 
-
 // The type most matrices of the plan have (that of the first block's Q projection).
 TensorType main_matrix_type(const Plan& plan) {
   for (const auto& t : plan.tensors)
@@ -433,10 +432,15 @@ void export_mergekit(const Model& m, const LayerPath& path, const fs::path& out,
   w.comment = fmt::format("reprise export: layer path {} of {} ({} blocks from {})",
                           path.canonical(), m.name(), path.size(), m.hparams().n_layer);
   if (m.gguf() && o.model_ref.empty()) {
-    w.comment +=
-        "\nmergekit reads Hugging Face checkpoints: point `model` at one (e.g. made with "
-        "`reprise export --format hf`)";
-    res.notes.push_back("the recipe names a GGUF file; mergekit needs a Hugging Face checkpoint");
+    // mergekit would fail on the GGUF only when run; say now what it needs and how to get it.
+    const std::string hf_dir = fs::path(m.path()).stem().string() + "-hf";
+    const std::string how = fmt::format(
+        "mergekit cannot read GGUF files, it needs the Hugging Face weights: make them with "
+        "`reprise export -m {} --format hf -o {}` and name that folder as `model:` (or export "
+        "the recipe with --mergekit-model {})",
+        m.path(), hf_dir, hf_dir);
+    w.comment += "\n" + how;
+    res.notes.push_back(how);
   }
   const std::string text = mergekit_yaml(path, model_ref, w);
   // Reading the recipe back must give the path, or the file would describe another model.

@@ -1,5 +1,5 @@
 // mergekit passthrough recipes: a layer path written as `slices` of half-open `layer_range`s, and
-// the YAML subset those recipes use read back into a path.
+// such recipes read back (with yaml-cpp) into a path.
 //
 // A path becomes one slice per maximal run of consecutive ascending layers, so
 // 0 1 2 3 1 2 3 4 -> [0, 4) [1, 5), and 0 1 2 2 2 3 4 -> [0, 3) [2, 3) [2, 5). Reading the slices
@@ -40,9 +40,9 @@ struct MergekitWriteOptions {
 std::string mergekit_yaml(const LayerPath& path, const std::string& model,
                           const MergekitWriteOptions& opts = {});
 
-// Parses a recipe (block or flow YAML: mappings, sequences, plain or quoted scalars, comments).
-// Throws Error "SOURCE:LINE: what" for YAML outside that subset or a recipe that is not a
-// single-source passthrough over layer ranges.
+// Parses a recipe (any YAML 1.2 that yaml-cpp reads; one document). Throws Error
+// "SOURCE:LINE: what" for malformed YAML or a recipe that is not a single-source passthrough over
+// layer ranges.
 MergekitRecipe parse_mergekit_yaml(std::string_view text, const std::string& source);
 
 // The path the recipe's slices describe. Every slice must name the same model; with n_layer > 0

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -88,7 +89,8 @@ struct ConfigResult {
 
 class Progress {
  public:
-  Progress(bool quiet, size_t total) : quiet_(quiet), total_(total), t0_(Clock::now()) {}
+  Progress(bool quiet, size_t total)
+      : quiet_(quiet), tty_(isatty(fileno(stderr)) != 0), total_(total), t0_(Clock::now()) {}
   void tick(const std::string& label, bool ran) {
     ++done_;
     if (ran) ++ran_;
@@ -97,14 +99,17 @@ class Progress {
     const double per = ran_ ? s / ran_ : 0;
     const double eta = per * static_cast<double>(total_ - done_);
     const int width = 30, filled = total_ ? static_cast<int>(width * done_ / total_) : width;
-    fmt::print(stderr, "\r[{}{}] {}/{} configs  {:.0f} configs/h  ETA {:.0f}s  {:<24}",
-               std::string(filled, '#'), std::string(width - filled, '.'), done_, total_,
-               per > 0 ? 3600 / per : 0.0, eta, label);
-    if (done_ == total_) fmt::print(stderr, "\n");
+    // Redrawn in place on a terminal; a log file gets one line per config instead of one line
+    // of carriage returns.
+    fmt::print(stderr, "{}[{}{}] {}/{} configs  {:.0f} configs/h  ETA {:.0f}s  {:<24}{}",
+               tty_ ? "\r" : "", std::string(filled, '#'), std::string(width - filled, '.'), done_,
+               total_, per > 0 ? 3600 / per : 0.0, eta, label, tty_ ? "" : "\n");
+    if (tty_ && done_ == total_) fmt::print(stderr, "\n");
   }
 
  private:
   bool quiet_;
+  bool tty_;
   size_t total_, done_ = 0, ran_ = 0;
   Clock::time_point t0_;
 };

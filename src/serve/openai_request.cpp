@@ -147,8 +147,10 @@ void parse_prompt(const json& body, ApiRequest& r) {
 // Message content: a string, null, or an array of parts of which only text is supported.
 std::string message_content(const json& m, size_t i) {
   const std::string name = fmt::format("messages[{}].content", i);
+  // Null content only comes with tool calls, which are not supported; a message without text is
+  // a client bug worth naming.
   const json* c = field(m, "content");
-  if (!c) return "";
+  if (!c) throw bad(name, fmt::format("'{}' is required (a string or an array of parts)", name));
   if (c->is_string()) return c->get<std::string>();
   if (!c->is_array())
     throw bad(name, fmt::format("'{}' must be a string or an array of parts, got {}", name,
@@ -187,6 +189,11 @@ void parse_messages(const json& body, ApiRequest& r) {
     cm.role = get_string(*role, name + ".role");
     // OpenAI's newer name for the system role.
     if (cm.role == "developer") cm.role = "system";
+    if (cm.role != "system" && cm.role != "user" && cm.role != "assistant")
+      throw bad(name + ".role",
+                fmt::format("'{}.role' is '{}'; supported roles are system (or developer), user "
+                            "and assistant",
+                            name, cm.role));
     cm.content = message_content(m, i);
     r.messages.push_back(std::move(cm));
   }
@@ -356,10 +363,16 @@ Job resolve_request(const ApiRequest& req, const ServedModel& served, uint64_t r
       throw bad("layer_path", e.what());
     }
   }
-  if (job.path.size() > served.max_path_len)
+  // An empty path would fail only once a slot tried to run it, after the 200 went out.
+  if (job.path.layers.empty())
     throw bad("layer_path",
-              fmt::format("layer path {} has {} positions; this server allows at most {}",
-                          job.path.canonical(), job.path.size(), served.max_path_len));
+              fmt::format("layer path '{}' runs no layers; a path needs at least one layer",
+                          req.layer_path.value_or(job.model)));
+  if (job.path.size() > served.max_path_len)
+    throw bad(
+        "layer_path",
+        fmt::format("layer path '{}' has {} positions; this server allows at most {}",
+                    req.layer_path.value_or(job.model), job.path.size(), served.max_path_len));
 
   // Prompt → tokens.
   const Tokenizer* tok = model.tokenizer();
@@ -418,9 +431,8 @@ Job resolve_request(const ApiRequest& req, const ServedModel& served, uint64_t r
   const int64_t fallback = req.endpoint == Endpoint::Completions ? 16 : served.n_ctx;
   g.max_tokens =
       static_cast<int>(std::min<int64_t>(req.max_tokens.value_or(fallback), served.n_ctx));
-  g.sampler.temperature = req.temperature;
-  // top_p = 0 means "only the most likely token"; the sampler wants a positive mass.
-  g.sampler.top_p = req.top_p > 0 ? req.top_p : 1e-9f;
+  g.sampler.temperature = req.temperature.value_or(served.default_temperature);
+  g.sampler.top_p = req.top_p;  // 0 keeps only the most likely token, as in the CLI
   g.sampler.top_k = req.top_k;
   g.sampler.seed = req.seed.value_or(random_seed);
   g.stop = std::move(stops);

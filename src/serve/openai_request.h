@@ -39,9 +39,9 @@ struct ApiRequest {
   // Chat completions.
   std::vector<ChatMessage> messages;
   std::optional<int64_t> max_tokens;
-  float temperature = 1.0f;  // OpenAI's defaults: plain sampling over the whole vocabulary
-  float top_p = 1.0f;
-  int top_k = 0;  // extension; 0 = off
+  std::optional<float> temperature;  // unset: the server's default (ServedModel)
+  float top_p = 1.0f;                // OpenAI's default: no nucleus cut
+  int top_k = 0;                     // extension; 0 = off
   std::optional<uint64_t> seed;
   std::vector<std::string> stop;
   int logprobs = -1;        // -1 none; otherwise how many alternatives per token (0 = chosen only)
@@ -61,6 +61,7 @@ struct ServedModel {
   std::string chat_family;  // format_chat family for chat requests
   int n_ctx = 0;            // KV positions per slot
   int max_path_len = 0;     // longest layer path a request may ask for (KV memory per slot)
+  float default_temperature = 1.0f;  // for requests without "temperature" (OpenAI's default)
 };
 
 // The names /v1/models lists, with their paths, in order (the plain id first).

@@ -97,7 +97,11 @@ json usage_json(int prompt_tokens, int completion_tokens) {
 }
 
 std::string finish_reason_text(FinishReason r) {
-  return r == FinishReason::Length ? "length" : "stop";
+  if (r == FinishReason::Length) return "length";
+  // Not one of OpenAI's values: the server's --timeout cut the reply short, which "length" would
+  // misreport as the token budget.
+  if (r == FinishReason::Timeout) return "timeout";
+  return "stop";
 }
 
 json completion_reply(const ReplyHeader& h, const GenerationResult& r, const json& logprobs) {

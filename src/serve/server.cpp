@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <mutex>
@@ -44,6 +46,13 @@ bool same_secret(std::string_view given, std::string_view key) {
   return diff == 0;
 }
 
+// The methods a known path answers to ("" for an unknown path).
+std::string allowed_methods(const std::string& path) {
+  if (path == "/v1/completions" || path == "/v1/chat/completions") return "POST";
+  if (path == "/health" || path == "/v1/models" || path.starts_with("/v1/models/")) return "GET";
+  return "";
+}
+
 void reply_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status();
   res.set_content(dump(error_json(e)), "application/json");
@@ -63,6 +72,8 @@ ServedModel make_served(const Model& model, const ServerOptions& o) {
   } catch (const Error& e) {
     throw Error(fmt::format("--path: {}", e.what()));
   }
+  if (s.default_path.layers.empty())
+    throw Error(fmt::format("--path: layer path '{}' runs no layers", o.default_path));
   int longest = s.default_path.size();
   for (const std::string& np : o.named_paths) {
     const size_t eq = np.find('=');
@@ -79,8 +90,12 @@ ServedModel make_served(const Model& model, const ServerOptions& o) {
     } catch (const Error& e) {
       throw Error(fmt::format("--named-path {}: {}", name, e.what()));
     }
+    if (s.named_paths.back().second.layers.empty())
+      throw Error(
+          fmt::format("--named-path {}: layer path '{}' runs no layers", name, np.substr(eq + 1)));
     longest = std::max(longest, s.named_paths.back().second.size());
   }
+  s.default_temperature = o.default_temperature;
   s.max_path_len = o.max_path_len > 0 ? o.max_path_len : std::max(4 * n_layer, longest);
   if (longest > s.max_path_len)
     throw Error(fmt::format("a configured layer path has {} positions, more than --max-path-len {}",
@@ -204,6 +219,13 @@ Server::Impl::Impl(const Model& m, const ServerOptions& o)
   // Replies go out in small pieces (headers, then chunks); Nagle's algorithm would hold each
   // back for the client's delayed ACK, some 40 ms a time.
   http.set_tcp_nodelay(true);
+  // httplib's default options add SO_REUSEPORT, with which a second server binds the same port
+  // and silently takes a share of the connections. SO_REUSEADDR alone still allows a quick
+  // restart over connections in TIME_WAIT, but not two listeners.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   install_routes();
 }
 
@@ -214,8 +236,16 @@ uint64_t Server::Impl::random() {
 
 void Server::Impl::log(const std::string& line) {
   if (!opts.log_requests) return;
+  // UTC to the millisecond, ISO 8601, so lines from several servers sort together.
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t secs = std::chrono::system_clock::to_time_t(now);
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
   std::lock_guard lock(log_mu);
-  fmt::print(stderr, "{}\n", line);
+  fmt::print(stderr, "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z {}\n", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms, line);
 }
 
 void Server::Impl::install_routes() {
@@ -230,13 +260,20 @@ void Server::Impl::install_routes() {
     if (opts.api_key.empty() || req.method == "OPTIONS" || req.path == "/health")
       return HR::Unhandled;
     const std::string auth = req.get_header_value("Authorization");
-    constexpr std::string_view kBearer = "Bearer ";
+    // The scheme name is case-insensitive (RFC 9110 section 11.1); the key is not.
+    constexpr std::string_view kBearer = "bearer ";
+    auto is_bearer = [&] {
+      if (auth.size() < kBearer.size()) return false;
+      for (size_t i = 0; i < kBearer.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(auth[i])) != kBearer[i]) return false;
+      return true;
+    };
     if (auth.empty()) {
       reply_error(res, ApiError(401, "Missing API key: send the header 'Authorization: Bearer KEY'",
                                 "", "invalid_api_key"));
       return HR::Handled;
     }
-    if (!auth.starts_with(kBearer) || !same_secret(auth.substr(kBearer.size()), opts.api_key)) {
+    if (!is_bearer() || !same_secret(auth.substr(kBearer.size()), opts.api_key)) {
       reply_error(res, ApiError(401, "Incorrect API key provided", "", "invalid_api_key"));
       return HR::Handled;
     }
@@ -321,6 +358,16 @@ void Server::Impl::install_routes() {
   http.set_error_handler(httplib::Server::HandlerWithResponse([this](const Request& req,
                                                                      Response& res) {
     if (!res.body.empty()) return HR::Unhandled;
+    // httplib answers a known path with the wrong method as an unknown one.
+    const std::string allowed = allowed_methods(req.path);
+    if (res.status == 404 && !allowed.empty()) {
+      reply_error(res, ApiError(405,
+                                fmt::format("Method {} is not allowed on {}; use {}", req.method,
+                                            req.path, allowed),
+                                "", "method_not_allowed"));
+      res.set_header("Allow", allowed);
+      return HR::Handled;
+    }
     if (res.status == 404)
       reply_error(res, ApiError(404, fmt::format("Unknown endpoint: {} {}", req.method, req.path),
                                 "", "unknown_url"));
@@ -333,6 +380,16 @@ void Server::Impl::install_routes() {
       reply_error(res, ApiError(res.status, fmt::format("HTTP error {}", res.status)));
     return HR::Handled;
   }));
+  // Every error reply gets a log line, whichever handler (or httplib itself) produced it.
+  http.set_logger([this](const Request& req, const Response& res) {
+    if (res.status < 400) return;
+    const json body = json::parse(res.body, nullptr, false);
+    const json* msg = body.is_object() && body.contains("error") && body["error"].is_object()
+                          ? &body["error"]["message"]
+                          : nullptr;
+    log(fmt::format("{} {} {} {}", req.method, req.path, res.status,
+                    msg && msg->is_string() ? msg->get<std::string>() : std::string()));
+  });
   http.set_exception_handler([](const Request&, Response& res, std::exception_ptr ep) {
     std::string what = "internal error";
     try {
@@ -362,8 +419,8 @@ void Server::Impl::handle_generate(Endpoint endpoint, const httplib::Request& re
                      "", "server_busy");
     }
   } catch (const ApiError& e) {
-    log(fmt::format("{} {} {} {}", req.method, req.path, e.status(), e.what()));
-    reply_error(res, e);
+    reply_error(res, e);  // logged with the other error replies
+    if (e.status() == 503) res.set_header("Retry-After", "1");
     return;
   }
   const Job& job = pending->job;
@@ -414,9 +471,10 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
     if (!lease && out.alive()) {
       ++n_timed_out;
       log(fmt::format("POST {} timed out while queued", path));
-      throw ApiError(503, fmt::format("The request waited longer than the server's limit of {} ms "
-                                      "for a free slot; retry later",
-                                      limit.count()),
+      throw ApiError(503,
+                     fmt::format("The request waited longer than the server's limit of {} ms "
+                                 "for a free slot; retry later",
+                                 limit.count()),
                      "", "timeout");
     }
     if (!lease) {
@@ -448,11 +506,11 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
                                   [&] { return !out.alive() || timed_out(); });
     const double secs = std::chrono::duration<double>(Clock::now() - p.received).count();
     if (r.finish == FinishReason::Cancelled && out.alive() && timed_out()) {
-      // Out of time, not out of client: the reply ends like one that hit max_tokens.
+      // Out of time, not out of client: the reply ends normally, and says why it ended.
       ++n_timed_out;
       log(fmt::format("POST {} reached the {} ms request limit after {} tokens", path,
                       limit.count(), r.completion_tokens));
-      r.finish = FinishReason::Length;
+      r.finish = FinishReason::Timeout;
     }
     if (r.finish == FinishReason::Cancelled) {
       ++n_cancelled;
@@ -496,14 +554,22 @@ int Server::bind() {
   if (impl_->port >= 0) return impl_->port;
   const ServerOptions& o = impl_->opts;
   if (o.port < 0 || o.port > 65535) throw Error(fmt::format("--port {} is out of range", o.port));
+  errno = 0;
   if (o.port == 0) {
     impl_->port = impl_->http.bind_to_any_port(o.host);
   } else if (impl_->http.bind_to_port(o.host, o.port)) {
     impl_->port = o.port;
   }
   if (impl_->port <= 0) {
+    const int err = errno;
     impl_->port = -1;
-    throw Error(fmt::format("cannot listen on {}:{}", o.host, o.port));
+    if (err == EADDRINUSE)
+      throw Error(
+          fmt::format("cannot listen on {}:{}: port {} is already in use (another server "
+                      "is running there; choose another --port)",
+                      o.host, o.port, o.port));
+    throw Error(fmt::format("cannot listen on {}:{}{}", o.host, o.port,
+                            err ? ": " + std::string(std::strerror(err)) : std::string()));
   }
   impl_->http.enlarge_backlog(SOMAXCONN);
   return impl_->port;

@@ -44,13 +44,15 @@ struct ServerOptions {
   // whitespace): a failed write is how a vanished client is noticed.
   std::chrono::milliseconds heartbeat{1000};
   // Wall time a generation request may take from arrival, queueing included; 0 = no limit. A
-  // reply cut short ends normally with finish_reason "length" and what was generated so far; a
+  // reply cut short ends normally with finish_reason "timeout" and what was generated so far; a
   // request still queued when it runs out gets an error body instead.
   std::chrono::milliseconds request_timeout{600'000};
   // Socket read/write timeout: a client that stops sending its request (or reading the reply)
   // for this long loses the connection, so a slow upload cannot hold an HTTP thread forever.
   std::chrono::seconds io_timeout{30};
-  bool log_requests = false;  // one line per generation request on stderr
+  float default_temperature = 1.0f;  // for requests that send none (OpenAI's default)
+  // One timestamped line on stderr per generation request and per error reply (4xx, 5xx).
+  bool log_requests = false;
 };
 
 class Server {

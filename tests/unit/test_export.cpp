@@ -361,7 +361,10 @@ TEST_F(ExportTest, MergekitRecipeReadsBackAsThePath) {
     EXPECT_EQ(recipe.slices[0].model, test::default_model().string());
     EXPECT_EQ(recipe.dtype, "float32");
   }
-  EXPECT_CONTAINS(slurp(dir_ / "r.yaml"), "# mergekit reads Hugging Face checkpoints");
+  EXPECT_CONTAINS(slurp(dir_ / "r.yaml"),
+                  "# mergekit cannot read GGUF files, it needs the Hugging Face weights: make them "
+                  "with `reprise export -m " +
+                      test::default_model().string() + " --format hf -o stories260K-hf`");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -95,6 +95,15 @@ tokenizer_source: base
       "{sources: [{layer_range: [3,5], model: m}]}]\nmerge_method: passthrough\n";
   EXPECT_EQ(recipe_path(parse_mergekit_yaml(flow_style, "f.yaml"), "f.yaml"),
             LayerPath::skip(5, 2, 3));
+
+  // Anchors and aliases (a model named once), and a flow list over several lines: full YAML.
+  const char* anchored =
+      "merge_method: passthrough\nslices:\n  - sources:\n      - model: &m org/M\n"
+      "        layer_range: [0,\n                      3]\n"
+      "  - sources:\n      - model: *m\n        layer_range: [1, 5]\n";
+  const auto a = parse_mergekit_yaml(anchored, "a.yaml");
+  EXPECT_EQ(a.slices[1].model, "org/M");
+  EXPECT_EQ(recipe_path(a, "a.yaml", 5), LayerPath::repeat(5, 1, 3));
 }
 
 std::string parse_error(const std::string& yaml, int n_layer = 0) {
@@ -127,7 +136,7 @@ TEST(Mergekit, BadRecipesNameFileAndLine) {
   EXPECT_EQ(parse_error("merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n"
                         "        layer_range: [0, 1]\n      - model: b\n        layer_range: [0, "
                         "1]\n"),
-            "bad.yaml:3: slice 1: passthrough needs exactly one source per slice");
+            "bad.yaml:4: slice 1: passthrough needs exactly one source per slice");
   EXPECT_EQ(parse_error("merge_method: passthrough\nslices:\n  - sources:\n      - model: a\n"
                         "        layer_range: [0, 1]\n        parameters: {scale: 0.5}\n"),
             "bad.yaml:6: slice 1: unsupported source key 'parameters' (a layer path copies "
@@ -142,12 +151,10 @@ TEST(Mergekit, BadRecipesNameFileAndLine) {
             "bad.yaml:2: duplicate key 'merge_method'");
   EXPECT_EQ(parse_error("slices:\n\t- x\n"),
             "bad.yaml:2: tab in indentation (YAML indents with spaces)");
-  EXPECT_EQ(parse_error("merge_method: &a passthrough\n"),
-            "bad.yaml:1: anchors, aliases and tags are not supported");
-  EXPECT_EQ(parse_error("slices: [\n"),
-            "bad.yaml:1: unclosed '[' (flow collections must fit on one line)");
-  EXPECT_EQ(parse_error("merge_method: 'open\n"), "bad.yaml:1: unterminated quoted string");
-  EXPECT_EQ(parse_error("a: 1\n   b: 2\n"), "bad.yaml:2: unexpected indentation");
+  // Malformed YAML: yaml-cpp's message, with the file and line.
+  EXPECT_EQ(parse_error("slices: [\n"), "bad.yaml:2: end of sequence flow not found");
+  EXPECT_EQ(parse_error("a: 1\n   b: 2\n"), "bad.yaml:2: illegal map value");
+  EXPECT_EQ(parse_error("a: 1\n---\nb: 2\n"), "bad.yaml:3: more than one YAML document");
 }
 
 }  // namespace

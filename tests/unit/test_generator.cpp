@@ -221,7 +221,7 @@ TEST(Generator, SeededSamplingRepeats) {
 TEST(Generator, RejectsBadOptions) {
   Session s(model(), LayerPath::identity(5), small());
   GenerateOptions g = greedy(4);
-  g.sampler.top_p = 0;
+  g.sampler.top_p = 1.5f;
   EXPECT_THROW(generate(s, model().tokenizer(), encode("hi"), g, {}), Error);
   EXPECT_THROW(generate(s, model().tokenizer(), {}, greedy(4), {}), Error);
   const std::vector<int32_t> bad = {1, 100000};

@@ -61,7 +61,7 @@ TEST(ServeRequest, CompletionFields) {
   EXPECT_EQ(r.model, "m");
   EXPECT_EQ(*r.prompt_text, "hi");
   EXPECT_EQ(*r.max_tokens, 7);
-  EXPECT_FLOAT_EQ(r.temperature, 0.5f);
+  EXPECT_FLOAT_EQ(*r.temperature, 0.5f);
   EXPECT_FLOAT_EQ(r.top_p, 0.9f);
   EXPECT_EQ(r.top_k, 5);
   EXPECT_EQ(*r.seed, ~uint64_t{0});
@@ -89,12 +89,26 @@ TEST(ServeRequest, ChatMessages) {
   const ApiRequest r = parse_request(Endpoint::ChatCompletions, R"({"messages":[
       {"role":"developer","content":"be brief"},
       {"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
-      {"role":"assistant","content":null}],"logprobs":true,"top_logprobs":3,
+      {"role":"assistant","content":""}],"logprobs":true,"top_logprobs":3,
       "max_completion_tokens":9})");
   ASSERT_EQ(r.messages.size(), 3u);
   EXPECT_EQ(r.messages[0].role, "system");
   EXPECT_EQ(r.messages[1].content, "ab");
   EXPECT_EQ(r.messages[2].content, "");
+  // No text (null comes only with tool calls, which are unsupported) and unknown roles are 400s
+  // naming the field, not turns silently rendered as empty or as an unknown speaker.
+  ApiError e = error_of(Endpoint::ChatCompletions,
+                        R"({"messages":[{"role":"user","content":"x"},
+                                        {"role":"assistant","content":null}]})");
+  EXPECT_EQ(e.status(), 400);
+  EXPECT_EQ(e.param(), "messages[1].content");
+  e = error_of(Endpoint::ChatCompletions, R"({"messages":[{"role":"wizard","content":"x"}]})");
+  EXPECT_EQ(e.status(), 400);
+  EXPECT_EQ(e.param(), "messages[0].role");
+  EXPECT_CONTAINS(e.what(), "'wizard'");
+  EXPECT_EQ(error_of(Endpoint::ChatCompletions, R"({"messages":[{"role":"tool","content":"x"}]})")
+                .param(),
+            "messages[0].role");
   EXPECT_EQ(r.logprobs, 3);
   EXPECT_EQ(*r.max_tokens, 9);
   EXPECT_EQ(error_of(Endpoint::ChatCompletions, R"({"messages":[]})").param(), "messages");
@@ -184,6 +198,20 @@ TEST(ServeResolve, ModelsPathsAndPrompt) {
   EXPECT_EQ(j.gen.max_tokens, 64);  // capped by the context
 }
 
+// A request without temperature gets the server's default (serve --temp; OpenAI's 1 unless set);
+// top_p 0 reaches the sampler as 0, which keeps the most likely token as in the CLI.
+TEST(ServeResolve, DefaultTemperatureAndTopPZero) {
+  const ApiRequest req = parse_request(Endpoint::Completions, R"({"prompt":[1],"top_p":0})");
+  EXPECT_FALSE(req.temperature.has_value());
+  ServedModel s = served();
+  EXPECT_FLOAT_EQ(resolve_request(req, s, 0).gen.sampler.temperature, 1.0f);
+  s.default_temperature = 0.25f;
+  const Job j = resolve_request(req, s, 0);
+  EXPECT_FLOAT_EQ(j.gen.sampler.temperature, 0.25f);
+  EXPECT_EQ(j.gen.sampler.top_p, 0.0f);
+  EXPECT_NO_THROW(Sampler{j.gen.sampler});
+}
+
 TEST(ServeResolve, Errors) {
   ApiError e = resolve_error(Endpoint::Completions, R"({"model":"gpt-4","prompt":"x"})");
   EXPECT_EQ(e.status(), 404);
@@ -194,6 +222,12 @@ TEST(ServeResolve, Errors) {
   EXPECT_NE(std::string(e.what()).find("'9'"), std::string::npos) << e.what();
   e = resolve_error(Endpoint::Completions, R"({"prompt":"x","layer_path":"repeat:0:5:8"})");
   EXPECT_EQ(e.param(), "layer_path");  // 40 positions > max_path_len 20
+  // The message echoes what the client sent, not the 40-entry expansion.
+  EXPECT_CONTAINS(e.what(), "layer path 'repeat:0:5:8' has 40 positions");
+  e = resolve_error(Endpoint::Completions, R"({"prompt":"x","layer_path":"skip:0:5"})");
+  EXPECT_EQ(e.status(), 400);
+  EXPECT_EQ(e.param(), "layer_path");
+  EXPECT_CONTAINS(e.what(), "layer path 'skip:0:5' runs no layers");
   e = resolve_error(Endpoint::Completions, R"({"prompt":[1,512]})");
   EXPECT_EQ(e.param(), "prompt");
   std::string long_prompt;

@@ -5,6 +5,7 @@
 // Every server listens on 127.0.0.1 with a port the kernel picks; every loop is bounded in
 // count, and every client has timeouts.
 #include <arpa/inet.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <netinet/in.h>
@@ -15,10 +16,13 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
+#include <sstream>
 #include <thread>
 
 #include "serve/server.h"
 #include "support/test_support.h"
+#include "util/error.h"
 
 namespace reprise::serve {
 namespace {
@@ -414,6 +418,10 @@ TEST(ServeHttp, ApiKey) {
   expect_error(post(s, "/v1/completions", body, {{"Authorization", "sekrit"}}), 401);
   expect_error(get(s, "/v1/models"), 401);
   EXPECT_EQ(post(s, "/v1/completions", body, {{"Authorization", "Bearer sekrit"}}).status, 200);
+  // The scheme is case-insensitive (RFC 9110); the key is not.
+  EXPECT_EQ(post(s, "/v1/completions", body, {{"Authorization", "bearer sekrit"}}).status, 200);
+  EXPECT_EQ(post(s, "/v1/completions", body, {{"Authorization", "BEARER sekrit"}}).status, 200);
+  expect_error(post(s, "/v1/completions", body, {{"Authorization", "Bearer SEKRIT"}}), 401);
   EXPECT_EQ(get(s, "/v1/models", {{"Authorization", "Bearer sekrit"}}).status, 200);
   EXPECT_EQ(get(s, "/health").status, 200);  // probes need no key
 }
@@ -487,7 +495,11 @@ TEST(ServeHttp, QueueFullGives503) {
   BusySlot busy(s);
   ASSERT_TRUE(busy.streaming());
   EXPECT_EQ(s.server->slot_stats().busy, 1);
-  Reply r = post(s, "/v1/completions", completion_body("Hi", 2));
+  auto c = s.client();
+  auto raw = c.Post("/v1/completions", completion_body("Hi", 2), "application/json");
+  ASSERT_TRUE(raw);
+  EXPECT_EQ(raw->get_header_value("Retry-After"), "1");
+  Reply r{raw->status, raw->body, json::parse(raw->body, nullptr, false)};
   expect_error(r, 503);
   EXPECT_EQ(r.j["error"]["code"], "server_busy");
   busy.hang_up();
@@ -495,7 +507,7 @@ TEST(ServeHttp, QueueFullGives503) {
   EXPECT_EQ(post(s, "/v1/completions", completion_body("Hi", 2)).status, 200);
 }
 
-TEST(ServeHttp, RequestTimeLimitEndsTheReplyAsLength) {
+TEST(ServeHttp, RequestTimeLimitEndsTheReplyAsTimeout) {
   ServerOptions o = long_context_options();
   o.request_timeout = 300ms;
   TestServer s(o);
@@ -503,7 +515,8 @@ TEST(ServeHttp, RequestTimeLimitEndsTheReplyAsLength) {
   Reply r = post(s, "/v1/completions", endless_body(false));
   const auto took = std::chrono::steady_clock::now() - t0;
   ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(r.j["choices"][0]["finish_reason"], "length") << r.body;
+  // Not "length": the token budget was not what ended it.
+  EXPECT_EQ(r.j["choices"][0]["finish_reason"], "timeout") << r.body;
   const int n = r.j["usage"]["completion_tokens"].get<int>();
   EXPECT_GT(n, 0);
   EXPECT_LT(n, 4000) << "the context filled up before the time limit was reached";
@@ -518,7 +531,7 @@ TEST(ServeHttp, RequestTimeLimitEndsTheReplyAsLength) {
   const std::vector<json> events = sse_payloads(body);
   ASSERT_GE(events.size(), 2u) << body;
   EXPECT_EQ(events.back(), "[DONE]");
-  EXPECT_EQ(events[events.size() - 2]["choices"][0]["finish_reason"], "length") << body;
+  EXPECT_EQ(events[events.size() - 2]["choices"][0]["finish_reason"], "timeout") << body;
   EXPECT_EQ(s.server->timed_out_requests(), 2u);
 }
 
@@ -690,6 +703,91 @@ TEST(ServeHttp, BrokenHttpNeverHurtsTheServer) {
   for (const std::string& bytes : raw) send_raw(s.port, bytes, /*read_reply=*/true);
   EXPECT_EQ(get(s, "/health").status, 200);
   EXPECT_EQ(post(s, "/v1/completions", completion_body("Hi", 2)).status, 200);
+}
+
+// httplib's default socket options include SO_REUSEPORT, with which a second server on the same
+// port started silently and took a share of the connections.
+TEST(ServeHttp, BusyPortIsRefused) {
+  TestServer first;
+  ServerOptions o = test_options();
+  o.port = first.port;
+  Server second(model(), o);
+  try {
+    second.bind();
+    ADD_FAILURE() << "a second server bound port " << first.port;
+  } catch (const Error& e) {
+    EXPECT_CONTAINS(e.what(), fmt::format("port {} is already in use", first.port));
+  }
+  // The command refuses to start with one line naming the port.
+  auto r =
+      test::run_cli("serve " + test::default_model_arg() + " --port " + std::to_string(first.port));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_CONTAINS(r.err,
+                  fmt::format("127.0.0.1:{}: port {} is already in use", first.port, first.port));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(get(first, "/health").status, 200);
+}
+
+// An empty path used to fail inside the slot, after a 200 status line had gone out.
+TEST(ServeHttp, EmptyLayerPathIs400) {
+  TestServer s;
+  for (const char* spec : {"none", "skip:0:5"}) {
+    Reply r = post(s, "/v1/completions", completion_body("Hi", 2, {{"layer_path", spec}}));
+    expect_error(r, 400, "runs no layers");
+    EXPECT_EQ(r.j["error"]["param"], "layer_path") << r.body;
+  }
+  ServerOptions o = test_options();
+  o.named_paths = {"empty=none"};
+  try {
+    Server bad(model(), o);
+    ADD_FAILURE() << "--named-path empty=none was accepted";
+  } catch (const Error& e) {
+    EXPECT_CONTAINS(e.what(), "--named-path empty: layer path 'none' runs no layers");
+  }
+}
+
+// A known path asked with the wrong method is 405 with Allow, not "unknown endpoint".
+TEST(ServeHttp, WrongMethodIs405) {
+  TestServer s;
+  auto c = s.client();
+  auto r = c.Get("/v1/chat/completions");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "POST");
+  Reply g{r->status, r->body, json::parse(r->body, nullptr, false)};
+  expect_error(g, 405, "Method GET is not allowed on /v1/chat/completions; use POST");
+  r = c.Post("/v1/models", "{}", "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 405);
+  EXPECT_EQ(r->get_header_value("Allow"), "GET");
+  expect_error(get(s, "/v1/nothing"), 404, "Unknown endpoint");
+}
+
+// Every error reply is logged, with a UTC timestamp, whichever layer produced it.
+TEST(ServeHttp, LogHasTimestampsAndErrors) {
+  ServerOptions o = test_options();
+  o.log_requests = true;
+  o.api_key = "k";
+  testing::internal::CaptureStderr();
+  {
+    TestServer s(o);
+    const httplib::Headers key = {{"Authorization", "Bearer k"}};
+    post(s, "/v1/completions", completion_body("Hi", 2), key);
+    post(s, "/v1/completions", R"({"prompt":"x","temperature":"warm"})", key);
+    post(s, "/v1/completions", completion_body("Hi", 2));
+    get(s, "/v1/nothing", key);
+  }
+  const std::string log = testing::internal::GetCapturedStderr();
+  std::istringstream lines(log);
+  int n = 0;
+  const std::regex stamp(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z .*)");
+  for (std::string line; std::getline(lines, line); ++n)
+    EXPECT_TRUE(std::regex_match(line, stamp)) << line;
+  EXPECT_EQ(n, 4) << log;
+  EXPECT_CONTAINS(log, "Z POST /v1/completions 200 model=stories260K");
+  EXPECT_CONTAINS(log, "Z POST /v1/completions 400 'temperature' must be a number");
+  EXPECT_CONTAINS(log, "Z POST /v1/completions 401 Missing API key");
+  EXPECT_CONTAINS(log, "Z GET /v1/nothing 404 Unknown endpoint");
 }
 
 }  // namespace
