@@ -26,7 +26,8 @@ struct TaskListing {
 // Every built-in task and group, in the order `eval --list` prints them (no data is read).
 std::vector<TaskListing> task_listing();
 
-// Splits a --task value on commas, expands groups ("bbh", "bbh_cot", "probes"), normalizes probe
+// Splits a --task value on commas, expands groups ("bbh" = "bbh_cot_fewshot",
+// "bbh_zeroshot_reprise", "probes"), normalizes probe
 // names to "probe_x:D", and drops repeats. A name ending in ".jsonl" is a user task file. Throws
 // Error naming an unknown task and listing the known ones.
 std::vector<std::string> resolve_task_names(const std::string& spec);

@@ -30,7 +30,9 @@ class SliceTask : public eval::Task {
   const eval::TaskInfo& info() const override { return base_.info(); }
   size_t size() const override { return n_; }
   std::string item_id(size_t i) const override { return base_.item_id(begin_ + i); }
-  std::vector<eval::Request> requests(size_t i) const override { return base_.requests(begin_ + i); }
+  std::vector<eval::Request> requests(size_t i) const override {
+    return base_.requests(begin_ + i);
+  }
   eval::ItemScore score(size_t i, std::span<const eval::Response> r) const override {
     return base_.score(begin_ + i, r);
   }
@@ -70,8 +72,9 @@ struct ConfigResult {
   static ConfigResult from_json(const std::string& text) {
     const auto j = nlohmann::json::parse(text);
     ConfigResult r;
-    r.record = {j.at("key"), j.at("path"), j.at("phase"), j.at("layer_evals"),
-                j.at("layer_evals_full"), j.at("seconds")};
+    r.record = {
+        j.at("key"),    j.at("path"), j.at("phase"), j.at("layer_evals"), j.at("layer_evals_full"),
+        j.at("seconds")};
     for (const auto& row : j.at("scores"))
       r.scores.push_back({row.at(0), row.at(1), row.at(2), row.at(3)});
     return r;
@@ -104,10 +107,13 @@ class Progress {
 class Scanner {
  public:
   Scanner(const ScanOptions& o, Cluster& cluster)
-      : o_(o), cluster_(cluster), model_(Model::load(o.model)), n_layer_(model_->hparams().n_layer) {
+      : o_(o),
+        cluster_(cluster),
+        model_(Model::load(o.model)),
+        n_layer_(model_->hparams().n_layer) {
     if (!model_->tokenizer())
-      throw Error(fmt::format("{}: the model has no vocabulary; scans need text tasks",
-                              model_->path()));
+      throw Error(
+          fmt::format("{}: the model has no vocabulary; scans need text tasks", model_->path()));
     if (o.validate < 0) throw Error("--validate must be >= 0");
     eval::TaskOptions to;
     to.seed = o.seed;
@@ -117,9 +123,10 @@ class Scanner {
       const size_t n = o.limit ? std::min(o.limit, t->size()) : t->size();
       const size_t held = o.validate ? (o.validate_limit ? o.validate_limit : n) : 0;
       if (o.validate && n + held > t->size())
-        throw Error(fmt::format("--validate needs {} held-out items of {} beyond the {} searched, "
-                                "but it has {}; lower --limit",
-                                held, t->info().name, n, t->size()));
+        throw Error(
+            fmt::format("--validate needs {} held-out items of {} beyond the {} searched, "
+                        "but it has {}; lower --limit",
+                        held, t->info().name, n, t->size()));
       search_n_.push_back(n);
       held_n_.push_back(held);
     }
@@ -153,7 +160,7 @@ class Scanner {
     for (const auto& t : tasks_) {
       const auto& m = t->info().metrics.at(0);
       pm.push_back({{"task", t->info().name},
-                    {"metric", m.name},
+                    {"metric", m.id()},
                     {"binary", m.kind == eval::MetricKind::Binary},
                     {"higher_is_better", m.higher_is_better}});
     }
@@ -171,9 +178,10 @@ class Scanner {
                           .get<std::map<std::string, std::string>>();
     for (const auto& [key, value] : identity_)
       if (root.at(key) != value)
-        throw Error(fmt::format("rank {}: {} differs from rank 0's ({} vs {}); every rank must "
-                                "see the same model file and tasks",
-                                cluster_.rank(), key, value, root.at(key)));
+        throw Error(
+            fmt::format("rank {}: {} differs from rank 0's ({} vs {}); every rank must "
+                        "see the same model file and tasks",
+                        cluster_.rank(), key, value, root.at(key)));
   }
 
   ScanTotals run_root() {
@@ -181,7 +189,8 @@ class Scanner {
     std::vector<Config> search = {Config::baseline()};
     const bool coarse = o_.strategy == "coarse-to-fine";
     if (!coarse && o_.strategy != "dense")
-      throw Error(fmt::format("--strategy: unknown '{}' (known: dense, coarse-to-fine)", o_.strategy));
+      throw Error(
+          fmt::format("--strategy: unknown '{}' (known: dense, coarse-to-fine)", o_.strategy));
     const int stride = o_.coarse_stride > 0 ? o_.coarse_stride : std::max(1, n_layer_ / 6);
     auto planned = coarse ? plan_coarse(n_layer_, o_.plan, stride) : plan_dense(n_layer_, o_.plan);
     search.insert(search.end(), planned.begin(), planned.end());
@@ -323,7 +332,7 @@ class Scanner {
       const auto& metrics = tasks_[k]->info().metrics;
       for (const auto& item : r.items)
         for (size_t m = 0; m < metrics.size() && m < item.values.size(); ++m)
-          out.scores.push_back({tasks_[k]->info().name, item.id, metrics[m].name, item.values[m]});
+          out.scores.push_back({tasks_[k]->info().name, item.id, metrics[m].id(), item.values[m]});
     }
     ConfigRecord& rec = out.record;
     rec.key = c.key();
@@ -354,6 +363,8 @@ ScanTotals run_scan(const ScanOptions& opts, Cluster& cluster) {
   return Scanner(opts, cluster).run();
 }
 
-ScanTotals run_scan(const ScanOptions& opts) { return run_scan(opts, *Cluster::single()); }
+ScanTotals run_scan(const ScanOptions& opts) {
+  return run_scan(opts, *Cluster::single());
+}
 
 }  // namespace reprise::scan

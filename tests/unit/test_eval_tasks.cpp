@@ -8,6 +8,7 @@
 
 #include "eval/compare.h"
 #include "eval/evaluator.h"
+#include "eval/metrics.h"
 #include "eval/registry.h"
 #include "eval/tasks/datasets.h"
 #include "eval/tasks/jsonl_task.h"
@@ -111,9 +112,26 @@ TEST(EvalDatasets, PromptsAndGoldAnswers) {
   EXPECT_EQ(arc->item_id(17), "arc_easy/17");
 
   auto gsm = load_gsm8k(data_dir());
+  EXPECT_EQ(gsm->info().name, "gsm8k_zeroshot");
   const auto g = std::get<GenerateRequest>(gsm->requests(0)[0]);
   EXPECT_EQ(g.context.rfind("Question: Janet", 0), 0u);
   EXPECT_EQ(g.context.substr(g.context.size() - 8), "\nAnswer:");
+  // lm-eval's gsm8k stop sequences.
+  EXPECT_EQ(g.stop, (std::vector<std::string>{"Question:", "</s>", "<|im_end|>"}));
+  EXPECT_EQ(g.max_tokens, 256);
+
+  // lm-eval's boolq: "{{passage}}\nQuestion: {{question}}?\nAnswer:", no "Passage: " label, acc
+  // only.
+  auto boolq = load_boolq(data_dir());
+  const auto bq = std::get<LoglikelihoodRequest>(boolq->requests(0)[1]);
+  EXPECT_EQ(bq.context.rfind("All biomass goes through at least some of these steps", 0), 0u);
+  EXPECT_EQ(bq.context.find("Passage:"), std::string::npos);
+  EXPECT_EQ(bq.context.substr(bq.context.size() - 9), "?\nAnswer:");
+  EXPECT_NE(bq.context.find("\nQuestion: "), std::string::npos);
+  EXPECT_EQ(bq.continuation, " yes");
+  ASSERT_EQ(boolq->info().metrics.size(), 1u);
+  EXPECT_EQ(boolq->info().metrics[0].name, "acc");
+  EXPECT_EQ(boolq->info().version, 2.0);
 
   auto wino = load_winogrande(data_dir());
   auto w = wino->requests(0);
@@ -123,6 +141,8 @@ TEST(EvalDatasets, PromptsAndGoldAnswers) {
 
   // The CoT prompt carries the three worked examples and ends the question with the CoT cue.
   auto cot = load_bbh(data_dir(), "logical_deduction_three_objects", true);
+  EXPECT_EQ(cot->info().name, "bbh_cot_fewshot_logical_deduction_three_objects");
+  EXPECT_EQ(cot->info().num_fewshot, 3);
   const auto c = std::get<GenerateRequest>(cot->requests(0)[0]);
   EXPECT_EQ(c.context.rfind("A logical deduction task", 0), 0u);
   size_t shots = 0;
@@ -131,6 +151,81 @@ TEST(EvalDatasets, PromptsAndGoldAnswers) {
     ++shots;
   EXPECT_EQ(shots, 4u);  // three examples and the question
   EXPECT_EQ(c.context.find("canary"), std::string::npos);
+  EXPECT_EQ(c.stop, (std::vector<std::string>{"</s>", "Q", "\n\n"}));
+  EXPECT_EQ(c.max_tokens, 1024);
+}
+
+// lm-eval's bbh_cot_fewshot_<task> prompt, spelled out from its boolean_expressions.yaml (the
+// description, then "Q: {input}\nA: Let's think step by step.\n" + " " + target + "\n\n" per
+// example, then the question) and from sports_understanding, whose prompt file puts a space, not
+// a newline, after the CoT cue.
+TEST(EvalDatasets, BbhCotFewshotPromptIsLmEvals) {
+  auto t = load_bbh(data_dir(), "boolean_expressions", true);
+  const auto c = std::get<GenerateRequest>(t->requests(0)[0]).context;
+  const std::string head =
+      "Evaluate the result of a random Boolean expression.\n\nQ: not ( ( not not True ) ) is\nA: "
+      "Let's think step by step.\n Remember that (i) expressions inside brackets";
+  EXPECT_EQ(c.substr(0, head.size()), head);
+  const std::string tail =
+      "So the answer is True.\n\nQ: not ( True ) and ( True ) is\nA: Let's "
+      "think step by step.\n";
+  EXPECT_EQ(c.substr(c.size() - tail.size()), tail);
+  auto sports = load_bbh(data_dir(), "sports_understanding", true);
+  const auto s = std::get<GenerateRequest>(sports->requests(0)[0]).context;
+  EXPECT_NE(s.find("\nA: Let's think step by step.\n Bam Adebayo is an American basketball "
+                   "player."),
+            std::string::npos);
+  auto snarks = load_bbh(data_dir(), "snarks", true);
+  const auto n = std::get<GenerateRequest>(snarks->requests(0)[0]).context;
+  EXPECT_EQ(n.rfind("Determine which of two sentences is sarcastic.\n\nAccording to Cambridge", 0),
+            0u);
+}
+
+// lm-eval's filters: gsm8k's strict-match and flexible-extract, bbh's get-answer, each then
+// scored by exact_match with the task's ignore rules.
+TEST(EvalDatasets, LmEvalFiltersAndExactMatch) {
+  const std::string answer = "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\n#### 1,018";
+  auto score = [](const Task& task, const std::string& output, size_t item) {
+    std::vector<Response> r = {GenerateResult{output, 1}};
+    return task.score(item, r);
+  };
+  auto gsm = load_gsm8k(data_dir());
+  const auto& gm = gsm->info().metrics;
+  ASSERT_EQ(gm.size(), 2u);
+  EXPECT_EQ(gm[0].id(), "exact_match,strict-match");
+  EXPECT_EQ(gm[1].id(), "exact_match,flexible-extract");
+  // Item 0's answer is 18. Strict needs "#### N"; flexible takes the last number-like run
+  // ("$18." keeps its "$" and "."; exact_match's ignore rules drop them).
+  auto s = score(*gsm, " She makes 9 * 2 = $18.\n#### 18", 0);
+  EXPECT_EQ(s.values, (std::vector<double>{1.0, 1.0}));
+  s = score(*gsm, " She makes 9 * 2 = $18.", 0);
+  EXPECT_EQ(s.values, (std::vector<double>{0.0, 1.0}));
+  EXPECT_EQ(s.details["extracted"]["exact_match,strict-match"], "[invalid]");
+  EXPECT_EQ(s.details["extracted"]["exact_match,flexible-extract"], "$18.");
+  s = score(*gsm, " 18 eggs, so 2 dollars each", 0);  // the last number wins
+  EXPECT_EQ(s.values, (std::vector<double>{0.0, 0.0}));
+  EXPECT_EQ(regex_filter("#### 1,018 and #### 7", Regex("#### (\\-?[0-9\\.\\,]+)")), "1,018");
+  std::vector<Regex> ignore;
+  for (const char* p : {",", "\\$", "(?s).*#### ", "\\.$"}) ignore.emplace_back(p);
+  EXPECT_TRUE(exact_match("1,018", answer, ignore, true));
+  EXPECT_FALSE(exact_match("1018.5", answer, ignore, true));
+
+  // BBH CoT: the first "the answer is X" (up to the character before the line's end),
+  // case-sensitive.
+  auto bbh = load_bbh(data_dir(), "boolean_expressions", true);
+  const std::string gold = bbh->score(0, std::vector<Response>{GenerateResult{"", 1}}).gold;
+  s = score(*bbh, "A = True. So the answer is " + gold + ".", 0);
+  EXPECT_EQ(s.values[0], 1.0);
+  s = score(*bbh, "So the answer is " + gold + ". Then the answer is nothing.", 0);
+  EXPECT_EQ(s.values[0], 0.0);  // the match runs to the line's last character but one
+  s = score(*bbh, "So the answer is " + gold + ".\nSo the answer is no.", 0);
+  EXPECT_EQ(s.values[0], 1.0);  // the first match
+  std::string lower_gold = gold;
+  for (char& ch : lower_gold) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  s = score(*bbh, "So the answer is " + lower_gold + ".", 0);
+  EXPECT_EQ(s.values[0], 0.0);  // case-sensitive
+  s = score(*bbh, "I cannot tell.", 0);
+  EXPECT_EQ(s.prediction, "[invalid]");
 }
 
 TEST(EvalJsonl, AllKindsLoad) {
@@ -201,14 +296,19 @@ TEST(EvalRegistry, NamesGroupsAndErrors) {
   EXPECT_EQ(resolve_task_names("arc_easy, boolq,arc_easy"),
             (std::vector<std::string>{"arc_easy", "boolq"}));
   EXPECT_EQ(resolve_task_names("bbh").size(), 27u);
-  EXPECT_EQ(resolve_task_names("bbh_cot").front(), "bbh_cot_boolean_expressions");
+  EXPECT_EQ(resolve_task_names("bbh").front(), "bbh_cot_fewshot_boolean_expressions");
+  EXPECT_EQ(resolve_task_names("bbh_zeroshot_reprise").front(), "bbh_boolean_expressions");
+  // lm-eval's gsm8k is 5-shot from the train split, which the bundled data lacks: refused by name.
+  EXPECT_NE(error_of([] { resolve_task_names("gsm8k"); }).find("gsm8k_zeroshot"),
+            std::string::npos);
   EXPECT_EQ(resolve_task_names("probe_math,probe_logic:7"),
             (std::vector<std::string>{"probe_math:4", "probe_logic:7"}));
   EXPECT_EQ(resolve_task_names("probes").size(), 3u);
   const std::string e = error_of([] { resolve_task_names("arc_easy,hellaswag"); });
   EXPECT_NE(e.find("unknown task 'hellaswag'"), std::string::npos) << e;
-  for (const char* known : {"arc_challenge", "gsm8k", "winogrande", "eq_bench", "wikitext2",
-                            "tinystories", "probe_chain", "word_sorting", "bbh_cot_<task>"})
+  for (const char* known :
+       {"arc_challenge", "gsm8k_zeroshot", "winogrande", "eq_bench", "wikitext2", "tinystories",
+        "probe_chain", "word_sorting", "bbh_cot_fewshot_<task>"})
     EXPECT_NE(e.find(known), std::string::npos) << known;
   EXPECT_NE(error_of([] { resolve_task_names("probe_logic:9"); }).find("3-7"), std::string::npos);
   EXPECT_NE(error_of([] { resolve_task_names("arc_easy,,boolq"); }).find("empty task name"),
@@ -217,7 +317,8 @@ TEST(EvalRegistry, NamesGroupsAndErrors) {
   TaskOptions o;
   o.data_dir = data_dir();
   for (const auto& n : resolve_task_names("tinystories,wikitext2,arc_easy,arc_challenge,"
-                                          "winogrande,boolq,gsm8k,eq_bench,bbh,bbh_cot,probes"))
+                                          "winogrande,boolq,gsm8k_zeroshot,eq_bench,bbh,"
+                                          "bbh_zeroshot_reprise,probes"))
     EXPECT_GT(make_task(n, o)->size(), 0u) << n;
 }
 
@@ -253,9 +354,22 @@ TEST(EvalEvaluator, RecordsEveryItemAndSummarises) {
   EXPECT_EQ(r2.items[1].doc_hash, r.items[1].doc_hash);
   EXPECT_NE(r.items[0].doc_hash, r.items[1].doc_hash);
 
-  const auto j = results_json(std::vector<TaskResult>{r}, {{"path", "0..4"}});
+  RunInfo run;
+  run.config = {{"path", "0..4"}};
+  run.model_name = "m";
+  const auto j = results_json(std::vector<TaskResult>{r}, run);
   EXPECT_NEAR(j["results"]["t"]["acc,none"].get<double>(), 1.0 / 3, 1e-12);
-  EXPECT_EQ(j["results"]["t"]["n"], 3);
+  EXPECT_NEAR(j["results"]["t"]["acc_stderr,none"].get<double>(), std::sqrt((1.0 / 3) / 3), 1e-12);
+  EXPECT_FALSE(j["results"]["t"].contains("n"));
+  // Every top-level key of lm-eval's results files.
+  for (const char* key : {"results", "group_subtasks", "configs", "versions", "n-shot",
+                          "higher_is_better", "n-samples", "config", "model_name", "date",
+                          "total_evaluation_time_seconds", "chat_template"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["versions"]["t"], 1.0);
+  EXPECT_EQ(j["n-shot"]["t"], 0);
+  EXPECT_TRUE(j["total_evaluation_time_seconds"].is_string());
+  EXPECT_TRUE(j["chat_template"].is_null());
   EXPECT_EQ(j["n-samples"]["t"]["original"], 3);
   EXPECT_EQ(j["samples"]["t"].size(), 3u);
   EXPECT_EQ(j["metric_kinds"]["t"]["acc"], "binary");
@@ -294,13 +408,17 @@ TEST(EvalCompare, PairsItemsAndRefusesDifferentItems) {
               "{\"context\": \"b\", \"choices\": [\" 55\", \" 6\"], \"gold\": 0}\n"));
   const TaskResult r = evaluate(*task, lm);
   auto write_results = [&](const std::string& name, const std::vector<TaskResult>& rs) {
-    return d.write(name, results_json(rs, {{"path", "0..4"}}).dump());
+    RunInfo run;
+    run.config = {{"path", "0..4"}};
+    return d.write(name, results_json(rs, run).dump());
   };
   const RunItems a = load_run(write_results("a.json", {r}));
   EXPECT_EQ(a.label, "0..4");
   // A samples log of the same run pairs with the results file.
   std::string lines;
-  for (const auto& it : r.items) lines += sample_json(r, it, "0..3,1..4").dump() + "\n";
+  for (size_t k = 0; k < r.items.size(); ++k)
+    for (const auto& line : sample_lines(r, r.items[k], k, "0..3,1..4"))
+      lines += line.dump() + "\n";
   const RunItems b = load_run(d.write("b.jsonl", lines));
   EXPECT_EQ(b.label, "0..3,1..4");
   const Comparison c = compare_runs(a, b);
@@ -329,7 +447,11 @@ TEST(EvalCompare, PairsItemsAndRefusesDifferentItems) {
   EXPECT_NE(error_of([&] { compare_runs(a, ch); }).find("item 't/1' differs"), std::string::npos);
   EXPECT_NE(error_of([&] {
               load_run(d.write("x.jsonl", "{\"task\": \"t\"}\n"));
-            }).find("x.jsonl:1: needs \"metric_kinds\""),
+            }).find("x.jsonl:1: needs \"id\""),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              load_run(d.write("y.jsonl", "{\"task\": \"t\", \"id\": \"t/0\", \"metrics\": {}}\n"));
+            }).find("y.jsonl:1: needs \"metric_kinds\""),
             std::string::npos);
 }
 
