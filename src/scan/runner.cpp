@@ -30,9 +30,7 @@ class SliceTask : public eval::Task {
   const eval::TaskInfo& info() const override { return base_.info(); }
   size_t size() const override { return n_; }
   std::string item_id(size_t i) const override { return base_.item_id(begin_ + i); }
-  std::vector<eval::Request> requests(size_t i) const override {
-    return base_.requests(begin_ + i);
-  }
+  std::vector<eval::Request> requests(size_t i) const override { return base_.requests(begin_ + i); }
   eval::ItemScore score(size_t i, std::span<const eval::Response> r) const override {
     return base_.score(begin_ + i, r);
   }
@@ -55,6 +53,7 @@ std::string model_fingerprint(const Model& m) {
 struct ConfigResult {
   ConfigRecord record;
   std::vector<ItemScore> scores;
+  std::map<std::string, std::pair<int64_t, int64_t>> by_kind;  // ScanTotals::layer_evals_by_kind
 
   std::string to_json() const {
     nlohmann::json rows = nlohmann::json::array();
@@ -65,6 +64,7 @@ struct ConfigResult {
                           {"layer_evals", record.layer_evals},
                           {"layer_evals_full", record.layer_evals_full},
                           {"seconds", record.seconds},
+                          {"by_kind", by_kind},
                           {"scores", rows}}
         .dump();
   }
@@ -72,9 +72,9 @@ struct ConfigResult {
   static ConfigResult from_json(const std::string& text) {
     const auto j = nlohmann::json::parse(text);
     ConfigResult r;
-    r.record = {
-        j.at("key"),    j.at("path"), j.at("phase"), j.at("layer_evals"), j.at("layer_evals_full"),
-        j.at("seconds")};
+    r.record = {j.at("key"), j.at("path"), j.at("phase"), j.at("layer_evals"),
+                j.at("layer_evals_full"), j.at("seconds")};
+    r.by_kind = j.at("by_kind").get<std::map<std::string, std::pair<int64_t, int64_t>>>();
     for (const auto& row : j.at("scores"))
       r.scores.push_back({row.at(0), row.at(1), row.at(2), row.at(3)});
     return r;
@@ -107,13 +107,10 @@ class Progress {
 class Scanner {
  public:
   Scanner(const ScanOptions& o, Cluster& cluster)
-      : o_(o),
-        cluster_(cluster),
-        model_(Model::load(o.model)),
-        n_layer_(model_->hparams().n_layer) {
+      : o_(o), cluster_(cluster), model_(Model::load(o.model)), n_layer_(model_->hparams().n_layer) {
     if (!model_->tokenizer())
-      throw Error(
-          fmt::format("{}: the model has no vocabulary; scans need text tasks", model_->path()));
+      throw Error(fmt::format("{}: the model has no vocabulary; scans need text tasks",
+                              model_->path()));
     if (o.validate < 0) throw Error("--validate must be >= 0");
     eval::TaskOptions to;
     to.seed = o.seed;
@@ -123,10 +120,9 @@ class Scanner {
       const size_t n = o.limit ? std::min(o.limit, t->size()) : t->size();
       const size_t held = o.validate ? (o.validate_limit ? o.validate_limit : n) : 0;
       if (o.validate && n + held > t->size())
-        throw Error(
-            fmt::format("--validate needs {} held-out items of {} beyond the {} searched, "
-                        "but it has {}; lower --limit",
-                        held, t->info().name, n, t->size()));
+        throw Error(fmt::format("--validate needs {} held-out items of {} beyond the {} searched, "
+                                "but it has {}; lower --limit",
+                                held, t->info().name, n, t->size()));
       search_n_.push_back(n);
       held_n_.push_back(held);
     }
@@ -178,10 +174,9 @@ class Scanner {
                           .get<std::map<std::string, std::string>>();
     for (const auto& [key, value] : identity_)
       if (root.at(key) != value)
-        throw Error(
-            fmt::format("rank {}: {} differs from rank 0's ({} vs {}); every rank must "
-                        "see the same model file and tasks",
-                        cluster_.rank(), key, value, root.at(key)));
+        throw Error(fmt::format("rank {}: {} differs from rank 0's ({} vs {}); every rank must "
+                                "see the same model file and tasks",
+                                cluster_.rank(), key, value, root.at(key)));
   }
 
   ScanTotals run_root() {
@@ -189,8 +184,7 @@ class Scanner {
     std::vector<Config> search = {Config::baseline()};
     const bool coarse = o_.strategy == "coarse-to-fine";
     if (!coarse && o_.strategy != "dense")
-      throw Error(
-          fmt::format("--strategy: unknown '{}' (known: dense, coarse-to-fine)", o_.strategy));
+      throw Error(fmt::format("--strategy: unknown '{}' (known: dense, coarse-to-fine)", o_.strategy));
     const int stride = o_.coarse_stride > 0 ? o_.coarse_stride : std::max(1, n_layer_ / 6);
     auto planned = coarse ? plan_coarse(n_layer_, o_.plan, stride) : plan_dense(n_layer_, o_.plan);
     search.insert(search.end(), planned.begin(), planned.end());
@@ -283,6 +277,10 @@ class Scanner {
       store_->save_config(r.record, r.scores);
       totals_.layer_evals += r.record.layer_evals;
       totals_.layer_evals_full += r.record.layer_evals_full;
+      for (const auto& [kind, e] : r.by_kind) {
+        totals_.layer_evals_by_kind[kind].first += e.first;
+        totals_.layer_evals_by_kind[kind].second += e.second;
+      }
       ++totals_.configs_run;
       progress.tick(r.record.key, true);
     };
@@ -328,7 +326,11 @@ class Scanner {
     for (size_t k = 0; k < tasks_.size(); ++k) {
       SliceTask slice(*tasks_[k], held_out ? search_n_[k] : 0,
                       held_out ? held_n_[k] : search_n_[k]);
+      const int64_t done0 = s.layer_evals() + cache_->baseline_evals(), run0 = s.tokens_run();
       eval::TaskResult r = eval::evaluate(slice, *lm_);
+      auto& kind = out.by_kind[tasks_[k]->info().output_type];
+      kind.first += s.layer_evals() + cache_->baseline_evals() - done0;
+      kind.second += (s.tokens_run() - run0) * path.size();
       const auto& metrics = tasks_[k]->info().metrics;
       for (const auto& item : r.items)
         for (size_t m = 0; m < metrics.size() && m < item.values.size(); ++m)
@@ -363,8 +365,6 @@ ScanTotals run_scan(const ScanOptions& opts, Cluster& cluster) {
   return Scanner(opts, cluster).run();
 }
 
-ScanTotals run_scan(const ScanOptions& opts) {
-  return run_scan(opts, *Cluster::single());
-}
+ScanTotals run_scan(const ScanOptions& opts) { return run_scan(opts, *Cluster::single()); }
 
 }  // namespace reprise::scan

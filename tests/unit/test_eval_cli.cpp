@@ -15,9 +15,7 @@ namespace reprise {
 namespace {
 namespace fs = std::filesystem;
 
-std::string model_arg() {
-  return test::default_model_arg();
-}
+std::string model_arg() { return test::default_model_arg(); }
 using test::scratch;
 
 void expect_error(const std::string& args, const std::string& fragment) {
