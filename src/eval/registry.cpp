@@ -111,6 +111,8 @@ std::vector<TaskListing> plain_listing() {
        "WinoGrande dev (1,267), partial scoring"},
       {"boolq", "multiple_choice", MultipleChoiceTask::metrics(false),
        "BoolQ dev (3,270 yes/no questions)"},
+      {"gsm8k", "generate_until", gsm8k_metrics(),
+       "GSM8K test (1,319), lm-eval's 5-shot gsm8k (needs gsm8k/train.jsonl)"},
       {"gsm8k_zeroshot", "generate_until", gsm8k_metrics(),
        "GSM8K test (1,319), lm-eval's gsm8k without its 5 examples"},
       {"eq_bench", "generate_until", EqBenchTask::metrics(), "EQ-Bench v2 (171 questions)"},
@@ -184,10 +186,6 @@ std::vector<std::string> resolve_task_names(const std::string& spec) {
       for (const auto& b : bbh_task_names()) add("bbh_cot_fewshot_" + b);
     } else if (name == "bbh_zeroshot_reprise") {
       for (const auto& b : bbh_task_names()) add("bbh_" + b);
-    } else if (name == "gsm8k") {
-      throw Error(
-          "task 'gsm8k': lm-eval's gsm8k is 5-shot from GSM8K's train split, which the bundled "
-          "data does not include; gsm8k_zeroshot is the same prompt, stops and filters zero-shot");
     } else if (name == "probes") {
       for (const auto& p : probe_specs()) add(fmt::format("{}:{}", p.name, p.default_difficulty));
     } else if (auto probe = parse_probe(name)) {
@@ -214,7 +212,8 @@ std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& opts
   if (name == "arc_challenge") return load_arc(data, true);
   if (name == "winogrande") return load_winogrande(data);
   if (name == "boolq") return load_boolq(data);
-  if (name == "gsm8k_zeroshot") return load_gsm8k(data);
+  if (name == "gsm8k") return load_gsm8k(data, true);
+  if (name == "gsm8k_zeroshot") return load_gsm8k(data, false);
   if (name == "eq_bench") return load_eq_bench(data);
   for (const auto& b : bbh_task_names()) {
     if (name == "bbh_" + b) return load_bbh(data, b, false);

@@ -2,6 +2,8 @@
 // scripted LanguageModel, and the pairing rules of compare.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -9,6 +11,7 @@
 #include "eval/compare.h"
 #include "eval/evaluator.h"
 #include "eval/metrics.h"
+#include "eval/py_random.h"
 #include "eval/registry.h"
 #include "eval/tasks/datasets.h"
 #include "eval/tasks/jsonl_task.h"
@@ -181,6 +184,49 @@ TEST(EvalDatasets, BbhCotFewshotPromptIsLmEvals) {
             0u);
 }
 
+// Python's random.Random(seed).sample, which lm-eval's few-shot sampler calls; the expected
+// indices were printed by CPython 3.11.
+TEST(EvalDatasets, PyRandomSamplesAsCPythonDoes) {
+  PyRandom r(1234);
+  EXPECT_EQ(r.sample(7473, 5), (std::vector<size_t>{6374, 3610, 957, 61, 742}));
+  EXPECT_EQ(r.sample(7473, 5), (std::vector<size_t>{7462, 6610, 4769, 286, 5501}));
+  EXPECT_EQ(r.sample(7473, 5), (std::vector<size_t>{5677, 687, 806, 6279, 2905}));
+  PyRandom small(1234);  // a population within CPython's pool threshold
+  EXPECT_EQ(small.sample(10, 5), (std::vector<size_t>{7, 1, 0, 9, 4}));
+  EXPECT_EQ(small.sample(10, 5), (std::vector<size_t>{0, 1, 8, 6, 2}));
+  PyRandom more(1234);
+  EXPECT_EQ(more.sample(50, 8), (std::vector<size_t>{49, 28, 7, 0, 5, 37, 2, 42}));
+  PyRandom bits(1234);
+  EXPECT_EQ(bits.sample(100, 5), (std::vector<size_t>{99, 56, 14, 0, 11}));
+  EXPECT_EQ(bits.getrandbits(32), 3912611952u);
+  PyRandom wide((uint64_t{1} << 40) + 7);  // a seed of two 32-bit words
+  EXPECT_EQ(wide.sample(1000, 3), (std::vector<size_t>{628, 765, 834}));
+}
+
+// lm-eval's 5-shot gsm8k with a train split in place: each item's examples are the train
+// problems lm-eval's random.Random(1234) picks, drawn item after item, laid out as
+// "Question: ...\nAnswer: <answer>\n\n".
+TEST(EvalDatasets, Gsm8kFewshotDrawsLmEvalsExamples) {
+  TempDir d;
+  fs::create_directories(d.path() / "gsm8k");
+  std::string train;
+  for (int i = 0; i < 7473; ++i)
+    train += fmt::format("{{\"question\": \"q{}\", \"answer\": \"a{}\\n#### {}\"}}\n", i, i, i);
+  d.write("gsm8k/train.jsonl", train);
+  d.write("gsm8k/test.jsonl",
+          "{\"question\": \"t0\", \"answer\": \"x\\n#### 1\"}\n"
+          "{\"question\": \"t1\", \"answer\": \"y\\n#### 2\"}\n");
+  auto t = load_gsm8k(d.path(), true);
+  EXPECT_EQ(t->info().name, "gsm8k");
+  EXPECT_EQ(t->info().num_fewshot, 5);
+  auto ctx = [&](size_t i) { return std::get<GenerateRequest>(t->requests(i)[0]).context; };
+  std::string want;
+  for (int k : {6374, 3610, 957, 61, 742})
+    want += fmt::format("Question: q{}\nAnswer: a{}\n#### {}\n\n", k, k, k);
+  EXPECT_EQ(ctx(0), want + "Question: t0\nAnswer:");
+  EXPECT_EQ(ctx(1).rfind("Question: q7462\nAnswer: a7462\n#### 7462\n\nQuestion: q6610\n", 0), 0u);
+}
+
 // lm-eval's filters: gsm8k's strict-match and flexible-extract, bbh's get-answer, each then
 // scored by exact_match with the task's ignore rules.
 TEST(EvalDatasets, LmEvalFiltersAndExactMatch) {
@@ -298,9 +344,13 @@ TEST(EvalRegistry, NamesGroupsAndErrors) {
   EXPECT_EQ(resolve_task_names("bbh").size(), 27u);
   EXPECT_EQ(resolve_task_names("bbh").front(), "bbh_cot_fewshot_boolean_expressions");
   EXPECT_EQ(resolve_task_names("bbh_zeroshot_reprise").front(), "bbh_boolean_expressions");
-  // lm-eval's gsm8k is 5-shot from the train split, which the bundled data lacks: refused by name.
-  EXPECT_NE(error_of([] { resolve_task_names("gsm8k"); }).find("gsm8k_zeroshot"),
-            std::string::npos);
+  // lm-eval's gsm8k is 5-shot from the train split, which the bundled data lacks: the error
+  // names the file and the zero-shot task.
+  TaskOptions bundled;
+  bundled.data_dir = data_dir();
+  const std::string g = error_of([&] { make_task("gsm8k", bundled); });
+  EXPECT_NE(g.find("gsm8k/train.jsonl: not found"), std::string::npos) << g;
+  EXPECT_NE(g.find("gsm8k_zeroshot"), std::string::npos) << g;
   EXPECT_EQ(resolve_task_names("probe_math,probe_logic:7"),
             (std::vector<std::string>{"probe_math:4", "probe_logic:7"}));
   EXPECT_EQ(resolve_task_names("probes").size(), 3u);

@@ -7,6 +7,7 @@
 
 #include "eval/io.h"
 #include "eval/metrics.h"
+#include "eval/py_random.h"
 #include "eval/regex.h"
 #include "eval/tasks/eq_bench.h"
 #include "eval/tasks/generation.h"
@@ -143,21 +144,48 @@ std::vector<MetricInfo> gsm8k_metrics() {
           {"exact_match", MetricKind::Binary, true, "flexible-extract"}};
 }
 
-// lm-eval's gsm8k (version 3.0) prompt, stop sequences, filters and exact_match settings, with
-// no worked examples: lm-eval's gsm8k draws five from the train split, which data/ does not hold.
-std::unique_ptr<Task> load_gsm8k(const fs::path& data_dir) {
-  const fs::path file = data_dir / "gsm8k" / "test.jsonl";
+std::unique_ptr<Task> load_gsm8k(const fs::path& data_dir, bool fewshot) {
+  struct Problem {
+    std::string question, answer;
+  };
+  auto read = [](const fs::path& file) {
+    std::vector<Problem> out;
+    for_each_jsonl(file, [&](const nlohmann::json& j, int line) {
+      const std::string at = where(file, line);
+      Problem p{json_string(j, "question", at), json_string(j, "answer", at)};
+      if (p.answer.find("#### ") == std::string::npos)
+        throw Error(fmt::format("{}: \"answer\" has no '#### ' line", at));
+      out.push_back(std::move(p));
+    });
+    return out;
+  };
+  const std::vector<Problem> test = read(data_dir / "gsm8k" / "test.jsonl");
+  std::vector<Problem> train;
+  if (fewshot) {
+    const fs::path file = data_dir / "gsm8k" / "train.jsonl";
+    if (!fs::exists(file))
+      throw Error(fmt::format(
+          "{}: not found; lm-eval's gsm8k takes its five examples from GSM8K's train split "
+          "(openai/grade-school-math, grade_school_math/data/train.jsonl): put it there, or run "
+          "gsm8k_zeroshot",
+          file.string()));
+    train = read(file);
+    if (train.size() < 5) throw Error(fmt::format("{}: fewer than 5 problems", file.string()));
+  }
+  // lm-eval draws each test item's examples in turn from one random.Random(1234) (its default
+  // few-shot seed): item i's examples do not depend on --limit.
+  PyRandom rng(1234);
   std::vector<GenItem> items;
-  for_each_jsonl(file, [&](const nlohmann::json& j, int line) {
-    const std::string at = where(file, line);
+  for (const auto& p : test) {
     GenItem it;
     it.id = fmt::format("gsm8k/{}", items.size());
-    it.context = "Question: " + json_string(j, "question", at) + "\nAnswer:";
-    it.gold = json_string(j, "answer", at);  // lm-eval's target: the whole worked answer
-    if (it.gold.find("#### ") == std::string::npos)
-      throw Error(fmt::format("{}: \"answer\" has no '#### ' line", at));
+    if (fewshot)
+      for (size_t k : rng.sample(train.size(), 5))
+        it.context += "Question: " + train[k].question + "\nAnswer: " + train[k].answer + "\n\n";
+    it.context += "Question: " + p.question + "\nAnswer:";
+    it.gold = p.answer;  // lm-eval's target: the whole worked answer
     items.push_back(std::move(it));
-  });
+  }
   auto ignore = std::make_shared<std::vector<Regex>>();
   for (const char* p : {",", "\\$", "(?s).*#### ", "\\.$"}) ignore->emplace_back(p);
   auto metric = [ignore](const MetricInfo& info, const char* pattern, int group_select) {
@@ -176,10 +204,13 @@ std::unique_ptr<Task> load_gsm8k(const fs::path& data_dir) {
       metric(infos[1], "(-?[$0-9.,]{2,})|(-?[0-9]+)", -1),
   };
   auto task = std::make_unique<GenerationTask>(
-      "gsm8k_zeroshot", "GSM8K test, lm-eval's gsm8k prompt and filters without its 5 examples",
+      fewshot ? "gsm8k" : "gsm8k_zeroshot",
+      fewshot ? "GSM8K test, lm-eval's gsm8k: five train-split examples, its filters"
+              : "GSM8K test, lm-eval's gsm8k prompt and filters without its five examples",
       std::move(items), std::vector<std::string>{"Question:", "</s>", "<|im_end|>"}, 256,
       std::move(metrics));
   task->set_version(3.0);
+  task->set_num_fewshot(fewshot ? 5 : 0);
   return task;
 }
 
