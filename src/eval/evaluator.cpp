@@ -250,13 +250,18 @@ std::vector<nlohmann::ordered_json> sample_lines(const TaskResult& task, const I
   // Every request's response, unwrapped: what a metric without a filter reads.
   ojson unfiltered = ojson::array();
   for (const auto& r : item.resps) unfiltered.push_back(r.empty() ? ojson() : ojson(r[0]));
+  // lm-eval's target (a multiple-choice task's gold index), else the gold answer.
+  const std::string target = item.details.is_object() && item.details.contains("target") &&
+                                     item.details["target"].is_string()
+                                 ? item.details["target"].get<std::string>()
+                                 : item.gold;
   std::vector<ojson> out;
   for (const auto& f : filters) {
     ojson names = ojson::array(), kinds = ojson::object(), better = ojson::object();
     ojson filtered = unfiltered;
     ojson line = {{"doc_id", doc_id},
                   {"doc", {{"id", item.id}, {"gold", item.gold}}},
-                  {"target", item.gold},
+                  {"target", target},
                   {"arguments", ojson(item.arguments)},
                   {"resps", ojson(item.resps)}};
     for (size_t k = 0; k < metrics.size(); ++k) {
@@ -275,7 +280,7 @@ std::vector<nlohmann::ordered_json> sample_lines(const TaskResult& task, const I
     line["metrics"] = names;
     line["doc_hash"] = item.doc_hash;
     line["prompt_hash"] = sha256_hex(item.prompt);
-    line["target_hash"] = sha256_hex(item.gold);
+    line["target_hash"] = sha256_hex(target);
     for (size_t k = 0; k < metrics.size(); ++k)
       if (metrics[k].filter == f) line[metrics[k].name] = number_or_null(item.values[k]);
     line["task"] = task.info.name;

@@ -15,7 +15,9 @@ namespace reprise {
 namespace {
 namespace fs = std::filesystem;
 
-std::string model_arg() { return test::default_model_arg(); }
+std::string model_arg() {
+  return test::default_model_arg();
+}
 using test::scratch;
 
 void expect_error(const std::string& args, const std::string& fragment) {
@@ -91,6 +93,7 @@ TEST(EvalCli, SmallRunWritesResultsAndSamples) {
                 "Question: Which statement best explains why photosynthesis is the foundation "
                 "of most food webs?\nAnswer:");
       EXPECT_EQ(l["metrics"], nlohmann::json::array({"acc", "acc_norm"}));
+      EXPECT_EQ(l["target"], "0");  // lm-eval logs the gold index
       EXPECT_TRUE(l.contains("acc_norm"));
     }
   }

@@ -6,6 +6,7 @@
 
 #include "engine/prefix_cache.h"
 #include "eval/session_lm.h"
+#include "format/gguf.h"
 #include "model/tokenizer.h"
 #include "support/test_support.h"
 #include "util/error.h"
@@ -258,6 +259,24 @@ TEST_F(SessionLMTest, CandidateProbabilitiesAreTheRestrictedSoftmax) {
   for (int32_t t : c.tokens) z += std::exp(static_cast<double>(logits[t]));
   for (size_t k = 0; k < 10; ++k)
     EXPECT_NEAR(got[0].probs[k], std::exp(static_cast<double>(logits[c.tokens[k]])) / z, 1e-5);
+}
+
+// BOS follows the model's own add_bos_token setting, as lm-eval's GGUF back end and llama.cpp
+// do: Llama 3's vocabulary adds it, Qwen2's does not, so a Qwen2 context starts with its text.
+TEST(RequestTokens, BosFollowsTheVocabularysAddBosSetting) {
+  if (test::shared_dir().empty()) GTEST_SKIP() << "shared dir not found; needs fixtures";
+  for (const auto& [file, bos] : {std::pair{"fixtures/vocab/ggml-vocab-llama-bpe.gguf", true},
+                                  std::pair{"fixtures/qwen2-tiny-f32.gguf", false}}) {
+    const auto tok = make_tokenizer(vocab_from_gguf(*GgufFile::open(test::shared_dir() / file)));
+    ASSERT_EQ(tok->vocab().add_bos, bos) << file;
+    RequestTokenizer rt(*tok);
+    const auto ctx = rt.context("Question: Hello world\nAnswer:");
+    EncodeOptions plain;
+    plain.add_bos = false;
+    std::vector<int32_t> want = tok->encode("Question: Hello world\nAnswer:", plain);
+    if (bos) want.insert(want.begin(), tok->vocab().bos);
+    EXPECT_EQ(ctx, want) << file;
+  }
 }
 
 }  // namespace

@@ -46,6 +46,8 @@ ItemScore MultipleChoiceTask::score(size_t i, std::span<const Response> response
   out.prediction = it.choices[s.pred];
   out.gold = it.choices[it.gold];
   out.details = {{"loglik", ll}, {"is_greedy", greedy}, {"pred", s.pred}, {"gold", it.gold}};
+  // What lm-eval logs as the target: the gold index, or with partial scoring the shared ending.
+  out.details["target"] = partial_ ? it.continuation : std::to_string(it.gold);
   if (acc_norm_) out.details["pred_norm"] = s.pred_norm;
   return out;
 }
