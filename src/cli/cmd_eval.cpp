@@ -172,6 +172,7 @@ int run_eval(const EvalOptions& o) {
     run.date = start_unix;
     run.seconds = seconds;
     run.chat_template = lopts.format.chat_family;
+    run.groups = eval::lm_eval_groups(o.tasks);
     write_file(o.output,
                eval::results_json(results, run)
                        .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +

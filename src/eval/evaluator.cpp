@@ -66,6 +66,50 @@ std::string ids_text(std::span<const int32_t> ids) {
   return s;
 }
 
+// lm-eval's row for a group: each metric's mean over all the subtasks' items (its
+// weight_by_size aggregation) and the pooled standard error, sqrt(sum((n_i - 1) n_i se_i^2) /
+// (N - k) / N) over k subtasks of n_i items, N in all; "N/A" when a subtask's is undefined.
+void add_group_rows(nlohmann::ordered_json& out, const TaskGroup& g,
+                    std::span<const TaskResult> results) {
+  using ojson = nlohmann::ordered_json;
+  auto in_group = [&](const TaskResult& r) {
+    return std::find(g.tasks.begin(), g.tasks.end(), r.info.name) != g.tasks.end();
+  };
+  ojson row = {{"alias", g.name}}, members = ojson::array();
+  for (const auto& r : results)
+    if (in_group(r)) members.push_back(r.info.name);
+  if (members.empty()) return;
+  for (const auto& id : g.metrics) {
+    double sum = 0, pooled = 0, n_all = 0, k = 0;
+    bool defined = true;
+    const MetricInfo* info = nullptr;
+    for (const auto& r : results) {
+      if (!in_group(r)) continue;
+      for (const auto& m : r.metrics) {
+        if (m.info.id() != id) continue;
+        info = &m.info;
+        const double n = static_cast<double>(m.n);
+        sum += m.value * n;
+        pooled += (n - 1) * n * m.std_error * m.std_error;
+        defined = defined && std::isfinite(m.std_error);
+        n_all += n;
+        k += 1;
+      }
+    }
+    if (!info || n_all == 0) continue;
+    const std::string f = "," + info->filter;
+    row[info->name + f] = sum / n_all;
+    row[info->name + "_stderr" + f] =
+        defined && n_all > k ? ojson(std::sqrt(pooled / (n_all - k) / n_all)) : ojson("N/A");
+    out["higher_is_better"][g.name][info->name] = info->higher_is_better;
+  }
+  out["results"][g.name] = row;
+  if (!out.contains("groups")) out["groups"] = ojson::object();
+  out["groups"][g.name] = row;
+  out["group_subtasks"][g.name] = members;
+  out["versions"][g.name] = g.version;
+}
+
 }  // namespace
 
 const char* metric_kind_name(MetricKind k) {
@@ -230,6 +274,7 @@ nlohmann::ordered_json results_json(std::span<const TaskResult> results, const R
       out["samples"][name] = items;
     }
   }
+  for (const auto& g : run.groups) add_group_rows(out, g, results);
   out["config"] = run.config;
   out["model_name"] = run.model_name;
   out["chat_template"] = run.chat_template.empty() ? ojson(nullptr) : ojson(run.chat_template);

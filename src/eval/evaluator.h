@@ -71,12 +71,15 @@ struct RunInfo {
   double date = 0;            // "date": the start, Unix seconds
   double seconds = 0;         // "total_evaluation_time_seconds"
   std::string chat_template;  // the chat family, "" for plain prompts ("chat_template": null)
+  std::vector<TaskGroup> groups;  // lm-eval groups asked for: rows in "results" and "groups"
 };
 
 // lm-evaluation-harness's results file: "results" ({task: {"alias", "<metric>,<filter>",
 // "<metric>_stderr,<filter>"}}, an undefined stderr written "N/A" as lm-eval does),
 // "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "config",
-// "model_name", "date", "total_evaluation_time_seconds", "chat_template", plus reprise's
+// "model_name", "date", "total_evaluation_time_seconds", "chat_template"; each group of
+// run.groups gets lm-eval's group row in "results" and "groups" (the size-weighted mean and
+// pooled standard error of its metrics over the subtasks that ran); plus reprise's
 // "metric_kinds" and (with_samples) "samples": every item's id, hash, metrics (by
 // MetricInfo::id), prediction and gold, so `reprise compare` can pair two runs.
 nlohmann::ordered_json results_json(std::span<const TaskResult> results, const RunInfo& run,

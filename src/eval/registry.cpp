@@ -129,6 +129,23 @@ std::string known_names() {
   return s + "), groups bbh (= bbh_cot_fewshot), bbh_zeroshot_reprise, probes, or a .jsonl file";
 }
 
+// A --task value's comma-separated names, trimmed.
+std::vector<std::string> split_names(const std::string& spec) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t end = spec.find(',', start);
+    if (end == std::string::npos) end = spec.size();
+    std::string name = spec.substr(start, end - start);
+    start = end + 1;
+    while (!name.empty() && name.front() == ' ') name.erase(name.begin());
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    if (name.empty()) throw Error(fmt::format("--task '{}': empty task name", spec));
+    out.push_back(std::move(name));
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<TaskListing> task_listing() {
@@ -171,15 +188,7 @@ std::vector<std::string> resolve_task_names(const std::string& spec) {
   auto add = [&](const std::string& n) {
     if (seen.insert(n).second) out.push_back(n);
   };
-  size_t start = 0;
-  while (start <= spec.size()) {
-    size_t end = spec.find(',', start);
-    if (end == std::string::npos) end = spec.size();
-    std::string name = spec.substr(start, end - start);
-    start = end + 1;
-    while (!name.empty() && name.front() == ' ') name.erase(name.begin());
-    while (!name.empty() && name.back() == ' ') name.pop_back();
-    if (name.empty()) throw Error(fmt::format("--task '{}': empty task name", spec));
+  for (const auto& name : split_names(spec)) {
     if (ends_with(name, ".jsonl")) {
       add(name);
     } else if (name == "bbh" || name == "bbh_cot_fewshot") {
@@ -198,6 +207,19 @@ std::vector<std::string> resolve_task_names(const std::string& spec) {
       if (!known) throw Error(fmt::format("unknown task '{}' (known: {})", name, known_names()));
       add(name);
     }
+  }
+  return out;
+}
+
+std::vector<TaskGroup> lm_eval_groups(const std::string& spec) {
+  std::vector<TaskGroup> out;
+  for (const auto& name : split_names(spec)) {
+    if (name != "bbh" && name != "bbh_cot_fewshot") continue;
+    TaskGroup g{name, {}, {bbh_cot_metrics()[0].id()}, 3.0};
+    for (const auto& b : bbh_task_names()) g.tasks.push_back("bbh_cot_fewshot_" + b);
+    bool seen = false;
+    for (const auto& o : out) seen = seen || o.name == name;
+    if (!seen) out.push_back(std::move(g));
   }
   return out;
 }

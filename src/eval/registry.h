@@ -32,6 +32,10 @@ std::vector<TaskListing> task_listing();
 // Error naming an unknown task and listing the known ones.
 std::vector<std::string> resolve_task_names(const std::string& spec);
 
+// The lm-eval groups a --task value names ("bbh", "bbh_cot_fewshot"), for the group rows of
+// lm-eval's results shape. reprise's own groups have none.
+std::vector<TaskGroup> lm_eval_groups(const std::string& spec);
+
 // Builds one task from a resolved name. Throws Error on unreadable or malformed data.
 std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& opts);
 

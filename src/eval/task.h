@@ -42,6 +42,15 @@ struct TaskInfo {
   int num_fewshot = 0;
 };
 
+// An lm-eval group of tasks (e.g. "bbh") and the metrics it reports over them: each metric's
+// mean over all the subtasks' items (lm-eval's weight_by_size) with the pooled standard error.
+struct TaskGroup {
+  std::string name;
+  std::vector<std::string> tasks;
+  std::vector<std::string> metrics;  // MetricInfo::id()s
+  double version = 1.0;
+};
+
 struct ItemScore {
   std::vector<double> values;  // one per TaskInfo::metrics, in that order
   std::string prediction;      // what the model answered (extracted answer, chosen option)

@@ -344,6 +344,11 @@ TEST(EvalRegistry, NamesGroupsAndErrors) {
   EXPECT_EQ(resolve_task_names("bbh").size(), 27u);
   EXPECT_EQ(resolve_task_names("bbh").front(), "bbh_cot_fewshot_boolean_expressions");
   EXPECT_EQ(resolve_task_names("bbh_zeroshot_reprise").front(), "bbh_boolean_expressions");
+  const auto groups = lm_eval_groups("arc_easy, bbh,probes");
+  ASSERT_EQ(groups.size(), 1u);  // reprise's own groups have no lm-eval group row
+  EXPECT_EQ(groups[0].name, "bbh");
+  EXPECT_EQ(groups[0].tasks, resolve_task_names("bbh"));
+  EXPECT_EQ(groups[0].metrics, std::vector<std::string>{"exact_match,get-answer"});
   // lm-eval's gsm8k is 5-shot from the train split, which the bundled data lacks: the error
   // names the file and the zero-shot task.
   TaskOptions bundled;
@@ -425,6 +430,32 @@ TEST(EvalEvaluator, RecordsEveryItemAndSummarises) {
   EXPECT_EQ(j["metric_kinds"]["t"]["acc"], "binary");
   EXPECT_NE(summary_table(std::vector<TaskResult>{r}).find("| t    | acc_norm |"),
             std::string::npos);
+}
+
+// A group's row in lm-eval's results shape: the size-weighted mean and pooled standard error of
+// its subtasks; the expected figures were printed by lm-eval 0.4.13's aggregate_subtask_metrics
+// and pooled_sample_stderr for means 0.75 and 1/3, standard errors 0.25 and 1/3, sizes 4 and 3.
+TEST(EvalEvaluator, GroupRowsAggregateAsLmEvalDoes) {
+  const MetricInfo em{"exact_match", MetricKind::Binary, true, "get-answer"};
+  auto task = [&](const std::string& name, double mean, double se, size_t n) {
+    TaskResult r;
+    r.info.name = name;
+    r.info.metrics = {em};
+    r.metrics = {{em, mean, se, n}};
+    return r;
+  };
+  const std::vector<TaskResult> rs = {task("a", 0.75, 0.25, 4), task("b", 1.0 / 3, 1.0 / 3, 3),
+                                      task("c", 0.5, 0.5, 2)};
+  RunInfo run;
+  run.groups = {TaskGroup{"g", {"a", "b", "x"}, {em.id()}, 3.0}};
+  const auto j = results_json(rs, run);
+  EXPECT_NEAR(j["results"]["g"]["exact_match,get-answer"].get<double>(), 0.5714285714285714, 1e-15);
+  EXPECT_NEAR(j["results"]["g"]["exact_match_stderr,get-answer"].get<double>(), 0.20118695404073914,
+              1e-15);
+  EXPECT_EQ(j["groups"]["g"], j["results"]["g"]);
+  EXPECT_EQ(j["group_subtasks"]["g"], nlohmann::ordered_json::array({"a", "b"}));
+  EXPECT_EQ(j["versions"]["g"], 3.0);
+  EXPECT_EQ(j["higher_is_better"]["g"]["exact_match"], true);
 }
 
 TEST(EvalEvaluator, GenerationDigitAndPassageScoring) {
