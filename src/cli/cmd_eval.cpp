@@ -40,7 +40,7 @@ void print_listing() {
   for (const auto& t : tasks) {
     std::string metrics;
     for (const auto& m : t.metrics)
-      metrics += fmt::format("{}{} ({})", metrics.empty() ? "" : ", ", m.name,
+      metrics += fmt::format("{}{} ({})", metrics.empty() ? "" : ", ", m.id(),
                              eval::metric_kind_name(m.kind));
     fmt::print("{:<{}}  {:<24}  {:<40}  {}\n", t.name, w, t.output_type, metrics, t.description);
   }
@@ -115,6 +115,8 @@ int run_eval(const EvalOptions& o) {
     if (!samples) throw Error(fmt::format("--log-samples {}: cannot write file", o.log_samples));
   }
   const auto t0 = std::chrono::steady_clock::now();
+  const double start_unix =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   eval::Progress progress(total);
   std::vector<eval::TaskResult> results;
   size_t before = 0;
@@ -127,10 +129,10 @@ int run_eval(const EvalOptions& o) {
     results.push_back(eval::evaluate(*t, lm, eo));
     before += results.back().items.size();
     if (samples.is_open()) {
-      for (const auto& it : results.back().items)
-        samples << eval::sample_json(results.back(), it, path.canonical())
-                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-                << '\n';
+      const auto& items = results.back().items;
+      for (size_t k = 0; k < items.size(); ++k)
+        for (const auto& line : eval::sample_lines(results.back(), items[k], k, path.canonical()))
+          samples << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
       samples.flush();
     }
   }
@@ -145,20 +147,35 @@ int run_eval(const EvalOptions& o) {
 
   fmt::print("{}", eval::summary_table(results));
   if (!o.output.empty()) {
-    nlohmann::json config = {{"model", m->path()},
-                             {"model_name", m->name()},
-                             {"path", path.canonical()},
-                             {"path_layers", path.layers},
-                             {"tasks", names},
-                             {"limit", o.limit > 0 ? nlohmann::json(o.limit) : nlohmann::json()},
-                             {"seed", o.seed},
-                             {"n_ctx", lm.n_ctx()},
-                             {"chat_template", lopts.format.chat_family},
-                             {"reprise_version", "0.1.0"},
-                             {"date", iso_time_now()},
-                             {"total_evaluation_time_seconds", seconds}};
+    // lm-eval's "config" fields first, then reprise's own.
+    const nlohmann::json limit_json = o.limit > 0 ? nlohmann::json(o.limit) : nlohmann::json();
+    eval::RunInfo run;
+    run.config = {{"model", "reprise"},
+                  {"model_args", fmt::format("model={},path={}", m->path(), path.canonical())},
+                  {"batch_size", o.batch_items},
+                  {"batch_sizes", nlohmann::json::array()},
+                  {"device", "cpu"},
+                  {"use_cache", nullptr},
+                  {"limit", limit_json},
+                  {"bootstrap_iters", 0},
+                  {"gen_kwargs", nullptr},
+                  {"random_seed", o.seed},
+                  {"model_path", m->path()},
+                  {"path", path.canonical()},
+                  {"path_layers", path.layers},
+                  {"tasks", names},
+                  {"seed", o.seed},
+                  {"n_ctx", lm.n_ctx()},
+                  {"prompt_format", lm.prompt_format()},
+                  {"reprise_version", "0.1.0"},
+                  {"date_iso", iso_time_now()}};
+    run.model_name = m->name();
+    run.date = start_unix;
+    run.seconds = seconds;
+    run.chat_template = lopts.format.chat_family;
+    run.groups = eval::lm_eval_groups(o.tasks);
     write_file(o.output,
-               eval::results_json(results, config)
+               eval::results_json(results, run)
                        .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
                    "\n",
                "-o");

@@ -89,6 +89,9 @@ int run_scan_cli(ScanCli& o) {
   fmt::print("{}", report::scan_summary(o.out, o.top));
   fmt::print("this run: {} configs scored, {} already in the store; {:.1f} s\n", totals.configs_run,
              totals.configs_skipped, totals.seconds);
+  for (const auto& [kind, e] : totals.layer_evals_by_kind)
+    fmt::print("prefix reuse, {}: {} layer evaluations instead of {} ({:.2f}x fewer)\n", kind,
+               e.first, e.second, e.first > 0 ? double(e.second) / double(e.first) : 0.0);
   return 0;
 }
 

@@ -46,10 +46,12 @@ void KvCache::store(int slot, int pos, const float* k, const float* v) {
   }
 }
 
-void KvCache::copy_rows_from(const KvCache& src, int src_slot, int dst_slot, int n_pos) {
+void KvCache::copy_rows_from(const KvCache& src, int src_slot, int src_pos, int dst_slot,
+                             int dst_pos, int n_pos) {
+  if (n_pos <= 0) return;
   const size_t n = static_cast<size_t>(n_pos) * kv_dim_ * elem_bytes();
-  std::copy_n(&src.k_[src.index(src_slot, 0)], n, &k_[index(dst_slot, 0)]);
-  std::copy_n(&src.v_[src.index(src_slot, 0)], n, &v_[index(dst_slot, 0)]);
+  std::copy_n(&src.k_[src.index(src_slot, src_pos)], n, &k_[index(dst_slot, dst_pos)]);
+  std::copy_n(&src.v_[src.index(src_slot, src_pos)], n, &v_[index(dst_slot, dst_pos)]);
 }
 
 }  // namespace reprise

@@ -41,7 +41,12 @@ class KvCache {
 
   // Copies positions [0, n_pos) of `src_slot` in `src` into `dst_slot` here (same kv_dim and
   // type): a scan reuses the KV a baseline run computed for the layers both paths share.
-  void copy_rows_from(const KvCache& src, int src_slot, int dst_slot, int n_pos);
+  void copy_rows_from(const KvCache& src, int src_slot, int dst_slot, int n_pos) {
+    copy_rows_from(src, src_slot, 0, dst_slot, 0, n_pos);
+  }
+  // The same for positions [src_pos, src_pos + n_pos) of src into [dst_pos, dst_pos + n_pos).
+  void copy_rows_from(const KvCache& src, int src_slot, int src_pos, int dst_slot, int dst_pos,
+                      int n_pos);
 
   uint64_t bytes() const { return k_.size() + v_.size(); }
 

@@ -82,7 +82,7 @@ void Session::set_path(LayerPath path) {
     cache_ = KvCache(path.size(), cache_.n_ctx(), cache_.kv_dim(), cache_.type());
   }
   path_ = std::move(path);
-  n_past_ = 0;
+  reset();
 }
 
 uint64_t Session::state_bytes() const {
@@ -96,6 +96,7 @@ void Session::truncate(int n) {
   if (n < 0 || n > n_past_)
     throw Error(fmt::format("cannot truncate a {}-token sequence to {}", n_past_, n));
   n_past_ = n;
+  if (tokens_known_) tokens_.resize(static_cast<size_t>(n));
 }
 
 std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool all_logits) {
@@ -103,25 +104,45 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool al
   for (int32_t t : tokens)
     if (t < 0 || t >= hp.n_vocab)
       throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", t, hp.n_vocab));
-  if (prefix_cache_ && n_past_ == 0 && !tokens.empty() && !observer_) {
-    if (int b = prefix_cache_->shared_positions(path_); b > 0) {
-      const PrefixCache::Entry& e = prefix_cache_->get(tokens);
-      const int T = static_cast<int>(tokens.size());
-      if (T > cache_.n_ctx())
-        throw Error(fmt::format("context full: {} new tokens exceed --ctx {}", T, cache_.n_ctx()));
-      for (int s = 0; s < b; ++s) cache_.copy_rows_from(e.kv, s, s, T);
-      return prefill_from_residual(b, e.residual[b - 1], all_logits);
-    }
-  }
+  if (auto out = prefill_cached(tokens, all_logits); !out.empty()) return out;
   const Weights& w = model_.weights();
-  return run(static_cast<int64_t>(tokens.size()), 0, all_logits, [&](int64_t start, int64_t T) {
+  auto out = run(static_cast<int64_t>(tokens.size()), 0, all_logits, [&](int64_t start, int64_t T) {
     for (int64_t t = 0; t < T; ++t)
       kernels::embedding_row(w.token_embd, tokens[start + t], &x_[t * hp.n_embd]);
   });
+  if (tokens_known_) tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
+  return out;
+}
+
+std::span<const float> Session::prefill_cached(std::span<const int32_t> tokens, bool all_logits) {
+  if (!prefix_cache_ || observer_ || tokens.empty() || !tokens_known_) return {};
+  const int b = prefix_cache_->shared_positions(path_);
+  if (b == 0) return {};
+  const int T = static_cast<int>(tokens.size());
+  if (n_past_ + T > cache_.n_ctx())
+    throw Error(fmt::format("context full: {} tokens past + {} new exceed --ctx {}", n_past_, T,
+                            cache_.n_ctx()));
+  std::vector<int32_t> seq(tokens_);
+  seq.insert(seq.end(), tokens.begin(), tokens.end());
+  const bool decode_only = T == 1 && n_past_ > 0 && b < path_.size();
+  const PrefixCache::Entry* e =
+      decode_only ? prefix_cache_->find(seq, n_past_) : prefix_cache_->get(seq, n_past_);
+  if (!e) return {};
+  for (int s = 0; s < b; ++s) cache_.copy_rows_from(e->kv, s, 0, s, n_past_, T);
+  auto out = run_residual(b, e->residual[b - 1], all_logits);
+  tokens_ = std::move(seq);
+  return out;
 }
 
 std::span<const float> Session::prefill_from_residual(int first_slot, std::span<const float> x,
                                                       bool all_logits) {
+  tokens_known_ = false;
+  tokens_.clear();
+  return run_residual(first_slot, x, all_logits);
+}
+
+std::span<const float> Session::run_residual(int first_slot, std::span<const float> x,
+                                             bool all_logits) {
   const int64_t d = model_.hparams().n_embd;
   if (first_slot < 0 || first_slot > path_.size())
     throw Error(fmt::format("path position {} out of range (path has {})", first_slot,

@@ -52,15 +52,23 @@ class Session {
   ThreadPool& pool() { return pool_; }
 
   // Forgets the sequence (KV contents become unused).
-  void reset() { n_past_ = 0; }
+  void reset() {
+    n_past_ = 0;
+    tokens_.clear();
+    tokens_known_ = true;
+  }
   // Keeps only the first n tokens of the sequence, e.g. to reuse a shared few-shot prefix: the
   // next prefill continues at position n and overwrites what came after.
   void truncate(int n);
   // Switches to another layer path; the sequence restarts.
   void set_path(LayerPath path);
   void set_observer(ForwardObserver* observer) { observer_ = observer; }
-  // With a cache, a prefill that starts a sequence (n_past == 0) reuses the cached baseline run
-  // for the positions this path shares with the cache's base path (see engine/prefix_cache.h).
+  // With a cache, a prefill reuses the cached baseline run of the whole sequence so far for the
+  // positions this path shares with the cache's base path (see engine/prefix_cache.h), wherever
+  // the sequence stands: a first prefill, one after truncate(), a continuation. A single-token
+  // decode on a path that departs from the base only uses what is cached already (its
+  // generation may have left the baseline's, and computing the baseline as well would cost
+  // more than it saves).
   void set_prefix_cache(PrefixCache* cache) { prefix_cache_ = cache; }
 
   const KvCache& kv_cache() const { return cache_; }
@@ -79,7 +87,9 @@ class Session {
   // Continues a forward pass from a residual stream instead of token embeddings: x is the
   // stream [T, n_embd] entering path position first_slot (e.g. cached at a layer boundary of
   // another path that shares the first positions). Slots before first_slot are not run, so
-  // their KV entries for these positions are not written. Returns logits like prefill().
+  // their KV entries for these positions are not written (and the session no longer knows its
+  // tokens, so later prefills skip the prefix cache until reset). Returns logits like
+  // prefill().
   std::span<const float> prefill_from_residual(int first_slot, std::span<const float> x,
                                                bool all_logits = false);
 
@@ -87,6 +97,9 @@ class Session {
   uint64_t state_bytes() const;
 
  private:
+  // The prefill through the prefix cache; an empty span when the cache cannot serve it.
+  std::span<const float> prefill_cached(std::span<const int32_t> tokens, bool all_logits);
+  std::span<const float> run_residual(int first_slot, std::span<const float> x, bool all_logits);
   std::span<const float> run(int64_t n_tokens, int first_slot, bool all_logits,
                              const std::function<void(int64_t start, int64_t T)>& load_input);
   void forward_chunk(int64_t T, int first_slot, bool all_logits, float* logits_out);
@@ -99,6 +112,8 @@ class Session {
   ThreadPool pool_;
   KvCache cache_;
   int n_past_ = 0;
+  std::vector<int32_t> tokens_;  // the sequence's tokens (tokens_.size() == n_past_ when known)
+  bool tokens_known_ = true;
   ForwardObserver* observer_ = nullptr;
   PrefixCache* prefix_cache_ = nullptr;
   int64_t layer_evals_ = 0;

@@ -30,6 +30,12 @@ double metric_value(const ojson& v, const std::string& at) {
   return v.get<double>();
 }
 
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+  return s.empty() ? "none" : s;
+}
+
 // Adds one item (from either file format) to its task, checking it agrees with earlier items.
 void add_item(RunItems& run, const std::string& task, const ojson& item,
               const std::vector<MetricInfo>& metrics, const std::string& at) {
@@ -47,7 +53,7 @@ void add_item(RunItems& run, const std::string& task, const ojson& item,
   } else {
     bool same = t.metrics.size() == metrics.size();
     for (size_t k = 0; same && k < metrics.size(); ++k)
-      same = t.metrics[k].name == metrics[k].name && t.metrics[k].kind == metrics[k].kind;
+      same = t.metrics[k].id() == metrics[k].id() && t.metrics[k].kind == metrics[k].kind;
     if (!same)
       throw Error(fmt::format("{}: the metrics differ from earlier items of {}", at, task));
   }
@@ -97,27 +103,74 @@ void load_results(RunItems& run, const ojson& doc) {
       run.task_order.push_back(task);
     }
   }
-  if (doc.contains("config") && doc["config"].is_object() && doc["config"].contains("path") &&
-      doc["config"]["path"].is_string())
-    run.label = doc["config"]["path"].get<std::string>();
+  const ojson config = doc.value("config", ojson());
+  if (config.is_object() && config.contains("path") && config["path"].is_string())
+    run.label = config["path"].get<std::string>();
+  if (config.is_object() && config.contains("prompt_format") && config["prompt_format"].is_string())
+    run.prompt_format = config["prompt_format"].get<std::string>();
+  else if (config.is_object() && config.value("chat_template", ojson()).is_string() &&
+           !config["chat_template"].get<std::string>().empty())
+    run.prompt_format = "chat:" + config["chat_template"].get<std::string>();
 }
 
+// A samples log has one line per item and filter (lm-eval's layout): the lines of an item are
+// merged into one item whose metrics are keyed by MetricInfo::id. Lines written before that
+// layout carry a "metrics" object of all the item's values instead.
 void load_samples(RunItems& run, const fs::path& file) {
+  struct Pending {
+    std::string task, at;
+    ojson item, kinds, better;
+  };
+  std::vector<Pending> items;
+  std::map<std::pair<std::string, std::string>, size_t> index;
+  std::set<std::string> formats;
   for_each_jsonl_ordered(file, [&](const ojson& j, int n) {
     const std::string at = fmt::format("{}:{}", file.string(), n);
     if (!j.is_object() || !j.contains("task") || !j["task"].is_string())
       throw Error(fmt::format("{}: needs \"task\" (a string)", at));
-    const auto metrics =
-        metrics_from(j.value("metric_kinds", ojson()), j.value("higher_is_better", ojson()), at);
-    add_item(run, j["task"].get<std::string>(), j, metrics, at);
+    if (!j.contains("id") || !j["id"].is_string())
+      throw Error(fmt::format("{}: needs \"id\" (a string)", at));
+    const std::string task = j["task"].get<std::string>(), id = j["id"].get<std::string>();
+    ojson values = ojson::object();
+    if (j.contains("metrics") && j["metrics"].is_object()) {
+      values = j["metrics"];
+    } else if (j.contains("metrics") && j["metrics"].is_array()) {
+      const std::string filter = j.value("filter", std::string("none"));
+      for (const auto& name : j["metrics"]) {
+        if (!name.is_string() || !j.contains(name.get<std::string>()))
+          throw Error(fmt::format("{}: metric {} has no value", at, name.dump()));
+        const std::string key =
+            filter == "none" ? name.get<std::string>() : name.get<std::string>() + "," + filter;
+        values[key] = j[name.get<std::string>()];
+      }
+    } else {
+      throw Error(fmt::format("{}: needs \"metrics\"", at));
+    }
+    auto [it, fresh] = index.try_emplace({task, id}, items.size());
+    if (fresh) {
+      ojson item = {{"id", id}, {"doc_hash", j.value("doc_hash", ojson())}, {"metrics", values}};
+      items.push_back({task, at, item, j.value("metric_kinds", ojson::object()),
+                       j.value("higher_is_better", ojson::object())});
+    } else {
+      Pending& p = items[it->second];
+      if (p.item["doc_hash"] != j.value("doc_hash", ojson()))
+        throw Error(fmt::format("{}: item '{}' has another doc_hash than on line {}", at, id,
+                                p.at.substr(p.at.rfind(':') + 1)));
+      const ojson kinds = j.value("metric_kinds", ojson::object());
+      const ojson better = j.value("higher_is_better", ojson::object());
+      for (const auto& [k, v] : values.items()) p.item["metrics"][k] = v;
+      for (const auto& [k, v] : kinds.items()) p.kinds[k] = v;
+      for (const auto& [k, v] : better.items()) p.better[k] = v;
+    }
     if (j.contains("path") && j["path"].is_string()) run.label = j["path"].get<std::string>();
+    formats.insert(j.value("prompt_format", std::string("plain")));
   });
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
-  return s.empty() ? "none" : s;
+  if (formats.size() > 1)
+    throw Error(fmt::format("{}: lines of different prompt formats ({})", file.string(),
+                            join(std::vector<std::string>(formats.begin(), formats.end()))));
+  if (!formats.empty()) run.prompt_format = *formats.begin();
+  for (const auto& p : items)
+    add_item(run, p.task, p.item, metrics_from(p.kinds, p.better, p.at), p.at);
 }
 
 std::string signed_fixed(double v) {
@@ -165,6 +218,11 @@ RunItems load_run(const fs::path& file) {
 }
 
 Comparison compare_runs(const RunItems& a, const RunItems& b, const CompareOptions& opts) {
+  if (a.prompt_format != b.prompt_format)
+    throw Error(fmt::format(
+        "cannot compare runs of different prompt formats: A ({}) is {}, B ({}) is {}; run both "
+        "with the same --chat setting",
+        a.source, a.prompt_format, b.source, b.prompt_format));
   std::vector<std::string> ta(a.task_order), tb(b.task_order);
   std::sort(ta.begin(), ta.end());
   std::sort(tb.begin(), tb.end());
@@ -198,7 +256,7 @@ Comparison compare_runs(const RunItems& a, const RunItems& b, const CompareOptio
     bool same_metrics = x.metrics.size() == y.metrics.size();
     for (size_t m = 0; same_metrics && m < x.metrics.size(); ++m)
       same_metrics =
-          x.metrics[m].name == y.metrics[m].name && x.metrics[m].kind == y.metrics[m].kind;
+          x.metrics[m].id() == y.metrics[m].id() && x.metrics[m].kind == y.metrics[m].kind;
     if (!same_metrics) throw Error(fmt::format("cannot compare task {}: the metrics differ", task));
 
     for (size_t m = 0; m < x.metrics.size(); ++m) {

@@ -28,11 +28,15 @@ struct RunTask {
 struct RunItems {
   std::string source;  // the file
   std::string label;   // the layer path when recorded, else the file name
+  // "plain" or "chat:<family>" (LanguageModel::prompt_format); files that predate the field
+  // count as plain unless their config names a chat template.
+  std::string prompt_format = "plain";
   std::map<std::string, RunTask> tasks;
   std::vector<std::string> task_order;
 };
 
-// Reads a results JSON written by `eval -o` (its "samples") or a --log-samples JSONL file.
+// Reads a results JSON written by `eval -o` (its "samples") or a --log-samples JSONL file (one
+// line per item and filter; an item's lines are merged).
 // Throws Error "file[:line]: ..." on anything malformed.
 RunItems load_run(const std::filesystem::path& file);
 
@@ -58,7 +62,7 @@ struct Comparison {
   std::vector<std::string> verdicts;   // one per task, on its primary metric
 };
 
-// Throws Error when the runs' tasks, items or metrics differ.
+// Throws Error when the runs' prompt formats, tasks, items or metrics differ.
 Comparison compare_runs(const RunItems& a, const RunItems& b, const CompareOptions& opts = {});
 
 // One sentence about a task's primary metric, e.g. "arc_easy: B is better on acc: +0.031

@@ -9,6 +9,7 @@
 #include "eval/rng.h"
 #include "eval/stats.h"
 #include "util/error.h"
+#include "util/sha256.h"
 
 namespace reprise::eval {
 namespace {
@@ -18,23 +19,95 @@ nlohmann::json number_or_null(double v) {
   return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
 }
 
-std::string first_context(std::span<const Request> requests) {
-  if (requests.empty()) return "";
-  return std::visit(
-      [](const auto& r) -> std::string {
-        using T = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<T, RollingRequest>)
-          return "";
-        else
-          return r.context;
-      },
-      requests.front());
+// Python's str() of a float, as lm-eval's logs write numbers: shortest round trip, with ".0" on
+// whole numbers.
+std::string py_float(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::string s = fmt::format("{}", v);
+  if (s.find_first_of(".en") == std::string::npos) s += ".0";
+  return s;
+}
+
+// lm-eval's logged arguments of one request, the texts as the model read them.
+nlohmann::json request_args(const Request& req, const LanguageModel& lm) {
+  using J = nlohmann::json;
+  if (const auto* r = std::get_if<LoglikelihoodRequest>(&req)) {
+    auto [c, k] = lm.rendered(r->context, r->continuation);
+    return J::array({c, k});
+  }
+  if (const auto* r = std::get_if<RollingRequest>(&req)) return J::array({r->text});
+  if (const auto* r = std::get_if<GenerateRequest>(&req)) {
+    return J::array({lm.rendered(r->context, "").first,
+                     {{"until", r->stop},
+                      {"max_gen_toks", r->max_tokens},
+                      {"do_sample", false},
+                      {"temperature", 0.0}}});
+  }
+  const auto& r = std::get<CandidateRequest>(req);
+  return J::array({lm.rendered(r.context, "").first, r.candidates});
+}
+
+// One response as lm-eval logs it (numbers as Python's str() of them).
+nlohmann::json response_json(const Response& resp) {
+  using J = nlohmann::json;
+  if (const auto* r = std::get_if<LoglikelihoodResult>(&resp))
+    return J::array({py_float(r->logprob), r->is_greedy ? "True" : "False"});
+  if (const auto* r = std::get_if<RollingResult>(&resp)) return py_float(r->logprob);
+  if (const auto* r = std::get_if<GenerateResult>(&resp)) return r->text;
+  J probs = J::array();
+  for (double p : std::get<CandidateResult>(resp).probs) probs.push_back(py_float(p));
+  return probs;
 }
 
 std::string ids_text(std::span<const int32_t> ids) {
   std::string s;
   for (int32_t t : ids) s += std::to_string(t) + ",";
   return s;
+}
+
+// lm-eval's row for a group: each metric's mean over all the subtasks' items (its
+// weight_by_size aggregation) and the pooled standard error, sqrt(sum((n_i - 1) n_i se_i^2) /
+// (N - k) / N) over k subtasks of n_i items, N in all; "N/A" when a subtask's is undefined.
+void add_group_rows(nlohmann::ordered_json& out, const TaskGroup& g,
+                    std::span<const TaskResult> results) {
+  using ojson = nlohmann::ordered_json;
+  auto in_group = [&](const TaskResult& r) {
+    return std::find(g.tasks.begin(), g.tasks.end(), r.info.name) != g.tasks.end();
+  };
+  ojson row = {{"alias", g.name}}, members = ojson::array();
+  for (const auto& r : results)
+    if (in_group(r)) members.push_back(r.info.name);
+  if (members.empty()) return;
+  for (const auto& id : g.metrics) {
+    double sum = 0, pooled = 0, n_all = 0, k = 0;
+    bool defined = true;
+    const MetricInfo* info = nullptr;
+    for (const auto& r : results) {
+      if (!in_group(r)) continue;
+      for (const auto& m : r.metrics) {
+        if (m.info.id() != id) continue;
+        info = &m.info;
+        const double n = static_cast<double>(m.n);
+        sum += m.value * n;
+        pooled += (n - 1) * n * m.std_error * m.std_error;
+        defined = defined && std::isfinite(m.std_error);
+        n_all += n;
+        k += 1;
+      }
+    }
+    if (!info || n_all == 0) continue;
+    const std::string f = "," + info->filter;
+    row[info->name + f] = sum / n_all;
+    row[info->name + "_stderr" + f] =
+        defined && n_all > k ? ojson(std::sqrt(pooled / (n_all - k) / n_all)) : ojson("N/A");
+    out["higher_is_better"][g.name][info->name] = info->higher_is_better;
+  }
+  out["results"][g.name] = row;
+  if (!out.contains("groups")) out["groups"] = ojson::object();
+  out["groups"][g.name] = row;
+  out["group_subtasks"][g.name] = members;
+  out["versions"][g.name] = g.version;
 }
 
 }  // namespace
@@ -44,7 +117,7 @@ const char* metric_kind_name(MetricKind k) {
 }
 
 std::string doc_hash(const std::string& task, std::span<const Request> requests,
-                     const std::string& gold) {
+                     const std::string& gold, std::string_view prompt_format) {
   // Fields are separated by a byte that does not occur in text, so ("ab","c") != ("a","bc").
   const std::string sep(1, '\x1f');
   uint64_t h = fnv1a64(task + sep);
@@ -67,6 +140,7 @@ std::string doc_hash(const std::string& task, std::span<const Request> requests,
     h = fnv1a64(s + sep, h);
   }
   h = fnv1a64("gold" + sep + gold, h);
+  if (prompt_format != "plain") h = fnv1a64("format" + sep + std::string(prompt_format), h);
   return fmt::format("{:016x}", h);
 }
 
@@ -84,6 +158,7 @@ TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts
   const auto t0 = std::chrono::steady_clock::now();
   TaskResult res;
   res.info = task.info();
+  res.prompt_format = lm.prompt_format();
   res.n_available = task.size();
   const size_t n = opts.limit > 0 ? std::min(opts.limit, task.size()) : task.size();
   const size_t batch = std::max<size_t>(1, opts.batch_items);
@@ -109,11 +184,19 @@ TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts
                                 s.values.size(), res.info.metrics.size()));
       ItemRecord rec;
       rec.id = task.item_id(i);
-      rec.doc_hash = doc_hash(res.info.name, asked, s.gold);
+      rec.doc_hash = doc_hash(res.info.name, asked, s.gold, res.prompt_format);
       rec.values = std::move(s.values);
       rec.prediction = std::move(s.prediction);
       rec.gold = std::move(s.gold);
-      rec.prompt = first_context(asked);
+      rec.arguments = nlohmann::json::object();
+      rec.resps = nlohmann::json::array();
+      for (size_t k = 0; k < asked.size(); ++k) {
+        const nlohmann::json args = request_args(asked[k], lm);
+        if (k == 0 && args[0].is_string()) rec.prompt = args[0].get<std::string>();
+        nlohmann::json& named = rec.arguments[fmt::format("gen_args_{}", k)];
+        for (size_t j = 0; j < args.size(); ++j) named[fmt::format("arg_{}", j)] = args[j];
+        rec.resps.push_back(nlohmann::json::array({response_json(mine[k])}));
+      }
       rec.details = std::move(s.details);
       res.items.push_back(std::move(rec));
     }
@@ -127,46 +210,61 @@ TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts
   return res;
 }
 
-nlohmann::ordered_json results_json(std::span<const TaskResult> results,
-                                    const nlohmann::json& config, bool with_samples) {
+nlohmann::ordered_json results_json(std::span<const TaskResult> results, const RunInfo& run,
+                                    bool with_samples) {
   using ojson = nlohmann::ordered_json;
   ojson out;
-  out["results"] = ojson::object();
-  out["n-samples"] = ojson::object();
-  out["higher_is_better"] = ojson::object();
-  out["metric_kinds"] = ojson::object();
-  out["configs"] = ojson::object();
+  for (const char* key : {"results", "group_subtasks", "configs", "versions", "n-shot",
+                          "higher_is_better", "n-samples", "metric_kinds"})
+    out[key] = ojson::object();
   if (with_samples) out["samples"] = ojson::object();
   for (const auto& r : results) {
     const std::string& name = r.info.name;
     ojson res = {{"alias", name}};
     for (const auto& m : r.metrics) {
-      res[m.info.name + ",none"] = ojson(number_or_null(m.value));
-      res[m.info.name + "_stderr,none"] = number_or_null(m.std_error);
+      const std::string f = "," + m.info.filter;
+      res[m.info.name + f] = number_or_null(m.value);
+      // lm-eval writes "N/A" where a stderr is undefined; its table printer expects that.
+      res[m.info.name + "_stderr" + f] =
+          std::isfinite(m.std_error) ? ojson(m.std_error) : ojson("N/A");
       out["higher_is_better"][name][m.info.name] = m.info.higher_is_better;
-      out["metric_kinds"][name][m.info.name] = metric_kind_name(m.info.kind);
+      out["metric_kinds"][name][m.info.id()] = metric_kind_name(m.info.kind);
     }
     for (const auto& [k, v] : r.aggregates) res[k + ",none"] = number_or_null(v);
-    res["n"] = r.items.size();
     out["results"][name] = res;
+    out["group_subtasks"][name] = ojson::array();
+    out["versions"][name] = r.info.version;
+    out["n-shot"][name] = r.info.num_fewshot;
     out["n-samples"][name] = {{"original", r.n_available}, {"effective", r.items.size()}};
-    ojson metric_list = ojson::array();
-    for (const auto& m : r.info.metrics)
+    ojson metric_list = ojson::array(), filters = ojson::array();
+    for (const auto& m : r.info.metrics) {
       metric_list.push_back({{"metric", m.name},
                              {"aggregation", "mean"},
                              {"higher_is_better", m.higher_is_better},
                              {"kind", metric_kind_name(m.kind)}});
-    out["configs"][name] = {{"task", name},
-                            {"output_type", r.info.output_type},
-                            {"description", r.info.description},
-                            {"metric_list", metric_list},
-                            {"seconds", r.seconds}};
+      if (m.filter != "none" &&
+          std::find(filters.begin(), filters.end(), m.filter) == filters.end())
+        filters.push_back(m.filter);
+    }
+    ojson cfg = {{"task", name},
+                 {"output_type", r.info.output_type},
+                 {"description", r.info.description},
+                 {"num_fewshot", r.info.num_fewshot},
+                 {"metric_list", metric_list}};
+    if (!filters.empty()) {
+      ojson fl = ojson::array();
+      for (const auto& f : filters) fl.push_back({{"name", f}});
+      cfg["filter_list"] = fl;
+    }
+    cfg["metadata"] = {{"version", r.info.version}, {"prompt_format", r.prompt_format}};
+    cfg["seconds"] = r.seconds;
+    out["configs"][name] = cfg;
     if (with_samples) {
       ojson items = ojson::array();
       for (const auto& it : r.items) {
         ojson m = ojson::object();
         for (size_t k = 0; k < it.values.size(); ++k)
-          m[r.info.metrics[k].name] = number_or_null(it.values[k]);
+          m[r.info.metrics[k].id()] = number_or_null(it.values[k]);
         items.push_back({{"id", it.id},
                          {"doc_hash", it.doc_hash},
                          {"metrics", m},
@@ -176,31 +274,71 @@ nlohmann::ordered_json results_json(std::span<const TaskResult> results,
       out["samples"][name] = items;
     }
   }
-  out["config"] = config;
+  for (const auto& g : run.groups) add_group_rows(out, g, results);
+  out["config"] = run.config;
+  out["model_name"] = run.model_name;
+  out["chat_template"] = run.chat_template.empty() ? ojson(nullptr) : ojson(run.chat_template);
+  out["date"] = run.date;
+  // lm-eval writes this one as a string.
+  out["total_evaluation_time_seconds"] = fmt::format("{}", run.seconds);
   return out;
 }
 
-nlohmann::ordered_json sample_json(const TaskResult& task, const ItemRecord& item,
-                                   const std::string& path_label) {
+std::vector<nlohmann::ordered_json> sample_lines(const TaskResult& task, const ItemRecord& item,
+                                                 size_t doc_id, const std::string& path_label) {
   using ojson = nlohmann::ordered_json;
-  ojson metrics = ojson::object(), kinds = ojson::object(), better = ojson::object();
-  for (size_t k = 0; k < item.values.size(); ++k) {
-    const MetricInfo& m = task.info.metrics[k];
-    metrics[m.name] = number_or_null(item.values[k]);
-    kinds[m.name] = metric_kind_name(m.kind);
-    better[m.name] = m.higher_is_better;
+  const auto& metrics = task.info.metrics;
+  std::vector<std::string> filters;
+  for (const auto& m : metrics)
+    if (std::find(filters.begin(), filters.end(), m.filter) == filters.end())
+      filters.push_back(m.filter);
+  // Every request's response, unwrapped: what a metric without a filter reads.
+  ojson unfiltered = ojson::array();
+  for (const auto& r : item.resps) unfiltered.push_back(r.empty() ? ojson() : ojson(r[0]));
+  // lm-eval's target (a multiple-choice task's gold index), else the gold answer.
+  const std::string target = item.details.is_object() && item.details.contains("target") &&
+                                     item.details["target"].is_string()
+                                 ? item.details["target"].get<std::string>()
+                                 : item.gold;
+  std::vector<ojson> out;
+  for (const auto& f : filters) {
+    ojson names = ojson::array(), kinds = ojson::object(), better = ojson::object();
+    ojson filtered = unfiltered;
+    ojson line = {{"doc_id", doc_id},
+                  {"doc", {{"id", item.id}, {"gold", item.gold}}},
+                  {"target", target},
+                  {"arguments", ojson(item.arguments)},
+                  {"resps", ojson(item.resps)}};
+    for (size_t k = 0; k < metrics.size(); ++k) {
+      if (metrics[k].filter != f) continue;
+      names.push_back(metrics[k].name);
+      kinds[metrics[k].id()] = metric_kind_name(metrics[k].kind);
+      better[metrics[k].id()] = metrics[k].higher_is_better;
+      // Generation tasks record what each metric's filter extracted.
+      const auto& ex = item.details.is_object() ? item.details.value("extracted", nlohmann::json())
+                                                : nlohmann::json();
+      if (f != "none" && ex.is_object() && ex.contains(metrics[k].id()))
+        filtered = ojson::array({ojson(ex[metrics[k].id()])});
+    }
+    line["filtered_resps"] = filtered;
+    line["filter"] = f;
+    line["metrics"] = names;
+    line["doc_hash"] = item.doc_hash;
+    line["prompt_hash"] = sha256_hex(item.prompt);
+    line["target_hash"] = sha256_hex(target);
+    for (size_t k = 0; k < metrics.size(); ++k)
+      if (metrics[k].filter == f) line[metrics[k].name] = number_or_null(item.values[k]);
+    line["task"] = task.info.name;
+    line["id"] = item.id;
+    line["metric_kinds"] = kinds;
+    line["higher_is_better"] = better;
+    line["path"] = path_label;
+    line["prompt_format"] = task.prompt_format;
+    line["prediction"] = item.prediction;
+    line["details"] = ojson(item.details);
+    out.push_back(std::move(line));
   }
-  return {{"task", task.info.name},
-          {"id", item.id},
-          {"doc_hash", item.doc_hash},
-          {"metrics", metrics},
-          {"metric_kinds", kinds},
-          {"higher_is_better", better},
-          {"prediction", item.prediction},
-          {"gold", item.gold},
-          {"path", path_label},
-          {"prompt", item.prompt},
-          {"details", ojson(item.details)}};
+  return out;
 }
 
 std::string summary_table(std::span<const TaskResult> results) {
@@ -208,7 +346,7 @@ std::string summary_table(std::span<const TaskResult> results) {
   rows.push_back({"task", "metric", "value", "stderr", "n"});
   for (const auto& r : results) {
     for (const auto& m : r.metrics)
-      rows.push_back({r.info.name, m.info.name, fmt::format("{:.4f}", m.value),
+      rows.push_back({r.info.name, m.info.id(), fmt::format("{:.4f}", m.value),
                       std::isfinite(m.std_error) ? fmt::format("{:.4f}", m.std_error) : "-",
                       std::to_string(m.n)});
     for (const auto& [k, v] : r.aggregates)

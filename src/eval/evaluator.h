@@ -7,6 +7,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "eval/language_model.h"
@@ -16,10 +17,16 @@ namespace reprise::eval {
 
 struct ItemRecord {
   std::string id;
-  std::string doc_hash;        // fingerprint of the requests and gold: equal only for the same item
+  // Fingerprint of the requests, the gold answer and the prompt format: equal only for the same
+  // item posed the same way.
+  std::string doc_hash;
   std::vector<double> values;  // per TaskInfo::metrics
   std::string prediction, gold;
-  std::string prompt;  // the first request's context (for the samples log)
+  std::string prompt;  // the first request's context as the model read it (chat-wrapped or not)
+  // lm-eval's logged "arguments" ({"gen_args_K": {"arg_0": context, "arg_1": continuation or
+  // generation settings}}, texts as the model read them) and "resps" (each request's response,
+  // as strings).
+  nlohmann::json arguments, resps;
   nlohmann::json details;
 };
 
@@ -32,7 +39,8 @@ struct MetricSummary {
 
 struct TaskResult {
   TaskInfo info;
-  size_t n_available = 0;  // items in the task before --limit
+  std::string prompt_format = "plain";  // LanguageModel::prompt_format() of the run
+  size_t n_available = 0;               // items in the task before --limit
   std::vector<ItemRecord> items;
   std::vector<MetricSummary> metrics;
   std::vector<std::pair<std::string, double>> aggregates;  // Task::aggregates
@@ -48,23 +56,42 @@ struct EvalOptions {
 
 TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts = {});
 
-// Hex FNV-1a of the task name, every request's fields and the gold answer.
+// Hex FNV-1a of the task name, every request's fields, the gold answer and the prompt format
+// (left out when "plain", so plain runs keep the hashes they always had).
 std::string doc_hash(const std::string& task, std::span<const Request> requests,
-                     const std::string& gold);
+                     const std::string& gold, std::string_view prompt_format = "plain");
 
 // Means and standard errors of each metric over `items`.
 std::vector<MetricSummary> summarize(const TaskInfo& info, std::span<const ItemRecord> items);
 
-// {"results": {task: {"alias", "<metric>,none", "<metric>_stderr,none", ..., "n"}},
-//  "n-samples", "higher_is_better", "metric_kinds", "configs", "config", "samples"?}.
-// `config` describes the run (model, path, limit, seed, ...); samples hold every item's id,
-// hash, metrics, prediction and gold so `reprise compare` can pair two runs.
-nlohmann::ordered_json results_json(std::span<const TaskResult> results,
-                                    const nlohmann::json& config, bool with_samples = true);
+// What results_json records about the run besides the tasks.
+struct RunInfo {
+  nlohmann::json config;      // lm-eval's "config" (model, model_args, limit, ...) plus reprise's
+  std::string model_name;     // "model_name"
+  double date = 0;            // "date": the start, Unix seconds
+  double seconds = 0;         // "total_evaluation_time_seconds"
+  std::string chat_template;  // the chat family, "" for plain prompts ("chat_template": null)
+  std::vector<TaskGroup> groups;  // lm-eval groups asked for: rows in "results" and "groups"
+};
 
-// One line of --log-samples: the item record with its task, metric kinds and run label.
-nlohmann::ordered_json sample_json(const TaskResult& task, const ItemRecord& item,
-                                   const std::string& path_label);
+// lm-evaluation-harness's results file: "results" ({task: {"alias", "<metric>,<filter>",
+// "<metric>_stderr,<filter>"}}, an undefined stderr written "N/A" as lm-eval does),
+// "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "config",
+// "model_name", "date", "total_evaluation_time_seconds", "chat_template"; each group of
+// run.groups gets lm-eval's group row in "results" and "groups" (the size-weighted mean and
+// pooled standard error of its metrics over the subtasks that ran); plus reprise's
+// "metric_kinds" and (with_samples) "samples": every item's id, hash, metrics (by
+// MetricInfo::id), prediction and gold, so `reprise compare` can pair two runs.
+nlohmann::ordered_json results_json(std::span<const TaskResult> results, const RunInfo& run,
+                                    bool with_samples = true);
+
+// The --log-samples lines of one item: one per filter, as lm-eval logs them (doc_id, doc, target,
+// arguments, resps, filtered_resps, filter, metrics, doc_hash, prompt_hash, target_hash and each
+// metric's value under its name), plus reprise's task, id, metric_kinds and higher_is_better (by
+// MetricInfo::id), path, prompt_format, prediction and details. doc_hash is reprise's item
+// fingerprint (above), not lm-eval's hash of the dataset record.
+std::vector<nlohmann::ordered_json> sample_lines(const TaskResult& task, const ItemRecord& item,
+                                                 size_t doc_id, const std::string& path_label);
 
 // The summary table printed after a run (markdown, one row per task and metric).
 std::string summary_table(std::span<const TaskResult> results);

@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -88,6 +90,16 @@ class LanguageModel {
   virtual const Tokenizer& tokenizer() const = 0;
   // One line for logs, e.g. "models/stories260K.gguf, path 0..3,1..4".
   virtual std::string description() const = 0;
+
+  // How texts are rendered before tokenizing: "plain", or "chat:<family>" when every context is
+  // wrapped in a chat template. Runs in different formats score different prompts.
+  virtual std::string prompt_format() const { return "plain"; }
+  // A context and continuation as the model reads them (chat-wrapped, whitespace moved), for the
+  // samples log.
+  virtual std::pair<std::string, std::string> rendered(std::string_view context,
+                                                       std::string_view continuation) const {
+    return {std::string(context), std::string(continuation)};
+  }
 
   // Each call answers a batch; results are in request order. Implementations may reorder the
   // work (e.g. to share prefixes) but not the results. Throw reprise::Error on bad input.

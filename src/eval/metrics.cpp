@@ -107,23 +107,22 @@ std::optional<std::string> last_number(std::string_view text) {
   return normalize_number(*m);
 }
 
-std::string gsm8k_gold(std::string_view answer) {
-  const size_t at = answer.rfind("####");
-  if (at == std::string_view::npos) throw Error("GSM8K answer has no '####' line");
-  return normalize_number(trim(answer.substr(at + 4)));
+std::string regex_filter(std::string_view response, const Regex& pattern, int group_select) {
+  const auto all = pattern.find_all(response);
+  const int n = static_cast<int>(all.size());
+  const int k = group_select < 0 ? n + group_select : group_select;
+  if (k < 0 || k >= n || all[k].empty()) return kNoMatch;
+  return std::string(trim(all[k]));
 }
 
-std::optional<std::string> gsm8k_strict(std::string_view output) {
-  static const Regex re(R"(#### (-?[0-9.,$]+))");
-  auto m = re.first(output);
-  if (!m) return std::nullopt;
-  std::string n = normalize_number(*m);
-  if (n.empty()) return std::nullopt;
-  return n;
-}
-
-std::optional<std::string> gsm8k_flexible(std::string_view output) {
-  return last_number(output);
+bool exact_match(std::string prediction, std::string reference, std::span<const Regex> ignore,
+                 bool ignore_case) {
+  for (const Regex& re : ignore) {
+    prediction = re.replace_all(prediction, "");
+    reference = re.replace_all(reference, "");
+  }
+  if (ignore_case) return lower(prediction) == lower(reference);
+  return prediction == reference;
 }
 
 double rys_score(std::string_view gold, std::string_view pred) {
@@ -217,17 +216,6 @@ bool answer_matches(std::string_view extracted, std::string_view target, AnswerF
       return extracted == extract_answer(target, AnswerFormat::Text);
   }
   return false;
-}
-
-std::optional<std::string> cot_final_answer(std::string_view output) {
-  const size_t at = lower(output).rfind("answer is");
-  if (at == std::string::npos) return std::nullopt;
-  std::string_view rest = output.substr(at + 9);
-  rest = rest.substr(0, rest.find('\n'));
-  while (!rest.empty() && (rest.front() == ':' || rest.front() == ' ')) rest.remove_prefix(1);
-  std::string a(trim(rest));
-  while (!a.empty() && a.back() == '.') a.pop_back();
-  return a;
 }
 
 std::optional<std::array<double, 4>> eqbench_parse(std::string_view output,

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "eval/regex.h"
+
 namespace reprise::eval {
 
 // --- Multiple choice by log-likelihood ----------------------------------------------------------
@@ -38,11 +40,20 @@ std::string normalize_number(std::string_view s);
 std::optional<std::string> first_integer(std::string_view text);
 std::optional<std::string> last_number(std::string_view text);  // decimals allowed
 
-// GSM8K: the gold answer is what follows "#### "; strict extraction needs the model to write
-// "#### N" too, flexible extraction takes the last number in the output.
-std::string gsm8k_gold(std::string_view answer);
-std::optional<std::string> gsm8k_strict(std::string_view output);
-std::optional<std::string> gsm8k_flexible(std::string_view output);
+// --- lm-evaluation-harness's filters and exact_match -----------------------------------------
+
+// What lm-eval's regex filter returns when nothing matches.
+inline constexpr const char* kNoMatch = "[invalid]";
+
+// lm-eval's "regex" filter followed by "take_first": the group_select-th match (negative counts
+// from the end, as Python indexing does), its first non-empty group, stripped of surrounding
+// whitespace; kNoMatch when there is no such match.
+std::string regex_filter(std::string_view response, const Regex& pattern, int group_select = 0);
+
+// lm-eval's exact_match: every pattern in `ignore` is removed from both strings in turn (Python's
+// re.sub(p, "", s)), then both are lowercased when ignore_case; equal strings score 1.
+bool exact_match(std::string prediction, std::string reference, std::span<const Regex> ignore,
+                 bool ignore_case);
 
 // RYS numeric partial credit for integer answers. Both numbers (digits of their magnitudes) are
 // padded on the right with zeros to the same length L; with A, P the padded values and `pad` the
@@ -65,10 +76,6 @@ std::string extract_answer(std::string_view output, AnswerFormat format);
 
 // Exact match of an extracted answer and a target (case-insensitive for the word formats).
 bool answer_matches(std::string_view extracted, std::string_view target, AnswerFormat format);
-
-// Chain-of-thought outputs: the text after the last "answer is" up to the end of that line
-// (without a final period); nullopt when the output never says "answer is".
-std::optional<std::string> cot_final_answer(std::string_view output);
 
 // --- EQ-Bench (v2) ------------------------------------------------------------------------------
 

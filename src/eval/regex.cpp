@@ -38,21 +38,41 @@ std::vector<std::string> Regex::find_all(std::string_view text) const {
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(impl_->code, nullptr);
   uint32_t groups = 0;
   pcre2_pattern_info(impl_->code, PCRE2_INFO_CAPTURECOUNT, &groups);
-  const int g = groups > 0 ? 1 : 0;
   size_t start = 0;
   while (start <= text.size()) {
     const int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(),
                                start, 0, md, nullptr);
     if (rc < 0) break;
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
-    if (ov[2 * g] != PCRE2_UNSET)
-      out.emplace_back(text.substr(ov[2 * g], ov[2 * g + 1] - ov[2 * g]));
-    else
-      out.emplace_back();
+    std::string found;
+    // Group 0 (the whole match) only when the pattern has no groups of its own.
+    for (uint32_t g = groups > 0 ? 1 : 0; g <= groups && found.empty(); ++g)
+      if (static_cast<int>(g) < rc && ov[2 * g] != PCRE2_UNSET)
+        found.assign(text.substr(ov[2 * g], ov[2 * g + 1] - ov[2 * g]));
+    out.push_back(std::move(found));
     // Step past an empty match so the loop always advances.
     start = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
   }
   pcre2_match_data_free(md);
+  return out;
+}
+
+std::string Regex::replace_all(std::string_view text, std::string_view replacement) const {
+  std::string out;
+  pcre2_match_data* md = pcre2_match_data_create_from_pattern(impl_->code, nullptr);
+  size_t start = 0, copied = 0;
+  while (start <= text.size()) {
+    const int rc = pcre2_match(impl_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(),
+                               start, 0, md, nullptr);
+    if (rc < 0) break;
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+    out.append(text.substr(copied, ov[0] - copied));
+    out.append(replacement);
+    copied = ov[1];
+    start = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
+  }
+  pcre2_match_data_free(md);
+  if (copied < text.size()) out.append(text.substr(copied));
   return out;
 }
 

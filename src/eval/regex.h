@@ -18,9 +18,12 @@ class Regex {
   Regex(Regex&&) noexcept;
   Regex& operator=(Regex&&) noexcept;
 
-  // Each match's first capture group (or the whole match when the pattern has no group), left to
-  // right, non-overlapping.
+  // Each match's first non-empty capture group (or the whole match when the pattern has no
+  // group; "" when every group is empty), left to right, non-overlapping. With several groups this
+  // is what lm-evaluation-harness's regex filter takes from Python's re.findall tuples.
   std::vector<std::string> find_all(std::string_view text) const;
+  // Every match replaced by `replacement` (literal text), like Python's re.sub(pattern, repl, s).
+  std::string replace_all(std::string_view text, std::string_view replacement) const;
   std::optional<std::string> first(std::string_view text) const;
   std::optional<std::string> last(std::string_view text) const;
 

@@ -99,7 +99,7 @@ std::unique_ptr<Task> make_probe(const ProbeSpec& spec, int d, uint64_t seed) {
 
 // Names that are not BBH tasks, probes or groups, with their listings.
 std::vector<TaskListing> plain_listing() {
-  const auto mc = MultipleChoiceTask::metrics(false);
+  const auto mc = MultipleChoiceTask::metrics(true);
   return {
       {"tinystories", "loglikelihood_rolling", PassageTask::metrics(),
        "TinyStories validation sample, one paragraph per item"},
@@ -107,10 +107,14 @@ std::vector<TaskListing> plain_listing() {
        "WikiText-2 test (tokenized), one paragraph per item"},
       {"arc_easy", "multiple_choice", mc, "ARC-Easy test (2,376 questions)"},
       {"arc_challenge", "multiple_choice", mc, "ARC-Challenge test (1,172 questions)"},
-      {"winogrande", "multiple_choice_partial", MultipleChoiceTask::metrics(true),
+      {"winogrande", "multiple_choice_partial", MultipleChoiceTask::metrics(false),
        "WinoGrande dev (1,267), partial scoring"},
-      {"boolq", "multiple_choice", mc, "BoolQ dev (3,270 yes/no questions)"},
-      {"gsm8k", "generate_until", gsm8k_metrics(), "GSM8K test (1,319), zero-shot"},
+      {"boolq", "multiple_choice", MultipleChoiceTask::metrics(false),
+       "BoolQ dev (3,270 yes/no questions)"},
+      {"gsm8k", "generate_until", gsm8k_metrics(),
+       "GSM8K test (1,319), lm-eval's 5-shot gsm8k (needs gsm8k/train.jsonl)"},
+      {"gsm8k_zeroshot", "generate_until", gsm8k_metrics(),
+       "GSM8K test (1,319), lm-eval's gsm8k without its 5 examples"},
       {"eq_bench", "generate_until", EqBenchTask::metrics(), "EQ-Bench v2 (171 questions)"},
   };
 }
@@ -120,9 +124,26 @@ std::string known_names() {
   for (const auto& t : plain_listing()) s += t.name + ", ";
   for (const auto& p : probe_specs())
     s += fmt::format("{}[:{}-{}], ", p.name, p.min_difficulty, p.max_difficulty);
-  s += "bbh_<task>, bbh_cot_<task> (<task>: ";
+  s += "bbh_<task>, bbh_cot_fewshot_<task> (<task>: ";
   for (const auto& b : bbh_task_names()) s += b + (b == bbh_task_names().back() ? "" : ", ");
-  return s + "), groups bbh, bbh_cot, probes, or a .jsonl file";
+  return s + "), groups bbh (= bbh_cot_fewshot), bbh_zeroshot_reprise, probes, or a .jsonl file";
+}
+
+// A --task value's comma-separated names, trimmed.
+std::vector<std::string> split_names(const std::string& spec) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= spec.size()) {
+    size_t end = spec.find(',', start);
+    if (end == std::string::npos) end = spec.size();
+    std::string name = spec.substr(start, end - start);
+    start = end + 1;
+    while (!name.empty() && name.front() == ' ') name.erase(name.begin());
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    if (name.empty()) throw Error(fmt::format("--task '{}': empty task name", spec));
+    out.push_back(std::move(name));
+  }
+  return out;
 }
 
 }  // namespace
@@ -130,10 +151,11 @@ std::string known_names() {
 std::vector<TaskListing> task_listing() {
   std::vector<TaskListing> out = plain_listing();
   for (const auto& b : bbh_task_names())
-    out.push_back({"bbh_" + b, "generate_until", bbh_metrics(), "BIG-Bench Hard, zero-shot"});
+    out.push_back({"bbh_" + b, "generate_until", bbh_metrics(),
+                   "BIG-Bench Hard, zero-shot (reprise's own extraction)"});
   for (const auto& b : bbh_task_names())
-    out.push_back({"bbh_cot_" + b, "generate_until", bbh_metrics(),
-                   "BIG-Bench Hard, three-shot chain of thought"});
+    out.push_back({"bbh_cot_fewshot_" + b, "generate_until", bbh_cot_metrics(),
+                   "BIG-Bench Hard, lm-eval's three-shot chain of thought"});
   for (const auto& p : probe_specs()) {
     const std::string base = p.name;
     TaskListing t;
@@ -143,7 +165,7 @@ std::vector<TaskListing> task_listing() {
       t.metrics = math_probe_metrics();
     } else if (base == "probe_logic") {
       t.output_type = "multiple_choice";
-      t.metrics = MultipleChoiceTask::metrics(false);
+      t.metrics = MultipleChoiceTask::metrics(true);
     } else {
       t.output_type = "digit_expectation";
       t.metrics = DigitTask::metrics();
@@ -152,8 +174,10 @@ std::vector<TaskListing> task_listing() {
                                 p.min_difficulty, p.max_difficulty, p.default_difficulty);
     out.push_back(std::move(t));
   }
-  out.push_back({"bbh", "group", bbh_metrics(), "the 27 bbh_<task> tasks"});
-  out.push_back({"bbh_cot", "group", bbh_metrics(), "the 27 bbh_cot_<task> tasks"});
+  out.push_back(
+      {"bbh", "group", bbh_cot_metrics(), "the 27 bbh_cot_fewshot_<task> (lm-eval's bbh)"});
+  out.push_back({"bbh_cot_fewshot", "group", bbh_cot_metrics(), "the same 27 tasks"});
+  out.push_back({"bbh_zeroshot_reprise", "group", bbh_metrics(), "the 27 bbh_<task> tasks"});
   out.push_back({"probes", "group", {}, "probe_math, probe_logic, probe_chain (default D)"});
   return out;
 }
@@ -164,19 +188,13 @@ std::vector<std::string> resolve_task_names(const std::string& spec) {
   auto add = [&](const std::string& n) {
     if (seen.insert(n).second) out.push_back(n);
   };
-  size_t start = 0;
-  while (start <= spec.size()) {
-    size_t end = spec.find(',', start);
-    if (end == std::string::npos) end = spec.size();
-    std::string name = spec.substr(start, end - start);
-    start = end + 1;
-    while (!name.empty() && name.front() == ' ') name.erase(name.begin());
-    while (!name.empty() && name.back() == ' ') name.pop_back();
-    if (name.empty()) throw Error(fmt::format("--task '{}': empty task name", spec));
+  for (const auto& name : split_names(spec)) {
     if (ends_with(name, ".jsonl")) {
       add(name);
-    } else if (name == "bbh" || name == "bbh_cot") {
-      for (const auto& b : bbh_task_names()) add(name + "_" + b);
+    } else if (name == "bbh" || name == "bbh_cot_fewshot") {
+      for (const auto& b : bbh_task_names()) add("bbh_cot_fewshot_" + b);
+    } else if (name == "bbh_zeroshot_reprise") {
+      for (const auto& b : bbh_task_names()) add("bbh_" + b);
     } else if (name == "probes") {
       for (const auto& p : probe_specs()) add(fmt::format("{}:{}", p.name, p.default_difficulty));
     } else if (auto probe = parse_probe(name)) {
@@ -185,10 +203,23 @@ std::vector<std::string> resolve_task_names(const std::string& spec) {
       bool known = false;
       for (const auto& t : plain_listing()) known = known || t.name == name;
       for (const auto& b : bbh_task_names())
-        known = known || name == "bbh_" + b || name == "bbh_cot_" + b;
+        known = known || name == "bbh_" + b || name == "bbh_cot_fewshot_" + b;
       if (!known) throw Error(fmt::format("unknown task '{}' (known: {})", name, known_names()));
       add(name);
     }
+  }
+  return out;
+}
+
+std::vector<TaskGroup> lm_eval_groups(const std::string& spec) {
+  std::vector<TaskGroup> out;
+  for (const auto& name : split_names(spec)) {
+    if (name != "bbh" && name != "bbh_cot_fewshot") continue;
+    TaskGroup g{name, {}, {bbh_cot_metrics()[0].id()}, 3.0};
+    for (const auto& b : bbh_task_names()) g.tasks.push_back("bbh_cot_fewshot_" + b);
+    bool seen = false;
+    for (const auto& o : out) seen = seen || o.name == name;
+    if (!seen) out.push_back(std::move(g));
   }
   return out;
 }
@@ -203,11 +234,12 @@ std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& opts
   if (name == "arc_challenge") return load_arc(data, true);
   if (name == "winogrande") return load_winogrande(data);
   if (name == "boolq") return load_boolq(data);
-  if (name == "gsm8k") return load_gsm8k(data);
+  if (name == "gsm8k") return load_gsm8k(data, true);
+  if (name == "gsm8k_zeroshot") return load_gsm8k(data, false);
   if (name == "eq_bench") return load_eq_bench(data);
   for (const auto& b : bbh_task_names()) {
     if (name == "bbh_" + b) return load_bbh(data, b, false);
-    if (name == "bbh_cot_" + b) return load_bbh(data, b, true);
+    if (name == "bbh_cot_fewshot_" + b) return load_bbh(data, b, true);
   }
   throw Error(fmt::format("unknown task '{}' (known: {})", name, known_names()));
 }

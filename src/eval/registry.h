@@ -26,10 +26,15 @@ struct TaskListing {
 // Every built-in task and group, in the order `eval --list` prints them (no data is read).
 std::vector<TaskListing> task_listing();
 
-// Splits a --task value on commas, expands groups ("bbh", "bbh_cot", "probes"), normalizes probe
+// Splits a --task value on commas, expands groups ("bbh" = "bbh_cot_fewshot",
+// "bbh_zeroshot_reprise", "probes"), normalizes probe
 // names to "probe_x:D", and drops repeats. A name ending in ".jsonl" is a user task file. Throws
 // Error naming an unknown task and listing the known ones.
 std::vector<std::string> resolve_task_names(const std::string& spec);
+
+// The lm-eval groups a --task value names ("bbh", "bbh_cot_fewshot"), for the group rows of
+// lm-eval's results shape. reprise's own groups have none.
+std::vector<TaskGroup> lm_eval_groups(const std::string& spec);
 
 // Builds one task from a resolved name. Throws Error on unreadable or malformed data.
 std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& opts);

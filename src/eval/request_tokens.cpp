@@ -66,6 +66,16 @@ std::pair<std::string, std::string> RequestTokenizer::join_parts(
   return {wrapped, std::string(continuation.substr(start))};
 }
 
+std::string RequestTokenizer::format_name() const {
+  return format_.chat_family.empty() ? "plain" : "chat:" + format_.chat_family;
+}
+
+std::pair<std::string, std::string> RequestTokenizer::rendered(
+    std::string_view context, std::string_view continuation) const {
+  if (format_.chat_family.empty()) return {std::string(context), std::string(continuation)};
+  return join_parts(context, continuation);
+}
+
 std::vector<int32_t> RequestTokenizer::context(std::string_view text) const {
   if (format_.chat_family.empty()) return encode_with_bos(std::string(text));
   return encode_with_bos(join_parts(text, "").first);

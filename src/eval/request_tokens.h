@@ -57,6 +57,13 @@ class RequestTokenizer {
   // BOS if the vocabulary adds one, else EOS; -1 when there is neither.
   int32_t start_token() const;
 
+  // "plain" or "chat:<family>".
+  std::string format_name() const;
+  // The context and continuation texts as they are tokenized: unchanged for plain text, the
+  // context wrapped and the continuation's leading whitespace dropped with a chat family.
+  std::pair<std::string, std::string> rendered(std::string_view context,
+                                               std::string_view continuation) const;
+
  private:
   // The context text as it is tokenized (chat-wrapped or not) and the continuation with the
   // whitespace moved or trimmed.

@@ -30,6 +30,11 @@ class SessionLM final : public LanguageModel {
 
   const Tokenizer& tokenizer() const override;
   std::string description() const override;
+  std::string prompt_format() const override { return rt_.format_name(); }
+  std::pair<std::string, std::string> rendered(std::string_view context,
+                                               std::string_view continuation) const override {
+    return rt_.rendered(context, continuation);
+  }
 
   std::vector<LoglikelihoodResult> loglikelihood(
       std::span<const LoglikelihoodRequest> requests) override;

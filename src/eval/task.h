@@ -20,9 +20,15 @@ enum class MetricKind { Binary, Continuous };
 const char* metric_kind_name(MetricKind k);  // "binary", "continuous"
 
 struct MetricInfo {
-  std::string name;
+  std::string name;  // lm-evaluation-harness's metric name: "acc", "exact_match", ...
   MetricKind kind = MetricKind::Binary;
   bool higher_is_better = true;
+  // lm-eval's filter the metric is computed after ("strict-match", ...); "none" for none.
+  std::string filter = "none";
+
+  // The metric's name within reprise (per-item scores, compare, scan stores): the name, or
+  // "name,filter" when filtered, so a task's metrics have distinct ids.
+  std::string id() const { return filter == "none" ? name : name + "," + filter; }
 };
 
 struct TaskInfo {
@@ -30,6 +36,19 @@ struct TaskInfo {
   std::string output_type;  // "multiple_choice", "generate_until", "loglikelihood_rolling", ...
   std::string description;
   std::vector<MetricInfo> metrics;  // the first is the task's primary metric
+  // As lm-eval's results files report them: the task's version (lm-eval's, for tasks that match
+  // one of its tasks of the same name) and the number of worked examples in each prompt.
+  double version = 1.0;
+  int num_fewshot = 0;
+};
+
+// An lm-eval group of tasks (e.g. "bbh") and the metrics it reports over them: each metric's
+// mean over all the subtasks' items (lm-eval's weight_by_size) with the pooled standard error.
+struct TaskGroup {
+  std::string name;
+  std::vector<std::string> tasks;
+  std::vector<std::string> metrics;  // MetricInfo::id()s
+  double version = 1.0;
 };
 
 struct ItemScore {

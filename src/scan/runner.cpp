@@ -62,6 +62,7 @@ std::vector<Config> unique_paths(const std::vector<Config>& configs, int n_layer
 struct ConfigResult {
   ConfigRecord record;
   std::vector<ItemScore> scores;
+  std::map<std::string, std::pair<int64_t, int64_t>> by_kind;  // ScanTotals::layer_evals_by_kind
 
   std::string to_json() const {
     nlohmann::json rows = nlohmann::json::array();
@@ -72,6 +73,7 @@ struct ConfigResult {
                           {"layer_evals", record.layer_evals},
                           {"layer_evals_full", record.layer_evals_full},
                           {"seconds", record.seconds},
+                          {"by_kind", by_kind},
                           {"scores", rows}}
         .dump();
   }
@@ -81,6 +83,7 @@ struct ConfigResult {
     ConfigResult r;
     r.record = {j.at("key"), j.at("path"), j.at("phase"), j.at("layer_evals"),
                 j.at("layer_evals_full"), j.at("seconds")};
+    r.by_kind = j.at("by_kind").get<std::map<std::string, std::pair<int64_t, int64_t>>>();
     for (const auto& row : j.at("scores"))
       r.scores.push_back({row.at(0), row.at(1), row.at(2), row.at(3)});
     return r;
@@ -182,7 +185,7 @@ class Scanner {
     for (const auto& t : tasks_) {
       const auto& m = t->info().metrics.at(0);
       pm.push_back({{"task", t->info().name},
-                    {"metric", m.name},
+                    {"metric", m.id()},
                     {"binary", m.kind == eval::MetricKind::Binary},
                     {"higher_is_better", m.higher_is_better}});
     }
@@ -352,6 +355,10 @@ class Scanner {
       store_->save_config(r.record, r.scores);
       totals_.layer_evals += r.record.layer_evals;
       totals_.layer_evals_full += r.record.layer_evals_full;
+      for (const auto& [kind, e] : r.by_kind) {
+        totals_.layer_evals_by_kind[kind].first += e.first;
+        totals_.layer_evals_by_kind[kind].second += e.second;
+      }
       ++totals_.configs_run;
       progress.tick(r.record.key, true);
     };
@@ -396,11 +403,15 @@ class Scanner {
     ConfigResult out;
     for (size_t k = 0; k < tasks_.size(); ++k) {
       SubsetTask subset(*tasks_[k], held_out ? held_[k] : search_[k]);
+      const int64_t done0 = s.layer_evals() + cache_->baseline_evals(), run0 = s.tokens_run();
       eval::TaskResult r = eval::evaluate(subset, *lm_);
+      auto& kind = out.by_kind[tasks_[k]->info().output_type];
+      kind.first += s.layer_evals() + cache_->baseline_evals() - done0;
+      kind.second += (s.tokens_run() - run0) * path.size();
       const auto& metrics = tasks_[k]->info().metrics;
       for (const auto& item : r.items)
         for (size_t m = 0; m < metrics.size() && m < item.values.size(); ++m)
-          out.scores.push_back({tasks_[k]->info().name, item.id, metrics[m].name, item.values[m]});
+          out.scores.push_back({tasks_[k]->info().name, item.id, metrics[m].id(), item.values[m]});
     }
     ConfigRecord& rec = out.record;
     rec.key = c.key();

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,9 @@ struct ScanTotals {
   int configs_run = 0, configs_skipped = 0;  // skipped = already done in the store (resume)
   int64_t layer_evals = 0;       // with prefix reuse, including the baseline runs
   int64_t layer_evals_full = 0;  // what running every config from the embeddings would cost
+  // The same two per task kind (TaskInfo::output_type: "multiple_choice", "generate_until", ...),
+  // so the saving of prefix reuse can be read per kind.
+  std::map<std::string, std::pair<int64_t, int64_t>> layer_evals_by_kind;
   double seconds = 0;
 };
 

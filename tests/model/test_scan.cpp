@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdio>
 #include <fstream>
+#include <map>
 #include <random>
 #include <set>
 #include <sstream>
@@ -70,7 +72,7 @@ TEST(Scan, ScoresEqualEvalOfTheSamePath) {
   for (std::string line; std::getline(lines, line);) {
     if (line.empty()) continue;
     auto j = nlohmann::json::parse(line);
-    from_eval[j.at("id").get<std::string>()] = j.at("metrics").at("loglik_per_token").get<double>();
+    from_eval[j.at("id").get<std::string>()] = j.at("loglik_per_token").get<double>();
   }
   ASSERT_EQ(from_eval.size(), 5u);
   std::istringstream csv(scan_csv(db, "eq.csv"));
@@ -86,6 +88,58 @@ TEST(Scan, ScoresEqualEvalOfTheSamePath) {
     ++matched;
   }
   EXPECT_EQ(matched, 5);
+}
+
+// Prefix reuse on a multiple-choice task: the full repeat grid costs at least 1.8x fewer layer
+// evaluations than running each config whole (every context and choice starts from the
+// baseline's cached stream), and every stored score equals `eval --path` of the same config.
+TEST(Scan, MultipleChoiceReuseSavesAndMatchesEval) {
+  auto db = temp_dir() / "mc.db";
+  fs::remove(db);
+  auto r =
+      test::run_cli("scan -m " + model() +
+                    " --task arc_easy --limit 12 --mode repeat --controls 0 -t 1 --quiet -o '" +
+                    db.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string tag = "prefix reuse, multiple_choice: ";
+  const size_t at = r.out.find(tag);
+  ASSERT_NE(at, std::string::npos) << r.out;
+  long long done = 0, full = 0;
+  ASSERT_EQ(std::sscanf(r.out.c_str() + at + tag.size(), "%lld layer evaluations instead of %lld",
+                        &done, &full),
+            2)
+      << r.out;
+  EXPECT_GE(static_cast<double>(full) / static_cast<double>(done), 1.8) << r.out;
+
+  std::istringstream csv(scan_csv(db, "mc.csv"));
+  std::map<std::string, double> stored;  // "config,item,metric" -> value
+  for (std::string line; std::getline(csv, line);) {
+    std::vector<std::string> f;
+    std::stringstream ls(line);
+    for (std::string x; std::getline(ls, x, ',');) f.push_back(x);
+    // phase, config, path (which has commas of its own), task, item, metric, value
+    const size_t n = f.size();
+    if (n >= 7 && f[0] == "search")
+      stored[f[1] + "," + f[n - 3] + "," + f[n - 2]] = std::stod(f[n - 1]);
+  }
+  for (const char* config : {"repeat:0:5", "repeat:1:3", "repeat:3:4"}) {
+    auto samples = temp_dir() / (std::string("mc-") + config + ".jsonl");
+    auto e = test::run_cli("eval -m " + model() + " --task arc_easy --limit 12 --path " + config +
+                           " -t 1 --log-samples '" + samples.string() + "'");
+    ASSERT_EQ(e.exit_code, 0) << e.err;
+    std::istringstream lines(read(samples));
+    int matched = 0;
+    for (std::string line; std::getline(lines, line);) {
+      auto j = nlohmann::json::parse(line);
+      for (const char* m : {"acc", "acc_norm"}) {
+        const std::string key = std::string(config) + "," + j.at("id").get<std::string>() + "," + m;
+        ASSERT_TRUE(stored.count(key)) << key;
+        EXPECT_EQ(stored[key], j.at(m).get<double>()) << key;
+        ++matched;
+      }
+    }
+    EXPECT_EQ(matched, 24) << config;
+  }
 }
 
 TEST(Scan, KilledAndResumedEqualsOneGo) {

@@ -4,7 +4,9 @@
 
 #include <cmath>
 
+#include "engine/prefix_cache.h"
 #include "eval/session_lm.h"
+#include "format/gguf.h"
 #include "model/tokenizer.h"
 #include "support/test_support.h"
 #include "util/error.h"
@@ -122,6 +124,48 @@ TEST_F(SessionLMTest, PrefixReuseDoesNotChangeResults) {
   }
 }
 
+// Prefix reuse serves every request kind from the baseline's cached run (a multiple-choice
+// context and its choices, passages, generation, candidates) and changes no result by a bit;
+// the baseline runs each token once however many paths reuse it.
+TEST_F(SessionLMTest, PrefixCacheServesEveryRequestKindBitExactly) {
+  const std::string q = "Question: Lily and Ben went to the park. What did they see?\nAnswer:";
+  std::vector<Request> reqs = {
+      LoglikelihoodRequest{q, " a big dog", {}, {}},
+      LoglikelihoodRequest{q, " a red ball", {}, {}},
+      LoglikelihoodRequest{q, " the sun", {}, {}},
+      RollingRequest{"Once upon a time there was a little girl named Lily. She liked to play.", {}},
+      GenerateRequest{"Once upon a time", {"\n"}, 12, {}},
+      CandidateRequest{"Tom had 3 apples and", {" 1", " 2", " 3"}, {}, {}},
+  };
+  PrefixCache cache(*model_, plain(), options().session);
+  int64_t saved = 0;
+  for (const char* spec : {"0..4", "repeat:1:4", "repeat:2:5", "skip:3:5"}) {
+    const LayerPath path = parse_layer_path(spec, 5);
+    SessionLM fresh(*model_, path, options());
+    SessionLM reused(*model_, path, options());
+    reused.session().set_prefix_cache(&cache);
+    const auto want = run_requests(fresh, reqs), got = run_requests(reused, reqs);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t k = 0; k < 3; ++k)
+      EXPECT_EQ(std::get<LoglikelihoodResult>(got[k]).logprob,
+                std::get<LoglikelihoodResult>(want[k]).logprob)
+          << spec << " choice " << k;
+    EXPECT_EQ(std::get<RollingResult>(got[3]).logprob, std::get<RollingResult>(want[3]).logprob)
+        << spec;
+    EXPECT_EQ(std::get<GenerateResult>(got[4]).text, std::get<GenerateResult>(want[4]).text)
+        << spec;
+    EXPECT_EQ(std::get<CandidateResult>(got[5]).probs, std::get<CandidateResult>(want[5]).probs)
+        << spec;
+    EXPECT_LT(reused.session().layer_evals(), fresh.session().layer_evals()) << spec;
+    saved += fresh.session().layer_evals() - reused.session().layer_evals();
+  }
+  // Every token the four paths fed runs through the baseline once: its cost is one plain run.
+  SessionLM plain_run(*model_, plain(), options());
+  run_requests(plain_run, reqs);
+  EXPECT_LE(cache.baseline_evals(), plain_run.session().layer_evals());
+  EXPECT_GT(saved, cache.baseline_evals());
+}
+
 TEST_F(SessionLMTest, TokenFormRequests) {
   SessionLM lm(*model_, parse_layer_path("repeat:1:4", 5), options());
   const std::vector<int32_t> ctx = {1, 403, 407, 261}, cont = {378, 270};
@@ -215,6 +259,24 @@ TEST_F(SessionLMTest, CandidateProbabilitiesAreTheRestrictedSoftmax) {
   for (int32_t t : c.tokens) z += std::exp(static_cast<double>(logits[t]));
   for (size_t k = 0; k < 10; ++k)
     EXPECT_NEAR(got[0].probs[k], std::exp(static_cast<double>(logits[c.tokens[k]])) / z, 1e-5);
+}
+
+// BOS follows the model's own add_bos_token setting, as lm-eval's GGUF back end and llama.cpp
+// do: Llama 3's vocabulary adds it, Qwen2's does not, so a Qwen2 context starts with its text.
+TEST(RequestTokens, BosFollowsTheVocabularysAddBosSetting) {
+  if (test::shared_dir().empty()) GTEST_SKIP() << "shared dir not found; needs fixtures";
+  for (const auto& [file, bos] : {std::pair{"fixtures/vocab/ggml-vocab-llama-bpe.gguf", true},
+                                  std::pair{"fixtures/qwen2-tiny-f32.gguf", false}}) {
+    const auto tok = make_tokenizer(vocab_from_gguf(*GgufFile::open(test::shared_dir() / file)));
+    ASSERT_EQ(tok->vocab().add_bos, bos) << file;
+    RequestTokenizer rt(*tok);
+    const auto ctx = rt.context("Question: Hello world\nAnswer:");
+    EncodeOptions plain;
+    plain.add_bos = false;
+    std::vector<int32_t> want = tok->encode("Question: Hello world\nAnswer:", plain);
+    if (bos) want.insert(want.begin(), tok->vocab().bos);
+    EXPECT_EQ(ctx, want) << file;
+  }
 }
 
 }  // namespace

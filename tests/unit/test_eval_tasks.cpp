@@ -2,12 +2,16 @@
 // scripted LanguageModel, and the pairing rules of compare.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <filesystem>
 #include <fstream>
 #include <set>
 
 #include "eval/compare.h"
 #include "eval/evaluator.h"
+#include "eval/metrics.h"
+#include "eval/py_random.h"
 #include "eval/registry.h"
 #include "eval/tasks/datasets.h"
 #include "eval/tasks/jsonl_task.h"
@@ -111,9 +115,26 @@ TEST(EvalDatasets, PromptsAndGoldAnswers) {
   EXPECT_EQ(arc->item_id(17), "arc_easy/17");
 
   auto gsm = load_gsm8k(data_dir());
+  EXPECT_EQ(gsm->info().name, "gsm8k_zeroshot");
   const auto g = std::get<GenerateRequest>(gsm->requests(0)[0]);
   EXPECT_EQ(g.context.rfind("Question: Janet", 0), 0u);
   EXPECT_EQ(g.context.substr(g.context.size() - 8), "\nAnswer:");
+  // lm-eval's gsm8k stop sequences.
+  EXPECT_EQ(g.stop, (std::vector<std::string>{"Question:", "</s>", "<|im_end|>"}));
+  EXPECT_EQ(g.max_tokens, 256);
+
+  // lm-eval's boolq: "{{passage}}\nQuestion: {{question}}?\nAnswer:", no "Passage: " label, acc
+  // only.
+  auto boolq = load_boolq(data_dir());
+  const auto bq = std::get<LoglikelihoodRequest>(boolq->requests(0)[1]);
+  EXPECT_EQ(bq.context.rfind("All biomass goes through at least some of these steps", 0), 0u);
+  EXPECT_EQ(bq.context.find("Passage:"), std::string::npos);
+  EXPECT_EQ(bq.context.substr(bq.context.size() - 9), "?\nAnswer:");
+  EXPECT_NE(bq.context.find("\nQuestion: "), std::string::npos);
+  EXPECT_EQ(bq.continuation, " yes");
+  ASSERT_EQ(boolq->info().metrics.size(), 1u);
+  EXPECT_EQ(boolq->info().metrics[0].name, "acc");
+  EXPECT_EQ(boolq->info().version, 2.0);
 
   auto wino = load_winogrande(data_dir());
   auto w = wino->requests(0);
@@ -123,6 +144,8 @@ TEST(EvalDatasets, PromptsAndGoldAnswers) {
 
   // The CoT prompt carries the three worked examples and ends the question with the CoT cue.
   auto cot = load_bbh(data_dir(), "logical_deduction_three_objects", true);
+  EXPECT_EQ(cot->info().name, "bbh_cot_fewshot_logical_deduction_three_objects");
+  EXPECT_EQ(cot->info().num_fewshot, 3);
   const auto c = std::get<GenerateRequest>(cot->requests(0)[0]);
   EXPECT_EQ(c.context.rfind("A logical deduction task", 0), 0u);
   size_t shots = 0;
@@ -131,6 +154,124 @@ TEST(EvalDatasets, PromptsAndGoldAnswers) {
     ++shots;
   EXPECT_EQ(shots, 4u);  // three examples and the question
   EXPECT_EQ(c.context.find("canary"), std::string::npos);
+  EXPECT_EQ(c.stop, (std::vector<std::string>{"</s>", "Q", "\n\n"}));
+  EXPECT_EQ(c.max_tokens, 1024);
+}
+
+// lm-eval's bbh_cot_fewshot_<task> prompt, spelled out from its boolean_expressions.yaml (the
+// description, then "Q: {input}\nA: Let's think step by step.\n" + " " + target + "\n\n" per
+// example, then the question) and from sports_understanding, whose prompt file puts a space, not
+// a newline, after the CoT cue.
+TEST(EvalDatasets, BbhCotFewshotPromptIsLmEvals) {
+  auto t = load_bbh(data_dir(), "boolean_expressions", true);
+  const auto c = std::get<GenerateRequest>(t->requests(0)[0]).context;
+  const std::string head =
+      "Evaluate the result of a random Boolean expression.\n\nQ: not ( ( not not True ) ) is\nA: "
+      "Let's think step by step.\n Remember that (i) expressions inside brackets";
+  EXPECT_EQ(c.substr(0, head.size()), head);
+  const std::string tail =
+      "So the answer is True.\n\nQ: not ( True ) and ( True ) is\nA: Let's "
+      "think step by step.\n";
+  EXPECT_EQ(c.substr(c.size() - tail.size()), tail);
+  auto sports = load_bbh(data_dir(), "sports_understanding", true);
+  const auto s = std::get<GenerateRequest>(sports->requests(0)[0]).context;
+  EXPECT_NE(s.find("\nA: Let's think step by step.\n Bam Adebayo is an American basketball "
+                   "player."),
+            std::string::npos);
+  auto snarks = load_bbh(data_dir(), "snarks", true);
+  const auto n = std::get<GenerateRequest>(snarks->requests(0)[0]).context;
+  EXPECT_EQ(n.rfind("Determine which of two sentences is sarcastic.\n\nAccording to Cambridge", 0),
+            0u);
+}
+
+// Python's random.Random(seed).sample, which lm-eval's few-shot sampler calls; the expected
+// indices were printed by CPython 3.11.
+TEST(EvalDatasets, PyRandomSamplesAsCPythonDoes) {
+  PyRandom r(1234);
+  EXPECT_EQ(r.sample(7473, 5), (std::vector<size_t>{6374, 3610, 957, 61, 742}));
+  EXPECT_EQ(r.sample(7473, 5), (std::vector<size_t>{7462, 6610, 4769, 286, 5501}));
+  EXPECT_EQ(r.sample(7473, 5), (std::vector<size_t>{5677, 687, 806, 6279, 2905}));
+  PyRandom small(1234);  // a population within CPython's pool threshold
+  EXPECT_EQ(small.sample(10, 5), (std::vector<size_t>{7, 1, 0, 9, 4}));
+  EXPECT_EQ(small.sample(10, 5), (std::vector<size_t>{0, 1, 8, 6, 2}));
+  PyRandom more(1234);
+  EXPECT_EQ(more.sample(50, 8), (std::vector<size_t>{49, 28, 7, 0, 5, 37, 2, 42}));
+  PyRandom bits(1234);
+  EXPECT_EQ(bits.sample(100, 5), (std::vector<size_t>{99, 56, 14, 0, 11}));
+  EXPECT_EQ(bits.getrandbits(32), 3912611952u);
+  PyRandom wide((uint64_t{1} << 40) + 7);  // a seed of two 32-bit words
+  EXPECT_EQ(wide.sample(1000, 3), (std::vector<size_t>{628, 765, 834}));
+}
+
+// lm-eval's 5-shot gsm8k with a train split in place: each item's examples are the train
+// problems lm-eval's random.Random(1234) picks, drawn item after item, laid out as
+// "Question: ...\nAnswer: <answer>\n\n".
+TEST(EvalDatasets, Gsm8kFewshotDrawsLmEvalsExamples) {
+  TempDir d;
+  fs::create_directories(d.path() / "gsm8k");
+  std::string train;
+  for (int i = 0; i < 7473; ++i)
+    train += fmt::format("{{\"question\": \"q{}\", \"answer\": \"a{}\\n#### {}\"}}\n", i, i, i);
+  d.write("gsm8k/train.jsonl", train);
+  d.write("gsm8k/test.jsonl",
+          "{\"question\": \"t0\", \"answer\": \"x\\n#### 1\"}\n"
+          "{\"question\": \"t1\", \"answer\": \"y\\n#### 2\"}\n");
+  auto t = load_gsm8k(d.path(), true);
+  EXPECT_EQ(t->info().name, "gsm8k");
+  EXPECT_EQ(t->info().num_fewshot, 5);
+  auto ctx = [&](size_t i) { return std::get<GenerateRequest>(t->requests(i)[0]).context; };
+  std::string want;
+  for (int k : {6374, 3610, 957, 61, 742})
+    want += fmt::format("Question: q{}\nAnswer: a{}\n#### {}\n\n", k, k, k);
+  EXPECT_EQ(ctx(0), want + "Question: t0\nAnswer:");
+  EXPECT_EQ(ctx(1).rfind("Question: q7462\nAnswer: a7462\n#### 7462\n\nQuestion: q6610\n", 0), 0u);
+}
+
+// lm-eval's filters: gsm8k's strict-match and flexible-extract, bbh's get-answer, each then
+// scored by exact_match with the task's ignore rules.
+TEST(EvalDatasets, LmEvalFiltersAndExactMatch) {
+  const std::string answer = "Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs a day.\n#### 1,018";
+  auto score = [](const Task& task, const std::string& output, size_t item) {
+    std::vector<Response> r = {GenerateResult{output, 1}};
+    return task.score(item, r);
+  };
+  auto gsm = load_gsm8k(data_dir());
+  const auto& gm = gsm->info().metrics;
+  ASSERT_EQ(gm.size(), 2u);
+  EXPECT_EQ(gm[0].id(), "exact_match,strict-match");
+  EXPECT_EQ(gm[1].id(), "exact_match,flexible-extract");
+  // Item 0's answer is 18. Strict needs "#### N"; flexible takes the last number-like run
+  // ("$18." keeps its "$" and "."; exact_match's ignore rules drop them).
+  auto s = score(*gsm, " She makes 9 * 2 = $18.\n#### 18", 0);
+  EXPECT_EQ(s.values, (std::vector<double>{1.0, 1.0}));
+  s = score(*gsm, " She makes 9 * 2 = $18.", 0);
+  EXPECT_EQ(s.values, (std::vector<double>{0.0, 1.0}));
+  EXPECT_EQ(s.details["extracted"]["exact_match,strict-match"], "[invalid]");
+  EXPECT_EQ(s.details["extracted"]["exact_match,flexible-extract"], "$18.");
+  s = score(*gsm, " 18 eggs, so 2 dollars each", 0);  // the last number wins
+  EXPECT_EQ(s.values, (std::vector<double>{0.0, 0.0}));
+  EXPECT_EQ(regex_filter("#### 1,018 and #### 7", Regex("#### (\\-?[0-9\\.\\,]+)")), "1,018");
+  std::vector<Regex> ignore;
+  for (const char* p : {",", "\\$", "(?s).*#### ", "\\.$"}) ignore.emplace_back(p);
+  EXPECT_TRUE(exact_match("1,018", answer, ignore, true));
+  EXPECT_FALSE(exact_match("1018.5", answer, ignore, true));
+
+  // BBH CoT: the first "the answer is X" (up to the character before the line's end),
+  // case-sensitive.
+  auto bbh = load_bbh(data_dir(), "boolean_expressions", true);
+  const std::string gold = bbh->score(0, std::vector<Response>{GenerateResult{"", 1}}).gold;
+  s = score(*bbh, "A = True. So the answer is " + gold + ".", 0);
+  EXPECT_EQ(s.values[0], 1.0);
+  s = score(*bbh, "So the answer is " + gold + ". Then the answer is nothing.", 0);
+  EXPECT_EQ(s.values[0], 0.0);  // the match runs to the line's last character but one
+  s = score(*bbh, "So the answer is " + gold + ".\nSo the answer is no.", 0);
+  EXPECT_EQ(s.values[0], 1.0);  // the first match
+  std::string lower_gold = gold;
+  for (char& ch : lower_gold) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  s = score(*bbh, "So the answer is " + lower_gold + ".", 0);
+  EXPECT_EQ(s.values[0], 0.0);  // case-sensitive
+  s = score(*bbh, "I cannot tell.", 0);
+  EXPECT_EQ(s.prediction, "[invalid]");
 }
 
 TEST(EvalJsonl, AllKindsLoad) {
@@ -201,14 +342,28 @@ TEST(EvalRegistry, NamesGroupsAndErrors) {
   EXPECT_EQ(resolve_task_names("arc_easy, boolq,arc_easy"),
             (std::vector<std::string>{"arc_easy", "boolq"}));
   EXPECT_EQ(resolve_task_names("bbh").size(), 27u);
-  EXPECT_EQ(resolve_task_names("bbh_cot").front(), "bbh_cot_boolean_expressions");
+  EXPECT_EQ(resolve_task_names("bbh").front(), "bbh_cot_fewshot_boolean_expressions");
+  EXPECT_EQ(resolve_task_names("bbh_zeroshot_reprise").front(), "bbh_boolean_expressions");
+  const auto groups = lm_eval_groups("arc_easy, bbh,probes");
+  ASSERT_EQ(groups.size(), 1u);  // reprise's own groups have no lm-eval group row
+  EXPECT_EQ(groups[0].name, "bbh");
+  EXPECT_EQ(groups[0].tasks, resolve_task_names("bbh"));
+  EXPECT_EQ(groups[0].metrics, std::vector<std::string>{"exact_match,get-answer"});
+  // lm-eval's gsm8k is 5-shot from the train split, which the bundled data lacks: the error
+  // names the file and the zero-shot task.
+  TaskOptions bundled;
+  bundled.data_dir = data_dir();
+  const std::string g = error_of([&] { make_task("gsm8k", bundled); });
+  EXPECT_NE(g.find("gsm8k/train.jsonl: not found"), std::string::npos) << g;
+  EXPECT_NE(g.find("gsm8k_zeroshot"), std::string::npos) << g;
   EXPECT_EQ(resolve_task_names("probe_math,probe_logic:7"),
             (std::vector<std::string>{"probe_math:4", "probe_logic:7"}));
   EXPECT_EQ(resolve_task_names("probes").size(), 3u);
   const std::string e = error_of([] { resolve_task_names("arc_easy,hellaswag"); });
   EXPECT_NE(e.find("unknown task 'hellaswag'"), std::string::npos) << e;
-  for (const char* known : {"arc_challenge", "gsm8k", "winogrande", "eq_bench", "wikitext2",
-                            "tinystories", "probe_chain", "word_sorting", "bbh_cot_<task>"})
+  for (const char* known :
+       {"arc_challenge", "gsm8k_zeroshot", "winogrande", "eq_bench", "wikitext2", "tinystories",
+        "probe_chain", "word_sorting", "bbh_cot_fewshot_<task>"})
     EXPECT_NE(e.find(known), std::string::npos) << known;
   EXPECT_NE(error_of([] { resolve_task_names("probe_logic:9"); }).find("3-7"), std::string::npos);
   EXPECT_NE(error_of([] { resolve_task_names("arc_easy,,boolq"); }).find("empty task name"),
@@ -217,7 +372,8 @@ TEST(EvalRegistry, NamesGroupsAndErrors) {
   TaskOptions o;
   o.data_dir = data_dir();
   for (const auto& n : resolve_task_names("tinystories,wikitext2,arc_easy,arc_challenge,"
-                                          "winogrande,boolq,gsm8k,eq_bench,bbh,bbh_cot,probes"))
+                                          "winogrande,boolq,gsm8k_zeroshot,eq_bench,bbh,"
+                                          "bbh_zeroshot_reprise,probes"))
     EXPECT_GT(make_task(n, o)->size(), 0u) << n;
 }
 
@@ -253,14 +409,53 @@ TEST(EvalEvaluator, RecordsEveryItemAndSummarises) {
   EXPECT_EQ(r2.items[1].doc_hash, r.items[1].doc_hash);
   EXPECT_NE(r.items[0].doc_hash, r.items[1].doc_hash);
 
-  const auto j = results_json(std::vector<TaskResult>{r}, {{"path", "0..4"}});
+  RunInfo run;
+  run.config = {{"path", "0..4"}};
+  run.model_name = "m";
+  const auto j = results_json(std::vector<TaskResult>{r}, run);
   EXPECT_NEAR(j["results"]["t"]["acc,none"].get<double>(), 1.0 / 3, 1e-12);
-  EXPECT_EQ(j["results"]["t"]["n"], 3);
+  EXPECT_NEAR(j["results"]["t"]["acc_stderr,none"].get<double>(), std::sqrt((1.0 / 3) / 3), 1e-12);
+  EXPECT_FALSE(j["results"]["t"].contains("n"));
+  // Every top-level key of lm-eval's results files.
+  for (const char* key : {"results", "group_subtasks", "configs", "versions", "n-shot",
+                          "higher_is_better", "n-samples", "config", "model_name", "date",
+                          "total_evaluation_time_seconds", "chat_template"})
+    EXPECT_TRUE(j.contains(key)) << key;
+  EXPECT_EQ(j["versions"]["t"], 1.0);
+  EXPECT_EQ(j["n-shot"]["t"], 0);
+  EXPECT_TRUE(j["total_evaluation_time_seconds"].is_string());
+  EXPECT_TRUE(j["chat_template"].is_null());
   EXPECT_EQ(j["n-samples"]["t"]["original"], 3);
   EXPECT_EQ(j["samples"]["t"].size(), 3u);
   EXPECT_EQ(j["metric_kinds"]["t"]["acc"], "binary");
   EXPECT_NE(summary_table(std::vector<TaskResult>{r}).find("| t    | acc_norm |"),
             std::string::npos);
+}
+
+// A group's row in lm-eval's results shape: the size-weighted mean and pooled standard error of
+// its subtasks; the expected figures were printed by lm-eval 0.4.13's aggregate_subtask_metrics
+// and pooled_sample_stderr for means 0.75 and 1/3, standard errors 0.25 and 1/3, sizes 4 and 3.
+TEST(EvalEvaluator, GroupRowsAggregateAsLmEvalDoes) {
+  const MetricInfo em{"exact_match", MetricKind::Binary, true, "get-answer"};
+  auto task = [&](const std::string& name, double mean, double se, size_t n) {
+    TaskResult r;
+    r.info.name = name;
+    r.info.metrics = {em};
+    r.metrics = {{em, mean, se, n}};
+    return r;
+  };
+  const std::vector<TaskResult> rs = {task("a", 0.75, 0.25, 4), task("b", 1.0 / 3, 1.0 / 3, 3),
+                                      task("c", 0.5, 0.5, 2)};
+  RunInfo run;
+  run.groups = {TaskGroup{"g", {"a", "b", "x"}, {em.id()}, 3.0}};
+  const auto j = results_json(rs, run);
+  EXPECT_NEAR(j["results"]["g"]["exact_match,get-answer"].get<double>(), 0.5714285714285714, 1e-15);
+  EXPECT_NEAR(j["results"]["g"]["exact_match_stderr,get-answer"].get<double>(), 0.20118695404073914,
+              1e-15);
+  EXPECT_EQ(j["groups"]["g"], j["results"]["g"]);
+  EXPECT_EQ(j["group_subtasks"]["g"], nlohmann::ordered_json::array({"a", "b"}));
+  EXPECT_EQ(j["versions"]["g"], 3.0);
+  EXPECT_EQ(j["higher_is_better"]["g"]["exact_match"], true);
 }
 
 TEST(EvalEvaluator, GenerationDigitAndPassageScoring) {
@@ -294,13 +489,17 @@ TEST(EvalCompare, PairsItemsAndRefusesDifferentItems) {
               "{\"context\": \"b\", \"choices\": [\" 55\", \" 6\"], \"gold\": 0}\n"));
   const TaskResult r = evaluate(*task, lm);
   auto write_results = [&](const std::string& name, const std::vector<TaskResult>& rs) {
-    return d.write(name, results_json(rs, {{"path", "0..4"}}).dump());
+    RunInfo run;
+    run.config = {{"path", "0..4"}};
+    return d.write(name, results_json(rs, run).dump());
   };
   const RunItems a = load_run(write_results("a.json", {r}));
   EXPECT_EQ(a.label, "0..4");
   // A samples log of the same run pairs with the results file.
   std::string lines;
-  for (const auto& it : r.items) lines += sample_json(r, it, "0..3,1..4").dump() + "\n";
+  for (size_t k = 0; k < r.items.size(); ++k)
+    for (const auto& line : sample_lines(r, r.items[k], k, "0..3,1..4"))
+      lines += line.dump() + "\n";
   const RunItems b = load_run(d.write("b.jsonl", lines));
   EXPECT_EQ(b.label, "0..3,1..4");
   const Comparison c = compare_runs(a, b);
@@ -329,7 +528,11 @@ TEST(EvalCompare, PairsItemsAndRefusesDifferentItems) {
   EXPECT_NE(error_of([&] { compare_runs(a, ch); }).find("item 't/1' differs"), std::string::npos);
   EXPECT_NE(error_of([&] {
               load_run(d.write("x.jsonl", "{\"task\": \"t\"}\n"));
-            }).find("x.jsonl:1: needs \"metric_kinds\""),
+            }).find("x.jsonl:1: needs \"id\""),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              load_run(d.write("y.jsonl", "{\"task\": \"t\", \"id\": \"t/0\", \"metrics\": {}}\n"));
+            }).find("y.jsonl:1: needs \"metric_kinds\""),
             std::string::npos);
 }
 

@@ -73,14 +73,29 @@ TEST(Metrics, NumberNormalisationAndExtraction) {
   EXPECT_EQ(last_number("3 apples cost $1,234.00.").value(), "1234");
 }
 
-TEST(Metrics, Gsm8kExtraction) {
-  EXPECT_EQ(gsm8k_gold("She sells 16 - 3 = <<16-3=13>>13 eggs.\n#### 1,234"), "1234");
-  EXPECT_THROW(gsm8k_gold("no final line"), Error);
-  EXPECT_EQ(gsm8k_strict("So 6 + 36 = 42.\n#### 42").value(), "42");
-  EXPECT_FALSE(gsm8k_strict("The answer is 42.").has_value());
-  EXPECT_EQ(gsm8k_flexible("First 3 + 4 = 7, then 7 * 6 = 42.").value(), "42");
-  EXPECT_EQ(gsm8k_flexible("It costs $18.00 in total.").value(), "18");
-  EXPECT_FALSE(gsm8k_flexible("I do not know.").has_value());
+// lm-eval's regex filter and exact_match, with the values Python's re.findall / re.sub give.
+TEST(Metrics, LmEvalRegexFilterAndExactMatch) {
+  const Regex strict("#### (\\-?[0-9\\.\\,]+)");
+  const Regex flexible("(-?[$0-9.,]{2,})|(-?[0-9]+)");
+  EXPECT_EQ(regex_filter("So 6 + 36 = 42.\n#### 42", strict), "42");
+  EXPECT_EQ(regex_filter("The answer is 42.", strict), kNoMatch);
+  // Two groups: each match's first non-empty group; group_select -1 takes the last match.
+  EXPECT_EQ(flexible.find_all("3 + 4 = 7, then $1,234.00."),
+            (std::vector<std::string>{"3", "4", "7,", "$1,234.00."}));
+  EXPECT_EQ(regex_filter("First 3 + 4 = 7, then 7 * 6 = 42.", flexible, -1), "42.");
+  EXPECT_EQ(regex_filter("I do not know.", flexible, -1), kNoMatch);
+  EXPECT_EQ(regex_filter("a 5 b", flexible, 3), kNoMatch);    // no fourth match
+  EXPECT_EQ(Regex("\\.$").replace_all("18.\n", ""), "18\n");  // $ before a final newline
+  EXPECT_EQ(Regex(",").replace_all("1,234,5", ""), "12345");
+  std::vector<Regex> ignore;
+  for (const char* p : {",", "\\$", "(?s).*#### ", "\\.$"}) ignore.emplace_back(p);
+  const std::string gold = "She sells 16 - 3 = <<16-3=13>>13 eggs.\n#### 1,234";
+  EXPECT_TRUE(exact_match("1,234", gold, ignore, true));
+  EXPECT_TRUE(exact_match("$1234.", gold, ignore, true));
+  EXPECT_FALSE(exact_match("1234.0", gold, ignore, true));
+  EXPECT_FALSE(exact_match(kNoMatch, gold, ignore, true));
+  EXPECT_TRUE(exact_match("TRUE", "True", {}, true));
+  EXPECT_FALSE(exact_match("TRUE", "True", {}, false));
 }
 
 TEST(Metrics, BbhAnswerFormats) {
@@ -109,13 +124,6 @@ TEST(Metrics, BbhAnswerFormats) {
             "apple banana cherry");
   EXPECT_TRUE(answer_matches("] ]", "] ]", AnswerFormat::Text));
   EXPECT_FALSE(answer_matches("", "] ]", AnswerFormat::Text));
-}
-
-TEST(Metrics, ChainOfThoughtFinalAnswer) {
-  EXPECT_EQ(cot_final_answer("(1) ... So the answer is (C).\n\nQ: next").value(), "(C)");
-  EXPECT_EQ(cot_final_answer("The answer is (A). Wait, the answer is (B).").value(), "(B)");
-  EXPECT_EQ(cot_final_answer("Thus, the answer is: 42.").value(), "42");
-  EXPECT_FALSE(cot_final_answer("I am not sure.").has_value());
 }
 
 TEST(Metrics, EqBenchParseAndScore) {

@@ -7,6 +7,8 @@
 
 #include "eval/io.h"
 #include "eval/metrics.h"
+#include "eval/py_random.h"
+#include "eval/regex.h"
 #include "eval/tasks/eq_bench.h"
 #include "eval/tasks/generation.h"
 #include "eval/tasks/multiple_choice.h"
@@ -151,12 +153,18 @@ std::unique_ptr<Task> load_arc(const fs::path& data_dir, bool challenge) {
 
 std::unique_ptr<Task> load_boolq(const fs::path& data_dir) {
   auto items = query_choice_items(data_dir / "boolq" / "boolq.jsonl", "boolq");
+  // llm-foundry's query is "Passage: {passage}\nQuestion: {question}?"; lm-eval's prompt has no
+  // "Passage: " label.
+  const std::string label = "Passage: ";
+  for (auto& it : items)
+    if (it.context.rfind(label, 0) == 0) it.context.erase(0, label.size());
   // Several questions ask about one passage: the passage is the unit they share.
   std::vector<std::string> passages;
   for (const auto& it : items)
     passages.push_back(it.context.substr(0, it.context.find("\nQuestion:")));
   auto task = std::make_unique<MultipleChoiceTask>("boolq", "BoolQ dev, yes/no by log-likelihood",
-                                                   std::move(items));
+                                                   std::move(items), " ", false, false);
+  task->set_version(2.0);
   task->set_clusters(std::move(passages));
   return task;
 }
@@ -182,55 +190,141 @@ std::unique_ptr<Task> load_winogrande(const fs::path& data_dir) {
 }
 
 std::vector<MetricInfo> gsm8k_metrics() {
-  return {{"exact_match_flex", MetricKind::Binary, true},
-          {"exact_match_strict", MetricKind::Binary, true}};
+  return {{"exact_match", MetricKind::Binary, true, "strict-match"},
+          {"exact_match", MetricKind::Binary, true, "flexible-extract"}};
 }
 
-std::unique_ptr<Task> load_gsm8k(const fs::path& data_dir) {
-  const fs::path file = data_dir / "gsm8k" / "test.jsonl";
+std::unique_ptr<Task> load_gsm8k(const fs::path& data_dir, bool fewshot) {
+  struct Problem {
+    std::string question, answer;
+  };
+  auto read = [](const fs::path& file) {
+    std::vector<Problem> out;
+    for_each_jsonl(file, [&](const nlohmann::json& j, int line) {
+      const std::string at = where(file, line);
+      Problem p{json_string(j, "question", at), json_string(j, "answer", at)};
+      if (p.answer.find("#### ") == std::string::npos)
+        throw Error(fmt::format("{}: \"answer\" has no '#### ' line", at));
+      out.push_back(std::move(p));
+    });
+    return out;
+  };
+  const std::vector<Problem> test = read(data_dir / "gsm8k" / "test.jsonl");
+  std::vector<Problem> train;
+  if (fewshot) {
+    const fs::path file = data_dir / "gsm8k" / "train.jsonl";
+    if (!fs::exists(file))
+      throw Error(fmt::format(
+          "{}: not found; lm-eval's gsm8k takes its five examples from GSM8K's train split "
+          "(openai/grade-school-math, grade_school_math/data/train.jsonl): put it there, or run "
+          "gsm8k_zeroshot",
+          file.string()));
+    train = read(file);
+    if (train.size() < 5) throw Error(fmt::format("{}: fewer than 5 problems", file.string()));
+  }
+  // lm-eval draws each test item's examples in turn from one random.Random(1234) (its default
+  // few-shot seed): item i's examples do not depend on --limit.
+  PyRandom rng(1234);
   std::vector<GenItem> items;
-  for_each_jsonl(file, [&](const nlohmann::json& j, int line) {
-    const std::string at = where(file, line);
+  for (const auto& p : test) {
     GenItem it;
     it.id = fmt::format("gsm8k/{}", items.size());
-    it.context = "Question: " + json_string(j, "question", at) + "\nAnswer:";
-    const std::string answer = json_string(j, "answer", at);
-    if (answer.find("####") == std::string::npos)
-      throw Error(fmt::format("{}: \"answer\" has no '####' line", at));
-    it.gold = gsm8k_gold(answer);
+    if (fewshot)
+      for (size_t k : rng.sample(train.size(), 5))
+        it.context += "Question: " + train[k].question + "\nAnswer: " + train[k].answer + "\n\n";
+    it.context += "Question: " + p.question + "\nAnswer:";
+    it.gold = p.answer;  // lm-eval's target: the whole worked answer
     items.push_back(std::move(it));
-  });
-  auto same = [](const std::string& e, const std::string& gold) { return !e.empty() && e == gold; };
-  std::vector<GenMetric> metrics = {
-      exact_match_metric(
-          "exact_match_flex",
-          [](const std::string& out) { return gsm8k_flexible(out).value_or(""); }, same),
-      exact_match_metric(
-          "exact_match_strict",
-          [](const std::string& out) { return gsm8k_strict(out).value_or(""); }, same),
+  }
+  auto ignore = std::make_shared<std::vector<Regex>>();
+  for (const char* p : {",", "\\$", "(?s).*#### ", "\\.$"}) ignore->emplace_back(p);
+  auto metric = [ignore](const MetricInfo& info, const char* pattern, int group_select) {
+    auto re = std::make_shared<Regex>(pattern);
+    GenMetric m;
+    m.info = info;
+    m.score = [=](const std::string& out, const GenItem& item, std::string& extracted) {
+      extracted = regex_filter(out, *re, group_select);
+      return exact_match(extracted, item.gold, *ignore, true) ? 1.0 : 0.0;
+    };
+    return m;
   };
-  return std::make_unique<GenerationTask>(
-      "gsm8k", "GSM8K test, zero-shot generation; last number (flex) or '#### N' (strict)",
-      std::move(items), std::vector<std::string>{"Question:", "\n\n\n"}, 256, std::move(metrics));
+  const auto infos = gsm8k_metrics();
+  std::vector<GenMetric> metrics = {
+      metric(infos[0], "#### (\\-?[0-9\\.\\,]+)", 0),
+      metric(infos[1], "(-?[$0-9.,]{2,})|(-?[0-9]+)", -1),
+  };
+  auto task = std::make_unique<GenerationTask>(
+      fewshot ? "gsm8k" : "gsm8k_zeroshot",
+      fewshot ? "GSM8K test, lm-eval's gsm8k: five train-split examples, its filters"
+              : "GSM8K test, lm-eval's gsm8k prompt and filters without its five examples",
+      std::move(items), std::vector<std::string>{"Question:", "</s>", "<|im_end|>"}, 256,
+      std::move(metrics));
+  task->set_version(3.0);
+  task->set_num_fewshot(fewshot ? 5 : 0);
+  return task;
 }
 
 std::vector<MetricInfo> bbh_metrics() {
   return {{"exact_match", MetricKind::Binary, true}};
 }
 
+std::vector<MetricInfo> bbh_cot_metrics() {
+  return {{"exact_match", MetricKind::Binary, true, "get-answer"}};
+}
+
+namespace {
+
+// A BBH prompt file: a canary line, "-----", the task description (one paragraph, or two for
+// snarks), then three worked examples "Q: {input}\nA: Let's think step by step.{sep}{target}"
+// separated by blank lines, where sep is a newline or (sports_understanding) a space.
+struct BbhPrompt {
+  std::string description;
+  std::vector<std::pair<std::string, std::string>> examples;  // input, target
+};
+
+constexpr std::string_view kThink = "\nA: Let's think step by step.";
+
+BbhPrompt read_bbh_prompt(const fs::path& file) {
+  const std::string text = read_text_file(file);
+  const size_t rule = text.find("-----\n");
+  if (rule == std::string::npos)
+    throw Error(fmt::format("{}: no '-----' line before the prompt", file.string()));
+  const std::string body = trim(text.substr(rule + 6));
+  BbhPrompt p;
+  size_t q = body.find("\n\nQ: ");
+  if (q == std::string::npos) throw Error(fmt::format("{}: no 'Q: ' example", file.string()));
+  p.description = body.substr(0, q);
+  while (q != std::string::npos) {
+    const size_t start = q + 5, next = body.find("\n\nQ: ", start);
+    const std::string ex = body.substr(start, next == std::string::npos ? next : next - start);
+    const size_t a = ex.find(kThink);
+    if (a == std::string::npos || a + kThink.size() >= ex.size())
+      throw Error(fmt::format("{}: example {} has no \"A: Let's think step by step.\" answer",
+                              file.string(), p.examples.size() + 1));
+    p.examples.emplace_back(ex.substr(0, a), ex.substr(a + kThink.size() + 1));
+    q = next;
+  }
+  return p;
+}
+
+}  // namespace
+
 std::unique_ptr<Task> load_bbh(const fs::path& data_dir, const std::string& task, bool cot) {
   const fs::path data = data_dir / "bbh" / "bbh" / (task + ".json");
   const fs::path prompt_file = data_dir / "bbh" / "cot-prompts" / (task + ".txt");
-  const std::string name = (cot ? "bbh_cot_" : "bbh_") + task;
-  // The prompt file is a canary line, "-----", a one-line task description, then three worked
-  // examples separated by blank lines.
-  const std::string prompt = read_text_file(prompt_file);
-  const size_t rule = prompt.find("-----\n");
-  if (rule == std::string::npos)
-    throw Error(fmt::format("{}: no '-----' line before the prompt", prompt_file.string()));
-  const std::string body = trim(prompt.substr(rule + 6));
-  const std::string description = body.substr(0, body.find('\n'));
-  const std::string prefix = cot ? body : description;
+  const std::string name = (cot ? "bbh_cot_fewshot_" : "bbh_") + task;
+  const BbhPrompt prompt = read_bbh_prompt(prompt_file);
+  // lm-eval's bbh_cot_fewshot_<task>: the description, then each example as its question, the
+  // target delimiter " ", its worked answer and the few-shot delimiter "\n\n". reprise's zero-shot
+  // bbh_<task> keeps the description's first line only.
+  std::string prefix;
+  if (cot) {
+    prefix = prompt.description + "\n\n";
+    for (const auto& [input, target] : prompt.examples)
+      prefix += "Q: " + input + std::string(kThink) + "\n" + " " + target + "\n\n";
+  } else {
+    prefix = prompt.description.substr(0, prompt.description.find('\n')) + "\n\n";
+  }
 
   const nlohmann::json doc = read_json_file(data);
   if (!doc.contains("examples") || !doc["examples"].is_array())
@@ -240,28 +334,41 @@ std::unique_ptr<Task> load_bbh(const fs::path& data_dir, const std::string& task
     const std::string at = fmt::format("{}: example {}", data.string(), items.size());
     GenItem it;
     it.id = fmt::format("{}/{}", name, items.size());
-    it.context = prefix + "\n\nQ: " + json_string(ex, "input", at) +
-                 (cot ? "\nA: Let's think step by step." : "\nA:");
+    it.context = prefix + "Q: " + json_string(ex, "input", at) +
+                 (cot ? std::string(kThink) + "\n" : std::string("\nA:"));
     it.gold = json_string(ex, "target", at);
     items.push_back(std::move(it));
   }
   GenMetric em;
-  em.info = bbh_metrics()[0];
-  em.score = [cot](const std::string& out, const GenItem& item, std::string& extracted) {
-    const AnswerFormat f = answer_format_of(item.gold);
-    if (cot) {
-      auto final = cot_final_answer(out);
-      extracted = final ? extract_answer(*final, f) : "";
-    } else {
+  if (cot) {
+    // lm-eval's "get-answer" filter, then a case-sensitive exact match with nothing ignored.
+    em.info = bbh_cot_metrics()[0];
+    auto re = std::make_shared<Regex>("(?<=the answer is )(.*)(?=.)");
+    em.score = [re](const std::string& out, const GenItem& item, std::string& extracted) {
+      extracted = regex_filter(out, *re, 0);
+      return exact_match(extracted, item.gold, {}, false) ? 1.0 : 0.0;
+    };
+  } else {
+    em.info = bbh_metrics()[0];
+    em.score = [](const std::string& out, const GenItem& item, std::string& extracted) {
+      const AnswerFormat f = answer_format_of(item.gold);
       extracted = extract_answer(out, f);
-    }
-    return answer_matches(extracted, item.gold, f) ? 1.0 : 0.0;
-  };
-  const std::string what = cot ? "three-shot chain of thought" : "zero-shot";
-  return std::make_unique<GenerationTask>(
-      name, fmt::format("BIG-Bench Hard {}, {}", task, what), std::move(items),
-      cot ? std::vector<std::string>{"\n\nQ:", "\nQ:"} : std::vector<std::string>{"\n\n", "\nQ:"},
-      cot ? 384 : 128, std::vector<GenMetric>{em});
+      return answer_matches(extracted, item.gold, f) ? 1.0 : 0.0;
+    };
+  }
+  auto t = std::make_unique<GenerationTask>(
+      name,
+      cot ? fmt::format("BIG-Bench Hard {}, lm-eval's three-shot chain of thought", task)
+          : fmt::format("BIG-Bench Hard {}, zero-shot (reprise's answer extraction)", task),
+      std::move(items),
+      cot ? std::vector<std::string>{"</s>", "Q", "\n\n"}
+          : std::vector<std::string>{"\n\n", "\nQ:"},
+      cot ? 1024 : 128, std::vector<GenMetric>{em});
+  if (cot) {
+    t->set_version(3.0);
+    t->set_num_fewshot(3);
+  }
+  return t;
 }
 
 std::unique_ptr<Task> load_eq_bench(const fs::path& data_dir) {

@@ -30,7 +30,7 @@ ItemScore GenerationTask::score(size_t i, std::span<const Response> responses) c
     std::string e;
     out.values.push_back(metrics_[k].score(output, items_[i], e));
     if (k == 0) out.prediction = e;
-    extracted[metrics_[k].info.name] = e;
+    extracted[metrics_[k].info.id()] = e;
   }
   out.details = {{"output", output}, {"extracted", extracted}};
   return out;

@@ -37,6 +37,9 @@ class GenerationTask final : public Task {
   // The prediction is what the first metric extracted.
   ItemScore score(size_t i, std::span<const Response> responses) const override;
 
+  void set_version(double v) { info_.version = v; }
+  void set_num_fewshot(int n) { info_.num_fewshot = n; }
+
  private:
   TaskInfo info_;
   std::vector<GenItem> items_;

@@ -4,19 +4,20 @@
 
 namespace reprise::eval {
 
-std::vector<MetricInfo> MultipleChoiceTask::metrics(bool partial) {
-  if (partial) return {{"acc", MetricKind::Binary, true}};
+std::vector<MetricInfo> MultipleChoiceTask::metrics(bool acc_norm) {
+  if (!acc_norm) return {{"acc", MetricKind::Binary, true}};
   return {{"acc", MetricKind::Binary, true}, {"acc_norm", MetricKind::Binary, true}};
 }
 
 MultipleChoiceTask::MultipleChoiceTask(std::string name, std::string description,
                                        std::vector<ChoiceItem> items, std::string delimiter,
-                                       bool partial)
+                                       bool partial, bool acc_norm)
     : info_{std::move(name), partial ? "multiple_choice_partial" : "multiple_choice",
-            std::move(description), metrics(partial)},
+            std::move(description), metrics(acc_norm && !partial)},
       items_(std::move(items)),
       delimiter_(std::move(delimiter)),
-      partial_(partial) {}
+      partial_(partial),
+      acc_norm_(acc_norm && !partial) {}
 
 std::vector<Request> MultipleChoiceTask::requests(size_t i) const {
   const ChoiceItem& it = items_[i];
@@ -41,11 +42,13 @@ ItemScore MultipleChoiceTask::score(size_t i, std::span<const Response> response
   }
   const ChoiceScore s = score_choices(ll, it.choices, it.gold);
   ItemScore out;
-  out.values = partial_ ? std::vector<double>{s.acc} : std::vector<double>{s.acc, s.acc_norm};
+  out.values = acc_norm_ ? std::vector<double>{s.acc, s.acc_norm} : std::vector<double>{s.acc};
   out.prediction = it.choices[s.pred];
   out.gold = it.choices[it.gold];
   out.details = {{"loglik", ll}, {"is_greedy", greedy}, {"pred", s.pred}, {"gold", it.gold}};
-  if (!partial_) out.details["pred_norm"] = s.pred_norm;
+  // What lm-eval logs as the target: the gold index, or with partial scoring the shared ending.
+  out.details["target"] = partial_ ? it.continuation : std::to_string(it.gold);
+  if (acc_norm_) out.details["pred_norm"] = s.pred_norm;
   return out;
 }
 

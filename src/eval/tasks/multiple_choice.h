@@ -23,10 +23,13 @@ struct ChoiceItem {
 class MultipleChoiceTask final : public Task {
  public:
   // `delimiter` joins context and option (ordinary) or option and continuation (partial).
+  // acc_norm is scored beside acc unless partial or acc_norm is false (lm-eval's BoolQ).
   MultipleChoiceTask(std::string name, std::string description, std::vector<ChoiceItem> items,
-                     std::string delimiter = " ", bool partial = false);
+                     std::string delimiter = " ", bool partial = false, bool acc_norm = true);
 
-  static std::vector<MetricInfo> metrics(bool partial);
+  static std::vector<MetricInfo> metrics(bool acc_norm);
+
+  void set_version(double v) { info_.version = v; }
 
   const TaskInfo& info() const override { return info_; }
   size_t size() const override { return items_.size(); }
@@ -46,6 +49,7 @@ class MultipleChoiceTask final : public Task {
   std::vector<ChoiceItem> items_;
   std::string delimiter_;
   bool partial_;
+  bool acc_norm_;
   std::vector<std::string> clusters_;
 };
 
