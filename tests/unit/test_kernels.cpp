@@ -23,9 +23,10 @@
 namespace reprise::kernels {
 namespace {
 
-const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16,
-                             TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1,
-                             TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+const TensorType kTypes[] = {
+    TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0,   TensorType::Q4_0,
+    TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::IQ4_NL, TensorType::Q2_K,
+    TensorType::Q3_K, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K,   TensorType::IQ4_XS};
 
 const IsaKernels* table(Isa isa) {
   switch (isa) {
@@ -151,7 +152,8 @@ TEST_P(KernelTest, MatmulThroughDispatchMatchesScalar) {
   const Isa saved = active_isa();
   ThreadPool pool(2);
   const int64_t rows = 53, cols = 512;
-  for (TensorType type : {TensorType::F16, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+  for (TensorType type : {TensorType::F16, TensorType::Q8_0, TensorType::Q5_1, TensorType::Q4_K,
+                          TensorType::Q3_K, TensorType::Q6_K, TensorType::IQ4_XS}) {
     Weights w = make_weights(type, rows, cols, 31);
     TensorView view;
     view.name = "w";
