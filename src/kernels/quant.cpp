@@ -362,6 +362,31 @@ int clamp_int(int v, int lo, int hi) {
   return v < lo ? lo : (v > hi ? hi : v);
 }
 
+// The element of largest magnitude (the first one on ties) and that magnitude; 0 and 0 for an
+// all-zero block. The symmetric quantizers map it to their most negative level.
+struct Extreme {
+  float value;
+  float amax;
+};
+Extreme signed_extreme(const float* x, int n) {
+  Extreme e{0.0f, 0.0f};
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > e.amax) e = {x[i], ax};
+  }
+  return e;
+}
+
+// Smallest and largest element (the range Q4_1 / Q5_1 spread their levels over).
+void block_range(const float* x, int n, float* lo, float* hi) {
+  *lo = FLT_MAX;
+  *hi = -FLT_MAX;
+  for (int j = 0; j < n; ++j) {
+    if (x[j] < *lo) *lo = x[j];
+    if (x[j] > *hi) *hi = x[j];
+  }
+}
+
 BlockQ8_0 encode_q8_0(const float* x) {
   float amax = 0.0f;
   for (int j = 0; j < kQK; ++j) {
@@ -379,15 +404,7 @@ BlockQ8_0 encode_q8_0(const float* x) {
 
 BlockQ4_0 encode_q4_0(const float* x) {
   // The signed extreme maps to level 0 (-8), which uses the asymmetric range fully.
-  float amax = 0.0f;
-  float extreme = 0.0f;
-  for (int j = 0; j < kQK; ++j) {
-    if (amax < std::fabs(x[j])) {
-      amax = std::fabs(x[j]);
-      extreme = x[j];
-    }
-  }
-  const float d = extreme / -8.0f;
+  const float d = signed_extreme(x, kQK).value / -8.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   BlockQ4_0 b;
   b.d = fp32_to_fp16(d);
@@ -403,12 +420,8 @@ BlockQ4_0 encode_q4_0(const float* x) {
 // The block minimum maps to level 0 and the maximum to 15 (or just below: the scale is rounded
 // to fp16 after the levels are chosen with the unrounded one, as in ggml).
 BlockQ4_1 encode_q4_1(const float* x) {
-  float lo = FLT_MAX;
-  float hi = -FLT_MAX;
-  for (int j = 0; j < kQK; ++j) {
-    if (x[j] < lo) lo = x[j];
-    if (x[j] > hi) hi = x[j];
-  }
+  float lo, hi;
+  block_range(x, kQK, &lo, &hi);
   const float d = (hi - lo) / 15.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   BlockQ4_1 b;
@@ -504,15 +517,7 @@ float fit_scale_offset(int n, int nmax, const float* x, const float* w, uint8_t*
 // (sum w x l)^2 / sum w l^2, i.e. minimising the weighted squared error of the refit scale.
 float fit_symmetric_scale(int n, int nmax, const float* x, int8_t* L) {
   constexpr float kGroupMaxEps = 1e-15f;
-  float extreme = 0;
-  float amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      extreme = x[i];
-    }
-  }
+  const auto [extreme, amax] = signed_extreme(x, n);
   if (amax < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.0f;
@@ -655,16 +660,10 @@ BlockQ6_K encode_q6_k(const float* x) {
   BlockQ6_K b;
   int8_t L[kQKK];
   float scales[kQKK / 16];
-  float max_scale = 0;  // signed: the sub-block scale of largest magnitude
-  float max_abs_scale = 0;
-  for (int k = 0; k < kQKK / 16; ++k) {
+  for (int k = 0; k < kQKK / 16; ++k)
     scales[k] = fit_symmetric_scale(16, 32, x + 16 * k, L + 16 * k);
-    const float a = std::fabs(scales[k]);
-    if (a > max_abs_scale) {
-      max_abs_scale = a;
-      max_scale = scales[k];
-    }
-  }
+  // Signed: the sub-block scale of largest magnitude.
+  const auto [max_scale, max_abs_scale] = signed_extreme(scales, kQKK / 16);
   if (max_abs_scale < kGroupMaxEps) {
     std::memset(&b, 0, sizeof(b));
     return b;
@@ -703,15 +702,7 @@ BlockQ6_K encode_q6_k(const float* x) {
 
 // Q5_0: as Q4_0 with 32 levels; the signed extreme maps to level 0 (-16).
 BlockQ5_0 encode_q5_0(const float* x) {
-  float amax = 0.0f;
-  float extreme = 0.0f;
-  for (int j = 0; j < kQK; ++j) {
-    if (amax < std::fabs(x[j])) {
-      amax = std::fabs(x[j]);
-      extreme = x[j];
-    }
-  }
-  const float d = extreme / -16.0f;
+  const float d = signed_extreme(x, kQK).value / -16.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   BlockQ5_0 b;
   b.d = fp32_to_fp16(d);
@@ -730,12 +721,8 @@ BlockQ5_0 encode_q5_0(const float* x) {
 // Q5_1: as Q4_1 with 32 levels. ggml does not clamp here: the level of the maximum is at most
 // 31.5 truncated, i.e. 31.
 BlockQ5_1 encode_q5_1(const float* x) {
-  float lo = FLT_MAX;
-  float hi = -FLT_MAX;
-  for (int j = 0; j < kQK; ++j) {
-    if (x[j] < lo) lo = x[j];
-    if (x[j] > hi) hi = x[j];
-  }
+  float lo, hi;
+  block_range(x, kQK, &lo, &hi);
   const float d = (hi - lo) / 31.0f;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   BlockQ5_1 b;
@@ -782,14 +769,7 @@ float fit_iq4_scale(const float* x, uint8_t* L) {
   constexpr int kTries = 7;
   float w[32];
   for (int j = 0; j < 32; ++j) w[j] = x[j] * x[j];
-  float amax = 0, extreme = 0;
-  for (int j = 0; j < 32; ++j) {
-    const float ax = std::fabs(x[j]);
-    if (ax > amax) {
-      amax = ax;
-      extreme = x[j];
-    }
-  }
+  const auto [extreme, amax] = signed_extreme(x, 32);
   if (amax < kGroupMaxEps) return 0.0f;
   const float lv0 = static_cast<float>(kIq4Levels[0]);
   float d = -extreme / lv0;
@@ -841,14 +821,8 @@ BlockIQ4_NL encode_iq4_nl(const float* x) {
 BlockIQ4_XS encode_iq4_xs(const float* x) {
   uint8_t L[kQKK];
   float scales[kQKK / 32];
-  float max_scale = 0, amax_scale = 0;  // the signed sub-block scale of largest magnitude
-  for (int s = 0; s < kQKK / 32; ++s) {
-    scales[s] = fit_iq4_scale(x + 32 * s, L + 32 * s);
-    if (std::fabs(scales[s]) > amax_scale) {
-      amax_scale = std::fabs(scales[s]);
-      max_scale = scales[s];
-    }
-  }
+  for (int s = 0; s < kQKK / 32; ++s) scales[s] = fit_iq4_scale(x + 32 * s, L + 32 * s);
+  const float max_scale = signed_extreme(scales, kQKK / 32).value;
   BlockIQ4_XS b;
   std::memset(&b, 0, sizeof(b));
   // Sub-block scales become 6-bit multiples of d in [-32, 31], the largest one -32.
@@ -887,14 +861,7 @@ void pack_2bit(const uint8_t* L, uint8_t* qs) {
 float fit_q3_scale(const float* x, int8_t* L) {
   constexpr float kGroupMaxEps = 1e-15f;
   constexpr int kN = 16, kNmax = 4;
-  float extreme = 0, amax = 0;
-  for (int i = 0; i < kN; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      extreme = x[i];
-    }
-  }
+  const auto [extreme, amax] = signed_extreme(x, kN);
   if (amax < kGroupMaxEps) {
     for (int i = 0; i < kN; ++i) L[i] = 0;
     return 0.0f;
@@ -940,14 +907,8 @@ float fit_q3_scale(const float* x, int8_t* L) {
 BlockQ3_K encode_q3_k(const float* x) {
   int8_t L[kQKK];
   float scales[kQKK / 16];
-  float max_scale = 0, amax = 0;  // the signed sub-block scale of largest magnitude
-  for (int s = 0; s < kQKK / 16; ++s) {
-    scales[s] = fit_q3_scale(x + 16 * s, L + 16 * s);
-    if (std::fabs(scales[s]) > amax) {
-      amax = std::fabs(scales[s]);
-      max_scale = scales[s];
-    }
-  }
+  for (int s = 0; s < kQKK / 16; ++s) scales[s] = fit_q3_scale(x + 16 * s, L + 16 * s);
+  const float max_scale = signed_extreme(scales, kQKK / 16).value;
   BlockQ3_K b;
   std::memset(&b, 0, sizeof(b));
   if (max_scale != 0) {
