@@ -115,9 +115,10 @@ void BM_Attention(benchmark::State& state, Isa isa, KvElem elem) {
       benchmark::Counter(4.0 * n * hd * state.iterations(), benchmark::Counter::kIsRate);
 }
 
-const TensorType kTypes[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16,
-                             TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K,
-                             TensorType::Q5_K, TensorType::Q6_K};
+const TensorType kTypes[] = {
+    TensorType::F32,  TensorType::F16,  TensorType::BF16,   TensorType::Q8_0,   TensorType::Q4_0,
+    TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,   TensorType::IQ4_NL, TensorType::Q2_K,
+    TensorType::Q3_K, TensorType::Q4_K, TensorType::Q5_K,   TensorType::Q6_K,   TensorType::IQ4_XS};
 
 int register_all() {
   for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx}) {

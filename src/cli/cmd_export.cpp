@@ -103,8 +103,8 @@ void add_export(CLI::App& app, Runner& run) {
   sub->add_option("--format", o->format,
                   "gguf, hf or mergekit (default: from the output name: .gguf, .yaml)");
   sub->add_option("--type", o->type,
-                  "tensor type: keep (default), F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, "
-                  "Q4_K_M; 1-D tensors stay F32");
+                  "tensor type: keep (default), F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, "
+                  "IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS, Q4_K_M; 1-D tensors stay F32");
   sub->add_flag("--force", o->force, "replace an existing output");
   sub->add_flag("--alias", o->alias,
                 "GGUF: repeated blocks point at one copy of their data (llama.cpp refuses such "

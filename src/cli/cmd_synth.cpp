@@ -31,8 +31,8 @@ int run_synth(const SynthOptions& o) {
   auto ft = synth::parse_file_type(o.type);
   if (!ft)
     throw Error(
-        fmt::format("--type {}: expected f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k or "
-                    "q4_k_m",
+        fmt::format("--type {}: expected f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, "
+                    "q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs or q4_k_m",
                     o.type));
   ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
   const auto t0 = std::chrono::steady_clock::now();
@@ -54,7 +54,8 @@ void add_synth(CLI::App& app, Runner& run) {
                   "shapes to copy: qwen2.5-0.5b, qwen2.5-1.5b, qwen3-0.6b, llama-3.2-1b")
       ->required();
   sub->add_option("--type", o->type,
-                  "f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k or q4_k_m (default: f16)");
+                  "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, "
+                  "q6_k, iq4_xs or q4_k_m (default: f16)");
   sub->add_option("-o,--output", o->out, "output .gguf file")->required();
   sub->add_option("--seed", o->seed, "random seed (default: 1)");
   sub->add_option("-t,--threads", o->threads, "threads (default: all cores)")

@@ -478,9 +478,10 @@ TypeSpec parse_type_spec(std::string_view name) {
     s.name = "Q4_K_M";
     return s;
   }
-  static constexpr TensorType kFixed[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16,
-                                          TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K,
-                                          TensorType::Q5_K, TensorType::Q6_K};
+  static constexpr TensorType kFixed[] = {
+      TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0,   TensorType::Q4_0,
+      TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::IQ4_NL, TensorType::Q2_K,
+      TensorType::Q3_K, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K,   TensorType::IQ4_XS};
   if (auto t = tensor_type_from_name(n))
     for (TensorType k : kFixed)
       if (*t == k) {
@@ -490,8 +491,8 @@ TypeSpec parse_type_spec(std::string_view name) {
         return s;
       }
   throw Error(
-      fmt::format("--type: unknown type '{}' (types: keep, F32, F16, BF16, Q8_0, Q4_0, "
-                  "Q4_K, Q5_K, Q6_K, Q4_K_M)",
+      fmt::format("--type: unknown type '{}' (types: keep, F32, F16, BF16, Q8_0, Q4_0, Q4_1, "
+                  "Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS, Q4_K_M)",
                   name));
 }
 

@@ -39,7 +39,8 @@ struct TypeSpec {
   TensorType type = TensorType::F32;  // for Fixed
   std::string name = "keep";
 };
-// keep, F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_K_M (case-insensitive).
+// keep, F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+// IQ4_XS, Q4_K_M (case-insensitive).
 TypeSpec parse_type_spec(std::string_view name);
 
 struct ExportOptions {

@@ -21,7 +21,7 @@ enum class ActFormat : int {
 };
 
 // 32 activations as x[j] ~= d * q[j], with q = round(x / d), d = max|x| / 127; `sum` = sum of q.
-// Used with Q8_0 and Q4_0 weights (whose blocks are 32 wide).
+// Used with Q8_0 weights (whose blocks are 32 wide).
 struct ActQ8_32 {
   float d;
   int32_t sum;
@@ -36,15 +36,16 @@ struct ActQ8_256 {
   int8_t q[256];
 };
 
-// 64 activations (32-blocks b and b + 1, each quantized as ActQ8_32) laid out for Q4_0 weights,
-// whose 16 bytes per block hold elements j (low nibble) and j + 16 (high nibble): one 256-bit
-// register of two blocks' nibbles then meets `lo` and `hi` directly. Lanes 0..3 of `off` and `d`
-// belong to block b, lanes 4..7 to b + 1. With an odd number of blocks the last pair's second
-// half is zero.
+// 64 activations (32-blocks b and b + 1, each quantized as ActQ8_32) laid out for the nibble
+// types (Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL), whose 16 bytes per block hold elements j (low nibble)
+// and j + 16 (high nibble): one 256-bit register of two blocks' nibbles then meets `lo` and `hi`
+// directly. Lanes 0..3 of `off` and `d` belong to block b, lanes 4..7 to b + 1. With an odd
+// number of blocks the last pair's second half is zero.
 struct ActQ8_32x2 {
   int8_t lo[32];   // x_b[0..16), x_b+1[0..16)
   int8_t hi[32];   // x_b[16..32), x_b+1[16..32)
-  int32_t off[8];  // 8 * sum(q_b), 0, 0, 0, 8 * sum(q_b+1), 0, 0, 0: Q4_0's "- 8" per block
+  int32_t off[8];  // 8 * sum(q_b), 0, 0, 0, 8 * sum(q_b+1), 0, 0, 0: Q4_0's "- 8" per block,
+                   // and the block sums the other types' offsets need
   float d[8];      // d_b x 4, d_b+1 x 4
 };
 

@@ -20,8 +20,9 @@ namespace reprise::kernels {
 namespace {
 
 // ggml type ids (format/tensor_type.h is not included here: it defines inline functions).
-constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14,
-                   kBF16 = 30;
+constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ5_0 = 6, kQ5_1 = 7, kQ8_0 = 8,
+                   kQ2_K = 10, kQ3_K = 11, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kIQ4_NL = 20,
+                   kIQ4_XS = 23, kBF16 = 30;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -178,9 +179,16 @@ void quantize_q8_32x2(const float* x, int64_t n, ActQ8_32x2* out) {
 ActFormat matvec_act(uint32_t type) {
   switch (type) {
     case kQ4_0:
+    case kQ4_1:
+    case kQ5_0:
+    case kQ5_1:
+    case kIQ4_NL:
       return ActFormat::Q8_32x2;
     case kQ8_0:
       return ActFormat::Q8_32;
+    case kQ2_K:
+    case kQ3_K:
+    case kIQ4_XS:
     case kQ4_K:
     case kQ5_K:
     case kQ6_K:
@@ -265,6 +273,257 @@ float dot_q4_0(const uint8_t* row, const ActQ8_32x2* a, int64_t nb) {
   return hsum(_mm256_add_ps(acc0, acc1));
 }
 
+// 32 bits to 32 bytes: byte e is 0xFF where bit e of `bits` is set, else 0.
+inline __m256i bits_to_bytes(uint32_t bits) {
+  const __m256i spread =
+      _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)),
+                          _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2,
+                                           2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+}
+
+// The 16 IQ4 levels (kernels/quant_blocks.h kIq4Levels) in both 128-bit lanes, for vpshufb.
+inline __m256i iq4_levels() {
+  const __m128i t =
+      _mm_setr_epi8(-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+  return _mm256_set_m128i(t, t);
+}
+
+// 16 bytes of Q4_0-ordered nibbles as 32 bytes in element order (low nibbles, then high).
+inline __m256i nibbles32(const uint8_t* qs) {
+  const __m128i v = loadu128(qs);
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0F));
+}
+
+// One block of a 32-wide type as its quants in element order and y = d * q + m: unsigned
+// quants (Q4_1, Q5_0 with m = -16 d, Q5_1), or for IQ4_NL the signed level values with m = 0.
+struct Block32 {
+  __m256i q;
+  float d, m;
+};
+
+template <uint32_t Type>
+inline constexpr bool kSignedQuants = Type == kIQ4_NL;
+
+template <uint32_t Type>
+inline constexpr int64_t kBlock32Bytes = Type == kQ4_1   ? 20
+                                         : Type == kQ5_0 ? 22
+                                         : Type == kQ5_1 ? 24
+                                                         : 18;
+
+// Adds Q5_0/Q5_1's fifth bits (bit e of the 32-bit word at qh, worth 16) to nibbles q.
+inline __m256i with_fifth_bit(__m256i q, const uint8_t* qh) {
+  uint32_t bits;
+  std::memcpy(&bits, qh, 4);
+  return _mm256_or_si256(q, _mm256_and_si256(bits_to_bytes(bits), _mm256_set1_epi8(0x10)));
+}
+
+template <uint32_t Type>
+inline Block32 load_block32(const uint8_t* blk) {
+  static_assert(Type == kQ4_1 || Type == kQ5_0 || Type == kQ5_1 || Type == kIQ4_NL);
+  if constexpr (Type == kQ4_1) return {nibbles32(blk + 4), f16_at(blk), f16_at(blk + 2)};
+  if constexpr (Type == kQ5_0) {
+    const float d = f16_at(blk);
+    return {with_fifth_bit(nibbles32(blk + 6), blk + 2), d, -16.0f * d};
+  }
+  if constexpr (Type == kQ5_1)
+    return {with_fifth_bit(nibbles32(blk + 8), blk + 4), f16_at(blk), f16_at(blk + 2)};
+  if constexpr (Type == kIQ4_NL)
+    return {_mm256_shuffle_epi8(iq4_levels(), nibbles32(blk + 2)), f16_at(blk), 0.0f};
+}
+
+// Pairs of 32-blocks against ActQ8_32x2, as dot_q4_0 does for Q4_0 (one block per register ran at
+// ~60% of Q4_0's pace): sum_j (d q_j + m) (da a_j) = d da sum_j q_j a_j + m da sum_j a_j, the
+// second term from the activation sums in `off` (8 sum per block; Q5_0's m = -16 d is taken off in
+// integers). IQ4_NL's signed levels move their sign onto the activations for vpmaddubsw.
+template <uint32_t Type>
+float dot_pair32(const uint8_t* row, const ActQ8_32x2* a, int64_t nb) {
+  constexpr int64_t kB = kBlock32Bytes<Type>;
+  constexpr int64_t kQs = Type == kQ4_1 ? 4 : Type == kQ5_0 ? 6 : Type == kQ5_1 ? 8 : 2;
+  constexpr bool kFifthBit = Type == kQ5_0 || Type == kQ5_1;
+  const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+  const __m256i idx_d = _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2);
+  const __m256i idx_m = _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3);
+  auto step = [&](int64_t p, bool second, __m256 acc) {
+    const uint8_t* blk = row + 2 * kB * p;
+    const ActQ8_32x2& x = a[p];
+    const __m256i w = second ? _mm256_loadu2_m128i(reinterpret_cast<const __m128i*>(blk + kB + kQs),
+                                                   reinterpret_cast<const __m128i*>(blk + kQs))
+                             : _mm256_zextsi128_si256(loadu128(blk + kQs));
+    __m256i lo = _mm256_and_si256(w, m4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), m4);
+    if constexpr (kFifthBit) {
+      // lo holds elements 0..15 of both blocks, hi elements 16..31: regroup the qh bits alike.
+      constexpr int64_t kQh = kQs - 4;
+      uint32_t h0, h1 = 0;
+      std::memcpy(&h0, blk + kQh, 4);
+      if (second) std::memcpy(&h1, blk + kB + kQh, 4);
+      const __m256i bit4 = _mm256_set1_epi8(0x10);
+      lo = _mm256_or_si256(lo, _mm256_and_si256(bits_to_bytes((h0 & 0xFFFFu) | (h1 << 16)), bit4));
+      hi = _mm256_or_si256(hi,
+                           _mm256_and_si256(bits_to_bytes((h0 >> 16) | (h1 & 0xFFFF0000u)), bit4));
+    }
+    __m256i s32;
+    if constexpr (kSignedQuants<Type>) {
+      // |level| <= 127: one vpmaddubsw pair reaches 32258, so the two halves add as 32-bit.
+      lo = _mm256_shuffle_epi8(iq4_levels(), lo);
+      hi = _mm256_shuffle_epi8(iq4_levels(), hi);
+      s32 = _mm256_add_epi32(
+          dot_u8s8(_mm256_sign_epi8(lo, lo), _mm256_sign_epi8(loadu256(x.lo), lo)),
+          dot_u8s8(_mm256_sign_epi8(hi, hi), _mm256_sign_epi8(loadu256(x.hi), hi)));
+    } else {
+      // q <= 31 and |x| <= 127: four products per 16-bit lane stay below 2^15.
+      const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, loadu256(x.lo)),
+                                           _mm256_maddubs_epi16(hi, loadu256(x.hi)));
+      s32 = _mm256_madd_epi16(s16, ones);
+      if constexpr (Type == kQ5_0)
+        s32 = _mm256_sub_epi32(s32, _mm256_slli_epi32(loadu256(x.off), 1));
+    }
+    // Both blocks' leading (d, m) or (d, next bytes) half pairs in one conversion: d0 m0 d1 m1.
+    uint32_t w0, w1 = 0;
+    std::memcpy(&w0, blk, 4);
+    if (second) std::memcpy(&w1, blk + kB, 4);
+    const __m256 dm = _mm256_castps128_ps256(
+        _mm_cvtph_ps(_mm_setr_epi32(static_cast<int>(w0), static_cast<int>(w1), 0, 0)));
+    const __m256 xd = _mm256_loadu_ps(x.d);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s32),
+                          _mm256_mul_ps(_mm256_permutevar8x32_ps(dm, idx_d), xd), acc);
+    if constexpr (Type == kQ4_1 || Type == kQ5_1) {
+      const __m256 m = _mm256_mul_ps(_mm256_permutevar8x32_ps(dm, idx_m), xd);
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(loadu256(x.off)),
+                            _mm256_mul_ps(m, _mm256_set1_ps(0.125f)), acc);
+    }
+    return acc;
+  };
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  const int64_t full = nb / 2;
+  int64_t p = 0;
+  for (; p + 1 < full; p += 2) {
+    acc0 = step(p, true, acc0);
+    acc1 = step(p + 1, true, acc1);
+  }
+  if (p < full) acc0 = step(p, true, acc0), ++p;
+  if (nb % 2) acc1 = step(p, false, acc1);  // a last single block: read only its own bytes
+  return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+// Q3_K's 16 signed sub-block scales as 16-bit lanes (6 bits stored + 32; layout in
+// kernels/README.md): low nibbles in bytes 0..7 (s < 8 low, s >= 8 high nibble of byte s - 8),
+// high pairs at bits 2 (s / 4) of byte 8 + s % 4. Four scales per 32-bit word at a time.
+inline __m256i q3_k_scales(const uint8_t* s) {
+  uint32_t w[3];
+  std::memcpy(w, s, 12);
+  constexpr uint32_t low4 = 0x0F0F0F0F, low2 = 0x03030303;
+  const uint32_t v0 = (w[0] & low4) | ((w[2] & low2) << 4);                // s 0..3
+  const uint32_t v1 = (w[1] & low4) | (((w[2] >> 2) & low2) << 4);         // s 4..7
+  const uint32_t v2 = ((w[0] >> 4) & low4) | (((w[2] >> 4) & low2) << 4);  // s 8..11
+  const uint32_t v3 = ((w[1] >> 4) & low4) | (((w[2] >> 6) & low2) << 4);  // s 12..15
+  const __m128i u = _mm_setr_epi32(static_cast<int>(v0), static_cast<int>(v1), static_cast<int>(v2),
+                                   static_cast<int>(v3));
+  return _mm256_cvtepi8_epi16(_mm_sub_epi8(u, _mm_set1_epi8(32)));
+}
+
+// A byte-shuffle control that copies 16-bit lane k of each 128-bit half into all its lanes.
+inline __m256i word_broadcast(int k) {
+  return _mm256_set1_epi16(static_cast<int16_t>((2 * k + 1) << 8 | 2 * k));
+}
+
+// For the 32 elements 128h + 32j .. 128h + 32j + 31 of a 16-sub-block type (sub-blocks 8h + 2j
+// in the low and 8h + 2j + 1 in the high 128-bit half): their two scales out of `sc16` (16 x i16),
+// broadcast within each half, ready for vpmaddwd.
+inline __m256i sub_block_scales(__m256i sc16, int h, int j) {
+  const __m256i half = h == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00)
+                              : _mm256_permute2x128_si256(sc16, sc16, 0x11);
+  const __m256i pick = _mm256_set_m128i(_mm256_castsi256_si128(word_broadcast(2 * j + 1)),
+                                        _mm256_castsi256_si128(word_broadcast(2 * j)));
+  return _mm256_shuffle_epi8(half, pick);
+}
+
+// IQ4_XS's 6-bit scale of sub-block s, minus 32.
+inline int iq4_xs_scale(const uint8_t* blk, int s) {
+  uint16_t h;
+  std::memcpy(&h, blk + 2, 2);
+  return (((blk[4 + s / 2] >> (4 * (s % 2))) & 0xF) | (((h >> (2 * s)) & 3) << 4)) - 32;
+}
+
+// The four 32-element rows of one 128-element half of a Q2_K/Q3_K 2-bit plane: element
+// 128h + 32j + l is bits 2j..2j+1 of qs[32h + l] (layout in kernels/README.md).
+inline __m256i two_bits(__m256i qs, int j) {
+  return _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), _mm256_set1_epi8(3));
+}
+
+// Q3_K with unsigned quants 0..7 (low bits | high bit << 2); the "- 4" goes through the
+// activation sums: sum_e sc (q - 4) a = sum_e sc q a - 4 sum_s sc_s bsum_s.
+float dot_q3_k(const uint8_t* row, const ActQ8_256* a, int64_t nb) {
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i one = _mm256_set1_epi8(1);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + 110 * b;
+    const __m256i sc16 = q3_k_scales(blk + 96);
+    const __m256i corr = _mm256_madd_epi16(sc16, loadu256(a[b].bsum));
+    const __m256i hm = loadu256(blk);
+    __m256i isum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qs = loadu256(blk + 32 + 32 * h);
+      for (int j = 0; j < 4; ++j) {
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), one);
+        const __m256i q = _mm256_or_si256(two_bits(qs, j), _mm256_slli_epi16(high, 2));
+        const __m256i p = _mm256_maddubs_epi16(q, loadu256(a[b].q + 128 * h + 32 * j));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sub_block_scales(sc16, h, j)));
+      }
+    }
+    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(corr, 2));
+    acc =
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(f16_at(blk + 108) * a[b].d), acc);
+  }
+  return hsum(acc);
+}
+
+float dot_q2_k(const uint8_t* row, const ActQ8_256* a, int64_t nb) {
+  __m256 acc = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + 84 * b;
+    // Scales (low nibbles) and mins (high nibbles) widened to 16 bits.
+    const __m256i sm = _mm256_cvtepu8_epi16(loadu128(blk));
+    const __m256i sc16 = _mm256_and_si256(sm, _mm256_set1_epi16(0xF));
+    const __m256i msum = _mm256_madd_epi16(_mm256_srli_epi16(sm, 4), loadu256(a[b].bsum));
+    __m256i isum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qs = loadu256(blk + 16 + 32 * h);
+      for (int j = 0; j < 4; ++j) {
+        const __m256i p =
+            _mm256_maddubs_epi16(two_bits(qs, j), loadu256(a[b].q + 128 * h + 32 * j));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sub_block_scales(sc16, h, j)));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(f16_at(blk + 80) * a[b].d), acc);
+    mins =
+        _mm256_fmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(f16_at(blk + 82) * a[b].d), mins);
+  }
+  return hsum(_mm256_sub_ps(acc, mins));
+}
+
+// IQ4_XS: per sub-block of 32, signed levels times activations (the sign moved onto the
+// activations for vpmaddubsw), weighted by the signed 6-bit sub-block scale.
+float dot_iq4_xs(const uint8_t* row, const ActQ8_256* a, int64_t nb) {
+  const __m256i levels = iq4_levels();
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = row + 136 * b;
+    __m256i isum = _mm256_setzero_si256();
+    for (int s = 0; s < 8; ++s) {
+      const __m256i w = _mm256_shuffle_epi8(levels, nibbles32(blk + 8 + 16 * s));
+      const __m256i x = loadu256(a[b].q + 32 * s);
+      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+      // |p| <= 32258 per lane and |scale| <= 32: the 32-bit pair sums cannot overflow.
+      const __m256i sc = _mm256_set1_epi16(static_cast<int16_t>(iq4_xs_scale(blk, s)));
+      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, sc));
+    }
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(f16_at(blk) * a[b].d), acc);
+  }
+  return hsum(acc);
+}
+
 // The sub-block scales and mins of a Q4_K/Q5_K super-block as 8 bytes each (the values of
 // unpack_k_scales, four at a time in 32-bit words).
 struct KScales {
@@ -279,11 +538,6 @@ inline KScales k_scales_packed(const uint8_t* s) {
   const uint32_t sc_hi = (w2 & low4) | ((w0 >> 2) & bits45);
   const uint32_t m_hi = ((w2 >> 4) & low4) | ((w1 >> 2) & bits45);
   return {(w0 & low6) | uint64_t{sc_hi} << 32, (w1 & low6) | uint64_t{m_hi} << 32};
-}
-
-// A byte-shuffle control that copies 16-bit lane k of each 128-bit half into all its lanes.
-inline __m256i word_broadcast(int k) {
-  return _mm256_set1_epi16(static_cast<int16_t>((2 * k + 1) << 8 | 2 * k));
 }
 
 // Q4_K and Q5_K (FifthBit) share everything but the fifth bit. The scales are widened to 16-bit
@@ -426,6 +680,27 @@ void matvec(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t
       case kQ4_0:
         y[r] = dot_q4_0(row, a64, cols / 32);
         break;
+      case kQ4_1:
+        y[r] = dot_pair32<kQ4_1>(row, a64, cols / 32);
+        break;
+      case kQ5_0:
+        y[r] = dot_pair32<kQ5_0>(row, a64, cols / 32);
+        break;
+      case kQ5_1:
+        y[r] = dot_pair32<kQ5_1>(row, a64, cols / 32);
+        break;
+      case kIQ4_NL:
+        y[r] = dot_pair32<kIQ4_NL>(row, a64, cols / 32);
+        break;
+      case kIQ4_XS:
+        y[r] = dot_iq4_xs(row, a256, cols / 256);
+        break;
+      case kQ3_K:
+        y[r] = dot_q3_k(row, a256, cols / 256);
+        break;
+      case kQ2_K:
+        y[r] = dot_q2_k(row, a256, cols / 256);
+        break;
       case kQ4_K:
         y[r] = dot_q45_k<false>(row, a256, cols / 256);
         break;
@@ -456,23 +731,93 @@ void dequant_q8_0(const uint8_t* p, float* y, int64_t n) {
   }
 }
 
-// Stores 32 bytes of small unsigned ints as (float(q) * d - m) to y[0..32).
-inline void store_u8x32(__m256i q, __m256 d, __m256 m, float* y) {
+// Stores 32 bytes of small unsigned ints as (float(q) * d - m) to y[0..32), with (d0, m0) for
+// elements 0..15 and (d1, m1) for 16..31.
+inline void store_u8x32(__m256i q, __m256 d0, __m256 m0, __m256 d1, __m256 m1, float* y) {
   const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
   const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
   for (int i = 0; i < 4; ++i) {
     const __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(parts[i]));
-    _mm256_storeu_ps(y + 8 * i, _mm256_fmsub_ps(f, d, m));
+    _mm256_storeu_ps(y + 8 * i, _mm256_fmsub_ps(f, i < 2 ? d0 : d1, i < 2 ? m0 : m1));
   }
+}
+inline void store_u8x32(__m256i q, __m256 d, __m256 m, float* y) {
+  store_u8x32(q, d, m, d, m, y);
+}
+
+// Stores 32 signed bytes as float(q) * d to y[0..32).
+inline void store_s8x32(__m256i q, __m256 d, float* y) {
+  const __m128i lo = _mm256_castsi256_si128(q), hi = _mm256_extracti128_si256(q, 1);
+  const __m128i parts[4] = {lo, _mm_srli_si128(lo, 8), hi, _mm_srli_si128(hi, 8)};
+  for (int i = 0; i < 4; ++i)
+    _mm256_storeu_ps(y + 8 * i,
+                     _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(parts[i])), d));
 }
 
 void dequant_q4_0(const uint8_t* p, float* y, int64_t n) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F);
   for (int64_t b = 0; b < n / 32; ++b, p += 18, y += 32) {
     const float d = f16_at(p);
-    const __m128i qs = loadu128(p + 2);
-    const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), m4);
-    store_u8x32(q, _mm256_set1_ps(d), _mm256_set1_ps(8.0f * d), y);
+    store_u8x32(nibbles32(p + 2), _mm256_set1_ps(d), _mm256_set1_ps(8.0f * d), y);
+  }
+}
+
+template <uint32_t Type>
+void dequant_block32(const uint8_t* p, float* y, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b, p += kBlock32Bytes<Type>, y += 32) {
+    const Block32 w = load_block32<Type>(p);
+    if constexpr (kSignedQuants<Type>)
+      store_s8x32(w.q, _mm256_set1_ps(w.d), y);
+    else
+      store_u8x32(w.q, _mm256_set1_ps(w.d), _mm256_set1_ps(-w.m), y);
+  }
+}
+
+void dequant_iq4_xs(const uint8_t* p, float* y, int64_t n) {
+  const __m256i levels = iq4_levels();
+  for (int64_t b = 0; b < n / 256; ++b, p += 136, y += 256) {
+    const float d = f16_at(p);
+    for (int s = 0; s < 8; ++s) {
+      const __m256i w = _mm256_shuffle_epi8(levels, nibbles32(p + 8 + 16 * s));
+      store_s8x32(w, _mm256_set1_ps(d * static_cast<float>(iq4_xs_scale(p, s))), y + 32 * s);
+    }
+  }
+}
+
+// Q3_K as unsigned 0..7 times d * sc minus 4 d * sc; Q2_K as q * d * sc - dmin * m.
+void dequant_q3_k(const uint8_t* p, float* y, int64_t n) {
+  const __m256i one = _mm256_set1_epi8(1);
+  for (int64_t b = 0; b < n / 256; ++b, p += 110, y += 256) {
+    const float d = f16_at(p + 108);
+    alignas(32) int16_t sc[16];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sc), q3_k_scales(p + 96));
+    const __m256i hm = loadu256(p);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qs = loadu256(p + 32 + 32 * h);
+      for (int j = 0; j < 4; ++j) {
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), one);
+        const __m256i q = _mm256_or_si256(two_bits(qs, j), _mm256_slli_epi16(high, 2));
+        const int s = 8 * h + 2 * j;
+        const float d0 = d * static_cast<float>(sc[s]), d1 = d * static_cast<float>(sc[s + 1]);
+        store_u8x32(q, _mm256_set1_ps(d0), _mm256_set1_ps(4.0f * d0), _mm256_set1_ps(d1),
+                    _mm256_set1_ps(4.0f * d1), y + 128 * h + 32 * j);
+      }
+    }
+  }
+}
+
+void dequant_q2_k(const uint8_t* p, float* y, int64_t n) {
+  for (int64_t b = 0; b < n / 256; ++b, p += 84, y += 256) {
+    const float d = f16_at(p + 80), dmin = f16_at(p + 82);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i qs = loadu256(p + 16 + 32 * h);
+      for (int j = 0; j < 4; ++j) {
+        const int s = 8 * h + 2 * j;
+        store_u8x32(two_bits(qs, j), _mm256_set1_ps(d * static_cast<float>(p[s] & 0xF)),
+                    _mm256_set1_ps(dmin * static_cast<float>(p[s] >> 4)),
+                    _mm256_set1_ps(d * static_cast<float>(p[s + 1] & 0xF)),
+                    _mm256_set1_ps(dmin * static_cast<float>(p[s + 1] >> 4)), y + 128 * h + 32 * j);
+      }
+    }
   }
 }
 
@@ -560,6 +905,27 @@ void dequant_range(uint32_t type, const uint8_t* row, int64_t k0, int64_t n, flo
       break;
     case kQ4_0:
       dequant_q4_0(row + k0 / 32 * 18, y, n);
+      break;
+    case kQ4_1:
+      dequant_block32<kQ4_1>(row + k0 / 32 * kBlock32Bytes<kQ4_1>, y, n);
+      break;
+    case kQ5_0:
+      dequant_block32<kQ5_0>(row + k0 / 32 * kBlock32Bytes<kQ5_0>, y, n);
+      break;
+    case kQ5_1:
+      dequant_block32<kQ5_1>(row + k0 / 32 * kBlock32Bytes<kQ5_1>, y, n);
+      break;
+    case kIQ4_NL:
+      dequant_block32<kIQ4_NL>(row + k0 / 32 * kBlock32Bytes<kIQ4_NL>, y, n);
+      break;
+    case kIQ4_XS:
+      dequant_iq4_xs(row + k0 / 256 * 136, y, n);
+      break;
+    case kQ3_K:
+      dequant_q3_k(row + k0 / 256 * 110, y, n);
+      break;
+    case kQ2_K:
+      dequant_q2_k(row + k0 / 256 * 84, y, n);
       break;
     case kQ4_K:
       dequant_q4_k(row + k0 / 256 * 144, y, n);

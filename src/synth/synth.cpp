@@ -183,7 +183,9 @@ TensorType tensor_type_for(const FileType& ft, const std::string& role, int laye
       t = TensorType::Q6_K;
   }
   if (cols % 256 != 0) {
-    if (t == TensorType::Q4_K) t = TensorType::Q4_0;
+    if (t == TensorType::Q4_K || t == TensorType::Q2_K || t == TensorType::Q3_K)
+      t = TensorType::Q4_0;
+    if (t == TensorType::IQ4_XS) t = TensorType::IQ4_NL;
     if (t == TensorType::Q5_K || t == TensorType::Q6_K) t = TensorType::Q8_0;
   }
   return t;

@@ -37,7 +37,8 @@ std::optional<SynthShape> find_shape(std::string_view name);
 // A file type: every 2-D tensor in one type, or llama.cpp's Q4_K_M mix (Q6_K for the output /
 // tied embedding and for a share of attn_v and ffn_down, Q4_K elsewhere). Rows whose length is
 // not a multiple of 256 cannot hold K-quant blocks; like llama.cpp, such tensors fall back to a
-// 32-block type (Q4_K -> Q4_0, Q5_K and Q6_K -> Q8_0). 1-D tensors (norms, biases) stay F32.
+// 32-block type (Q2_K, Q3_K and Q4_K -> Q4_0, Q5_K and Q6_K -> Q8_0, IQ4_XS -> IQ4_NL). 1-D
+// tensors (norms, biases) stay F32.
 struct FileType {
   std::string name;  // "q4_k_m", "f16", ...
   TensorType base = TensorType::F32;

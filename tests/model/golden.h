@@ -15,7 +15,7 @@ namespace reprise::test {
 struct GoldenRun {
   std::vector<std::vector<float>> logits_all;  // [16][n_vocab]
   std::vector<int32_t> greedy_tokens;
-  std::vector<std::vector<float>> hidden;  // layer_0.. then final_norm last
+  std::vector<std::vector<float>> hidden;  // layer_0.. then final_norm last; empty if not recorded
 };
 
 struct Golden {
@@ -31,7 +31,8 @@ struct Golden {
 // Returns nullopt when neither has it.
 std::optional<Golden> load_golden(const std::string& name);
 
-// Path of the golden's model file: models/ in the repo or the shared fixtures; empty if absent.
+// Path of the golden's model file: models/ or tests/data/fixtures/ in the repo, or the shared
+// fixtures; empty if absent.
 std::filesystem::path golden_model_path(const Golden& g);
 
 }  // namespace reprise::test

@@ -2,11 +2,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "engine/session.h"
+#include "format/gguf.h"
 #include "kernels/dispatch.h"
 #include "kernels/ops.h"
+#include "kernels/quant.h"
 #include "model/golden.h"
+#include "support/test_support.h"
 
 namespace reprise {
 namespace {
@@ -95,6 +99,10 @@ void expect_matches(const Outputs& got, const GoldenRun& want, float tol, const 
     EXPECT_EQ(kernels::argmax(got.logits[r]), kernels::argmax(want.logits_all[r]))
         << what << ": argmax at position " << r;
   }
+  if (want.hidden.empty()) {  // the golden tool's files record logits and tokens only
+    EXPECT_EQ(got.greedy, want.greedy_tokens) << what << ": greedy continuation";
+    return;
+  }
   ASSERT_EQ(got.hidden.size(), want.hidden.size()) << what << ": hidden state count";
   for (size_t k = 0; k < want.hidden.size(); ++k) {
     float scale = 1;
@@ -178,6 +186,10 @@ TEST_P(GoldenTest, MatchesLlamaCpp) {
   }
 }
 
+const char* const kQuantFixtures[] = {"llama-tiny-q4_1", "llama-tiny-q5_0", "llama-tiny-iq4_nl",
+                                      "llama-tiny-q2_k", "qwen2-tiny-q5_1", "qwen2-tiny-iq4_xs",
+                                      "qwen2-tiny-q3_k"};
+
 std::vector<std::string> golden_names() {
   std::vector<std::string> names = {"stories260K",
                                     "stories260K-path-repeat",
@@ -189,7 +201,39 @@ std::vector<std::string> golden_names() {
   for (const char* arch : {"llama", "qwen2", "qwen3"})
     for (const char* type : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"})
       names.push_back(std::string(arch) + "-tiny-" + type);
+  // tests/data/fixtures: two-layer files made by llama-quantize, goldens by the golden tool
+  // (tests/data/fixtures/README.md).
+  for (const char* name : kQuantFixtures) names.push_back(name);
   return names;
+}
+
+// reprise's quantize_row against llama-quantize: every quantized tensor of those fixtures,
+// quantized again from the F32 source model's tensor, must come out byte for byte the same.
+TEST(QuantFixtures, QuantizeRowMatchesLlamaQuantizeBytes) {
+  if (!test::have_shared()) GTEST_SKIP() << "shared fixtures (the F32 sources) not available";
+  for (const std::string name : kQuantFixtures) {
+    SCOPED_TRACE(name);
+    auto q = GgufFile::open(test::source_dir() / "tests/data/fixtures" / (name + ".gguf"));
+    auto f = GgufFile::open(test::shared_dir() / "fixtures" /
+                            (name.substr(0, name.find('-')) + "-tiny-f32.gguf"));
+    int checked = 0;
+    for (const TensorView& t : q->tensors()) {
+      if (t.type == TensorType::F32) continue;
+      const TensorView* src = f->tensor(t.name);  // layers 0 and 1 keep their names
+      ASSERT_NE(src, nullptr) << t.name;
+      ASSERT_EQ(src->type, TensorType::F32) << t.name;
+      ASSERT_EQ(src->shape, t.shape) << t.name;
+      std::vector<float> x(static_cast<size_t>(t.cols()));
+      std::vector<std::byte> row(t.row_stride());
+      for (int64_t r = 0; r < t.rows(); ++r) {
+        kernels::dequantize_row(TensorType::F32, src->row(r), x.data(), t.cols());
+        kernels::quantize_row(t.type, x.data(), row.data(), t.cols());
+        ASSERT_EQ(std::memcmp(row.data(), t.row(r), row.size()), 0) << t.name << " row " << r;
+      }
+      ++checked;
+    }
+    EXPECT_GE(checked, 15);  // token_embd (and output) plus 7 matrices per layer
+  }
 }
 
 std::vector<GoldenCase> golden_cases() {

@@ -74,6 +74,26 @@ TEST(Cli, InfoDescribesTheModel) {
   EXPECT_NE(r.out.find("tokenizer.ggml.model"), std::string::npos) << r.out;
 }
 
+// The quantized fixtures (made by llama-quantize): their tensor types and llama.cpp's file-type
+// label by name.
+TEST(Cli, InfoNamesQuantizedTypesAndFileType) {
+  const std::pair<const char*, const char*> cases[] = {{"llama-tiny-q4_1", "16 Q4_1"},
+                                                       {"llama-tiny-q2_k", "16 Q2_K"},
+                                                       {"qwen2-tiny-q3_k", "15 Q3_K"},
+                                                       {"qwen2-tiny-iq4_xs", "15 IQ4_XS"}};
+  const char* labels[] = {
+      "file type:    Q4_1 (general.file_type 3)", "file type:    Q2_K (general.file_type 10)",
+      "file type:    Q3_K_M (general.file_type 12)", "file type:    IQ4_XS (general.file_type 30)"};
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    const auto path =
+        test::source_dir() / "tests/data/fixtures" / (std::string(cases[i].first) + ".gguf");
+    auto r = test::run_cli("info '" + path.string() + "'");
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find(cases[i].second), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(labels[i]), std::string::npos) << r.out;
+  }
+}
+
 TEST(Cli, ScriptedChatSwitchesPathsAndKeepsGoing) {
   const std::string script =
       "Once upon a time\n/path repeat:1:3\nThe dog ran\n/stats\n/path 0,9\n/frob\nA cat\n";

@@ -332,7 +332,10 @@ TEST_F(ExportTest, TypesAndFallbacks) {
               "--type Q4_K_M: safetensors has no ggml quantized types; use keep, F32, F16 or "
               "BF16 for an HF export");
   }
-  EXPECT_THROW(parse_type_spec("Q2_K"), Error);
+  EXPECT_THROW(parse_type_spec("IQ2_XXS"), Error);  // a type reprise cannot compute
+  EXPECT_THROW(parse_type_spec("Q8_K"), Error);
+  for (const char* name : {"Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K", "Q3_K", "IQ4_XS"})
+    EXPECT_EQ(parse_type_spec(name).type, tensor_type_from_name(name)) << name;
   EXPECT_EQ(parse_type_spec("q4_k_m").kind, TypeSpec::Kind::Q4_K_M);
   EXPECT_EQ(parse_type_spec("bf16").type, TensorType::BF16);
 }

@@ -2,6 +2,8 @@
 // names the file and the field (and, through the CLI, exit code 2).
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "format/gguf.h"
 #include "model/model.h"
 #include "support/gguf_builder.h"
@@ -239,12 +241,36 @@ TEST(GgufErrors, MissingRequiredMetadata) {
 TEST(GgufErrors, ShapeMismatchNamesTheTensor) {
   GgufBuilder b;
   b.kv_string("general.architecture", "llama");
-  for (auto [k, v] : {std::pair{"embedding_length", 8}, {"block_count", 1},
-                      {"feed_forward_length", 16}, {"attention.head_count", 2}})
+  for (auto [k, v] : {std::pair{"embedding_length", 8},
+                      {"block_count", 1},
+                      {"feed_forward_length", 16},
+                      {"attention.head_count", 2}})
     b.kv_u32(std::string("llama.") + k, v);
   b.tensor_f32("token_embd.weight", {4, 16}, std::vector<float>(64));
   EXPECT_CONTAINS(load_error("shape.gguf", b.build()),
                   "tensor token_embd.weight has shape [16, 4], expected [16, 8]");
+}
+
+// A type ggml defines but reprise has no kernels for: one line naming the tensor and the type.
+TEST(GgufErrors, UncomputableTensorTypeNamesTensorAndType) {
+  for (auto [id, name, block_bytes] :
+       {std::tuple{16u, "IQ2_XXS", 66u}, {9u, "Q8_1", 36u * 8}, {39u, "MXFP4", 17u * 8}}) {
+    GgufBuilder b;
+    b.kv_string("general.architecture", "llama");
+    for (auto [k, v] : {std::pair{"embedding_length", 256},
+                        {"block_count", 1},
+                        {"feed_forward_length", 256},
+                        {"attention.head_count", 4}})
+      b.kv_u32(std::string("llama.") + k, v);
+    b.tensor_f32("token_embd.weight", {256, 4}, std::vector<float>(1024));
+    b.tensor_f32("output_norm.weight", {256}, std::vector<float>(256));
+    b.tensor_f32("blk.0.attn_norm.weight", {256}, std::vector<float>(256));
+    // 256 x 256 elements: one 256-block (or eight 32-blocks) per row.
+    b.tensor("blk.0.attn_q.weight", id, {256, 256}, std::vector<uint8_t>(256 * block_bytes, 0));
+    EXPECT_CONTAINS(load_error(std::string(name) + ".gguf", b.build()),
+                    std::string("tensor blk.0.attn_q.weight has type ") + name +
+                        ", which reprise cannot compute");
+  }
 }
 
 TEST(GgufErrors, EmptyFile) {

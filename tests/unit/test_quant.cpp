@@ -183,6 +183,134 @@ TEST(QuantDequantize, Q4_0NegativeScale) {
   EXPECT_EQ(y[1], 4.0f);  // nibble 0 -> -8 * -0.5
 }
 
+TEST(QuantDequantize, Q4_1HandBlock) {
+  BlockQ4_1 b{};
+  b.d = kHalfHalf;
+  b.m = 0xBC00;  // -1.0
+  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+  const auto y = decode_one(TensorType::Q4_1, b, 32);
+  EXPECT_EQ(y[0], -1.0f);   // 0 * 0.5 - 1
+  EXPECT_EQ(y[15], 6.5f);   // 15 * 0.5 - 1
+  EXPECT_EQ(y[16], 6.5f);   // high nibble of byte 0 is 15
+  EXPECT_EQ(y[31], -1.0f);  // high nibble of byte 15 is 0
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], 0.5f * static_cast<float>(j) - 1.0f) << j;
+    EXPECT_EQ(y[j + 16], 0.5f * static_cast<float>(15 - j) - 1.0f) << j;
+  }
+}
+
+TEST(QuantDequantize, Q5_0HandBlock) {
+  BlockQ5_0 b{};
+  b.d = kHalfHalf;
+  b.qh[0] = b.qh[1] = 0xFF;  // fifth bit set for elements 0..15
+  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+  const auto y = decode_one(TensorType::Q5_0, b, 32);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], 0.5f * static_cast<float>(j)) << j;            // (16 + j - 16) * 0.5
+    EXPECT_EQ(y[j + 16], 0.5f * static_cast<float>(-1 - j)) << j;  // (15 - j - 16) * 0.5
+  }
+}
+
+TEST(QuantDequantize, Q5_1HandBlock) {
+  BlockQ5_1 b{};
+  b.d = kHalfHalf;
+  b.m = 0xBC00;              // -1.0
+  b.qh[2] = b.qh[3] = 0xFF;  // fifth bit set for elements 16..31
+  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+  const auto y = decode_one(TensorType::Q5_1, b, 32);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], 0.5f * static_cast<float>(j) - 1.0f) << j;
+    EXPECT_EQ(y[j + 16], 0.5f * static_cast<float>(31 - j) - 1.0f) << j;  // 15 - j + 16
+  }
+  EXPECT_EQ(y[16], 14.5f);
+}
+
+// ggml's IQ4 level table, written out here independently of kIq4Levels.
+constexpr int kLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                             1,    13,   25,  38,  53,  69,  89,  113};
+
+TEST(QuantDequantize, IQ4_NLHandBlock) {
+  BlockIQ4_NL b{};
+  b.d = kHalfHalf;
+  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+  const auto y = decode_one(TensorType::IQ4_NL, b, 32);
+  EXPECT_EQ(y[0], -63.5f);
+  EXPECT_EQ(y[8], 0.5f);
+  EXPECT_EQ(y[16], 56.5f);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], 0.5f * static_cast<float>(kLevels[j])) << j;
+    EXPECT_EQ(y[j + 16], 0.5f * static_cast<float>(kLevels[15 - j])) << j;
+  }
+}
+
+TEST(QuantDequantize, IQ4_XSHandBlock) {
+  // Sub-block scales ls - 32: s0 +1 (ls 33), s1 -1 (31), s7 -32 (0), the rest 0 (32).
+  //   scales_l (low nibbles, even s low): {1 | 15 << 4, 0, 0, 0}
+  //   scales_h (2 bits per s): s0 2, s1 1, s2..s6 2, s7 0 = 0b00'10'10'10'10'10'01'10 = 0x2AA6
+  BlockIQ4_XS b{};
+  b.d = kHalfOne;
+  b.scales_l[0] = 0xF1;
+  b.scales_h = 0x2AA6;
+  std::memset(b.qs, 0x8F, sizeof(b.qs));  // low nibble 15 (113), high nibble 8 (1)
+  const auto y = decode_one(TensorType::IQ4_XS, b, 256);
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], 113.0f) << j;
+    EXPECT_EQ(y[16 + j], 1.0f) << j;
+    EXPECT_EQ(y[32 + j], -113.0f) << j;
+    EXPECT_EQ(y[48 + j], -1.0f) << j;
+    EXPECT_EQ(y[64 + j], 0.0f) << j;
+    EXPECT_EQ(y[224 + j], -3616.0f) << j;  // -32 * 113
+    EXPECT_EQ(y[240 + j], -32.0f) << j;
+  }
+}
+
+TEST(QuantDequantize, Q3_KHandBlock) {
+  // Scales: s0 +2 (stored 34: low 2, high 2), s1 -3 (29: low 13, high 1), others 0 (32: high 2).
+  // Bytes 0..7 hold the low nibbles of s0..7 (s8..15 in the high nibbles); byte 8 + s % 4 holds
+  // s's high pair at bits 2 (s / 4).
+  BlockQ3_K b{};
+  b.d = kHalfOne;
+  b.scales[0] = 0x02;
+  b.scales[1] = 0x0D;
+  b.scales[8] = 0xAA;
+  b.scales[9] = 0xA9;
+  b.scales[10] = 0xAA;
+  b.scales[11] = 0xAA;
+  // Elements 0..15 (sub-block 0): low bits l % 4, high bit set for l < 8.
+  // Elements 16..31 (sub-block 1): low bits 3, high bit set -> q = 3.
+  for (int l = 0; l < 32; ++l) {
+    b.qs[l] = static_cast<uint8_t>(l < 16 ? l % 4 : 3);
+    b.hmask[l] = static_cast<uint8_t>(l < 8 || l >= 16 ? 1 : 0);
+  }
+  const auto y = decode_one(TensorType::Q3_K, b, 256);
+  for (int l = 0; l < 16; ++l) {
+    EXPECT_EQ(y[l], 2.0f * static_cast<float>(l % 4 - (l < 8 ? 0 : 4))) << l;
+    EXPECT_EQ(y[16 + l], -9.0f) << l;
+    EXPECT_EQ(y[32 + l], 0.0f) << l;  // scale 0
+  }
+}
+
+TEST(QuantDequantize, Q2_KHandBlock) {
+  BlockQ2_K b{};
+  b.d = kHalfOne;
+  b.dmin = kHalfHalf;
+  b.scales[0] = 3 | 2 << 4;  // elements 0..15: 3 q - 1
+  b.scales[1] = 1 | 4 << 4;  // 16..31: q - 2
+  b.scales[2] = 2;           // 32..47 (bits 2..3 of qs[0..16)): 2 q
+  b.scales[8] = 1 | 1 << 4;  // 128..143 (bits 0..1 of qs[32..48)): q - 0.5
+  for (int l = 0; l < 32; ++l) b.qs[l] = static_cast<uint8_t>((l % 4) | (1 << 2));
+  b.qs[32] = 3;
+  const auto y = decode_one(TensorType::Q2_K, b, 256);
+  for (int l = 0; l < 16; ++l) {
+    EXPECT_EQ(y[l], 3.0f * static_cast<float>(l % 4) - 1.0f) << l;
+    EXPECT_EQ(y[16 + l], static_cast<float>(l % 4) - 2.0f) << l;
+    EXPECT_EQ(y[32 + l], 2.0f) << l;
+    EXPECT_EQ(y[48 + l], 0.0f) << l;  // scale and min 0
+  }
+  EXPECT_EQ(y[128], 2.5f);
+  EXPECT_EQ(y[129], -0.5f);
+}
+
 // Sub-block scales and mins used by the Q4_K hand test, with their packed form worked out:
 //   sc = {1, 2, 3, 4, 33, 40, 50, 63}, m = {0, 5, 10, 20, 17, 31, 48, 62}
 //   bytes 0..3 = sc[k] | (sc[k+4] >> 4) << 6  = {1|2<<6, 2|2<<6, 3|3<<6, 4|3<<6}
@@ -362,6 +490,25 @@ TEST(QuantEncode, Q4_0HandBytes) {
   EXPECT_EQ(bytes[3], 0x8E);
 }
 
+TEST(QuantEncode, Q4_1HandBytes) {
+  // min -1, max 14 -> d = 15 / 15 = 1, id = 1, m = -1; level = min(15, trunc(x + 1 + 0.5)).
+  std::vector<float> x(32, 0.0f);  // 0 -> trunc(1.5) = 1
+  x[0] = -1.0f;                    // 0.5 -> 0
+  x[1] = 14.0f;                    // 15.5 -> 15
+  x[2] = 0.49f;                    // 1.99 -> 1
+  x[3] = 0.5f;                     // 2.0 -> 2
+  x[16] = 3.2f;                    // 4.7 -> 4
+  std::array<unsigned char, 20> bytes{};
+  quantize_row(TensorType::Q4_1, x.data(), bytes.data(), 32);
+  std::array<unsigned char, 20> expect{};
+  expect[1] = 0x3C;  // d = 1.0
+  expect[3] = 0xBC;  // m = -1.0
+  const int lo[16] = {0, 15, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  const int hi[16] = {4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  for (int j = 0; j < 16; ++j) expect[4 + j] = static_cast<unsigned char>(lo[j] | (hi[j] << 4));
+  EXPECT_EQ(bytes, expect);
+}
+
 TEST(QuantEncode, ZeroRowsGiveZeroScales) {
   const std::vector<float> zeros(256, 0.0f);
   std::vector<unsigned char> bytes(256);
@@ -420,7 +567,8 @@ TEST(QuantEncode, Q6_KRecoversSmallIntegers) {
 }
 
 // Byte-identity with llama-quantize. The expected FNV-1a hashes were produced by ggml's own
-// quantize_row_*_ref (libggml-base, x86-64 build) on the same input, not by reprise. The input
+// quantizers (libggml-base, x86-64 build; the newer types with llama.cpp commit 0c1e570 through
+// ggml_quantize_chunk with no imatrix) on the same input, not by reprise. The input
 // uses only exactly rounded IEEE operations with no a*b+c, so it is the same on every platform.
 // 256 blocks of five shapes (cubed uniform, uniform, sum of 4 uniforms, sparse, rare outliers),
 // some shifted off-centre or made one-signed, scaled by 2^-4..2^3.
@@ -476,9 +624,20 @@ uint64_t fnv1a(const std::vector<unsigned char>& bytes) {
 TEST(QuantEncode, MatchesGgmlReferenceBytes) {
   const auto x = golden_input();
   const std::pair<TensorType, uint64_t> expect[] = {
-      {TensorType::Q8_0, 0x7ca832760ee82e42ull}, {TensorType::Q4_0, 0xd96046368e8d455full},
-      {TensorType::Q4_K, 0x3523cae368b61b06ull}, {TensorType::Q5_K, 0x9ccc83a6925eca5cull},
+      {TensorType::Q8_0, 0x7ca832760ee82e42ull},
+      {TensorType::Q4_0, 0xd96046368e8d455full},
+      {TensorType::Q4_K, 0x3523cae368b61b06ull},
+      {TensorType::Q5_K, 0x9ccc83a6925eca5cull},
       {TensorType::Q6_K, 0x558633213a88697aull},
+      {TensorType::Q4_1, 0xfca9a817f35d7211ull},
+      {TensorType::Q5_0, 0x7e13bec887796f38ull},
+      {TensorType::Q5_1, 0x680bf288d540a853ull},
+      {TensorType::Q2_K, 0x006ef410044ffa89ull},
+      {TensorType::Q3_K, 0x1f715e445d90f76full},
+      // IQ4_NL / IQ4_XS: ggml_quantize_chunk's path (what llama-quantize runs without an
+      // imatrix), not quantize_row_iq4_nl_ref, which skips the scale search.
+      {TensorType::IQ4_NL, 0x018b22497e8eedefull},
+      {TensorType::IQ4_XS, 0x8217e2971a9ed42dull},
   };
   for (auto [type, hash] : expect) {
     std::vector<unsigned char> bytes(row_bytes(type, x.size()));
@@ -496,13 +655,16 @@ struct TypeCase {
 };
 
 // Measured rms(error) / rms(x) for a seeded N(0, 1) row of 4096: F16 0.021%, BF16 0.165%,
-// Q8_0 0.545% (step amax/127 with amax ~2.5 sigma per 32), Q4_0 8.77%, Q4_K 7.30%, Q5_K 3.62%,
+// Q8_0 0.545% (step amax/127 with amax ~2.5 sigma per 32), Q4_0 8.77%, Q4_1 7.88%, Q5_0 4.31%,
+// Q5_1 3.79%, IQ4_NL 7.74%, IQ4_XS 7.78%, Q2_K 29.9%, Q3_K 15.3%, Q4_K 7.30%, Q5_K 3.62%,
 // Q6_K 1.78%. The bounds leave ~20% headroom (another standard library's normal_distribution
 // draws different numbers).
 constexpr TypeCase kCases[] = {
-    {TensorType::F32, 0.0},     {TensorType::F16, 2.5e-4},  {TensorType::BF16, 2e-3},
-    {TensorType::Q8_0, 0.0065}, {TensorType::Q4_0, 0.105},  {TensorType::Q4_K, 0.088},
-    {TensorType::Q5_K, 0.044},  {TensorType::Q6_K, 0.0215},
+    {TensorType::F32, 0.0},      {TensorType::F16, 2.5e-4}, {TensorType::BF16, 2e-3},
+    {TensorType::Q8_0, 0.0065},  {TensorType::Q4_0, 0.105}, {TensorType::Q4_1, 0.095},
+    {TensorType::Q5_0, 0.052},   {TensorType::Q5_1, 0.046}, {TensorType::IQ4_NL, 0.093},
+    {TensorType::IQ4_XS, 0.094}, {TensorType::Q2_K, 0.36},  {TensorType::Q3_K, 0.185},
+    {TensorType::Q4_K, 0.088},   {TensorType::Q5_K, 0.044}, {TensorType::Q6_K, 0.0215},
 };
 
 std::vector<float> random_row(int64_t n, uint32_t seed) {
@@ -608,9 +770,9 @@ TEST(QuantDot, HandValues) {
 // Errors
 
 TEST(QuantErrors, UnsupportedTypesThrowNamingTheType) {
-  const TensorType bad[] = {TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_1,
-                            TensorType::Q2_K, TensorType::Q3_K, TensorType::Q8_K, TensorType::I8,
-                            TensorType::I32,  TensorType::F64};
+  const TensorType bad[] = {TensorType::Q8_1,  TensorType::Q8_K,  TensorType::IQ2_XXS,
+                            TensorType::IQ3_S, TensorType::TQ1_0, TensorType::MXFP4,
+                            TensorType::I8,    TensorType::I32,   TensorType::F64};
   std::vector<unsigned char> buf(4096);
   std::vector<float> f(256);
   for (TensorType t : bad) {

@@ -80,7 +80,15 @@ TEST(Synth, TypeMixAndFallbacks) {
   auto f16 = parse_file_type("f16");
   ASSERT_TRUE(f16);
   EXPECT_EQ(tensor_type_for(*f16, "attn_q", 0, 24, 896, false), TensorType::F16);
-  EXPECT_FALSE(parse_file_type("q2_k"));
+  // Types without 256-wide rows fall back to a 32-block type, as llama.cpp does.
+  auto q3 = parse_file_type("q3_k");
+  ASSERT_TRUE(q3);
+  EXPECT_EQ(tensor_type_for(*q3, "attn_q", 0, 24, 1024, false), TensorType::Q3_K);
+  EXPECT_EQ(tensor_type_for(*q3, "attn_q", 0, 24, 896, false), TensorType::Q4_0);
+  auto xs = parse_file_type("IQ4_XS");
+  ASSERT_TRUE(xs);
+  EXPECT_EQ(tensor_type_for(*xs, "attn_q", 0, 24, 896, false), TensorType::IQ4_NL);
+  EXPECT_FALSE(parse_file_type("iq2_xxs"));
   EXPECT_FALSE(parse_file_type("i32"));
 }
 
