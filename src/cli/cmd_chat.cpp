@@ -33,16 +33,21 @@ const char* kHelp =
 class Chat {
  public:
   explicit Chat(const ChatOptions& o)
-      : o_(o), model_(o.model.load()), session_(*model_, o.model.layer_path(*model_),
-                                                 o.model.session_options()) {
+      : o_(o),
+        model_(o.model.load()),
+        session_(*model_, o.model.layer_path(*model_), o.model.session_options()) {
     if (!model_->tokenizer())
       throw Error(fmt::format("{}: the model has no vocabulary; chat needs text", model_->path()));
     family_ = o.chat_template;
     if (family_.empty())
       family_ = detect_chat_template(model_->tokenizer()->vocab().chat_template).value_or("chatml");
     format_chat(family_, {}, false);  // an unknown --chat-template fails here, listing the names
-    Sampler{o.sampler};  // bad sampling options fail now, not at the first reply
-    if (!o.system.empty()) messages_.push_back({"system", o.system});
+    Sampler{o.sampler};               // bad sampling options fail now, not at the first reply
+    const std::string& jinja = model_->tokenizer()->vocab().chat_template;
+    if (!o.system.empty())
+      messages_.push_back({"system", o.system});
+    else if (o.chat_template.empty())  // the model's own template, with its default system turn
+      if (auto sys = default_system_message(jinja)) messages_.push_back({"system", *sys});
   }
 
   std::string describe() const {
@@ -93,8 +98,8 @@ class Chat {
     go.max_tokens = o_.n_predict;
     go.sampler = o_.sampler;
     try {
-      last_ = generate(session_, model_->tokenizer(),
-                       std::span(tokens).subspan(keep), go, [&](const GenerationChunk& c) {
+      last_ = generate(session_, model_->tokenizer(), std::span(tokens).subspan(keep), go,
+                       [&](const GenerationChunk& c) {
                          fmt::print("{}", c.text);
                          std::fflush(stdout);
                          return true;

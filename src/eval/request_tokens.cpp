@@ -61,8 +61,10 @@ std::pair<std::string, std::string> RequestTokenizer::join_parts(
             std::string(context.substr(end)) + std::string(continuation)};
   size_t start = 0;
   while (start < continuation.size() && is_space(continuation[start])) ++start;
-  std::string wrapped =
-      format_chat(format_.chat_family, {{"user", std::string(context.substr(0, end))}}, true);
+  std::vector<ChatMessage> msgs;
+  if (!format_.chat_system.empty()) msgs.push_back({"system", format_.chat_system});
+  msgs.push_back({"user", std::string(context.substr(0, end))});
+  std::string wrapped = format_chat(format_.chat_family, msgs, true);
   return {wrapped, std::string(continuation.substr(start))};
 }
 
