@@ -78,6 +78,11 @@ int run_info(const InfoOptions& o) {
   fmt::print("tensors:      {} ({:.2f} MiB)", tensors.size(), total / 1048576.0);
   for (const auto& [name, e] : by_type) fmt::print(", {} {}", e.first, name);
   fmt::print("\n");
+  if (const GgufValue* ft = m->gguf() ? m->gguf()->find("general.file_type") : nullptr;
+      ft && !ft->is_array() && ft->type != GgufType::STRING) {
+    const auto label = llama_file_type_name(static_cast<uint32_t>(ft->i));
+    fmt::print("file type:    {} (general.file_type {})\n", label ? *label : "unknown", ft->i);
+  }
   if (m->gguf() && o.metadata) print_metadata(*m->gguf());
   if (o.tensors) {
     fmt::print("tensor list:\n");

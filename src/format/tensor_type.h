@@ -25,12 +25,24 @@ enum class TensorType : uint32_t {
   Q5_K = 13,
   Q6_K = 14,
   Q8_K = 15,
+  IQ2_XXS = 16,
+  IQ2_XS = 17,
+  IQ3_XXS = 18,
+  IQ1_S = 19,
+  IQ4_NL = 20,
+  IQ3_S = 21,
+  IQ2_S = 22,
+  IQ4_XS = 23,
   I8 = 24,
   I16 = 25,
   I32 = 26,
   I64 = 27,
   F64 = 28,
+  IQ1_M = 29,
   BF16 = 30,
+  TQ1_0 = 34,
+  TQ2_0 = 35,
+  MXFP4 = 39,
 };
 
 struct TensorTypeInfo {
@@ -54,6 +66,10 @@ std::optional<TensorType> tensor_type_from_name(std::string_view name);
 // that type. nullopt for types llama.cpp has no such code for.
 std::optional<uint32_t> llama_file_type(TensorType t);
 inline constexpr uint32_t kLlamaFileTypeQ4_K_M = 15;
+
+// llama.cpp's label for a general.file_type code ("Q4_K_M", "Q3_K_L", "IQ4_XS", ...; the ones
+// llama-quantize writes), nullopt for codes it does not define.
+std::optional<std::string_view> llama_file_type_name(uint32_t code);
 
 // Bytes taken by one row of `n` elements; n must be a multiple of block_elems.
 inline uint64_t row_bytes(TensorType t, uint64_t n) {

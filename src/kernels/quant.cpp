@@ -5,6 +5,7 @@
 #include "kernels/quant.h"
 
 #include <bit>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -163,6 +164,15 @@ void decode(const BlockQ4_0& b, float* y) {
   }
 }
 
+void decode(const BlockQ4_1& b, float* y) {
+  const float d = fp16_to_fp32(b.d);
+  const float m = fp16_to_fp32(b.m);
+  for (int j = 0; j < kQK / 2; ++j) {
+    y[j] = static_cast<float>(b.qs[j] & 0xF) * d + m;
+    y[j + kQK / 2] = static_cast<float>(b.qs[j] >> 4) * d + m;
+  }
+}
+
 void decode(const BlockQ4_K& b, float* y) {
   const float d = fp16_to_fp32(b.d);
   const float dmin = fp16_to_fp32(b.dmin);
@@ -290,6 +300,30 @@ BlockQ4_0 encode_q4_0(const float* x) {
     const int lo = static_cast<int8_t>(x[j] * id + 8.5f);
     const int hi = static_cast<int8_t>(x[j + kQK / 2] * id + 8.5f);
     b.qs[j] = static_cast<uint8_t>((lo < 15 ? lo : 15) | ((hi < 15 ? hi : 15) << 4));
+  }
+  return b;
+}
+
+// The block minimum maps to level 0 and the maximum to 15 (or just below: the scale is rounded
+// to fp16 after the levels are chosen with the unrounded one, as in ggml).
+BlockQ4_1 encode_q4_1(const float* x) {
+  float lo = FLT_MAX;
+  float hi = -FLT_MAX;
+  for (int j = 0; j < kQK; ++j) {
+    if (x[j] < lo) lo = x[j];
+    if (x[j] > hi) hi = x[j];
+  }
+  const float d = (hi - lo) / 15.0f;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  BlockQ4_1 b;
+  b.d = fp32_to_fp16(d);
+  b.m = fp32_to_fp16(lo);
+  for (int j = 0; j < kQK / 2; ++j) {
+    // Truncation of (v + 0.5) is ggml's rounding; v >= 0 here up to float error.
+    const int l = static_cast<int8_t>((x[j] - lo) * id + 0.5f);
+    const int h = static_cast<int8_t>((x[j + kQK / 2] - lo) * id + 0.5f);
+    b.qs[j] = static_cast<uint8_t>(static_cast<uint8_t>(l < 15 ? l : 15) |
+                                   static_cast<uint8_t>(h < 15 ? h : 15) << 4);
   }
   return b;
 }
@@ -600,6 +634,8 @@ void dequantize_row(TensorType type, const void* row, float* out, int64_t n) {
       return dequantize_blocks<BlockQ8_0, kQK>(row, out, block_count(kFn, type, n, kQK));
     case TensorType::Q4_0:
       return dequantize_blocks<BlockQ4_0, kQK>(row, out, block_count(kFn, type, n, kQK));
+    case TensorType::Q4_1:
+      return dequantize_blocks<BlockQ4_1, kQK>(row, out, block_count(kFn, type, n, kQK));
     case TensorType::Q4_K:
       return dequantize_blocks<BlockQ4_K, kQKK>(row, out, block_count(kFn, type, n, kQKK));
     case TensorType::Q5_K:
@@ -644,6 +680,8 @@ float dot_row(TensorType type, const void* row, const float* x, int64_t n) {
       return dot_blocks<BlockQ8_0, kQK>(row, x, block_count(kFn, type, n, kQK));
     case TensorType::Q4_0:
       return dot_blocks<BlockQ4_0, kQK>(row, x, block_count(kFn, type, n, kQK));
+    case TensorType::Q4_1:
+      return dot_blocks<BlockQ4_1, kQK>(row, x, block_count(kFn, type, n, kQK));
     case TensorType::Q4_K:
       return dot_blocks<BlockQ4_K, kQKK>(row, x, block_count(kFn, type, n, kQKK));
     case TensorType::Q5_K:
@@ -677,6 +715,8 @@ void quantize_row(TensorType type, const float* x, void* row, int64_t n) {
       return quantize_blocks<BlockQ8_0, kQK, encode_q8_0>(x, row, block_count(kFn, type, n, kQK));
     case TensorType::Q4_0:
       return quantize_blocks<BlockQ4_0, kQK, encode_q4_0>(x, row, block_count(kFn, type, n, kQK));
+    case TensorType::Q4_1:
+      return quantize_blocks<BlockQ4_1, kQK, encode_q4_1>(x, row, block_count(kFn, type, n, kQK));
     case TensorType::Q4_K:
       return quantize_blocks<BlockQ4_K, kQKK, encode_q4_k>(x, row, block_count(kFn, type, n, kQKK));
     case TensorType::Q5_K:

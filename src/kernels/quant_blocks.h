@@ -13,7 +13,7 @@
 
 namespace reprise::kernels {
 
-// Elements per block of the legacy types (Q8_0, Q4_0).
+// Elements per block of the legacy types (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) and IQ4_NL.
 inline constexpr int kQK = 32;
 // Elements per super-block of the K types (Q4_K, Q5_K, Q6_K).
 inline constexpr int kQKK = 256;
@@ -29,6 +29,14 @@ struct BlockQ8_0 {
 struct BlockQ4_0 {
   uint16_t d;           // fp16 scale
   uint8_t qs[kQK / 2];  // two 4-bit quants per byte
+};
+
+// Q4_1: 5 bits per weight. Like Q4_0 with an offset instead of the "- 8": for j < 16,
+// y[j] = d * (qs[j] & 0xF) + m and y[j + 16] = d * (qs[j] >> 4) + m.
+struct BlockQ4_1 {
+  uint16_t d;           // fp16 scale
+  uint16_t m;           // fp16 offset (the block minimum)
+  uint8_t qs[kQK / 2];  // two 4-bit quants per byte, as in Q4_0
 };
 
 // Q4_K: 4.5 bits per weight. 8 sub-blocks of 32, each with a 6-bit scale sc and 6-bit min m
@@ -61,13 +69,15 @@ struct BlockQ6_K {
 
 static_assert(sizeof(BlockQ8_0) == 34);
 static_assert(sizeof(BlockQ4_0) == 18);
+static_assert(sizeof(BlockQ4_1) == 20);
 static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ6_K) == 210);
 static_assert(offsetof(BlockQ6_K, d) == 208);
-static_assert(alignof(BlockQ8_0) <= 2 && alignof(BlockQ4_0) <= 2 && alignof(BlockQ4_K) <= 2 &&
+static_assert(alignof(BlockQ8_0) <= 2 && alignof(BlockQ4_0) <= 2 && alignof(BlockQ4_1) <= 2 && alignof(BlockQ4_K) <= 2 &&
               alignof(BlockQ5_K) <= 2 && alignof(BlockQ6_K) <= 2);
 static_assert(std::is_trivially_copyable_v<BlockQ8_0> && std::is_trivially_copyable_v<BlockQ4_0> &&
+              std::is_trivially_copyable_v<BlockQ4_1> &&
               std::is_trivially_copyable_v<BlockQ4_K> && std::is_trivially_copyable_v<BlockQ5_K> &&
               std::is_trivially_copyable_v<BlockQ6_K>);
 

@@ -20,8 +20,8 @@ namespace reprise::kernels {
 namespace {
 
 // ggml type ids (format/tensor_type.h is not included here: it defines inline functions).
-constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14,
-                   kBF16 = 30;
+constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 8, kQ4_K = 12, kQ5_K = 13,
+                   kQ6_K = 14, kBF16 = 30;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -180,6 +180,7 @@ ActFormat matvec_act(uint32_t type) {
     case kQ4_0:
       return ActFormat::Q8_32x2;
     case kQ8_0:
+    case kQ4_1:
       return ActFormat::Q8_32;
     case kQ4_K:
     case kQ5_K:
@@ -263,6 +264,40 @@ float dot_q4_0(const uint8_t* row, const ActQ8_32x2* a, int64_t nb) {
     acc1 = step(p, _mm256_zextsi128_si256(loadu128(row + 36 * p + 2)), acc1, false);
   }
   return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+// One block of a 32-wide type with an offset (Q4_1): its quants as 32 unsigned bytes in element
+// order, and y = d * q + m.
+struct Block32 {
+  __m256i q;
+  float d, m;
+};
+
+template <uint32_t Type>
+inline Block32 load_block32(const uint8_t* blk) {
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  static_assert(Type == kQ4_1);
+  const __m128i qs = loadu128(blk + 4);  // low nibbles: elements 0..15, high: 16..31
+  return {_mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), m4), f16_at(blk),
+          f16_at(blk + 2)};
+}
+
+template <uint32_t Type>
+inline constexpr int64_t kBlock32Bytes = 20;
+
+// sum_j (d q_j + m) (da a_j) = d da sum_j q_j a_j + m da sum_j a_j, the second term from the
+// activation block's precomputed sum.
+template <uint32_t Type>
+float dot_block32(const uint8_t* row, const ActQ8_32* a, int64_t nb) {
+  __m256 acc = _mm256_setzero_ps();
+  float offset = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const Block32 w = load_block32<Type>(row + kBlock32Bytes<Type> * b);
+    const __m256i p = dot_u8s8(w.q, loadu256(a[b].q));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(w.d * a[b].d), acc);
+    offset += w.m * a[b].d * static_cast<float>(a[b].sum);
+  }
+  return hsum(acc) + offset;
 }
 
 // The sub-block scales and mins of a Q4_K/Q5_K super-block as 8 bytes each (the values of
@@ -426,6 +461,9 @@ void matvec(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t
       case kQ4_0:
         y[r] = dot_q4_0(row, a64, cols / 32);
         break;
+      case kQ4_1:
+        y[r] = dot_block32<kQ4_1>(row, a32, cols / 32);
+        break;
       case kQ4_K:
         y[r] = dot_q45_k<false>(row, a256, cols / 256);
         break;
@@ -473,6 +511,14 @@ void dequant_q4_0(const uint8_t* p, float* y, int64_t n) {
     const __m128i qs = loadu128(p + 2);
     const __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(qs, 4), qs), m4);
     store_u8x32(q, _mm256_set1_ps(d), _mm256_set1_ps(8.0f * d), y);
+  }
+}
+
+template <uint32_t Type>
+void dequant_block32(const uint8_t* p, float* y, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b, p += kBlock32Bytes<Type>, y += 32) {
+    const Block32 w = load_block32<Type>(p);
+    store_u8x32(w.q, _mm256_set1_ps(w.d), _mm256_set1_ps(-w.m), y);
   }
 }
 
@@ -560,6 +606,9 @@ void dequant_range(uint32_t type, const uint8_t* row, int64_t k0, int64_t n, flo
       break;
     case kQ4_0:
       dequant_q4_0(row + k0 / 32 * 18, y, n);
+      break;
+    case kQ4_1:
+      dequant_block32<kQ4_1>(row + k0 / 32 * kBlock32Bytes<kQ4_1>, y, n);
       break;
     case kQ4_K:
       dequant_q4_k(row + k0 / 256 * 144, y, n);

@@ -183,6 +183,22 @@ TEST(QuantDequantize, Q4_0NegativeScale) {
   EXPECT_EQ(y[1], 4.0f);  // nibble 0 -> -8 * -0.5
 }
 
+TEST(QuantDequantize, Q4_1HandBlock) {
+  BlockQ4_1 b{};
+  b.d = kHalfHalf;
+  b.m = 0xBC00;  // -1.0
+  for (int j = 0; j < 16; ++j) b.qs[j] = static_cast<uint8_t>(j | ((15 - j) << 4));
+  const auto y = decode_one(TensorType::Q4_1, b, 32);
+  EXPECT_EQ(y[0], -1.0f);   // 0 * 0.5 - 1
+  EXPECT_EQ(y[15], 6.5f);   // 15 * 0.5 - 1
+  EXPECT_EQ(y[16], 6.5f);   // high nibble of byte 0 is 15
+  EXPECT_EQ(y[31], -1.0f);  // high nibble of byte 15 is 0
+  for (int j = 0; j < 16; ++j) {
+    EXPECT_EQ(y[j], 0.5f * static_cast<float>(j) - 1.0f) << j;
+    EXPECT_EQ(y[j + 16], 0.5f * static_cast<float>(15 - j) - 1.0f) << j;
+  }
+}
+
 // Sub-block scales and mins used by the Q4_K hand test, with their packed form worked out:
 //   sc = {1, 2, 3, 4, 33, 40, 50, 63}, m = {0, 5, 10, 20, 17, 31, 48, 62}
 //   bytes 0..3 = sc[k] | (sc[k+4] >> 4) << 6  = {1|2<<6, 2|2<<6, 3|3<<6, 4|3<<6}
@@ -362,6 +378,25 @@ TEST(QuantEncode, Q4_0HandBytes) {
   EXPECT_EQ(bytes[3], 0x8E);
 }
 
+TEST(QuantEncode, Q4_1HandBytes) {
+  // min -1, max 14 -> d = 15 / 15 = 1, id = 1, m = -1; level = min(15, trunc(x + 1 + 0.5)).
+  std::vector<float> x(32, 0.0f);  // 0 -> trunc(1.5) = 1
+  x[0] = -1.0f;   // 0.5 -> 0
+  x[1] = 14.0f;   // 15.5 -> 15
+  x[2] = 0.49f;   // 1.99 -> 1
+  x[3] = 0.5f;    // 2.0 -> 2
+  x[16] = 3.2f;   // 4.7 -> 4
+  std::array<unsigned char, 20> bytes{};
+  quantize_row(TensorType::Q4_1, x.data(), bytes.data(), 32);
+  std::array<unsigned char, 20> expect{};
+  expect[1] = 0x3C;  // d = 1.0
+  expect[3] = 0xBC;  // m = -1.0
+  const int lo[16] = {0, 15, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  const int hi[16] = {4, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  for (int j = 0; j < 16; ++j) expect[4 + j] = static_cast<unsigned char>(lo[j] | (hi[j] << 4));
+  EXPECT_EQ(bytes, expect);
+}
+
 TEST(QuantEncode, ZeroRowsGiveZeroScales) {
   const std::vector<float> zeros(256, 0.0f);
   std::vector<unsigned char> bytes(256);
@@ -496,12 +531,12 @@ struct TypeCase {
 };
 
 // Measured rms(error) / rms(x) for a seeded N(0, 1) row of 4096: F16 0.021%, BF16 0.165%,
-// Q8_0 0.545% (step amax/127 with amax ~2.5 sigma per 32), Q4_0 8.77%, Q4_K 7.30%, Q5_K 3.62%,
+// Q8_0 0.545% (step amax/127 with amax ~2.5 sigma per 32), Q4_0 8.77%, Q4_1 7.88%, Q4_K 7.30%, Q5_K 3.62%,
 // Q6_K 1.78%. The bounds leave ~20% headroom (another standard library's normal_distribution
 // draws different numbers).
 constexpr TypeCase kCases[] = {
     {TensorType::F32, 0.0},     {TensorType::F16, 2.5e-4},  {TensorType::BF16, 2e-3},
-    {TensorType::Q8_0, 0.0065}, {TensorType::Q4_0, 0.105},  {TensorType::Q4_K, 0.088},
+    {TensorType::Q8_0, 0.0065}, {TensorType::Q4_0, 0.105},  {TensorType::Q4_1, 0.095},  {TensorType::Q4_K, 0.088},
     {TensorType::Q5_K, 0.044},  {TensorType::Q6_K, 0.0215},
 };
 
@@ -608,7 +643,7 @@ TEST(QuantDot, HandValues) {
 // Errors
 
 TEST(QuantErrors, UnsupportedTypesThrowNamingTheType) {
-  const TensorType bad[] = {TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_1,
+  const TensorType bad[] = {TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_1,
                             TensorType::Q2_K, TensorType::Q3_K, TensorType::Q8_K, TensorType::I8,
                             TensorType::I32,  TensorType::F64};
   std::vector<unsigned char> buf(4096);
