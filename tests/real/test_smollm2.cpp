@@ -185,13 +185,37 @@ TEST_P(SmolLM2Golden, RunPrintsLlamaSimplesText) {
 
 INSTANTIATE_TEST_SUITE_P(Prompts, SmolLM2Golden, ::testing::Values("plain", "code", "qa", "chat"));
 
-// The model's template is ChatML, and chat/eval pick it from tokenizer.chat_template.
-TEST(SmolLM2, ChatTemplateIsDetectedFromTheFile) {
+// The model's template is ChatML with a default system turn; `reprise chat` renders it from the
+// file's tokenizer.chat_template, so its reply to the chat golden's question is llama-simple's
+// continuation of the prompt that template renders.
+TEST(SmolLM2, ChatUsesTheModelsTemplate) {
   REQUIRE_SMOLLM2();
-  const auto r = test::run_cli("info " + quoted(model_path().string()));
+  const auto info = test::run_cli("info " + quoted(model_path().string()));
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_CONTAINS(info.out, "pre-tokenizer smollm, 49152 tokens, chat template yes");
+  const auto g = prompt_golden("chat");
+  const auto prompt = g.at("prompt_text").get<std::string>();
+  const auto reference = g.at("llama_simple_text").get<std::string>();
+  ASSERT_EQ(reference.rfind(prompt, 0), 0u);
+  const auto r = test::run_cli("chat -m " + quoted(model_path().string()) + " --temp 0 -n 32 -t 2",
+                               "How many days are in a week?\n");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_CONTAINS(r.out, "pre-tokenizer smollm, 49152 tokens, chat template yes");
-  EXPECT_CONTAINS(r.out, "layers:       30");
+  EXPECT_EQ(r.out, reference.substr(prompt.size()));
+}
+
+// eval --chat auto picks ChatML and the template's default system turn, and records both.
+TEST(SmolLM2, EvalChatAutoRecordsTheTemplate) {
+  REQUIRE_SMOLLM2();
+  const auto out = test::scratch("smollm2-eval.json");
+  const auto r =
+      test::run_cli("eval -m " + quoted(model_path().string()) +
+                    " --task arc_easy --limit 1 --chat auto -t 2 -o " + quoted(out.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = read_json(out);
+  const auto& config = j.at("config");
+  EXPECT_EQ(config.at("chat_template"), "chatml");
+  EXPECT_EQ(config.at("chat_system"),
+            "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
 }
 
 }  // namespace
