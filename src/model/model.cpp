@@ -151,16 +151,15 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path, Need need)
 void Model::load_gguf(const std::filesystem::path& path, Need need) {
   gguf_ = GgufFile::open(path);
   name_ = gguf_->get_string("general.name").value_or(path.stem().string());
-  if (gguf_->tensors().empty()) {
-    // A vocabulary-only file: its architecture may be one reprise cannot run, which does not
-    // matter for tokenizing, so it is kept as a name only.
+  // A vocabulary-only file: no tensors, a tokenizer. Its architecture may be one reprise cannot
+  // run, which does not matter for tokenizing, so it is kept as a name only. (A file with neither
+  // falls through to the metadata checks, whose errors say what is missing.)
+  if (gguf_->tensors().empty() && gguf_->find("tokenizer.ggml.model")) {
     if (need == Need::Weights)
       throw FormatError(gguf_->path(),
                         "has no tensors (a vocabulary-only file): it can only "
                         "tokenize, not run");
     Vocab vocab = vocab_from_gguf(*gguf_);
-    if (vocab.model == Vocab::Model::None)
-      throw FormatError(gguf_->path(), "has neither tensors nor a vocabulary");
     hparams_.arch_name = gguf_->get_string("general.architecture").value_or("");
     hparams_.n_vocab = vocab.size();
     tokenizer_ = make_tokenizer(std::move(vocab));
