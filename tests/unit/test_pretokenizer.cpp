@@ -7,8 +7,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "model/hf_tokenizer.h"
 #include "model/model.h"
 #include "model/pretokenizer.h"
+#include "model/tokenizer.h"
 #include "support/test_support.h"
 #include "util/error.h"
 
@@ -87,6 +89,37 @@ TEST(PreTokenizer, UnknownNameIsAnErrorNamingIt) {
   } catch (const Error& e) {
     EXPECT_CONTAINS(e.what(), "\"tekken-9000\"");
     EXPECT_CONTAINS(e.what(), "smollm");  // the message lists the known names
+  }
+}
+
+// A Hugging Face tokenizer.json whose pre-tokenizer is `pre` (a tiny byte-level vocabulary).
+std::string hf_json_with_pre_tokenizer(const nlohmann::json& pre) {
+  nlohmann::json vocab = {{"a", 0}, {"1", 1}, {"2", 2}, {"12", 3}, {"\xC4\xA0", 4}};
+  nlohmann::json j = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", {"1 2"}}}},
+                      {"added_tokens", nlohmann::json::array()},
+                      {"pre_tokenizer", pre},
+                      {"decoder", {{"type", "ByteLevel"}}}};
+  return j.dump();
+}
+
+TEST(HfPreTokenizer, SmolLMDigitsThenByteLevel) {
+  const nlohmann::json smollm = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Digits"}, {"individual_digits", true}},
+        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}}}};
+  const Vocab v = vocab_from_hf_json(hf_json_with_pre_tokenizer(smollm), "{}", "", "/x/t.json");
+  EXPECT_EQ(v.pre, "smollm");
+  // The merge "1 2" exists, but digits are words of their own, so it never applies.
+  EXPECT_EQ(make_tokenizer(v)->encode("12", {.add_bos = false}), (std::vector<int32_t>{1, 2}));
+
+  nlohmann::json grouped = smollm;
+  grouped["pretokenizers"][0]["individual_digits"] = false;
+  try {
+    vocab_from_hf_json(hf_json_with_pre_tokenizer(grouped), "{}", "", "/x/t.json");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_CONTAINS(e.what(), "Digits without individual_digits");
   }
 }
 
