@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package reprise needs, then configures and builds it.
+# Installs every Debian 12 package reprise needs, fetches SmolLM2-135M-Instruct into models/
+# (scripts/fetch-models.sh; a no-op once it is there), then configures and builds reprise.
 # Usage: scripts/setup.sh [--no-build]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ packages=(
   libcairo2-dev libhwy-dev libreadline-dev libyaml-cpp-dev
   openmpi-bin libopenmpi-dev
   clang libclang-rt-14-dev
+  python3 python3-pip
 )
 
 missing=()
@@ -24,6 +26,8 @@ if ((${#missing[@]})); then
   $sudo_cmd apt-get update
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+
+scripts/fetch-models.sh
 
 [ "${1:-}" = "--no-build" ] && exit 0
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release

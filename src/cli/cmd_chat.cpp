@@ -78,7 +78,11 @@ class Chat {
       family_ = detect_chat_template(model_->tokenizer()->vocab().chat_template).value_or("chatml");
     format_chat(family_, {}, false);  // an unknown --chat-template fails here, listing the names
     Sampler{o.sampler};               // bad sampling options fail now, not at the first reply
-    if (!o.system.empty()) messages_.push_back({"system", o.system});
+    const std::string& jinja = model_->tokenizer()->vocab().chat_template;
+    if (!o.system.empty())
+      messages_.push_back({"system", o.system});
+    else if (o.chat_template.empty())  // the model's own template, with its default system turn
+      if (auto sys = default_system_message(jinja)) messages_.push_back({"system", *sys});
   }
 
   std::string describe() const {

@@ -101,6 +101,10 @@ int run_eval(const EvalOptions& o) {
   eval::SessionLMOptions lopts;
   lopts.session = o.model.session_options();
   lopts.format.chat_family = chat_family(o, *m);
+  // --chat auto renders what the model's template renders, default system turn included.
+  if (o.chat == "auto" && m->tokenizer())
+    lopts.format.chat_system =
+        default_system_message(m->tokenizer()->vocab().chat_template).value_or("");
   eval::SessionLM lm(*m, path, lopts);
 
   const size_t limit = o.limit > 0 ? static_cast<size_t>(o.limit) : 0;
@@ -167,6 +171,7 @@ int run_eval(const EvalOptions& o) {
                   {"seed", o.seed},
                   {"n_ctx", lm.n_ctx()},
                   {"prompt_format", lm.prompt_format()},
+                  {"chat_system", lopts.format.chat_system},
                   {"reprise_version", "0.1.0"},
                   {"date_iso", iso_time_now()}};
     run.model_name = m->name();

@@ -22,18 +22,40 @@ void print_tensor_table(const std::vector<TensorView>& tensors) {
                shape_string(t.shape), t.data.size());
 }
 
+void print_metadata(const GgufFile& gguf) {
+  fmt::print("metadata (GGUF v{}, {} keys):\n", gguf.version(), gguf.metadata().size());
+  for (const auto& [key, value] : gguf.metadata())
+    fmt::print("  {:<40} {}\n", key, format_value(value));
+}
+
+void print_tokenizer(const Tokenizer& tok) {
+  const Vocab& v = tok.vocab();
+  fmt::print("tokenizer:    {}",
+             v.model == Vocab::Model::Spm ? "SentencePiece (llama)" : "BPE (gpt2)");
+  if (v.model == Vocab::Model::Bpe)
+    fmt::print(", pre-tokenizer {}", v.pre.empty() ? "default" : v.pre);
+  fmt::print(", {} tokens, chat template {}\n", v.size(), v.chat_template.empty() ? "none" : "yes");
+}
+
 int run_info(const InfoOptions& o) {
-  auto m = Model::load(o.model);
+  auto m = Model::load(o.model, Model::Need::Tokenizer);
   const HParams& hp = m->hparams();
   fmt::print("model:        {}\n", m->path());
   fmt::print("name:         {}\n", m->name());
   fmt::print("architecture: {}\n", hp.arch_name);
+  if (m->vocab_only()) {
+    fmt::print("weights:      none (a vocabulary-only file)\n");
+    print_tokenizer(*m->tokenizer());
+    if (o.metadata) print_metadata(*m->gguf());
+    return 0;
+  }
   fmt::print("layers:       {}\n", hp.n_layer);
   fmt::print("embedding:    {}\n", hp.n_embd);
   fmt::print("heads:        {} query, {} key/value, head dim {}\n", hp.n_head, hp.n_head_kv,
              hp.head_dim);
   fmt::print("ffn:          {}\n", hp.n_ff);
   fmt::print("vocabulary:   {}{}\n", hp.n_vocab, m->tokenizer() ? "" : " (no tokenizer)");
+  if (m->tokenizer()) print_tokenizer(*m->tokenizer());
   fmt::print("context:      {}\n", hp.n_ctx_train);
   fmt::print("rope:         theta {}, {}{}\n", hp.rope_theta,
              hp.rope_style == RopeStyle::Interleaved ? "interleaved" : "neox",
@@ -61,12 +83,7 @@ int run_info(const InfoOptions& o) {
     const auto label = llama_file_type_name(static_cast<uint32_t>(ft->i));
     fmt::print("file type:    {} (general.file_type {})\n", label ? *label : "unknown", ft->i);
   }
-  if (m->gguf() && o.metadata) {
-    fmt::print("metadata (GGUF v{}, {} keys):\n", m->gguf()->version(),
-               m->gguf()->metadata().size());
-    for (const auto& [key, value] : m->gguf()->metadata())
-      fmt::print("  {:<40} {}\n", key, format_value(value));
-  }
+  if (m->gguf() && o.metadata) print_metadata(*m->gguf());
   if (o.tensors) {
     fmt::print("tensor list:\n");
     print_tensor_table(tensors);
@@ -78,7 +95,9 @@ void add_info(CLI::App& app, Runner& run) {
   auto o = std::make_shared<InfoOptions>();
   auto* sub = app.add_subcommand("info", "show a model's architecture, metadata and tensors");
   // Positional like `info MODEL`, or -m like every other command.
-  sub->add_option("model,-m,--model", o->model, "GGUF file or safetensors directory")->required();
+  sub->add_option("model,-m,--model", o->model,
+                  "GGUF file (vocabulary-only files too) or safetensors directory")
+      ->required();
   sub->add_flag("--tensors", o->tensors, "list every tensor");
   sub->callback([&run, o] { run = [o] { return run_info(*o); }; });
 }

@@ -110,6 +110,9 @@ void add_scan(CLI::App& app, Runner& run) {
   sub->add_option("--j-range", o->j_range, "end layers a:b (half-open)");
   sub->add_option("--strategy", o->scan.strategy, "dense or coarse-to-fine");
   sub->add_option("--stride", o->scan.coarse_stride, "coarse grid stride (default N/6)");
+  sub->add_option("--refine-top", o->scan.refine_top,
+                  "coarse-to-fine: best configs per mode refined around (default 3)")
+      ->check(CLI::PositiveNumber);
   sub->add_option("--validate", o->scan.validate, "re-score the top N configs on held-out items");
   sub->add_option("--validate-limit", o->scan.validate_limit, "held-out items per task");
   sub->add_option("--controls", o->scan.controls, "skip controls beside the top N repeat configs");

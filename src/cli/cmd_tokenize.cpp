@@ -38,7 +38,7 @@ std::string printable_piece(const Tokenizer& tok, int32_t id) {
 }
 
 int run_tokenize(const TokenizeOptions& o) {
-  auto m = Model::load(o.model);
+  auto m = Model::load(o.model, Model::Need::Tokenizer);
   auto ids = tokenize_prompt(*m, o.prompt, !o.no_bos, o.special);
   if (!o.pieces) {
     fmt::print("[{}]\n", fmt::join(ids, ", "));
@@ -51,7 +51,9 @@ int run_tokenize(const TokenizeOptions& o) {
 void add_tokenize(CLI::App& app, Runner& run) {
   auto o = std::make_shared<TokenizeOptions>();
   auto* sub = app.add_subcommand("tokenize", "print the token ids of a text");
-  sub->add_option("-m,--model", o->model, "GGUF file or safetensors directory")->required();
+  sub->add_option("-m,--model", o->model,
+                  "GGUF file (vocabulary-only files too) or safetensors directory")
+      ->required();
   sub->add_option("-p,--prompt", o->prompt, "text to tokenize")->required();
   sub->add_flag("--no-bos", o->no_bos, "do not add the BOS token");
   sub->add_flag("--special", o->special, "parse special token texts such as <|im_start|>");

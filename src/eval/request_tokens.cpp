@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "eval/rng.h"
 #include "model/chat_template.h"
 #include "model/tokenizer.h"
 #include "util/error.h"
@@ -61,13 +62,18 @@ std::pair<std::string, std::string> RequestTokenizer::join_parts(
             std::string(context.substr(end)) + std::string(continuation)};
   size_t start = 0;
   while (start < continuation.size() && is_space(continuation[start])) ++start;
-  std::string wrapped =
-      format_chat(format_.chat_family, {{"user", std::string(context.substr(0, end))}}, true);
+  std::vector<ChatMessage> msgs;
+  if (!format_.chat_system.empty()) msgs.push_back({"system", format_.chat_system});
+  msgs.push_back({"user", std::string(context.substr(0, end))});
+  std::string wrapped = format_chat(format_.chat_family, msgs, true);
   return {wrapped, std::string(continuation.substr(start))};
 }
 
 std::string RequestTokenizer::format_name() const {
-  return format_.chat_family.empty() ? "plain" : "chat:" + format_.chat_family;
+  if (format_.chat_family.empty()) return "plain";
+  // A system turn changes what the model reads, so runs with different ones must not pair.
+  if (format_.chat_system.empty()) return "chat:" + format_.chat_family;
+  return fmt::format("chat:{}+system:{:016x}", format_.chat_family, fnv1a64(format_.chat_system));
 }
 
 std::pair<std::string, std::string> RequestTokenizer::rendered(

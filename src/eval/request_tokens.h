@@ -27,6 +27,7 @@ namespace reprise::eval {
 
 struct PromptFormat {
   std::string chat_family;  // empty: plain text; else "chatml", "llama3", ... (format_chat)
+  std::string chat_system;  // a system message put before each chat-wrapped prompt; may be empty
 };
 
 class RequestTokenizer {

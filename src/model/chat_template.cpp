@@ -156,4 +156,24 @@ std::optional<std::string> detect_chat_template(const std::string& src) {
   return std::nullopt;
 }
 
+std::optional<std::string> default_system_message(const std::string& src) {
+  // Only the plain form: a literal system turn guarded by a test that the first message is not
+  // a system message. Anything fancier (variables, date strings) is left alone.
+  if (src.find("!= 'system'") == std::string::npos &&
+      src.find("!= \"system\"") == std::string::npos)
+    return std::nullopt;
+  // The newline after the role is a real one in some files and a Jinja escape in others.
+  for (std::string_view open : {"<|im_start|>system\n", "<|im_start|>system\\n"}) {
+    const size_t at = src.find(open);
+    if (at == std::string::npos) continue;
+    const size_t begin = at + open.size();
+    const size_t end = src.find("<|im_end|>", begin);
+    if (end == std::string::npos) return std::nullopt;
+    std::string text = src.substr(begin, end - begin);
+    if (text.empty() || text.find_first_of("{}'\"\\") != std::string::npos) return std::nullopt;
+    return text;
+  }
+  return std::nullopt;
+}
+
 }  // namespace reprise

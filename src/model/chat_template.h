@@ -30,4 +30,10 @@ std::string format_chat(const std::string& family, const std::vector<ChatMessage
 // The family whose markers appear in a Jinja chat template, or nullopt.
 std::optional<std::string> detect_chat_template(const std::string& jinja_source);
 
+// The system message a ChatML template writes itself when the conversation has none (SmolLM2:
+// "You are a helpful AI assistant named SmolLM, trained by Hugging Face"), or nullopt. Callers
+// that format a conversation without a system message add this one to render what the model's
+// own template renders.
+std::optional<std::string> default_system_message(const std::string& jinja_source);
+
 }  // namespace reprise

@@ -255,13 +255,18 @@ class HfVocabBuilder {
   }
 
   // The GGUF pre-tokenizer name whose regex equals the Split pattern; plain ByteLevel (which
-  // splits with GPT-2's regex itself) is "gpt2".
+  // splits with GPT-2's regex itself) is "gpt2", and Digits (one by one) then ByteLevel "smollm".
   std::string pre_tokenizer_name() const {
     std::vector<std::string> splits;
     bool byte_level_regex = false;
+    bool single_digits = false;  // Digits with individual_digits: SmolLM's first step
     auto check = [&](const json& n) {
       const std::string t = type_of(n);
-      if (t == "Split") {
+      if (t == "Digits") {
+        if (!n.value("individual_digits", false))
+          fail("pre_tokenizer Digits without individual_digits is not supported");
+        single_digits = true;
+      } else if (t == "Split") {
         const json& pattern = n.contains("pattern") ? n["pattern"] : json();
         if (pattern.is_object() && pattern.contains("Regex") && pattern["Regex"].is_string())
           splits.push_back(pattern["Regex"].get<std::string>());
@@ -276,6 +281,11 @@ class HfVocabBuilder {
       }
     };
     if (auto it = tok_.find("pre_tokenizer"); it != tok_.end()) walk(*it, "pretokenizers", check);
+    if (single_digits) {
+      if (!splits.empty() || !byte_level_regex)
+        fail("pre_tokenizer Digits is supported only before a plain ByteLevel (SmolLM)");
+      return "smollm";
+    }
     if (splits.empty()) {
       if (byte_level_regex) return "gpt2";
       fail("byte-level BPE without a pre-tokenizer regex is not supported");

@@ -134,7 +134,7 @@ uint64_t BlockWeights::matrix_bytes() const {
 
 Model::~Model() = default;
 
-std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
+std::unique_ptr<Model> Model::load(const std::filesystem::path& path, Need need) {
   std::unique_ptr<Model> m(new Model());
   m->path_ = path.string();
   std::error_code ec;
@@ -144,14 +144,29 @@ std::unique_ptr<Model> Model::load(const std::filesystem::path& path) {
   if (is_dir || path.extension() == ".safetensors" || path.filename() == "config.json")
     m->load_safetensors(path);
   else
-    m->load_gguf(path);
+    m->load_gguf(path, need);
   return m;
 }
 
-void Model::load_gguf(const std::filesystem::path& path) {
+void Model::load_gguf(const std::filesystem::path& path, Need need) {
   gguf_ = GgufFile::open(path);
-  hparams_ = hparams_from_gguf(*gguf_);
   name_ = gguf_->get_string("general.name").value_or(path.stem().string());
+  // A vocabulary-only file: no tensors, a tokenizer. Its architecture may be one reprise cannot
+  // run, which does not matter for tokenizing, so it is kept as a name only. (A file with neither
+  // falls through to the metadata checks, whose errors say what is missing.)
+  if (gguf_->tensors().empty() && gguf_->find("tokenizer.ggml.model")) {
+    if (need == Need::Weights)
+      throw FormatError(gguf_->path(),
+                        "has no tensors (a vocabulary-only file): it can only "
+                        "tokenize, not run");
+    Vocab vocab = vocab_from_gguf(*gguf_);
+    hparams_.arch_name = gguf_->get_string("general.architecture").value_or("");
+    hparams_.n_vocab = vocab.size();
+    tokenizer_ = make_tokenizer(std::move(vocab));
+    vocab_only_ = true;
+    return;
+  }
+  hparams_ = hparams_from_gguf(*gguf_);
   WeightBinder binder(gguf_->path(), [this](const std::string& n) { return gguf_->tensor(n); });
   weights_ = bind_weights(hparams_, binder, gguf_names());
   if (const TensorView* f = gguf_->tensor("rope_freqs.weight"))

@@ -16,10 +16,15 @@ class SafetensorsModel;
 
 class Model {
  public:
+  // What the caller will use. Tokenizer also accepts a vocabulary-only GGUF (no tensors, like
+  // llama.cpp's ggml-vocab-*.gguf test files): the Model then has a tokenizer and metadata, no
+  // weights, hparams with only arch_name and n_vocab, and vocab_only() is true.
+  enum class Need { Weights, Tokenizer };
+
   // Opens a .gguf file, a safetensors directory (config.json + model.safetensors[.index.json])
   // or a single .safetensors file inside such a directory. Throws Error/FormatError naming the
-  // file and field on bad input.
-  static std::unique_ptr<Model> load(const std::filesystem::path& path);
+  // file and field on bad input (with Need::Weights, a GGUF without tensors is bad input).
+  static std::unique_ptr<Model> load(const std::filesystem::path& path, Need need = Need::Weights);
 
   ~Model();
   Model(const Model&) = delete;
@@ -34,13 +39,15 @@ class Model {
   // The GGUF file when loaded from one (for metadata listing and export), else nullptr.
   const GgufFile* gguf() const { return gguf_.get(); }
   const SafetensorsModel* safetensors() const { return safetensors_.get(); }
+  // A GGUF with a vocabulary and no tensors, loaded with Need::Tokenizer.
+  bool vocab_only() const { return vocab_only_; }
 
   // Bytes of the mapped model file(s).
   uint64_t mapped_bytes() const;
 
  private:
   Model() = default;
-  void load_gguf(const std::filesystem::path& path);
+  void load_gguf(const std::filesystem::path& path, Need need);
   void load_safetensors(const std::filesystem::path& path);
 
   std::string path_;
@@ -50,6 +57,7 @@ class Model {
   HParams hparams_;
   Weights weights_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  bool vocab_only_ = false;
 };
 
 }  // namespace reprise

@@ -21,6 +21,8 @@ class PreTokenizer {
   // Accepted names, for messages and for callers that want to check before building.
   static const std::vector<std::string>& known_names();
   static bool is_known(std::string_view name);
+  // Whether llama.cpp prepends BOS for this name when the file has no add_bos_token (Llama 3).
+  static bool adds_bos(std::string_view name);
 
   // Splits valid UTF-8 into words (views into text) that cover it without gaps. The caller
   // checks validity; the regex engine is told not to.

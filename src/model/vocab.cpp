@@ -20,11 +20,6 @@ constexpr std::string_view kScoresKey = "tokenizer.ggml.scores";
 constexpr std::string_view kTypesKey = "tokenizer.ggml.token_type";
 constexpr std::string_view kMergesKey = "tokenizer.ggml.merges";
 
-// Pre-tokenizer names for which llama.cpp prepends BOS unless the file says otherwise.
-bool pre_adds_bos(std::string_view pre) {
-  return pre == "llama3" || pre == "llama-v3" || pre == "llama-bpe";
-}
-
 Vocab::Model parse_model_name(const GgufFile& gguf) {
   const auto name = gguf.get_string(kModelKey);
   if (!name || *name == "none" || name->empty()) return Vocab::Model::None;
@@ -120,8 +115,8 @@ void read_special_ids(const GgufFile& gguf, Vocab& vocab) {
 
 void read_flags(const GgufFile& gguf, Vocab& vocab) {
   const bool spm = vocab.model == Vocab::Model::Spm;
-  vocab.add_bos =
-      gguf.get_bool("tokenizer.ggml.add_bos_token").value_or(spm || pre_adds_bos(vocab.pre));
+  vocab.add_bos = gguf.get_bool("tokenizer.ggml.add_bos_token")
+                      .value_or(spm || PreTokenizer::adds_bos(vocab.pre));
   vocab.add_eos = gguf.get_bool("tokenizer.ggml.add_eos_token").value_or(false);
   vocab.add_space_prefix = gguf.get_bool("tokenizer.ggml.add_space_prefix").value_or(spm);
   if (vocab.add_bos && vocab.bos < 0)

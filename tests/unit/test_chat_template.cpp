@@ -137,5 +137,41 @@ TEST(ChatTemplate, DetectsFamilies) {
     EXPECT_NO_THROW(format_chat(family, kConversation, true)) << family;
 }
 
+// SmolLM2-135M-Instruct's tokenizer.chat_template, as stored in its GGUF (real newlines).
+const std::string kSmolLM2Template =
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ "
+    "'<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+    "Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + "
+    "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ "
+    "'<|im_start|>assistant\n' }}{% endif %}";
+
+TEST(ChatTemplate, DefaultSystemMessageOfSmolLM2) {
+  EXPECT_EQ(detect_chat_template(kSmolLM2Template), "chatml");
+  EXPECT_EQ(default_system_message(kSmolLM2Template),
+            "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
+  // The same template with Jinja's escaped newlines.
+  std::string escaped;
+  for (char c : kSmolLM2Template) escaped += c == '\n' ? std::string("\\n") : std::string(1, c);
+  EXPECT_EQ(default_system_message(escaped),
+            "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
+}
+
+TEST(ChatTemplate, NoDefaultSystemMessageUnlessTheTemplateWritesOne) {
+  // Plain ChatML: the system turn, if any, is the caller's.
+  EXPECT_EQ(default_system_message("{% for message in messages %}{{'<|im_start|>' + "
+                                   "message['role'] + '\\n' + message['content'] + '<|im_end|>'}}"
+                                   "{% endfor %}"),
+            std::nullopt);
+  // A system turn built from a variable is not a fixed default.
+  EXPECT_EQ(default_system_message("{% if messages[0]['role'] != 'system' %}{{ "
+                                   "'<|im_start|>system\\n' + default_system + '<|im_end|>' }}"
+                                   "{% endif %}"),
+            std::nullopt);
+  // No guard on the first message's role.
+  EXPECT_EQ(default_system_message("{{ '<|im_start|>system\\nBe brief.<|im_end|>' }}"),
+            std::nullopt);
+  EXPECT_EQ(default_system_message(""), std::nullopt);
+}
+
 }  // namespace
 }  // namespace reprise

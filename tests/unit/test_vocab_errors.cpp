@@ -261,10 +261,14 @@ TEST(VocabErrors, UnknownPreTokenizer) {
   std::string path;
   const auto msg =
       load_error(bpe_builder().set("tokenizer.ggml.pre", std::string("klingon")), "pre", &path);
-  EXPECT_EQ(msg, path +
-                     ": tokenizer.ggml.pre \"klingon\" is not a known pre-tokenizer (known: "
-                     "llama3, llama-bpe, llama-v3, qwen2, deepseek-r1-qwen, gpt2, gpt-2, "
-                     "default)");
+  EXPECT_EQ(
+      msg.rfind(path + ": tokenizer.ggml.pre \"klingon\" is not a known pre-tokenizer (known: "
+                       "llama3, llama-bpe, ",
+                0),
+      0u)
+      << msg;
+  EXPECT_NE(msg.find(", smollm, "), std::string::npos) << msg;
+  EXPECT_EQ(msg.back(), ')');
   // make_tokenizer checks too, for vocabularies built in memory.
   Vocab v = vocab_from_gguf(*GgufFile::open(TempFile{bpe_builder().write("pre2")}.path));
   v.pre = "klingon";
