@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "cli/common.h"
+#include "eval/progress.h"
 #include "synth/synth.h"
 #include "util/error.h"
 
@@ -36,7 +37,11 @@ int run_synth(const SynthOptions& o) {
                     o.type));
   ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
   const auto t0 = std::chrono::steady_clock::now();
-  auto st = synth::write_synth_model(*shape, *ft, o.seed, o.out, o.force, pool);
+  eval::Progress progress(static_cast<size_t>(shape->n_layer), "layers");
+  auto st = synth::write_synth_model(*shape, *ft, o.seed, o.out, o.force, pool, [&](int done) {
+    progress.update(static_cast<size_t>(done), done < shape->n_layer ? "generating" : "writing");
+  });
+  progress.finish();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print(stderr,
              "{}: {} like {} ({} layers, {:.1f} M parameters), {} tensors, {:.1f} MiB in "

@@ -190,7 +190,8 @@ TensorType tensor_type_for(const FileType& ft, const std::string& role, int laye
 }
 
 SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t seed,
-                             const std::filesystem::path& out, bool overwrite, ThreadPool& pool) {
+                             const std::filesystem::path& out, bool overwrite, ThreadPool& pool,
+                             const std::function<void(int layers_done)>& progress) {
   GgufWriter w;
   const std::string a = s.arch;
   w.set("general.architecture", GgufValue::of_string(a));
@@ -285,6 +286,7 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
     matrix(n("ffn_up"), s.n_ff, d, in_std, type_of("ffn_up", l, d, false));
     matrix(n("ffn_down"), d, s.n_ff, 1.0f / std::sqrt(static_cast<float>(s.n_ff)),
            type_of("ffn_down", l, s.n_ff, false));
+    if (progress) progress(l + 1);
   }
   w.write(out, overwrite);
   return stats;

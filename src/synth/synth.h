@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -53,8 +54,11 @@ struct SynthStats {
   uint64_t tensors = 0, bytes = 0, parameters = 0;
 };
 
-// Generates and writes the model (refuses to overwrite unless `overwrite`).
+// Generates and writes the model (refuses to overwrite unless `overwrite`). `progress`, if set,
+// is called after each layer's tensors are generated with the number of layers done (1..n_layer);
+// the file is written after the last call.
 SynthStats write_synth_model(const SynthShape& shape, const FileType& type, uint64_t seed,
-                             const std::filesystem::path& out, bool overwrite, ThreadPool& pool);
+                             const std::filesystem::path& out, bool overwrite, ThreadPool& pool,
+                             const std::function<void(int layers_done)>& progress = {});
 
 }  // namespace reprise::synth

@@ -186,6 +186,19 @@ TEST(AnalyzeDiagnostics, WithoutInterventionsOnlyPlainStatistics) {
   EXPECT_EQ(d.n_tokens, 5 + 7 + 9 + 11);
 }
 
+// The progress hook hears of every probe item once, in order, with and without interventions.
+TEST(AnalyzeDiagnostics, ReportsProgressPerItem) {
+  auto m = build("analyze-progress.gguf", {{71}, {72}});
+  for (bool interventions : {true, false}) {
+    auto o = one_thread();
+    o.interventions = interventions;
+    std::vector<size_t> calls;
+    o.progress = [&](size_t done) { calls.push_back(done); };
+    run_diagnostics(*m, probe(), o);
+    EXPECT_EQ(calls, (std::vector<size_t>{1, 2, 3, 4})) << interventions;
+  }
+}
+
 TEST(AnalyzeDiagnostics, RejectsEmptyProbe) {
   auto m = build("analyze-empty.gguf", {{61}});
   EXPECT_THROW(run_diagnostics(*m, {}), Error);

@@ -338,6 +338,11 @@ TEST(CliProgress, NoCarriageReturnsInALogFile) {
   ASSERT_EQ(p.exit_code, 0) << p.err;
   EXPECT_EQ(p.err.find('\r'), std::string::npos) << p.err;
   EXPECT_CONTAINS(p.err, "] 3/3 chunks");
+  auto a = test::run_cli("analyze " + test::default_model_arg() + " --task tinystories --limit 2");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.err.find('\r'), std::string::npos) << a.err;
+  EXPECT_CONTAINS(a.err, "] 1/2 sequences ");
+  EXPECT_CONTAINS(a.err, "] 2/2 sequences ");
 }
 
 }  // namespace
