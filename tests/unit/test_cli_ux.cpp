@@ -343,6 +343,13 @@ TEST(CliProgress, NoCarriageReturnsInALogFile) {
   EXPECT_EQ(a.err.find('\r'), std::string::npos) << a.err;
   EXPECT_CONTAINS(a.err, "] 1/2 sequences ");
   EXPECT_CONTAINS(a.err, "] 2/2 sequences ");
+  // eval's bar moves with every item, although all three go to the model in one batch.
+  auto e = test::run_cli("eval " + test::default_model_arg() + " --task tinystories --limit 3");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_EQ(e.err.find('\r'), std::string::npos) << e.err;
+  EXPECT_CONTAINS(e.err, "] 1/3 items ");
+  EXPECT_CONTAINS(e.err, "] 2/3 items ");
+  EXPECT_CONTAINS(e.err, "] 3/3 items ");
 }
 
 }  // namespace
