@@ -87,6 +87,15 @@ void chart(cairo_t* cr, double ox, double oy, const std::string& title, const st
   const Axis axis = nice_axis(y0, y1, y_lo, y_hi);
   y0 = axis.lo, y1 = axis.hi;
   if (x1 - x0 < 1e-9) x0 -= 1, x1 += 1;
+  std::vector<double> xt;  // depth profiles: a tick per layer; a scatter: round numbers
+  if (line) {
+    for (auto p : ok) xt.push_back(p.first);
+  } else {
+    const Axis xa = nice_axis(x0, x1, -kInf, kInf);
+    x0 = xa.lo, x1 = xa.hi;
+    for (int k = 0; x0 + k * xa.step <= x1 + 1e-9 * xa.step; ++k)
+      xt.push_back(std::fabs(x0 + k * xa.step) < 1e-9 * xa.step ? 0.0 : x0 + k * xa.step);
+  }
   auto X = [&](double x) { return L + (x - x0) / (x1 - x0) * (R - L); };
   auto Y = [&](double y) { return B - (y - y0) / (y1 - y0) * (B - T); };
   cairo_set_line_width(cr, 1);
@@ -103,9 +112,6 @@ void chart(cairo_t* cr, double ox, double oy, const std::string& title, const st
     cairo_line_to(cr, L, Y(y));
     cairo_stroke(cr);
   }
-  std::vector<double> xt;
-  for (auto p : ok) xt.push_back(p.first);
-  if (!line) xt = {x0, (x0 + x1) / 2, x1};
   for (double x : xt) text(cr, X(x), B + 12, fmt::format("{:.3g}", x), 9, 0.5);
   text(cr, (L + R) / 2, B + 28, xlabel, 10, 0.5);
   cairo_set_source_rgb(cr, 0.12, 0.35, 0.75);
@@ -356,7 +362,7 @@ void write_report(const AnalysisReport& r, const std::filesystem::path& out) {
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>reprise analyze</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-        "svg{max-width:100%;height:auto}</style></head><body>\n";
+        "svg{max-width:100%;height:auto}pre{white-space:pre-wrap}</style></head><body>\n";
     // The title and probe once, as text; the figure below has no header of its own.
     body += fmt::format("<h1>{}</h1>\n<p>{}</p>\n", html_escape(title_line(r)),
                         html_escape(probe_line(r)));
