@@ -37,10 +37,12 @@ int run_synth(const SynthOptions& o) {
                     o.type));
   ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
   const auto t0 = std::chrono::steady_clock::now();
-  eval::Progress progress(static_cast<size_t>(shape->n_layer), "layers");
-  auto st = synth::write_synth_model(*shape, *ft, o.seed, o.out, o.force, pool, [&](int done) {
-    progress.update(static_cast<size_t>(done), done < shape->n_layer ? "generating" : "writing");
-  });
+  // Parts: the embeddings and head, then one per layer.
+  eval::Progress progress(static_cast<size_t>(shape->n_layer) + 1, "parts");
+  auto st =
+      synth::write_synth_model(*shape, *ft, o.seed, o.out, o.force, pool, [&](int done, int total) {
+        progress.update(static_cast<size_t>(done), done < total ? "generating layers" : "writing");
+      });
   progress.finish();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print(stderr,

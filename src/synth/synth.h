@@ -55,10 +55,11 @@ struct SynthStats {
 };
 
 // Generates and writes the model (refuses to overwrite unless `overwrite`). `progress`, if set,
-// is called after each layer's tensors are generated with the number of layers done (1..n_layer);
-// the file is written after the last call.
+// is called with (parts done, n_layer + 1) after each part is generated: the embeddings and
+// output head (a large share of a small model), then each layer. The file is written after the
+// last call.
 SynthStats write_synth_model(const SynthShape& shape, const FileType& type, uint64_t seed,
                              const std::filesystem::path& out, bool overwrite, ThreadPool& pool,
-                             const std::function<void(int layers_done)>& progress = {});
+                             const std::function<void(int done, int total)>& progress = {});
 
 }  // namespace reprise::synth
