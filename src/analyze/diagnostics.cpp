@@ -146,6 +146,7 @@ Diagnostics run_diagnostics(const Model& model, const std::vector<ProbeItem>& it
   std::vector<int64_t> final_top(max_t);
   int64_t n_tokens = 0;
   double t_plain = 0, t_inter = 0, t_lens = 0;
+  size_t done = 0;
 
   for (const auto& item : items) {
     auto t0 = Clock::now();
@@ -200,7 +201,10 @@ Diagnostics run_diagnostics(const Model& model, const std::vector<ProbeItem>& it
       }
     }
     t_plain += seconds_since(t0);
-    if (!interventions) continue;
+    if (!interventions) {
+      if (opts.progress) opts.progress(++done);
+      continue;
+    }
 
     t0 = Clock::now();
     for (int l = 0; l < N; ++l) {
@@ -233,6 +237,7 @@ Diagnostics run_diagnostics(const Model& model, const std::vector<ProbeItem>& it
       }
     }
     t_inter += seconds_since(t0);
+    if (opts.progress) opts.progress(++done);
   }
 
   Diagnostics out;

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,8 @@ struct LayerStats {
 struct DiagnosticsOptions {
   int n_threads = 0;
   bool interventions = true;  // skip / series / swap runs (the cheap prediction needs none)
+  // Called after each probe item with the number of items finished so far.
+  std::function<void(size_t done)> progress;
 };
 
 struct Diagnostics {

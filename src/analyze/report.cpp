@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <limits>
 
 #include "util/error.h"
 
@@ -19,29 +20,32 @@ nlohmann::json num(double v) {
   return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
 }
 
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
 struct Series {
   std::string key, title, unit;
   std::function<double(const LayerStats&)> get;
+  double lo = -kInf, hi = kInf;  // the values it can take: its plot's axis stays inside
 };
 
 const std::vector<Series>& series() {
   static const std::vector<Series> s = {
       {"cos_in_out", "cos(h_l, h_l+1)", "1 = identity",
-       [](const LayerStats& x) { return x.cos_in_out; }},
+       [](const LayerStats& x) { return x.cos_in_out; }, -1, 1},
       {"rel_update", "relative update |Δ|/|h|", "0 = identity",
-       [](const LayerStats& x) { return x.rel_update; }},
+       [](const LayerStats& x) { return x.rel_update; }, 0},
       {"lens_kl", "logit lens KL to final (nats)", "",
-       [](const LayerStats& x) { return x.lens_kl; }},
+       [](const LayerStats& x) { return x.lens_kl; }, 0},
       {"lens_top1", "logit lens top-1 agreement", "",
-       [](const LayerStats& x) { return x.lens_top1; }},
-      {"skip_kl", "KL when layer removed (nats)", "",
-       [](const LayerStats& x) { return x.skip_kl; }},
+       [](const LayerStats& x) { return x.lens_top1; }, 0, 1},
+      {"skip_kl", "KL when layer removed (nats)", "", [](const LayerStats& x) { return x.skip_kl; },
+       0},
       {"series", "series dependence of l+1 on l", "0 = parallel",
-       [](const LayerStats& x) { return x.series; }},
+       [](const LayerStats& x) { return x.series; }, 0},
       {"commute", "swap(l, l+1): stream change", "0 = commute",
-       [](const LayerStats& x) { return x.commute; }},
+       [](const LayerStats& x) { return x.commute; }, 0},
       {"commute_kl", "swap(l, l+1): output KL (nats)", "",
-       [](const LayerStats& x) { return x.commute_kl; }},
+       [](const LayerStats& x) { return x.commute_kl; }, 0},
   };
   return s;
 }
@@ -61,10 +65,10 @@ void text(cairo_t* cr, double x, double y, const std::string& s, double size, do
 }
 
 // One chart: points (x, y) with axes, ticks at the given x values, a line through them when
-// `line` is set (depth profiles) or bare dots (scatter).
+// `line` is set (depth profiles) or bare dots (scatter). The y axis stays within [y_lo, y_hi].
 void chart(cairo_t* cr, double ox, double oy, const std::string& title, const std::string& note,
-           const std::vector<std::pair<double, double>>& pts, bool line,
-           const std::string& xlabel) {
+           const std::vector<std::pair<double, double>>& pts, bool line, const std::string& xlabel,
+           double y_lo = -kInf, double y_hi = kInf) {
   const double L = ox + 50, R = ox + kPanelW - 15, T = oy + 28, B = oy + kPanelH - 38;
   cairo_set_source_rgb(cr, 0, 0, 0);
   text(cr, ox + 10, oy + 16, title, 12, 0, true);
@@ -80,10 +84,18 @@ void chart(cairo_t* cr, double ox, double oy, const std::string& title, const st
   for (auto [x, y] : ok) {
     x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
   }
-  if (y1 - y0 < 1e-9) y0 -= 0.5, y1 += 0.5;
-  const double pad = 0.08 * (y1 - y0);
-  y0 -= pad, y1 += pad;
+  const Axis axis = nice_axis(y0, y1, y_lo, y_hi);
+  y0 = axis.lo, y1 = axis.hi;
   if (x1 - x0 < 1e-9) x0 -= 1, x1 += 1;
+  std::vector<double> xt;  // depth profiles: a tick per layer; a scatter: round numbers
+  if (line) {
+    for (auto p : ok) xt.push_back(p.first);
+  } else {
+    const Axis xa = nice_axis(x0, x1, -kInf, kInf);
+    x0 = xa.lo, x1 = xa.hi;
+    for (int k = 0; x0 + k * xa.step <= x1 + 1e-9 * xa.step; ++k)
+      xt.push_back(std::fabs(x0 + k * xa.step) < 1e-9 * xa.step ? 0.0 : x0 + k * xa.step);
+  }
   auto X = [&](double x) { return L + (x - x0) / (x1 - x0) * (R - L); };
   auto Y = [&](double y) { return B - (y - y0) / (y1 - y0) * (B - T); };
   cairo_set_line_width(cr, 1);
@@ -91,16 +103,15 @@ void chart(cairo_t* cr, double ox, double oy, const std::string& title, const st
   cairo_line_to(cr, L, B);
   cairo_line_to(cr, R, B);
   cairo_stroke(cr);
-  for (int k = 0; k <= 4; ++k) {
-    const double y = y0 + (y1 - y0) * k / 4;
-    text(cr, L - 4, Y(y) + 3, fmt::format("{:.3g}", y), 9, 1);
+  for (int k = 0; y0 + k * axis.step <= y1 + 1e-9 * axis.step; ++k) {
+    const double y = y0 + k * axis.step;
+    // Rounding can leave -1e-17 where the tick is 0: no "-1e-17" label.
+    text(cr, L - 4, Y(y) + 3, fmt::format("{:.3g}", std::fabs(y) < 1e-9 * axis.step ? 0.0 : y), 9,
+         1);
     cairo_move_to(cr, L - 2, Y(y));
     cairo_line_to(cr, L, Y(y));
     cairo_stroke(cr);
   }
-  std::vector<double> xt;
-  for (auto p : ok) xt.push_back(p.first);
-  if (!line) xt = {x0, (x0 + x1) / 2, x1};
   for (double x : xt) text(cr, X(x), B + 12, fmt::format("{:.3g}", x), 9, 0.5);
   text(cr, (L + R) / 2, B + 28, xlabel, 10, 0.5);
   cairo_set_source_rgb(cr, 0.12, 0.35, 0.75);
@@ -120,29 +131,38 @@ void chart(cairo_t* cr, double ox, double oy, const std::string& title, const st
   }
 }
 
-std::pair<double, double> canvas_size(const AnalysisReport& r) {
-  const size_t panels = series().size() + (r.validations.empty() ? 0 : 1);
-  const size_t rows = (panels + kCols - 1) / kCols;
-  return {kCols * kPanelW, kTitleH + rows * kPanelH};
+std::string title_line(const AnalysisReport& r) {
+  return fmt::format("{}: per-layer diagnostics", r.model);
+}
+std::string probe_line(const AnalysisReport& r) {
+  return fmt::format("task {}, {} sequences, {} tokens (at most {} each)", r.tasks, r.diag.n_items,
+                     r.diag.n_tokens, r.max_tokens);
 }
 
-void draw(cairo_t* cr, const AnalysisReport& r) {
-  auto [w, h] = canvas_size(r);
+// `header`: the title and probe lines on top (the PNG/SVG); the HTML page has them as text.
+std::pair<double, double> canvas_size(const AnalysisReport& r, bool header) {
+  const size_t panels = series().size() + (r.validations.empty() ? 0 : 1);
+  const size_t rows = (panels + kCols - 1) / kCols;
+  return {kCols * kPanelW, (header ? kTitleH : 0) + rows * kPanelH};
+}
+
+void draw(cairo_t* cr, const AnalysisReport& r, bool header) {
+  auto [w, h] = canvas_size(r, header);
   cairo_set_source_rgb(cr, 1, 1, 1);
   cairo_rectangle(cr, 0, 0, w, h);
   cairo_fill(cr);
   cairo_set_source_rgb(cr, 0, 0, 0);
-  text(cr, 12, 22, fmt::format("{}: per-layer diagnostics", r.model), 15, 0, true);
-  text(cr, 12, 40,
-       fmt::format("task {}, {} sequences, {} tokens (at most {} each)", r.tasks, r.diag.n_items,
-                   r.diag.n_tokens, r.max_tokens),
-       11);
+  if (header) {
+    text(cr, 12, 22, title_line(r), 15, 0, true);
+    text(cr, 12, 40, probe_line(r), 11);
+  }
+  const double top = header ? kTitleH : 0;
   size_t k = 0;
   for (const Series& s : series()) {
     std::vector<std::pair<double, double>> pts;
     for (const auto& l : r.diag.layers) pts.emplace_back(l.layer, s.get(l));
-    chart(cr, (k % kCols) * kPanelW, kTitleH + (k / kCols) * kPanelH, s.title, s.unit, pts, true,
-          "layer");
+    chart(cr, (k % kCols) * kPanelW, top + (k / kCols) * kPanelH, s.title, s.unit, pts, true,
+          "layer", s.lo, s.hi);
     ++k;
   }
   if (!r.validations.empty() && r.scan) {
@@ -152,7 +172,7 @@ void draw(cairo_t* cr, const AnalysisReport& r) {
       for (const auto& m : r.scan->deltas)
         if (m.i == b.i && m.j == b.j) pts.emplace_back(b.score, m.delta);
     const Validation& v = r.validations.front();
-    chart(cr, (k % kCols) * kPanelW, kTitleH + (k / kCols) * kPanelH,
+    chart(cr, (k % kCols) * kPanelW, top + (k / kCols) * kPanelH,
           fmt::format("scan delta vs {} score", p.method),
           fmt::format("Spearman {:.2f}", v.spearman), pts, false, "predicted score");
   }
@@ -164,11 +184,12 @@ cairo_status_t append(void* closure, const unsigned char* data, unsigned int len
 }
 
 std::string plots_svg(const AnalysisReport& r) {
-  auto [w, h] = canvas_size(r);
+  auto [w, h] = canvas_size(r, false);
   std::string out;
   cairo_surface_t* s = cairo_svg_surface_create_for_stream(append, &out, w, h);
+  cairo_svg_surface_set_document_unit(s, CAIRO_SVG_UNIT_PX);  // CSS px, as the page is laid out
   cairo_t* cr = cairo_create(s);
-  draw(cr, r);
+  draw(cr, r, false);
   cairo_destroy(cr);
   cairo_surface_finish(s);
   cairo_surface_destroy(s);
@@ -176,12 +197,13 @@ std::string plots_svg(const AnalysisReport& r) {
 }
 
 void write_image(const AnalysisReport& r, const std::filesystem::path& out, bool png) {
-  auto [w, h] = canvas_size(r);
+  auto [w, h] = canvas_size(r, true);
   cairo_surface_t* s =
       png ? cairo_image_surface_create(CAIRO_FORMAT_RGB24, static_cast<int>(w), static_cast<int>(h))
           : cairo_svg_surface_create(out.c_str(), w, h);
+  if (!png) cairo_svg_surface_set_document_unit(s, CAIRO_SVG_UNIT_PX);
   cairo_t* cr = cairo_create(s);
-  draw(cr, r);
+  draw(cr, r, true);
   cairo_destroy(cr);
   cairo_status_t st = png ? cairo_surface_write_to_png(s, out.c_str()) : CAIRO_STATUS_SUCCESS;
   cairo_surface_finish(s);
@@ -221,6 +243,26 @@ std::string validation_line(const Validation& v) {
 }
 
 }  // namespace
+
+Axis nice_axis(double lo, double hi, double floor, double ceil) {
+  if (hi - lo < 1e-9) {  // a flat series: a unit-wide window around it
+    const double half = std::max(0.5, 0.1 * std::fabs(lo));
+    lo -= half, hi += half;
+  }
+  const double raw = (hi - lo) / 4, mag = std::pow(10.0, std::floor(std::log10(raw)));
+  double step = 10 * mag;
+  for (double m : {1.0, 2.0, 2.5, 5.0})
+    if (m * mag >= raw * (1 - 1e-9)) {
+      step = m * mag;
+      break;
+    }
+  Axis a;
+  a.step = step;
+  a.lo = std::max(floor, std::floor(lo / step + 1e-9) * step);
+  a.hi = std::min(ceil, std::ceil(hi / step - 1e-9) * step);
+  if (a.hi <= a.lo) a.hi = a.lo + step;  // data outside its bounds: still a valid axis
+  return a;
+}
 
 nlohmann::json to_json(const AnalysisReport& r) {
   nlohmann::json j;
@@ -319,10 +361,11 @@ void write_report(const AnalysisReport& r, const std::filesystem::path& out) {
     body =
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>reprise analyze</title>"
         "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>\n";
-    body +=
-        fmt::format("<h1>{}: per-layer diagnostics</h1>\n<p>task {}, {} sequences, {} tokens</p>\n",
-                    html_escape(r.model), html_escape(r.tasks), r.diag.n_items, r.diag.n_tokens);
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+        "svg{max-width:100%;height:auto}pre{white-space:pre-wrap}</style></head><body>\n";
+    // The title and probe once, as text; the figure below has no header of its own.
+    body += fmt::format("<h1>{}</h1>\n<p>{}</p>\n", html_escape(title_line(r)),
+                        html_escape(probe_line(r)));
     const std::string svg = plots_svg(r);
     body += svg.substr(std::min(svg.find("<svg"), svg.size())) + "\n<table><tr><th>layer</th>";
     for (const Series& s : series()) body += "<th>" + html_escape(s.key) + "</th>";

@@ -33,6 +33,14 @@ struct AnalysisReport {
 nlohmann::json to_json(const AnalysisReport& r);
 // Plain-text summary for the terminal.
 std::string summary(const AnalysisReport& r, int top = 5);
+// A plot's y axis: [lo, hi] in ticks of `step` (1, 2, 2.5 or 5 times a power of ten, about four
+// intervals) covering the data [data_lo, data_hi] but never leaving [floor, ceil], the values the
+// statistic can take (a KL is >= 0, an agreement rate is in [0, 1]).
+struct Axis {
+  double lo = 0, hi = 1, step = 0.25;
+};
+Axis nice_axis(double data_lo, double data_hi, double floor, double ceil);
+
 // Writes .json, .png, .svg or .html by the extension; throws Error naming the file otherwise.
 void write_report(const AnalysisReport& r, const std::filesystem::path& out);
 

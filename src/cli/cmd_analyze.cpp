@@ -9,6 +9,7 @@
 #include "analyze/probe.h"
 #include "analyze/report.h"
 #include "cli/common.h"
+#include "eval/progress.h"
 #include "scan/runner.h"
 #include "util/error.h"
 
@@ -53,7 +54,10 @@ int run_analyze(const AnalyzeCli& o) {
   analyze::DiagnosticsOptions dopts;
   dopts.n_threads = o.model.threads;
   dopts.interventions = !o.no_interventions;
+  eval::Progress progress(items.size(), "sequences");
+  dopts.progress = [&](size_t done) { progress.update(done, o.probe.tasks); };
   r.diag = analyze::run_diagnostics(*m, items, dopts);
+  progress.finish();
   t0 = Clock::now();
   r.predictions.push_back(analyze::predict_drift(r.diag));
   r.predictions.push_back(analyze::predict_stability(r.diag));

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "cli/common.h"
+#include "eval/progress.h"
 #include "synth/synth.h"
 #include "util/error.h"
 
@@ -36,7 +37,13 @@ int run_synth(const SynthOptions& o) {
                     o.type));
   ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
   const auto t0 = std::chrono::steady_clock::now();
-  auto st = synth::write_synth_model(*shape, *ft, o.seed, o.out, o.force, pool);
+  // Parts: the embeddings and head, then one per layer.
+  eval::Progress progress(static_cast<size_t>(shape->n_layer) + 1, "parts");
+  auto st =
+      synth::write_synth_model(*shape, *ft, o.seed, o.out, o.force, pool, [&](int done, int total) {
+        progress.update(static_cast<size_t>(done), done < total ? "generating layers" : "writing");
+      });
+  progress.finish();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   fmt::print(stderr,
              "{}: {} like {} ({} layers, {:.1f} M parameters), {} tensors, {:.1f} MiB in "

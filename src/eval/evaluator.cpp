@@ -173,6 +173,18 @@ TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts
                       std::make_move_iterator(r.end()));
     }
     first[end - start] = requests.size();
+    // The bar moves within a batch: requests are answered out of item order (shared prefixes
+    // first), so what is reported is the items' worth of requests answered so far.
+    size_t answered = 0, reported = 0;
+    if (opts.progress && !requests.empty())
+      lm.on_request_done([&] {
+        const size_t items = ++answered * (end - start) / requests.size();
+        if (items > reported) opts.progress(start + (reported = items));
+      });
+    struct Unhook {  // the hook refers to this frame: off again even when the model throws
+      LanguageModel& lm;
+      ~Unhook() { lm.on_request_done(nullptr); }
+    } unhook{lm};
     const std::vector<Response> responses = run_requests(lm, requests);
     for (size_t i = start; i < end; ++i) {
       const size_t a = first[i - start], b = first[i - start + 1];
@@ -200,7 +212,7 @@ TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts
       rec.details = std::move(s.details);
       res.items.push_back(std::move(rec));
     }
-    if (opts.progress) opts.progress(end);
+    if (opts.progress && reported < end - start) opts.progress(end);
   }
   res.metrics = summarize(res.info, res.items);
   std::vector<nlohmann::json> details;

@@ -50,7 +50,9 @@ struct TaskResult {
 struct EvalOptions {
   size_t limit = 0;         // first N items; 0 = all
   size_t batch_items = 16;  // items whose requests go to the model in one batch
-  // Called after each batch with the number of items finished in this task so far.
+  // Called with the number of items finished in this task so far: after each batch, and within
+  // it as the model answers requests (LanguageModel::on_request_done), counting the items' worth
+  // of requests answered. Never called twice with the same number.
   std::function<void(size_t done)> progress;
 };
 

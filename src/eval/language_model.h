@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -110,6 +111,19 @@ class LanguageModel {
   virtual std::vector<GenerateResult> generate_until(std::span<const GenerateRequest> requests) = 0;
   virtual std::vector<CandidateResult> candidate_probs(
       std::span<const CandidateRequest> requests) = 0;
+
+  // Progress inside a batch: `f` is called each time a request has been answered, in the order
+  // the work is done. Implementations call request_done(); one that never does reports only per
+  // batch. Empty = off. The caller keeps whatever `f` refers to alive while it is set.
+  void on_request_done(std::function<void()> f) { request_done_ = std::move(f); }
+
+ protected:
+  void request_done() const {
+    if (request_done_) request_done_();
+  }
+
+ private:
+  std::function<void()> request_done_;
 };
 
 // Sends mixed requests to the model, one batched call per kind, and returns the responses in

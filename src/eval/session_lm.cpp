@@ -133,6 +133,7 @@ std::vector<LoglikelihoodResult> SessionLM::loglikelihood(
       res.logprob += logits[want] - lse;
       res.is_greedy = res.is_greedy && argmax(logits) == want;
     });
+    request_done();
   }
   return out;
 }
@@ -158,6 +159,7 @@ std::vector<RollingResult> SessionLM::loglikelihood_rolling(
       });
       done = end;
     }
+    request_done();
   }
   return out;
 }
@@ -212,6 +214,7 @@ std::vector<GenerateResult> SessionLM::generate_until(std::span<const GenerateRe
       cached_.push_back(next);
       ++n_computed_;
     }
+    request_done();
   }
   return out;
 }
@@ -246,6 +249,7 @@ std::vector<CandidateResult> SessionLM::candidate_probs(
       for (double& v : l) v /= sum;
       out[i].probs = std::move(l);
     });
+    request_done();
   }
   return out;
 }

@@ -30,6 +30,15 @@ std::string task_labels(const scan::PhaseStats& ps) {
   return s;
 }
 
+// The HTML page's text width in CSS px: with its margins it fits a 1,280 px window, and the
+// heatmaps wrap their panels to it.
+constexpr double kPageWidth = 1180;
+
+// What the colours and dots mean: the PNG's subtitle and the HTML's caption.
+const char* kColourLegend =
+    "colour: score of the config minus baseline, red better, blue worse, each panel on its own "
+    "scale (its bar); dot: Holm p < 0.05";
+
 // One row of panels per task (each task its own unit and colour scale).
 Heatmap build_heatmap(const scan::Store& store, const scan::PhaseStats& ps,
                       const std::vector<size_t>& tasks) {
@@ -45,10 +54,7 @@ Heatmap build_heatmap(const scan::Store& store, const scan::PhaseStats& ps,
   for (size_t k : tasks) labels += (labels.empty() ? "" : ", ") + task_label(ps.tasks[k].metric);
   h.title =
       fmt::format("{} - {} - n = {}", store.meta("model_name").value_or("model"), labels, n_items);
-  h.subtitle = fmt::format(
-      "baseline {}; colour: score of the config minus baseline "
-      "(red better, blue worse)",
-      base);
+  h.subtitle = fmt::format("baseline {}; {}", base, kColourLegend);
   for (size_t r = 0; r < tasks.size(); ++r) {
     const size_t k = tasks[r];
     std::map<std::string, Panel> panels;
@@ -72,6 +78,7 @@ Heatmap build_heatmap(const scan::Store& store, const scan::PhaseStats& ps,
       if (!panels.count(name)) order.push_back(name);
       panels[name].title = name;
       panels[name].row = static_cast<int>(r);
+      panels[name].unit = ps.tasks[k].metric.metric;
       const auto& d = c.tasks[k];
       panels[name].cells.push_back({c.config.i, c.config.j, d.delta, d.p_holm < scan::kAlpha});
     }
@@ -86,7 +93,9 @@ std::vector<size_t> all_tasks(const scan::PhaseStats& ps) {
   return k;
 }
 
-std::string fmt_p(double p) { return p < 1e-4 ? fmt::format("{:.1e}", p) : fmt::format("{:.4f}", p); }
+std::string fmt_p(double p) {
+  return p < 1e-4 ? fmt::format("{:.1e}", p) : fmt::format("{:.4f}", p);
+}
 std::string fmt_ci(double lo, double hi) {
   return fmt::format("[{:+.4f}, {:+.4f}]", lo, hi);
 }
@@ -302,9 +311,10 @@ std::string csv(const scan::Store& store) {
 std::string evals_line(const scan::Store& store) {
   int64_t done = 0, full = 0;
   for (const auto& c : store.configs()) done += c.layer_evals, full += c.layer_evals_full;
-  return fmt::format("layer evaluations (positions x tokens): {} with prefix reuse, {} for "
-                     "per-config runs ({:.2f}x)",
-                     done, full, done ? static_cast<double>(full) / done : 0.0);
+  return fmt::format(
+      "layer evaluations (positions x tokens): {} with prefix reuse, {} for "
+      "per-config runs ({:.2f}x)",
+      done, full, done ? static_cast<double>(full) / done : 0.0);
 }
 
 }  // namespace
@@ -334,7 +344,8 @@ std::string scan_summary(const std::filesystem::path& path, int top_k) {
 
 void write_scan_report(const std::filesystem::path& path, const std::filesystem::path& out,
                        int top_k) {
-  if (!std::filesystem::exists(path)) throw Error(fmt::format("{}: no such scan store", path.string()));
+  if (!std::filesystem::exists(path))
+    throw Error(fmt::format("{}: no such scan store", path.string()));
   scan::Store store(path);
   const std::string ext = out.extension().string();
   if (ext == ".csv") return write_text_file(out, csv(store));
@@ -346,7 +357,9 @@ void write_scan_report(const std::filesystem::path& path, const std::filesystem:
   auto t = build_tables(store, ps, top_k);
   std::string html =
       "<!doctype html><html><head><meta charset=\"utf-8\"><title>reprise scan</title><style>"
-      "body{font-family:sans-serif;margin:2em;max-width:1240px}"
+      "body{font-family:sans-serif;margin:2em;max-width:" +
+      std::to_string(static_cast<int>(kPageWidth)) +
+      "px}"
       "table{border-collapse:collapse;margin:1em 0}"
       "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}th{background:#f4f4f4}"
       "svg{max-width:100%;height:auto}</style></head><body>";
@@ -363,7 +376,12 @@ void write_scan_report(const std::filesystem::path& path, const std::filesystem:
   for (size_t k = 0; k < t.tasks.size(); ++k) {
     const auto& tt = t.tasks[k];
     html += "<h2>" + tt.heading + "</h2>";
-    html += heatmap_svg(build_heatmap(store, ps, {k}));
+    // The heading above already names the task and its baseline: no title inside the figure.
+    Heatmap figure = build_heatmap(store, ps, {k});
+    figure.title.clear();
+    figure.subtitle.clear();
+    figure.max_width = kPageWidth;
+    html += "<p>" + std::string(kColourLegend) + "</p>" + heatmap_svg(figure);
     for (const auto& n : tt.notes) html += "<p>" + n + "</p>";
     html += "<h3>Top configs</h3>" + html_table(kTopHead, tt.top);
     if (!tt.controls.empty())

@@ -192,7 +192,8 @@ TensorType tensor_type_for(const FileType& ft, const std::string& role, int laye
 }
 
 SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t seed,
-                             const std::filesystem::path& out, bool overwrite, ThreadPool& pool) {
+                             const std::filesystem::path& out, bool overwrite, ThreadPool& pool,
+                             const std::function<void(int done, int total)>& progress) {
   GgufWriter w;
   const std::string a = s.arch;
   w.set("general.architecture", GgufValue::of_string(a));
@@ -264,6 +265,7 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
     w.add_tensor("rope_freqs.weight", TensorType::F32, {static_cast<int64_t>(f.size())},
                  std::move(data));
   }
+  if (progress) progress(1, s.n_layer + 1);
   const float in_std = 1.0f / std::sqrt(static_cast<float>(d));
   for (int l = 0; l < s.n_layer; ++l) {
     auto n = [&](const char* role) { return fmt::format("blk.{}.{}.weight", l, role); };
@@ -287,6 +289,7 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
     matrix(n("ffn_up"), s.n_ff, d, in_std, type_of("ffn_up", l, d, false));
     matrix(n("ffn_down"), d, s.n_ff, 1.0f / std::sqrt(static_cast<float>(s.n_ff)),
            type_of("ffn_down", l, s.n_ff, false));
+    if (progress) progress(l + 2, s.n_layer + 1);
   }
   w.write(out, overwrite);
   return stats;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -54,8 +55,12 @@ struct SynthStats {
   uint64_t tensors = 0, bytes = 0, parameters = 0;
 };
 
-// Generates and writes the model (refuses to overwrite unless `overwrite`).
+// Generates and writes the model (refuses to overwrite unless `overwrite`). `progress`, if set,
+// is called with (parts done, n_layer + 1) after each part is generated: the embeddings and
+// output head (a large share of a small model), then each layer. The file is written after the
+// last call.
 SynthStats write_synth_model(const SynthShape& shape, const FileType& type, uint64_t seed,
-                             const std::filesystem::path& out, bool overwrite, ThreadPool& pool);
+                             const std::filesystem::path& out, bool overwrite, ThreadPool& pool,
+                             const std::function<void(int done, int total)>& progress = {});
 
 }  // namespace reprise::synth

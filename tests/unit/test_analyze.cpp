@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "analyze/diagnostics.h"
 #include "analyze/predict.h"
+#include "analyze/report.h"
 #include "model/model.h"
 #include "support/gguf_builder.h"
 #include "util/error.h"
@@ -184,6 +186,19 @@ TEST(AnalyzeDiagnostics, WithoutInterventionsOnlyPlainStatistics) {
   EXPECT_EQ(d.n_tokens, 5 + 7 + 9 + 11);
 }
 
+// The progress hook hears of every probe item once, in order, with and without interventions.
+TEST(AnalyzeDiagnostics, ReportsProgressPerItem) {
+  auto m = build("analyze-progress.gguf", {{71}, {72}});
+  for (bool interventions : {true, false}) {
+    auto o = one_thread();
+    o.interventions = interventions;
+    std::vector<size_t> calls;
+    o.progress = [&](size_t done) { calls.push_back(done); };
+    run_diagnostics(*m, probe(), o);
+    EXPECT_EQ(calls, (std::vector<size_t>{1, 2, 3, 4})) << interventions;
+  }
+}
+
 TEST(AnalyzeDiagnostics, RejectsEmptyProbe) {
   auto m = build("analyze-empty.gguf", {{61}});
   EXPECT_THROW(run_diagnostics(*m, {}), Error);
@@ -286,6 +301,32 @@ TEST(AnalyzePredict, AgainstMissingStoreNamesTheFile) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/scan.db"), std::string::npos);
   }
+}
+
+// Plot axes stay inside what a statistic can take and tick at round numbers.
+TEST(AnalyzePlot, AxisStaysWithinTheStatisticsRange) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  // A KL from 0.01 to 12.9 (stories260K's logit lens): 0..15 in steps of 5, not below 0.
+  Axis kl = nice_axis(0.01, 12.9, 0, kInf);
+  EXPECT_DOUBLE_EQ(kl.lo, 0);
+  EXPECT_DOUBLE_EQ(kl.hi, 15);
+  EXPECT_DOUBLE_EQ(kl.step, 5);
+  // KL at exactly 0 (the last layer): the axis starts at 0, not at -step.
+  EXPECT_DOUBLE_EQ(nice_axis(0, 3.2, 0, kInf).lo, 0);
+  // Agreement from 0.0108 to 1: 0..1 in quarters, not above 1.
+  Axis top1 = nice_axis(0.0108, 1.0, 0, 1);
+  EXPECT_DOUBLE_EQ(top1.lo, 0);
+  EXPECT_DOUBLE_EQ(top1.hi, 1);
+  EXPECT_DOUBLE_EQ(top1.step, 0.25);
+  // Cosines 0.773..0.878: 0.75..0.9 in steps of 0.05.
+  Axis cos = nice_axis(0.773, 0.878, -1, 1);
+  EXPECT_NEAR(cos.lo, 0.75, 1e-12);
+  EXPECT_NEAR(cos.hi, 0.9, 1e-12);
+  EXPECT_NEAR(cos.step, 0.05, 1e-12);
+  // A flat series at 1 (an agreement of 1 everywhere) still gets a window, capped at 1.
+  Axis flat = nice_axis(1, 1, 0, 1);
+  EXPECT_LT(flat.lo, 1);
+  EXPECT_DOUBLE_EQ(flat.hi, 1);
 }
 
 }  // namespace

@@ -338,6 +338,56 @@ TEST(CliProgress, NoCarriageReturnsInALogFile) {
   ASSERT_EQ(p.exit_code, 0) << p.err;
   EXPECT_EQ(p.err.find('\r'), std::string::npos) << p.err;
   EXPECT_CONTAINS(p.err, "] 3/3 chunks");
+  auto a = test::run_cli("analyze " + test::default_model_arg() + " --task tinystories --limit 2");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  EXPECT_EQ(a.err.find('\r'), std::string::npos) << a.err;
+  EXPECT_CONTAINS(a.err, "] 1/2 sequences ");
+  EXPECT_CONTAINS(a.err, "] 2/2 sequences ");
+  // eval's bar moves with every item, although all three go to the model in one batch.
+  auto e = test::run_cli("eval " + test::default_model_arg() + " --task tinystories --limit 3");
+  ASSERT_EQ(e.exit_code, 0) << e.err;
+  EXPECT_EQ(e.err.find('\r'), std::string::npos) << e.err;
+  EXPECT_CONTAINS(e.err, "] 1/3 items ");
+  EXPECT_CONTAINS(e.err, "] 2/3 items ");
+  EXPECT_CONTAINS(e.err, "] 3/3 items ");
+}
+
+// The widths of the inline SVGs of an HTML page, in CSS px (0 for a width in another unit).
+std::vector<double> svg_widths(const std::string& html) {
+  std::vector<double> w;
+  for (size_t at = 0; (at = html.find("<svg", at)) != std::string::npos; ++at) {
+    const size_t a = html.find("width=\"", at) + 7, b = html.find('"', a);
+    const std::string v = html.substr(a, b - a);
+    w.push_back(v.size() > 2 && v.substr(v.size() - 2) == "px" ? std::stod(v) : 0.0);
+  }
+  return w;
+}
+
+// Both HTML reports fit a 1,280 px window: px-sized figures no wider than the 1,180 px page,
+// the title once (as the page's heading, not again inside the figure).
+TEST(CliReports, HtmlFitsA1280PxWindow) {
+  const fs::path store = test::scratch("fit-scan.db"), scan_html = test::scratch("fit-scan.html"),
+                 analyze_html = test::scratch("fit-analyze.html");
+  fs::remove(store);
+  auto s = test::run_cli("scan " + test::default_model_arg() +
+                         " --task tinystories --limit 2 --quiet -o '" + store.string() + "'");
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  auto r = test::run_cli("report '" + store.string() + "' -o '" + scan_html.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto a = test::run_cli("analyze " + test::default_model_arg() +
+                         " --task tinystories --limit 2 -o '" + analyze_html.string() + "'");
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  for (const fs::path& f : {scan_html, analyze_html}) {
+    const std::string html = test::slurp(f);
+    const auto widths = svg_widths(html);
+    ASSERT_EQ(widths.size(), 1u) << f;
+    EXPECT_GT(widths[0], 300) << f;
+    EXPECT_LE(widths[0], 1180) << f;
+    EXPECT_EQ(html.find("<?xml"), std::string::npos) << f;
+    EXPECT_CONTAINS(html, "svg{max-width:100%");
+  }
+  EXPECT_CONTAINS(test::slurp(scan_html), "max-width:1180px");
+  EXPECT_CONTAINS(test::slurp(analyze_html), "pre{white-space:pre-wrap}");
 }
 
 }  // namespace

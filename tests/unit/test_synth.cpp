@@ -111,6 +111,20 @@ TEST(Synth, SeededReproducibleAndLoadable) {
       EXPECT_THROW(write_synth_model(s, ft, 7, a, false, one), Error);  // no silent overwrite
     }
 
+    // Progress: the embeddings, then each layer, in order, before the file is written.
+    const fs::path d = temp_file(std::string(arch) + "_progress.gguf");
+    fs::remove(d);
+    std::vector<int> calls;
+    bool file_before_last = true;
+    write_synth_model(s, ft, 7, d, false, one, [&](int done, int total) {
+      EXPECT_EQ(total, 3);
+      calls.push_back(done);
+      file_before_last = fs::exists(d);
+    });
+    EXPECT_EQ(calls, (std::vector<int>{1, 2, 3}));
+    EXPECT_FALSE(file_before_last);
+    EXPECT_EQ(slurp(d), slurp(a));  // the hook changes nothing in the file
+
     auto m = Model::load(a);
     EXPECT_EQ(m->hparams().n_vocab, 1200);
     EXPECT_EQ(m->hparams().n_layer, 2);
