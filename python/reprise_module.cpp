@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "engine/generator.h"
 #include "engine/layer_path.h"
 #include "engine/session.h"
 #include "model/model.h"
@@ -68,6 +69,31 @@ struct PyModel {
     std::copy(out.begin(), out.end(), arr.mutable_data());
     return arr;
   }
+
+  // The text `reprise run` prints after the prompt, with its sampler defaults (greedy unless a
+  // temperature is given); stops at end-of-sequence or after max_tokens.
+  std::string generate(const std::variant<std::string, std::vector<int32_t>>& prompt,
+                       const std::optional<std::string>& path, int max_tokens, float temperature,
+                       uint64_t seed, int top_k, float top_p) const {
+    std::vector<int32_t> ids = std::holds_alternative<std::string>(prompt)
+                                   ? tokenize(std::get<std::string>(prompt), std::nullopt, false)
+                                   : std::get<std::vector<int32_t>>(prompt);
+    LayerPath lp = parse_layer_path(path.value_or(""), model->hparams().n_layer);
+    GenerateOptions go;
+    go.max_tokens = max_tokens;
+    go.sampler.temperature = temperature;
+    go.sampler.seed = seed;
+    go.sampler.top_k = top_k;
+    go.sampler.top_p = top_p;
+    go.invalid_utf8 = Utf8Stream::Invalid::Replace;  // a Python str must be valid UTF-8
+    py::gil_scoped_release release;
+    SessionOptions so;
+    so.n_threads = threads;
+    Session s(*model, std::move(lp), so);
+    return reprise::generate(s, model->tokenizer(), ids, go,
+                             [](const GenerationChunk&) { return true; })
+        .text;
+  }
 };
 
 }  // namespace
@@ -117,5 +143,10 @@ PYBIND11_MODULE(_reprise, m) {
       .def("logits", &PyModel::logits, py::arg("tokens_or_text"), py::arg("path") = py::none(),
            py::arg("all_positions") = false,
            "float32 logits [n_vocab] of the last position, or [T, n_vocab] with all_positions; "
-           "equal to `reprise logits` bit for bit.");
+           "equal to `reprise logits` bit for bit.")
+      .def("generate", &PyModel::generate, py::arg("prompt"), py::arg("path") = py::none(),
+           py::arg("max_tokens") = 64, py::arg("temperature") = 0.0f, py::arg("seed") = 42,
+           py::arg("top_k") = 40, py::arg("top_p") = 0.95f,
+           "The continuation `reprise run` prints for the prompt (text or token ids); greedy "
+           "by default.");
 }

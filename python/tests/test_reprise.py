@@ -91,3 +91,16 @@ def test_errors_carry_the_cli_message():
     assert isinstance(e.value, RuntimeError)
     with pytest.raises(reprise.Error, match="layer"):
         reprise.Path.parse("0,9", 5)
+
+
+@pytest.mark.parametrize("path", [None, "repeat:1:4"])
+def test_generate_equals_run(model, path):
+    prompt = "Once upon a time"
+    r = cli("run", "-m", MODEL, "-t", "1", "-n", "40", "-p", prompt,
+            *(["--path", path] if path else []))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(prompt)
+    want = r.stdout[len(prompt):].removesuffix("\n")
+    assert want.strip()
+    assert model.generate(prompt, path=path, max_tokens=40) == want
+    assert model.generate(model.tokenize(prompt), path=path, max_tokens=40) == want
