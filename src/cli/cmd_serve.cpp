@@ -107,6 +107,9 @@ void add_serve(CLI::App& app, Runner& run) {
                   "temperature for requests that send none (OpenAI's default 1; 0 = greedy)")
       ->check(CLI::Range(0.0f, 2.0f))
       ->capture_default_str();
+  sub->add_flag("--bos-token-prompts", s.bos_token_prompts,
+                "start token-id prompts with BOS when the vocabulary adds one, as text prompts "
+                "(lm-eval's local-completions then scores as `reprise eval` does)");
   sub->add_flag("--quiet", o->quiet, "do not log requests on stderr");
   sub->callback([&run, o] { run = [o] { return run_serve(*o); }; });
 }

@@ -114,34 +114,37 @@ std::vector<int32_t> get_token_ids(const json& arr, const std::string& name) {
   return ids;
 }
 
+PromptInput parse_one_prompt(const json& p, const std::string& name) {
+  PromptInput in;
+  if (p.is_string()) {
+    in.text = p.get<std::string>();
+  } else if (p.is_array()) {
+    if (p.empty()) throw bad("prompt", fmt::format("'{}' is empty", name));
+    in.tokens = get_token_ids(p, name);
+  } else {
+    throw bad("prompt", fmt::format("'{}' must be a string or an array of token ids, got {}", name,
+                                    type_name(p)));
+  }
+  return in;
+}
+
+// A prompt is a string, token ids, or a list of either (one choice per prompt).
 void parse_prompt(const json& body, ApiRequest& r) {
   const json* p = field(body, "prompt");
   if (!p) throw bad("prompt", "'prompt' is required");
-  if (p->is_string()) {
-    r.prompt_text = p->get<std::string>();
+  if (p->is_string() || (p->is_array() && !p->empty() && (*p)[0].is_number())) {
+    r.prompts.push_back(parse_one_prompt(*p, "prompt"));
     return;
   }
   if (!p->is_array())
     throw bad("prompt", fmt::format("'prompt' must be a string or an array of token ids, got {}",
                                     type_name(*p)));
   if (p->empty()) throw bad("prompt", "'prompt' is empty");
-  const json& first = (*p)[0];
-  if (first.is_number()) {
-    r.prompt_tokens = get_token_ids(*p, "prompt");
-    return;
-  }
-  // A batch: one prompt (a string or a token list) is served, several are not.
-  if (p->size() > 1)
-    throw bad("prompt", "several prompts in one request are not supported; send one per request");
-  if (first.is_string()) {
-    r.prompt_text = first.get<std::string>();
-  } else if (first.is_array()) {
-    if (first.empty()) throw bad("prompt", "'prompt' is empty");
-    r.prompt_tokens = get_token_ids(first, "prompt[0]");
-  } else {
-    throw bad("prompt", fmt::format("'prompt[0]' must be a string or an array of token ids, got {}",
-                                    type_name(first)));
-  }
+  if (p->size() > static_cast<size_t>(kMaxPrompts))
+    throw bad("prompt", fmt::format("'prompt' has {} prompts; at most {} are allowed", p->size(),
+                                    kMaxPrompts));
+  for (size_t i = 0; i < p->size(); ++i)
+    r.prompts.push_back(parse_one_prompt((*p)[i], fmt::format("prompt[{}]", i)));
 }
 
 // Message content: a string, null, or an array of parts of which only text is supported.
@@ -227,8 +230,6 @@ void reject_unsupported(const json& body, Endpoint endpoint) {
     throw bad("n", "only n = 1 is supported");
   if (const json* b = field(body, "best_of"); b && get_int(*b, "best_of", 1, kMaxInt) != 1)
     throw bad("best_of", "only best_of = 1 is supported");
-  if (const json* e = field(body, "echo"); e && get_bool(*e, "echo"))
-    throw bad("echo", "echo is not supported");
   if (const json* s = field(body, "suffix"); s && !get_string(*s, "suffix").empty())
     throw bad("suffix", "suffix is not supported");
   for (const char* name : {"presence_penalty", "frequency_penalty"})
@@ -314,6 +315,11 @@ ApiRequest parse_request(Endpoint endpoint, std::string_view body_text) {
     r.logprobs = on ? top : -1;
   }
 
+  if (const json* e = field(body, "echo")) {
+    r.echo = get_bool(*e, "echo");
+    if (r.echo && endpoint != Endpoint::Completions)
+      throw bad("echo", "echo is only supported by /v1/completions");
+  }
   if (const json* v = field(body, "ignore_eos")) r.ignore_eos = get_bool(*v, "ignore_eos");
   if (const json* v = field(body, "stream")) r.stream = get_bool(*v, "stream");
   if (const json* so = field(body, "stream_options")) {
@@ -324,6 +330,9 @@ ApiRequest parse_request(Endpoint endpoint, std::string_view body_text) {
       r.include_usage = get_bool(*u, "stream_options.include_usage");
   }
   reject_unsupported(body, endpoint);
+  if (r.stream && r.echo) throw bad("echo", "echo is not supported with stream");
+  if (r.stream && r.prompts.size() > 1)
+    throw bad("prompt", "several prompts are not supported with stream; send one per request");
   return r;
 }
 
@@ -392,17 +401,28 @@ Job resolve_request(const ApiRequest& req, const ServedModel& served, uint64_t r
   };
   std::vector<std::string> stops = req.stop;
   if (req.endpoint == Endpoint::Completions) {
-    if (req.prompt_text) {
-      // Like `reprise run`: special-token texts in a plain prompt stay text.
-      job.prompt = encode(*req.prompt_text, false);
-      job.prompt_text_bytes = req.prompt_text->size();
-    } else {
-      job.prompt = req.prompt_tokens;
-      for (int32_t id : job.prompt)
-        if (id >= hp.n_vocab)
-          throw bad("prompt", fmt::format("prompt token id {} is out of range (the vocabulary has "
-                                          "{} tokens)",
-                                          id, hp.n_vocab));
+    for (const PromptInput& in : req.prompts) {
+      JobPrompt jp;
+      if (in.text) {
+        // Like `reprise run`: special-token texts in a plain prompt stay text.
+        jp.tokens = encode(*in.text, false);
+        jp.text = in.text;
+      } else {
+        jp.tokens = in.tokens;
+        for (int32_t id : jp.tokens)
+          if (id >= hp.n_vocab)
+            throw bad("prompt",
+                      fmt::format("prompt token id {} is out of range (the vocabulary has {} "
+                                  "tokens)",
+                                  id, hp.n_vocab));
+        const Vocab* v = tok ? &tok->vocab() : nullptr;
+        if (served.bos_token_prompts && v && v->add_bos && v->bos >= 0 &&
+            (jp.tokens.empty() || jp.tokens[0] != v->bos)) {
+          jp.tokens.insert(jp.tokens.begin(), v->bos);
+          jp.n_hidden = 1;
+        }
+      }
+      job.prompts.push_back(std::move(jp));
     }
   } else {
     std::string text;
@@ -412,18 +432,21 @@ Job resolve_request(const ApiRequest& req, const ServedModel& served, uint64_t r
       throw bad("messages", e.what());
     }
     // The template writes its markers as token texts, so they must become those tokens.
-    job.prompt = encode(text, true);
+    job.prompts.push_back({encode(text, true), std::nullopt});
     if (const std::string eot = end_of_turn_text(served.chat_family); !eot.empty())
       stops.push_back(eot);
   }
-  if (job.prompt.empty()) throw bad(prompt_param, "the prompt has no tokens");
-  const int n_prompt = static_cast<int>(job.prompt.size());
-  if (n_prompt >= served.n_ctx)
-    throw ApiError(400,
-                   fmt::format("the prompt has {} tokens but the context holds {} (one must be "
-                               "left to generate)",
-                               n_prompt, served.n_ctx),
-                   prompt_param, "context_length_exceeded");
+  for (const JobPrompt& jp : job.prompts) {
+    if (jp.tokens.empty()) throw bad(prompt_param, "the prompt has no tokens");
+    const int n_prompt = static_cast<int>(jp.tokens.size());
+    if (n_prompt >= served.n_ctx)
+      throw ApiError(400,
+                     fmt::format("the prompt has {} tokens but the context holds {} (one must be "
+                                 "left to generate)",
+                                 n_prompt, served.n_ctx),
+                     prompt_param, "context_length_exceeded");
+  }
+  job.echo = req.echo;
 
   // Generation options. Without max_tokens a completion gets OpenAI's 16 tokens and a chat
   // reply runs until the context is full; the context bounds every request anyway.

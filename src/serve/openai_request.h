@@ -27,15 +27,23 @@ constexpr int kMaxJsonDepth = 64;
 constexpr int kMaxStops = 16;
 constexpr size_t kMaxStopBytes = 256;
 constexpr int kMaxTopLogprobs = 20;
+// Prompts in one completions request (each becomes a choice, run one after another).
+constexpr int kMaxPrompts = 256;
+
+// One completions prompt as sent: a text, or token ids.
+struct PromptInput {
+  std::optional<std::string> text;
+  std::vector<int32_t> tokens;
+};
 
 // A request body after validation, before it meets the model.
 struct ApiRequest {
   Endpoint endpoint = Endpoint::Completions;
   std::string model;                      // "" when the body names none
   std::optional<std::string> layer_path;  // extension field: path notation
-  // Completions: a text prompt, or token ids.
-  std::optional<std::string> prompt_text;
-  std::vector<int32_t> prompt_tokens;
+  // Completions: one or more prompts (a string, a list of strings, token ids, a list of those).
+  std::vector<PromptInput> prompts;
+  bool echo = false;  // completions: the reply's text and logprobs start with the prompt's
   // Chat completions.
   std::vector<ChatMessage> messages;
   std::optional<int64_t> max_tokens;
@@ -62,18 +70,31 @@ struct ServedModel {
   int n_ctx = 0;            // KV positions per slot
   int max_path_len = 0;     // longest layer path a request may ask for (KV memory per slot)
   float default_temperature = 1.0f;  // for requests without "temperature" (OpenAI's default)
+  // Token-id completions prompts start with BOS when the vocabulary adds one (as text prompts
+  // and `reprise eval` do) unless they already do; off: they run exactly as sent (OpenAI's and
+  // llama.cpp's servers).
+  bool bos_token_prompts = false;
 };
 
 // The names /v1/models lists, with their paths, in order (the plain id first).
 std::vector<std::pair<std::string, const LayerPath*>> model_names(const ServedModel& served);
+
+// One prompt of a job, tokenized.
+struct JobPrompt {
+  std::vector<int32_t> tokens;
+  std::optional<std::string> text;  // a text prompt as sent (echoed; text_offset counts from it)
+  // Leading tokens the server put before a token-id prompt (BOS, ServedModel::bos_token_prompts):
+  // run, but not echoed.
+  size_t n_hidden = 0;
+};
 
 // A request ready for a slot.
 struct Job {
   Endpoint endpoint = Endpoint::Completions;
   std::string model;  // the name answered with
   LayerPath path;
-  std::vector<int32_t> prompt;
-  size_t prompt_text_bytes = 0;  // for completions' text_offset
+  std::vector<JobPrompt> prompts;  // chat: exactly one; completions: one choice each
+  bool echo = false;
   GenerateOptions gen;
   bool stream = false;
   bool include_usage = false;

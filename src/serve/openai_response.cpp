@@ -90,6 +90,30 @@ json logprobs_json(Endpoint endpoint, std::span<const GeneratedToken> tokens,
   return json{{"content", std::move(content)}};
 }
 
+json scored_logprobs_json(std::span<const ScoredToken> tokens, const Tokenizer* tokenizer) {
+  json toks = json::array(), lps = json::array(), tops = json::array(), offs = json::array();
+  for (const ScoredToken& t : tokens) {
+    toks.push_back(token_text(piece_of(tokenizer, t.id)));
+    offs.push_back(t.text_offset);
+    if (!t.logprob) {
+      lps.push_back(nullptr);
+      tops.push_back(nullptr);
+      continue;
+    }
+    lps.push_back(*t.logprob);
+    json top = json::object();
+    for (const auto& [id, lp] : t.top) {
+      const std::string text = token_text(piece_of(tokenizer, id));
+      if (!top.contains(text)) top[text] = lp;  // two tokens can print alike: keep the likelier
+    }
+    tops.push_back(std::move(top));
+  }
+  return json{{"tokens", std::move(toks)},
+              {"token_logprobs", std::move(lps)},
+              {"top_logprobs", std::move(tops)},
+              {"text_offset", std::move(offs)}};
+}
+
 json usage_json(int prompt_tokens, int completion_tokens) {
   return json{{"prompt_tokens", prompt_tokens},
               {"completion_tokens", completion_tokens},
@@ -114,6 +138,24 @@ json completion_reply(const ReplyHeader& h, const GenerationResult& r, const jso
   json out = header_json(h, false);
   out["choices"] = json::array({std::move(choice)});
   out["usage"] = usage_json(r.prompt_tokens, r.completion_tokens);
+  return out;
+}
+
+json completions_reply(const ReplyHeader& h, std::span<const CompletionChoice> choices) {
+  json arr = json::array();
+  int n_prompt = 0, n_completion = 0;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    const CompletionChoice& c = choices[i];
+    arr.push_back(json{{"index", i},
+                       {"text", c.text},
+                       {"logprobs", c.logprobs},
+                       {"finish_reason", finish_reason_text(c.finish)}});
+    n_prompt += c.prompt_tokens;
+    n_completion += c.completion_tokens;
+  }
+  json out = header_json(h, false);
+  out["choices"] = std::move(arr);
+  out["usage"] = usage_json(n_prompt, n_completion);
   return out;
 }
 

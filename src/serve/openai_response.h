@@ -20,6 +20,7 @@
 #include "engine/generator.h"
 #include "model/tokenizer.h"
 #include "serve/openai_request.h"
+#include "serve/prompt_scoring.h"
 
 namespace reprise::serve {
 
@@ -44,6 +45,12 @@ std::string token_text(std::string_view piece);
 nlohmann::ordered_json logprobs_json(Endpoint endpoint, std::span<const GeneratedToken> tokens,
                                      const Tokenizer* tokenizer, size_t text_offset_base);
 
+// A completions logprobs block over scored tokens (echo: the prompt's, then the generated ones):
+// null log-probability and alternatives where a token has none (a sequence's first token),
+// otherwise {token text: logprob} with `with_top` ({} per token when logprobs is 0).
+nlohmann::ordered_json scored_logprobs_json(std::span<const ScoredToken> tokens,
+                                            const Tokenizer* tokenizer);
+
 nlohmann::ordered_json usage_json(int prompt_tokens, int completion_tokens);
 
 // "stop" or "length" (a cancelled request has no reader, but reads as "stop").
@@ -52,6 +59,17 @@ std::string finish_reason_text(FinishReason r);
 // A complete (non-streamed) reply. `logprobs` is null when none were asked for.
 nlohmann::ordered_json completion_reply(const ReplyHeader& h, const GenerationResult& r,
                                         const nlohmann::ordered_json& logprobs);
+
+// One choice of a completions reply with several prompts (or an echo).
+struct CompletionChoice {
+  std::string text;
+  FinishReason finish = FinishReason::Length;
+  nlohmann::ordered_json logprobs;  // null when none were asked for
+  int prompt_tokens = 0, completion_tokens = 0;
+};
+// A completions reply with one choice per prompt, "index" in order; usage sums the choices.
+nlohmann::ordered_json completions_reply(const ReplyHeader& h,
+                                         std::span<const CompletionChoice> choices);
 
 // One streamed chunk: text (and its logprobs, or null), the finish reason on the last one; the
 // first chat chunk carries the role. `with_usage_field` adds "usage": null, as OpenAI does in

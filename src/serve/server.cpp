@@ -19,6 +19,8 @@
 
 #include "serve/api_error.h"
 #include "serve/openai_response.h"
+#include "serve/prompt_scoring.h"
+#include "serve/tokenize_api.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
 
@@ -49,7 +51,10 @@ bool same_secret(std::string_view given, std::string_view key) {
 // The methods a known path answers to ("" for an unknown path).
 std::string allowed_methods(const std::string& path) {
   if (path == "/v1/completions" || path == "/v1/chat/completions") return "POST";
-  if (path == "/health" || path == "/v1/models" || path.starts_with("/v1/models/")) return "GET";
+  if (path == "/tokenize" || path == "/detokenize") return "POST";
+  if (path == "/health" || path == "/v1/models" || path.starts_with("/v1/models/") ||
+      path == "/tokenizer_info")
+    return "GET";
   return "";
 }
 
@@ -96,6 +101,7 @@ ServedModel make_served(const Model& model, const ServerOptions& o) {
     longest = std::max(longest, s.named_paths.back().second.size());
   }
   s.default_temperature = o.default_temperature;
+  s.bos_token_prompts = o.bos_token_prompts;
   s.max_path_len = o.max_path_len > 0 ? o.max_path_len : std::max(4 * n_layer, longest);
   if (longest > s.max_path_len)
     throw Error(fmt::format("a configured layer path has {} positions, more than --max-path-len {}",
@@ -175,6 +181,10 @@ struct Server::Impl {
                        httplib::Response& res);
   // Runs a reply inside its content provider; false drops the connection.
   bool write_reply(PendingReply& p, const std::string& path, httplib::DataSink& sink);
+  // A non-streamed completions reply: one choice per prompt, with the prompt's own
+  // log-probabilities when echoed. False when the client went away.
+  bool write_completions(PendingReply& p, const std::string& path, ReplyWriter& out,
+                         Session& session);
   uint64_t random();
   void log(const std::string& line);
 
@@ -318,6 +328,26 @@ void Server::Impl::install_routes() {
     reply_error(res, ApiError(404, fmt::format("The model '{}' does not exist", want), "model",
                               "model_not_found"));
   });
+
+  // lm-evaluation-harness's remote tokenizer (serve/tokenize_api.h); bodies are small.
+  auto tokenizer_route = [this](auto reply) {
+    return [this, reply](const Request& req, Response& res) {
+      try {
+        res.set_content(dump(reply(req.body)), "application/json");
+      } catch (const ApiError& e) {
+        reply_error(res, e);
+      }
+    };
+  };
+  http.Post("/tokenize", tokenizer_route([this](const std::string& body) {
+              return tokenize_reply(model.tokenizer(), body, served.n_ctx);
+            }));
+  http.Post("/detokenize", tokenizer_route([this](const std::string& body) {
+              return detokenize_reply(model.tokenizer(), body);
+            }));
+  http.Get("/tokenizer_info", tokenizer_route([this](const std::string&) {
+             return tokenizer_info(model.tokenizer());
+           }));
 
   // Bodies are read through a ContentReader so that the size limit also holds for chunked
   // uploads, which httplib would otherwise read whole.
@@ -487,7 +517,14 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
       session.reset();
     else
       session.set_path(job.path);
+    if (job.endpoint == Endpoint::Completions && !job.stream) {
+      if (!write_completions(p, path, out, session)) return false;
+      sink.done();
+      return true;
+    }
 
+    const JobPrompt& prompt = job.prompts.at(0);  // a stream or a chat reply has one
+    const size_t text_base = prompt.text ? prompt.text->size() : 0;
     std::vector<GeneratedToken> collected;
     if (job.stream && job.endpoint == Endpoint::ChatCompletions)
       out.write(sse_event(stream_chunk(h, "", nullptr, true, std::nullopt, job.include_usage)));
@@ -496,13 +533,12 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
         if (want_logprobs) collected.insert(collected.end(), c.tokens.begin(), c.tokens.end());
         return out.alive();
       }
-      const json lp = want_logprobs
-                          ? logprobs_json(job.endpoint, c.tokens, tok, job.prompt_text_bytes)
-                          : json(nullptr);
+      const json lp =
+          want_logprobs ? logprobs_json(job.endpoint, c.tokens, tok, text_base) : json(nullptr);
       return out.write(
           sse_event(stream_chunk(h, c.text, lp, false, std::nullopt, job.include_usage)));
     };
-    GenerationResult r = generate(session, tok, job.prompt, job.gen, on_chunk,
+    GenerationResult r = generate(session, tok, prompt.tokens, job.gen, on_chunk,
                                   [&] { return !out.alive() || timed_out(); });
     const double secs = std::chrono::duration<double>(Clock::now() - p.received).count();
     if (r.finish == FinishReason::Cancelled && out.alive() && timed_out()) {
@@ -524,9 +560,8 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
         out.write(sse_event(usage_chunk(h, r.prompt_tokens, r.completion_tokens)));
       out.write(kSseDone);
     } else {
-      const json lp = want_logprobs
-                          ? logprobs_json(job.endpoint, collected, tok, job.prompt_text_bytes)
-                          : json(nullptr);
+      const json lp =
+          want_logprobs ? logprobs_json(job.endpoint, collected, tok, text_base) : json(nullptr);
       out.write(dump(completion_reply(h, r, lp)));
     }
     log(fmt::format("POST {} 200 model={} path={} prompt={} completion={} finish={} {:.3f} s", path,
@@ -540,6 +575,110 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
     write_error_body(out, job.stream, ApiError(500, e.what()));
   }
   sink.done();
+  return true;
+}
+
+bool Server::Impl::write_completions(PendingReply& p, const std::string& path, ReplyWriter& out,
+                                     Session& session) {
+  const Job& job = p.job;
+  const Tokenizer* tok = model.tokenizer();
+  const bool want_logprobs = job.gen.logprobs >= 0;
+  const auto limit = opts.request_timeout;
+  auto timed_out = [&] { return limit.count() > 0 && Clock::now() - p.received >= limit; };
+  std::vector<CompletionChoice> choices;
+  bool out_of_time = false;
+  for (size_t i = 0; i < job.prompts.size(); ++i) {
+    const JobPrompt& prompt = job.prompts[i];
+    if (i > 0) session.reset();
+    CompletionChoice c;
+    c.prompt_tokens = static_cast<int>(prompt.tokens.size());
+    if (out_of_time) {
+      c.finish = FinishReason::Timeout;
+      choices.push_back(std::move(c));
+      continue;
+    }
+    // Echo: the prompt's text (as sent, or its tokens' texts) and, with logprobs, its tokens
+    // scored from the logits before each.
+    std::vector<ScoredToken> scored;
+    std::span<const int32_t> rest = prompt.tokens;
+    std::string echo_text;
+    if (job.echo) {
+      if (want_logprobs) {
+        scored = score_prompt(session, prompt.tokens, job.gen.logprobs);
+        rest = rest.last(1);  // fed by generate() when it runs
+      } else {
+        scored.resize(prompt.tokens.size());
+        for (size_t k = 0; k < scored.size(); ++k) scored[k].id = prompt.tokens[k];
+      }
+      scored.erase(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(prompt.n_hidden));
+      size_t offset = 0;
+      for (ScoredToken& t : scored) {
+        t.text_offset = offset;
+        offset += token_text(tok ? tok->token_to_piece(t.id) : std::string()).size();
+      }
+      if (prompt.text) {
+        echo_text = *prompt.text;
+      } else {
+        for (const ScoredToken& t : scored)
+          echo_text += token_text(tok ? tok->token_to_piece(t.id) : std::string());
+      }
+    }
+    std::vector<GeneratedToken> generated;
+    GenerationResult r;
+    if (job.echo && job.gen.max_tokens == 0) {
+      r.finish = FinishReason::Length;  // scoring only: the last prompt token need not run
+    } else {
+      r = generate(
+          session, tok, rest, job.gen,
+          [&](const GenerationChunk& ch) {
+            if (want_logprobs)
+              generated.insert(generated.end(), ch.tokens.begin(), ch.tokens.end());
+            return out.alive();
+          },
+          [&] { return !out.alive() || timed_out(); });
+    }
+    if (r.finish == FinishReason::Cancelled && out.alive() && timed_out()) {
+      ++n_timed_out;
+      log(fmt::format("POST {} reached the {} ms request limit", path, limit.count()));
+      r.finish = FinishReason::Timeout;
+      out_of_time = true;
+    }
+    if (r.finish == FinishReason::Cancelled) {
+      ++n_cancelled;
+      log(fmt::format("POST {} cancelled", path));
+      return false;
+    }
+    c.text = echo_text + r.text;
+    c.finish = r.finish;
+    c.completion_tokens = r.completion_tokens;
+    if (!want_logprobs) {
+      c.logprobs = nullptr;
+    } else if (!job.echo) {
+      c.logprobs =
+          logprobs_json(job.endpoint, generated, tok, prompt.text ? prompt.text->size() : 0);
+    } else {
+      for (const GeneratedToken& g : generated) {
+        ScoredToken t;
+        t.id = g.id;
+        t.text_offset = echo_text.size() + g.text_offset;
+        t.logprob = g.logprob;
+        for (const TokenLogprob& alt : g.top) t.top.emplace_back(alt.token, alt.logprob);
+        scored.push_back(std::move(t));
+      }
+      c.logprobs = scored_logprobs_json(scored, tok);
+    }
+    choices.push_back(std::move(c));
+  }
+  out.write(dump(completions_reply(p.header, choices)));
+  int n_prompt = 0, n_completion = 0;
+  for (const CompletionChoice& c : choices) {
+    n_prompt += c.prompt_tokens;
+    n_completion += c.completion_tokens;
+  }
+  log(fmt::format(
+      "POST {} 200 model={} path={} prompts={} prompt={} completion={} echo={} {:.3f} s", path,
+      job.model, p.header.layer_path, choices.size(), n_prompt, n_completion, job.echo,
+      std::chrono::duration<double>(Clock::now() - p.received).count()));
   return true;
 }
 

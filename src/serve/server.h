@@ -3,8 +3,10 @@
 //   GET  /health                 liveness and slot usage (no key needed)
 //   GET  /v1/models              the model, plus "<id>:<name>" per named path
 //   GET  /v1/models/{id}
-//   POST /v1/completions         (stream: true → server-sent events)
+//   POST /v1/completions         (stream: true → server-sent events; echo + logprobs: the
+//                                prompt's own log-probabilities; several prompts, one choice each)
 //   POST /v1/chat/completions    (stream: true → server-sent events)
+//   POST /tokenize, /detokenize, GET /tokenizer_info   vLLM's shapes (serve/tokenize_api.h)
 //
 // Each request may carry "layer_path" (path notation) to run its own path over the one shared
 // copy of the weights. Requests run on `parallel` slots, each a Session with its own KV cache;
@@ -51,6 +53,9 @@ struct ServerOptions {
   // for this long loses the connection, so a slow upload cannot hold an HTTP thread forever.
   std::chrono::seconds io_timeout{30};
   float default_temperature = 1.0f;  // for requests that send none (OpenAI's default)
+  // Token-id completions prompts get the vocabulary's BOS first when it adds one (see
+  // ServedModel::bos_token_prompts): how lm-eval's local-completions matches `reprise eval`.
+  bool bos_token_prompts = false;
   // One timestamped line on stderr per generation request and per error reply (4xx, 5xx).
   bool log_requests = false;
 };

@@ -59,7 +59,8 @@ TEST(ServeRequest, CompletionFields) {
           "seed":-1,"stop":["a","b"],"logprobs":2,"stream":true,
           "stream_options":{"include_usage":true},"layer_path":"repeat:1:4","user":"x"})");
   EXPECT_EQ(r.model, "m");
-  EXPECT_EQ(*r.prompt_text, "hi");
+  ASSERT_EQ(r.prompts.size(), 1u);
+  EXPECT_EQ(*r.prompts[0].text, "hi");
   EXPECT_EQ(*r.max_tokens, 7);
   EXPECT_FLOAT_EQ(*r.temperature, 0.5f);
   EXPECT_FLOAT_EQ(r.top_p, 0.9f);
@@ -73,12 +74,30 @@ TEST(ServeRequest, CompletionFields) {
 }
 
 TEST(ServeRequest, PromptForms) {
-  EXPECT_EQ(parse_request(Endpoint::Completions, R"({"prompt":[1,2,3]})").prompt_tokens,
+  EXPECT_EQ(parse_request(Endpoint::Completions, R"({"prompt":[1,2,3]})").prompts[0].tokens,
             (std::vector<int32_t>{1, 2, 3}));
-  EXPECT_EQ(parse_request(Endpoint::Completions, R"({"prompt":[[4,5]]})").prompt_tokens,
+  EXPECT_EQ(parse_request(Endpoint::Completions, R"({"prompt":[[4,5]]})").prompts[0].tokens,
             (std::vector<int32_t>{4, 5}));
-  EXPECT_EQ(*parse_request(Endpoint::Completions, R"({"prompt":["x"]})").prompt_text, "x");
-  EXPECT_EQ(error_of(Endpoint::Completions, R"({"prompt":["x","y"]})").param(), "prompt");
+  EXPECT_EQ(*parse_request(Endpoint::Completions, R"({"prompt":["x"]})").prompts[0].text, "x");
+  // A list of prompts, in any mix of forms: one choice each, in order.
+  const ApiRequest batch =
+      parse_request(Endpoint::Completions, R"({"prompt":["x",[7,8],"y"],"echo":true})");
+  ASSERT_EQ(batch.prompts.size(), 3u);
+  EXPECT_EQ(*batch.prompts[0].text, "x");
+  EXPECT_EQ(batch.prompts[1].tokens, (std::vector<int32_t>{7, 8}));
+  EXPECT_EQ(*batch.prompts[2].text, "y");
+  EXPECT_TRUE(batch.echo);
+  EXPECT_EQ(error_of(Endpoint::Completions, R"({"prompt":["x",[]]})").what(),
+            std::string("'prompt[1]' is empty"));
+  EXPECT_EQ(error_of(Endpoint::Completions, R"({"prompt":["x",3.5]})").param(), "prompt");
+  EXPECT_EQ(error_of(Endpoint::Completions, R"({"prompt":["x","y"],"stream":true})").param(),
+            "prompt");
+  EXPECT_EQ(error_of(Endpoint::Completions, R"({"prompt":"x","echo":true,"stream":true})").param(),
+            "echo");
+  EXPECT_EQ(error_of(Endpoint::ChatCompletions,
+                     R"({"messages":[{"role":"user","content":"x"}],"echo":true})")
+                .param(),
+            "echo");
   EXPECT_EQ(error_of(Endpoint::Completions, R"({"prompt":[]})").param(), "prompt");
   EXPECT_EQ(error_of(Endpoint::Completions, R"({"prompt":[1,-2]})").param(), "prompt[1]");
   EXPECT_EQ(error_of(Endpoint::Completions, R"({"prompt":[1,"a"]})").param(), "prompt[1]");
@@ -147,7 +166,7 @@ TEST(ServeRequest, BadParametersNameTheField) {
       {R"({"prompt":"x","model":7})", "model"},
       {R"({"prompt":"x","layer_path":[1,2]})", "layer_path"},
       {R"({"prompt":"x","n":2})", "n"},
-      {R"({"prompt":"x","echo":true})", "echo"},
+      {R"({"prompt":"x","echo":1})", "echo"},
       {R"({"prompt":"x","presence_penalty":0.5})", "presence_penalty"},
       {R"({"prompt":"x","logit_bias":{"5":1}})", "logit_bias"},
       {R"({"prompt":"x","stream_options":3})", "stream_options"},
@@ -180,7 +199,8 @@ TEST(ServeResolve, ModelsPathsAndPrompt) {
                           served(), 99);
   EXPECT_EQ(j.model, "stories260K");
   EXPECT_EQ(j.path, LayerPath::identity(5));
-  EXPECT_EQ(j.prompt, model().tokenizer()->encode("Once upon a time", EncodeOptions{}));
+  EXPECT_EQ(j.prompts.at(0).tokens,
+            model().tokenizer()->encode("Once upon a time", EncodeOptions{}));
   EXPECT_EQ(j.gen.max_tokens, 16);  // OpenAI's default for completions
   EXPECT_EQ(j.gen.sampler.seed, 99u);
   EXPECT_EQ(j.gen.invalid_utf8, Utf8Stream::Invalid::Replace);
@@ -243,7 +263,7 @@ TEST(ServeResolve, ChatUsesTheFallbackTemplateAndItsEndMarker) {
   const std::string text = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n";
   EncodeOptions eo;
   eo.parse_special = true;
-  EXPECT_EQ(j.prompt, model().tokenizer()->encode(text, eo));
+  EXPECT_EQ(j.prompts.at(0).tokens, model().tokenizer()->encode(text, eo));
   EXPECT_EQ(j.gen.stop, std::vector<std::string>{"<|im_end|>"});
   EXPECT_EQ(j.gen.max_tokens, 64);
 }

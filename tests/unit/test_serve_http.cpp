@@ -12,8 +12,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <regex>
@@ -352,6 +354,182 @@ TEST(ServeHttp, Logprobs) {
     EXPECT_TRUE(t["bytes"].is_array());
     EXPECT_EQ(t["top_logprobs"].size(), 2u);
   }
+}
+
+// Log-softmax of every row `reprise logits --all-positions` prints for `ids` on `path`, in
+// double: row r gives the distribution of the token after ids[r].
+std::vector<std::vector<double>> cli_log_softmax(const std::vector<int32_t>& ids,
+                                                 const std::string& path) {
+  std::string list;
+  for (int32_t id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+  auto r = test::run_cli("logits -m '" + test::default_model().string() + "' -t 1 --tokens " +
+                         list + " --all-positions" + (path.empty() ? "" : " --path " + path));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const json j = json::parse(r.out);
+  std::vector<std::vector<double>> out;
+  for (const auto& row : j["logits"]) {
+    std::vector<double> v = row.get<std::vector<double>>();
+    double mx = v[0];
+    for (double x : v) mx = std::max(mx, x);
+    double sum = 0;
+    for (double x : v) sum += std::exp(x - mx);
+    const double lse = mx + std::log(sum);
+    for (double& x : v) x -= lse;
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+// lm-evaluation-harness's log-likelihood request: the prompt's own log-probabilities.
+TEST(ServeHttp, EchoGivesThePromptsLogprobs) {
+  TestServer s;
+  const std::vector<int32_t> ids =
+      model().tokenizer()->encode("Once upon a time there was a cat", EncodeOptions{});
+  ASSERT_GE(ids.size(), 6u);
+  for (const std::string path : {"", "repeat:1:4"}) {
+    SCOPED_TRACE(path);
+    const auto want = cli_log_softmax(ids, path);
+    ASSERT_EQ(want.size(), ids.size());
+    json body = {{"prompt", ids}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 2}};
+    if (!path.empty()) body["layer_path"] = path;
+    Reply r = post(s, "/v1/completions", body.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json& choice = r.j["choices"][0];
+    const json& lp = choice["logprobs"];
+    ASSERT_EQ(lp["tokens"].size(), ids.size());
+    ASSERT_EQ(lp["token_logprobs"].size(), ids.size());
+    EXPECT_TRUE(lp["token_logprobs"][0].is_null());
+    EXPECT_TRUE(lp["top_logprobs"][0].is_null());
+    std::string text;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const std::string piece = model().tokenizer()->token_to_piece(ids[i]);
+      EXPECT_EQ(lp["tokens"][i], piece);
+      EXPECT_EQ(lp["text_offset"][i], text.size());
+      text += piece;
+      if (i == 0) continue;
+      // Token i is scored by the row after token i-1.
+      EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), want[i - 1][ids[i]], 1e-5) << i;
+      const json& top = lp["top_logprobs"][i];
+      ASSERT_EQ(top.size(), 2u);
+      std::vector<double> sorted = want[i - 1];
+      std::sort(sorted.rbegin(), sorted.rend());
+      double best = -1e30;
+      for (const auto& [tok, v] : top.items()) best = std::max(best, v.get<double>());
+      EXPECT_NEAR(best, sorted[0], 1e-5) << i;
+    }
+    EXPECT_EQ(choice["text"], text);
+    EXPECT_EQ(choice["finish_reason"], "length");
+    EXPECT_EQ(r.j["usage"]["prompt_tokens"], ids.size());
+    EXPECT_EQ(r.j["usage"]["completion_tokens"], 0);
+  }
+
+  // lm-eval's exact request: echo with one generated token and logprobs 1; the block is the
+  // prompt's tokens followed by the generated one, and the text is prompt + generation.
+  Reply g = post(
+      s, "/v1/completions",
+      json{{"prompt", ids}, {"max_tokens", 1}, {"temperature", 0}, {"logprobs", 1}, {"echo", true}}
+          .dump());
+  ASSERT_EQ(g.status, 200) << g.body;
+  const json& glp = g.j["choices"][0]["logprobs"];
+  ASSERT_EQ(glp["token_logprobs"].size(), ids.size() + 1);
+  const auto want = cli_log_softmax(ids, "");
+  const auto& last = want.back();
+  const size_t argmax = std::max_element(last.begin(), last.end()) - last.begin();
+  EXPECT_EQ(glp["tokens"].back(), model().tokenizer()->token_to_piece(argmax));
+  EXPECT_NEAR(glp["token_logprobs"].back().get<double>(), last[argmax], 1e-5);
+  EXPECT_NEAR(glp["token_logprobs"][3].get<double>(), want[2][ids[3]], 1e-5);
+  std::string prompt_text;
+  for (int32_t id : ids) prompt_text += model().tokenizer()->token_to_piece(id);
+  EXPECT_EQ(glp["text_offset"].back(), prompt_text.size());
+  EXPECT_EQ(g.j["choices"][0]["text"], prompt_text + model().tokenizer()->token_to_piece(argmax));
+
+  // Several prompts (a token list and a text): one choice each, in order, each scored alone.
+  Reply b =
+      post(s, "/v1/completions",
+           json{{"prompt", json::array({json(std::vector<int32_t>(ids.begin(), ids.begin() + 4)),
+                                        json("Once upon a time")})},
+                {"max_tokens", 0},
+                {"echo", true},
+                {"logprobs", 0}}
+               .dump());
+  ASSERT_EQ(b.status, 200) << b.body;
+  ASSERT_EQ(b.j["choices"].size(), 2u);
+  EXPECT_EQ(b.j["choices"][0]["index"], 0);
+  EXPECT_EQ(b.j["choices"][1]["index"], 1);
+  const json& b0 = b.j["choices"][0]["logprobs"];
+  ASSERT_EQ(b0["token_logprobs"].size(), 4u);
+  EXPECT_NEAR(b0["token_logprobs"][3].get<double>(), want[2][ids[3]], 1e-5);
+  EXPECT_EQ(b0["top_logprobs"][3], json::object());
+  EXPECT_EQ(b.j["choices"][1]["text"], "Once upon a time");
+  const auto text_ids = model().tokenizer()->encode("Once upon a time", EncodeOptions{});
+  const json& b1 = b.j["choices"][1]["logprobs"];
+  ASSERT_EQ(b1["token_logprobs"].size(), text_ids.size());
+  const auto want_text = cli_log_softmax(text_ids, "");
+  for (size_t i = 1; i < text_ids.size(); ++i)
+    EXPECT_NEAR(b1["token_logprobs"][i].get<double>(), want_text[i - 1][text_ids[i]], 1e-5);
+  EXPECT_EQ(b.j["usage"]["prompt_tokens"], 4 + text_ids.size());
+}
+
+// With --bos-token-prompts a token prompt without BOS runs after it (as `reprise eval` scores),
+// and the echo shows only the tokens sent: the first is scored too.
+TEST(ServeHttp, BosTokenPromptsScoreTheFirstTokenAfterBos) {
+  ServerOptions o = test_options();
+  o.bos_token_prompts = true;
+  TestServer s(o);
+  const std::vector<int32_t> with_bos =
+      model().tokenizer()->encode("Once upon a time", EncodeOptions{});
+  ASSERT_EQ(with_bos[0], model().tokenizer()->vocab().bos);
+  const std::vector<int32_t> ids(with_bos.begin() + 1, with_bos.end());
+  const auto want = cli_log_softmax(with_bos, "");
+  for (const json& prompt : {json(ids), json(with_bos)}) {
+    Reply r =
+        post(s, "/v1/completions",
+             json{{"prompt", prompt}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 1}}.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    const json& lp = r.j["choices"][0]["logprobs"];
+    ASSERT_EQ(lp["token_logprobs"].size(), prompt.size());
+    const size_t shift = with_bos.size() - prompt.size();  // 1 when the server added BOS
+    for (size_t i = 0; i < prompt.size(); ++i) {
+      const size_t k = i + shift;  // position in with_bos
+      if (k == 0) {
+        EXPECT_TRUE(lp["token_logprobs"][i].is_null());
+        continue;
+      }
+      EXPECT_NEAR(lp["token_logprobs"][i].get<double>(), want[k - 1][with_bos[k]], 1e-5) << i;
+    }
+    EXPECT_EQ(r.j["usage"]["prompt_tokens"], with_bos.size());
+  }
+}
+
+// vLLM's tokenizer endpoints, as lm-eval's remote tokenizer calls them.
+TEST(ServeHttp, TokenizerEndpoints) {
+  TestServer s;
+  const Tokenizer& tok = *model().tokenizer();
+  Reply t = post(s, "/tokenize", R"({"prompt":"Once upon a time","add_special_tokens":false})");
+  ASSERT_EQ(t.status, 200) << t.body;
+  EncodeOptions plain;
+  plain.add_bos = false;
+  EXPECT_EQ(t.j["tokens"].get<std::vector<int32_t>>(), tok.encode("Once upon a time", plain));
+  EXPECT_EQ(t.j["count"], tok.encode("Once upon a time", plain).size());
+  t = post(s, "/tokenize", R"({"prompt":"Once upon a time"})");
+  EXPECT_EQ(t.j["tokens"].get<std::vector<int32_t>>(),
+            tok.encode("Once upon a time", EncodeOptions{}));
+  // Special-token texts become their tokens, as in Hugging Face tokenizers.
+  t = post(s, "/tokenize", R"({"prompt":"</s>","add_special_tokens":false})");
+  EXPECT_EQ(t.j["tokens"], json::array({tok.vocab().eos}));
+  Reply d = post(s, "/detokenize", json{{"tokens", tok.encode("Once upon a time", plain)}}.dump());
+  ASSERT_EQ(d.status, 200) << d.body;
+  EXPECT_EQ(d.j["prompt"], "Once upon a time");
+  Reply info = get(s, "/tokenizer_info");
+  ASSERT_EQ(info.status, 200);
+  EXPECT_EQ(info.j["eos_token"], "</s>");
+  EXPECT_EQ(info.j["bos_token"], "<s>");
+  Reply bad = post(s, "/tokenize", R"({"prompt":5})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.j["error"]["param"], "prompt");
+  bad = post(s, "/detokenize", R"({"tokens":[1,999999]})");
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_EQ(bad.j["error"]["message"], "'tokens[1]' must be a token id below 512");
 }
 
 TEST(ServeHttp, ConcurrentClientsGetIndependentResults) {
