@@ -24,14 +24,22 @@ void expect_one_line_error(const test::CommandResult& r, const std::string& need
 
 // One scan and one router for every test here (a scan of 20 configs x 12 BoolQ items takes
 // seconds).
+const fs::path& scan_store() {
+  static const fs::path store = [] {
+    const fs::path store = test::scratch("route-scan.db");
+    fs::remove(store);
+    auto s = test::run_cli("scan " + test::default_model_arg() +
+                           " --task boolq --limit 12 --validate 3 -o '" + store.string() + "'");
+    EXPECT_EQ(s.exit_code, 0) << s.err;
+    return store;
+  }();
+  return store;
+}
+
 const fs::path& trained_router() {
   static const fs::path router = [] {
-    const fs::path store = test::scratch("route-scan.db"), out = test::scratch("router.json");
-    fs::remove(store);
+    const fs::path store = scan_store(), out = test::scratch("router.json");
     fs::remove(out);
-    auto s = test::run_cli("scan " + test::default_model_arg() + " --task boolq --limit 12 -o '" +
-                           store.string() + "'");
-    EXPECT_EQ(s.exit_code, 0) << s.err;
     auto r = test::run_cli("route train '" + store.string() + "' " + test::default_model_arg() +
                            " -o '" + out.string() + "' --paths 3 --folds 3");
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -94,6 +102,44 @@ TEST(RouteCli, RoutedEvalLogsThePathOfEveryItem) {
     EXPECT_GT(path.size(), 5u) << "no chosen path logged: " << line.substr(0, 200);
   }
   EXPECT_EQ(lines, 4);
+}
+
+// --validate-on held-out: the router fitted on the search items is judged on the scan's validate
+// items, beside the out-of-fold table, with candidates from the configs that phase scored.
+TEST(RouteCli, HeldOutTableComesFromTheValidatePhase) {
+  const fs::path out = test::scratch("router-held-out.json");
+  auto r = test::run_cli("route train '" + scan_store().string() + "' " +
+                         test::default_model_arg() + " -o '" + out.string() +
+                         "' --overwrite --paths 3 --folds 3 --validate-on held-out");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_CONTAINS(r.out, "(held-out items: the router fitted on every search item");
+  EXPECT_CONTAINS(r.out, "on held-out items it ");
+  const auto j = read_json(out);
+  bool found = false;
+  for (const auto& row : j.at("report"))
+    if (row.value("held_out", false)) {
+      found = true;
+      EXPECT_EQ(row.at("n"), 12);  // the scan's 12 held-out BoolQ items
+      EXPECT_GE(row.at("oracle").get<double>(), row.at("plain").get<double>());
+    }
+  EXPECT_TRUE(found) << j.dump();
+  // Every candidate was validated: baseline + the top 3 of the search.
+  EXPECT_LE(j.at("candidates").size(), 4u);
+
+  const fs::path store = test::scratch("route-no-validate.db");
+  fs::remove(store);
+  auto s = test::run_cli("scan " + test::default_model_arg() +
+                         " --task tinystories --limit 2 -o '" + store.string() + "'");
+  ASSERT_EQ(s.exit_code, 0) << s.err;
+  expect_one_line_error(
+      test::run_cli("route train '" + store.string() + "' " + test::default_model_arg() + " -o '" +
+                    test::scratch("unused.json").string() + "' --validate-on held-out"),
+      "the validate phase has no baseline scores (run the scan with --validate N)");
+  // Without a config that beats the plain path anywhere there is nothing to route.
+  expect_one_line_error(
+      test::run_cli("route train '" + store.string() + "' " + test::default_model_arg() + " -o '" +
+                    test::scratch("unused.json").string() + "' --folds 2"),
+      "there is nothing to route");
 }
 
 TEST(RouteCli, BadRouterFilesFailAtStartUp) {
