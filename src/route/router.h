@@ -101,7 +101,9 @@ struct RouterFile {
   std::vector<std::string> candidate_keys, candidate_paths;
   SoftmaxModel model;
   double cv_accuracy = 0, chance = 0;
-  nlohmann::json report;  // the per-task comparison, for people reading the file
+  // For people reading the file: {"verdict": sentence, "rows": [per task and item set ("search,
+  // out-of-fold" or "held-out"): n, plain, best_single(_key), router, oracle, CIs]}.
+  nlohmann::json report;
 };
 
 nlohmann::json to_json(const RouterFile& f);

@@ -170,29 +170,23 @@ TrainReport train_router(const scan::Store& store, const Model& model, const Tra
   f.model = r.model;
   f.cv_accuracy = r.cv_accuracy;
   f.chance = r.chance;
-  f.report = nlohmann::json::array();
-  for (const auto& t : r.tasks)
-    f.report.push_back({{"task", t.task},
-                        {"n", t.n},
-                        {"plain", t.plain},
-                        {"best_single", t.best_single},
-                        {"best_single_key", t.best_single_key},
-                        {"router_cv", t.router},
-                        {"oracle", t.oracle},
-                        {"router_minus_best_ci", {t.vs_best_lo, t.vs_best_hi}},
-                        {"router_minus_plain_ci", {t.vs_plain_lo, t.vs_plain_hi}},
-                        {"verdict", r.verdict}});
-  for (const auto& t : r.held_out)
-    f.report.push_back({{"task", t.task},
-                        {"held_out", true},
-                        {"n", t.n},
-                        {"plain", t.plain},
-                        {"best_single", t.best_single},
-                        {"best_single_key", t.best_single_key},
-                        {"router", t.router},
-                        {"oracle", t.oracle},
-                        {"router_minus_best_ci", {t.vs_best_lo, t.vs_best_hi}},
-                        {"router_minus_plain_ci", {t.vs_plain_lo, t.vs_plain_hi}}});
+  nlohmann::json rows = nlohmann::json::array();
+  auto add_rows = [&](const std::vector<TaskComparison>& table, const char* items) {
+    for (const auto& t : table)
+      rows.push_back({{"task", t.task},
+                      {"items", items},
+                      {"n", t.n},
+                      {"plain", t.plain},
+                      {"best_single", t.best_single},
+                      {"best_single_key", t.best_single_key},
+                      {"router", t.router},
+                      {"oracle", t.oracle},
+                      {"router_minus_best_ci", {t.vs_best_lo, t.vs_best_hi}},
+                      {"router_minus_plain_ci", {t.vs_plain_lo, t.vs_plain_hi}}});
+  };
+  add_rows(r.tasks, "search, out-of-fold");
+  add_rows(r.held_out, "held-out");
+  f.report = {{"verdict", r.verdict}, {"rows", rows}};
   out.text = describe(data, r);
   return out;
 }

@@ -137,14 +137,20 @@ route::RouterData synthetic(size_t n, uint64_t seed, bool informative) {
   return d;
 }
 
-TEST(RouteTrain, FeaturesThatDetermineTheBestPathAreLearned) {
-  const auto d = synthetic(300, 11, true);
+// Candidates (all three paths), then the fit and its cross-validation, with default options.
+route::TrainResult train3(const route::RouterData& d) {
   route::TrainOptions o;
   o.paths = 3;
   auto r = route::choose_candidates(d, o);
   EXPECT_EQ(r.candidates.size(), 3u);
-  EXPECT_EQ(r.feature_layer, 4);  // the earliest departure among the candidates
   route::fit_router(d, o, r);
+  return r;
+}
+
+TEST(RouteTrain, FeaturesThatDetermineTheBestPathAreLearned) {
+  const auto d = synthetic(300, 11, true);
+  const auto r = train3(d);
+  EXPECT_EQ(r.feature_layer, 4);  // the earliest departure among the candidates
   EXPECT_GT(r.cv_accuracy, 0.95);
   EXPECT_LT(r.chance, 0.6);
   ASSERT_EQ(r.tasks.size(), 2u);
@@ -161,11 +167,7 @@ TEST(RouteTrain, FeaturesThatDetermineTheBestPathAreLearned) {
 
 TEST(RouteTrain, FeaturesWithoutInformationStayAtChance) {
   const auto d = synthetic(300, 12, false);
-  route::TrainOptions o;
-  o.paths = 3;
-  auto r = route::choose_candidates(d, o);
-  ASSERT_EQ(r.candidates.size(), 3u);
-  route::fit_router(d, o, r);
+  const auto r = train3(d);
   // Three equally likely labels: chance is about 1/3 and so must the out-of-fold accuracy be.
   EXPECT_NEAR(r.cv_accuracy, 1.0 / 3, 0.09);
   EXPECT_LT(r.cv_accuracy, r.chance + 0.05);

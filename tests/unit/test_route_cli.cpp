@@ -116,8 +116,8 @@ TEST(RouteCli, HeldOutTableComesFromTheValidatePhase) {
   EXPECT_CONTAINS(r.out, "on held-out items it ");
   const auto j = read_json(out);
   bool found = false;
-  for (const auto& row : j.at("report"))
-    if (row.value("held_out", false)) {
+  for (const auto& row : j.at("report").at("rows"))
+    if (row.at("items") == "held-out") {
       found = true;
       EXPECT_EQ(row.at("n"), 12);  // the scan's 12 held-out BoolQ items
       EXPECT_GE(row.at("oracle").get<double>(), row.at("plain").get<double>());
