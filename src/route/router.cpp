@@ -148,6 +148,18 @@ std::vector<TaskComparison> compare_paths(const std::vector<std::string>& item_t
     const auto vb = eval::paired_bootstrap_ci(col[best], router, bo);
     const auto vp = eval::paired_bootstrap_ci(col[0], router, bo);
     t.vs_best_lo = vb.lo, t.vs_best_hi = vb.hi, t.vs_plain_lo = vp.lo, t.vs_plain_hi = vp.hi;
+    // Scores that are all 0 or 1 in magnitude come from a binary metric (sign-adjusted ones are
+    // 0 / -1): McNemar wants them as 0/1.
+    bool binary = true;
+    for (const auto& c : col)
+      for (double v : c) binary = binary && (v == 0 || std::fabs(v) == 1);
+    auto magnitude = [&](std::vector<double> v) {
+      if (binary)
+        for (double& x : v) x = std::fabs(x);
+      return v;
+    };
+    t.p_vs_best = eval::paired_p_value(magnitude(col[best]), magnitude(router), binary);
+    t.p_vs_plain = eval::paired_p_value(magnitude(col[0]), magnitude(router), binary);
     out.push_back(t);
   }
   return out;
@@ -233,15 +245,15 @@ RouterFile load_router(const std::string& path) {
 namespace {
 
 std::string table(const std::vector<TaskComparison>& tasks) {
-  std::string out = fmt::format("{:<20} {:>5} {:>8} {:>12} {:>8} {:>8}  {:<22} {:<22}\n", "task",
-                                "n", "plain", "best single", "router", "oracle",
-                                "router-best [95% CI]", "router-plain [95% CI]");
+  std::string out = fmt::format(
+      "{:<20} {:>5} {:>8} {:>12} {:>8} {:>8}  {:<22} {:>6}  {:<22} {:>6}\n", "task", "n", "plain",
+      "best single", "router", "oracle", "router-best [95% CI]", "p", "router-plain [95% CI]", "p");
   for (const auto& t : tasks)
     out += fmt::format(
-        "{:<20} {:>5} {:>8.4f} {:>12.4f} {:>8.4f} {:>8.4f}  [{:+.4f}, {:+.4f}]      [{:+.4f}, "
-        "{:+.4f}]\n",
+        "{:<20} {:>5} {:>8.4f} {:>12.4f} {:>8.4f} {:>8.4f}  [{:+.4f}, {:+.4f}]    {:>6.3f}  "
+        "[{:+.4f}, {:+.4f}]    {:>6.3f}\n",
         t.task, t.n, t.plain, t.best_single, t.router, t.oracle, t.vs_best_lo, t.vs_best_hi,
-        t.vs_plain_lo, t.vs_plain_hi);
+        t.p_vs_best, t.vs_plain_lo, t.vs_plain_hi, t.p_vs_plain);
   return out;
 }
 

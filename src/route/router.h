@@ -62,6 +62,8 @@ struct TaskComparison {
   std::string best_single_key;  // the candidate with the best mean on this task
   // 95% paired bootstrap CIs of router - best single and router - plain.
   double vs_best_lo = 0, vs_best_hi = 0, vs_plain_lo = 0, vs_plain_hi = 0;
+  // Two-sided paired p of the same differences: exact McNemar on 0/1 scores, else paired t.
+  double p_vs_best = 1, p_vs_plain = 1;
 };
 
 // The table for items whose candidate scores are cand[item][candidate], routed to routed[item].

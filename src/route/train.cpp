@@ -182,7 +182,9 @@ TrainReport train_router(const scan::Store& store, const Model& model, const Tra
                       {"router", t.router},
                       {"oracle", t.oracle},
                       {"router_minus_best_ci", {t.vs_best_lo, t.vs_best_hi}},
-                      {"router_minus_plain_ci", {t.vs_plain_lo, t.vs_plain_hi}}});
+                      {"router_minus_plain_ci", {t.vs_plain_lo, t.vs_plain_hi}},
+                      {"p_router_vs_best", t.p_vs_best},
+                      {"p_router_vs_plain", t.p_vs_plain}});
   };
   add_rows(r.tasks, "search, out-of-fold");
   add_rows(r.held_out, "held-out");

@@ -159,6 +159,9 @@ TEST(RouteTrain, FeaturesThatDetermineTheBestPathAreLearned) {
     EXPECT_GT(t.router, 0.93);
     EXPECT_LT(t.best_single, 0.5);
     EXPECT_GT(t.vs_best_lo, 0);
+    // Binary scores: McNemar. The router wins ~half the items the best single path loses and
+    // loses almost none, so the exact test is far below 0.001.
+    EXPECT_LT(t.p_vs_best, 1e-3);
   }
   EXPECT_TRUE(r.beats_best_single);
   EXPECT_CONTAINS(r.verdict, "beats the best single path");
@@ -172,6 +175,7 @@ TEST(RouteTrain, FeaturesWithoutInformationStayAtChance) {
   EXPECT_NEAR(r.cv_accuracy, 1.0 / 3, 0.09);
   EXPECT_LT(r.cv_accuracy, r.chance + 0.05);
   EXPECT_FALSE(r.beats_best_single);
+  for (const auto& t : r.tasks) EXPECT_GT(t.p_vs_best, 0.01);
   EXPECT_CONTAINS(r.verdict, "does not beat the best single path");
   EXPECT_CONTAINS(route::describe(d, r), "does not beat the best single path");
 }
