@@ -25,7 +25,8 @@ struct RouterData {
   std::vector<int> departs;               // first path position where each config leaves plain
   std::vector<std::string> item_task;     // per item: its task
   std::vector<std::string> item_id;       // per item: its id within the task
-  // [item][config]: primary score, sign-adjusted so that higher is better. NaN: not scored.
+  // [item][config]: primary score, sign-adjusted so that higher is better; every value set
+  // (scores_from_store leaves out items some config did not score).
   std::vector<std::vector<double>> score;
   Matrix features;  // [items, n_features]: filled by the caller (route/features.h)
 };
@@ -89,9 +90,9 @@ struct TrainResult {
   std::string verdict;                   // one sentence for the report
 };
 
-// Chooses candidates and L from `data` when `with_features` is false (the caller then computes
-// the features at result.feature_layer and calls again with them). Throws Error when fewer than
-// `folds` items are scored by every config, or no candidate departs late enough.
+// Chooses candidates, L and the labels from data.score (features not needed yet: the caller
+// computes them at result.feature_layer, then calls fit_router). Throws Error when there are
+// fewer items than folds, or no eligible config beats the plain path on any item.
 TrainResult choose_candidates(const RouterData& data, const TrainOptions& opts);
 // Fits the classifier on data.features, cross-validates it, and fills the comparison.
 void fit_router(const RouterData& data, const TrainOptions& opts, TrainResult& result);
