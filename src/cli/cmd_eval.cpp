@@ -13,6 +13,7 @@
 #include "eval/registry.h"
 #include "eval/session_lm.h"
 #include "model/chat_template.h"
+#include "route/routed_lm.h"
 #include "util/error.h"
 
 namespace reprise::cli {
@@ -97,7 +98,6 @@ int run_eval(const EvalOptions& o) {
   for (const auto& n : names) tasks.push_back(eval::make_task(n, topts));
 
   auto m = o.model.load();
-  const LayerPath path = o.model.layer_path(*m);
   eval::SessionLMOptions lopts;
   lopts.session = o.model.session_options();
   lopts.format.chat_family = chat_family(o, *m);
@@ -105,13 +105,27 @@ int run_eval(const EvalOptions& o) {
   if (o.chat == "auto" && m->tokenizer())
     lopts.format.chat_system =
         default_system_message(m->tokenizer()->vocab().chat_template).value_or("");
-  eval::SessionLM lm(*m, path, lopts);
+  // --path auto:FILE routes each item (route/routed_lm.h); the router is checked at start-up.
+  const std::string router_file = route::auto_router_file(o.model.path);
+  std::unique_ptr<route::PathRouter> router;
+  std::unique_ptr<route::RoutedLM> routed;
+  if (!router_file.empty()) {
+    router =
+        std::make_unique<route::PathRouter>(*m, route::load_router(router_file), lopts.session);
+    routed = std::make_unique<route::RoutedLM>(*m, *router, lopts);
+  }
+  std::unique_ptr<eval::SessionLM> plain;
+  if (!routed) plain = std::make_unique<eval::SessionLM>(*m, o.model.layer_path(*m), lopts);
+  eval::SessionLM& lm = routed ? routed->inner() : *plain;
+  eval::LanguageModel& scored = routed ? static_cast<eval::LanguageModel&>(*routed) : lm;
+  const LayerPath path = lm.session().path();  // with a router: its first candidate, the plain path
+  const std::string path_label = routed ? o.model.path : path.canonical();
 
   const size_t limit = o.limit > 0 ? static_cast<size_t>(o.limit) : 0;
   size_t total = 0;
   for (const auto& t : tasks) total += limit ? std::min(limit, t->size()) : t->size();
   fmt::print(stderr, "model: {} | path: {} ({} positions) | {} task(s), {} items | ctx {}\n",
-             m->path(), path.canonical(), path.size(), tasks.size(), total, lm.n_ctx());
+             m->path(), path_label, path.size(), tasks.size(), total, lm.n_ctx());
 
   std::ofstream samples;
   if (!o.log_samples.empty()) {
@@ -130,12 +144,14 @@ int run_eval(const EvalOptions& o) {
     eo.batch_items = static_cast<size_t>(o.batch_items);
     const std::string label = t->info().name;
     eo.progress = [&](size_t done) { progress.update(before + done, label); };
-    results.push_back(eval::evaluate(*t, lm, eo));
+    results.push_back(eval::evaluate(*t, scored, eo));
     before += results.back().items.size();
     if (samples.is_open()) {
       const auto& items = results.back().items;
       for (size_t k = 0; k < items.size(); ++k)
-        for (const auto& line : eval::sample_lines(results.back(), items[k], k, path.canonical()))
+        for (const auto& line : eval::sample_lines(
+                 results.back(), items[k], k,
+                 routed ? "auto:" + routed->chosen(items[k].prompt) : path.canonical()))
           samples << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
       samples.flush();
     }
@@ -148,6 +164,9 @@ int run_eval(const EvalOptions& o) {
                lm.requests_truncated(), lm.n_ctx());
   fmt::print(stderr, "done in {}; {} tokens computed\n", eval::Progress::format_duration(seconds),
              lm.tokens_computed());
+  if (routed)
+    for (const auto& [key, n] : routed->counts())
+      fmt::print(stderr, "route: {} request(s) along {}\n", n, key);
 
   fmt::print("{}", eval::summary_table(results));
   if (!o.output.empty()) {
@@ -155,7 +174,7 @@ int run_eval(const EvalOptions& o) {
     const nlohmann::json limit_json = o.limit > 0 ? nlohmann::json(o.limit) : nlohmann::json();
     eval::RunInfo run;
     run.config = {{"model", "reprise"},
-                  {"model_args", fmt::format("model={},path={}", m->path(), path.canonical())},
+                  {"model_args", fmt::format("model={},path={}", m->path(), path_label)},
                   {"batch_size", o.batch_items},
                   {"batch_sizes", nlohmann::json::array()},
                   {"device", "cpu"},
@@ -165,8 +184,8 @@ int run_eval(const EvalOptions& o) {
                   {"gen_kwargs", nullptr},
                   {"random_seed", o.seed},
                   {"model_path", m->path()},
-                  {"path", path.canonical()},
-                  {"path_layers", path.layers},
+                  {"path", path_label},
+                  {"path_layers", routed ? nlohmann::json() : nlohmann::json(path.layers)},
                   {"tasks", names},
                   {"seed", o.seed},
                   {"n_ctx", lm.n_ctx()},

@@ -13,6 +13,7 @@
 #include "engine/generator.h"
 #include "engine/sampler.h"
 #include "eval/io.h"
+#include "route/prefix_features.h"
 #include "util/error.h"
 
 namespace reprise::cli {
@@ -39,14 +40,27 @@ int run_run(RunOptions o, bool prompt_given) {
   Sampler{o.sampler};  // rejects bad sampling options before the model loads
   const auto t_load = std::chrono::steady_clock::now();
   auto m = o.model.load();
-  LayerPath path = o.model.layer_path(*m);
+  // --path auto:FILE: the router is checked against the model before any prompt work.
+  const std::string router_file = route::auto_router_file(o.model.path);
+  std::unique_ptr<route::PathRouter> router;
+  if (!router_file.empty())
+    router = std::make_unique<route::PathRouter>(*m, route::load_router(router_file),
+                                                 o.model.session_options());
+  LayerPath path = router ? LayerPath{} : o.model.layer_path(*m);
   std::vector<int32_t> ids = o.tokens.empty() ? tokenize_prompt(*m, o.prompt, !o.no_bos, o.special)
                                               : parse_token_list(o.tokens);
   if (ids.empty())
     throw Error(
         "the prompt has no tokens (an empty prompt needs the model's BOS token; drop "
         "--no-bos)");
+  if (router) {
+    const auto c = router->choose(ids);
+    path = c.path;
+    fmt::print(stderr, "route: {} (p = {:.3f}) after layer {}\n", c.key, c.probability,
+               router->file().feature_layer);
+  }
   Session session(*m, path, o.model.session_options());
+  if (router) session.set_prefix_cache(&router->cache());  // the prefix already run by choose()
   const double load_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
   const Tokenizer* tok = m->tokenizer();

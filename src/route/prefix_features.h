@@ -1,0 +1,73 @@
+// The router's features and its run-time choice, both from one shared prefix run.
+//
+// A PrefixCache whose base path is the plain path's first L layers runs each prompt through
+// those layers once; the mean over the prompt's tokens of the stream leaving layer L - 1 is the
+// feature vector ([n_embd] values). A Session along any candidate path (every one of which
+// follows the plain path through those L positions) given the same cache then starts its
+// prefill at position L from the cached stream and KV: the prefix is never computed twice.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "engine/prefix_cache.h"
+#include "engine/session.h"
+#include "eval/language_model.h"
+#include "eval/request_tokens.h"
+#include "route/router.h"
+
+namespace reprise::route {
+
+class PrefixFeatures {
+ public:
+  // Throws Error when L is outside 1..n_layer.
+  PrefixFeatures(const Model& model, int feature_layer, const SessionOptions& opts);
+
+  int feature_layer() const { return feature_layer_; }
+  // Mean residual after layer L over `tokens` (runs the prefix, or finds it cached). A prompt
+  // longer than the context is read up to the context's length.
+  std::vector<double> features(std::span<const int32_t> tokens);
+  // The cache to give a candidate's Session so its prefill reuses the prefix run.
+  PrefixCache& cache() { return *cache_; }
+
+ private:
+  int feature_layer_;
+  size_t max_tokens_;
+  std::unique_ptr<PrefixCache> cache_;
+};
+
+// `--path auto:router.json` at run time: the router file checked against the model, its
+// candidates parsed, and the prefix runner.
+class PathRouter {
+ public:
+  // Throws Error naming the file when it was trained for another model (checksum), names a
+  // path this model cannot run, or its feature layer does not fit the model.
+  PathRouter(const Model& model, RouterFile file, const SessionOptions& opts);
+
+  struct Choice {
+    size_t candidate = 0;
+    LayerPath path;
+    std::string key;
+    double probability = 0;
+  };
+  // Runs the prefix of `prompt` (through the shared cache) and picks the candidate.
+  Choice choose(std::span<const int32_t> prompt);
+  PrefixCache& cache() { return features_.cache(); }
+  const RouterFile& file() const { return file_; }
+
+ private:
+  RouterFile file_;
+  std::vector<LayerPath> paths_;
+  PrefixFeatures features_;
+};
+
+// The tokens the router reads for a request: its context (a passage for a rolling request) as
+// `rt` tokenizes it, or its token form when it has one. Training and run time use this one rule.
+std::vector<int32_t> request_prompt(const eval::Request& r, const eval::RequestTokenizer& rt);
+
+// "auto:FILE" -> FILE; anything else -> empty.
+std::string auto_router_file(const std::string& path_spec);
+
+}  // namespace reprise::route
