@@ -9,8 +9,8 @@
 #include "report/scan_report.h"
 #include "scan/cluster.h"
 #include "scan/runner.h"
-#include "util/thread_pool.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace reprise::cli {
 namespace {
@@ -20,6 +20,7 @@ struct ScanCli {
   scan::ScanOptions scan;
   std::string mode = "repeat";
   std::string loops = "3";
+  std::string alphas = "1";
   std::string i_range, j_range;
   std::string out;
   int top = 10;
@@ -69,12 +70,17 @@ int run_scan_cli(ScanCli& o) {
   for (const auto& m : split(o.mode, ',')) o.scan.plan.modes.push_back(scan::parse_mode(m));
   o.scan.plan.loops.clear();
   for (const auto& k : split(o.loops, ',')) o.scan.plan.loops.push_back(to_int(k, "--loops"));
+  o.scan.plan.alphas.clear();
+  for (const auto& a : split(o.alphas, ',')) {
+    auto v = parse_alpha(a);
+    if (!v) throw Error(fmt::format("--alphas: '{}' is not a weight in [0, 2]", a));
+    o.scan.plan.alphas.push_back(*v);
+  }
   if (!o.i_range.empty()) o.scan.plan.i_range = parse_range(o.i_range, "--i-range");
   if (!o.j_range.empty()) o.scan.plan.j_range = parse_range(o.j_range, "--j-range");
   auto cluster = scan::Cluster::from_environment();
   if (o.scan.session.n_threads == 0 && cluster->local_size() > 1)  // share this machine's cores
-    o.scan.session.n_threads =
-        std::max(1, ThreadPool::default_threads() / cluster->local_size());
+    o.scan.session.n_threads = std::max(1, ThreadPool::default_threads() / cluster->local_size());
   scan::ScanTotals totals;
   try {
     totals = scan::run_scan(o.scan, *cluster);
@@ -101,6 +107,8 @@ void add_scan(CLI::App& app, Runner& run) {
   sub->add_option("--limit", o->limit, "items per task searched (default: all)");
   sub->add_option("--mode", o->mode, "repeat, skip, loop (comma-separated)");
   sub->add_option("--loops", o->loops, "run counts for loop mode, e.g. 2,3,4");
+  sub->add_option("--alphas", o->alphas,
+                  "residual weights of the repeated pass, e.g. 0.25,0.5,0.75,1 (damped repeats)");
   sub->add_option("--block-min", o->scan.plan.block_min, "smallest block size j - i");
   sub->add_option("--block-max", o->scan.plan.block_max, "largest block size (0 = any)");
   sub->add_option("--i-range", o->i_range, "start layers a:b (half-open)");

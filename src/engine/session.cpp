@@ -24,8 +24,8 @@ void check_path(const LayerPath& path, int n_layer) {
   if (path.layers.empty()) throw Error("layer path is empty");
   for (int l : path.layers)
     if (l < 0 || l >= n_layer)
-      throw Error(fmt::format("layer path entry {} out of range (the model has {} layers)", l,
-                              n_layer));
+      throw Error(
+          fmt::format("layer path entry {} out of range (the model has {} layers)", l, n_layer));
 }
 
 uint64_t default_kv_limit() {
@@ -43,9 +43,16 @@ void check_kv_size(const HParams& hp, int n_positions, int n_ctx, KvType type, u
   constexpr double kMiB = 1 << 20;
   throw Error(fmt::format(
       "--ctx {}: the KV cache would need {:.0f} MiB ({} path positions x {} x {} values x {} "
-      "bytes x K,V), more than the {:.0f} MiB limit; at most --ctx {} fits (--kv-type f16 halves it)",
+      "bytes x K,V), more than the {:.0f} MiB limit; at most --ctx {} fits (--kv-type f16 halves "
+      "it)",
       n_ctx, static_cast<double>(per_ctx) * n_ctx / kMiB, n_positions, n_ctx, hp.kv_dim(), elem,
       static_cast<double>(limit) / kMiB, limit / per_ctx));
+}
+
+// x += alpha * delta, the residual update of a damped path position; alpha = 1 is the plain add.
+void add_residual(float* x, const float* delta, int64_t n, float alpha) {
+  if (alpha == 1.0f) return kernels::add(x, delta, n);
+  for (int64_t i = 0; i < n; ++i) x[i] += alpha * delta[i];
 }
 
 }  // namespace
@@ -102,7 +109,8 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool al
   const HParams& hp = model_.hparams();
   for (int32_t t : tokens)
     if (t < 0 || t >= hp.n_vocab)
-      throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", t, hp.n_vocab));
+      throw Error(
+          fmt::format("token id {} out of range (vocabulary has {} tokens)", t, hp.n_vocab));
   if (prefix_cache_ && n_past_ == 0 && !tokens.empty() && !observer_) {
     if (int b = prefix_cache_->shared_positions(path_); b > 0) {
       const PrefixCache::Entry& e = prefix_cache_->get(tokens);
@@ -124,8 +132,8 @@ std::span<const float> Session::prefill_from_residual(int first_slot, std::span<
                                                       bool all_logits) {
   const int64_t d = model_.hparams().n_embd;
   if (first_slot < 0 || first_slot > path_.size())
-    throw Error(fmt::format("path position {} out of range (path has {})", first_slot,
-                            path_.size()));
+    throw Error(
+        fmt::format("path position {} out of range (path has {})", first_slot, path_.size()));
   if (x.size() % d != 0) throw Error("residual stream is not a whole number of rows");
   return run(static_cast<int64_t>(x.size() / d), first_slot, all_logits,
              [&](int64_t start, int64_t T) {
@@ -175,8 +183,9 @@ void Session::run_block(int slot, float* x, int64_t T, int pos0) {
   const HParams& hp = model_.hparams();
   const BlockWeights& b = model_.weights().blocks[path_.layers[slot]];
   const int d = hp.n_embd, hd = hp.head_dim;
+  const float alpha = path_.alpha_at(slot);  // residual weight of this position (damped repeats)
 
-  // Attention: h = norm(x); q, k, v = h W^T (+ bias); x += attention(q, k, v) Wo^T
+  // Attention: h = norm(x); q, k, v = h W^T (+ bias); x += alpha * attention(q, k, v) Wo^T
   kernels::rmsnorm(x, b.attn_norm.data(), T, d, hp.rms_eps, h_.data());
   kernels::matmul(b.wq, h_.data(), T, q_.data(), pool_);
   kernels::matmul(b.wk, h_.data(), T, k_.data(), pool_);
@@ -196,15 +205,15 @@ void Session::run_block(int slot, float* x, int64_t T, int pos0) {
     cache_.store(slot, pos0 + static_cast<int>(t), &k_[t * hp.kv_dim()], &v_[t * hp.kv_dim()]);
   causal_attention(q_.data(), cache_, slot, T, pos0, hp, ctx_.data(), pool_);
   kernels::matmul(b.wo, ctx_.data(), T, out_.data(), pool_);
-  kernels::add(x, out_.data(), T * d);
+  add_residual(x, out_.data(), T * d, alpha);
 
-  // Feed-forward: x += (silu(h Wg^T) * (h Wu^T)) Wd^T with h = norm(x)
+  // Feed-forward: x += alpha * (silu(h Wg^T) * (h Wu^T)) Wd^T with h = norm(x)
   kernels::rmsnorm(x, b.ffn_norm.data(), T, d, hp.rms_eps, h_.data());
   kernels::matmul(b.w_gate, h_.data(), T, gate_.data(), pool_);
   kernels::matmul(b.w_up, h_.data(), T, up_.data(), pool_);
   kernels::swiglu(gate_.data(), up_.data(), T * hp.n_ff);
   kernels::matmul(b.w_down, gate_.data(), T, out_.data(), pool_);
-  kernels::add(x, out_.data(), T * d);
+  add_residual(x, out_.data(), T * d, alpha);
 }
 
 }  // namespace reprise

@@ -89,7 +89,6 @@ GgufValue array_of(GgufType elem, const std::vector<T>& items, F convert) {
   return v;
 }
 
-
 // The type most matrices of the plan have (that of the first block's Q projection).
 TensorType main_matrix_type(const Plan& plan) {
   for (const auto& t : plan.tensors)
@@ -419,6 +418,13 @@ void export_hf(const Model& m, const LayerPath& path, const fs::path& out, const
 void export_mergekit(const Model& m, const LayerPath& path, const fs::path& out,
                      const ExportOptions& o, ExportResult& res) {
   if (o.alias) throw Error("--alias applies to GGUF only");
+  // mergekit's passthrough could scale tensors by filter, but reprise's recipe reader (and so the
+  // round trip the recipe is checked by) knows only plain layer_range slices.
+  if (path.damped())
+    throw Error(
+        fmt::format("layer path '{}': a mergekit recipe cannot carry damped (@) positions; export "
+                    "--format gguf or hf, which scale attn_output and ffn_down by the weight",
+                    path.canonical()));
   MergekitWriteOptions w;
   // dtype: what the merged checkpoint should be stored as; quantized sources name none.
   if (o.type.kind == TypeSpec::Kind::Fixed && is_float_type(o.type.type)) {

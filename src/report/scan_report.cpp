@@ -68,6 +68,8 @@ Heatmap build_heatmap(const scan::Store& store, const scan::PhaseStats& ps,
         default:
           continue;
       }
+      if (c.config.alpha != 1.0f)  // one panel per residual weight, or cells would collide
+        name += fmt::format(" (second pass x{})", format_alpha(c.config.alpha));
       if (tasks.size() > 1) name = ps.tasks[k].metric.task + ", " + name;
       if (!panels.count(name)) order.push_back(name);
       panels[name].title = name;
@@ -86,7 +88,9 @@ std::vector<size_t> all_tasks(const scan::PhaseStats& ps) {
   return k;
 }
 
-std::string fmt_p(double p) { return p < 1e-4 ? fmt::format("{:.1e}", p) : fmt::format("{:.4f}", p); }
+std::string fmt_p(double p) {
+  return p < 1e-4 ? fmt::format("{:.1e}", p) : fmt::format("{:.4f}", p);
+}
 std::string fmt_ci(double lo, double hi) {
   return fmt::format("[{:+.4f}, {:+.4f}]", lo, hi);
 }
@@ -302,9 +306,10 @@ std::string csv(const scan::Store& store) {
 std::string evals_line(const scan::Store& store) {
   int64_t done = 0, full = 0;
   for (const auto& c : store.configs()) done += c.layer_evals, full += c.layer_evals_full;
-  return fmt::format("layer evaluations (positions x tokens): {} with prefix reuse, {} for "
-                     "per-config runs ({:.2f}x)",
-                     done, full, done ? static_cast<double>(full) / done : 0.0);
+  return fmt::format(
+      "layer evaluations (positions x tokens): {} with prefix reuse, {} for "
+      "per-config runs ({:.2f}x)",
+      done, full, done ? static_cast<double>(full) / done : 0.0);
 }
 
 }  // namespace
@@ -334,7 +339,8 @@ std::string scan_summary(const std::filesystem::path& path, int top_k) {
 
 void write_scan_report(const std::filesystem::path& path, const std::filesystem::path& out,
                        int top_k) {
-  if (!std::filesystem::exists(path)) throw Error(fmt::format("{}: no such scan store", path.string()));
+  if (!std::filesystem::exists(path))
+    throw Error(fmt::format("{}: no such scan store", path.string()));
   scan::Store store(path);
   const std::string ext = out.extension().string();
   if (ext == ".csv") return write_text_file(out, csv(store));
