@@ -93,8 +93,9 @@ int run_scan_cli(ScanCli& o) {
   }
   if (cluster->rank() != 0) return 0;
   fmt::print("{}", report::scan_summary(o.out, o.top));
-  fmt::print("this run: {} configs scored, {} already in the store; {:.1f} s\n", totals.configs_run,
-             totals.configs_skipped, totals.seconds);
+  fmt::print(
+      "this run: {} configs scored, {} already in the store; {} item evaluations; {:.1f} s\n",
+      totals.configs_run, totals.configs_skipped, totals.item_evals, totals.seconds);
   return 0;
 }
 
@@ -113,7 +114,16 @@ void add_scan(CLI::App& app, Runner& run) {
   sub->add_option("--block-max", o->scan.plan.block_max, "largest block size (0 = any)");
   sub->add_option("--i-range", o->i_range, "start layers a:b (half-open)");
   sub->add_option("--j-range", o->j_range, "end layers a:b (half-open)");
-  sub->add_option("--strategy", o->scan.strategy, "dense or coarse-to-fine");
+  sub->add_option("--strategy", o->scan.strategy, "dense, coarse-to-fine or race");
+  sub->add_option("--race-margin", o->scan.race.margin,
+                  "race: drop configs confidently below the best by more than this");
+  sub->add_option("--race-alpha", o->scan.race.alpha,
+                  "race: chance of dropping the true best config, at most (default 0.05)");
+  sub->add_option("--race-keep", o->scan.race.keep,
+                  "race: the configs of highest running mean that are never dropped (default 5)");
+  sub->add_option("--race-first", o->scan.race.first, "race: items per task in the first batch");
+  sub->add_option("--race-clip", o->scan.race.clip,
+                  "race: continuous metrics' differences clipped at +-this (default 1)");
   sub->add_option("--stride", o->scan.coarse_stride, "coarse grid stride (default N/6)");
   sub->add_option("--validate", o->scan.validate, "re-score the top N configs on held-out items");
   sub->add_option("--validate-limit", o->scan.validate_limit, "held-out items per task");

@@ -1,0 +1,107 @@
+// scan --strategy race end to end on the default model: a killed race resumes to the same store
+// as one run, dropped configs stay out of the search phase (and so out of the Holm family), and
+// the summary lists them with the n they were dropped at.
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "support/test_support.h"
+
+namespace reprise {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path temp_dir() {
+  static fs::path d = [] {
+    auto p = fs::temp_directory_path() / ("reprise-race-test-" + std::to_string(getpid()));
+    fs::create_directories(p);
+    return p;
+  }();
+  return d;
+}
+
+std::string quoted(const fs::path& p) {
+  std::string q = "'";
+  q += p.string();
+  q += '\'';
+  return q;
+}
+
+const std::string kRaceArgs =
+    " --task tinystories --limit 48 --mode repeat,skip --strategy race --race-first 8 "
+    "--race-keep 3 --controls 0 -t 1 --quiet";
+
+std::string csv_of(const fs::path& db) {
+  const fs::path csv = db.string() + ".csv";
+  auto r = test::run_cli("report " + quoted(db) + " -o " + quoted(csv));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::ifstream f(csv);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+TEST(RaceScan, KilledAndResumedEqualsOneGoAndDropsStayOutOfTheSearch) {
+  const std::string model = " -m " + quoted(test::default_model());
+  const fs::path one = temp_dir() / "one.db", killed = temp_dir() / "killed.db";
+  auto r = test::run_cli("scan" + model + kRaceArgs + " -o " + quoted(one));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // "...; D configs dropped, which take no part in the Holm family above"
+  const size_t at = r.out.find(" configs dropped, which take no part in the Holm family above");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const int dropped = std::stoi(r.out.substr(r.out.rfind(' ', at - 1) + 1));
+  EXPECT_GE(dropped, 13) << r.out;  // every skip falls far below the baseline at once
+  const int kept = 29 - dropped;    // 15 repeats + 14 skips of 5 layers raced
+  EXPECT_NE(r.out.find(fmt::format("Holm across all {} configs", kept)), std::string::npos);
+  EXPECT_NE(r.out.find("skip:0:1             dropped at n = "), std::string::npos) << r.out;
+
+  std::mt19937 rng(3);
+  for (int k = 0; k < 4; ++k) {
+    const int ms = 100 + static_cast<int>(rng() % 500);
+    const std::string cmd = std::string("'") + REPRISE_BINARY + "' scan" + model + kRaceArgs +
+                            " -o " + quoted(killed) + " >/dev/null 2>&1 & pid=$!; sleep " +
+                            std::to_string(ms / 1000.0) + "; kill -9 $pid 2>/dev/null; wait $pid";
+    test::run_shell(cmd);
+  }
+  auto resumed = test::run_cli("scan" + model + kRaceArgs + " -o " + quoted(killed));
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.err;
+  const std::string a = csv_of(one), b = csv_of(killed);
+  EXPECT_EQ(a, b);
+  // The search phase holds the baseline and the configs not dropped only; the dropped ones' partial
+  // scores stay in their race phases.
+  std::istringstream lines(a);
+  std::set<std::string> search;
+  bool dropped_partial = false;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("search,", 0) == 0) search.insert(line.substr(7, line.find(',', 7) - 7));
+    if (line.rfind("race:1,skip:0:1,", 0) == 0) dropped_partial = true;
+  }
+  EXPECT_EQ(search.size(), static_cast<size_t>(kept + 1));
+  EXPECT_TRUE(search.count("baseline"));
+  EXPECT_FALSE(search.count("skip:0:1"));
+  EXPECT_TRUE(dropped_partial);
+}
+
+TEST(RaceScan, BadRaceOptionsAreOneLineErrors) {
+  const std::string model = " -m " + quoted(test::default_model());
+  for (const auto& [arg, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {"--strategy race --race-alpha 1.5", "--race-alpha must be in (0, 1)"},
+           {"--strategy race --race-first 1", "--race-first must be >= 2"},
+           {"--strategy race --race-clip 0", "--race-clip must be > 0"},
+           {"--strategy racing", "known: dense, coarse-to-fine, race"}}) {
+    auto r = test::run_cli("scan" + model + " --task tinystories --limit 3 " + arg + " -o " +
+                           quoted(temp_dir() / "bad.db"));
+    EXPECT_EQ(r.exit_code, 2) << arg;
+    EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(temp_dir() / "bad.db")) << arg;
+  }
+}
+
+}  // namespace
+}  // namespace reprise
