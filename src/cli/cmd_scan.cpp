@@ -80,7 +80,8 @@ int run_scan_cli(ScanCli& o) {
   if (!o.j_range.empty()) o.scan.plan.j_range = parse_range(o.j_range, "--j-range");
   auto cluster = scan::Cluster::from_environment();
   if (o.scan.session.n_threads == 0 && cluster->local_size() > 1)  // share this machine's cores
-    o.scan.session.n_threads = std::max(1, ThreadPool::default_threads() / cluster->local_size());
+    o.scan.session.n_threads =
+        std::max(1, ThreadPool::default_threads() / cluster->local_size());
   scan::ScanTotals totals;
   try {
     totals = scan::run_scan(o.scan, *cluster);

@@ -24,8 +24,8 @@ void check_path(const LayerPath& path, int n_layer) {
   if (path.layers.empty()) throw Error("layer path is empty");
   for (int l : path.layers)
     if (l < 0 || l >= n_layer)
-      throw Error(
-          fmt::format("layer path entry {} out of range (the model has {} layers)", l, n_layer));
+      throw Error(fmt::format("layer path entry {} out of range (the model has {} layers)", l,
+                              n_layer));
 }
 
 uint64_t default_kv_limit() {
@@ -43,8 +43,7 @@ void check_kv_size(const HParams& hp, int n_positions, int n_ctx, KvType type, u
   constexpr double kMiB = 1 << 20;
   throw Error(fmt::format(
       "--ctx {}: the KV cache would need {:.0f} MiB ({} path positions x {} x {} values x {} "
-      "bytes x K,V), more than the {:.0f} MiB limit; at most --ctx {} fits (--kv-type f16 halves "
-      "it)",
+      "bytes x K,V), more than the {:.0f} MiB limit; at most --ctx {} fits (--kv-type f16 halves it)",
       n_ctx, static_cast<double>(per_ctx) * n_ctx / kMiB, n_positions, n_ctx, hp.kv_dim(), elem,
       static_cast<double>(limit) / kMiB, limit / per_ctx));
 }
@@ -109,8 +108,7 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool al
   const HParams& hp = model_.hparams();
   for (int32_t t : tokens)
     if (t < 0 || t >= hp.n_vocab)
-      throw Error(
-          fmt::format("token id {} out of range (vocabulary has {} tokens)", t, hp.n_vocab));
+      throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", t, hp.n_vocab));
   if (prefix_cache_ && n_past_ == 0 && !tokens.empty() && !observer_) {
     if (int b = prefix_cache_->shared_positions(path_); b > 0) {
       const PrefixCache::Entry& e = prefix_cache_->get(tokens);
@@ -132,8 +130,8 @@ std::span<const float> Session::prefill_from_residual(int first_slot, std::span<
                                                       bool all_logits) {
   const int64_t d = model_.hparams().n_embd;
   if (first_slot < 0 || first_slot > path_.size())
-    throw Error(
-        fmt::format("path position {} out of range (path has {})", first_slot, path_.size()));
+    throw Error(fmt::format("path position {} out of range (path has {})", first_slot,
+                            path_.size()));
   if (x.size() % d != 0) throw Error("residual stream is not a whole number of rows");
   return run(static_cast<int64_t>(x.size() / d), first_slot, all_logits,
              [&](int64_t start, int64_t T) {

@@ -88,9 +88,7 @@ std::vector<size_t> all_tasks(const scan::PhaseStats& ps) {
   return k;
 }
 
-std::string fmt_p(double p) {
-  return p < 1e-4 ? fmt::format("{:.1e}", p) : fmt::format("{:.4f}", p);
-}
+std::string fmt_p(double p) { return p < 1e-4 ? fmt::format("{:.1e}", p) : fmt::format("{:.4f}", p); }
 std::string fmt_ci(double lo, double hi) {
   return fmt::format("[{:+.4f}, {:+.4f}]", lo, hi);
 }
@@ -326,10 +324,9 @@ std::string race_lines(const scan::Store& store) {
 std::string evals_line(const scan::Store& store) {
   int64_t done = 0, full = 0;
   for (const auto& c : store.configs()) done += c.layer_evals, full += c.layer_evals_full;
-  return fmt::format(
-      "layer evaluations (positions x tokens): {} with prefix reuse, {} for "
-      "per-config runs ({:.2f}x)",
-      done, full, done ? static_cast<double>(full) / done : 0.0);
+  return fmt::format("layer evaluations (positions x tokens): {} with prefix reuse, {} for "
+                     "per-config runs ({:.2f}x)",
+                     done, full, done ? static_cast<double>(full) / done : 0.0);
 }
 
 }  // namespace
@@ -359,8 +356,7 @@ std::string scan_summary(const std::filesystem::path& path, int top_k) {
 
 void write_scan_report(const std::filesystem::path& path, const std::filesystem::path& out,
                        int top_k) {
-  if (!std::filesystem::exists(path))
-    throw Error(fmt::format("{}: no such scan store", path.string()));
+  if (!std::filesystem::exists(path)) throw Error(fmt::format("{}: no such scan store", path.string()));
   scan::Store store(path);
   const std::string ext = out.extension().string();
   if (ext == ".csv") return write_text_file(out, csv(store));

@@ -12,14 +12,10 @@ namespace reprise::scan {
 
 std::string mode_name(Mode m) {
   switch (m) {
-    case Mode::Baseline:
-      return "baseline";
-    case Mode::Repeat:
-      return "repeat";
-    case Mode::Loop:
-      return "loop";
-    case Mode::Skip:
-      return "skip";
+    case Mode::Baseline: return "baseline";
+    case Mode::Repeat: return "repeat";
+    case Mode::Loop: return "loop";
+    case Mode::Skip: return "skip";
   }
   return "?";
 }
@@ -99,8 +95,8 @@ namespace {
 void validate(int n_layer, const PlanOptions& o) {
   if (o.block_min < 1) throw Error(fmt::format("--block-min must be >= 1, got {}", o.block_min));
   if (o.block_max != 0 && o.block_max < o.block_min)
-    throw Error(
-        fmt::format("--block-max {} is smaller than --block-min {}", o.block_max, o.block_min));
+    throw Error(fmt::format("--block-max {} is smaller than --block-min {}", o.block_max,
+                            o.block_min));
   if (o.block_min > n_layer)
     throw Error(fmt::format("--block-min {} exceeds the model's {} layers", o.block_min, n_layer));
   auto check = [&](const std::optional<Range>& r, const char* name, int max_hi) {

@@ -62,8 +62,7 @@ std::vector<Config> plan_coarse(int n_layer, const PlanOptions& opts, int stride
 
 // Fine stage: every allowed config within `radius` layers (in i and j) of one of `seeds`, of
 // the same mode and k, whose layer path is not already in `done` (nor listed twice).
-std::vector<Config> plan_refine(int n_layer, const PlanOptions& opts,
-                                const std::vector<Config>& seeds, int radius,
-                                const std::vector<Config>& done);
+std::vector<Config> plan_refine(int n_layer, const PlanOptions& opts, const std::vector<Config>& seeds,
+                                int radius, const std::vector<Config>& done);
 
 }  // namespace reprise::scan

@@ -81,9 +81,8 @@ struct ConfigResult {
   static ConfigResult from_json(const std::string& text) {
     const auto j = nlohmann::json::parse(text);
     ConfigResult r;
-    r.record = {
-        j.at("key"),    j.at("path"), j.at("phase"), j.at("layer_evals"), j.at("layer_evals_full"),
-        j.at("seconds")};
+    r.record = {j.at("key"), j.at("path"), j.at("phase"), j.at("layer_evals"),
+                j.at("layer_evals_full"), j.at("seconds")};
     for (const auto& row : j.at("scores"))
       r.scores.push_back({row.at(0), row.at(1), row.at(2), row.at(3)});
     return r;
@@ -116,13 +115,10 @@ class Progress {
 class Scanner {
  public:
   Scanner(const ScanOptions& o, Cluster& cluster)
-      : o_(o),
-        cluster_(cluster),
-        model_(Model::load(o.model)),
-        n_layer_(model_->hparams().n_layer) {
+      : o_(o), cluster_(cluster), model_(Model::load(o.model)), n_layer_(model_->hparams().n_layer) {
     if (!model_->tokenizer())
-      throw Error(
-          fmt::format("{}: the model has no vocabulary; scans need text tasks", model_->path()));
+      throw Error(fmt::format("{}: the model has no vocabulary; scans need text tasks",
+                              model_->path()));
     // Every option is checked before the store is touched, so a typo never leaves a store
     // behind that the corrected command would then refuse.
     if (o.strategy != "dense" && o.strategy != "coarse-to-fine" && o.strategy != "race")
@@ -254,10 +250,9 @@ class Scanner {
                           .get<std::map<std::string, std::string>>();
     for (const auto& [key, value] : identity_)
       if (root.at(key) != value)
-        throw Error(
-            fmt::format("rank {}: {} differs from rank 0's ({} vs {}); every rank must "
-                        "see the same model file and tasks",
-                        cluster_.rank(), key, value, root.at(key)));
+        throw Error(fmt::format("rank {}: {} differs from rank 0's ({} vs {}); every rank must "
+                                "see the same model file and tasks",
+                                cluster_.rank(), key, value, root.at(key)));
   }
 
   ScanTotals run_root() {
@@ -589,8 +584,6 @@ ScanTotals run_scan(const ScanOptions& opts, Cluster& cluster) {
   return Scanner(opts, cluster).run();
 }
 
-ScanTotals run_scan(const ScanOptions& opts) {
-  return run_scan(opts, *Cluster::single());
-}
+ScanTotals run_scan(const ScanOptions& opts) { return run_scan(opts, *Cluster::single()); }
 
 }  // namespace reprise::scan

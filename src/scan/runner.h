@@ -18,9 +18,9 @@ namespace reprise::scan {
 
 struct ScanOptions {
   std::filesystem::path model;
-  std::string tasks;     // --task spec (comma-separated, groups allowed)
-  size_t limit = 0;      // search items per task; 0 = all
-  uint64_t seed = 1234;  // probes and bootstrap
+  std::string tasks;          // --task spec (comma-separated, groups allowed)
+  size_t limit = 0;           // search items per task; 0 = all
+  uint64_t seed = 1234;       // probes and bootstrap
   PlanOptions plan;
   std::string strategy = "dense";  // or "coarse-to-fine", "race"
   RaceOptions race;                // --strategy race
@@ -32,12 +32,12 @@ struct ScanOptions {
   std::filesystem::path store;
   SessionOptions session;
   uint64_t cache_bytes = uint64_t{4} << 30;
-  bool quiet = false;  // no progress bar
+  bool quiet = false;              // no progress bar
 };
 
 struct ScanTotals {
   int configs_run = 0, configs_skipped = 0;  // skipped = already done in the store (resume)
-  int64_t layer_evals = 0;                   // with prefix reuse, including the baseline runs
+  int64_t layer_evals = 0;       // with prefix reuse, including the baseline runs
   int64_t layer_evals_full = 0;  // what running every config from the embeddings would cost
   int64_t item_evals = 0;        // (config, item) pairs scored in the search, this run
   double seconds = 0;

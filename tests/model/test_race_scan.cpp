@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 
-#include <fstream>
 #include <random>
 #include <set>
 #include <sstream>
@@ -17,20 +16,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path temp_dir() {
-  static fs::path d = [] {
-    auto p = fs::temp_directory_path() / ("reprise-race-test-" + std::to_string(getpid()));
-    fs::create_directories(p);
-    return p;
-  }();
-  return d;
-}
-
 std::string quoted(const fs::path& p) {
-  std::string q = "'";
-  q += p.string();
-  q += '\'';
-  return q;
+  return fmt::format("'{}'", p.string());
 }
 
 const std::string kRaceArgs =
@@ -41,15 +28,12 @@ std::string csv_of(const fs::path& db) {
   const fs::path csv = db.string() + ".csv";
   auto r = test::run_cli("report " + quoted(db) + " -o " + quoted(csv));
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  std::ifstream f(csv);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  return test::slurp(csv);
 }
 
 TEST(RaceScan, KilledAndResumedEqualsOneGoAndDropsStayOutOfTheSearch) {
   const std::string model = " -m " + quoted(test::default_model());
-  const fs::path one = temp_dir() / "one.db", killed = temp_dir() / "killed.db";
+  const fs::path one = test::scratch("race-one.db"), killed = test::scratch("race-killed.db");
   auto r = test::run_cli("scan" + model + kRaceArgs + " -o " + quoted(one));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // "...; D configs dropped, which take no part in the Holm family above"
@@ -96,10 +80,10 @@ TEST(RaceScan, BadRaceOptionsAreOneLineErrors) {
            {"--strategy race --race-clip 0", "--race-clip must be > 0"},
            {"--strategy racing", "known: dense, coarse-to-fine, race"}}) {
     auto r = test::run_cli("scan" + model + " --task tinystories --limit 3 " + arg + " -o " +
-                           quoted(temp_dir() / "bad.db"));
+                           quoted(test::scratch("race-bad.db")));
     EXPECT_EQ(r.exit_code, 2) << arg;
     EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
-    EXPECT_FALSE(fs::exists(temp_dir() / "bad.db")) << arg;
+    EXPECT_FALSE(fs::exists(test::scratch("race-bad.db"))) << arg;
   }
 }
 
