@@ -377,22 +377,25 @@ class Scanner {
   }
 
   // Per still-running config (alive[1..]), its mapped per-item differences to the baseline
-  // (alive[0]) over the race phases 1..looks, in one item order (scan/race.h). An item either
-  // side could not score counts as no difference.
+  // (alive[0]) over the race phases 1..looks. Items follow one fixed order (phase by phase, then
+  // by task and item id) that each look only extends, as the confidence sequence needs. An item
+  // either side could not score counts as no difference.
   std::vector<std::vector<double>> race_differences(const std::vector<Config>& alive, int looks) {
     std::map<std::string, const eval::MetricInfo*> primary;
     for (const auto& t : tasks_) primary[t->info().name] = &t->info().metrics.at(0);
+    using Key = std::pair<std::string, std::string>;  // task, item
     auto load = [&](const Config& c) {
-      std::map<std::pair<std::string, std::string>, double> v;
+      std::vector<std::pair<Key, double>> v;
       for (int k = 1; k <= looks; ++k)
         for (const auto& sc : store_->scores(c.key(), fmt::format("race:{}", k)))
-          if (sc.metric == primary.at(sc.task)->name) v[{sc.task, sc.item}] = sc.value;
+          if (sc.metric == primary.at(sc.task)->name) v.push_back({{sc.task, sc.item}, sc.value});
       return v;
     };
     const auto base = load(alive[0]);
     std::vector<std::vector<double>> out;
     for (size_t c = 1; c < alive.size(); ++c) {
-      const auto mine = load(alive[c]);
+      const auto loaded = load(alive[c]);
+      const std::map<Key, double> mine(loaded.begin(), loaded.end());
       std::vector<double> d;
       for (const auto& [item, b] : base) {
         const eval::MetricInfo& m = *primary.at(item.first);
