@@ -69,7 +69,7 @@ Heatmap build_heatmap(const scan::Store& store, const scan::PhaseStats& ps,
           continue;
       }
       if (c.config.alpha != 1.0f)  // one panel per residual weight, or cells would collide
-        name += fmt::format(" (second pass x{})", format_alpha(c.config.alpha));
+        name += fmt::format(" (later passes x{})", format_alpha(c.config.alpha));
       if (tasks.size() > 1) name = ps.tasks[k].metric.task + ", " + name;
       if (!panels.count(name)) order.push_back(name);
       panels[name].title = name;

@@ -315,7 +315,8 @@ class Scanner {
   // items as phase "race:k"; a look whose phase is already in the store is only re-read, and the
   // drops follow from the stored scores alone, so a killed race resumes where it stopped. The
   // survivors' scores of every batch become their "search" phase, which is all the analysis (and
-  // its Holm family) sees; the dropped configs are listed in the meta key "race_dropped".
+  // its Holm family) sees; the dropped configs are listed, with the race options and the item
+  // counts, in the meta key "race".
   void run_race(const std::vector<Config>& configs) {
     size_t n_max = 0;
     for (const auto& s : search_) n_max = std::max(n_max, s.size());
