@@ -10,6 +10,8 @@
 #include <filesystem>
 
 #include "engine/layer_path.h"
+#include "engine/prefix_cache.h"
+#include "engine/session.h"
 #include "export/export.h"
 #include "scan/plan.h"
 #include "support/logits.h"
@@ -103,6 +105,22 @@ TEST(DampedPath, AlphaOneIsTheRepeatAndZeroDropsThePassOnStories260K) {
 TEST(DampedPath, AlphaOneIsTheRepeatAndZeroDropsThePassOnAFixture) {
   if (!test::have_shared()) GTEST_SKIP() << "shared fixtures not available";
   expect_alpha_semantics(test::shared_dir() / "fixtures/qwen2-tiny-f32.gguf");
+}
+
+// A path with the base path's layers but a damped position must not reuse the base run there.
+TEST(DampedPath, PrefixReuseStopsAtTheFirstDampedPosition) {
+  auto m = Model::load(test::default_model());
+  SessionOptions so;
+  so.n_threads = 2;
+  so.n_ctx = 64;
+  PrefixCache cache(*m, LayerPath::identity(5), so, uint64_t{64} << 20);
+  const LayerPath damped = parse_layer_path("0..1,2@0.5,3..4", 5);
+  EXPECT_EQ(cache.shared_positions(damped), 2);
+  Session with_cache(*m, damped, so);
+  with_cache.set_prefix_cache(&cache);
+  const auto got = with_cache.prefill(kPrompt, true);
+  EXPECT_TRUE(bitwise_equal({got.begin(), got.end()}, logits(*m, "0..1,2@0.5,3..4")));
+  EXPECT_GT(test::max_abs_diff({got.begin(), got.end()}, logits(*m, "")), 1e-3f);
 }
 
 TEST(DampedPath, ScanPlanListsEachWeightOnce) {
