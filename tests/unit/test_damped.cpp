@@ -193,6 +193,32 @@ TEST_F(DampedExport, MergekitRefusesADampedPath) {
   EXPECT_FALSE(fs::exists(dir_ / "r.yaml"));
 }
 
+// ExLlamaV3's layer_map: comma-separated indices and inclusive a..b ranges ("0..6,4..6" runs 4, 5
+// and 6 twice, per its Config docstring), over the source model's layer numbers.
+TEST_F(DampedExport, Exl3LayerMapOfUndampedPathsOnly) {
+  EXPECT_EQ(exporter::exl3_layer_map(parse_layer_path("repeat:1:4", 5)), "0..3,1..4");
+  EXPECT_EQ(exporter::exl3_layer_map(parse_layer_path("skip:2:3", 5)), "0..1,3..4");
+  EXPECT_EQ(exporter::exl3_layer_map(parse_layer_path("4,3,2,1,0", 5)), "4,3,2,1,0");
+  EXPECT_EQ(exporter::exl3_layer_map(parse_layer_path("repeat:2:3:3", 5)), "0..2,2,2..4");
+  EXPECT_THROW(exporter::exl3_layer_map(LayerPath{}), Error);
+  try {
+    exporter::exl3_layer_map(parse_layer_path("repeat:1:4@0.5", 5));
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layer_map cannot carry damped (@) positions"),
+              std::string::npos);
+  }
+  const fs::path out = dir_ / "layer_map.txt";
+  auto r = test::run_cli("export " + test::default_model_arg() +
+                         " --path repeat:1:4 --format exl3 -o '" + out.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(test::slurp(out), "0..3,1..4\n");
+  r = test::run_cli("export " + test::default_model_arg() +
+                    " --path repeat:1:4@0.5 --format exl3 --force -o '" + out.string() + "'");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(test::slurp(out), "0..3,1..4\n");  // left as it was
+}
+
 TEST_F(DampedExport, QuantizedExportSaysItRequantizes) {
   if (!test::have_shared()) GTEST_SKIP() << "shared fixtures not available";
   auto src = Model::load(test::shared_dir() / "fixtures/llama-tiny-q8_0.gguf");
