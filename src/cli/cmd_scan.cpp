@@ -73,7 +73,8 @@ int run_scan_cli(ScanCli& o) {
   o.scan.plan.alphas.clear();
   for (const auto& a : split(o.alphas, ',')) {
     auto v = parse_alpha(a);
-    if (!v) throw Error(fmt::format("--alphas: '{}' is not a weight in [0, 2]", a));
+    if (!v)
+      throw Error(fmt::format("--alphas: '{}' is not a weight in [0, {}]", a, kMaxLayerAlpha));
     o.scan.plan.alphas.push_back(*v);
   }
   if (!o.i_range.empty()) o.scan.plan.i_range = parse_range(o.i_range, "--i-range");

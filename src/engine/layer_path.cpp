@@ -12,7 +12,6 @@ namespace {
 
 constexpr int kMaxPathLength = 4096;
 constexpr int kMaxRepeats = 64;
-constexpr float kMaxAlpha = 2.0f;
 
 [[noreturn]] void fail(std::string_view spec, std::string_view token, const std::string& why,
                        int n_layer) {
@@ -52,7 +51,7 @@ std::string_view split_alpha(std::string_view spec, std::string_view tok, float&
   if (at == std::string_view::npos) return tok;
   auto a = parse_alpha(tok.substr(at + 1));
   if (!a)
-    fail(spec, tok, fmt::format("weight after @ must be a number in [0, {}] in", kMaxAlpha),
+    fail(spec, tok, fmt::format("weight after @ must be a number in [0, {}] in", kMaxLayerAlpha),
          n_layer);
   alpha = *a;
   return trim(tok.substr(0, at));
@@ -92,7 +91,7 @@ std::optional<float> parse_alpha(std::string_view s) {
   s = trim(s);
   float a = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), a);
-  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !(a >= 0.0f) || a > kMaxAlpha)
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !(a >= 0.0f) || a > kMaxLayerAlpha)
     return std::nullopt;
   return a;
 }

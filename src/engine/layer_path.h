@@ -22,6 +22,9 @@
 
 namespace reprise {
 
+// Largest residual weight a path position may carry.
+inline constexpr float kMaxLayerAlpha = 2.0f;
+
 struct LayerPath {
   std::vector<int> layers;  // physical layer per path position
   // Residual weight per path position; empty means 1 everywhere (the undamped path).
@@ -49,7 +52,7 @@ LayerPath parse_layer_path(std::string_view spec, int n_layer);
 
 // Shortest text of a weight that parses back to the same float ("0.5", "0.3333333").
 std::string format_alpha(float a);
-// Parses a weight in [0, 2]; nullopt for anything else (the caller names the argument).
+// Parses a weight in [0, kMaxLayerAlpha]; nullopt for anything else (the caller names the argument).
 std::optional<float> parse_alpha(std::string_view s);
 
 }  // namespace reprise

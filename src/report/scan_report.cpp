@@ -308,8 +308,7 @@ std::string race_lines(const scan::Store& store) {
   const auto r = nlohmann::json::parse(*raw);
   std::string s = fmt::format(
       "\nracing (alpha {}, margin {}, clip {}, keep {}): {} item evaluations, {:.0f}% of a dense "
-      "grid's "
-      "{}; {} configs dropped, which take no part in the Holm family above:\n",
+      "grid's {}; {} configs dropped, which take no part in the Holm family above:\n",
       r.at("alpha").get<double>(), r.at("margin").get<double>(), r.at("clip").get<double>(),
       r.at("keep").get<size_t>(), r.at("item_evals").get<int64_t>(),
       100.0 * r.at("item_evals").get<double>() /

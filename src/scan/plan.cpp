@@ -29,14 +29,10 @@ Mode parse_mode(const std::string& name) {
 
 LayerPath Config::path(int n_layer) const {
   switch (mode) {
-    case Mode::Baseline:
-      return LayerPath::identity(n_layer);
-    case Mode::Repeat:
-      return LayerPath::repeat(n_layer, i, j, 2, alpha);
-    case Mode::Loop:
-      return LayerPath::repeat(n_layer, i, j, k, alpha);
-    case Mode::Skip:
-      return LayerPath::skip(n_layer, i, j);
+    case Mode::Baseline: return LayerPath::identity(n_layer);
+    case Mode::Repeat: return LayerPath::repeat(n_layer, i, j, 2, alpha);
+    case Mode::Loop: return LayerPath::repeat(n_layer, i, j, k, alpha);
+    case Mode::Skip: return LayerPath::skip(n_layer, i, j);
   }
   return {};
 }
@@ -44,14 +40,10 @@ LayerPath Config::path(int n_layer) const {
 std::string Config::key() const {
   const std::string damp = alpha != 1.0f ? fmt::format("@{}", format_alpha(alpha)) : "";
   switch (mode) {
-    case Mode::Baseline:
-      return "baseline";
-    case Mode::Loop:
-      return fmt::format("loop:{}:{}:{}{}", i, j, k, damp);
-    case Mode::Repeat:
-      return fmt::format("repeat:{}:{}{}", i, j, damp);
-    default:
-      return fmt::format("{}:{}:{}", mode_name(mode), i, j);
+    case Mode::Baseline: return "baseline";
+    case Mode::Loop: return fmt::format("loop:{}:{}:{}{}", i, j, k, damp);
+    case Mode::Repeat: return fmt::format("repeat:{}:{}{}", i, j, damp);
+    default: return fmt::format("{}:{}:{}", mode_name(mode), i, j);
   }
 }
 
@@ -111,8 +103,8 @@ void validate(int n_layer, const PlanOptions& o) {
     if (k < 2 || k > 64) throw Error(fmt::format("--loops: run count {} must be 2..64", k));
   if (o.alphas.empty()) throw Error("--alphas: give at least one weight");
   for (float a : o.alphas)
-    if (!(a >= 0.0f && a <= 2.0f))
-      throw Error(fmt::format("--alphas: weight {} must be in [0, 2]", a));
+    if (!(a >= 0.0f && a <= kMaxLayerAlpha))
+      throw Error(fmt::format("--alphas: weight {} must be in [0, {}]", a, kMaxLayerAlpha));
 }
 
 bool allowed(int n_layer, const PlanOptions& o, Mode mode, int i, int j) {
