@@ -28,7 +28,7 @@ inline constexpr float kMaxLayerAlpha = 2.0f;
 struct LayerPath {
   std::vector<int> layers;  // physical layer per path position
   // Residual weight per path position; empty means 1 everywhere (the undamped path).
-  std::vector<float> alpha;
+  std::vector<float> alpha{};  // (the {} keeps LayerPath{layers} free of -Wextra warnings)
 
   int size() const { return static_cast<int>(layers.size()); }
   float alpha_at(int pos) const { return alpha.empty() ? 1.0f : alpha[static_cast<size_t>(pos)]; }

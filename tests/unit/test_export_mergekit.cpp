@@ -12,7 +12,7 @@ namespace reprise::exporter {
 namespace {
 
 LayerPath P(std::vector<int> v) {
-  return LayerPath{std::move(v), {}};
+  return LayerPath{std::move(v)};
 }
 
 LayerPath round_trip(const LayerPath& p, const std::string& model = "org/model") {

@@ -172,13 +172,13 @@ TEST(Session, KvCacheBeyondTheMemoryLimitIsRefusedNamingCtx) {
   // before anything is allocated: 4096 positions x 2^20 x 32 x 4 x 2 bytes = 1 TiB.
   SessionOptions huge = small();
   huge.n_ctx = 1 << 20;
-  EXPECT_THROW(Session(*m, LayerPath{std::vector<int>(4096, 0), {}}, huge), Error);
+  EXPECT_THROW(Session(*m, LayerPath{std::vector<int>(4096, 0)}, huge), Error);
 }
 
 TEST(Session, EmptyOrOutOfRangePathIsRejected) {
   auto m = Model::load(test::default_model());
   EXPECT_THROW(Session(*m, LayerPath{}, small()), Error);
-  EXPECT_THROW(Session(*m, LayerPath{{0, 5}, {}}, small()), Error);
+  EXPECT_THROW(Session(*m, LayerPath{{0, 5}}, small()), Error);
 }
 
 }  // namespace
