@@ -63,8 +63,8 @@ int run_export(const ExportCliOptions& o) {
     e.format = *f;
   } else {
     throw Error(
-        fmt::format("-o {}: cannot tell the format from the name; pass --format gguf, hf "
-                    "or mergekit",
+        fmt::format("-o {}: cannot tell the format from the name; pass --format gguf, hf, "
+                    "mergekit or exl3",
                     o.output));
   }
   e.type = exporter::parse_type_spec(o.type);
@@ -79,11 +79,12 @@ int run_export(const ExportCliOptions& o) {
   const LayerPath path = o.model.layer_path(*m);
   const auto res = exporter::export_model(*m, path, o.output, e);
 
-  static constexpr const char* kFormatNames[] = {"GGUF", "HF safetensors", "mergekit recipe"};
+  static constexpr const char* kFormatNames[] = {"GGUF", "HF safetensors", "mergekit recipe",
+                                                 "ExLlamaV3 layer_map"};
   fmt::print(stderr, "path: {} ({} blocks from {} layers)\n", path.canonical(), path.size(),
              m->hparams().n_layer);
   for (const auto& note : res.notes) fmt::print(stderr, "note: {}\n", note);
-  if (e.format == exporter::Format::Mergekit)
+  if (e.format == exporter::Format::Mergekit || e.format == exporter::Format::Exl3)
     fmt::print(stderr, "wrote {} ({})\n", o.output, kFormatNames[static_cast<int>(e.format)]);
   else
     fmt::print(stderr, "wrote {} ({}, {} tensors, {} of tensor data)\n", o.output,
@@ -95,13 +96,15 @@ int run_export(const ExportCliOptions& o) {
 void add_export(CLI::App& app, Runner& run) {
   auto o = std::make_shared<ExportCliOptions>();
   auto* sub = app.add_subcommand(
-      "export", "write the model along a layer path as GGUF, HF safetensors or a mergekit recipe");
+      "export",
+      "write the model along a layer path as GGUF, HF safetensors, a mergekit recipe or an "
+      "ExLlamaV3 layer_map");
   o->model.add_to(*sub);
   sub->add_option("-o,--output", o->output,
-                  "output: a .gguf file, an HF directory, or a .yaml recipe")
+                  "output: a .gguf file, an HF directory, a .yaml recipe or a layer_map text file")
       ->required();
   sub->add_option("--format", o->format,
-                  "gguf, hf or mergekit (default: from the output name: .gguf, .yaml)");
+                  "gguf, hf, mergekit or exl3 (default: from the output name: .gguf, .yaml)");
   sub->add_option("--type", o->type,
                   "tensor type: keep (default), F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, "
                   "IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS, Q4_K_M; 1-D tensors stay F32");

@@ -9,8 +9,8 @@
 #include "report/scan_report.h"
 #include "scan/cluster.h"
 #include "scan/runner.h"
-#include "util/thread_pool.h"
 #include "util/error.h"
+#include "util/thread_pool.h"
 
 namespace reprise::cli {
 namespace {
@@ -20,6 +20,7 @@ struct ScanCli {
   scan::ScanOptions scan;
   std::string mode = "repeat";
   std::string loops = "3";
+  std::string alphas = "1";
   std::string i_range, j_range;
   std::string out;
   int top = 10;
@@ -69,6 +70,13 @@ int run_scan_cli(ScanCli& o) {
   for (const auto& m : split(o.mode, ',')) o.scan.plan.modes.push_back(scan::parse_mode(m));
   o.scan.plan.loops.clear();
   for (const auto& k : split(o.loops, ',')) o.scan.plan.loops.push_back(to_int(k, "--loops"));
+  o.scan.plan.alphas.clear();
+  for (const auto& a : split(o.alphas, ',')) {
+    auto v = parse_alpha(a);
+    if (!v)
+      throw Error(fmt::format("--alphas: '{}' is not a weight in [0, {}]", a, kMaxLayerAlpha));
+    o.scan.plan.alphas.push_back(*v);
+  }
   if (!o.i_range.empty()) o.scan.plan.i_range = parse_range(o.i_range, "--i-range");
   if (!o.j_range.empty()) o.scan.plan.j_range = parse_range(o.j_range, "--j-range");
   auto cluster = scan::Cluster::from_environment();
@@ -87,8 +95,9 @@ int run_scan_cli(ScanCli& o) {
   }
   if (cluster->rank() != 0) return 0;
   fmt::print("{}", report::scan_summary(o.out, o.top));
-  fmt::print("this run: {} configs scored, {} already in the store; {:.1f} s\n", totals.configs_run,
-             totals.configs_skipped, totals.seconds);
+  fmt::print(
+      "this run: {} configs scored, {} already in the store; {} item evaluations; {:.1f} s\n",
+      totals.configs_run, totals.configs_skipped, totals.item_evals, totals.seconds);
   for (const auto& [kind, e] : totals.layer_evals_by_kind)
     fmt::print("prefix reuse, {}: {} layer evaluations instead of {} ({:.2f}x fewer)\n", kind,
                e.first, e.second, e.first > 0 ? double(e.second) / double(e.first) : 0.0);
@@ -104,11 +113,22 @@ void add_scan(CLI::App& app, Runner& run) {
   sub->add_option("--limit", o->limit, "items per task searched (default: all)");
   sub->add_option("--mode", o->mode, "repeat, skip, loop (comma-separated)");
   sub->add_option("--loops", o->loops, "run counts for loop mode, e.g. 2,3,4");
+  sub->add_option("--alphas", o->alphas,
+                  "residual weights of the repeated pass, e.g. 0.25,0.5,0.75,1 (damped repeats)");
   sub->add_option("--block-min", o->scan.plan.block_min, "smallest block size j - i");
   sub->add_option("--block-max", o->scan.plan.block_max, "largest block size (0 = any)");
   sub->add_option("--i-range", o->i_range, "start layers a:b (half-open)");
   sub->add_option("--j-range", o->j_range, "end layers a:b (half-open)");
-  sub->add_option("--strategy", o->scan.strategy, "dense or coarse-to-fine");
+  sub->add_option("--strategy", o->scan.strategy, "dense, coarse-to-fine or race");
+  sub->add_option("--race-margin", o->scan.race.margin,
+                  "race: drop configs confidently below the best by more than this");
+  sub->add_option("--race-alpha", o->scan.race.alpha,
+                  "race: chance of dropping the true best config, at most (default 0.05)");
+  sub->add_option("--race-keep", o->scan.race.keep,
+                  "race: the configs of highest running mean that are never dropped (default 5)");
+  sub->add_option("--race-first", o->scan.race.first, "race: items per task in the first batch");
+  sub->add_option("--race-clip", o->scan.race.clip,
+                  "race: continuous metrics' differences clipped at +-this (default 1)");
   sub->add_option("--stride", o->scan.coarse_stride, "coarse grid stride (default N/6)");
   sub->add_option("--refine-top", o->scan.refine_top,
                   "coarse-to-fine: best configs per mode refined around (default 3)")

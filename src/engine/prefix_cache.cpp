@@ -38,9 +38,11 @@ PrefixCache::PrefixCache(const Model& model, LayerPath base, const SessionOption
       max_bytes_(max_bytes) {}
 
 int PrefixCache::shared_positions(const LayerPath& path) const {
-  const auto& a = base_.path().layers;
+  const LayerPath& base = base_.path();
   int b = 0;
-  while (b < path.size() && b < static_cast<int>(a.size()) && path.layers[b] == a[b]) ++b;
+  while (b < path.size() && b < base.size() && path.layers[b] == base.layers[b] &&
+         path.alpha_at(b) == base.alpha_at(b))
+    ++b;
   return b;
 }
 

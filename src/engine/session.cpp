@@ -48,6 +48,12 @@ void check_kv_size(const HParams& hp, int n_positions, int n_ctx, KvType type, u
       static_cast<double>(limit) / kMiB, limit / per_ctx));
 }
 
+// x += alpha * delta, the residual update of a damped path position; alpha = 1 is the plain add.
+void add_residual(float* x, const float* delta, int64_t n, float alpha) {
+  if (alpha == 1.0f) return kernels::add(x, delta, n);
+  for (int64_t i = 0; i < n; ++i) x[i] += alpha * delta[i];
+}
+
 }  // namespace
 
 Session::Session(const Model& model, LayerPath path, const SessionOptions& opts)
@@ -196,8 +202,9 @@ void Session::run_block(int slot, float* x, int64_t T, int pos0) {
   const HParams& hp = model_.hparams();
   const BlockWeights& b = model_.weights().blocks[path_.layers[slot]];
   const int d = hp.n_embd, hd = hp.head_dim;
+  const float alpha = path_.alpha_at(slot);  // residual weight of this position (damped repeats)
 
-  // Attention: h = norm(x); q, k, v = h W^T (+ bias); x += attention(q, k, v) Wo^T
+  // Attention: h = norm(x); q, k, v = h W^T (+ bias); x += alpha * attention(q, k, v) Wo^T
   kernels::rmsnorm(x, b.attn_norm.data(), T, d, hp.rms_eps, h_.data());
   kernels::matmul(b.wq, h_.data(), T, q_.data(), pool_);
   kernels::matmul(b.wk, h_.data(), T, k_.data(), pool_);
@@ -217,15 +224,15 @@ void Session::run_block(int slot, float* x, int64_t T, int pos0) {
     cache_.store(slot, pos0 + static_cast<int>(t), &k_[t * hp.kv_dim()], &v_[t * hp.kv_dim()]);
   causal_attention(q_.data(), cache_, slot, T, pos0, hp, ctx_.data(), pool_);
   kernels::matmul(b.wo, ctx_.data(), T, out_.data(), pool_);
-  kernels::add(x, out_.data(), T * d);
+  add_residual(x, out_.data(), T * d, alpha);
 
-  // Feed-forward: x += (silu(h Wg^T) * (h Wu^T)) Wd^T with h = norm(x)
+  // Feed-forward: x += alpha * (silu(h Wg^T) * (h Wu^T)) Wd^T with h = norm(x)
   kernels::rmsnorm(x, b.ffn_norm.data(), T, d, hp.rms_eps, h_.data());
   kernels::matmul(b.w_gate, h_.data(), T, gate_.data(), pool_);
   kernels::matmul(b.w_up, h_.data(), T, up_.data(), pool_);
   kernels::swiglu(gate_.data(), up_.data(), T * hp.n_ff);
   kernels::matmul(b.w_down, gate_.data(), T, out_.data(), pool_);
-  kernels::add(x, out_.data(), T * d);
+  add_residual(x, out_.data(), T * d, alpha);
 }
 
 }  // namespace reprise

@@ -418,6 +418,13 @@ void export_hf(const Model& m, const LayerPath& path, const fs::path& out, const
 void export_mergekit(const Model& m, const LayerPath& path, const fs::path& out,
                      const ExportOptions& o, ExportResult& res) {
   if (o.alias) throw Error("--alias applies to GGUF only");
+  // mergekit's passthrough could scale tensors by filter, but reprise's recipe reader (and so the
+  // round trip the recipe is checked by) knows only plain layer_range slices.
+  if (path.damped())
+    throw Error(
+        fmt::format("layer path '{}': a mergekit recipe cannot carry damped (@) positions; export "
+                    "--format gguf or hf, which scale attn_output and ffn_down by the weight",
+                    path.canonical()));
   MergekitWriteOptions w;
   // dtype: what the merged checkpoint should be stored as; quantized sources name none.
   if (o.type.kind == TypeSpec::Kind::Fixed && is_float_type(o.type.type)) {
@@ -451,14 +458,35 @@ void export_mergekit(const Model& m, const LayerPath& path, const fs::path& out,
   res.files.push_back(out);
 }
 
+void export_exl3(const LayerPath& path, const fs::path& out, const ExportOptions& o,
+                 ExportResult& res) {
+  if (o.alias) throw Error("--alias applies to GGUF only");
+  if (o.type.kind != TypeSpec::Kind::Keep)
+    throw Error(fmt::format("--type {}: a layer_map names layers, not tensor types", o.type.name));
+  write_small_file(out, exl3_layer_map(path) + "\n", o.force);
+  res.files.push_back(out);
+}
+
 }  // namespace
+
+std::string exl3_layer_map(const LayerPath& path) {
+  if (path.layers.empty()) throw Error("exl3 export: the layer path is empty");
+  if (path.damped())
+    throw Error(fmt::format(
+        "layer path '{}': an ExLlamaV3 layer_map cannot carry damped (@) positions; export "
+        "--format gguf or hf, which scale attn_output and ffn_down by the weight",
+        path.canonical()));
+  return path.canonical();
+}
 
 Format parse_format(std::string_view name) {
   const std::string n = lower(name);
   if (n == "gguf") return Format::Gguf;
   if (n == "hf" || n == "safetensors") return Format::Hf;
   if (n == "mergekit" || n == "yaml") return Format::Mergekit;
-  throw Error(fmt::format("--format: unknown format '{}' (formats: gguf, hf, mergekit)", name));
+  if (n == "exl3" || n == "layer_map") return Format::Exl3;
+  throw Error(
+      fmt::format("--format: unknown format '{}' (formats: gguf, hf, mergekit, exl3)", name));
 }
 
 std::optional<Format> format_from_output(const fs::path& out) {
@@ -518,6 +546,9 @@ ExportResult export_model(const Model& m, const LayerPath& path, const fs::path&
       break;
     case Format::Mergekit:
       export_mergekit(m, path, out, o, res);
+      break;
+    case Format::Exl3:
+      export_exl3(path, out, o, res);
       break;
   }
   return res;

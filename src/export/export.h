@@ -2,6 +2,8 @@
 //   gguf      llama.cpp / Ollama: blocks physically copied in path order and renumbered
 //   hf        transformers / vLLM: config.json + model.safetensors (sharded above a size limit)
 //   mergekit  a passthrough recipe whose layer_range slices reproduce the path
+//   exl3      ExLlamaV3's layer_map string (one line), which its runtime follows over the
+//             source model's own weights
 //
 // The exported model run along its plain path computes what the source computes along the path
 // (bit for bit when tensor types are kept; see docs/export.md for the one exception, the Llama
@@ -23,9 +25,10 @@
 
 namespace reprise::exporter {
 
-enum class Format { Gguf, Hf, Mergekit };
+enum class Format { Gguf, Hf, Mergekit, Exl3 };
 
-// "gguf", "hf", "mergekit" (also "safetensors" for hf, "yaml" for mergekit); Error otherwise.
+// "gguf", "hf", "mergekit", "exl3" (also "safetensors" for hf, "yaml" for mergekit, "layer_map"
+// for exl3); Error otherwise.
 Format parse_format(std::string_view name);
 // The format an output name implies: *.gguf, *.yaml / *.yml, else nullopt.
 std::optional<Format> format_from_output(const std::filesystem::path& out);
@@ -66,6 +69,12 @@ struct ExportResult {
 // temporary is left behind then.
 ExportResult export_model(const Model& model, const LayerPath& path,
                           const std::filesystem::path& out, const ExportOptions& opts);
+
+// ExLlamaV3's `layer_map` for `path`: comma-separated layer indices and inclusive a..b ranges
+// (its Config docstring, turboderp-org/exllamav3 exllamav3/model/config.py), which is reprise's
+// canonical form of an undamped path. Throws Error for an empty or a damped path (ExLlamaV3 has
+// no residual weight).
+std::string exl3_layer_map(const LayerPath& path);
 
 // The llama.cpp Q4_K_M rule for one 2-D tensor (by its output GGUF role, e.g. "attn_v.weight",
 // at output block `block` of `n_blocks`; block = -1 for non-block tensors): Q6_K or Q4_K.

@@ -141,9 +141,9 @@ Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeS
   };
 
   // Adds a tensor taken from source role `from` as output role `to`.
-  std::map<std::tuple<const TensorView*, TensorType, RowOrder>, int> first_use;
+  std::map<std::tuple<const TensorView*, TensorType, RowOrder, float>, int> first_use;
   auto add = [&](const std::string& to, const std::string& from, int block, bool output_head,
-                 int rope_heads) {
+                 int rope_heads, float scale = 1.0f) {
     const TensorView* src = source_tensor(m, from);
     if (!src) return false;
     used.insert(src->name);
@@ -154,6 +154,12 @@ Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeS
     t.shape = src->shape;
     t.block = block;
     t.type = out_type(split_role(to).second, block, *src, output_head);
+    t.scale = scale;
+    if (scale != 1.0f && !is_float_type(t.type))
+      notes.insert(fmt::format(
+          "damped blocks: {} weights scaled and requantized to {}, which adds one quantization "
+          "error to those matrices (a float --type keeps the export within float rounding)",
+          info(src->type).name, info(t.type).name));
     if (rope_heads > 0 && hp.arch == Arch::Llama && layout != source_layout) {
       t.order =
           layout == Layout::Gguf ? RowOrder::HalvesToInterleaved : RowOrder::InterleavedToHalves;
@@ -164,8 +170,8 @@ Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeS
     }
     t.nbytes =
         row_bytes(t.type, static_cast<uint64_t>(src->cols())) * static_cast<uint64_t>(src->rows());
-    auto [it, fresh] =
-        first_use.emplace(std::tuple{src, t.type, t.order}, static_cast<int>(plan.tensors.size()));
+    auto [it, fresh] = first_use.emplace(std::tuple{src, t.type, t.order, t.scale},
+                                         static_cast<int>(plan.tensors.size()));
     if (!fresh) t.same_as = it->second;
     plan.tensors.push_back(std::move(t));
     return true;
@@ -193,8 +199,10 @@ Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeS
       const int heads = r.rope_rows == BlockRole::QHeads   ? hp.n_head
                         : r.rope_rows == BlockRole::KHeads ? hp.n_head_kv
                                                            : 0;
+      const bool to_residual = std::string_view(r.gguf) == "attn_output.weight" ||
+                               std::string_view(r.gguf) == "ffn_down.weight";
       add(fmt::format("blk.{}.{}", p, r.gguf), fmt::format("blk.{}.{}", layer, r.gguf), p, false,
-          heads);
+          heads, to_residual ? path.alpha_at(p) : 1.0f);
     }
   }
   if (!add(kOutputNorm, kOutputNorm, -1, false, 0))
@@ -264,15 +272,18 @@ void produce(const PlannedTensor& t, std::span<std::byte> out, ThreadPool& pool)
   }
   const int64_t rows = src.rows(), cols = src.cols();
   const uint64_t out_stride = row_bytes(t.type, static_cast<uint64_t>(cols));
+  const bool copy_rows = src.type == t.type && t.scale == 1.0f;
   pool.parallel_for(rows, [&](int64_t r0, int64_t r1) {
-    std::vector<float> buf(src.type == t.type ? 0 : static_cast<size_t>(cols));
+    std::vector<float> buf(copy_rows ? 0 : static_cast<size_t>(cols));
     for (int64_t r = r0; r < r1; ++r) {
       const std::byte* in = src.row(source_row(t, r));
       std::byte* dst = out.data() + r * out_stride;
-      if (src.type == t.type) {
+      if (copy_rows) {
         std::memcpy(dst, in, out_stride);
       } else {
         kernels::dequantize_row(src.type, in, buf.data(), cols);
+        if (t.scale != 1.0f)
+          for (float& v : buf) v *= t.scale;
         kernels::quantize_row(t.type, buf.data(), dst, cols);
       }
     }

@@ -35,10 +35,13 @@ struct PlannedTensor {
   int block = -1;    // output block (path position), -1 for global tensors
   int same_as = -1;  // earlier planned tensor with identical bytes (for --alias)
   uint64_t nbytes = 0;
+  // Factor the values are multiplied by: the residual weight of a damped path position, applied
+  // to the two projections whose outputs enter the residual stream (attn_output, ffn_down).
+  float scale = 1.0f;
 
   // The output bytes are exactly the source bytes (no conversion, no reordering).
   bool verbatim() const {
-    return src && values.empty() && src->type == type && order == RowOrder::Same;
+    return src && values.empty() && src->type == type && order == RowOrder::Same && scale == 1.0f;
   }
 };
 
@@ -53,7 +56,9 @@ const TensorView* source_tensor(const Model& m, const std::string& role);
 // The Hugging Face name of a GGUF role.
 std::string hf_name(const std::string& role);
 
-// Lists the output tensors of `m` along `path` for `layout` with the types `type` asks for.
+// Lists the output tensors of `m` along `path` for `layout` with the types `type` asks for. A
+// damped position's attn_output and ffn_down get scale = its weight: W (alpha x) = (alpha W) x, so
+// the plain exported model computes the damped path (up to one rounding of each scaled weight).
 // Throws Error for a type the layout cannot hold (HF + quantized).
 Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeSpec& type);
 

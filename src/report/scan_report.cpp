@@ -74,6 +74,8 @@ Heatmap build_heatmap(const scan::Store& store, const scan::PhaseStats& ps,
         default:
           continue;
       }
+      if (c.config.alpha != 1.0f)  // one panel per residual weight, or cells would collide
+        name += fmt::format(" (later passes x{})", format_alpha(c.config.alpha));
       if (tasks.size() > 1) name = ps.tasks[k].metric.task + ", " + name;
       if (!panels.count(name)) order.push_back(name);
       panels[name].title = name;
@@ -308,6 +310,25 @@ std::string csv(const scan::Store& store) {
   return out;
 }
 
+// What a raced search (scan --strategy race) dropped, and at how many items per task.
+std::string race_lines(const scan::Store& store) {
+  const auto raw = store.meta("race");
+  if (!raw) return "";
+  const auto r = nlohmann::json::parse(*raw);
+  std::string s = fmt::format(
+      "\nracing (alpha {}, margin {}, clip {}, keep {}): {} item evaluations, {:.0f}% of a dense "
+      "grid's {}; {} configs dropped, which take no part in the Holm family above:\n",
+      r.at("alpha").get<double>(), r.at("margin").get<double>(), r.at("clip").get<double>(),
+      r.at("keep").get<size_t>(), r.at("item_evals").get<int64_t>(),
+      100.0 * r.at("item_evals").get<double>() /
+          std::max(1.0, r.at("dense_item_evals").get<double>()),
+      r.at("dense_item_evals").get<int64_t>(), r.at("dropped").size());
+  for (const auto& d : r.at("dropped"))
+    s += fmt::format("  {:<20} dropped at n = {:<5} {}\n", d.at("key").get<std::string>(),
+                     d.at("n").get<size_t>(), d.at("reason").get<std::string>());
+  return s;
+}
+
 std::string evals_line(const scan::Store& store) {
   int64_t done = 0, full = 0;
   for (const auto& c : store.configs()) done += c.layer_evals, full += c.layer_evals_full;
@@ -339,7 +360,7 @@ std::string scan_summary(const std::filesystem::path& path, int top_k) {
     s += "\ncombined ranking across tasks (unit-free):\n" +
          text_table(combined_head(ps), t.combined);
   for (const auto& n : t.notes) s += n + "\n";
-  return s + "\n" + evals_line(store) + "\n";
+  return s + race_lines(store) + "\n" + evals_line(store) + "\n";
 }
 
 void write_scan_report(const std::filesystem::path& path, const std::filesystem::path& out,

@@ -30,23 +30,33 @@ Mode parse_mode(const std::string& name) {
 LayerPath Config::path(int n_layer) const {
   switch (mode) {
     case Mode::Baseline: return LayerPath::identity(n_layer);
-    case Mode::Repeat: return LayerPath::repeat(n_layer, i, j, 2);
-    case Mode::Loop: return LayerPath::repeat(n_layer, i, j, k);
+    case Mode::Repeat: return LayerPath::repeat(n_layer, i, j, 2, alpha);
+    case Mode::Loop: return LayerPath::repeat(n_layer, i, j, k, alpha);
     case Mode::Skip: return LayerPath::skip(n_layer, i, j);
   }
   return {};
 }
 
 std::string Config::key() const {
+  const std::string damp = alpha != 1.0f ? fmt::format("@{}", format_alpha(alpha)) : "";
   switch (mode) {
     case Mode::Baseline: return "baseline";
-    case Mode::Loop: return fmt::format("loop:{}:{}:{}", i, j, k);
+    case Mode::Loop: return fmt::format("loop:{}:{}:{}{}", i, j, k, damp);
+    case Mode::Repeat: return fmt::format("repeat:{}:{}{}", i, j, damp);
     default: return fmt::format("{}:{}:{}", mode_name(mode), i, j);
   }
 }
 
-Config Config::from_key(const std::string& key) {
-  if (key == "baseline") return baseline();
+Config Config::from_key(const std::string& key_in) {
+  if (key_in == "baseline") return baseline();
+  std::string key = key_in;
+  float alpha = 1.0f;
+  if (size_t at = key.find('@'); at != std::string::npos) {
+    auto a = parse_alpha(std::string_view(key).substr(at + 1));
+    if (!a) throw Error(fmt::format("malformed scan config key '{}'", key_in));
+    alpha = *a;
+    key.resize(at);
+  }
   std::vector<std::string> parts;
   size_t start = 0;
   for (size_t p; (p = key.find(':', start)) != std::string::npos; start = p + 1)
@@ -66,6 +76,9 @@ Config Config::from_key(const std::string& key) {
   c.i = num(parts[1]);
   c.j = num(parts[2]);
   c.k = c.mode == Mode::Loop ? num(parts[3]) : (c.mode == Mode::Repeat ? 2 : 0);
+  if (alpha != 1.0f && c.mode == Mode::Skip)
+    throw Error(fmt::format("malformed scan config key '{}'", key_in));
+  c.alpha = alpha;
   return c;
 }
 
@@ -88,6 +101,10 @@ void validate(int n_layer, const PlanOptions& o) {
   check(o.j_range, "--j-range", n_layer + 1);
   for (int k : o.loops)
     if (k < 2 || k > 64) throw Error(fmt::format("--loops: run count {} must be 2..64", k));
+  if (o.alphas.empty()) throw Error("--alphas: give at least one weight");
+  for (float a : o.alphas)
+    if (!(a >= 0.0f && a <= kMaxLayerAlpha))
+      throw Error(fmt::format("--alphas: weight {} must be in [0, {}]", a, kMaxLayerAlpha));
 }
 
 bool allowed(int n_layer, const PlanOptions& o, Mode mode, int i, int j) {
@@ -102,16 +119,22 @@ bool allowed(int n_layer, const PlanOptions& o, Mode mode, int i, int j) {
 
 std::vector<Config> expand(int n_layer, const PlanOptions& o, Mode mode, int i, int j) {
   if (!allowed(n_layer, o, mode, i, j)) return {};
+  std::vector<Config> out;
   switch (mode) {
-    case Mode::Repeat: return {Config{Mode::Repeat, i, j, 2}};
-    case Mode::Skip: return {Config{Mode::Skip, i, j, 0}};
-    case Mode::Loop: {
-      std::vector<Config> out;
-      for (int k : o.loops) out.push_back(Config{Mode::Loop, i, j, k});
-      return out;
-    }
-    default: return {};
+    case Mode::Repeat:
+      for (float a : o.alphas) out.push_back(Config{Mode::Repeat, i, j, 2, a});
+      break;
+    case Mode::Skip:
+      out.push_back(Config{Mode::Skip, i, j, 0});
+      break;
+    case Mode::Loop:
+      for (int k : o.loops)
+        for (float a : o.alphas) out.push_back(Config{Mode::Loop, i, j, k, a});
+      break;
+    default:
+      break;
   }
+  return out;
 }
 
 template <typename Pred>
@@ -152,11 +175,11 @@ std::vector<Config> plan_refine(int n_layer, const PlanOptions& opts,
     for (int i = s.i - radius; i <= s.i + radius; ++i)
       for (int j = s.j - radius; j <= s.j + radius; ++j) {
         if (!allowed(n_layer, opts, s.mode, i, j)) continue;
-        Config c{s.mode, i, j, s.k};
+        Config c{s.mode, i, j, s.k, s.alpha};
         if (paths.insert(c.path(n_layer).canonical()).second) out.push_back(c);
       }
   std::sort(out.begin(), out.end(), [](const Config& a, const Config& b) {
-    return std::tie(a.mode, a.i, a.j, a.k) < std::tie(b.mode, b.i, b.j, b.k);
+    return std::tie(a.mode, a.i, a.j, a.k, a.alpha) < std::tie(b.mode, b.i, b.j, b.k, b.alpha);
   });
   return out;
 }

@@ -23,10 +23,12 @@ struct Config {
   Mode mode = Mode::Baseline;
   int i = 0, j = 0;  // block i..j-1
   int k = 1;         // total runs of the block (repeat: 2; loop: k; skip: 0)
+  float alpha = 1;   // residual weight of the passes after the first (damped repeat); 1 = plain
 
   static Config baseline() { return {}; }
   LayerPath path(int n_layer) const;
-  // Stable identifier used as the store key: "baseline", "repeat:3:7", "loop:3:7:3", "skip:3:7".
+  // Stable identifier used as the store key: "baseline", "repeat:3:7", "loop:3:7:3", "skip:3:7",
+  // with "@A" appended for a damped repeat or loop ("repeat:3:7@0.5").
   std::string key() const;
   static Config from_key(const std::string& key);
   bool operator==(const Config&) const = default;
@@ -40,17 +42,18 @@ struct Range {
 
 struct PlanOptions {
   std::vector<Mode> modes = {Mode::Repeat};
-  std::vector<int> loops = {3};  // run counts for loop mode
-  int block_min = 1;             // smallest block j - i
-  int block_max = 0;             // largest block; 0 = no limit
-  std::optional<Range> i_range;  // allowed start layers
-  std::optional<Range> j_range;  // allowed end layers (exclusive ends, so up to N)
+  std::vector<int> loops = {3};     // run counts for loop mode
+  std::vector<float> alphas = {1};  // residual weights of repeat and loop configs (--alphas)
+  int block_min = 1;                // smallest block j - i
+  int block_max = 0;                // largest block; 0 = no limit
+  std::optional<Range> i_range;     // allowed start layers
+  std::optional<Range> j_range;     // allowed end layers (exclusive ends, so up to N)
 };
 
 // Every config the options allow, for a model with n_layer layers, in a fixed order (mode,
-// then i, then j, then k), each layer path once (loop:i:j:2 is dropped beside repeat:i:j). Throws
-// Error when the options are inconsistent with the model (ranges outside 0..N, min > max) naming
-// the option.
+// then i, then j, then k, then alpha), each layer path once (loop:i:j:2 is dropped beside
+// repeat:i:j). Throws Error when the options are inconsistent with the model (ranges outside 0..N,
+// min > max) naming the option.
 std::vector<Config> plan_dense(int n_layer, const PlanOptions& opts);
 
 // Coarse stage of coarse-to-fine: configs whose i and j lie on a grid of `stride` layers

@@ -4,8 +4,11 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <set>
 
 #include "engine/prefix_cache.h"
@@ -126,9 +129,14 @@ class Scanner {
                               model_->path()));
     // Every option is checked before the store is touched, so a typo never leaves a store
     // behind that the corrected command would then refuse.
-    if (o.strategy != "dense" && o.strategy != "coarse-to-fine")
+    if (o.strategy != "dense" && o.strategy != "coarse-to-fine" && o.strategy != "race")
       throw Error(
-          fmt::format("--strategy: unknown '{}' (known: dense, coarse-to-fine)", o.strategy));
+          fmt::format("--strategy: unknown '{}' (known: dense, coarse-to-fine, race)", o.strategy));
+    if (!(o.race.alpha > 0 && o.race.alpha < 1))
+      throw Error(fmt::format("--race-alpha must be in (0, 1), got {}", o.race.alpha));
+    if (!(o.race.margin >= 0)) throw Error("--race-margin must be >= 0");
+    if (!(o.race.clip > 0)) throw Error("--race-clip must be > 0");
+    race_schedule(1, o.race);  // checks --race-first and the growth
     if (o.validate < 0) throw Error(fmt::format("--validate must be >= 0, got {}", o.validate));
     if (o.controls < 0) throw Error(fmt::format("--controls must be >= 0, got {}", o.controls));
     if (o.coarse_stride < 0)
@@ -259,7 +267,10 @@ class Scanner {
     auto t0 = Clock::now();
     std::vector<Config> search = {Config::baseline()};
     search.insert(search.end(), planned_.begin(), planned_.end());
-    run_phase("search", search, false);
+    if (o_.strategy == "race")
+      run_race(search);
+    else
+      run_phase("search", search, false);
     if (o_.strategy == "coarse-to-fine") {
       // The fine stage's configs are stored in the same "search" phase as the coarse ones, so
       // the report's corrections count every config either stage looked at.
@@ -308,6 +319,106 @@ class Scanner {
     return totals_;
   }
 
+  // --strategy race (scan/race.h): look k scores the still-running configs on the next batch of
+  // items as phase "race:k"; a look whose phase is already in the store is only re-read, and the
+  // drops follow from the stored scores alone, so a killed race resumes where it stopped. The
+  // survivors' scores of every batch become their "search" phase, which is all the analysis (and
+  // its Holm family) sees; the dropped configs are listed, with the race options and the item
+  // counts, in the meta key "race".
+  void run_race(const std::vector<Config>& configs) {
+    size_t n_max = 0;
+    for (const auto& s : search_) n_max = std::max(n_max, s.size());
+    const std::vector<size_t> schedule = race_schedule(n_max, o_.race);
+    std::vector<Config> alive = configs;  // alive[0] is the baseline
+    nlohmann::json dropped = nlohmann::json::array();
+    int64_t item_evals = 0;
+    for (size_t look = 0; look < schedule.size(); ++look) {
+      window_ = {look ? schedule[look - 1] : 0, schedule[look]};
+      for (const auto& s : search_)
+        item_evals += static_cast<int64_t>(alive.size()) *
+                      static_cast<int64_t>(std::min(window_.second, s.size()) -
+                                           std::min(window_.first, s.size()));
+      run_phase(fmt::format("race:{}", look + 1), alive, false);
+      if (look + 1 == schedule.size()) break;
+      const auto diffs = race_differences(alive, static_cast<int>(look) + 1);
+      std::vector<std::string> names;
+      for (size_t c = 1; c < alive.size(); ++c) names.push_back(alive[c].key());
+      const auto drops =
+          race_look(diffs, names, static_cast<int>(look) + 1, configs.size() - 1, o_.race);
+      std::set<size_t> out;
+      for (const auto& d : drops) {
+        const Config& c = alive[d.config + 1];
+        dropped.push_back({{"key", c.key()},
+                           {"path", c.path(n_layer_).canonical()},
+                           {"n", schedule[look]},
+                           {"reason", d.reason}});
+        out.insert(d.config + 1);
+      }
+      std::vector<Config> next;
+      for (size_t c = 0; c < alive.size(); ++c)
+        if (!out.count(c)) next.push_back(alive[c]);
+      alive = std::move(next);
+    }
+    window_ = {0, std::numeric_limits<size_t>::max()};
+    for (const Config& c : alive) {
+      if (store_->is_done(c.key(), "search")) continue;
+      std::vector<ItemScore> scores;
+      for (size_t look = 0; look < schedule.size(); ++look) {
+        const std::string phase = fmt::format("race:{}", look + 1);
+        for (auto& sc : store_->scores(c.key(), phase)) scores.push_back(std::move(sc));
+        for (const auto& [key, sc] : store_->missing(phase))
+          if (key == c.key()) scores.push_back({sc.task, sc.item, sc.metric, NAN});
+      }
+      // The cost sits in the race phases already; this record only gathers the scores.
+      store_->save_config({c.key(), c.path(n_layer_).canonical(), "search", 0, 0, 0}, scores);
+    }
+    int64_t dense = 0;
+    for (const auto& s : search_) dense += static_cast<int64_t>(configs.size() * s.size());
+    store_->set_meta("race", nlohmann::json{{"alpha", o_.race.alpha},
+                                            {"margin", o_.race.margin},
+                                            {"clip", o_.race.clip},
+                                            {"keep", o_.race.keep},
+                                            {"schedule", schedule},
+                                            {"item_evals", item_evals},
+                                            {"dense_item_evals", dense},
+                                            {"dropped", dropped}}
+                                 .dump());
+  }
+
+  // Per still-running config (alive[1..]), its mapped per-item differences to the baseline
+  // (alive[0]) over the race phases 1..looks. Items follow one fixed order (phase by phase, then
+  // by task and item id) that each look only extends, as the confidence sequence needs. An item
+  // either side could not score counts as no difference.
+  std::vector<std::vector<double>> race_differences(const std::vector<Config>& alive, int looks) {
+    std::map<std::string, const eval::MetricInfo*> primary;
+    for (const auto& t : tasks_) primary[t->info().name] = &t->info().metrics.at(0);
+    using Key = std::pair<std::string, std::string>;  // task, item
+    auto load = [&](const Config& c) {
+      std::vector<std::pair<Key, double>> v;
+      for (int k = 1; k <= looks; ++k)
+        for (const auto& sc : store_->scores(c.key(), fmt::format("race:{}", k)))
+          if (sc.metric == primary.at(sc.task)->name) v.push_back({{sc.task, sc.item}, sc.value});
+      return v;
+    };
+    const auto base = load(alive[0]);
+    std::vector<std::vector<double>> out;
+    for (size_t c = 1; c < alive.size(); ++c) {
+      const auto loaded = load(alive[c]);
+      const std::map<Key, double> mine(loaded.begin(), loaded.end());
+      std::vector<double> d;
+      for (const auto& [item, b] : base) {
+        const eval::MetricInfo& m = *primary.at(item.first);
+        auto it = mine.find(item);
+        double x = it == mine.end() || std::isnan(it->second) || std::isnan(b) ? 0 : it->second - b;
+        if (!m.higher_is_better) x = -x;
+        if (m.kind != eval::MetricKind::Binary) x = std::clamp(x / o_.race.clip, -1.0, 1.0);
+        d.push_back(x);
+      }
+      out.push_back(std::move(d));
+    }
+    return out;
+  }
+
   // Fingerprint of the requests of the search (or held-out) items of every task.
   std::string items_hash(bool held_out) const {
     Sha256 items;
@@ -348,11 +459,17 @@ class Scanner {
     if (ranks > 1) {
       nlohmann::json keys = nlohmann::json::array();
       for (const Config& c : todo) keys.push_back(c.key());
-      cluster_.broadcast(
-          nlohmann::json{{"phase", phase}, {"held_out", held_out}, {"configs", keys}}.dump());
+      cluster_.broadcast(nlohmann::json{
+          {"phase", phase},
+          {"held_out", held_out},
+          {"window", {window_.first, window_.second}},
+          {"configs", keys}}.dump());
     }
     auto keep = [&](const ConfigResult& r) {
       store_->save_config(r.record, r.scores);
+      std::set<std::pair<std::string, std::string>> items;
+      for (const auto& sc : r.scores) items.emplace(sc.task, sc.item);
+      if (!held_out) totals_.item_evals += static_cast<int64_t>(items.size());
       totals_.layer_evals += r.record.layer_evals;
       totals_.layer_evals_full += r.record.layer_evals_full;
       for (const auto& [kind, e] : r.by_kind) {
@@ -384,6 +501,7 @@ class Scanner {
       const auto msg = nlohmann::json::parse(cluster_.broadcast(""));
       if (msg.contains("done")) break;
       const auto& keys = msg.at("configs");
+      window_ = {msg.at("window").at(0).get<size_t>(), msg.at("window").at(1).get<size_t>()};
       for (size_t k = static_cast<size_t>(rank); k < keys.size(); k += static_cast<size_t>(ranks))
         cluster_.send_to_root(score_config(Config::from_key(keys[k].get<std::string>()),
                                            msg.at("phase").get<std::string>(),
@@ -402,7 +520,11 @@ class Scanner {
                   base0 = cache_->baseline_evals();
     ConfigResult out;
     for (size_t k = 0; k < tasks_.size(); ++k) {
-      SubsetTask subset(*tasks_[k], held_out ? held_[k] : search_[k]);
+      const std::vector<size_t>& all = held_out ? held_[k] : search_[k];
+      const std::vector<size_t> items(all.begin() + std::min(window_.first, all.size()),
+                                      all.begin() + std::min(window_.second, all.size()));
+      if (items.empty()) continue;
+      SubsetTask subset(*tasks_[k], items);
       const int64_t done0 = s.layer_evals() + cache_->baseline_evals(), run0 = s.tokens_run();
       eval::TaskResult r = eval::evaluate(subset, *lm_);
       auto& kind = out.by_kind[tasks_[k]->info().output_type];
@@ -437,6 +559,8 @@ class Scanner {
   std::unique_ptr<PrefixCache> cache_;
   std::unique_ptr<eval::SessionLM> lm_;
   ScanTotals totals_;
+  // Positions [first, second) of each task's item list that score_config scores (race batches).
+  std::pair<size_t, size_t> window_{0, std::numeric_limits<size_t>::max()};
 };
 
 }  // namespace

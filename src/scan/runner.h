@@ -13,6 +13,7 @@
 #include "engine/session.h"
 #include "eval/task.h"
 #include "scan/plan.h"
+#include "scan/race.h"
 
 namespace reprise::scan {
 
@@ -22,7 +23,8 @@ struct ScanOptions {
   size_t limit = 0;           // search items per task; 0 = all
   uint64_t seed = 1234;       // probes and bootstrap
   PlanOptions plan;
-  std::string strategy = "dense";  // or "coarse-to-fine"
+  std::string strategy = "dense";  // or "coarse-to-fine", "race"
+  RaceOptions race;                // --strategy race
   int coarse_stride = 0;           // 0 = about N / 6
   int refine_top = 3;              // seeds per mode for the fine stage
   int validate = 0;                // re-score the top N on held-out items
@@ -41,6 +43,7 @@ struct ScanTotals {
   // The same two per task kind (TaskInfo::output_type: "multiple_choice", "generate_until", ...),
   // so the saving of prefix reuse can be read per kind.
   std::map<std::string, std::pair<int64_t, int64_t>> layer_evals_by_kind;
+  int64_t item_evals = 0;        // (config, item) pairs scored in the search, this run
   double seconds = 0;
 };
 

@@ -401,8 +401,8 @@ TEST_F(ExportTest, CliWritesEachFormat) {
   r = test::run_cli(export_args(dir_ / "model.bin"));
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "reprise: error: -o " + (dir_ / "model.bin").string() +
-                       ": cannot tell the format from the name; pass --format gguf, hf or "
-                       "mergekit\n");
+                       ": cannot tell the format from the name; pass --format gguf, hf, "
+                       "mergekit or exl3\n");
 }
 
 TEST_F(ExportTest, CliRefusesExistingOutputWithoutForce) {

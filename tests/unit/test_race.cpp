@@ -1,0 +1,142 @@
+// Racing (scan/race.h): the confidence sequence covers the mean at every n at once, and in
+// simulated races the true best config is dropped less often than the stated level while clearly
+// worse configs are dropped early.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "scan/race.h"
+#include "util/error.h"
+
+namespace reprise::scan {
+namespace {
+
+TEST(Race, ScheduleGrowsToTheItemCount) {
+  RaceOptions o;
+  o.first = 16;
+  EXPECT_EQ(race_schedule(100, o), (std::vector<size_t>{16, 32, 64, 100}));
+  EXPECT_EQ(race_schedule(10, o), (std::vector<size_t>{10}));
+  o.growth = 1.5;
+  EXPECT_EQ(race_schedule(40, o), (std::vector<size_t>{16, 24, 36, 40}));
+  o.first = 1;
+  EXPECT_THROW(race_schedule(10, o), Error);
+}
+
+// With probability >= 1 - delta the upper end stays above the true mean at every n at once;
+// a fixed-n bound checked at every n would be crossed far more often.
+TEST(Race, UpperBoundCoversTheMeanAtEveryN) {
+  std::mt19937_64 rng(11);
+  const double p = 0.3, delta = 0.1;
+  const int runs = 1000, n = 200;
+  int crossed = 0;
+  for (int r = 0; r < runs; ++r) {
+    std::bernoulli_distribution draw(p);
+    std::vector<double> x;
+    bool out = false;
+    for (int i = 0; i < n && !out; ++i) {
+      x.push_back(draw(rng) ? 1.0 : 0.0);
+      if (i % 5 == 4) out = eb_upper(x, 0, 1, delta) < p;
+    }
+    crossed += out;
+  }
+  EXPECT_LE(crossed, runs * delta) << crossed << " of " << runs;
+  // Not vacuous: after 200 draws the bound is well inside [0, 1].
+  std::vector<double> x(200);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = i % 10 < 3 ? 1 : 0;
+  EXPECT_LT(eb_upper(x, 0, 1, delta), 0.5);
+  EXPECT_GT(eb_upper(x, 0, 1, delta), 0.3);
+}
+
+struct SimResult {
+  int best_dropped = 0, bad_dropped_early = 0;
+  double item_share = 0;  // items scored / dense items
+};
+
+// Binary tasks: per item, config c is right with probability base + gain[c], the baseline with
+// probability base, independently; looks as the scanner makes them (race_schedule).
+SimResult simulate(const std::vector<double>& gain, size_t best, size_t bad, int runs,
+                   const RaceOptions& o) {
+  std::mt19937_64 rng(5);
+  const size_t n = 512;
+  const auto schedule = race_schedule(n, o);
+  SimResult out;
+  double scored = 0;
+  for (int r = 0; r < runs; ++r) {
+    std::vector<std::vector<double>> d(gain.size());
+    std::vector<size_t> alive(gain.size());
+    for (size_t c = 0; c < alive.size(); ++c) alive[c] = c;
+    size_t done = 0;
+    for (size_t look = 0; look < schedule.size(); ++look) {
+      for (; done < schedule[look]; ++done) {
+        const bool b = std::bernoulli_distribution(0.5)(rng);
+        for (size_t c = 0; c < gain.size(); ++c)
+          d[c].push_back((std::bernoulli_distribution(0.5 + gain[c])(rng) ? 1.0 : 0.0) - b);
+      }
+      scored +=
+          static_cast<double>(alive.size() * (schedule[look] - (look ? schedule[look - 1] : 0)));
+      if (look + 1 == schedule.size()) break;
+      std::vector<std::vector<double>> rows;
+      std::vector<std::string> names;
+      for (size_t c : alive) rows.push_back(d[c]), names.push_back(std::to_string(c));
+      std::vector<size_t> next;
+      std::vector<bool> drop(alive.size());
+      for (const auto& x : race_look(rows, names, static_cast<int>(look) + 1, gain.size(), o))
+        drop[x.config] = true;
+      for (size_t k = 0; k < alive.size(); ++k) {
+        if (!drop[k]) next.push_back(alive[k]);
+        if (drop[k] && alive[k] == best) ++out.best_dropped;
+        if (drop[k] && alive[k] == bad && schedule[look] <= 128) ++out.bad_dropped_early;
+      }
+      alive = next;
+    }
+  }
+  out.item_share = scored / (static_cast<double>(runs) * gain.size() * n);
+  return out;
+}
+
+TEST(Race, TrueBestIsDroppedLessOftenThanAlpha) {
+  // One best config, a close rival, and a spread of worse ones down to far below the baseline.
+  std::vector<double> gain = {0.06, 0.05, 0.0, -0.05, -0.1, -0.2, -0.3, -0.4, -0.45, -0.45};
+  RaceOptions o;
+  o.alpha = 0.05;
+  o.first = 16;
+  o.keep = 0;  // the rules alone
+  const int runs = 300;
+  const SimResult r = simulate(gain, 0, 9, runs, o);
+  EXPECT_LE(r.best_dropped, runs * o.alpha) << r.best_dropped << " of " << runs;
+  EXPECT_GE(r.bad_dropped_early, runs * 9 / 10);  // and the race does drop what is clearly worse
+  EXPECT_LT(r.item_share, 0.7);
+  // A margin tolerates a shortfall to the best: configs close to it run longer.
+  o.margin = 0.05;
+  const SimResult m = simulate(gain, 0, 9, runs, o);
+  EXPECT_LE(m.best_dropped, runs * o.alpha);
+  EXPECT_GT(m.item_share, r.item_share);
+}
+
+TEST(Race, NothingIsDroppedAmongEqualConfigsAboveTheLevel) {
+  // Every config equal to the baseline: any drop is an error of the sequence.
+  std::vector<double> gain(8, 0.0);
+  RaceOptions o;
+  o.alpha = 0.1;
+  o.keep = 0;
+  const int runs = 300;
+  const SimResult r = simulate(gain, 0, 7, runs, o);
+  EXPECT_LE(r.best_dropped, runs * o.alpha);
+}
+
+TEST(Race, TheLeadersAreKeptEvenBelowTheBaseline) {
+  // Three configs far below the baseline on 64 items; the best two stay with keep = 2.
+  std::vector<std::vector<double>> d(3, std::vector<double>(64, -1.0));
+  for (size_t i = 0; i < 64; i += 4) d[0][i] = 0, d[1][i] = i % 8 ? 0 : -1;
+  RaceOptions o;
+  o.keep = 2;
+  const auto drops = race_look(d, {"a", "b", "c"}, 3, 3, o);
+  ASSERT_EQ(drops.size(), 1u);
+  EXPECT_EQ(drops[0].config, 2u);
+  EXPECT_EQ(drops[0].reason, "below baseline");
+  o.keep = 0;
+  EXPECT_EQ(race_look(d, {"a", "b", "c"}, 3, 3, o).size(), 3u);
+}
+
+}  // namespace
+}  // namespace reprise::scan
