@@ -62,9 +62,10 @@ const IsaKernels* table_for(Isa isa) {
       return scalar_kernels();
     case Isa::Avx2:
       return cpu().avx2 ? avx2_kernels() : nullptr;
-    // AVX-512 and AMX kernels are not implemented yet (see docs/performance.md); those CPUs run
-    // the AVX2 kernels.
+    // The AVX-512 table is the AVX2 one with AVX-512 VNNI kernels in some places.
     case Isa::Avx512:
+      return cpu().avx2 && cpu().avx512_vnni ? avx512_kernels() : nullptr;
+    // AMX kernels are not implemented (no machine to test them on; see docs/performance.md).
     case Isa::Amx:
       return nullptr;
   }
@@ -163,12 +164,27 @@ ActPrecision matvec_activation_precision(Isa isa, TensorType type) {
                                                                       : ActPrecision::Q8;
 }
 
-ActPrecision gemm_activation_precision(Isa, TensorType) {
-  return ActPrecision::F32;  // every gemm kernel dequantizes weights to F32 panels
+bool gemm_int8_enabled() {
+  static const bool on = [] {
+    const char* env = std::getenv("REPRISE_PREFILL");
+    if (!env || !*env || std::string_view(env) == "q8") return true;
+    if (std::string_view(env) == "f32") return false;
+    throw Error(fmt::format("REPRISE_PREFILL={}: unknown prefill precision (q8, f32)", env));
+  }();
+  return on;
+}
+
+ActPrecision gemm_activation_precision(Isa isa, TensorType type) {
+  const IsaKernels* k = table_for(isa);
+  if (!k || !k->gemm_act_row_bytes || !gemm_int8_enabled()) return ActPrecision::F32;
+  return k->gemm_act_row_bytes(static_cast<uint32_t>(type), 256) > 0 ? ActPrecision::Q8
+                                                                     : ActPrecision::F32;
 }
 
 int64_t gemm_scratch_floats(int64_t cols) {
-  return std::max<int64_t>(cols, 2 * 16 * 256) + 64;
+  // gemm: 16 x 256 floats of dequantized rows and their transposed panel, or one row;
+  // gemm_q8: a 32-row panel of 8-bit quants with per-block scales (simd_avx512.cpp).
+  return std::max({cols, int64_t{2 * 16 * 256}, 13 * cols}) + 64;
 }
 
 const IsaKernels& active_kernels() {

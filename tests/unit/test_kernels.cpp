@@ -3,9 +3,9 @@
 // Tolerances are scale-free and stated per test:
 // - F32 activations (gemm, matvec of F32/F16/BF16 weights): |y - ref| <= 1e-5 * sum_i |w_i x_i|
 //   (float summation in another order, and single- instead of double-rounded dequantization).
-// - 8-bit activations (matvec of quantized weights): each activation is off by at most
-//   max|x| / 254 (half a step of a block scale max|x_block| / 127), so
-//   |y - ref| <= sum_i |w_i| * max|x| / 254, plus the F32 allowance above.
+// - 8-bit activations (matvec of quantized weights, and gemm_q8 where the ISA has it): each
+//   activation is off by at most max|x| / 254 (half a step of a block scale max|x_block| / 127),
+//   so |y - ref| <= sum_i |w_i| * max|x| / 254, plus the F32 allowance above.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -33,6 +33,8 @@ const IsaKernels* table(Isa isa) {
       return scalar_kernels();
     case Isa::Avx2:
       return avx2_kernels();
+    case Isa::Avx512:
+      return avx512_kernels();
     default:
       return nullptr;  // no kernels yet; isa_supported() is false for them
   }
@@ -149,6 +151,51 @@ TEST_P(KernelTest, GemmMatchesReference) {
   }
 }
 
+// The integer prefill kernels, where the ISA has them: every token and row within the 8-bit
+// activation bound of the reference, for row counts that leave a partial 16- and 32-row panel,
+// a token count that leaves a partial tile, and a row stride wider than the row.
+TEST_P(KernelTest, GemmQ8MatchesReference) {
+  const IsaKernels& k = *table(GetParam());
+  if (!k.gemm_q8) GTEST_SKIP() << "no integer gemm on " << isa_name(GetParam());
+  const int64_t cols = 512 + 256, T = 13;
+  std::vector<float> scratch(gemm_scratch_floats(cols));
+  int covered = 0;
+  for (TensorType type : kTypes) {
+    const auto id = static_cast<uint32_t>(type);
+    const int64_t ab = k.gemm_act_row_bytes(id, cols);
+    if (ab == 0) continue;
+    ++covered;
+    for (int64_t rows : {7, 16, 45, 64}) {
+      SCOPED_TRACE(std::string(info(type).name) + " rows " + std::to_string(rows));
+      Weights w = make_weights(type, rows, cols, 41 + static_cast<uint32_t>(type));
+      auto x = randn(T * cols, 8);
+      x[3 * cols + 100] = 9;  // an outlier: its block gets a coarse scale
+      std::vector<std::byte> act(ab * T);
+      for (int64_t t = 0; t < T; ++t) k.gemm_quantize(id, &x[t * cols], cols, &act[t * ab]);
+      const int64_t ldy = rows + 5;
+      std::vector<float> y(T * ldy, -1.0f);
+      k.gemm_q8(id, w.data.data(), w.stride, rows, cols, act.data(), T, y.data(), ldy,
+                scratch.data());
+      for (int64_t t = 0; t < T; ++t) {
+        float xmax = 0;
+        for (int64_t c = 0; c < cols; ++c) xmax = std::max(xmax, std::fabs(x[t * cols + c]));
+        for (int64_t r = 0; r < rows; ++r) {
+          const float ref = dot_row(type, w.data.data() + r * w.stride, &x[t * cols], cols);
+          double l1_prod = 0, l1_w = 0;
+          for (int64_t c = 0; c < cols; ++c) {
+            l1_prod += std::fabs(w.deq[r * cols + c] * x[t * cols + c]);
+            l1_w += std::fabs(w.deq[r * cols + c]);
+          }
+          EXPECT_NEAR(y[t * ldy + r], ref, 1e-5 * l1_prod + l1_w * xmax / 254.0)
+              << "token " << t << " row " << r;
+        }
+        for (int64_t r = rows; r < ldy; ++r) EXPECT_EQ(y[t * ldy + r], -1.0f) << "wrote past rows";
+      }
+    }
+  }
+  EXPECT_GE(covered, 5);  // Q8_0, Q4_0, Q4_K, Q5_K, Q6_K
+}
+
 // ops::matmul picks matvec or gemm by T and splits rows across threads; both paths and the
 // thread split must agree with the scalar ISA's matmul.
 TEST_P(KernelTest, MatmulThroughDispatchMatchesScalar) {
@@ -170,8 +217,9 @@ TEST_P(KernelTest, MatmulThroughDispatchMatchesScalar) {
       matmul(view, x.data(), T, ref.data(), pool);
       set_isa(GetParam());
       matmul(view, x.data(), T, got.data(), pool);
-      const bool q8 =
-          T < kGemmMinTokens && matvec_activation_precision(GetParam(), type) == ActPrecision::Q8;
+      const bool q8 = T < kGemmMinTokens
+                          ? matvec_activation_precision(GetParam(), type) == ActPrecision::Q8
+                          : gemm_activation_precision(GetParam(), type) == ActPrecision::Q8;
       for (int64_t t = 0; t < T; ++t) {
         float xmax = 0;
         for (int64_t c = 0; c < cols; ++c) xmax = std::max(xmax, std::fabs(x[t * cols + c]));
