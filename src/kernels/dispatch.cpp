@@ -164,14 +164,25 @@ ActPrecision matvec_activation_precision(Isa isa, TensorType type) {
                                                                       : ActPrecision::Q8;
 }
 
+// -1: REPRISE_PREFILL not read yet; else 0 (f32) or 1 (q8).
+std::atomic<int> g_gemm_int8{-1};
+
 bool gemm_int8_enabled() {
-  static const bool on = [] {
-    const char* env = std::getenv("REPRISE_PREFILL");
-    if (!env || !*env || std::string_view(env) == "q8") return true;
-    if (std::string_view(env) == "f32") return false;
-    throw Error(fmt::format("REPRISE_PREFILL={}: unknown prefill precision (q8, f32)", env));
-  }();
-  return on;
+  if (const int v = g_gemm_int8.load(std::memory_order_relaxed); v >= 0) return v != 0;
+  const char* env = std::getenv("REPRISE_PREFILL");
+  int on = 1;
+  if (env && *env && std::string_view(env) != "q8") {
+    if (std::string_view(env) != "f32")
+      throw Error(fmt::format("REPRISE_PREFILL={}: unknown prefill precision (q8, f32)", env));
+    on = 0;
+  }
+  int expected = -1;
+  g_gemm_int8.compare_exchange_strong(expected, on);  // a set_gemm_int8() in between wins
+  return g_gemm_int8.load(std::memory_order_relaxed) != 0;
+}
+
+void set_gemm_int8(bool on) {
+  g_gemm_int8.store(on ? 1 : 0, std::memory_order_relaxed);
 }
 
 ActPrecision gemm_activation_precision(Isa isa, TensorType type) {

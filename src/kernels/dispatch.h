@@ -48,6 +48,9 @@ ActPrecision gemm_activation_precision(Isa isa, TensorType type);
 // False when REPRISE_PREFILL=f32 (keep prefill on F32 activations, for checks); true when it is
 // unset or "q8". Read once; any other value throws Error naming it.
 bool gemm_int8_enabled();
+// Overrides REPRISE_PREFILL for the whole process (true: "q8"). Like set_isa(), call it between
+// forward passes.
+void set_gemm_int8(bool on);
 
 // Matmuls over fewer tokens than this run the matrix-vector kernels once per token.
 inline constexpr int64_t kGemmMinTokens = 4;

@@ -73,8 +73,9 @@ void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool
   }
   const int64_t n_tiles = (rows + kGemmRowTile - 1) / kGemmRowTile;
   // Integer prefill: every token row is quantized once, then each thread's rows use them all.
-  if (const int64_t ab = k.gemm_q8 ? k.gemm_act_row_bytes(type, cols) : 0;
-      ab > 0 && gemm_int8_enabled()) {
+  // (REPRISE_PREFILL is checked first, so a bad value is an error on every CPU.)
+  if (const int64_t ab = gemm_int8_enabled() && k.gemm_q8 ? k.gemm_act_row_bytes(type, cols) : 0;
+      ab > 0) {
     thread_local std::vector<std::byte> q_buf;
     q_buf.resize(static_cast<size_t>(ab * T));
     std::byte* act = q_buf.data();

@@ -393,6 +393,21 @@ TEST(Dispatch, NamesAndSupport) {
     }
   }
   EXPECT_EQ(matvec_activation_precision(Isa::Scalar, TensorType::Q4_K), ActPrecision::F32);
+  // Prefill: integer only where the ISA has gemm_q8 for the type, and never with f32 forced.
+  const bool saved = gemm_int8_enabled();
+  for (bool on : {true, false}) {
+    set_gemm_int8(on);
+    EXPECT_EQ(gemm_activation_precision(Isa::Scalar, TensorType::Q8_0), ActPrecision::F32);
+    EXPECT_EQ(gemm_activation_precision(Isa::Avx2, TensorType::Q8_0), ActPrecision::F32);
+    if (isa_supported(Isa::Avx512)) {
+      for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q5_K,
+                           TensorType::Q6_K})
+        EXPECT_EQ(gemm_activation_precision(Isa::Avx512, t),
+                  on ? ActPrecision::Q8 : ActPrecision::F32);
+      EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::F32), ActPrecision::F32);
+    }
+  }
+  set_gemm_int8(saved);
 }
 
 }  // namespace
