@@ -188,14 +188,19 @@ void set_gemm_int8(bool on) {
 ActPrecision gemm_activation_precision(Isa isa, TensorType type) {
   const IsaKernels* k = table_for(isa);
   if (!k || !k->gemm_act_row_bytes || !gemm_int8_enabled()) return ActPrecision::F32;
-  return k->gemm_act_row_bytes(static_cast<uint32_t>(type), 256) > 0 ? ActPrecision::Q8
-                                                                     : ActPrecision::F32;
+  if (k->gemm_act_row_bytes(static_cast<uint32_t>(type), 256) == 0) return ActPrecision::F32;
+  // gemm_rounded's encodings (simd_avx512.cpp): BF16 weights meet BF16 activations, F16 and F32
+  // weights F32 ones, the quantized types 8-bit ones.
+  if (type == TensorType::BF16) return ActPrecision::BF16;
+  if (type == TensorType::F16 || type == TensorType::F32) return ActPrecision::F32;
+  return ActPrecision::Q8;
 }
 
 int64_t gemm_scratch_floats(int64_t cols) {
   // gemm: 16 x 256 floats of dequantized rows and their transposed panel, or one row;
-  // gemm_q8: a 32-row panel of 8-bit quants with per-block scales (simd_avx512.cpp).
-  return std::max({cols, int64_t{2 * 16 * 256}, 13 * cols}) + 64;
+  // gemm_rounded: a 32-row panel of 8-bit quants with per-block scales, of BF16 pairs, or of F32
+  // (simd_avx512.cpp).
+  return std::max({cols, int64_t{2 * 16 * 256}, 33 * cols + 48}) + 64;
 }
 
 const IsaKernels& active_kernels() {

@@ -6,8 +6,8 @@
 // isa_kernels.h). The table is the AVX2 one with the kernels below put in its place; every type
 // or operation not covered here runs the AVX2 kernel.
 //
-// Integer prefill (gemm_q8): each token's activations are quantized once per matmul to signed
-// 8-bit values with one scale per 32 (gemm_quantize). Weights are unpacked 32 rows at a time into
+// Integer prefill (gemm_rounded): each token's activations are quantized once per matmul to signed
+// 8-bit values with one scale per 32 (gemm_round_act). Weights are unpacked 32 rows at a time into
 // a panel of unsigned 8-bit quants (Q8_0 shifted by +128, Q4_0/Q4_K/Q5_K/Q6_K as stored), four
 // consecutive columns of 16 rows per 512-bit register, with one float scale (and, for Q4_K/Q5_K,
 // one float offset) per row and block. `vpdpbusd` multiplies a register of weights with four
@@ -16,7 +16,7 @@
 // block's sums are then turned into float once: y += (s_w * d_x) * dot, and y += o_w * (d_x *
 // sum q_x) for the types with minimums. The weights' zero point (128 for Q8_0, 8 for Q4_0, 32 for
 // Q6_K) is taken off through the activations: every block's integer sum starts at
-// -zero * sum(q_x), precomputed per token by gemm_quantize.
+// -zero * sum(q_x), precomputed per token by gemm_round_act.
 #include <cstdint>
 #include <cstring>
 
@@ -24,7 +24,7 @@
 #include "kernels/quant_blocks.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
-    defined(__AVX512VNNI__) && defined(__F16C__)
+    defined(__AVX512VNNI__) && defined(__AVX512BF16__) && defined(__F16C__)
 // GCC 12's AVX-512 intrinsics (_mm512_cvtepi32_epi8, the reductions, masked stores) start from
 // deliberately undefined registers, which -Wmaybe-uninitialized reports at every use.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -34,7 +34,14 @@ namespace reprise::kernels {
 namespace {
 
 // ggml type ids (format/tensor_type.h is not included here: it defines inline functions).
-constexpr uint32_t kQ4_0 = 2, kQ8_0 = 8, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14;
+constexpr uint32_t kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kBF16 = 30;
+
+// vdpbf16ps (AVX512_BF16) is not part of the ISA's baseline (dispatch.cpp requires F/BW/VL/DQ and
+// VNNI); without it BF16 weights run the AVX2 kernels.
+bool have_bf16() {
+  static const bool yes = __builtin_cpu_supports("avx512bf16");
+  return yes;
+}
 
 inline float f16(uint16_t h) {
   return _cvtsh_ss(h);
@@ -101,15 +108,28 @@ ActRow act_row(const void* base, int64_t cols) {
           reinterpret_cast<const int32_t*>(p + cols + 8 * nb)};
 }
 
+inline int64_t round64(int64_t bytes) {
+  return (bytes + 63) / 64 * 64;
+}
+
 int64_t gemm_act_row_bytes(uint32_t type, int64_t cols) {
+  if (type == kBF16) return have_bf16() ? round64(2 * (cols + 1)) : 0;
+  if (type == kF16) return round64(4 * cols);
   return gemm_type(type).bk ? act_row_bytes_for(cols) : 0;
 }
+
+void round_act_bf16(const float* x, int64_t cols, uint16_t* out);
 
 inline int32_t hsum_i32(__m512i v) {
   return _mm512_reduce_add_epi32(v);
 }
 
-void gemm_quantize(uint32_t type, const float* x, int64_t cols, void* out) {
+void gemm_round_act(uint32_t type, const float* x, int64_t cols, void* out) {
+  if (type == kBF16) return round_act_bf16(x, cols, static_cast<uint16_t*>(out));
+  if (type == kF16) {
+    std::memcpy(out, x, static_cast<size_t>(cols) * sizeof(float));
+    return;
+  }
   const GemmType g = gemm_type(type);
   auto* p = static_cast<uint8_t*>(out);
   const int64_t nb = cols / 32;
@@ -293,6 +313,16 @@ inline __m512i bcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
+// Stores the first mt tokens' rows [0, nr) of a tile.
+template <int Nv>
+inline void store_tile(const __m512 (&acc)[Nv][kMt], float* y, int64_t ldy, int mt, int nr) {
+  for (int v = 0; v < Nv; ++v) {
+    const int n = nr - 16 * v < 16 ? nr - 16 * v : 16;
+    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+    for (int t = 0; t < mt; ++t) _mm512_mask_storeu_ps(y + t * ldy + 16 * v, m, acc[v][t]);
+  }
+}
+
 // One tile of kMt tokens x (16 * Nv) rows over all columns. Tokens past `mt` repeat a valid row
 // and their results are dropped; rows past `nr` are stored only up to nr.
 template <int Nv, int Bk, bool Offset>
@@ -335,11 +365,7 @@ void micro_kernel(const Panel& p, int64_t cols, const ActRow* a, float* y, int64
       }
     }
   }
-  for (int v = 0; v < Nv; ++v) {
-    const int n = nr - 16 * v < 16 ? nr - 16 * v : 16;
-    const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
-    for (int t = 0; t < mt; ++t) _mm512_mask_storeu_ps(y + t * ldy + 16 * v, m, acc[v][t]);
-  }
+  store_tile<Nv>(acc, y, ldy, mt, nr);
 }
 
 template <int Bk, bool Offset>
@@ -356,8 +382,8 @@ void run_tiles(const Panel& p, int64_t cols, const uint8_t* act, int64_t ab, int
   }
 }
 
-void gemm_q8(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
-             const void* act, int64_t T, float* y, int64_t ldy, float* scratch) {
+void gemm_int8(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
+               const void* act, int64_t T, float* y, int64_t ldy, float* scratch) {
   const GemmType g = gemm_type(type);
   const UnpackFn unpack = unpack_fn(type);
   const auto* base = static_cast<const uint8_t*>(w);
@@ -381,6 +407,138 @@ void gemm_q8(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// BF16 weights: activations rounded to BF16 (nearest even) once per matmul; the panel holds
+// pairs of consecutive columns of 16 rows per 512-bit register, and vdpbf16ps adds both products
+// of a pair into each F32 lane (twice the multiply-adds of an F32 FMA). F16 weights: F32
+// activations and a panel of weights converted to F32, [cols][32], for a 6 x 32 FMA tile.
+
+void round_act_bf16(const float* x, int64_t cols, uint16_t* out) {
+  int64_t c = 0;
+  for (; c + 16 <= cols; c += 16)
+    storeu256(out + c, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(x + c))));
+  if (c < cols) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (cols - c)) - 1);
+    const __m256i v =
+        reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + c)));
+    _mm256_mask_storeu_epi16(out + c, m, v);
+  }
+  out[cols] = 0;  // an odd row's last pair meets a zero weight
+}
+
+// One tile of kMt tokens x (16 * Nv) rows; x[t] points at token t's BF16 row.
+template <int Nv>
+void micro_kernel_bf16(const uint8_t* panel, int64_t pairs, const uint16_t* const* x, float* y,
+                       int64_t ldy, int mt, int nr) {
+  __m512 acc[Nv][kMt];
+  for (int v = 0; v < Nv; ++v)
+    for (int t = 0; t < kMt; ++t) acc[v][t] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < pairs; ++k) {
+    __m512bh w[Nv];
+    for (int v = 0; v < Nv; ++v)
+      w[v] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(panel + (k * kNr + 16 * v) * 4));
+#pragma GCC unroll 8
+    for (int t = 0; t < kMt; ++t) {
+      const __m512bh xb =
+          reinterpret_cast<__m512bh>(bcast4(reinterpret_cast<const int8_t*>(x[t] + 2 * k)));
+      for (int v = 0; v < Nv; ++v) acc[v][t] = _mm512_dpbf16_ps(acc[v][t], w[v], xb);
+    }
+  }
+  store_tile<Nv>(acc, y, ldy, mt, nr);
+}
+
+template <int Nv>
+void micro_kernel_f32(const float* panel, int64_t cols, const float* const* x, float* y,
+                      int64_t ldy, int mt, int nr) {
+  __m512 acc[Nv][kMt];
+  for (int v = 0; v < Nv; ++v)
+    for (int t = 0; t < kMt; ++t) acc[v][t] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < cols; ++k) {
+    __m512 w[Nv];
+    for (int v = 0; v < Nv; ++v) w[v] = _mm512_loadu_ps(panel + k * kNr + 16 * v);
+#pragma GCC unroll 8
+    for (int t = 0; t < kMt; ++t) {
+      const __m512 xb = _mm512_set1_ps(x[t][k]);
+      for (int v = 0; v < Nv; ++v) acc[v][t] = _mm512_fmadd_ps(w[v], xb, acc[v][t]);
+    }
+  }
+  store_tile<Nv>(acc, y, ldy, mt, nr);
+}
+
+// Scratch: BF16 panel 32 x (cols + 1) x 2 bytes plus one row; F16 panel 32 x cols floats plus
+// one row: at most 33 * cols + 48 floats, within gemm_scratch_floats (isa_kernels.h).
+void gemm_float(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
+                const void* act, int64_t T, float* y, int64_t ldy, float* scratch) {
+  const auto* base = static_cast<const uint8_t*>(w);
+  const auto* abase = static_cast<const uint8_t*>(act);
+  const int64_t ab = gemm_act_row_bytes(type, cols), pairs = (cols + 1) / 2;
+  auto* f = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t{63});
+  const bool bf16 = type == kBF16;
+  float* row = f + (bf16 ? kNr * pairs : kNr * cols);
+  for (int64_t r0 = 0; r0 < rows; r0 += kNr) {
+    const int nr = static_cast<int>(rows - r0 < kNr ? rows - r0 : kNr);
+    for (int j = 0; j < kNr; ++j) {
+      const uint8_t* src = base + (r0 + j) * stride;
+      if (bf16) {
+        auto* r16 = reinterpret_cast<uint16_t*>(row);
+        if (j < nr)
+          std::memcpy(r16, src, static_cast<size_t>(2 * cols));
+        else
+          std::memset(r16, 0, static_cast<size_t>(2 * cols));
+        r16[cols] = 0;
+        auto* pq = reinterpret_cast<uint8_t*>(f);
+        for (int64_t k = 0; k < pairs; ++k) std::memcpy(pq + (k * kNr + j) * 4, r16 + 2 * k, 4);
+      } else {
+        int64_t c = 0;
+        if (j < nr) {
+          for (; c + 16 <= cols; c += 16)
+            _mm512_storeu_ps(
+                row + c,
+                _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * c))));
+          for (; c < cols; ++c) {
+            uint16_t h;
+            std::memcpy(&h, src + 2 * c, 2);
+            row[c] = f16(h);
+          }
+        } else {
+          for (; c < cols; ++c) row[c] = 0;
+        }
+        for (int64_t k = 0; k < cols; ++k) f[k * kNr + j] = row[k];
+      }
+    }
+    for (int64_t t0 = 0; t0 < T; t0 += kMt) {
+      const int mt = static_cast<int>(T - t0 < kMt ? T - t0 : kMt);
+      const uint8_t* xr[kMt];
+      for (int i = 0; i < kMt; ++i) xr[i] = abase + (t0 + (i < mt ? i : mt - 1)) * ab;
+      float* yt = y + t0 * ldy + r0;
+      if (bf16) {
+        const uint16_t* x16[kMt];
+        for (int i = 0; i < kMt; ++i) x16[i] = reinterpret_cast<const uint16_t*>(xr[i]);
+        const auto* pq = reinterpret_cast<const uint8_t*>(f);
+        if (nr > 16)
+          micro_kernel_bf16<2>(pq, pairs, x16, yt, ldy, mt, nr);
+        else
+          micro_kernel_bf16<1>(pq, pairs, x16, yt, ldy, mt, nr);
+      } else {
+        const float* x32[kMt];
+        for (int i = 0; i < kMt; ++i) x32[i] = reinterpret_cast<const float*>(xr[i]);
+        if (nr > 16)
+          micro_kernel_f32<2>(f, cols, x32, yt, ldy, mt, nr);
+        else
+          micro_kernel_f32<1>(f, cols, x32, yt, ldy, mt, nr);
+      }
+    }
+  }
+}
+
+void gemm_rounded(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
+                  const void* act, int64_t T, float* y, int64_t ldy, float* scratch) {
+  if (type == kBF16 || type == kF16)
+    gemm_float(type, w, stride, rows, cols, act, T, y, ldy, scratch);
+  else
+    gemm_int8(type, w, stride, rows, cols, act, T, y, ldy, scratch);
+}
+
 }  // namespace
 
 const IsaKernels* avx512_kernels() {
@@ -390,8 +548,8 @@ const IsaKernels* avx512_kernels() {
     if (!base) return nullptr;
     k = *base;
     k.gemm_act_row_bytes = gemm_act_row_bytes;
-    k.gemm_quantize = gemm_quantize;
-    k.gemm_q8 = gemm_q8;
+    k.gemm_round_act = gemm_round_act;
+    k.gemm_rounded = gemm_rounded;
     return &k;
   }();
   return table;

@@ -3,7 +3,7 @@
 // Tolerances are scale-free and stated per test:
 // - F32 activations (gemm, matvec of F32/F16/BF16 weights): |y - ref| <= 1e-5 * sum_i |w_i x_i|
 //   (float summation in another order, and single- instead of double-rounded dequantization).
-// - 8-bit activations (matvec of quantized weights, and gemm_q8 where the ISA has it): each
+// - 8-bit activations (matvec of quantized weights, and gemm_rounded where the ISA has it): each
 //   activation is off by at most max|x| / 254 (half a step of a block scale max|x_block| / 127),
 //   so |y - ref| <= sum_i |w_i| * max|x| / 254, plus the F32 allowance above.
 #include <gtest/gtest.h>
@@ -151,31 +151,50 @@ TEST_P(KernelTest, GemmMatchesReference) {
   }
 }
 
-// The integer prefill kernels, where the ISA has them: every token and row within the 8-bit
-// activation bound of the reference, for row counts that leave a partial 16- and 32-row panel,
-// a token count that leaves a partial tile, and a row stride wider than the row.
-TEST_P(KernelTest, GemmQ8MatchesReference) {
+// The bound on |y - ref| that gemm_rounded's activation encoding adds: none for F16/F32
+// weights (F32 activations); 2^-8 of sum |w x| for BF16 (BF16 keeps 8 significant bits, rounded
+// to nearest); the 8-bit bound above for the quantized types.
+double act_rounding(TensorType type, double l1_prod, double l1_w, float xmax) {
+  if (type == TensorType::F16 || type == TensorType::F32) return 0;
+  if (type == TensorType::BF16) return l1_prod / 256.0;
+  return l1_w * xmax / 254.0;
+}
+
+// The prefill kernels with rounded activations, where the ISA has them: every token and row
+// within the activation bound of the reference, for row counts that leave a partial 16- and
+// 32-row panel, a token count that leaves a partial tile, and a row stride wider than the row.
+TEST_P(KernelTest, GemmRoundedMatchesReference) {
   const IsaKernels& k = *table(GetParam());
-  if (!k.gemm_q8) GTEST_SKIP() << "no integer gemm on " << isa_name(GetParam());
-  const int64_t cols = 512 + 256, T = 13;
-  std::vector<float> scratch(gemm_scratch_floats(cols));
+  if (!k.gemm_rounded) GTEST_SKIP() << "no rounded-activation gemm on " << isa_name(GetParam());
+  const int64_t T = 13;
   int covered = 0;
-  for (TensorType type : kTypes) {
+  // 173: an odd row for the float types (a BF16 pair and a 16-lane step cut short).
+  for (auto [type, cols] : std::vector<std::pair<TensorType, int64_t>>{{TensorType::F16, 768},
+                                                                       {TensorType::F16, 173},
+                                                                       {TensorType::BF16, 768},
+                                                                       {TensorType::BF16, 173},
+                                                                       {TensorType::Q8_0, 768},
+                                                                       {TensorType::Q4_0, 768},
+                                                                       {TensorType::Q4_K, 768},
+                                                                       {TensorType::Q5_K, 768},
+                                                                       {TensorType::Q6_K, 768}}) {
     const auto id = static_cast<uint32_t>(type);
     const int64_t ab = k.gemm_act_row_bytes(id, cols);
     if (ab == 0) continue;
     ++covered;
+    std::vector<float> scratch(gemm_scratch_floats(cols));
     for (int64_t rows : {7, 16, 45, 64}) {
-      SCOPED_TRACE(std::string(info(type).name) + " rows " + std::to_string(rows));
+      SCOPED_TRACE(std::string(info(type).name) + " cols " + std::to_string(cols) + " rows " +
+                   std::to_string(rows));
       Weights w = make_weights(type, rows, cols, 41 + static_cast<uint32_t>(type));
       auto x = randn(T * cols, 8);
       x[3 * cols + 100] = 9;  // an outlier: its block gets a coarse scale
       std::vector<std::byte> act(ab * T);
-      for (int64_t t = 0; t < T; ++t) k.gemm_quantize(id, &x[t * cols], cols, &act[t * ab]);
+      for (int64_t t = 0; t < T; ++t) k.gemm_round_act(id, &x[t * cols], cols, &act[t * ab]);
       const int64_t ldy = rows + 5;
       std::vector<float> y(T * ldy, -1.0f);
-      k.gemm_q8(id, w.data.data(), w.stride, rows, cols, act.data(), T, y.data(), ldy,
-                scratch.data());
+      k.gemm_rounded(id, w.data.data(), w.stride, rows, cols, act.data(), T, y.data(), ldy,
+                     scratch.data());
       for (int64_t t = 0; t < T; ++t) {
         float xmax = 0;
         for (int64_t c = 0; c < cols; ++c) xmax = std::max(xmax, std::fabs(x[t * cols + c]));
@@ -186,14 +205,14 @@ TEST_P(KernelTest, GemmQ8MatchesReference) {
             l1_prod += std::fabs(w.deq[r * cols + c] * x[t * cols + c]);
             l1_w += std::fabs(w.deq[r * cols + c]);
           }
-          EXPECT_NEAR(y[t * ldy + r], ref, 1e-5 * l1_prod + l1_w * xmax / 254.0)
+          EXPECT_NEAR(y[t * ldy + r], ref, 1e-5 * l1_prod + act_rounding(type, l1_prod, l1_w, xmax))
               << "token " << t << " row " << r;
         }
         for (int64_t r = rows; r < ldy; ++r) EXPECT_EQ(y[t * ldy + r], -1.0f) << "wrote past rows";
       }
     }
   }
-  EXPECT_GE(covered, 5);  // Q8_0, Q4_0, Q4_K, Q5_K, Q6_K
+  EXPECT_GE(covered, 7);  // Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F16 x 2 (+ BF16 x 2 with AVX512_BF16)
 }
 
 // ops::matmul picks matvec or gemm by T and splits rows across threads; both paths and the
@@ -393,7 +412,7 @@ TEST(Dispatch, NamesAndSupport) {
     }
   }
   EXPECT_EQ(matvec_activation_precision(Isa::Scalar, TensorType::Q4_K), ActPrecision::F32);
-  // Prefill: integer only where the ISA has gemm_q8 for the type, and never with f32 forced.
+  // Prefill: integer only where the ISA has gemm_rounded for the type, and never with f32 forced.
   const bool saved = gemm_int8_enabled();
   for (bool on : {true, false}) {
     set_gemm_int8(on);
@@ -405,6 +424,10 @@ TEST(Dispatch, NamesAndSupport) {
         EXPECT_EQ(gemm_activation_precision(Isa::Avx512, t),
                   on ? ActPrecision::Q8 : ActPrecision::F32);
       EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::F32), ActPrecision::F32);
+      EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::F16), ActPrecision::F32);
+      const bool bf16 = cpu_features().find("avx512_bf16") != std::string::npos;
+      EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::BF16),
+                on && bf16 ? ActPrecision::BF16 : ActPrecision::F32);
     }
   }
   set_gemm_int8(saved);
