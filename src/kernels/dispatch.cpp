@@ -189,18 +189,16 @@ ActPrecision gemm_activation_precision(Isa isa, TensorType type) {
   const IsaKernels* k = table_for(isa);
   if (!k || !k->gemm_act_row_bytes || !gemm_int8_enabled()) return ActPrecision::F32;
   if (k->gemm_act_row_bytes(static_cast<uint32_t>(type), 256) == 0) return ActPrecision::F32;
-  // gemm_rounded's encodings (simd_avx512.cpp): BF16 weights meet BF16 activations, F16 and F32
-  // weights F32 ones, the quantized types 8-bit ones.
-  if (type == TensorType::BF16) return ActPrecision::BF16;
-  if (type == TensorType::F16 || type == TensorType::F32) return ActPrecision::F32;
-  return ActPrecision::Q8;
+  // gemm_rounded's encodings (simd_avx512.cpp): F32 activations as they are for float weights,
+  // 8-bit ones for the quantized types.
+  return info(type).block_elems == 1 ? ActPrecision::F32 : ActPrecision::Q8;
 }
 
 int64_t gemm_scratch_floats(int64_t cols) {
   // gemm: 16 x 256 floats of dequantized rows and their transposed panel, or one row;
-  // gemm_rounded: a 32-row panel of 8-bit quants with per-block scales, of BF16 pairs, or of F32
+  // gemm_rounded: a 32-row panel of 8-bit quants with per-block scales, or of F32
   // (simd_avx512.cpp).
-  return std::max({cols, int64_t{2 * 16 * 256}, 33 * cols + 48}) + 64;
+  return std::max({cols, int64_t{2 * 16 * 256}, 33 * cols + 16}) + 64;
 }
 
 const IsaKernels& active_kernels() {

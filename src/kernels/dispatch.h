@@ -38,14 +38,12 @@ void set_isa(Isa isa);
 
 // How the active ISA's matrix-vector kernels (decode, T < gemm threshold) see activations for
 // weights of `type`: F32 (exact up to float summation order), or quantized to 8 bits per value
-// with one scale per 32 or 256 values (like llama.cpp's Q8_0 / Q8_K activations), or rounded to
-// BF16 (8 significant bits).
-enum class ActPrecision { F32, Q8, BF16 };
+// with one scale per 32 or 256 values (like llama.cpp's Q8_0 / Q8_K activations).
+enum class ActPrecision { F32, Q8 };
 ActPrecision matvec_activation_precision(Isa isa, TensorType type);
 // The same for the matrix-matrix kernels (prefill chunks of at least kGemmMinTokens tokens):
 // Q8 (one scale per 32 values) where the ISA has integer gemm kernels for `type` (AVX-512 VNNI:
-// Q8_0, Q4_0, Q4_K, Q5_K, Q6_K), BF16 for BF16 weights with AVX512_BF16, unless
-// REPRISE_PREFILL=f32; else F32.
+// Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) unless REPRISE_PREFILL=f32, else F32.
 ActPrecision gemm_activation_precision(Isa isa, TensorType type);
 // False when REPRISE_PREFILL=f32 (keep prefill on F32 activations, for checks); true when it is
 // unset or "q8". Read once; any other value throws Error naming it.

@@ -24,7 +24,7 @@
 #include "kernels/quant_blocks.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
-    defined(__AVX512VNNI__) && defined(__AVX512BF16__) && defined(__F16C__)
+    defined(__AVX512VNNI__) && defined(__F16C__)
 // GCC 12's AVX-512 intrinsics (_mm512_cvtepi32_epi8, the reductions, masked stores) start from
 // deliberately undefined registers, which -Wmaybe-uninitialized reports at every use.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -34,13 +34,11 @@ namespace reprise::kernels {
 namespace {
 
 // ggml type ids (format/tensor_type.h is not included here: it defines inline functions).
-constexpr uint32_t kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14, kBF16 = 30;
+constexpr uint32_t kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kQ4_K = 12, kQ5_K = 13, kQ6_K = 14,
+                   kBF16 = 30;
 
-// vdpbf16ps (AVX512_BF16) is not part of the ISA's baseline (dispatch.cpp requires F/BW/VL/DQ and
-// VNNI); without it BF16 weights run the AVX2 kernels.
-bool have_bf16() {
-  static const bool yes = __builtin_cpu_supports("avx512bf16");
-  return yes;
+inline bool is_float(uint32_t type) {
+  return type == kF32 || type == kF16 || type == kBF16;
 }
 
 inline float f16(uint16_t h) {
@@ -113,20 +111,17 @@ inline int64_t round64(int64_t bytes) {
 }
 
 int64_t gemm_act_row_bytes(uint32_t type, int64_t cols) {
-  if (type == kBF16) return have_bf16() ? round64(2 * (cols + 1)) : 0;
+  if (is_float(type)) return round64(4 * cols);
   if (type == kF16) return round64(4 * cols);
   return gemm_type(type).bk ? act_row_bytes_for(cols) : 0;
 }
-
-void round_act_bf16(const float* x, int64_t cols, uint16_t* out);
 
 inline int32_t hsum_i32(__m512i v) {
   return _mm512_reduce_add_epi32(v);
 }
 
 void gemm_round_act(uint32_t type, const float* x, int64_t cols, void* out) {
-  if (type == kBF16) return round_act_bf16(x, cols, static_cast<uint16_t*>(out));
-  if (type == kF16) {
+  if (is_float(type)) {  // F32 activations, as they are
     std::memcpy(out, x, static_cast<size_t>(cols) * sizeof(float));
     return;
   }
@@ -313,9 +308,12 @@ inline __m512i bcast4(const int8_t* p) {
   return _mm512_set1_epi32(v);
 }
 
-// Stores the first mt tokens' rows [0, nr) of a tile.
+// Stores the first mt tokens' rows [0, nr) of a tile. The micro-kernels are kept out of line and
+// this helper inlined into them: when GCC inlined a kernel into its caller it kept the
+// accumulator array in memory and stored all 12 registers every iteration (2.3x slower).
 template <int Nv>
-inline void store_tile(const __m512 (&acc)[Nv][kMt], float* y, int64_t ldy, int mt, int nr) {
+__attribute__((always_inline)) inline void store_tile(const __m512 (&acc)[Nv][kMt], float* y,
+                                                      int64_t ldy, int mt, int nr) {
   for (int v = 0; v < Nv; ++v) {
     const int n = nr - 16 * v < 16 ? nr - 16 * v : 16;
     const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
@@ -326,8 +324,8 @@ inline void store_tile(const __m512 (&acc)[Nv][kMt], float* y, int64_t ldy, int 
 // One tile of kMt tokens x (16 * Nv) rows over all columns. Tokens past `mt` repeat a valid row
 // and their results are dropped; rows past `nr` are stored only up to nr.
 template <int Nv, int Bk, bool Offset>
-void micro_kernel(const Panel& p, int64_t cols, const ActRow* a, float* y, int64_t ldy, int mt,
-                  int nr) {
+__attribute__((noinline)) void micro_kernel(const Panel& p, int64_t cols, const ActRow* a, float* y,
+                                            int64_t ldy, int mt, int nr) {
   __m512 acc[Nv][kMt];
   for (int v = 0; v < Nv; ++v)
     for (int t = 0; t < kMt; ++t) acc[v][t] = _mm512_setzero_ps();
@@ -408,48 +406,38 @@ void gemm_int8(uint32_t type, const void* w, uint64_t stride, int64_t rows, int6
 }
 
 // ---------------------------------------------------------------------------------------------
-// BF16 weights: activations rounded to BF16 (nearest even) once per matmul; the panel holds
-// pairs of consecutive columns of 16 rows per 512-bit register, and vdpbf16ps adds both products
-// of a pair into each F32 lane (twice the multiply-adds of an F32 FMA). F16 weights: F32
-// activations and a panel of weights converted to F32, [cols][32], for a 6 x 32 FMA tile.
+// F32, F16 and BF16 weights: F32 activations (no rounding) and a panel of 32 weight rows converted
+// to F32, [cols][32], for a 6-token x 32-row FMA tile (twice the width of the AVX2 tile). BF16
+// weights also had a vdpbf16ps kernel (AVX512_BF16, activations rounded to BF16, 32 products per
+// instruction): on the Xeon this was measured on it issued at half the rate of vfmadd231ps and
+// reached 77 GFLOPS per core against this kernel's 115, so it was dropped.
 
-void round_act_bf16(const float* x, int64_t cols, uint16_t* out) {
+inline __m512 bf16_to_f32(__m256i h) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// Row `src` of `type` as F32 into row[0..cols).
+void widen_row(uint32_t type, const uint8_t* src, int64_t cols, float* row) {
+  if (type == kF32) {
+    std::memcpy(row, src, static_cast<size_t>(cols) * sizeof(float));
+    return;
+  }
   int64_t c = 0;
-  for (; c + 16 <= cols; c += 16)
-    storeu256(out + c, reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(x + c))));
+  for (; c + 16 <= cols; c += 16) {
+    const __m256i h = loadu256(src + 2 * c);
+    _mm512_storeu_ps(row + c, type == kF16 ? _mm512_cvtph_ps(h) : bf16_to_f32(h));
+  }
   if (c < cols) {
     const __mmask16 m = static_cast<__mmask16>((1u << (cols - c)) - 1);
-    const __m256i v =
-        reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(m, x + c)));
-    _mm256_mask_storeu_epi16(out + c, m, v);
+    const __m256i h = _mm256_maskz_loadu_epi16(m, src + 2 * c);
+    _mm512_mask_storeu_ps(row + c, m, type == kF16 ? _mm512_cvtph_ps(h) : bf16_to_f32(h));
   }
-  out[cols] = 0;  // an odd row's last pair meets a zero weight
-}
-
-// One tile of kMt tokens x (16 * Nv) rows; x[t] points at token t's BF16 row.
-template <int Nv>
-void micro_kernel_bf16(const uint8_t* panel, int64_t pairs, const uint16_t* const* x, float* y,
-                       int64_t ldy, int mt, int nr) {
-  __m512 acc[Nv][kMt];
-  for (int v = 0; v < Nv; ++v)
-    for (int t = 0; t < kMt; ++t) acc[v][t] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < pairs; ++k) {
-    __m512bh w[Nv];
-    for (int v = 0; v < Nv; ++v)
-      w[v] = reinterpret_cast<__m512bh>(_mm512_loadu_si512(panel + (k * kNr + 16 * v) * 4));
-#pragma GCC unroll 8
-    for (int t = 0; t < kMt; ++t) {
-      const __m512bh xb =
-          reinterpret_cast<__m512bh>(bcast4(reinterpret_cast<const int8_t*>(x[t] + 2 * k)));
-      for (int v = 0; v < Nv; ++v) acc[v][t] = _mm512_dpbf16_ps(acc[v][t], w[v], xb);
-    }
-  }
-  store_tile<Nv>(acc, y, ldy, mt, nr);
 }
 
 template <int Nv>
-void micro_kernel_f32(const float* panel, int64_t cols, const float* const* x, float* y,
-                      int64_t ldy, int mt, int nr) {
+__attribute__((noinline)) void micro_kernel_f32(const float* panel, int64_t cols,
+                                                const float* const* x, float* y, int64_t ldy,
+                                                int mt, int nr) {
   __m512 acc[Nv][kMt];
   for (int v = 0; v < Nv; ++v)
     for (int t = 0; t < kMt; ++t) acc[v][t] = _mm512_setzero_ps();
@@ -465,75 +453,42 @@ void micro_kernel_f32(const float* panel, int64_t cols, const float* const* x, f
   store_tile<Nv>(acc, y, ldy, mt, nr);
 }
 
-// Scratch: BF16 panel 32 x (cols + 1) x 2 bytes plus one row; F16 panel 32 x cols floats plus
-// one row: at most 33 * cols + 48 floats, within gemm_scratch_floats (isa_kernels.h).
+// Scratch: the panel, 32 x cols floats, and one row: 33 * cols + 16 floats, within
+// gemm_scratch_floats (isa_kernels.h).
 void gemm_float(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
                 const void* act, int64_t T, float* y, int64_t ldy, float* scratch) {
   const auto* base = static_cast<const uint8_t*>(w);
   const auto* abase = static_cast<const uint8_t*>(act);
-  const int64_t ab = gemm_act_row_bytes(type, cols), pairs = (cols + 1) / 2;
-  auto* f = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t{63});
-  const bool bf16 = type == kBF16;
-  float* row = f + (bf16 ? kNr * pairs : kNr * cols);
+  const int64_t ab = gemm_act_row_bytes(type, cols);
+  float* panel =
+      reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch) + 63) & ~uintptr_t{63});
+  float* row = panel + kNr * cols;
   for (int64_t r0 = 0; r0 < rows; r0 += kNr) {
     const int nr = static_cast<int>(rows - r0 < kNr ? rows - r0 : kNr);
     for (int j = 0; j < kNr; ++j) {
-      const uint8_t* src = base + (r0 + j) * stride;
-      if (bf16) {
-        auto* r16 = reinterpret_cast<uint16_t*>(row);
-        if (j < nr)
-          std::memcpy(r16, src, static_cast<size_t>(2 * cols));
-        else
-          std::memset(r16, 0, static_cast<size_t>(2 * cols));
-        r16[cols] = 0;
-        auto* pq = reinterpret_cast<uint8_t*>(f);
-        for (int64_t k = 0; k < pairs; ++k) std::memcpy(pq + (k * kNr + j) * 4, r16 + 2 * k, 4);
-      } else {
-        int64_t c = 0;
-        if (j < nr) {
-          for (; c + 16 <= cols; c += 16)
-            _mm512_storeu_ps(
-                row + c,
-                _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 2 * c))));
-          for (; c < cols; ++c) {
-            uint16_t h;
-            std::memcpy(&h, src + 2 * c, 2);
-            row[c] = f16(h);
-          }
-        } else {
-          for (; c < cols; ++c) row[c] = 0;
-        }
-        for (int64_t k = 0; k < cols; ++k) f[k * kNr + j] = row[k];
-      }
+      if (j < nr)
+        widen_row(type, base + (r0 + j) * stride, cols, row);
+      else
+        std::memset(row, 0, static_cast<size_t>(cols) * sizeof(float));
+      for (int64_t k = 0; k < cols; ++k) panel[k * kNr + j] = row[k];
     }
     for (int64_t t0 = 0; t0 < T; t0 += kMt) {
       const int mt = static_cast<int>(T - t0 < kMt ? T - t0 : kMt);
-      const uint8_t* xr[kMt];
-      for (int i = 0; i < kMt; ++i) xr[i] = abase + (t0 + (i < mt ? i : mt - 1)) * ab;
+      const float* x[kMt];
+      for (int i = 0; i < kMt; ++i)
+        x[i] = reinterpret_cast<const float*>(abase + (t0 + (i < mt ? i : mt - 1)) * ab);
       float* yt = y + t0 * ldy + r0;
-      if (bf16) {
-        const uint16_t* x16[kMt];
-        for (int i = 0; i < kMt; ++i) x16[i] = reinterpret_cast<const uint16_t*>(xr[i]);
-        const auto* pq = reinterpret_cast<const uint8_t*>(f);
-        if (nr > 16)
-          micro_kernel_bf16<2>(pq, pairs, x16, yt, ldy, mt, nr);
-        else
-          micro_kernel_bf16<1>(pq, pairs, x16, yt, ldy, mt, nr);
-      } else {
-        const float* x32[kMt];
-        for (int i = 0; i < kMt; ++i) x32[i] = reinterpret_cast<const float*>(xr[i]);
-        if (nr > 16)
-          micro_kernel_f32<2>(f, cols, x32, yt, ldy, mt, nr);
-        else
-          micro_kernel_f32<1>(f, cols, x32, yt, ldy, mt, nr);
-      }
+      if (nr > 16)
+        micro_kernel_f32<2>(panel, cols, x, yt, ldy, mt, nr);
+      else
+        micro_kernel_f32<1>(panel, cols, x, yt, ldy, mt, nr);
     }
   }
 }
 
 void gemm_rounded(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
                   const void* act, int64_t T, float* y, int64_t ldy, float* scratch) {
-  if (type == kBF16 || type == kF16)
+  if (is_float(type))
     gemm_float(type, w, stride, rows, cols, act, T, y, ldy, scratch);
   else
     gemm_int8(type, w, stride, rows, cols, act, T, y, ldy, scratch);

@@ -130,9 +130,9 @@ class GoldenTest : public ::testing::TestWithParam<GoldenCase> {
 
 // Every supported ISA runs every fixture. Where prefill (16 tokens, the gemm kernels) keeps F32
 // activations, prompt logits and hidden states must match the F32 (or dequantized-weight)
-// reference within 1e-3; where it rounds them (AVX-512: 8-bit for quantized weights, BF16 for
-// BF16 weights), they are held to llama.cpp's own logits, which round activations the same way,
-// within that type's tolerance. Decode uses the matvec kernels; where those quantize activations
+// reference within 1e-3; where it rounds them (AVX-512 VNNI: 8-bit for quantized weights), they
+// are held to llama.cpp's own logits, which round activations the same way, within that type's
+// tolerance. Decode uses the matvec kernels; where those quantize activations
 // to 8 bits (SIMD ISAs with quantized weights) the 16 decode steps are checked like llama.cpp's
 // own quantized run: teacher-forced with its greedy tokens, each step's choice must be within 2x
 // the quantized tolerance of our best logit.

@@ -151,13 +151,10 @@ TEST_P(KernelTest, GemmMatchesReference) {
   }
 }
 
-// The bound on |y - ref| that gemm_rounded's activation encoding adds: none for F16/F32
-// weights (F32 activations); 2^-8 of sum |w x| for BF16 (BF16 keeps 8 significant bits, rounded
-// to nearest); the 8-bit bound above for the quantized types.
-double act_rounding(TensorType type, double l1_prod, double l1_w, float xmax) {
-  if (type == TensorType::F16 || type == TensorType::F32) return 0;
-  if (type == TensorType::BF16) return l1_prod / 256.0;
-  return l1_w * xmax / 254.0;
+// The bound on |y - ref| that gemm_rounded's activation encoding adds: none for float weights
+// (F32 activations), the 8-bit bound above for the quantized types.
+double act_rounding(TensorType type, double l1_w, float xmax) {
+  return info(type).block_elems == 1 ? 0.0 : l1_w * xmax / 254.0;
 }
 
 // The prefill kernels with rounded activations, where the ISA has them: every token and row
@@ -168,8 +165,9 @@ TEST_P(KernelTest, GemmRoundedMatchesReference) {
   if (!k.gemm_rounded) GTEST_SKIP() << "no rounded-activation gemm on " << isa_name(GetParam());
   const int64_t T = 13;
   int covered = 0;
-  // 173: an odd row for the float types (a BF16 pair and a 16-lane step cut short).
-  for (auto [type, cols] : std::vector<std::pair<TensorType, int64_t>>{{TensorType::F16, 768},
+  // 173: an odd row for the float types (a 16-lane step cut short).
+  for (auto [type, cols] : std::vector<std::pair<TensorType, int64_t>>{{TensorType::F32, 173},
+                                                                       {TensorType::F16, 768},
                                                                        {TensorType::F16, 173},
                                                                        {TensorType::BF16, 768},
                                                                        {TensorType::BF16, 173},
@@ -205,14 +203,14 @@ TEST_P(KernelTest, GemmRoundedMatchesReference) {
             l1_prod += std::fabs(w.deq[r * cols + c] * x[t * cols + c]);
             l1_w += std::fabs(w.deq[r * cols + c]);
           }
-          EXPECT_NEAR(y[t * ldy + r], ref, 1e-5 * l1_prod + act_rounding(type, l1_prod, l1_w, xmax))
+          EXPECT_NEAR(y[t * ldy + r], ref, 1e-5 * l1_prod + act_rounding(type, l1_w, xmax))
               << "token " << t << " row " << r;
         }
         for (int64_t r = rows; r < ldy; ++r) EXPECT_EQ(y[t * ldy + r], -1.0f) << "wrote past rows";
       }
     }
   }
-  EXPECT_GE(covered, 7);  // Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F16 x 2 (+ BF16 x 2 with AVX512_BF16)
+  EXPECT_EQ(covered, 10);  // every case above
 }
 
 // ops::matmul picks matvec or gemm by T and splits rows across threads; both paths and the
@@ -425,9 +423,7 @@ TEST(Dispatch, NamesAndSupport) {
                   on ? ActPrecision::Q8 : ActPrecision::F32);
       EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::F32), ActPrecision::F32);
       EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::F16), ActPrecision::F32);
-      const bool bf16 = cpu_features().find("avx512_bf16") != std::string::npos;
-      EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::BF16),
-                on && bf16 ? ActPrecision::BF16 : ActPrecision::F32);
+      EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::BF16), ActPrecision::F32);
     }
   }
   set_gemm_int8(saved);
