@@ -48,9 +48,11 @@ for line in open(sys.argv[1]):
         for t in r:
             (d["pp"] if t["n_prompt"] else d["tg"]).append(t["avg_ts"])
     else:
-        d["pp"].append(r["pp"]["mean"])
-        d["tg"].append(r["tg"]["mean"])
-        d["bw"].append(r["tg_bandwidth_ratio"])
+        if r.get("n_prompt"):
+            d["pp"].append(r["pp"]["mean"])
+        if r.get("n_gen"):  # BENCH_ARGS with -n 0: prefill only
+            d["tg"].append(r["tg"]["mean"])
+            d["bw"].append(r["tg_bandwidth_ratio"])
 med = lambda v: statistics.median(v) if v else float("nan")
 print("| file | tool | pp t/s (median) | tg t/s (median) | tg / measured bandwidth | rounds |")
 print("| --- | --- | ---: | ---: | ---: | ---: |")
@@ -61,7 +63,8 @@ for f in files:
         if not d:
             continue
         bw = f"{100 * med(d['bw']):.0f}%" if d["bw"] else ""
-        print(f"| {f} | {tool} | {med(d['pp']):.1f} | {med(d['tg']):.1f} | {bw} | {len(d['pp'])} |")
+        rounds = max(len(d["pp"]), len(d["tg"]))
+        print(f"| {f} | {tool} | {med(d['pp']):.1f} | {med(d['tg']):.1f} | {bw} | {rounds} |")
 print()
 print("| file | pp avx512 / avx2 | pp avx512 / llama.cpp | tg avx512 / llama.cpp |")
 print("| --- | ---: | ---: | ---: |")
