@@ -95,7 +95,7 @@ void BM_Gemm(benchmark::State& state, Isa isa, TensorType type) {
     if (ab > 0) {
       for (int64_t t = 0; t < T; ++t) k->gemm_round_act(id, &x[t * cols], cols, &act[t * ab]);
       k->gemm_rounded(id, w.data.data(), w.stride, rows, cols, act.data(), T, y.data(), rows,
-                 scratch.data());
+                      scratch.data());
     } else {
       k->gemm(id, w.data.data(), w.stride, rows, cols, x.data(), T, y.data(), rows, scratch.data());
     }

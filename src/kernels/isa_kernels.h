@@ -88,16 +88,17 @@ struct IsaKernels {
   // accumulated in double (rows have ~10^5 terms). n >= 1.
   void (*exp_sum)(const float* x, int64_t n, float* max, double* sum);
 
-  // Prefill with 8-bit activations, where the ISA has it (nullptr otherwise; last, so the tables
+  // Prefill on activations encoded once per matmul (AVX-512: 8-bit for the quantized types, F32
+  // as they are for float weights), where the ISA has it (nullptr otherwise; last, so the tables
   // that lack them need not list them):
   // gemm_act_row_bytes(type, cols) is the size of one token's activations in gemm_rounded's
-  // encoding for weights of `type`, or 0 if gemm_rounded does not take `type`; gemm_round_act encodes
-  // one token row x[0..cols) into that many bytes at `out`; gemm_rounded is gemm()
-  // with `act` holding T such rows back to back.
+  // encoding for weights of `type`, or 0 if gemm_rounded does not take `type`; gemm_round_act
+  // encodes one token row x[0..cols) into that many bytes at `out`; gemm_rounded is gemm() with
+  // `act` holding T such rows back to back.
   int64_t (*gemm_act_row_bytes)(uint32_t type, int64_t cols) = nullptr;
   void (*gemm_round_act)(uint32_t type, const float* x, int64_t cols, void* out) = nullptr;
   void (*gemm_rounded)(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
-                  const void* act, int64_t T, float* y, int64_t ldy, float* scratch) = nullptr;
+                       const void* act, int64_t T, float* y, int64_t ldy, float* scratch) = nullptr;
 };
 
 // Floats of per-thread scratch the gemm kernels (gemm and gemm_rounded) need for rows of `cols`

@@ -72,9 +72,11 @@ void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool
     return;
   }
   const int64_t n_tiles = (rows + kGemmRowTile - 1) / kGemmRowTile;
-  // Integer prefill: every token row is quantized once, then each thread's rows use them all.
+  // Prefill on encoded activations (AVX-512; 8-bit for quantized weights): every token row is
+  // encoded once, then each thread's rows use them all.
   // (REPRISE_PREFILL is checked first, so a bad value is an error on every CPU.)
-  if (const int64_t ab = gemm_int8_enabled() && k.gemm_rounded ? k.gemm_act_row_bytes(type, cols) : 0;
+  if (const int64_t ab =
+          gemm_int8_enabled() && k.gemm_rounded ? k.gemm_act_row_bytes(type, cols) : 0;
       ab > 0) {
     thread_local std::vector<std::byte> q_buf;
     q_buf.resize(static_cast<size_t>(ab * T));
@@ -87,7 +89,7 @@ void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool
       scratch.resize(static_cast<size_t>(gemm_scratch_floats(cols)));
       const int64_t r0 = b0 * kGemmRowTile, r1 = std::min(rows, b1 * kGemmRowTile);
       k.gemm_rounded(type, base + r0 * stride, stride, r1 - r0, cols, act, T, y + r0, rows,
-                scratch.data());
+                     scratch.data());
     });
     return;
   }
