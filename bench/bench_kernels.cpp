@@ -25,6 +25,8 @@ const IsaKernels* table(Isa isa) {
       return scalar_kernels();
     case Isa::Avx2:
       return avx2_kernels();
+    case Isa::Avx512:
+      return avx512_kernels();
     default:
       return nullptr;
   }
@@ -85,9 +87,18 @@ void BM_Gemm(benchmark::State& state, Isa isa, TensorType type) {
   Matrix w = random_matrix(type, rows, cols);
   std::vector<float> x(T * cols, 0.25f), y(T * rows);
   std::vector<float> scratch(gemm_scratch_floats(cols));
+  const auto id = static_cast<uint32_t>(type);
+  // The integer kernels where the ISA has them, as ops::matmul picks them (quantizing included).
+  const int64_t ab = k->gemm_rounded ? k->gemm_act_row_bytes(id, cols) : 0;
+  std::vector<std::byte> act(ab * T);
   for (auto _ : state) {
-    k->gemm(static_cast<uint32_t>(type), w.data.data(), w.stride, rows, cols, x.data(), T, y.data(),
-            rows, scratch.data());
+    if (ab > 0) {
+      for (int64_t t = 0; t < T; ++t) k->gemm_round_act(id, &x[t * cols], cols, &act[t * ab]);
+      k->gemm_rounded(id, w.data.data(), w.stride, rows, cols, act.data(), T, y.data(), rows,
+                      scratch.data());
+    } else {
+      k->gemm(id, w.data.data(), w.stride, rows, cols, x.data(), T, y.data(), rows, scratch.data());
+    }
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["FLOPS"] =

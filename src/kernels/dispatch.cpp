@@ -62,9 +62,10 @@ const IsaKernels* table_for(Isa isa) {
       return scalar_kernels();
     case Isa::Avx2:
       return cpu().avx2 ? avx2_kernels() : nullptr;
-    // AVX-512 and AMX kernels are not implemented yet (see docs/performance.md); those CPUs run
-    // the AVX2 kernels.
+    // The AVX-512 table is the AVX2 one with AVX-512 VNNI kernels in some places.
     case Isa::Avx512:
+      return cpu().avx2 && cpu().avx512_vnni ? avx512_kernels() : nullptr;
+    // AMX kernels are not implemented (no machine to test them on; see docs/performance.md).
     case Isa::Amx:
       return nullptr;
   }
@@ -163,12 +164,41 @@ ActPrecision matvec_activation_precision(Isa isa, TensorType type) {
                                                                       : ActPrecision::Q8;
 }
 
-ActPrecision gemm_activation_precision(Isa, TensorType) {
-  return ActPrecision::F32;  // every gemm kernel dequantizes weights to F32 panels
+// -1: REPRISE_PREFILL not read yet; else 0 (f32) or 1 (q8).
+std::atomic<int> g_gemm_int8{-1};
+
+bool gemm_int8_enabled() {
+  if (const int v = g_gemm_int8.load(std::memory_order_relaxed); v >= 0) return v != 0;
+  const char* env = std::getenv("REPRISE_PREFILL");
+  int on = 1;
+  if (env && *env && std::string_view(env) != "q8") {
+    if (std::string_view(env) != "f32")
+      throw Error(fmt::format("REPRISE_PREFILL={}: unknown prefill precision (q8, f32)", env));
+    on = 0;
+  }
+  int expected = -1;
+  g_gemm_int8.compare_exchange_strong(expected, on);  // a set_gemm_int8() in between wins
+  return g_gemm_int8.load(std::memory_order_relaxed) != 0;
+}
+
+void set_gemm_int8(bool on) {
+  g_gemm_int8.store(on ? 1 : 0, std::memory_order_relaxed);
+}
+
+ActPrecision gemm_activation_precision(Isa isa, TensorType type) {
+  const IsaKernels* k = table_for(isa);
+  if (!k || !k->gemm_act_row_bytes || !gemm_int8_enabled()) return ActPrecision::F32;
+  if (k->gemm_act_row_bytes(static_cast<uint32_t>(type), 256) == 0) return ActPrecision::F32;
+  // gemm_rounded's encodings (simd_avx512.cpp): F32 activations as they are for float weights,
+  // 8-bit ones for the quantized types.
+  return info(type).block_elems == 1 ? ActPrecision::F32 : ActPrecision::Q8;
 }
 
 int64_t gemm_scratch_floats(int64_t cols) {
-  return std::max<int64_t>(cols, 2 * 16 * 256) + 64;
+  // gemm: 16 x 256 floats of dequantized rows and their transposed panel, or one row;
+  // gemm_rounded: a 32-row panel of 8-bit quants with per-block scales, or of F32
+  // (simd_avx512.cpp).
+  return std::max({cols, int64_t{2 * 16 * 256}, 33 * cols + 16}) + 64;
 }
 
 const IsaKernels& active_kernels() {

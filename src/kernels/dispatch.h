@@ -38,12 +38,19 @@ void set_isa(Isa isa);
 
 // How the active ISA's matrix-vector kernels (decode, T < gemm threshold) see activations for
 // weights of `type`: F32 (exact up to float summation order), or quantized to 8 bits per value
-// with one scale per 32 or 256 values (like llama.cpp's Q8_0 / Q8_K activations). Prefill's
-// matrix-matrix kernels always use F32 activations.
+// with one scale per 32 or 256 values (like llama.cpp's Q8_0 / Q8_K activations).
 enum class ActPrecision { F32, Q8 };
 ActPrecision matvec_activation_precision(Isa isa, TensorType type);
-// The same for the matrix-matrix kernels (prefill chunks of at least kGemmMinTokens tokens).
+// The same for the matrix-matrix kernels (prefill chunks of at least kGemmMinTokens tokens):
+// Q8 (one scale per 32 values) where the ISA has integer gemm kernels for `type` (AVX-512 VNNI:
+// Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) unless REPRISE_PREFILL=f32, else F32.
 ActPrecision gemm_activation_precision(Isa isa, TensorType type);
+// False when REPRISE_PREFILL=f32 (keep prefill on F32 activations, for checks); true when it is
+// unset or "q8". Read once; any other value throws Error naming it.
+bool gemm_int8_enabled();
+// Overrides REPRISE_PREFILL for the whole process (true: "q8"). Like set_isa(), call it between
+// forward passes.
+void set_gemm_int8(bool on);
 
 // Matmuls over fewer tokens than this run the matrix-vector kernels once per token.
 inline constexpr int64_t kGemmMinTokens = 4;

@@ -88,9 +88,22 @@ struct IsaKernels {
   // For log-softmax over a vocabulary row: *max = max_j x[j] and *sum = sum_j exp(x[j] - *max),
   // accumulated in double (rows have ~10^5 terms). n >= 1.
   void (*exp_sum)(const float* x, int64_t n, float* max, double* sum);
+
+  // Prefill on activations encoded once per matmul (AVX-512: 8-bit for the quantized types, F32
+  // as they are for float weights), where the ISA has it (nullptr otherwise; last, so the tables
+  // that lack them need not list them):
+  // gemm_act_row_bytes(type, cols) is the size of one token's activations in gemm_rounded's
+  // encoding for weights of `type`, or 0 if gemm_rounded does not take `type`; gemm_round_act
+  // encodes one token row x[0..cols) into that many bytes at `out`; gemm_rounded is gemm() with
+  // `act` holding T such rows back to back.
+  int64_t (*gemm_act_row_bytes)(uint32_t type, int64_t cols) = nullptr;
+  void (*gemm_round_act)(uint32_t type, const float* x, int64_t cols, void* out) = nullptr;
+  void (*gemm_rounded)(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
+                       const void* act, int64_t T, float* y, int64_t ldy, float* scratch) = nullptr;
 };
 
-// Floats of per-thread scratch the gemm kernels need for rows of `cols` elements.
+// Floats of per-thread scratch the gemm kernels (gemm and gemm_rounded) need for rows of `cols`
+// elements.
 int64_t gemm_scratch_floats(int64_t cols);
 // Rows one gemm call should cover (a multiple of the kernels' row tile), for splitting work.
 inline constexpr int64_t kGemmRowTile = 16;
@@ -101,5 +114,7 @@ const IsaKernels& active_kernels();
 // The tables (defined in the per-ISA files; nullptr where the ISA was not compiled in).
 const IsaKernels* scalar_kernels();
 const IsaKernels* avx2_kernels();
+// The AVX2 table with AVX-512 (F/BW/VL/DQ/VNNI) kernels in place of some entries.
+const IsaKernels* avx512_kernels();
 
 }  // namespace reprise::kernels

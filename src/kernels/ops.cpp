@@ -72,6 +72,27 @@ void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool
     return;
   }
   const int64_t n_tiles = (rows + kGemmRowTile - 1) / kGemmRowTile;
+  // Prefill on encoded activations (AVX-512; 8-bit for quantized weights): every token row is
+  // encoded once, then each thread's rows use them all.
+  // (REPRISE_PREFILL is checked first, so a bad value is an error on every CPU.)
+  if (const int64_t ab =
+          gemm_int8_enabled() && k.gemm_rounded ? k.gemm_act_row_bytes(type, cols) : 0;
+      ab > 0) {
+    thread_local std::vector<std::byte> q_buf;
+    q_buf.resize(static_cast<size_t>(ab * T));
+    std::byte* act = q_buf.data();
+    pool.parallel_for(T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) k.gemm_round_act(type, x + t * cols, cols, act + t * ab);
+    });
+    pool.parallel_for(n_tiles, [&](int64_t b0, int64_t b1) {
+      thread_local std::vector<float> scratch;
+      scratch.resize(static_cast<size_t>(gemm_scratch_floats(cols)));
+      const int64_t r0 = b0 * kGemmRowTile, r1 = std::min(rows, b1 * kGemmRowTile);
+      k.gemm_rounded(type, base + r0 * stride, stride, r1 - r0, cols, act, T, y + r0, rows,
+                     scratch.data());
+    });
+    return;
+  }
   pool.parallel_for(n_tiles, [&](int64_t b0, int64_t b1) {
     thread_local std::vector<float> scratch;
     scratch.resize(static_cast<size_t>(gemm_scratch_floats(cols)));

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/session.h"
+#include "kernels/dispatch.h"
 
 namespace reprise::test {
 
@@ -22,6 +23,14 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   float m = 0;
   for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
   return m;
+}
+
+ScopedF32Prefill::ScopedF32Prefill() : saved_(kernels::gemm_int8_enabled()) {
+  kernels::set_gemm_int8(false);
+}
+
+ScopedF32Prefill::~ScopedF32Prefill() {
+  kernels::set_gemm_int8(saved_);
 }
 
 }  // namespace reprise::test

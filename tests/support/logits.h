@@ -15,6 +15,20 @@ namespace reprise::test {
 std::vector<float> prompt_logits(const Model& model, const LayerPath& path,
                                  std::span<const int32_t> prompt);
 
+// Keeps prefill on F32 activations while alive (kernels::set_gemm_int8(false)), for tests that
+// compare a quantized model with its dequantized copy: those must run the same arithmetic, and
+// integer prefill rounds activations only for the quantized one.
+class ScopedF32Prefill {
+ public:
+  ScopedF32Prefill();
+  ~ScopedF32Prefill();
+  ScopedF32Prefill(const ScopedF32Prefill&) = delete;
+  ScopedF32Prefill& operator=(const ScopedF32Prefill&) = delete;
+
+ private:
+  bool saved_;
+};
+
 // The largest |a[i] - b[i]|; infinity when the sizes differ.
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b);
 

@@ -144,5 +144,23 @@ TEST(Cli, MissingModelAndBadFlags) {
   expect_cli_error("frobnicate", "frobnicate");
 }
 
+// REPRISE_PREFILL is read on the first prefill matmul (5 tokens: the gemm kernels).
+TEST(Cli, BadPrefillPrecisionIsAOneLineError) {
+  auto r = test::run_shell("REPRISE_PREFILL=f16 '" + test::binary() + "' logits " + model_arg() +
+                           " --tokens 1,403,407,408,409");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("REPRISE_PREFILL=f16: unknown prefill precision (q8, f32)"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  // Both precisions run.
+  for (const char* p : {"f32", "q8"})
+    EXPECT_EQ(test::run_shell(std::string("REPRISE_PREFILL=") + p + " '" + test::binary() +
+                              "' logits " + model_arg() + " --tokens 1,403,407,408,409")
+                  .exit_code,
+              0)
+        << p;
+}
+
 }  // namespace
 }  // namespace reprise

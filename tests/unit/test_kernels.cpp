@@ -3,9 +3,9 @@
 // Tolerances are scale-free and stated per test:
 // - F32 activations (gemm, matvec of F32/F16/BF16 weights): |y - ref| <= 1e-5 * sum_i |w_i x_i|
 //   (float summation in another order, and single- instead of double-rounded dequantization).
-// - 8-bit activations (matvec of quantized weights): each activation is off by at most
-//   max|x| / 254 (half a step of a block scale max|x_block| / 127), so
-//   |y - ref| <= sum_i |w_i| * max|x| / 254, plus the F32 allowance above.
+// - 8-bit activations (matvec of quantized weights, and gemm_rounded where the ISA has it): each
+//   activation is off by at most max|x| / 254 (half a step of a block scale max|x_block| / 127),
+//   so |y - ref| <= sum_i |w_i| * max|x| / 254, plus the F32 allowance above.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -34,6 +34,8 @@ const IsaKernels* table(Isa isa) {
       return scalar_kernels();
     case Isa::Avx2:
       return avx2_kernels();
+    case Isa::Avx512:
+      return avx512_kernels();
     default:
       return nullptr;  // no kernels yet; isa_supported() is false for them
   }
@@ -146,6 +148,68 @@ TEST_P(KernelTest, GemmMatchesReference) {
   }
 }
 
+// The bound on |y - ref| that gemm_rounded's activation encoding adds: none for float weights
+// (F32 activations), the 8-bit bound above for the quantized types.
+double act_rounding(TensorType type, double l1_w, float xmax) {
+  return info(type).block_elems == 1 ? 0.0 : l1_w * xmax / 254.0;
+}
+
+// The prefill kernels with rounded activations, where the ISA has them: every token and row
+// within the activation bound of the reference, for row counts that leave a partial 16- and
+// 32-row panel, a token count that leaves a partial tile, and a row stride wider than the row.
+TEST_P(KernelTest, GemmRoundedMatchesReference) {
+  const IsaKernels& k = *table(GetParam());
+  if (!k.gemm_rounded) GTEST_SKIP() << "no rounded-activation gemm on " << isa_name(GetParam());
+  const int64_t T = 13;
+  int covered = 0;
+  // 173: an odd row for the float types (a 16-lane step cut short).
+  for (auto [type, cols] : std::vector<std::pair<TensorType, int64_t>>{{TensorType::F32, 173},
+                                                                       {TensorType::F16, 768},
+                                                                       {TensorType::F16, 173},
+                                                                       {TensorType::BF16, 768},
+                                                                       {TensorType::BF16, 173},
+                                                                       {TensorType::Q8_0, 768},
+                                                                       {TensorType::Q4_0, 768},
+                                                                       {TensorType::Q4_K, 768},
+                                                                       {TensorType::Q5_K, 768},
+                                                                       {TensorType::Q6_K, 768}}) {
+    const auto id = static_cast<uint32_t>(type);
+    const int64_t ab = k.gemm_act_row_bytes(id, cols);
+    if (ab == 0) continue;
+    ++covered;
+    std::vector<float> scratch(gemm_scratch_floats(cols));
+    for (int64_t rows : {7, 16, 45, 64}) {
+      SCOPED_TRACE(std::string(info(type).name) + " cols " + std::to_string(cols) + " rows " +
+                   std::to_string(rows));
+      Weights w = make_weights(type, rows, cols, 41 + static_cast<uint32_t>(type));
+      auto x = randn(T * cols, 8);
+      x[3 * cols + 100] = 9;  // an outlier: its block gets a coarse scale
+      std::vector<std::byte> act(ab * T);
+      for (int64_t t = 0; t < T; ++t) k.gemm_round_act(id, &x[t * cols], cols, &act[t * ab]);
+      const int64_t ldy = rows + 5;
+      std::vector<float> y(T * ldy, -1.0f);
+      k.gemm_rounded(id, w.data.data(), w.stride, rows, cols, act.data(), T, y.data(), ldy,
+                     scratch.data());
+      for (int64_t t = 0; t < T; ++t) {
+        float xmax = 0;
+        for (int64_t c = 0; c < cols; ++c) xmax = std::max(xmax, std::fabs(x[t * cols + c]));
+        for (int64_t r = 0; r < rows; ++r) {
+          const float ref = dot_row(type, w.data.data() + r * w.stride, &x[t * cols], cols);
+          double l1_prod = 0, l1_w = 0;
+          for (int64_t c = 0; c < cols; ++c) {
+            l1_prod += std::fabs(w.deq[r * cols + c] * x[t * cols + c]);
+            l1_w += std::fabs(w.deq[r * cols + c]);
+          }
+          EXPECT_NEAR(y[t * ldy + r], ref, 1e-5 * l1_prod + act_rounding(type, l1_w, xmax))
+              << "token " << t << " row " << r;
+        }
+        for (int64_t r = rows; r < ldy; ++r) EXPECT_EQ(y[t * ldy + r], -1.0f) << "wrote past rows";
+      }
+    }
+  }
+  EXPECT_EQ(covered, 10);  // every case above
+}
+
 // ops::matmul picks matvec or gemm by T and splits rows across threads; both paths and the
 // thread split must agree with the scalar ISA's matmul.
 TEST_P(KernelTest, MatmulThroughDispatchMatchesScalar) {
@@ -168,8 +232,9 @@ TEST_P(KernelTest, MatmulThroughDispatchMatchesScalar) {
       matmul(view, x.data(), T, ref.data(), pool);
       set_isa(GetParam());
       matmul(view, x.data(), T, got.data(), pool);
-      const bool q8 =
-          T < kGemmMinTokens && matvec_activation_precision(GetParam(), type) == ActPrecision::Q8;
+      const bool q8 = T < kGemmMinTokens
+                          ? matvec_activation_precision(GetParam(), type) == ActPrecision::Q8
+                          : gemm_activation_precision(GetParam(), type) == ActPrecision::Q8;
       for (int64_t t = 0; t < T; ++t) {
         float xmax = 0;
         for (int64_t c = 0; c < cols; ++c) xmax = std::max(xmax, std::fabs(x[t * cols + c]));
@@ -343,6 +408,23 @@ TEST(Dispatch, NamesAndSupport) {
     }
   }
   EXPECT_EQ(matvec_activation_precision(Isa::Scalar, TensorType::Q4_K), ActPrecision::F32);
+  // Prefill: integer only where the ISA has gemm_rounded for the type, and never with f32 forced.
+  const bool saved = gemm_int8_enabled();
+  for (bool on : {true, false}) {
+    set_gemm_int8(on);
+    EXPECT_EQ(gemm_activation_precision(Isa::Scalar, TensorType::Q8_0), ActPrecision::F32);
+    EXPECT_EQ(gemm_activation_precision(Isa::Avx2, TensorType::Q8_0), ActPrecision::F32);
+    if (isa_supported(Isa::Avx512)) {
+      for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q5_K,
+                           TensorType::Q6_K})
+        EXPECT_EQ(gemm_activation_precision(Isa::Avx512, t),
+                  on ? ActPrecision::Q8 : ActPrecision::F32);
+      EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::F32), ActPrecision::F32);
+      EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::F16), ActPrecision::F32);
+      EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::BF16), ActPrecision::F32);
+    }
+  }
+  set_gemm_int8(saved);
 }
 
 }  // namespace
