@@ -213,7 +213,8 @@ TEST(SmolLM2, EvalChatAutoRecordsTheTemplate) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = read_json(out);
   const auto& config = j.at("config");
-  EXPECT_EQ(config.at("chat_template"), "chatml");
+  EXPECT_EQ(j.at("chat_template"), "chatml");  // top level, where lm-eval's files keep it
+  EXPECT_EQ(config.at("prompt_format").get<std::string>().rfind("chat:chatml+system:", 0), 0u);
   EXPECT_EQ(config.at("chat_system"),
             "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
 }
