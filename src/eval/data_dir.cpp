@@ -24,8 +24,10 @@ fs::path find_data_dir(const std::string& explicit_dir) {
     tried.push_back(exe.parent_path().parent_path() / "data");
     tried.push_back(exe.parent_path().parent_path() / "share" / "reprise" / "data");
   }
-  // A build tree beside the sources finds them through the path this file was compiled from.
-  tried.push_back(fs::path(__FILE__).parent_path().parent_path().parent_path() / "data");
+#ifdef REPRISE_SOURCE_DATA_DIR
+  // A build tree finds the sources' data/ through the path CMake compiled in.
+  tried.emplace_back(REPRISE_SOURCE_DATA_DIR);
+#endif
   std::string list;
   for (const auto& p : tried) {
     if (fs::is_regular_file(p / "README.md", ec)) return p;
