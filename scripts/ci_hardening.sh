@@ -15,6 +15,7 @@ cmake -S . -B build-asan -G Ninja -DREPRISE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWi
   -DREPRISE_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" >/dev/null
 cmake --build build-asan -j "$jobs" --target unit_tests
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
+export LSAN_OPTIONS=suppressions=$PWD/scripts/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 build-asan/tests/unit_tests --gtest_brief=1
 
