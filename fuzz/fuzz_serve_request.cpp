@@ -56,12 +56,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const reprise::serve::Job job = reprise::serve::resolve_request(req, model, 42);
     // What the slot will trust: a prompt that fits, ids in the vocabulary, a path in range.
     const int n_vocab = model.model->hparams().n_vocab;
-    if (job.prompt.empty() || static_cast<int>(job.prompt.size()) >= model.n_ctx) std::abort();
-    for (int32_t id : job.prompt)
-      if (id < 0 || id >= n_vocab) {
-        std::fprintf(stderr, "fuzz: accepted prompt token %d outside the vocabulary\n", id);
-        std::abort();
-      }
+    if (job.prompts.empty()) std::abort();
+    for (const auto& prompt : job.prompts) {  // one per choice
+      const auto& ids = prompt.tokens;
+      if (ids.empty() || static_cast<int>(ids.size()) >= model.n_ctx) std::abort();
+      for (int32_t id : ids)
+        if (id < 0 || id >= n_vocab) {
+          std::fprintf(stderr, "fuzz: accepted prompt token %d outside the vocabulary\n", id);
+          std::abort();
+        }
+    }
     for (int layer : job.path.layers)
       if (layer < 0 || layer >= model.model->hparams().n_layer) std::abort();
     if (job.path.size() > model.max_path_len || job.gen.max_tokens < 0 ||
