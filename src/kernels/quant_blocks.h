@@ -104,6 +104,20 @@ struct BlockQ4_K {
   uint8_t qs[kQKK / 2];  // 4-bit quants
 };
 
+// The 8 six-bit scales `sc` and mins `m` packed in a Q4_K/Q5_K `scales[12]` (kernels/README.md).
+// `static` on purpose: every per-ISA file compiles its own copy with its own target flags, and
+// internal linkage keeps the linker from picking one ISA's copy for all (isa_kernels.h).
+static inline void unpack_k_scales(const uint8_t* s, uint8_t* sc, uint8_t* m) {
+  for (int k = 0; k < 4; ++k) {
+    sc[k] = s[k] & 63;
+    m[k] = s[k + 4] & 63;
+  }
+  for (int k = 4; k < 8; ++k) {
+    sc[k] = static_cast<uint8_t>((s[k + 4] & 0xF) | ((s[k - 4] >> 6) << 4));
+    m[k] = static_cast<uint8_t>((s[k + 4] >> 4) | ((s[k] >> 6) << 4));
+  }
+}
+
 // Q5_K: 5.5 bits per weight. Like Q4_K with a fifth quant bit from qh: q in [0, 31],
 // y = (d * sc) * q - (dmin * m).
 struct BlockQ5_K {

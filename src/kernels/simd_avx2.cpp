@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "kernels/isa_kernels.h"
+#include "kernels/quant_blocks.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
@@ -74,17 +75,6 @@ inline __m256i dot_u8s8(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-// The 6-bit scales and mins of a Q4_K/Q5_K super-block (layout in kernels/README.md).
-inline void unpack_k_scales(const uint8_t* s, uint8_t* sc, uint8_t* m) {
-  for (int k = 0; k < 4; ++k) {
-    sc[k] = s[k] & 63;
-    m[k] = s[k + 4] & 63;
-  }
-  for (int k = 4; k < 8; ++k) {
-    sc[k] = static_cast<uint8_t>((s[k + 4] & 0xF) | ((s[k - 4] >> 6) << 4));
-    m[k] = static_cast<uint8_t>((s[k + 4] >> 4) | ((s[k] >> 6) << 4));
-  }
-}
 
 // The 6-bit quants (0..63) of half h (elements 128h .. 128h + 127) of a Q6_K block, as four
 // registers of 32 bytes: q[i] holds elements 128h + 32i .. 128h + 32i + 31 (layout in

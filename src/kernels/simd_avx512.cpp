@@ -188,18 +188,6 @@ void unpack_q4_0(const uint8_t* row, int64_t cols, uint8_t* q, float* s, float*)
   }
 }
 
-// The 6-bit scales and mins of a Q4_K/Q5_K super-block (layout in kernels/README.md; the AVX2
-// file has the same few lines: ISA files cannot share inline helpers, see isa_kernels.h).
-inline void unpack_k_scales(const uint8_t* s, uint8_t* sc, uint8_t* m) {
-  for (int k = 0; k < 4; ++k) {
-    sc[k] = s[k] & 63;
-    m[k] = s[k + 4] & 63;
-  }
-  for (int k = 4; k < 8; ++k) {
-    sc[k] = static_cast<uint8_t>((s[k + 4] & 0xF) | ((s[k - 4] >> 6) << 4));
-    m[k] = static_cast<uint8_t>((s[k + 4] >> 4) | ((s[k] >> 6) << 4));
-  }
-}
 
 template <bool FifthBit>
 void unpack_q45_k(const uint8_t* row, int64_t cols, uint8_t* q, float* s, float* o) {
