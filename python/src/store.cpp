@@ -77,11 +77,7 @@ class PyStore {
   // Each config against the phase's baseline, one record per (config, task): the numbers of
   // `reprise report` (docs/evaluation.md, "Scan statistics").
   py::list statistics(const std::string& phase) const {
-    scan::PhaseStats ps;
-    {
-      py::gil_scoped_release release;
-      ps = scan::analyze_phase(*store_, phase);
-    }
+    const scan::PhaseStats ps = analyze(phase);
     py::list out;
     for (const auto& cs : ps.configs)
       for (size_t t = 0; t < ps.tasks.size(); ++t) {
@@ -116,7 +112,7 @@ class PyStore {
   // The phase's baseline per task: its score, the items compared and the minimum detectable
   // effect.
   py::list baselines(const std::string& phase) const {
-    const scan::PhaseStats ps = scan::analyze_phase(*store_, phase);
+    const scan::PhaseStats ps = analyze(phase);
     py::list out;
     for (const auto& b : ps.tasks) {
       py::dict d;
@@ -136,6 +132,12 @@ class PyStore {
   }
 
  private:
+  // The bootstrap behind the statistics takes a while: other Python threads run meanwhile.
+  scan::PhaseStats analyze(const std::string& phase) const {
+    py::gil_scoped_release release;
+    return scan::analyze_phase(*store_, phase);
+  }
+
   std::unique_ptr<scan::Store> store_;
 };
 
