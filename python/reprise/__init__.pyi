@@ -73,7 +73,7 @@ class Store:
 
 def evaluate(
     model: Model,
-    tasks: str,
+    tasks: Union[str, Sequence[str]],
     path: Optional[str] = None,
     limit: Optional[int] = None,
     seed: int = 1234,
@@ -82,7 +82,7 @@ def evaluate(
 ) -> dict[str, Any]: ...
 def scan(
     model: Union[Model, str],
-    tasks: str,
+    tasks: Union[str, Sequence[str]],
     store: str,
     limit: Optional[int] = None,
     modes: Sequence[str] = ("repeat",),

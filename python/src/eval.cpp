@@ -20,17 +20,29 @@ namespace py = pybind11;
 namespace reprise::pyapi {
 namespace {
 
+// Tasks as Python passes them: "a,b" as `--task` takes it, or a list of names.
+using TaskSpec = std::variant<std::string, std::vector<std::string>>;
+
+std::string task_spec_text(const TaskSpec& tasks) {
+  if (const auto* s = std::get_if<std::string>(&tasks)) return *s;
+  std::string joined;
+  for (const auto& name : std::get<std::vector<std::string>>(tasks))
+    joined += (joined.empty() ? "" : ",") + name;
+  return joined;
+}
+
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 // The results file `reprise eval -o` writes, as the dict json.loads gives of it.
-py::object evaluate(const PyModel& pm, const std::string& task_spec,
+py::object evaluate(const PyModel& pm, const TaskSpec& task_list,
                     const std::optional<std::string>& path, std::optional<int64_t> limit,
                     uint64_t seed, int batch_items, const std::optional<std::string>& data_dir) {
   if (limit && *limit < 1)
     throw Error(fmt::format("limit must be >= 1 (None for every item), got {}", *limit));
   if (batch_items < 1) throw Error("batch_items must be at least 1");
+  const std::string task_spec = task_spec_text(task_list);
   const auto names = eval::resolve_task_names(task_spec);
   eval::TaskOptions topts;
   topts.seed = seed;
@@ -72,7 +84,7 @@ py::object evaluate(const PyModel& pm, const std::string& task_spec,
   return py::module_::import("json").attr("loads")(text);
 }
 
-py::dict scan(py::object model, const std::string& task_spec, const std::string& store,
+py::dict scan(py::object model, const TaskSpec& tasks, const std::string& store,
               std::optional<int64_t> limit, const std::vector<std::string>& modes,
               const std::string& strategy, int block_min, int block_max, int controls, int validate,
               uint64_t seed, std::optional<int> threads, bool quiet) {
@@ -88,7 +100,7 @@ py::dict scan(py::object model, const std::string& task_spec, const std::string&
   if (o.session.n_ctx == 0) o.session.n_ctx = 2048;  // as `reprise scan`
   if (limit && *limit < 1)
     throw Error(fmt::format("limit must be >= 1 (None for every item), got {}", *limit));
-  o.tasks = task_spec;
+  o.tasks = task_spec_text(tasks);
   o.limit = limit ? static_cast<size_t>(*limit) : 0;
   o.plan.modes.clear();
   for (const auto& mode : modes) o.plan.modes.push_back(scan::parse_mode(mode));
@@ -121,8 +133,9 @@ void bind_eval(py::module_& m) {
   m.def("evaluate", &evaluate, py::arg("model"), py::arg("tasks"), py::arg("path") = py::none(),
         py::arg("limit") = py::none(), py::arg("seed") = 1234, py::arg("batch_items") = 16,
         py::arg("data_dir") = py::none(),
-        "Score the model along a layer path on tasks (comma-separated names, as `reprise eval "
-        "--task`); returns the dict `reprise eval -o` writes (lm-eval's results shape plus "
+        "Score the model along a layer path on tasks (a list of names, or comma-separated as "
+        "`reprise eval --task`); returns the dict `reprise eval -o` writes (lm-eval's results "
+        "shape plus "
         "every item's scores under \"samples\").");
   m.def("scan", &scan, py::arg("model"), py::arg("tasks"), py::arg("store"),
         py::arg("limit") = py::none(), py::arg("modes") = std::vector<std::string>{"repeat"},

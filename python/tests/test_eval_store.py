@@ -28,7 +28,7 @@ def test_evaluate_equals_eval_output(model, tmp_path, path):
     cli_ok("eval", "-m", MODEL, "-t", "1", "--task", "arc_easy,winogrande", "--limit", "8",
            "-o", str(out), *extra)
     want = json.loads(out.read_text())
-    got = reprise.evaluate(model, "arc_easy,winogrande", path=path, limit=8)
+    got = reprise.evaluate(model, ["arc_easy", "winogrande"], path=path, limit=8)
     assert set(got) == set(want) and set(got["config"]) == set(want["config"])
     assert without_times(got) == without_times(want)
     assert got["n-samples"]["arc_easy"]["effective"] == 8
