@@ -14,6 +14,8 @@ packages=(
   openmpi-bin libopenmpi-dev
   clang libclang-rt-14-dev
   python3 python3-pip
+  python3-dev python3-pybind11 pybind11-dev python3-pytest python3-numpy
+  python3-pandas python3-matplotlib
 )
 
 missing=()

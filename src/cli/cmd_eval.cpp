@@ -3,7 +3,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <ctime>
 #include <fstream>
 
 #include "cli/common.h"
@@ -60,13 +59,6 @@ std::string chat_family(const EvalOptions& o, const Model& m) {
                     "family (chatml, llama3, llama2, mistral, gemma)",
                     m.path()));
   return *family;
-}
-
-std::string iso_time_now() {
-  const std::time_t t = std::time(nullptr);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
-  return buf;
 }
 
 void write_file(const std::string& path, const std::string& text, const char* what) {
@@ -170,34 +162,21 @@ int run_eval(const EvalOptions& o) {
 
   fmt::print("{}", eval::summary_table(results));
   if (!o.output.empty()) {
-    // lm-eval's "config" fields first, then reprise's own.
-    const nlohmann::json limit_json = o.limit > 0 ? nlohmann::json(o.limit) : nlohmann::json();
-    eval::RunInfo run;
-    run.config = {{"model", "reprise"},
-                  {"model_args", fmt::format("model={},path={}", m->path(), path_label)},
-                  {"batch_size", o.batch_items},
-                  {"batch_sizes", nlohmann::json::array()},
-                  {"device", "cpu"},
-                  {"use_cache", nullptr},
-                  {"limit", limit_json},
-                  {"bootstrap_iters", 0},
-                  {"gen_kwargs", nullptr},
-                  {"random_seed", o.seed},
-                  {"model_path", m->path()},
-                  {"path", path_label},
-                  {"path_layers", routed ? nlohmann::json() : nlohmann::json(path.layers)},
-                  {"tasks", names},
-                  {"seed", o.seed},
-                  {"n_ctx", lm.n_ctx()},
-                  {"prompt_format", lm.prompt_format()},
-                  {"chat_system", lopts.format.chat_system},
-                  {"reprise_version", "0.1.0"},
-                  {"date_iso", iso_time_now()}};
-    run.model_name = m->name();
-    run.date = start_unix;
-    run.seconds = seconds;
-    run.chat_template = lopts.format.chat_family;
-    run.groups = eval::lm_eval_groups(o.tasks);
+    eval::RunSettings rs;
+    rs.model_path = m->path();
+    rs.model_name = m->name();
+    rs.path_label = path_label;
+    rs.path_layers = routed ? nlohmann::json() : nlohmann::json(path.layers);
+    rs.task_spec = o.tasks;
+    rs.tasks = names;
+    rs.limit = o.limit;
+    rs.seed = o.seed;
+    rs.batch_items = o.batch_items;
+    rs.n_ctx = lm.n_ctx();
+    rs.prompt_format = lm.prompt_format();
+    rs.chat_family = lopts.format.chat_family;
+    rs.chat_system = lopts.format.chat_system;
+    const eval::RunInfo run = eval::run_info(rs, start_unix, seconds);
     write_file(o.output,
                eval::results_json(results, run)
                        .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +

@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <ctime>
 
+#include "eval/registry.h"
 #include "eval/rng.h"
 #include "eval/stats.h"
 #include "util/error.h"
@@ -220,6 +222,39 @@ TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts
   res.aggregates = task.aggregates(details);
   res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return res;
+}
+
+RunInfo run_info(const RunSettings& s, double start_unix, double seconds) {
+  const std::time_t now = std::time(nullptr);
+  char iso[32];
+  std::strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  RunInfo run;
+  run.config = {{"model", "reprise"},
+                {"model_args", fmt::format("model={},path={}", s.model_path, s.path_label)},
+                {"batch_size", s.batch_items},
+                {"batch_sizes", nlohmann::json::array()},
+                {"device", "cpu"},
+                {"use_cache", nullptr},
+                {"limit", s.limit > 0 ? nlohmann::json(s.limit) : nlohmann::json()},
+                {"bootstrap_iters", 0},
+                {"gen_kwargs", nullptr},
+                {"random_seed", s.seed},
+                {"model_path", s.model_path},
+                {"path", s.path_label},
+                {"path_layers", s.path_layers},
+                {"tasks", s.tasks},
+                {"seed", s.seed},
+                {"n_ctx", s.n_ctx},
+                {"prompt_format", s.prompt_format},
+                {"chat_system", s.chat_system},
+                {"reprise_version", "0.1.0"},
+                {"date_iso", iso}};
+  run.model_name = s.model_name;
+  run.date = start_unix;
+  run.seconds = seconds;
+  run.chat_template = s.chat_family;
+  run.groups = lm_eval_groups(s.task_spec);
+  return run;
 }
 
 nlohmann::ordered_json results_json(std::span<const TaskResult> results, const RunInfo& run,

@@ -76,6 +76,27 @@ struct RunInfo {
   std::vector<TaskGroup> groups;  // lm-eval groups asked for: rows in "results" and "groups"
 };
 
+// What a run of `reprise eval` was: the settings its results file records under "config".
+struct RunSettings {
+  std::string model_path, model_name;
+  std::string path_label;          // the canonical layer path (or the --path spec when routed)
+  nlohmann::json path_layers;      // physical layer per position; null when routed
+  std::string task_spec;           // --task as given (lm-eval groups are read from it)
+  std::vector<std::string> tasks;  // resolve_task_names(task_spec)
+  int64_t limit = -1;              // -1: every item
+  uint64_t seed = 1234;
+  int batch_items = 16;
+  int n_ctx = 0;
+  std::string prompt_format;  // LanguageModel::prompt_format()
+  std::string chat_family;    // "" for plain prompts
+  std::string chat_system;
+};
+
+// The RunInfo of a run that started at `start_unix` (Unix seconds) and took `seconds`: lm-eval's
+// "config" fields first, then reprise's, "date_iso" the time of this call. `reprise eval -o` and
+// the Python package's evaluate() both write it, so their files have the same keys.
+RunInfo run_info(const RunSettings& s, double start_unix, double seconds);
+
 // lm-evaluation-harness's results file: "results" ({task: {"alias", "<metric>,<filter>",
 // "<metric>_stderr,<filter>"}}, an undefined stderr written "N/A" as lm-eval does),
 // "group_subtasks", "configs", "versions", "n-shot", "higher_is_better", "n-samples", "config",
