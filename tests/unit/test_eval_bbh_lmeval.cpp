@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -17,6 +18,7 @@
 #include "eval/registry.h"
 #include "eval/tasks/bbh.h"
 #include "support/test_support.h"
+#include "util/error.h"
 
 namespace reprise::eval {
 namespace {
@@ -158,6 +160,29 @@ TEST(BbhLmEval, GroupsAreLmEvals) {
     }
     EXPECT_EQ(groups[0].metrics, want);
     EXPECT_EQ(resolve_task_names(name), groups[0].tasks);
+  }
+}
+
+// A prompt file whose example has no final "So the answer is X." cannot give the few-shot
+// answers: the error names the file and the example.
+TEST(BbhLmEval, PromptWithoutAnAnswerIsAnError) {
+  const fs::path dir = test::scratch("bbh_no_answer");
+  fs::create_directories(dir / "bbh" / "bbh");
+  fs::create_directories(dir / "bbh" / "cot-prompts");
+  std::ofstream(dir / "bbh" / "bbh" / "navigate.json")
+      << R"({"examples": [{"input": "Take 1 step.", "target": "No"}]})";
+  const fs::path prompt = dir / "bbh" / "cot-prompts" / "navigate.txt";
+  std::ofstream(prompt) << "canary\n-----\nSay whether you return.\n\nQ: Take 1 step.\nA: Let's "
+                           "think step by step.\nWe move once. So the answer is No.\n\nQ: Stay."
+                           "\nA: Let's think step by step.\nWe do not move.";
+  try {
+    load_bbh(dir, "navigate", BbhVariant::FewShot);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()),
+              prompt.string() +
+                  ": example 2 has no \"A: Let's think step by step.\" answer ending \"So the "
+                  "answer is X.\"");
   }
 }
 
