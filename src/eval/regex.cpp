@@ -88,4 +88,63 @@ std::optional<std::string> Regex::last(std::string_view text) const {
   return all.back();
 }
 
+namespace {
+
+// Where Python's str.lower() and PCRE2's \L differ for single characters (checked over all code
+// points): Python also lowers the Roman numerals U+2160..216F (+0x10) and the circled capitals
+// U+24B6..24CF (+0x1A), which are not letters, and maps U+0130 to "i" + U+0307.
+std::string python_lower_fixups(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    if (b0 == 0xC4 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0xB0) {
+      out += "i\xCC\x87";
+      ++i;
+      continue;
+    }
+    if (b0 == 0xE2 && i + 2 < s.size()) {
+      const auto b1 = static_cast<unsigned char>(s[i + 1]);
+      const auto b2 = static_cast<unsigned char>(s[i + 2]);
+      char32_t c = 0x2000 | ((b1 & 0x3F) << 6) | (b2 & 0x3F);
+      const bool continuation = (b1 & 0xC0) == 0x80 && (b2 & 0xC0) == 0x80;
+      if (continuation && ((c >= 0x2160 && c <= 0x216F) || (c >= 0x24B6 && c <= 0x24CF))) {
+        c += c <= 0x216F ? 0x10 : 0x1A;
+        out += static_cast<char>(b0);
+        out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+        out += static_cast<char>(0x80 | (c & 0x3F));
+        i += 2;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string unicode_lower(std::string_view text) {
+  // A substitution of the whole text by itself with \L (force lower case), which PCRE2 applies
+  // per character from its Unicode tables in UTF mode.
+  static const Regex all("(?s).+");
+  if (text.empty()) return {};
+  PCRE2_SIZE size = text.size() + 16;
+  std::string out;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    out.resize(size);
+    const int rc = pcre2_substitute(
+        all.impl_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0,
+        PCRE2_SUBSTITUTE_GLOBAL | PCRE2_SUBSTITUTE_EXTENDED | PCRE2_SUBSTITUTE_OVERFLOW_LENGTH,
+        nullptr, nullptr, reinterpret_cast<PCRE2_SPTR>("\\L$0"), PCRE2_ZERO_TERMINATED,
+        reinterpret_cast<PCRE2_UCHAR*>(out.data()), &size);
+    if (rc >= 0) {
+      out.resize(size);
+      return python_lower_fixups(out);
+    }
+    if (rc != PCRE2_ERROR_NOMEMORY) break;
+  }
+  return std::string(text);
+}
+
 }  // namespace reprise::eval

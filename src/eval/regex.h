@@ -30,9 +30,15 @@ class Regex {
   const std::string& pattern() const { return pattern_; }
 
  private:
+  friend std::string unicode_lower(std::string_view text);
   struct Impl;
   std::string pattern_;
   std::unique_ptr<Impl> impl_;
 };
+
+// Lower case as Python's str.lower() does it character by character (PCRE2's Unicode tables, and
+// the few characters where Python differs; Python's final-sigma rule is not applied). Bytes that
+// are not valid UTF-8 are kept as they are.
+std::string unicode_lower(std::string_view text);
 
 }  // namespace reprise::eval

@@ -9,6 +9,7 @@
 #include "eval/data_dir.h"
 #include "eval/metrics.h"
 #include "eval/probes.h"
+#include "eval/tasks/bbh.h"
 #include "eval/tasks/datasets.h"
 #include "eval/tasks/digits.h"
 #include "eval/tasks/eq_bench.h"
@@ -124,9 +125,11 @@ std::string known_names() {
   for (const auto& t : plain_listing()) s += t.name + ", ";
   for (const auto& p : probe_specs())
     s += fmt::format("{}[:{}-{}], ", p.name, p.min_difficulty, p.max_difficulty);
-  s += "bbh_<task>, bbh_cot_fewshot_<task> (<task>: ";
+  s += "bbh_<task>, bbh_zeroshot_<task>, bbh_fewshot_<task>, bbh_cot_fewshot_<task> (<task>: ";
   for (const auto& b : bbh_task_names()) s += b + (b == bbh_task_names().back() ? "" : ", ");
-  return s + "), groups bbh (= bbh_cot_fewshot), bbh_zeroshot_reprise, probes, or a .jsonl file";
+  return s +
+         "), groups bbh (= bbh_cot_fewshot), bbh_zeroshot, bbh_fewshot, bbh_zeroshot_reprise, "
+         "probes, or a .jsonl file";
 }
 
 // A --task value's comma-separated names, trimmed.
@@ -146,16 +149,48 @@ std::vector<std::string> split_names(const std::string& spec) {
   return out;
 }
 
+// The BBH groups: lm-eval's (bbh = bbh_cot_fewshot, bbh_zeroshot, bbh_fewshot), whose results
+// rows report the one metric lm-eval's group YAML aggregates, their tasks' primary metric; and
+// reprise's own.
+struct BbhGroup {
+  const char* name;
+  BbhVariant variant;
+  bool lm_eval;
+};
+
+constexpr BbhGroup kBbhGroups[] = {
+    {"bbh", BbhVariant::CotFewShot, true},
+    {"bbh_cot_fewshot", BbhVariant::CotFewShot, true},
+    {"bbh_zeroshot", BbhVariant::ZeroShot, true},
+    {"bbh_fewshot", BbhVariant::FewShot, true},
+    {"bbh_zeroshot_reprise", BbhVariant::Reprise, false},
+};
+
+std::vector<MetricInfo> bbh_group_metrics(const BbhGroup& g) {
+  std::vector<MetricInfo> m = bbh_metrics(g.variant);
+  if (g.lm_eval) m.resize(1);
+  return m;
+}
+
+const BbhGroup* find_bbh_group(const std::string& name) {
+  for (const auto& g : kBbhGroups)
+    if (name == g.name) return &g;
+  return nullptr;
+}
+
 }  // namespace
 
 std::vector<TaskListing> task_listing() {
   std::vector<TaskListing> out = plain_listing();
-  for (const auto& b : bbh_task_names())
-    out.push_back({"bbh_" + b, "generate_until", bbh_metrics(),
-                   "BIG-Bench Hard, zero-shot (reprise's own extraction)"});
-  for (const auto& b : bbh_task_names())
-    out.push_back({"bbh_cot_fewshot_" + b, "generate_until", bbh_cot_metrics(),
-                   "BIG-Bench Hard, lm-eval's three-shot chain of thought"});
+  const std::pair<BbhVariant, const char*> bbh[] = {
+      {BbhVariant::Reprise, "BIG-Bench Hard, zero-shot (reprise's own extraction)"},
+      {BbhVariant::ZeroShot, "BIG-Bench Hard, lm-eval's zero-shot (v3.0)"},
+      {BbhVariant::FewShot, "BIG-Bench Hard, lm-eval's three-shot answers (v2.0)"},
+      {BbhVariant::CotFewShot, "BIG-Bench Hard, lm-eval's three-shot chain of thought (v3.0)"},
+  };
+  for (const auto& [variant, what] : bbh)
+    for (const auto& b : bbh_task_names())
+      out.push_back({bbh_prefix(variant) + b, "generate_until", bbh_metrics(variant), what});
   for (const auto& p : probe_specs()) {
     const std::string base = p.name;
     TaskListing t;
@@ -174,10 +209,11 @@ std::vector<TaskListing> task_listing() {
                                 p.min_difficulty, p.max_difficulty, p.default_difficulty);
     out.push_back(std::move(t));
   }
-  out.push_back(
-      {"bbh", "group", bbh_cot_metrics(), "the 27 bbh_cot_fewshot_<task> (lm-eval's bbh)"});
-  out.push_back({"bbh_cot_fewshot", "group", bbh_cot_metrics(), "the same 27 tasks"});
-  out.push_back({"bbh_zeroshot_reprise", "group", bbh_metrics(), "the 27 bbh_<task> tasks"});
+  for (const auto& g : kBbhGroups)
+    out.push_back({g.name, "group", bbh_group_metrics(g),
+                   std::string(g.name) == "bbh"
+                       ? "the 27 bbh_cot_fewshot_<task> (lm-eval's bbh)"
+                       : fmt::format("the 27 {}<task> tasks", bbh_prefix(g.variant))});
   out.push_back({"probes", "group", {}, "probe_math, probe_logic, probe_chain (default D)"});
   return out;
 }
@@ -191,10 +227,8 @@ std::vector<std::string> resolve_task_names(const std::string& spec) {
   for (const auto& name : split_names(spec)) {
     if (ends_with(name, ".jsonl")) {
       add(name);
-    } else if (name == "bbh" || name == "bbh_cot_fewshot") {
-      for (const auto& b : bbh_task_names()) add("bbh_cot_fewshot_" + b);
-    } else if (name == "bbh_zeroshot_reprise") {
-      for (const auto& b : bbh_task_names()) add("bbh_" + b);
+    } else if (const BbhGroup* g = find_bbh_group(name)) {
+      for (const auto& b : bbh_task_names()) add(bbh_prefix(g->variant) + b);
     } else if (name == "probes") {
       for (const auto& p : probe_specs()) add(fmt::format("{}:{}", p.name, p.default_difficulty));
     } else if (auto probe = parse_probe(name)) {
@@ -202,8 +236,7 @@ std::vector<std::string> resolve_task_names(const std::string& spec) {
     } else {
       bool known = false;
       for (const auto& t : plain_listing()) known = known || t.name == name;
-      for (const auto& b : bbh_task_names())
-        known = known || name == "bbh_" + b || name == "bbh_cot_fewshot_" + b;
+      known = known || parse_bbh_name(name).has_value();
       if (!known) throw Error(fmt::format("unknown task '{}' (known: {})", name, known_names()));
       add(name);
     }
@@ -214,9 +247,10 @@ std::vector<std::string> resolve_task_names(const std::string& spec) {
 std::vector<TaskGroup> lm_eval_groups(const std::string& spec) {
   std::vector<TaskGroup> out;
   for (const auto& name : split_names(spec)) {
-    if (name != "bbh" && name != "bbh_cot_fewshot") continue;
-    TaskGroup g{name, {}, {bbh_cot_metrics()[0].id()}, 3.0};
-    for (const auto& b : bbh_task_names()) g.tasks.push_back("bbh_cot_fewshot_" + b);
+    const BbhGroup* bg = find_bbh_group(name);
+    if (!bg || !bg->lm_eval) continue;
+    TaskGroup g{name, {}, {bbh_group_metrics(*bg)[0].id()}, 3.0};
+    for (const auto& b : bbh_task_names()) g.tasks.push_back(bbh_prefix(bg->variant) + b);
     bool seen = false;
     for (const auto& o : out) seen = seen || o.name == name;
     if (!seen) out.push_back(std::move(g));
@@ -237,10 +271,7 @@ std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& opts
   if (name == "gsm8k") return load_gsm8k(data, true);
   if (name == "gsm8k_zeroshot") return load_gsm8k(data, false);
   if (name == "eq_bench") return load_eq_bench(data);
-  for (const auto& b : bbh_task_names()) {
-    if (name == "bbh_" + b) return load_bbh(data, b, false);
-    if (name == "bbh_cot_fewshot_" + b) return load_bbh(data, b, true);
-  }
+  if (auto bbh = parse_bbh_name(name)) return load_bbh(data, bbh->second, bbh->first);
   throw Error(fmt::format("unknown task '{}' (known: {})", name, known_names()));
 }
 

@@ -9,11 +9,9 @@
 #include <vector>
 
 #include "eval/task.h"
+#include "eval/tasks/bbh.h"  // BIG-Bench Hard
 
 namespace reprise::eval {
-
-// The 27 BIG-Bench Hard task names, alphabetical.
-const std::vector<std::string>& bbh_task_names();
 
 std::unique_ptr<Task> load_arc(const std::filesystem::path& data_dir, bool challenge);
 std::unique_ptr<Task> load_boolq(const std::filesystem::path& data_dir);
@@ -21,17 +19,11 @@ std::unique_ptr<Task> load_winogrande(const std::filesystem::path& data_dir);
 // lm-eval's gsm8k (fewshot: five examples per item from gsm8k/train.jsonl, drawn as lm-eval
 // draws them; an Error names the file when it is missing) or gsm8k_zeroshot (none).
 std::unique_ptr<Task> load_gsm8k(const std::filesystem::path& data_dir, bool fewshot = false);
-// reprise's zero-shot bbh_<task>, or lm-eval's bbh_cot_fewshot_<task> (cot: the three worked
-// examples of the task's prompt file, lm-eval's "get-answer" filter and exact match).
-std::unique_ptr<Task> load_bbh(const std::filesystem::path& data_dir, const std::string& task,
-                               bool cot);
 std::unique_ptr<Task> load_eq_bench(const std::filesystem::path& data_dir);
 std::unique_ptr<Task> load_tinystories(const std::filesystem::path& data_dir);
 std::unique_ptr<Task> load_wikitext2(const std::filesystem::path& data_dir);
 
 // Metric lists, for `eval --list` without loading any data.
 std::vector<MetricInfo> gsm8k_metrics();
-std::vector<MetricInfo> bbh_metrics();
-std::vector<MetricInfo> bbh_cot_metrics();
 
 }  // namespace reprise::eval
