@@ -361,9 +361,13 @@ TEST(ServeHttp, Logprobs) {
 std::vector<std::vector<double>> cli_log_softmax(const std::vector<int32_t>& ids,
                                                  const std::string& path) {
   std::string list;
-  for (int32_t id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+  for (int32_t id : ids) {
+    if (!list.empty()) list += ',';
+    list += std::to_string(id);
+  }
+  const std::string path_arg = path.empty() ? std::string() : " --path " + path;
   auto r = test::run_cli("logits -m '" + test::default_model().string() + "' -t 1 --tokens " +
-                         list + " --all-positions" + (path.empty() ? "" : " --path " + path));
+                         list + " --all-positions" + path_arg);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const json j = json::parse(r.out);
   std::vector<std::vector<double>> out;
@@ -695,10 +699,11 @@ TEST(ServeHttp, RequestTimeLimitEndsTheReplyAsTimeout) {
   ASSERT_EQ(r.status, 200) << r.body;
   // Not "length": the token budget was not what ended it.
   EXPECT_EQ(r.j["choices"][0]["finish_reason"], "timeout") << r.body;
+  // How many tokens fit in 300 ms depends on the host's load (none on a saturated one); what must
+  // hold is that the limit, not the context, ended the reply, and soon.
   const int n = r.j["usage"]["completion_tokens"].get<int>();
-  EXPECT_GT(n, 0);
   EXPECT_LT(n, 4000) << "the context filled up before the time limit was reached";
-  EXPECT_LT(took, 5s);
+  EXPECT_LT(took, 30s);
   EXPECT_EQ(s.server->timed_out_requests(), 1u);
   // A stream cut short by the limit ends like any other: a finish_reason, then [DONE].
   std::string body;
