@@ -37,6 +37,36 @@ void print_tokenizer(const Tokenizer& tok) {
   fmt::print(", {} tokens, chat template {}\n", v.size(), v.chat_template.empty() ? "none" : "yes");
 }
 
+void print_gemma_features(const HParams& hp) {
+  if (!hp.post_norms) return;
+  fmt::print("block:        embeddings x {:.4g}, post-attention and post-FFN norms, {}{}\n",
+             hp.embd_scale, hp.ffn_act == FfnAct::GeluTanh ? "GELU-tanh gated FFN" : "SwiGLU FFN",
+             hp.qk_norm ? ", QK-norm" : "");
+  fmt::print("attention:    score scale {:.6g}, soft-cap {}; final logit soft-cap {}\n",
+             hp.score_scale(), hp.attn_softcap > 0 ? fmt::format("{:g}", hp.attn_softcap) : "none",
+             hp.final_softcap > 0 ? fmt::format("{:g}", hp.final_softcap) : "none");
+}
+
+// What each physical layer's attention is (a layer path keeps these for every visit of a
+// layer); runs of identical layers are listed as ranges.
+void print_layer_kinds(const HParams& hp) {
+  if (hp.layers.empty()) return;
+  auto kind = [](const LayerAttn& l) {
+    std::string s = l.window > 0 ? fmt::format("sliding window {}", l.window) : "global";
+    s += fmt::format(", rope base {:g}", l.rope_theta);
+    if (l.rope_freq_scale != 1.0f) s += fmt::format(" x{:g} positions", l.rope_freq_scale);
+    return s;
+  };
+  fmt::print("layer kinds:\n");
+  for (int l = 0; l < hp.n_layer;) {
+    const std::string k = kind(hp.layers[static_cast<size_t>(l)]);
+    int e = l;
+    while (e + 1 < hp.n_layer && kind(hp.layers[static_cast<size_t>(e + 1)]) == k) ++e;
+    fmt::print("  {:<12} {}\n", e == l ? fmt::format("{}", l) : fmt::format("{}..{}", l, e), k);
+    l = e + 1;
+  }
+}
+
 int run_info(const InfoOptions& o) {
   auto m = Model::load(o.model, Model::Need::Tokenizer);
   const HParams& hp = m->hparams();
@@ -61,6 +91,8 @@ int run_info(const InfoOptions& o) {
              hp.rope_style == RopeStyle::Interleaved ? "interleaved" : "neox",
              hp.rope_freq_factors.empty() ? "" : ", with frequency factors");
   fmt::print("rms eps:      {}\n", hp.rms_eps);
+  print_gemma_features(hp);
+  print_layer_kinds(hp);
   fmt::print("output head:  {}\n", hp.tied_output || m->weights().output.data.data() ==
                                                          m->weights().token_embd.data.data()
                                        ? "tied to embedding"

@@ -16,6 +16,7 @@ struct SynthOptions {
   std::string type = "f16";
   std::string out;
   uint64_t seed = 1;
+  int layers = 0;  // 0: the shape's own count
   int threads = 0;
   bool force = false;
 };
@@ -29,6 +30,7 @@ int run_synth(const SynthOptions& o) {
     for (const auto& s : synth::known_shapes()) names += (names.empty() ? "" : ", ") + s.name;
     throw Error(fmt::format("--like {}: unknown model (known: {})", o.like, names));
   }
+  if (o.layers > 0) shape->n_layer = o.layers;
   auto ft = synth::parse_file_type(o.type);
   if (!ft)
     throw Error(
@@ -57,9 +59,11 @@ void add_synth(CLI::App& app, Runner& run) {
   auto o = std::make_shared<SynthOptions>();
   auto* sub = app.add_subcommand(
       "synth", "write a seeded random-weight model at the real shapes of a known checkpoint");
-  sub->add_option("--like", o->like,
-                  "shapes to copy: qwen2.5-0.5b, qwen2.5-1.5b, qwen3-0.6b, llama-3.2-1b")
-      ->required();
+  std::string names;
+  for (const auto& s : synth::known_shapes()) names += (names.empty() ? "" : ", ") + s.name;
+  sub->add_option("--like", o->like, "shapes to copy: " + names)->required();
+  sub->add_option("--layers", o->layers, "number of layers (default: the model's own)")
+      ->check(CLI::Range(1, 4096));
   sub->add_option("--type", o->type,
                   "f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, "
                   "q6_k, iq4_xs or q4_k_m (default: f16)");

@@ -16,18 +16,20 @@ struct RopeTable {
   int pos0 = -1;
   int64_t T = 0;
   int head_dim = 0;
-  float theta = 0;
+  float theta = 0, freq_scale = 0;
   std::vector<float> factors;
   std::vector<float> cs, sn;  // [T, head_dim / 2]
 
-  void ensure(const HParams& hp, int p0, int64_t n) {
-    if (p0 == pos0 && n <= T && hp.head_dim == head_dim && hp.rope_theta == theta &&
-        hp.rope_freq_factors == factors)
-      return;
+  bool matches(const HParams& hp, const LayerAttn& l, int p0, int64_t n) const {
+    return p0 == pos0 && n <= T && hp.head_dim == head_dim && l.rope_theta == theta &&
+           l.rope_freq_scale == freq_scale && hp.rope_freq_factors == factors;
+  }
+
+  void build(const HParams& hp, const LayerAttn& l, int p0, int64_t n) {
     const int d = hp.head_dim, half = d / 2;
     std::vector<double> inv_freq(half);
     for (int i = 0; i < half; ++i) {
-      inv_freq[i] = std::pow(static_cast<double>(hp.rope_theta), -2.0 * i / d);
+      inv_freq[i] = std::pow(static_cast<double>(l.rope_theta), -2.0 * i / d) * l.rope_freq_scale;
       if (!hp.rope_freq_factors.empty()) inv_freq[i] /= hp.rope_freq_factors[i];
     }
     cs.resize(static_cast<size_t>(n) * half);
@@ -42,16 +44,29 @@ struct RopeTable {
     pos0 = p0;
     T = n;
     head_dim = d;
-    theta = hp.rope_theta;
+    theta = l.rope_theta;
+    freq_scale = l.rope_freq_scale;
     factors = hp.rope_freq_factors;
   }
 };
 
+// Sliding-window and global layers alternate with two rope bases, so two tables are kept (the
+// one used longest ago is rebuilt on a miss).
+const RopeTable& rope_table(const HParams& hp, const LayerAttn& l, int p0, int64_t n) {
+  thread_local RopeTable tables[2];
+  thread_local int last = 0;
+  for (int i = 0; i < 2; ++i)
+    if (tables[i].matches(hp, l, p0, n)) return tables[last = i];
+  last = 1 - last;
+  tables[last].build(hp, l, p0, n);
+  return tables[last];
+}
+
 }  // namespace
 
-void apply_rope(float* x, int64_t T, int n_heads, const HParams& hp, int pos0) {
-  thread_local RopeTable table;
-  table.ensure(hp, pos0, T);
+void apply_rope(float* x, int64_t T, int n_heads, const HParams& hp, const LayerAttn& layer,
+                int pos0) {
+  const RopeTable& table = rope_table(hp, layer, pos0, T);
   const int d = hp.head_dim, half = d / 2;
   const bool interleaved = hp.rope_style == RopeStyle::Interleaved;
   for (int64_t t = 0; t < T; ++t) {
@@ -72,10 +87,11 @@ void apply_rope(float* x, int64_t T, int n_heads, const HParams& hp, int pos0) {
 }
 
 void causal_attention(const float* q, const KvCache& cache, int slot, int64_t T, int pos0,
-                      const HParams& hp, float* ctx, ThreadPool& pool) {
+                      const HParams& hp, const LayerAttn& layer, float* ctx, ThreadPool& pool) {
   const kernels::IsaKernels& k = kernels::active_kernels();
   const int hd = hp.head_dim, n_head = hp.n_head, group = hp.n_head / hp.n_head_kv;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float scale = hp.score_scale(), cap = hp.attn_softcap;
+  const size_t row_bytes = static_cast<size_t>(cache.kv_dim()) * cache.elem_bytes();
   const auto elem = cache.type() == KvType::F16 ? kernels::KvElem::F16 : kernels::KvElem::F32;
   const auto* keys = static_cast<const std::byte*>(cache.key_data(slot, 0));
   const auto* values = static_cast<const std::byte*>(cache.value_data(slot, 0));
@@ -90,13 +106,17 @@ void causal_attention(const float* q, const KvCache& cache, int slot, int64_t T,
       const int h = static_cast<int>(job / T), kvh = h / group;
       const int64_t t = job % T;
       const float* qh = q + (t * n_head + h) * hd;
-      const int64_t n_keys = pos0 + t + 1;
-      k.attn_scores(qh, keys + kvh * head_bytes, elem, cache.kv_dim(), n_keys, hd, scale,
-                    scores.data());
+      // Keys first..pos0+t: all of them, or the window ending at the query's own position.
+      const int64_t last = pos0 + t;
+      const int64_t first = layer.window > 0 ? std::max<int64_t>(0, last - layer.window + 1) : 0;
+      const int64_t n_keys = last - first + 1;
+      const size_t off = static_cast<size_t>(first) * row_bytes + kvh * head_bytes;
+      k.attn_scores(qh, keys + off, elem, cache.kv_dim(), n_keys, hd, scale, scores.data());
+      if (cap > 0)
+        for (int64_t i = 0; i < n_keys; ++i) scores[i] = cap * std::tanh(scores[i] / cap);
       const float inv = 1.0f / k.softmax_exp(scores.data(), n_keys);
       float* out = ctx + (t * n_head + h) * hd;
-      k.attn_values(scores.data(), values + kvh * head_bytes, elem, cache.kv_dim(), n_keys, hd,
-                    out);
+      k.attn_values(scores.data(), values + off, elem, cache.kv_dim(), n_keys, hd, out);
       for (int i = 0; i < hd; ++i) out[i] *= inv;
     }
   });

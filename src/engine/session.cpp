@@ -43,7 +43,8 @@ void check_kv_size(const HParams& hp, int n_positions, int n_ctx, KvType type, u
   constexpr double kMiB = 1 << 20;
   throw Error(fmt::format(
       "--ctx {}: the KV cache would need {:.0f} MiB ({} path positions x {} x {} values x {} "
-      "bytes x K,V), more than the {:.0f} MiB limit; at most --ctx {} fits (--kv-type f16 halves it)",
+      "bytes x K,V), more than the {:.0f} MiB limit; at most --ctx {} fits (--kv-type f16 halves "
+      "it)",
       n_ctx, static_cast<double>(per_ctx) * n_ctx / kMiB, n_positions, n_ctx, hp.kv_dim(), elem,
       static_cast<double>(limit) / kMiB, limit / per_ctx));
 }
@@ -113,8 +114,12 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool al
   if (auto out = prefill_cached(tokens, all_logits); !out.empty()) return out;
   const Weights& w = model_.weights();
   auto out = run(static_cast<int64_t>(tokens.size()), 0, all_logits, [&](int64_t start, int64_t T) {
-    for (int64_t t = 0; t < T; ++t)
-      kernels::embedding_row(w.token_embd, tokens[start + t], &x_[t * hp.n_embd]);
+    for (int64_t t = 0; t < T; ++t) {
+      float* row = &x_[t * hp.n_embd];
+      kernels::embedding_row(w.token_embd, tokens[start + t], row);
+      if (hp.embd_scale != 1.0f)
+        for (int i = 0; i < hp.n_embd; ++i) row[i] *= hp.embd_scale;
+    }
   });
   if (tokens_known_) tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
   return out;
@@ -196,11 +201,14 @@ void Session::forward_chunk(int64_t T, int first_slot, bool all_logits, float* l
   kernels::rmsnorm(&x_[first * d], w.output_norm.data(), n, d, hp.rms_eps, h_.data());
   if (observer_) observer_->final_norm(h_.data(), n, d);
   kernels::matmul(w.output, h_.data(), n, logits_out, pool_);
+  if (hp.final_softcap > 0) kernels::softcap(logits_out, n * hp.n_vocab, hp.final_softcap);
 }
 
 void Session::run_block(int slot, float* x, int64_t T, int pos0) {
   const HParams& hp = model_.hparams();
-  const BlockWeights& b = model_.weights().blocks[path_.layers[slot]];
+  const int layer = path_.layers[slot];
+  const BlockWeights& b = model_.weights().blocks[layer];
+  const LayerAttn attn = hp.layer_attn(layer);  // window and rope of the physical layer
   const int d = hp.n_embd, hd = hp.head_dim;
   const float alpha = path_.alpha_at(slot);  // residual weight of this position (damped repeats)
 
@@ -218,20 +226,28 @@ void Session::run_block(int slot, float* x, int64_t T, int pos0) {
     kernels::rmsnorm(q_.data(), b.q_norm.data(), T * hp.n_head, hd, hp.rms_eps, q_.data());
     kernels::rmsnorm(k_.data(), b.k_norm.data(), T * hp.n_head_kv, hd, hp.rms_eps, k_.data());
   }
-  apply_rope(q_.data(), T, hp.n_head, hp, pos0);
-  apply_rope(k_.data(), T, hp.n_head_kv, hp, pos0);
+  apply_rope(q_.data(), T, hp.n_head, hp, attn, pos0);
+  apply_rope(k_.data(), T, hp.n_head_kv, hp, attn, pos0);
   for (int64_t t = 0; t < T; ++t)
     cache_.store(slot, pos0 + static_cast<int>(t), &k_[t * hp.kv_dim()], &v_[t * hp.kv_dim()]);
-  causal_attention(q_.data(), cache_, slot, T, pos0, hp, ctx_.data(), pool_);
+  causal_attention(q_.data(), cache_, slot, T, pos0, hp, attn, ctx_.data(), pool_);
   kernels::matmul(b.wo, ctx_.data(), T, out_.data(), pool_);
+  // Gemma normalises each sublayer's output before the add (rmsnorm works in place row by row).
+  if (!b.attn_post_norm.empty())
+    kernels::rmsnorm(out_.data(), b.attn_post_norm.data(), T, d, hp.rms_eps, out_.data());
   add_residual(x, out_.data(), T * d, alpha);
 
-  // Feed-forward: x += alpha * (silu(h Wg^T) * (h Wu^T)) Wd^T with h = norm(x)
+  // Feed-forward: x += alpha * (act(h Wg^T) * (h Wu^T)) Wd^T with h = norm(x)
   kernels::rmsnorm(x, b.ffn_norm.data(), T, d, hp.rms_eps, h_.data());
   kernels::matmul(b.w_gate, h_.data(), T, gate_.data(), pool_);
   kernels::matmul(b.w_up, h_.data(), T, up_.data(), pool_);
-  kernels::swiglu(gate_.data(), up_.data(), T * hp.n_ff);
+  if (hp.ffn_act == FfnAct::GeluTanh)
+    kernels::geglu(gate_.data(), up_.data(), T * hp.n_ff);
+  else
+    kernels::swiglu(gate_.data(), up_.data(), T * hp.n_ff);
   kernels::matmul(b.w_down, gate_.data(), T, out_.data(), pool_);
+  if (!b.ffn_post_norm.empty())
+    kernels::rmsnorm(out_.data(), b.ffn_post_norm.data(), T, d, hp.rms_eps, out_.data());
   add_residual(x, out_.data(), T * d, alpha);
 }
 

@@ -152,6 +152,16 @@ void gguf_metadata(GgufWriter& w, const Model& m, const LayerPath& path, const P
           value.array_size() == static_cast<size_t>(hp.n_layer))
         w.set(key, along_path(value, path));
     w.set(a + "block_count", int_like(g->find(a + "block_count"), path.size()));
+    // Sliding-window layers (Gemma): each copy keeps its source layer's kind, written as one
+    // flag per block (llama.cpp reads the array form of the pattern before any period), and
+    // llama.cpp gives every sliding layer the SWA rope base, so the rope bases follow too.
+    if (!hp.layers.empty()) {
+      GgufValue flags;
+      flags.type = GgufType::ARRAY;
+      flags.elem = GgufType::BOOL;
+      for (int l : path.layers) flags.ints.push_back(hp.layer_attn(l).window > 0 ? 1 : 0);
+      w.set(a + "attention.sliding_window_pattern", flags);
+    }
   } else {
     w.set("general.architecture", string_value(hp.arch_name));
     w.set(a + "context_length", GgufValue::of_u32(static_cast<uint32_t>(hp.n_ctx_train)));
@@ -535,6 +545,11 @@ ExportResult export_model(const Model& m, const LayerPath& path, const fs::path&
                       "0..{})",
                       path.canonical(), l, n_layer, n_layer - 1));
   if (out.empty()) throw Error("-o: no output path given");
+  if (!m.hparams().layers.empty() && o.format != Format::Gguf)
+    throw Error(fmt::format(
+        "export: only --format gguf can export a {} model yet (its sliding-window and global "
+        "layers must keep their kinds along the path)",
+        m.hparams().arch_name));
   ExportResult res;
   ThreadPool pool(o.n_threads > 0 ? o.n_threads : ThreadPool::default_threads());
   switch (o.format) {

@@ -33,10 +33,12 @@ constexpr BlockRole kBlockRoles[] = {
     {"attn_v.bias", "self_attn.v_proj.bias", BlockRole::None},
     {"attn_q_norm.weight", "self_attn.q_norm.weight", BlockRole::None},
     {"attn_k_norm.weight", "self_attn.k_norm.weight", BlockRole::None},
+    {"post_attention_norm.weight", "post_attention_norm.weight", BlockRole::None},  // Gemma
     {"ffn_norm.weight", "post_attention_layernorm.weight", BlockRole::None},
     {"ffn_gate.weight", "mlp.gate_proj.weight", BlockRole::None},
     {"ffn_up.weight", "mlp.up_proj.weight", BlockRole::None},
     {"ffn_down.weight", "mlp.down_proj.weight", BlockRole::None},
+    {"post_ffw_norm.weight", "post_ffw_norm.weight", BlockRole::None},  // Gemma (GGUF export only)
 };
 
 constexpr const char* kEmbd = "token_embd.weight";

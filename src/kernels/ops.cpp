@@ -134,6 +134,18 @@ void swiglu(float* g, const float* u, int64_t n) {
   active_kernels().swiglu(g, u, n);
 }
 
+void geglu(float* g, const float* u, int64_t n) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f, kCubic = 0.044715f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = g[i];
+    g[i] = 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCubic * x * x))) * u[i];
+  }
+}
+
+void softcap(float* x, int64_t n, float c) {
+  for (int64_t i = 0; i < n; ++i) x[i] = c * std::tanh(x[i] / c);
+}
+
 void embedding_row(const TensorView& table, int64_t id, float* out) {
   dequantize_row(table.type, table.row(id), out, table.cols());
 }

@@ -25,6 +25,13 @@ void add(float* x, const float* d, int64_t n);
 // g[i] = silu(g[i]) * u[i]
 void swiglu(float* g, const float* u, int64_t n);
 
+// g[i] = gelu(g[i]) * u[i], GELU in its tanh approximation (Gemma's gelu_pytorch_tanh):
+// gelu(x) = x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+void geglu(float* g, const float* u, int64_t n);
+
+// x[i] = c tanh(x[i] / c): soft-capping of logits to (-c, c), c > 0.
+void softcap(float* x, int64_t n, float c);
+
 // Copies row `id` of an embedding matrix (any computable type) to out[cols] as F32.
 void embedding_row(const TensorView& table, int64_t id, float* out);
 

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
+
 #include "format/gguf.h"
 #include "util/error.h"
 
@@ -11,7 +13,10 @@ Arch parse_arch(const std::string& name, const std::string& source) {
   if (name == "llama") return Arch::Llama;
   if (name == "qwen2") return Arch::Qwen2;
   if (name == "qwen3") return Arch::Qwen3;
-  throw FormatError(source, fmt::format("unknown architecture '{}' (supported: llama, qwen2, qwen3)",
+  if (name == "gemma2") return Arch::Gemma2;
+  if (name == "gemma3") return Arch::Gemma3;
+  throw FormatError(source, fmt::format("unknown architecture '{}' (supported: llama, qwen2, "
+                                        "qwen3, gemma2, gemma3)",
                                         name));
 }
 
@@ -37,6 +42,88 @@ int uniform_int(const GgufFile& g, const std::string& key) {
   return positive_int(g, key, g.require_int(key));
 }
 
+// Which layers use the sliding window, as llama.cpp 0c1e570 reads it (llama_model_base::
+// load_swa_pattern, llama_hparams::set_swa_pattern): `attention.sliding_window_pattern` is
+// either one bool per layer or a period n, where layer l slides unless l % n == n - 1 (n = 0:
+// every layer slides). Without the key, the architecture's period: 2 for Gemma 2 (even layers
+// slide), 6 for Gemma 3 (five sliding, then one global).
+std::vector<bool> swa_layers(const GgufFile& g, const std::string& a, int n_layer,
+                             int default_period) {
+  const std::string key = a + "attention.sliding_window_pattern";
+  std::vector<bool> out(static_cast<size_t>(n_layer));
+  const GgufValue* v = g.find(key);
+  if (v && v->is_array()) {
+    if (v->ints.size() != static_cast<size_t>(n_layer))
+      throw FormatError(g.path(), fmt::format("metadata {} has {} entries for {} layers", key,
+                                              v->array_size(), n_layer));
+    for (int l = 0; l < n_layer; ++l) out[static_cast<size_t>(l)] = v->ints[l] != 0;
+    return out;
+  }
+  int64_t period = default_period;
+  if (v) period = g.require_int(key);
+  if (period < 0 || period > (int64_t{1} << 30))
+    throw FormatError(g.path(),
+                      fmt::format("metadata {} is {}, expected a period >= 0", key, period));
+  for (int l = 0; l < n_layer; ++l)
+    out[static_cast<size_t>(l)] = period == 0 || l % period < period - 1;
+  return out;
+}
+
+float positive_float(const GgufFile& g, const std::string& key, double fallback) {
+  const double v = g.get_float(key).value_or(fallback);
+  if (!(v > 0) || !std::isfinite(v))
+    throw FormatError(g.path(),
+                      fmt::format("metadata {} is {}, expected a positive number", key, v));
+  return static_cast<float>(v);
+}
+
+// Gemma 2 and 3 (text part), as llama.cpp 0c1e570 runs them (src/models/gemma2.cpp, gemma3.cpp).
+// The GGUF converter stores the (1 + w) of Gemma's RMSNorm already added, so norms are plain.
+void gemma_hparams(const GgufFile& g, const std::string& a, HParams& hp) {
+  const bool g2 = hp.arch == Arch::Gemma2;
+  hp.rope_style = RopeStyle::Neox;
+  // llama.cpp's gemma2 uses the embedding as the output head even when output.weight exists.
+  hp.tied_output = g2;
+  hp.embd_scale = std::sqrt(static_cast<float>(hp.n_embd));
+  hp.post_norms = true;
+  hp.ffn_act = FfnAct::GeluTanh;
+  hp.qk_norm = !g2;
+  // llama.cpp derives the 27B models' query_pre_attn_scalar (n_embd / n_head) from the layer
+  // count; every other size scales by 1 / sqrt(head_dim).
+  const bool is_27b = hp.n_layer == (g2 ? 46 : 62);
+  hp.attn_scale =
+      1.0f / std::sqrt(static_cast<float>(is_27b ? hp.n_embd / hp.n_head : hp.head_dim));
+  if (g2) {
+    hp.attn_softcap = positive_float(g, a + "attn_logit_softcapping", 50.0);
+    hp.final_softcap = positive_float(g, a + "final_logit_softcapping", 30.0);
+  } else if (g.find(a + "final_logit_softcapping")) {
+    hp.final_softcap = positive_float(g, a + "final_logit_softcapping", 0.0);
+  }
+  // Gemma 2 slides with a 4096 window unless told otherwise; Gemma 3 only when the key says so.
+  int window = 0;
+  if (g.find(a + "attention.sliding_window"))
+    window = positive_int(g, a + "attention.sliding_window",
+                          g.require_int(a + "attention.sliding_window"));
+  else if (g2)
+    window = 4096;
+  // Linear rope scaling (Gemma 3 4B and larger) applies to the global layers only.
+  float global_scale = 1.0f;
+  if (const GgufValue* s = g.find(a + "rope.scaling.type"); s && s->str == "linear") {
+    const double f = g.get_float(a + "rope.scaling.factor").value_or(0.0);
+    if (f < 0 || !std::isfinite(f))
+      throw FormatError(g.path(), fmt::format("metadata {}rope.scaling.factor is {}", a, f));
+    if (f > 0) global_scale = static_cast<float>(1.0 / f);
+  }
+  const float swa_theta = g2 ? positive_float(g, a + "rope.freq_base_swa", hp.rope_theta)
+                             : positive_float(g, a + "rope.freq_base_swa", 10000.0);
+  const std::vector<bool> swa =
+      window > 0 ? swa_layers(g, a, hp.n_layer, g2 ? 2 : 6) : std::vector<bool>(hp.n_layer, false);
+  hp.layers.clear();
+  for (int l = 0; l < hp.n_layer; ++l)
+    hp.layers.push_back(swa[static_cast<size_t>(l)] ? LayerAttn{window, swa_theta, 1.0f}
+                                                    : LayerAttn{0, hp.rope_theta, global_scale});
+}
+
 }  // namespace
 
 HParams hparams_from_gguf(const GgufFile& g) {
@@ -53,11 +140,15 @@ HParams hparams_from_gguf(const GgufFile& g) {
                                                         : hp.n_head;
   hp.head_dim = g.find(a + "attention.key_length") ? uniform_int(g, a + "attention.key_length")
                                                    : hp.n_embd / hp.n_head;
-  if (auto ctx = g.get_int(a + "context_length")) hp.n_ctx_train = positive_int(g, a + "context_length", *ctx);
-  hp.rms_eps = static_cast<float>(
-      g.get_float(a + "attention.layer_norm_rms_epsilon").value_or(hp.arch == Arch::Llama ? 1e-5 : 1e-6));
+  if (auto ctx = g.get_int(a + "context_length"))
+    hp.n_ctx_train = positive_int(g, a + "context_length", *ctx);
+  const bool gemma = hp.arch == Arch::Gemma2 || hp.arch == Arch::Gemma3;
+  hp.rms_eps = static_cast<float>(g.get_float(a + "attention.layer_norm_rms_epsilon")
+                                      .value_or(hp.arch == Arch::Llama ? 1e-5 : 1e-6));
+  // llama.cpp's default rope base is 1e4 for every architecture; Qwen files always set it.
   hp.rope_theta = static_cast<float>(
-      g.get_float(a + "rope.freq_base").value_or(hp.arch == Arch::Llama ? 1e4 : 1e6));
+      g.get_float(a + "rope.freq_base")
+          .value_or(hp.arch == Arch::Qwen2 || hp.arch == Arch::Qwen3 ? 1e6 : 1e4));
   hp.rope_style = hp.arch == Arch::Llama ? RopeStyle::Interleaved : RopeStyle::Neox;
   hp.qkv_bias = hp.arch == Arch::Qwen2;
   hp.qk_norm = hp.arch == Arch::Qwen3;
@@ -74,8 +165,20 @@ HParams hparams_from_gguf(const GgufFile& g) {
     throw FormatError(g.path(), fmt::format("{}rope.dimension_count {} != head dimension {} "
                                             "(partial rope is unsupported)",
                                             a, *dims, hp.head_dim));
-  if (const GgufValue* s = g.find(a + "rope.scaling.type"); s && s->str != "none" && s->str != "")
+  if (const GgufValue* s = g.find(a + "rope.scaling.type");
+      s && s->str != "none" && s->str != "" && !(gemma && s->str == "linear"))
     throw FormatError(g.path(), fmt::format("{}rope.scaling.type '{}' is unsupported", a, s->str));
+  if (gemma) {
+    gemma_hparams(g, a, hp);
+  } else {
+    // Keys that change what a Llama/Qwen layer computes, which reprise does not run yet.
+    // (A window of 0, which converters write for Mistral files without one, changes nothing.)
+    for (const char* k :
+         {"attention.sliding_window", "attn_logit_softcapping", "final_logit_softcapping"})
+      if (const GgufValue* v = g.find(a + k); v && (v->is_array() || v->i != 0 || v->f != 0))
+        throw FormatError(g.path(),
+                          fmt::format("metadata {}{} is unsupported for {}", a, k, hp.arch_name));
+  }
 
   // The vocabulary size comes from the embedding matrix; metadata may be absent.
   const TensorView* emb = g.tensor("token_embd.weight");

@@ -1,6 +1,7 @@
 // Architecture hyperparameters of a llama-family model, read from GGUF metadata or config.json.
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -8,16 +9,32 @@ namespace reprise {
 
 class GgufFile;
 
-enum class Arch { Llama, Qwen2, Qwen3 };
+enum class Arch { Llama, Qwen2, Qwen3, Gemma2, Gemma3 };
+
+// The gated FFN's activation: act(h Wg^T) * (h Wu^T).
+enum class FfnAct {
+  Silu,      // SwiGLU (Llama, Qwen)
+  GeluTanh,  // GeGLU with the tanh approximation of GELU (Gemma)
+};
 
 // How rotary embeddings pair up dimensions inside a head of size d:
 // Interleaved rotates (x[2i], x[2i+1]) (GGUF llama, llama.cpp's "normal" rope);
 // Neox rotates (x[i], x[i + d/2]) (Qwen, and every Hugging Face checkpoint's rotate_half).
 enum class RopeStyle { Interleaved, Neox };
 
+// What one physical layer's attention is. It belongs to the layer, not to a path position: a
+// path that repeats or reorders the layer keeps it.
+struct LayerAttn {
+  // Sliding window in tokens: a query at position p sees keys p - window + 1 .. p. 0 = global
+  // (every earlier key).
+  int window = 0;
+  float rope_theta = 10000.0f;
+  float rope_freq_scale = 1.0f;  // positions are multiplied by it (linear rope scaling); 1 = none
+};
+
 struct HParams {
   Arch arch = Arch::Llama;
-  std::string arch_name;  // "llama", "qwen2", "qwen3"
+  std::string arch_name;  // "llama", "qwen2", "qwen3", "gemma2", "gemma3"
   int n_vocab = 0;
   int n_embd = 0;     // d_model
   int n_layer = 0;    // physical blocks in the file
@@ -35,12 +52,30 @@ struct HParams {
   bool qk_norm = false;      // Qwen3: RMSNorm over each head of Q and K
   bool tied_output = false;  // output head shares the token embedding
 
+  // Gemma 2/3. Defaults are the Llama/Qwen block.
+  float embd_scale = 1.0f;  // token embeddings are multiplied by it (Gemma: sqrt(n_embd))
+  bool post_norms = false;  // RMSNorm of the attention and FFN outputs before each add
+  FfnAct ffn_act = FfnAct::Silu;
+  float attn_scale = 0.0f;     // query-key score scale; 0 = 1 / sqrt(head_dim)
+  float attn_softcap = 0.0f;   // scores s -> c tanh(s / c) before the softmax; 0 = none
+  float final_softcap = 0.0f;  // the same on the output logits; 0 = none
+  // One entry per physical layer when layers differ (sliding-window and global layers); empty
+  // when every layer is global with rope_theta: use layer_attn().
+  std::vector<LayerAttn> layers;
+
+  LayerAttn layer_attn(int layer) const {
+    return layers.empty() ? LayerAttn{0, rope_theta, 1.0f} : layers[static_cast<size_t>(layer)];
+  }
+  float score_scale() const {
+    return attn_scale > 0 ? attn_scale : 1.0f / std::sqrt(float(head_dim));
+  }
+
   int q_dim() const { return n_head * head_dim; }
   int kv_dim() const { return n_head_kv * head_dim; }
 };
 
-// Maps an architecture name ("llama", "qwen2", "qwen3") to Arch; throws Error listing the known
-// names otherwise. `source` names the file or field for the message.
+// Maps an architecture name ("llama", "qwen2", "qwen3", "gemma2", "gemma3") to Arch; throws Error
+// listing the known names otherwise. `source` names the file or field for the message.
 Arch parse_arch(const std::string& name, const std::string& source);
 
 // Reads `<arch>.*` metadata. Throws FormatError naming the file and the missing/invalid key.

@@ -101,7 +101,8 @@ Weights bind_weights(const HParams& hp, const WeightBinder& b, const TensorNames
   Weights w;
   w.token_embd = b.matrix(names.token_embd, hp.n_vocab, hp.n_embd);
   w.output_norm = b.vector(names.output_norm, hp.n_embd);
-  w.output = b.find(names.output) ? b.matrix(names.output, hp.n_vocab, hp.n_embd) : w.token_embd;
+  w.output = b.find(names.output) && !hp.tied_output ? b.matrix(names.output, hp.n_vocab, hp.n_embd)
+                                                     : w.token_embd;
   for (int l = 0; l < hp.n_layer; ++l) {
     auto n = [&](const char* role) { return names.block(l, role); };
     BlockWeights blk;
@@ -115,7 +116,9 @@ Weights bind_weights(const HParams& hp, const WeightBinder& b, const TensorNames
     blk.bv = b.vector(n("attn_v.bias"), hp.kv_dim(), hp.qkv_bias);
     blk.q_norm = b.vector(n("attn_q_norm.weight"), hp.head_dim, hp.qk_norm);
     blk.k_norm = b.vector(n("attn_k_norm.weight"), hp.head_dim, hp.qk_norm);
+    blk.attn_post_norm = b.vector(n("post_attention_norm.weight"), hp.n_embd, hp.post_norms);
     blk.ffn_norm = b.vector(n("ffn_norm.weight"), hp.n_embd);
+    blk.ffn_post_norm = b.vector(n("post_ffw_norm.weight"), hp.n_embd, hp.post_norms);
     blk.w_gate = b.matrix(n("ffn_gate.weight"), hp.n_ff, hp.n_embd);
     blk.w_up = b.matrix(n("ffn_up.weight"), hp.n_ff, hp.n_embd);
     blk.w_down = b.matrix(n("ffn_down.weight"), hp.n_embd, hp.n_ff);

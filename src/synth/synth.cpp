@@ -155,6 +155,35 @@ const std::vector<SynthShape>& known_shapes() {
     s.n_head_kv = 8, s.head_dim = 64, s.n_ff = 8192, s.n_vocab = 128256, s.n_ctx = 131072,
     s.rope_theta = 500000.0f, s.rms_eps = 1e-5f, s.tied = true, s.llama3_rope = true;
     v.push_back(s);
+    // google/gemma-3-1b-it: five sliding-window layers (512 tokens, rope base 1e4) per global
+    // one (1e6); the pattern is llama.cpp's default for gemma3, so the file does not name it.
+    s = {};
+    s.name = "gemma3-1b", s.arch = "gemma3", s.n_embd = 1152, s.n_layer = 26, s.n_head = 4,
+    s.n_head_kv = 1, s.head_dim = 256, s.n_ff = 6912, s.n_vocab = 262144, s.n_ctx = 32768,
+    s.rope_theta = 1e6f, s.rms_eps = 1e-6f, s.tied = true, s.qk_norm = true, s.sliding_window = 512,
+    s.rope_theta_swa = 1e4f;
+    v.push_back(s);
+    // google/gemma-2-2b-it: even layers slide (4096 tokens), logits soft-capped at 50 / 30.
+    s = {};
+    s.name = "gemma2-2b", s.arch = "gemma2", s.n_embd = 2304, s.n_layer = 26, s.n_head = 8,
+    s.n_head_kv = 4, s.head_dim = 256, s.n_ff = 9216, s.n_vocab = 256000, s.n_ctx = 8192,
+    s.rope_theta = 1e4f, s.rms_eps = 1e-6f, s.tied = true, s.sliding_window = 4096,
+    s.attn_softcap = 50, s.final_softcap = 30;
+    v.push_back(s);
+    // Fixture sizes: a window of 4 tokens, so a 16-token prompt crosses it; gemma3-tiny's layer
+    // 2 is global (period 3), gemma2-tiny caps hard enough (4 and 3) to change the logits.
+    s = {};
+    s.name = "gemma3-tiny", s.arch = "gemma3", s.n_embd = 64, s.n_layer = 4, s.n_head = 4,
+    s.n_head_kv = 2, s.head_dim = 16, s.n_ff = 128, s.n_vocab = 1024, s.n_ctx = 256,
+    s.rope_theta = 1e6f, s.rms_eps = 1e-6f, s.tied = true, s.qk_norm = true, s.sliding_window = 4,
+    s.swa_period = 3, s.rope_theta_swa = 1e4f;
+    v.push_back(s);
+    s = {};
+    s.name = "gemma2-tiny", s.arch = "gemma2", s.n_embd = 64, s.n_layer = 4, s.n_head = 4,
+    s.n_head_kv = 2, s.head_dim = 16, s.n_ff = 128, s.n_vocab = 1024, s.n_ctx = 256,
+    s.rope_theta = 1e4f, s.rms_eps = 1e-6f, s.tied = true, s.sliding_window = 4, s.attn_softcap = 4,
+    s.final_softcap = 3;
+    v.push_back(s);
     return v;
   }();
   return shapes;
@@ -211,6 +240,14 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
   w.set(a + ".rope.freq_base", GgufValue::of_f32(s.rope_theta));
   w.set(a + ".attention.layer_norm_rms_epsilon", GgufValue::of_f32(s.rms_eps));
   if (s.arch == "llama") w.set(a + ".vocab_size", GgufValue::of_u32(s.n_vocab));
+  if (s.sliding_window > 0)
+    w.set(a + ".attention.sliding_window", GgufValue::of_u32(s.sliding_window));
+  if (s.swa_period > 0)
+    w.set(a + ".attention.sliding_window_pattern", GgufValue::of_u32(s.swa_period));
+  if (s.rope_theta_swa > 0) w.set(a + ".rope.freq_base_swa", GgufValue::of_f32(s.rope_theta_swa));
+  if (s.attn_softcap > 0) w.set(a + ".attn_logit_softcapping", GgufValue::of_f32(s.attn_softcap));
+  if (s.final_softcap > 0)
+    w.set(a + ".final_logit_softcapping", GgufValue::of_f32(s.final_softcap));
   set_vocab(w, s);
 
   SynthStats stats;
@@ -267,6 +304,7 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
   }
   if (progress) progress(1, s.n_layer + 1);
   const float in_std = 1.0f / std::sqrt(static_cast<float>(d));
+  const bool gemma = s.arch == "gemma2" || s.arch == "gemma3";
   for (int l = 0; l < s.n_layer; ++l) {
     auto n = [&](const char* role) { return fmt::format("blk.{}.{}.weight", l, role); };
     vector(n("attn_norm"), d, 1.0f, 0.1f);
@@ -284,11 +322,13 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
     }
     matrix(n("attn_output"), d, q_dim, 1.0f / std::sqrt(static_cast<float>(q_dim)),
            type_of("attn_output", l, q_dim, false));
+    if (gemma) vector(n("post_attention_norm"), d, 1.0f, 0.1f);
     vector(n("ffn_norm"), d, 1.0f, 0.1f);
     matrix(n("ffn_gate"), s.n_ff, d, in_std, type_of("ffn_gate", l, d, false));
     matrix(n("ffn_up"), s.n_ff, d, in_std, type_of("ffn_up", l, d, false));
     matrix(n("ffn_down"), d, s.n_ff, 1.0f / std::sqrt(static_cast<float>(s.n_ff)),
            type_of("ffn_down", l, s.n_ff, false));
+    if (gemma) vector(n("post_ffw_norm"), d, 1.0f, 0.1f);
     if (progress) progress(l + 2, s.n_layer + 1);
   }
   w.write(out, overwrite);

@@ -23,15 +23,22 @@ namespace reprise::synth {
 
 struct SynthShape {
   std::string name;  // "qwen2.5-0.5b"
-  std::string arch;  // "llama", "qwen2", "qwen3"
+  std::string arch;  // "llama", "qwen2", "qwen3", "gemma2", "gemma3"
   int n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_ff = 0, n_vocab = 0;
   int n_ctx = 0;
   float rope_theta = 10000, rms_eps = 1e-6f;
   bool tied = true, qkv_bias = false, qk_norm = false;
   bool llama3_rope = false;  // Llama 3.x rope frequency factors (factor 32, low 1, high 4, 8192)
+  // Gemma (arch gemma2/gemma3: post-attention and post-FFN norms, gemma3 also QK-norm). Each is
+  // written to the file only when set; 0 leaves the key out (the architecture's default).
+  int sliding_window = 0;                     // attention.sliding_window
+  int swa_period = 0;                         // attention.sliding_window_pattern (a period)
+  float rope_theta_swa = 0;                   // rope.freq_base_swa
+  float attn_softcap = 0, final_softcap = 0;  // attn_logit_softcapping, final_logit_softcapping
 };
 
-// The shapes `--like` knows, and a lookup by name (nullopt if unknown).
+// The shapes `--like` knows, and a lookup by name (nullopt if unknown). The "-tiny" shapes are
+// test-fixture sizes of an architecture (every feature, a few hundred kilobytes).
 const std::vector<SynthShape>& known_shapes();
 std::optional<SynthShape> find_shape(std::string_view name);
 

@@ -40,6 +40,15 @@ float activation_rounding_tolerance(const std::string& name) {
   return 0.5f;
 }
 
+// Tolerance of F32 compute against llama.cpp's F32 (or dequantized-weight) run. 1e-3, except for
+// Gemma: llama.cpp's CPU GeGLU looks GELU up in a table indexed by the F16-rounded input and
+// stores F16 results (ggml-cpu vec.h, GGML_GELU_FP16), which reprise does not copy; measured on
+// the gemma fixtures: at most 2.2e-3 over every prompt position, plain and path runs (F32 and
+// the Q8_0 files' dequantized references).
+float exact_tolerance(const std::string& name) {
+  return name.starts_with("gemma") ? 4e-3f : 1e-3f;
+}
+
 float top_margin(const std::vector<float>& v) {
   float a = -INFINITY, b = -INFINITY;
   for (float x : v) {
@@ -96,8 +105,11 @@ void expect_matches(const Outputs& got, const GoldenRun& want, float tol, const 
   for (size_t r = 0; r < want.logits_all.size(); ++r) {
     EXPECT_LE(test::max_abs_diff(got.logits[r], want.logits_all[r]), tol)
         << what << ": logits at position " << r;
-    EXPECT_EQ(kernels::argmax(got.logits[r]), kernels::argmax(want.logits_all[r]))
-        << what << ": argmax at position " << r;
+    // Within the tolerance, a closer top two may swap.
+    if (top_margin(want.logits_all[r]) > 2 * tol) {
+      EXPECT_EQ(kernels::argmax(got.logits[r]), kernels::argmax(want.logits_all[r]))
+          << what << ": argmax at position " << r;
+    }
   }
   if (want.hidden.empty()) {  // the golden tool's files record logits and tokens only
     EXPECT_EQ(got.greedy, want.greedy_tokens) << what << ": greedy continuation";
@@ -158,17 +170,18 @@ TEST_P(GoldenTest, MatchesLlamaCpp) {
   const GoldenRun& exact = g->dequantized ? *g->dequantized : g->main;
   const std::string what = g->dequantized ? "vs dequantized reference" : "vs reference";
   const float tol = activation_rounding_tolerance(g->name);
+  const float exact_tol = exact_tolerance(g->name);
   if (!q8_decode && !rounded_prefill) {
     // F32 compute on the same weights as the reference: tight tolerance, same tokens.
     Outputs got = run_golden_prompt(*m, *g);
-    expect_matches(got, exact, 1e-3f, what);
+    expect_matches(got, exact, exact_tol, what);
   } else {
     std::vector<std::vector<float>> steps;
     Outputs got = run_golden_prompt(*m, *g, &g->main.greedy_tokens, &steps);
     if (!rounded_prefill) {
       Outputs prompt_only = got;
       prompt_only.greedy = exact.greedy_tokens;  // decode is checked below instead
-      expect_matches(prompt_only, exact, 1e-3f, what);
+      expect_matches(prompt_only, exact, exact_tol, what);
     }
     for (size_t k = 0; k < steps.size(); ++k) {
       const auto& l = steps[k];
@@ -208,6 +221,10 @@ std::vector<std::string> golden_names() {
   // tests/data/fixtures: two-layer files made by llama-quantize, goldens by the golden tool
   // (tests/data/fixtures/README.md).
   for (const char* name : kQuantFixtures) names.push_back(name);
+  // Gemma 2/3 (tests/data/fixtures/README.md): F32, Q8_0 and repeat/skip paths of the F32 file.
+  for (const char* arch : {"gemma3", "gemma2"})
+    for (const char* suffix : {"f32", "q8_0", "f32-path-repeat", "f32-path-skip"})
+      names.push_back(std::string(arch) + "-tiny-" + suffix);
   return names;
 }
 

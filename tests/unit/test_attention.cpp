@@ -43,7 +43,7 @@ TEST_P(AttentionTest, MatchesDirectSoftmax) {
   };
   std::vector<float> ctx(T * q_dim);
   ThreadPool pool(2);
-  causal_attention(q.data(), cache, slot, T, pos0, hp, ctx.data(), pool);
+  causal_attention(q.data(), cache, slot, T, pos0, hp, hp.layer_attn(0), ctx.data(), pool);
   const int group = hp.n_head / hp.n_head_kv;
   for (int t = 0; t < T; ++t) {
     for (int h = 0; h < hp.n_head; ++h) {

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Regenerates the gemma2/gemma3 fixtures and their llama.cpp goldens.
+
+  PYTHON_WITH_GGUF tests/data/golden/make_gemma_goldens.py REPRISE LLAMA_GOLDEN LLAMA_QUANTIZE
+
+REPRISE is build/reprise (its `synth --like gemma3-tiny|gemma2-tiny --type f32` writes the F32
+fixtures); LLAMA_GOLDEN is scripts/golden/llama_golden.cpp and LLAMA_QUANTIZE llama.cpp's
+tools/quantize, both built from llama.cpp commit 0c1e570 (the llama-cpp-python 0.3.36 sdist).
+The interpreter needs the `gguf` package from PyPI (0.19.0 was used) for the path copies.
+
+Writes, for ARCH in gemma3, gemma2:
+  tests/data/fixtures/ARCH-tiny-f32.gguf, ARCH-tiny-q8_0.gguf (llama-quantize --pure Q8_0)
+  tests/data/golden/ARCH-tiny-f32.json, ARCH-tiny-q8_0.json (with the dequantized_reference:
+      llama.cpp on llama-quantize's own F32 dequantization of the Q8_0 file)
+  tests/data/golden/ARCH-tiny-f32-path-{repeat,skip}.json: llama.cpp has no layer paths, so these
+      ran a temporary GGUF whose blocks are physical copies in path order. Each copy keeps its
+      source layer's kind: attention.sliding_window_pattern is written as one bool per copy (the
+      source's flags in path order, by llama.cpp's rule for the source's period), and llama.cpp
+      gives every sliding-window layer the SWA rope base.
+Logits are rounded to 6 significant digits; logits_last (a repeat of the last row) is dropped.
+"""
+import json, os, subprocess, sys, tempfile
+
+import gguf
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+FIXTURES = os.path.join(REPO, "tests/data/fixtures")
+GOLDEN = os.path.join(REPO, "tests/data/golden")
+# 16 ids of the synth vocabulary: "once upon a time, there was a little girl named lily." as the
+# golden tool tokenizes it with the fixture's vocabulary (byte tokens plus letter-pair merges).
+PROMPT_TEXT = "once upon a time, there was a little girl named lily."
+PATHS = {"repeat": [0, 1, 2, 1, 2, 3], "skip": [0, 1, 3]}
+# llama.cpp's default sliding-window period when the file names none (gemma2: 2, gemma3: 6).
+DEFAULT_PERIOD = {"gemma2": 2, "gemma3": 6}
+
+
+def run(*args):
+    return subprocess.run(list(args), check=True, capture_output=True, text=True).stdout
+
+
+def swa_flags(reader, arch, n_layer):
+    field = reader.fields.get(f"{arch}.attention.sliding_window_pattern")
+    if field is not None and field.types[0] == gguf.GGUFValueType.ARRAY:
+        return [bool(x) for x in field.contents()]
+    period = field.contents() if field is not None else DEFAULT_PERIOD[arch]
+    return [period == 0 or l % period < period - 1 for l in range(n_layer)]
+
+
+def copy_along_path(src, dst, layers):
+    """Writes src with its blocks physically copied in the order `layers`."""
+    reader = gguf.GGUFReader(src)
+    arch = reader.fields["general.architecture"].contents()
+    n_layer = reader.fields[f"{arch}.block_count"].contents()
+    flags = swa_flags(reader, arch, n_layer)
+    writer = gguf.GGUFWriter(dst, arch)
+    skip = {"general.architecture", f"{arch}.block_count", f"{arch}.attention.sliding_window_pattern"}
+    for field in reader.fields.values():
+        if field.name in skip or field.name.startswith("GGUF."):
+            continue
+        vt = field.types[0]
+        sub = field.types[-1] if vt == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), vt, sub_type=sub)
+    writer.add_uint32(f"{arch}.block_count", len(layers))
+    writer.add_array(f"{arch}.attention.sliding_window_pattern", [flags[l] for l in layers])
+    tensors = []
+    for t in reader.tensors:
+        if not t.name.startswith("blk."):
+            tensors.append((t.name, t))
+    for i, l in enumerate(layers):
+        for t in reader.tensors:
+            if t.name.startswith(f"blk.{l}."):
+                tensors.append((f"blk.{i}." + t.name.split(".", 2)[2], t))
+    for name, t in tensors:
+        writer.add_tensor_info(name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    for _, t in tensors:
+        writer.write_tensor_data(t.data, tensor_endianess=reader.endianess)
+    writer.close()
+
+
+def rounded(rows):
+    return [[float(f"{x:.6g}") for x in r] for r in rows]
+
+
+def golden(tool, model, tokens, name):
+    j = json.loads(run(tool, "-m", model, "--tokens", ",".join(map(str, tokens)), "-n", "16",
+                       "--name", name))
+    j.pop("logits_last", None)
+    j["logits_all"] = rounded(j["logits_all"])
+    j["model_file"] = os.path.basename(model)
+    return j
+
+
+def main():
+    reprise, tool, quantize = sys.argv[1:4]
+    tmp = tempfile.mkdtemp()
+    for arch in ("gemma3", "gemma2"):
+        f32 = os.path.join(FIXTURES, f"{arch}-tiny-f32.gguf")
+        q8 = os.path.join(FIXTURES, f"{arch}-tiny-q8_0.gguf")
+        run(reprise, "synth", "--like", f"{arch}-tiny", "--type", "f32", "--seed", "1", "-f", "-o", f32)
+        run(quantize, "--pure", f32, q8, "Q8_0", "1")
+        deq = os.path.join(tmp, f"{arch}-deq.gguf")
+        run(quantize, "--allow-requantize", "--pure", q8, deq, "F32", "1")
+        ids = json.loads(run(tool, "-m", f32, "-p", PROMPT_TEXT, "--tokenize-only", "--no-bos"))["ids"]
+        tokens = ids[:16]
+        assert len(tokens) == 16, ids
+        outs = {f"{arch}-tiny-f32": golden(tool, f32, tokens, f"{arch}-tiny-f32")}
+        main_q = golden(tool, q8, tokens, f"{arch}-tiny-q8_0")
+        ref = golden(tool, deq, tokens, f"{arch}-tiny-q8_0-deq")
+        main_q["dequantized_reference"] = {k: ref[k] for k in ("logits_all", "greedy_tokens",
+                                                                "greedy_max_logit")}
+        outs[f"{arch}-tiny-q8_0"] = main_q
+        for kind, layers in PATHS.items():
+            copy = os.path.join(tmp, f"{arch}-{kind}.gguf")
+            copy_along_path(f32, copy, layers)
+            name = f"{arch}-tiny-f32-path-{kind}"
+            j = golden(tool, copy, tokens, name)
+            j["layer_path"] = layers
+            outs[name] = j
+        for name, j in outs.items():
+            with open(os.path.join(GOLDEN, name + ".json"), "w") as f:
+                json.dump(j, f, separators=(",", ":"))
+                f.write("\n")
+            print(name, "greedy", j["greedy_tokens"])
+
+
+if __name__ == "__main__":
+    main()
