@@ -21,13 +21,13 @@ LayerPath plain_prefix(int n_layer, int feature_layer) {
 
 }  // namespace
 
-PrefixFeatures::PrefixFeatures(const Model& model, int feature_layer, const SessionOptions& opts)
+PrefixFeatures::PrefixFeatures(const Model& model, int feature_layer, const SessionOptions& opts,
+                               uint64_t max_cache_bytes)
     : feature_layer_(feature_layer),
       max_tokens_(static_cast<size_t>(
           opts.n_ctx > 0 ? opts.n_ctx : std::min(model.hparams().n_ctx_train, 4096))),
       cache_(std::make_unique<PrefixCache>(
-          model, plain_prefix(model.hparams().n_layer, feature_layer), opts, uint64_t{256} << 20)) {
-}
+          model, plain_prefix(model.hparams().n_layer, feature_layer), opts, max_cache_bytes)) {}
 
 std::vector<double> PrefixFeatures::features(std::span<const int32_t> tokens) {
   if (tokens.empty()) throw Error("the router needs a prompt of at least one token");
@@ -43,9 +43,11 @@ std::vector<double> PrefixFeatures::features(std::span<const int32_t> tokens) {
   return out;
 }
 
-PathRouter::PathRouter(const Model& model, RouterFile file, const SessionOptions& opts)
+PathRouter::PathRouter(const Model& model, RouterFile file, const SessionOptions& opts,
+                       uint64_t max_cache_bytes)
     : file_(std::move(file)),
-      features_(model, std::clamp(file_.feature_layer, 1, model.hparams().n_layer), opts) {
+      features_(model, std::clamp(file_.feature_layer, 1, model.hparams().n_layer), opts,
+                max_cache_bytes) {
   const int n_layer = model.hparams().n_layer;
   const std::string sha = scan::model_fingerprint(model);
   if (file_.model_sha256 != sha)

@@ -22,8 +22,11 @@ namespace reprise::route {
 
 class PrefixFeatures {
  public:
-  // Throws Error when L is outside 1..n_layer.
-  PrefixFeatures(const Model& model, int feature_layer, const SessionOptions& opts);
+  // Throws Error when L is outside 1..n_layer. The cache keeps at most `max_cache_bytes` of
+  // prefix runs (and always the latest one, which the prompt's own Session reuses).
+  PrefixFeatures(const Model& model, int feature_layer, const SessionOptions& opts,
+                 uint64_t max_cache_bytes = kDefaultCacheBytes);
+  static constexpr uint64_t kDefaultCacheBytes = uint64_t{256} << 20;
 
   int feature_layer() const { return feature_layer_; }
   // Mean residual after layer L over `tokens` (runs the prefix, or finds it cached). A prompt
@@ -44,7 +47,8 @@ class PathRouter {
  public:
   // Throws Error naming the file when it was trained for another model (checksum), names a
   // path this model cannot run, or its feature layer does not fit the model.
-  PathRouter(const Model& model, RouterFile file, const SessionOptions& opts);
+  PathRouter(const Model& model, RouterFile file, const SessionOptions& opts,
+             uint64_t max_cache_bytes = PrefixFeatures::kDefaultCacheBytes);
 
   struct Choice {
     size_t candidate = 0;

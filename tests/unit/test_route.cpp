@@ -10,6 +10,7 @@
 #include "route/classifier.h"
 #include "route/prefix_features.h"
 #include "route/router.h"
+#include "support/route_fixture.h"
 #include "support/test_support.h"
 #include "util/error.h"
 
@@ -242,6 +243,35 @@ TEST(RouteFile, RoundTripsAndRejectsBadFiles) {
   EXPECT_THROW(route::router_from_json(j, "r.json"), Error);
   EXPECT_EQ(route::auto_router_file("auto:r.json"), "r.json");
   EXPECT_EQ(route::auto_router_file("0..3"), "");
+}
+
+// The prefix the router reads is the chosen path's own first L positions: a Session given the
+// router's cache runs only the positions after L, and its logits are bit-identical to a run of
+// the whole path.
+TEST(RouteRun, ChosenPathContinuesFromThePrefixRun) {
+  const auto m = Model::load(test::default_model());
+  SessionOptions so;
+  so.n_threads = 1;
+  const int L = 3;
+  route::PathRouter router(
+      *m, test::constant_router(*m, L, {"baseline", "repeat:1:4"}, {"0..4", "0..3,1..4"}, {0, 4}),
+      so);
+  const std::vector<int32_t> ids = m->tokenizer()->encode("Once upon a time", EncodeOptions{});
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const auto c = router.choose(ids);
+  EXPECT_EQ(c.key, "repeat:1:4");
+  EXPECT_EQ(c.path.canonical(), "0..3,1..4");
+  EXPECT_EQ(router.cache().baseline_evals(), n * L);
+
+  Session routed(*m, c.path, so);
+  routed.set_prefix_cache(&router.cache());
+  const auto got = routed.prefill(ids);
+  const std::vector<float> routed_logits(got.begin(), got.end());
+  EXPECT_EQ(routed.layer_evals(), n * (8 - L));
+  EXPECT_EQ(router.cache().baseline_evals(), n * L);  // not run again
+  Session whole(*m, c.path, so);
+  const auto want = whole.prefill(ids);
+  EXPECT_EQ(routed_logits, std::vector<float>(want.begin(), want.end()));
 }
 
 }  // namespace

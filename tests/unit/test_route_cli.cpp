@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/route_fixture.h"
 #include "support/test_support.h"
 
 namespace reprise {
@@ -22,33 +23,8 @@ void expect_one_line_error(const test::CommandResult& r, const std::string& need
   EXPECT_CONTAINS(r.err, needle);
 }
 
-// One scan and one router for every test here (a scan of 20 configs x 12 BoolQ items takes
-// seconds).
-const fs::path& scan_store() {
-  static const fs::path store = [] {
-    const fs::path store = test::scratch("route-scan.db");
-    fs::remove(store);
-    auto s = test::run_cli("scan " + test::default_model_arg() +
-                           " --task boolq --limit 12 --validate 3 -o '" + store.string() + "'");
-    EXPECT_EQ(s.exit_code, 0) << s.err;
-    return store;
-  }();
-  return store;
-}
-
-const fs::path& trained_router() {
-  static const fs::path router = [] {
-    const fs::path store = scan_store(), out = test::scratch("router.json");
-    fs::remove(out);
-    auto r = test::run_cli("route train '" + store.string() + "' " + test::default_model_arg() +
-                           " -o '" + out.string() + "' --paths 3 --folds 3");
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_CONTAINS(r.out, "cross-validated accuracy");
-    EXPECT_CONTAINS(r.out, "boolq");
-    return out;
-  }();
-  return router;
-}
+using test::route_scan_store;
+using test::trained_router;
 
 nlohmann::json read_json(const fs::path& p) {
   return nlohmann::json::parse(test::slurp(p));
@@ -108,7 +84,7 @@ TEST(RouteCli, RoutedEvalLogsThePathOfEveryItem) {
 // items, beside the out-of-fold table, with candidates from the configs that phase scored.
 TEST(RouteCli, HeldOutTableComesFromTheValidatePhase) {
   const fs::path out = test::scratch("router-held-out.json");
-  auto r = test::run_cli("route train '" + scan_store().string() + "' " +
+  auto r = test::run_cli("route train '" + route_scan_store().string() + "' " +
                          test::default_model_arg() + " -o '" + out.string() +
                          "' --overwrite --paths 3 --folds 3 --validate-on held-out");
   ASSERT_EQ(r.exit_code, 0) << r.err;
