@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "route/prefix_features.h"
 #include "route/router.h"
 #include "scan/runner.h"
 #include "support/test_support.h"
@@ -64,6 +65,28 @@ inline route::RouterFile constant_router(const Model& m, int feature_layer,
   f.model.scale.assign(d, 1.0);
   f.model.weights.assign(keys.size() * d, 0.0);
   f.model.bias = bias;
+  return f;
+}
+
+// A router over two candidates, read after `feature_layer`, that sends the prompt `to_second`
+// to candidate 1 and `to_first` to candidate 0: one weight row along the difference of their
+// features, centred between them, so the logit of candidate 1 exceeds candidate 0's by
+// +|fa - fb|^2 / 2 for `to_second` and falls short by as much for `to_first`.
+inline route::RouterFile two_prompt_router(const Model& m, int feature_layer,
+                                           const std::vector<std::string>& keys,
+                                           const std::vector<std::string>& paths,
+                                           const std::vector<int32_t>& to_second,
+                                           const std::vector<int32_t>& to_first) {
+  SessionOptions so;
+  so.n_threads = 1;
+  route::PrefixFeatures pf(m, feature_layer, so);
+  const auto fa = pf.features(to_second), fb = pf.features(to_first);
+  route::RouterFile f = constant_router(m, feature_layer, keys, paths, {0, 0});
+  const size_t d = fa.size();
+  for (size_t k = 0; k < d; ++k) {
+    f.model.mean[k] = (fa[k] + fb[k]) / 2;
+    f.model.weights[d + k] = fa[k] - fb[k];
+  }
   return f;
 }
 

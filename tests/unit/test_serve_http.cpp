@@ -22,7 +22,6 @@
 #include <sstream>
 #include <thread>
 
-#include "route/prefix_features.h"
 #include "serve/server.h"
 #include "support/route_fixture.h"
 #include "support/test_support.h"
@@ -976,23 +975,13 @@ const std::vector<std::string> kRouteKeys = {"baseline", "repeat:1:4"};
 const std::vector<std::string> kRoutePaths = {"0..4", "0..3,1..4"};
 constexpr int kRouteLayer = 3;  // repeat:1:4 follows the plain path through positions 0..3
 
-// A router that sends prompt `a` to repeat:1:4 and prompt `b` to the plain path: one weight row
-// along the difference of their features, centred between them, so the two logits of `a` differ
-// by +|fa - fb|^2 / 2 and those of `b` by -|fa - fb|^2 / 2.
+// A router that sends prompt `a` to repeat:1:4 and prompt `b` to the plain path.
 std::filesystem::path two_prompt_router(const std::string& a, const std::string& b) {
-  SessionOptions so;
-  so.n_threads = 1;
-  route::PrefixFeatures pf(model(), kRouteLayer, so);
-  const auto fa = pf.features(model().tokenizer()->encode(a, EncodeOptions{}));
-  const auto fb = pf.features(model().tokenizer()->encode(b, EncodeOptions{}));
-  route::RouterFile f =
-      test::constant_router(model(), kRouteLayer, kRouteKeys, kRoutePaths, {0, 0});
-  const size_t d = fa.size();
-  for (size_t k = 0; k < d; ++k) {
-    f.model.mean[k] = (fa[k] + fb[k]) / 2;
-    f.model.weights[d + k] = fa[k] - fb[k];
-  }
-  return test::write_router(f, "two-prompt-router.json");
+  const Tokenizer& tok = *model().tokenizer();
+  return test::write_router(
+      test::two_prompt_router(model(), kRouteLayer, kRouteKeys, kRoutePaths,
+                              tok.encode(a, EncodeOptions{}), tok.encode(b, EncodeOptions{})),
+      "two-prompt-router.json");
 }
 
 ServerOptions routed_options(const std::filesystem::path& router) {
