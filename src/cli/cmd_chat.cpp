@@ -150,8 +150,7 @@ class Chat {
   // --path auto:FILE: the router, checked against the model; nullptr for "".
   std::unique_ptr<route::PathRouter> load_router(const std::string& file) {
     if (file.empty()) return nullptr;
-    auto r = std::make_unique<route::PathRouter>(*model_, route::load_router(file),
-                                                 o_.model.session_options());
+    auto r = route::open_router(*model_, file, o_.model.session_options());
     router_file_ = file;
     return r;
   }

@@ -264,15 +264,11 @@ Server::Impl::Impl(const Model& m, const ServerOptions& o)
 void Server::Impl::load_routers(const SessionOptions& so) {
   const std::string& file = opts.router_file;
   try {
-    const route::RouterFile rf = route::load_router(file);
     // A server routes one prompt at a time per slot: only the latest prefix run is kept.
     for (int i = 0; i < opts.parallel; ++i)
-      routers.push_back(std::make_unique<route::PathRouter>(model, rf, so, 0));
+      routers.push_back(route::open_router(model, file, so, 0));
   } catch (const Error& e) {
-    const std::string what = e.what();
-    // load_router's messages start with the file's name already.
-    throw Error(fmt::format(
-        "--router {}", what.starts_with(file + ": ") ? what : fmt::format("{}: {}", file, what)));
+    throw Error(fmt::format("--router {}", e.what()));
   }
   const route::RouterFile& rf = routers.front()->file();
   served.router_file = file;

@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "model/chat_template.h"
+#include "scan/runner.h"
+#include "scan/store.h"
 #include "support/route_fixture.h"
 #include "support/test_support.h"
 
@@ -255,6 +257,56 @@ TEST(RouteCli, CompareReadsRoutedRuns) {
     }
   }
   EXPECT_CONTAINS(table(plain, mixed).out, "(path auto:baseline x1, auto:repeat:1:4 x3)");
+}
+
+// scan --validate N --path auto:FILE: the router scored on the held-out items beside the top
+// configs. A router that always picks repeat:1:4 must score each held-out item exactly as the
+// validate phase scored repeat:1:4, and `route eval` prints the table the scan printed.
+TEST(RouteCli, ScanValidatesTheRouterOnHeldOutItems) {
+  const fs::path store = test::scratch("route-scan-routed.db");
+  for (const std::string ext : {"", "-wal", "-shm"}) {
+    fs::remove(store.string() + ext);
+    if (fs::exists(route_scan_store().string() + ext))
+      fs::copy_file(route_scan_store().string() + ext, store.string() + ext);
+  }
+  const std::string router = always_deep_router().string();
+  const std::string scan = "scan " + test::default_model_arg() +
+                           " --task boolq --limit 12 --validate 3 --quiet -o '" + store.string() +
+                           "'";
+  auto r = test::run_cli(scan + " --path 'auto:" + router + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_CONTAINS(
+      r.out, "router auto:" + router + " on 12 held-out items; chosen: baseline 0 repeat:1:4 12");
+  EXPECT_CONTAINS(r.out, "equal the validated score of the chosen candidate on 12/12 items");
+  EXPECT_CONTAINS(r.out, "time per request (24 requests)");  // BoolQ: two choices per item
+
+  {
+    const scan::Store st(store);
+    const auto deep = st.scores("repeat:1:4", "validate");
+    const auto routed = st.scores("auto:" + router, scan::kRoutedPhase);
+    ASSERT_EQ(routed.size(), deep.size());
+    ASSERT_FALSE(deep.empty());
+    for (size_t k = 0; k < deep.size(); ++k) {
+      EXPECT_EQ(routed[k].item, deep[k].item);
+      EXPECT_EQ(routed[k].value, deep[k].value) << routed[k].item << " " << routed[k].metric;
+    }
+    const auto meta = nlohmann::json::parse(st.meta("routed").value_or("{}"));
+    ASSERT_EQ(meta.at("choices").size(), 12u);
+    for (const auto& c : meta.at("choices")) EXPECT_EQ(c.at("candidate"), "repeat:1:4");
+  }
+  auto ev = test::run_cli("route eval '" + store.string() + "'");
+  ASSERT_EQ(ev.exit_code, 0) << ev.err;
+  EXPECT_CONTAINS(r.out, ev.out);
+  EXPECT_EQ(ev.out.rfind("router auto:", 0), 0u) << ev.out;
+
+  expect_one_line_error(test::run_cli("route eval '" + route_scan_store().string() + "'"),
+                        "no routed entry (run the scan with --validate N --path auto:");
+  expect_one_line_error(test::run_cli(scan + " --path 0..3"), "--path takes only auto:");
+  expect_one_line_error(
+      test::run_cli("scan " + test::default_model_arg() + " --task boolq --limit 2 -o '" +
+                    test::scratch("never.db").string() + "' --path 'auto:" + router + "'"),
+      "it needs --validate N");
+  EXPECT_FALSE(fs::exists(test::scratch("never.db")));
 }
 
 }  // namespace
