@@ -21,6 +21,7 @@
 #include "engine/generator.h"
 #include "engine/sampler.h"
 #include "model/chat_template.h"
+#include "route/prefix_features.h"
 #include "util/error.h"
 
 namespace reprise::cli {
@@ -62,7 +63,8 @@ void install_sigint_handler() {
 }
 
 const char* kHelp =
-    "commands: /path SPEC (switch the layer path; the conversation is kept and re-read), "
+    "commands: /path SPEC (switch the layer path, or 'auto:ROUTER.json' to route each turn; the "
+    "conversation is kept and re-read), "
     "/reset (forget the conversation), /stats, /help, /quit";
 
 class Chat {
@@ -70,7 +72,9 @@ class Chat {
   explicit Chat(const ChatOptions& o)
       : o_(o),
         model_(o.model.load()),
-        session_(*model_, o.model.layer_path(*model_), o.model.session_options()) {
+        router_(load_router(route::auto_router_file(o.model.path))),
+        session_(*model_, router_ ? router_path(0) : o.model.layer_path(*model_),
+                 o.model.session_options()) {
     if (!model_->tokenizer())
       throw Error(fmt::format("{}: the model has no vocabulary; chat needs text", model_->path()));
     family_ = o.chat_template;
@@ -87,7 +91,10 @@ class Chat {
 
   std::string describe() const {
     return fmt::format("model {}, path {}, template {}", model_->name(),
-                       session_.path().canonical(), family_);
+                       router_
+                           ? "auto:" + router_file_ + " (now " + session_.path().canonical() + ")"
+                           : session_.path().canonical(),
+                       family_);
   }
 
   // Handles one line of input; returns false to quit. Throws Error for a failed command.
@@ -108,11 +115,22 @@ class Chat {
                         session_.path().canonical()));
       } else {
         const int n_layer = model_->hparams().n_layer;
-        LayerPath path = parse_layer_path(layer_path_spec(spec, n_layer), n_layer);
-        if (path.layers.empty()) throw Error(fmt::format("layer path '{}' runs no layers", spec));
-        session_.set_path(std::move(path));
-        held_.clear();
-        say(fmt::format("path set to {}", session_.path().canonical()));
+        if (const std::string file = route::auto_router_file(spec); !file.empty()) {
+          auto next = load_router(file);       // a bad file throws and keeps the old setting
+          session_.set_prefix_cache(nullptr);  // the old router's cache goes with it
+          router_ = std::move(next);
+          session_.set_path(router_path(0));
+          held_.clear();
+          say(fmt::format("path auto: each turn routed by {}", file));
+        } else {
+          LayerPath path = parse_layer_path(layer_path_spec(spec, n_layer), n_layer);
+          if (path.layers.empty()) throw Error(fmt::format("layer path '{}' runs no layers", spec));
+          router_.reset();
+          session_.set_prefix_cache(nullptr);
+          session_.set_path(std::move(path));
+          held_.clear();
+          say(fmt::format("path set to {}", session_.path().canonical()));
+        }
       }
     } else if (line == "/stats") {
       say(fmt::format("{}; {} turns; last reply {} tokens at {:.1f} t/s; {} tokens in context",
@@ -129,6 +147,34 @@ class Chat {
   }
 
  private:
+  // --path auto:FILE: the router, checked against the model; nullptr for "".
+  std::unique_ptr<route::PathRouter> load_router(const std::string& file) {
+    if (file.empty()) return nullptr;
+    auto r = route::open_router(*model_, file, o_.model.session_options());
+    router_file_ = file;
+    return r;
+  }
+  LayerPath router_path(size_t candidate) const {
+    return parse_layer_path(router_->file().candidate_paths.at(candidate),
+                            model_->hparams().n_layer);
+  }
+
+  // Routed: picks the turn's path from the whole prompt. A new path re-reads the conversation
+  // from the router's prefix run; the same path keeps its KV and computes only the new turn.
+  void route_turn(const std::vector<int32_t>& tokens) {
+    const auto c = router_->choose(tokens);
+    route_key_ = c.key;
+    fmt::print(stderr, "route: {} (p = {:.3f}) after layer {}\n", c.key, c.probability,
+               router_->file().feature_layer);
+    if (c.path == session_.path()) {
+      session_.set_prefix_cache(nullptr);
+      return;
+    }
+    session_.set_path(c.path);
+    session_.set_prefix_cache(&router_->cache());
+    held_.clear();
+  }
+
   // A command's answer: a line, or with --jsonl a {"info": ...} record.
   void say(const std::string& text) {
     if (o_.jsonl)
@@ -143,6 +189,7 @@ class Chat {
     EncodeOptions eo;
     eo.parse_special = true;
     std::vector<int32_t> tokens = model_->tokenizer()->encode(prompt, eo);
+    if (router_) route_turn(tokens);
     // Keep the KV of the conversation so far; only the new turn is computed.
     size_t keep = 0;
     while (keep < held_.size() && keep + 1 < tokens.size() && held_[keep] == tokens[keep]) ++keep;
@@ -176,13 +223,16 @@ class Chat {
     const bool context_full =
         last_.finish == FinishReason::Length && session_.n_past() >= session_.n_ctx();
     if (o_.jsonl) {
-      fmt::print("{}\n", nlohmann::json{{"reply", last_.text},
-                                        {"finish_reason", interrupted ? "interrupted"
-                                                          : context_full
-                                                              ? "context_full"
-                                                              : finish_reason_name(last_.finish)},
-                                        {"tokens", last_.completion_tokens}}
-                             .dump());
+      nlohmann::json rec{{"reply", last_.text},
+                         {"finish_reason", interrupted    ? "interrupted"
+                                           : context_full ? "context_full"
+                                                          : finish_reason_name(last_.finish)},
+                         {"tokens", last_.completion_tokens}};
+      if (router_) {
+        rec["path"] = session_.path().canonical();
+        rec["route"] = route_key_;
+      }
+      fmt::print("{}\n", rec.dump());
     } else {
       fmt::print("\n");
       if (tty) fmt::print("\n");
@@ -204,6 +254,9 @@ class Chat {
 
   const ChatOptions& o_;
   std::unique_ptr<Model> model_;
+  // Set by load_router() while router_ is initialised, so declared before it.
+  std::string router_file_, route_key_;        // route_key_: the last turn's candidate
+  std::unique_ptr<route::PathRouter> router_;  // --path auto:FILE (or /path auto:FILE)
   Session session_;
   std::string family_;
   std::vector<ChatMessage> messages_;
@@ -262,8 +315,8 @@ void add_chat(CLI::App& app, Runner& run) {
   sub->add_option("-s,--seed", o->sampler.seed, "random seed")->capture_default_str();
   sub->add_flag("--jsonl", o->jsonl,
                 "scripted use: print each reply as one JSON line {\"reply\", \"finish_reason\", "
-                "\"tokens\"} (and command answers as {\"info\"}), so replies with newlines stay "
-                "one record");
+                "\"tokens\"} (with --path auto:FILE also \"path\" and \"route\"; command "
+                "answers as {\"info\"}), so replies with newlines stay one record");
   sub->callback([&run, o] { run = [o] { return run_chat(*o); }; });
 }
 

@@ -102,8 +102,7 @@ int run_eval(const EvalOptions& o) {
   std::unique_ptr<route::PathRouter> router;
   std::unique_ptr<route::RoutedLM> routed;
   if (!router_file.empty()) {
-    router =
-        std::make_unique<route::PathRouter>(*m, route::load_router(router_file), lopts.session);
+    router = route::open_router(*m, router_file, lopts.session);
     routed = std::make_unique<route::RoutedLM>(*m, *router, lopts);
   }
   std::unique_ptr<eval::SessionLM> plain;

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "cli/common.h"
+#include "route/held_out.h"
 #include "route/train.h"
 #include "util/error.h"
 
@@ -39,8 +40,16 @@ int run_route_train(RouteTrainCli o) {
   return 0;
 }
 
+int run_route_eval(const std::string& store_path) {
+  if (!std::filesystem::is_regular_file(store_path))
+    throw Error(fmt::format("{}: no such scan store", store_path));
+  scan::Store store(store_path);
+  fmt::print("{}", route::describe(route::evaluate_held_out(store)));
+  return 0;
+}
+
 void add_route(CLI::App& app, Runner& run) {
-  auto* sub = app.add_subcommand("route", "train a per-input path router from a scan");
+  auto* sub = app.add_subcommand("route", "train a per-input path router from a scan; judge it");
   sub->require_subcommand(1);
   auto o = std::make_shared<RouteTrainCli>();
   auto* train = sub->add_subcommand("train", "fit a router on a scan store's search items");
@@ -64,6 +73,14 @@ void add_route(CLI::App& app, Runner& run) {
   train->add_option("--l2", o->train.fit.l2, "L2 penalty of the classifier")
       ->check(CLI::NonNegativeNumber);
   train->callback([&run, o] { run = [o] { return run_route_train(*o); }; });
+
+  auto store = std::make_shared<std::string>();
+  auto* ev = sub->add_subcommand(
+      "eval",
+      "the held-out table of a scan run with --validate N --path auto:ROUTER.json: plain, best "
+      "single, router, oracle, paired CIs, time per request");
+  ev->add_option("store", *store, "scan store (.db)")->required();
+  ev->callback([&run, store] { run = [store] { return run_route_eval(*store); }; });
 }
 
 const CommandRegistration kRegistration(62, add_route);

@@ -43,9 +43,7 @@ int run_run(RunOptions o, bool prompt_given) {
   // --path auto:FILE: the router is checked against the model before any prompt work.
   const std::string router_file = route::auto_router_file(o.model.path);
   std::unique_ptr<route::PathRouter> router;
-  if (!router_file.empty())
-    router = std::make_unique<route::PathRouter>(*m, route::load_router(router_file),
-                                                 o.model.session_options());
+  if (!router_file.empty()) router = route::open_router(*m, router_file, o.model.session_options());
   LayerPath path = router ? LayerPath{} : o.model.layer_path(*m);
   std::vector<int32_t> ids = o.tokens.empty() ? tokenize_prompt(*m, o.prompt, !o.no_bos, o.special)
                                               : parse_token_list(o.tokens);

@@ -7,6 +7,7 @@
 
 #include "cli/common.h"
 #include "report/scan_report.h"
+#include "route/held_out.h"
 #include "scan/cluster.h"
 #include "scan/runner.h"
 #include "util/error.h"
@@ -23,6 +24,7 @@ struct ScanCli {
   std::string alphas = "1";
   std::string i_range, j_range;
   std::string out;
+  std::string path;  // only auto:FILE, a router validated beside the top configs
   int top = 10;
   static constexpr int64_t kAll = std::numeric_limits<int64_t>::min();
   int64_t limit = kAll;  // not given: every item
@@ -79,10 +81,19 @@ int run_scan_cli(ScanCli& o) {
   }
   if (!o.i_range.empty()) o.scan.plan.i_range = parse_range(o.i_range, "--i-range");
   if (!o.j_range.empty()) o.scan.plan.j_range = parse_range(o.j_range, "--j-range");
+  const std::string router_file = route::auto_router_file(o.path);
+  if (!o.path.empty() && router_file.empty())
+    throw Error(fmt::format(
+        "--path '{}': a scan runs its own paths; --path takes only auto:ROUTER.json (a router "
+        "validated beside the top configs, with --validate N)",
+        o.path));
+  if (!router_file.empty())
+    o.scan.routed = [router_file](const Model& m, const SessionOptions& so) {
+      return std::make_unique<route::RoutedScanEntry>(m, router_file, so);
+    };
   auto cluster = scan::Cluster::from_environment();
   if (o.scan.session.n_threads == 0 && cluster->local_size() > 1)  // share this machine's cores
-    o.scan.session.n_threads =
-        std::max(1, ThreadPool::default_threads() / cluster->local_size());
+    o.scan.session.n_threads = std::max(1, ThreadPool::default_threads() / cluster->local_size());
   scan::ScanTotals totals;
   try {
     totals = scan::run_scan(o.scan, *cluster);
@@ -95,6 +106,8 @@ int run_scan_cli(ScanCli& o) {
   }
   if (cluster->rank() != 0) return 0;
   fmt::print("{}", report::scan_summary(o.out, o.top));
+  if (!router_file.empty())
+    fmt::print("\n{}", route::describe(route::evaluate_held_out(scan::Store(o.out))));
   fmt::print(
       "this run: {} configs scored, {} already in the store; {} item evaluations; {:.1f} s\n",
       totals.configs_run, totals.configs_skipped, totals.item_evals, totals.seconds);
@@ -134,6 +147,9 @@ void add_scan(CLI::App& app, Runner& run) {
                   "coarse-to-fine: best configs per mode refined around (default 3)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--validate", o->scan.validate, "re-score the top N configs on held-out items");
+  sub->add_option("--path", o->path,
+                  "auto:ROUTER.json: also score this router (`reprise route train`) on the "
+                  "held-out items, its candidates validated too (needs --validate)");
   sub->add_option("--validate-limit", o->scan.validate_limit, "held-out items per task");
   sub->add_option("--controls", o->scan.controls, "skip controls beside the top N repeat configs");
   sub->add_option("--seed", o->scan.seed, "seed for probes and bootstrap");

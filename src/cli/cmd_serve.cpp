@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cli/common.h"
+#include "route/prefix_features.h"
 #include "serve/server.h"
 #include "util/error.h"
 
@@ -20,6 +21,10 @@ struct ServeOptions {
 };
 
 int run_serve(ServeOptions& o) {
+  if (!route::auto_router_file(o.model.path).empty())
+    throw Error(
+        "serve: --path auto:FILE is not a default path; use --router FILE (then model "
+        "'<id>:auto' or \"layer_path\": \"auto\" routes a request)");
   auto m = o.model.load();
   serve::ServerOptions so = o.server;
   so.default_path = layer_path_spec(o.model.path);
@@ -44,6 +49,14 @@ int run_serve(ServeOptions& o) {
              served.n_ctx, served.chat_family, so.api_key.empty() ? "" : ", API key required");
   for (const auto& [name, path] : served.named_paths)
     fmt::print(stderr, "  model {}:{} runs path {}\n", served.id, name, path.canonical());
+  if (!served.route_candidates.empty()) {
+    fmt::print(stderr,
+               "  model {}:{} routes each prompt (router {}, after layer {}) to:", served.id,
+               serve::kRoutedPath, served.router_file, served.route_feature_layer);
+    for (const auto& [key, path] : served.route_candidates)
+      fmt::print(stderr, " {} ({})", key, path.canonical());
+    fmt::print(stderr, "\n");
+  }
 
   std::atomic<bool> done{false};
   std::thread watcher([&] {
@@ -81,6 +94,9 @@ void add_serve(CLI::App& app, Runner& run) {
       ->envname("REPRISE_API_KEY");
   sub->add_option("--named-path", s.named_paths,
                   "NAME=SPEC: also serve the path SPEC as model '<id>:NAME' (repeatable)");
+  sub->add_option("--router", s.router_file,
+                  "router file (`reprise route train`): serve model '<id>:auto' and accept "
+                  "\"layer_path\": \"auto\", which run the path it picks per prompt");
   sub->add_option("--chat-template", s.chat_template,
                   "chat format: chatml, llama3, llama2, mistral, gemma (default: the model's, "
                   "else chatml)");

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <set>
 
 #include "eval/io.h"
@@ -124,6 +125,7 @@ void load_samples(RunItems& run, const fs::path& file) {
   std::vector<Pending> items;
   std::map<std::pair<std::string, std::string>, size_t> index;
   std::set<std::string> formats;
+  std::map<std::string, int> paths;  // items per "path"
   for_each_jsonl_ordered(file, [&](const ojson& j, int n) {
     const std::string at = fmt::format("{}:{}", file.string(), n);
     if (!j.is_object() || !j.contains("task") || !j["task"].is_string())
@@ -162,13 +164,20 @@ void load_samples(RunItems& run, const fs::path& file) {
       for (const auto& [k, v] : kinds.items()) p.kinds[k] = v;
       for (const auto& [k, v] : better.items()) p.better[k] = v;
     }
-    if (j.contains("path") && j["path"].is_string()) run.label = j["path"].get<std::string>();
+    if (fresh && j.contains("path") && j["path"].is_string()) ++paths[j["path"].get<std::string>()];
     formats.insert(j.value("prompt_format", std::string("plain")));
   });
   if (formats.size() > 1)
     throw Error(fmt::format("{}: lines of different prompt formats ({})", file.string(),
                             join(std::vector<std::string>(formats.begin(), formats.end()))));
   if (!formats.empty()) run.prompt_format = *formats.begin();
+  // A routed run (eval --path auto:FILE) logs each item's chosen path: the label counts them.
+  if (paths.size() == 1) run.label = paths.begin()->first;
+  if (paths.size() > 1) {
+    std::vector<std::string> parts;
+    for (const auto& [path, n] : paths) parts.push_back(fmt::format("{} x{}", path, n));
+    run.label = join(parts);
+  }
   for (const auto& p : items)
     add_item(run, p.task, p.item, metrics_from(p.kinds, p.better, p.at), p.at);
 }

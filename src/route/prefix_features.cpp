@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "scan/runner.h"
 #include "util/error.h"
@@ -21,19 +22,23 @@ LayerPath plain_prefix(int n_layer, int feature_layer) {
 
 }  // namespace
 
-PrefixFeatures::PrefixFeatures(const Model& model, int feature_layer, const SessionOptions& opts)
+PrefixFeatures::PrefixFeatures(const Model& model, int feature_layer, const SessionOptions& opts,
+                               uint64_t max_cache_bytes)
     : feature_layer_(feature_layer),
       max_tokens_(static_cast<size_t>(
           opts.n_ctx > 0 ? opts.n_ctx : std::min(model.hparams().n_ctx_train, 4096))),
       cache_(std::make_unique<PrefixCache>(
-          model, plain_prefix(model.hparams().n_layer, feature_layer), opts, uint64_t{256} << 20)) {
-}
+          model, plain_prefix(model.hparams().n_layer, feature_layer), opts, max_cache_bytes)) {}
 
-std::vector<double> PrefixFeatures::features(std::span<const int32_t> tokens) {
+std::vector<double> PrefixFeatures::features(std::span<const int32_t> tokens,
+                                             double* prefix_seconds) {
   if (tokens.empty()) throw Error("the router needs a prompt of at least one token");
   tokens = tokens.first(std::min(tokens.size(), max_tokens_));
+  const auto t0 = std::chrono::steady_clock::now();
   const PrefixCache::Entry* e = cache_->get(tokens, 0);
   if (!e) throw Error("the prefix run of a prompt could not be computed");
+  if (prefix_seconds)
+    *prefix_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const std::vector<float>& x = e->residual.at(static_cast<size_t>(feature_layer_ - 1));
   const size_t n = tokens.size(), d = x.size() / n;
   std::vector<double> out(d, 0.0);
@@ -43,9 +48,11 @@ std::vector<double> PrefixFeatures::features(std::span<const int32_t> tokens) {
   return out;
 }
 
-PathRouter::PathRouter(const Model& model, RouterFile file, const SessionOptions& opts)
+PathRouter::PathRouter(const Model& model, RouterFile file, const SessionOptions& opts,
+                       uint64_t max_cache_bytes)
     : file_(std::move(file)),
-      features_(model, std::clamp(file_.feature_layer, 1, model.hparams().n_layer), opts) {
+      features_(model, std::clamp(file_.feature_layer, 1, model.hparams().n_layer), opts,
+                max_cache_bytes) {
   const int n_layer = model.hparams().n_layer;
   const std::string sha = scan::model_fingerprint(model);
   if (file_.model_sha256 != sha)
@@ -73,14 +80,30 @@ PathRouter::PathRouter(const Model& model, RouterFile file, const SessionOptions
 }
 
 PathRouter::Choice PathRouter::choose(std::span<const int32_t> prompt) {
-  const auto x = features_.features(prompt);
+  const auto t0 = std::chrono::steady_clock::now();
+  double prefix = 0;
+  const auto x = features_.features(prompt, &prefix);
   const auto p = file_.model.probabilities(x.data());
   Choice c;
   c.candidate = static_cast<size_t>(std::max_element(p.begin(), p.end()) - p.begin());
   c.path = paths_[c.candidate];
   c.key = file_.candidate_keys[c.candidate];
   c.probability = p[c.candidate];
+  ++timing_.choices;
+  timing_.prefix_seconds += prefix;
+  timing_.decide_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() - prefix;
   return c;
+}
+
+std::unique_ptr<PathRouter> open_router(const Model& model, const std::string& file,
+                                        const SessionOptions& opts, uint64_t max_cache_bytes) {
+  RouterFile f = load_router(file);  // its errors start with the file's name
+  try {
+    return std::make_unique<PathRouter>(model, std::move(f), opts, max_cache_bytes);
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", file, e.what()));
+  }
 }
 
 std::vector<int32_t> request_prompt(const eval::Request& r, const eval::RequestTokenizer& rt) {

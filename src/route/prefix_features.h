@@ -22,13 +22,17 @@ namespace reprise::route {
 
 class PrefixFeatures {
  public:
-  // Throws Error when L is outside 1..n_layer.
-  PrefixFeatures(const Model& model, int feature_layer, const SessionOptions& opts);
+  // Throws Error when L is outside 1..n_layer. The cache keeps at most `max_cache_bytes` of
+  // prefix runs (and always the latest one, which the prompt's own Session reuses).
+  PrefixFeatures(const Model& model, int feature_layer, const SessionOptions& opts,
+                 uint64_t max_cache_bytes = kDefaultCacheBytes);
+  static constexpr uint64_t kDefaultCacheBytes = uint64_t{256} << 20;
 
   int feature_layer() const { return feature_layer_; }
   // Mean residual after layer L over `tokens` (runs the prefix, or finds it cached). A prompt
-  // longer than the context is read up to the context's length.
-  std::vector<double> features(std::span<const int32_t> tokens);
+  // longer than the context is read up to the context's length. With `prefix_seconds`, adds the
+  // time spent running (or finding) the prefix to it.
+  std::vector<double> features(std::span<const int32_t> tokens, double* prefix_seconds = nullptr);
   // The cache to give a candidate's Session so its prefill reuses the prefix run.
   PrefixCache& cache() { return *cache_; }
 
@@ -44,7 +48,8 @@ class PathRouter {
  public:
   // Throws Error naming the file when it was trained for another model (checksum), names a
   // path this model cannot run, or its feature layer does not fit the model.
-  PathRouter(const Model& model, RouterFile file, const SessionOptions& opts);
+  PathRouter(const Model& model, RouterFile file, const SessionOptions& opts,
+             uint64_t max_cache_bytes = PrefixFeatures::kDefaultCacheBytes);
 
   struct Choice {
     size_t candidate = 0;
@@ -54,6 +59,15 @@ class PathRouter {
   };
   // Runs the prefix of `prompt` (through the shared cache) and picks the candidate.
   Choice choose(std::span<const int32_t> prompt);
+
+  // Wall time of choose() so far: running (or finding) the prefix, which the chosen path then
+  // reuses rather than computes, and deciding (pooling the stream and the classifier), which is
+  // the router's own cost.
+  struct Timing {
+    int64_t choices = 0;
+    double prefix_seconds = 0, decide_seconds = 0;
+  };
+  const Timing& timing() const { return timing_; }
   PrefixCache& cache() { return features_.cache(); }
   const RouterFile& file() const { return file_; }
 
@@ -61,7 +75,14 @@ class PathRouter {
   RouterFile file_;
   std::vector<LayerPath> paths_;
   PrefixFeatures features_;
+  Timing timing_;
 };
+
+// Loads `file` and checks it against `model` (PathRouter). Every error names the file:
+// "FILE: not valid JSON (...)", "FILE: router file was trained for another model (...)".
+std::unique_ptr<PathRouter> open_router(
+    const Model& model, const std::string& file, const SessionOptions& opts,
+    uint64_t max_cache_bytes = PrefixFeatures::kDefaultCacheBytes);
 
 // The tokens the router reads for a request: its context (a passage for a rolling request) as
 // `rt` tokenizes it, or its token form when it has one. Training and run time use this one rule.

@@ -110,6 +110,38 @@ void fit_router(const RouterData& data, const TrainOptions& opts, TrainResult& r
                         r.cv_accuracy, r.chance);
 }
 
+TaskComparison compare_task(const std::string& task, const std::vector<double>& plain,
+                            const std::vector<double>& best, const std::string& best_key,
+                            const std::vector<double>& router, const std::vector<double>& oracle,
+                            uint64_t seed) {
+  eval::BootstrapOptions bo;
+  bo.seed = seed;
+  TaskComparison t;
+  t.task = task;
+  t.n = plain.size();
+  t.plain = eval::mean(plain);
+  t.best_single = eval::mean(best);
+  t.best_single_key = best_key;
+  t.router = eval::mean(router);
+  t.oracle = eval::mean(oracle);
+  const auto vb = eval::paired_bootstrap_ci(best, router, bo);
+  const auto vp = eval::paired_bootstrap_ci(plain, router, bo);
+  t.vs_best_lo = vb.lo, t.vs_best_hi = vb.hi, t.vs_plain_lo = vp.lo, t.vs_plain_hi = vp.hi;
+  // Scores that are all 0 or 1 in magnitude come from a binary metric (sign-adjusted ones are
+  // 0 / -1): McNemar wants them as 0/1.
+  bool binary = true;
+  for (const auto* col : {&plain, &best, &router})
+    for (double v : *col) binary = binary && (v == 0 || std::fabs(v) == 1);
+  auto magnitude = [&](std::vector<double> v) {
+    if (binary)
+      for (double& x : v) x = std::fabs(x);
+    return v;
+  };
+  t.p_vs_best = eval::paired_p_value(magnitude(best), magnitude(router), binary);
+  t.p_vs_plain = eval::paired_p_value(magnitude(plain), magnitude(router), binary);
+  return t;
+}
+
 std::vector<TaskComparison> compare_paths(const std::vector<std::string>& item_task,
                                           const std::vector<std::vector<double>>& cand,
                                           const std::vector<size_t>& routed,
@@ -119,13 +151,8 @@ std::vector<TaskComparison> compare_paths(const std::vector<std::string>& item_t
   std::map<std::string, std::vector<size_t>> by_task;
   for (size_t i = 0; i < item_task.size(); ++i) by_task[item_task[i]].push_back(i);
   const size_t k = cand_keys.size();
-  eval::BootstrapOptions bo;
-  bo.seed = seed;
   std::vector<TaskComparison> out;
   for (const auto& [task, items] : by_task) {
-    TaskComparison t;
-    t.task = task;
-    t.n = items.size();
     std::vector<std::vector<double>> col(k);
     std::vector<double> router, oracle;
     for (size_t i : items) {
@@ -140,27 +167,7 @@ std::vector<TaskComparison> compare_paths(const std::vector<std::string>& item_t
       for (size_t c = 1; c < k; ++c)
         if (eval::mean(col[c]) > eval::mean(col[best])) best = c;
     }
-    t.plain = eval::mean(col[0]);
-    t.best_single = eval::mean(col[best]);
-    t.best_single_key = cand_keys[best];
-    t.router = eval::mean(router);
-    t.oracle = eval::mean(oracle);
-    const auto vb = eval::paired_bootstrap_ci(col[best], router, bo);
-    const auto vp = eval::paired_bootstrap_ci(col[0], router, bo);
-    t.vs_best_lo = vb.lo, t.vs_best_hi = vb.hi, t.vs_plain_lo = vp.lo, t.vs_plain_hi = vp.hi;
-    // Scores that are all 0 or 1 in magnitude come from a binary metric (sign-adjusted ones are
-    // 0 / -1): McNemar wants them as 0/1.
-    bool binary = true;
-    for (const auto& c : col)
-      for (double v : c) binary = binary && (v == 0 || std::fabs(v) == 1);
-    auto magnitude = [&](std::vector<double> v) {
-      if (binary)
-        for (double& x : v) x = std::fabs(x);
-      return v;
-    };
-    t.p_vs_best = eval::paired_p_value(magnitude(col[best]), magnitude(router), binary);
-    t.p_vs_plain = eval::paired_p_value(magnitude(col[0]), magnitude(router), binary);
-    out.push_back(t);
+    out.push_back(compare_task(task, col[0], col[best], cand_keys[best], router, oracle, seed));
   }
   return out;
 }
@@ -242,9 +249,7 @@ RouterFile load_router(const std::string& path) {
   return router_from_json(j, path);
 }
 
-namespace {
-
-std::string table(const std::vector<TaskComparison>& tasks) {
+std::string comparison_table(const std::vector<TaskComparison>& tasks) {
   std::string out = fmt::format(
       "{:<20} {:>5} {:>8} {:>12} {:>8} {:>8}  {:<22} {:>6}  {:<22} {:>6}\n", "task", "n", "plain",
       "best single", "router", "oracle", "router-best [95% CI]", "p", "router-plain [95% CI]", "p");
@@ -257,8 +262,6 @@ std::string table(const std::vector<TaskComparison>& tasks) {
   return out;
 }
 
-}  // namespace
-
 std::string describe(const RouterData& data, const TrainResult& r) {
   std::string out = fmt::format("candidates (feature layer L = {}):\n", r.feature_layer);
   std::vector<size_t> count(r.candidates.size(), 0);
@@ -269,9 +272,9 @@ std::string describe(const RouterData& data, const TrainResult& r) {
                     data.config_paths[r.candidates[c]], count[c]);
   out += fmt::format("cross-validated accuracy: {:.3f} (chance, the commonest label: {:.3f})\n",
                      r.cv_accuracy, r.chance);
-  out += table(r.tasks) + "(search items; the router's scores are out-of-fold)\n";
+  out += comparison_table(r.tasks) + "(search items; the router's scores are out-of-fold)\n";
   if (!r.held_out.empty())
-    out += table(r.held_out) +
+    out += comparison_table(r.held_out) +
            "(held-out items: the router fitted on every search item; best single chosen on the "
            "search items)\n";
   return out + r.verdict + "\n";

@@ -67,6 +67,14 @@ struct TaskComparison {
   double p_vs_best = 1, p_vs_plain = 1;
 };
 
+// One task's comparison from per-item columns (aligned, sign-adjusted): the plain path, the best
+// single path (`best_key`), the router and the oracle. 95% paired bootstrap CIs (seeded) and
+// two-sided paired p of router - best and router - plain.
+TaskComparison compare_task(const std::string& task, const std::vector<double>& plain,
+                            const std::vector<double>& best, const std::string& best_key,
+                            const std::vector<double>& router, const std::vector<double>& oracle,
+                            uint64_t seed);
+
 // The table for items whose candidate scores are cand[item][candidate], routed to routed[item].
 // The best single candidate of a task is best_single.at(task) when given (chosen on other items,
 // as a held-out comparison must), else the best mean on these items.
@@ -114,6 +122,9 @@ nlohmann::json to_json(const RouterFile& f);
 RouterFile router_from_json(const nlohmann::json& j, const std::string& source);
 // Reads and checks a router file; throws Error naming the file on unreadable or corrupt JSON.
 RouterFile load_router(const std::string& path);
+
+// The comparisons as a text table, one row per task.
+std::string comparison_table(const std::vector<TaskComparison>& tasks);
 
 // The report `route train` prints: candidates, CV accuracy against chance, the per-task table
 // and the verdict.

@@ -1,8 +1,8 @@
 #include "scan/runner.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -84,8 +84,9 @@ struct ConfigResult {
   static ConfigResult from_json(const std::string& text) {
     const auto j = nlohmann::json::parse(text);
     ConfigResult r;
-    r.record = {j.at("key"), j.at("path"), j.at("phase"), j.at("layer_evals"),
-                j.at("layer_evals_full"), j.at("seconds")};
+    r.record = {
+        j.at("key"),    j.at("path"), j.at("phase"), j.at("layer_evals"), j.at("layer_evals_full"),
+        j.at("seconds")};
     r.by_kind = j.at("by_kind").get<std::map<std::string, std::pair<int64_t, int64_t>>>();
     for (const auto& row : j.at("scores"))
       r.scores.push_back({row.at(0), row.at(1), row.at(2), row.at(3)});
@@ -123,10 +124,13 @@ class Progress {
 class Scanner {
  public:
   Scanner(const ScanOptions& o, Cluster& cluster)
-      : o_(o), cluster_(cluster), model_(Model::load(o.model)), n_layer_(model_->hparams().n_layer) {
+      : o_(o),
+        cluster_(cluster),
+        model_(Model::load(o.model)),
+        n_layer_(model_->hparams().n_layer) {
     if (!model_->tokenizer())
-      throw Error(fmt::format("{}: the model has no vocabulary; scans need text tasks",
-                              model_->path()));
+      throw Error(
+          fmt::format("{}: the model has no vocabulary; scans need text tasks", model_->path()));
     // Every option is checked before the store is touched, so a typo never leaves a store
     // behind that the corrected command would then refuse.
     if (o.strategy != "dense" && o.strategy != "coarse-to-fine" && o.strategy != "race")
@@ -153,6 +157,20 @@ class Scanner {
       const size_t n = o.limit ? std::min(o.limit, t->size()) : t->size();
       search_.push_back(first_n(n));
       held_.push_back(o.validate ? held_out_items(*t, n) : std::vector<size_t>{});
+    }
+    if (o.routed) {
+      if (o.validate <= 0)
+        throw Error("--path auto:FILE is validated on held-out items: it needs --validate N");
+      routed_ = o.routed(*model_, o.session);
+      for (const std::string& k : routed_->candidate_keys()) {
+        try {
+          routed_candidates_.push_back(Config::from_key(k));
+        } catch (const Error&) {
+          throw Error(fmt::format(
+              "{}: candidate '{}' is not a scan config, so it cannot be validated beside it",
+              routed_->key(), k));
+        }
+      }
     }
     identity_ = identity();
     check_same_inputs_on_every_rank();
@@ -258,9 +276,10 @@ class Scanner {
                           .get<std::map<std::string, std::string>>();
     for (const auto& [key, value] : identity_)
       if (root.at(key) != value)
-        throw Error(fmt::format("rank {}: {} differs from rank 0's ({} vs {}); every rank must "
-                                "see the same model file and tasks",
-                                cluster_.rank(), key, value, root.at(key)));
+        throw Error(
+            fmt::format("rank {}: {} differs from rank 0's ({} vs {}); every rank must "
+                        "see the same model file and tasks",
+                        cluster_.rank(), key, value, root.at(key)));
   }
 
   ScanTotals run_root() {
@@ -313,7 +332,10 @@ class Scanner {
       for (const auto& c : ranked(stats))
         if (static_cast<int>(val.size()) <= o_.validate && c.config.mode != Mode::Skip)
           val.push_back(c.config);
+      // A router's candidates too, so its held-out table has every one of them (the oracle).
+      val.insert(val.end(), routed_candidates_.begin(), routed_candidates_.end());
       run_phase("validate", val, true);
+      if (routed_) score_routed();
     }
     totals_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     return totals_;
@@ -511,6 +533,44 @@ class Scanner {
     cluster_.flush();
   }
 
+  // The routed entry on the held-out items (rank 0 alone: one entry, not a list to share). Its
+  // choices and description are written before its scores, whose "done" mark comes last.
+  void score_routed() {
+    const std::string key = routed_->key();
+    if (store_->is_done(key, kRoutedPhase)) {
+      ++totals_.configs_skipped;
+      return;
+    }
+    auto t0 = Clock::now();
+    std::vector<ItemScore> scores;
+    nlohmann::json choices = nlohmann::json::array();
+    for (size_t k = 0; k < tasks_.size(); ++k) {
+      if (held_[k].empty()) continue;
+      SubsetTask subset(*tasks_[k], held_[k]);
+      eval::TaskResult r = eval::evaluate(subset, routed_->lm());
+      const auto& metrics = tasks_[k]->info().metrics;
+      for (const auto& item : r.items) {
+        for (size_t m = 0; m < metrics.size() && m < item.values.size(); ++m)
+          scores.push_back({tasks_[k]->info().name, item.id, metrics[m].id(), item.values[m]});
+        choices.push_back({{"task", tasks_[k]->info().name},
+                           {"item", item.id},
+                           {"candidate", routed_->chosen(item.prompt)}});
+      }
+    }
+    ConfigRecord rec;
+    rec.key = key;
+    rec.path = key;  // not one layer path: each item took its own (meta "routed")
+    rec.phase = kRoutedPhase;
+    rec.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    nlohmann::json meta = routed_->describe();
+    meta["key"] = key;
+    meta["seconds"] = rec.seconds;
+    meta["choices"] = std::move(choices);
+    store_->set_meta("routed", meta.dump());
+    store_->save_config(rec, scores);
+    ++totals_.configs_run;
+  }
+
   ConfigResult score_config(const Config& c, const std::string& phase, bool held_out) {
     auto t0 = Clock::now();
     LayerPath path = c.path(n_layer_);
@@ -558,6 +618,8 @@ class Scanner {
   std::unique_ptr<Store> store_;  // rank 0 only
   std::unique_ptr<PrefixCache> cache_;
   std::unique_ptr<eval::SessionLM> lm_;
+  std::unique_ptr<RoutedEntry> routed_;  // --path auto:FILE
+  std::vector<Config> routed_candidates_;
   ScanTotals totals_;
   // Positions [first, second) of each task's item list that score_config scores (race batches).
   std::pair<size_t, size_t> window_{0, std::numeric_limits<size_t>::max()};
@@ -604,6 +666,8 @@ ScanTotals run_scan(const ScanOptions& opts, Cluster& cluster) {
   return Scanner(opts, cluster).run();
 }
 
-ScanTotals run_scan(const ScanOptions& opts) { return run_scan(opts, *Cluster::single()); }
+ScanTotals run_scan(const ScanOptions& opts) {
+  return run_scan(opts, *Cluster::single());
+}
 
 }  // namespace reprise::scan

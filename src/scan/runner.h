@@ -10,18 +10,46 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include <memory>
+
 #include "engine/session.h"
+#include "eval/language_model.h"
 #include "eval/task.h"
 #include "scan/plan.h"
 #include "scan/race.h"
 
 namespace reprise::scan {
 
+// The store phase of a routed entry's held-out scores, beside "validate" (which holds only layer
+// paths, so the scan's analysis of it is unchanged).
+inline constexpr const char* kRoutedPhase = "validate-routed";
+
+// A validated entry that is not one layer path: the router of `scan --path auto:FILE`, which the
+// CLI builds (route/ sits above scan/). Its candidates are validated like the top configs, then
+// it is scored on the same held-out items as phase kRoutedPhase; what it chose per item and its
+// timing go to the store's meta key "routed".
+class RoutedEntry {
+ public:
+  virtual ~RoutedEntry() = default;
+  virtual std::string key() const = 0;  // the store's config key, e.g. "auto:router.json"
+  // Its candidates as scan config keys (Config::key()), validated with the top configs.
+  virtual std::vector<std::string> candidate_keys() const = 0;
+  virtual eval::LanguageModel& lm() = 0;
+  // The candidate key it chose for an item, by the item's prompt (eval::ItemRecord::prompt).
+  virtual std::string chosen(const std::string& prompt) const = 0;
+  // What to record beside the choices: the router file, its timing.
+  virtual nlohmann::json describe() const = 0;
+};
+using MakeRoutedEntry =
+    std::function<std::unique_ptr<RoutedEntry>(const Model& model, const SessionOptions& opts)>;
+
 struct ScanOptions {
   std::filesystem::path model;
-  std::string tasks;          // --task spec (comma-separated, groups allowed)
-  size_t limit = 0;           // search items per task; 0 = all
-  uint64_t seed = 1234;       // probes and bootstrap
+  std::string tasks;     // --task spec (comma-separated, groups allowed)
+  size_t limit = 0;      // search items per task; 0 = all
+  uint64_t seed = 1234;  // probes and bootstrap
   PlanOptions plan;
   std::string strategy = "dense";  // or "coarse-to-fine", "race"
   RaceOptions race;                // --strategy race
@@ -33,17 +61,20 @@ struct ScanOptions {
   std::filesystem::path store;
   SessionOptions session;
   uint64_t cache_bytes = uint64_t{4} << 30;
-  bool quiet = false;              // no progress bar
+  bool quiet = false;  // no progress bar
+  // Made once the model is loaded, before the store is touched (so a bad router file costs
+  // nothing); needs validate > 0. Empty: no routed entry.
+  MakeRoutedEntry routed;
 };
 
 struct ScanTotals {
   int configs_run = 0, configs_skipped = 0;  // skipped = already done in the store (resume)
-  int64_t layer_evals = 0;       // with prefix reuse, including the baseline runs
+  int64_t layer_evals = 0;                   // with prefix reuse, including the baseline runs
   int64_t layer_evals_full = 0;  // what running every config from the embeddings would cost
   // The same two per task kind (TaskInfo::output_type: "multiple_choice", "generate_until", ...),
   // so the saving of prefix reuse can be read per kind.
   std::map<std::string, std::pair<int64_t, int64_t>> layer_evals_by_kind;
-  int64_t item_evals = 0;        // (config, item) pairs scored in the search, this run
+  int64_t item_evals = 0;  // (config, item) pairs scored in the search, this run
   double seconds = 0;
 };
 

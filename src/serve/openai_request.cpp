@@ -341,6 +341,8 @@ std::vector<std::pair<std::string, const LayerPath*>> model_names(const ServedMo
   out.emplace_back(served.id, &served.default_path);
   for (const auto& [name, path] : served.named_paths)
     out.emplace_back(served.id + ":" + name, &path);
+  if (!served.route_candidates.empty())
+    out.emplace_back(served.id + ":" + std::string(kRoutedPath), nullptr);
   return out;
 }
 
@@ -354,18 +356,31 @@ Job resolve_request(const ApiRequest& req, const ServedModel& served, uint64_t r
 
   // Model name → path.
   const LayerPath* path = nullptr;
+  bool known_model = false;
   job.model = req.model.empty() ? served.id : req.model;
   for (const auto& [name, p] : model_names(served))
-    if (name == job.model) path = p;
-  if (!path) {
+    if (name == job.model) path = p, known_model = true;
+  if (!known_model) {
     std::string known;
     for (const auto& [name, p] : model_names(served)) known += (known.empty() ? "" : ", ") + name;
     throw ApiError(
         404, fmt::format("The model '{}' does not exist (this server has: {})", job.model, known),
         "model", "model_not_found");
   }
-  job.path = *path;
-  if (req.layer_path) {
+  // "<id>:auto" has no path of its own: the router picks one per prompt, unless the request
+  // names a path.
+  job.routed = !path;
+  if (job.routed) job.path = served.route_candidates.at(0).second;
+  if (path) job.path = *path;
+  if (req.layer_path == kRoutedPath) {
+    if (served.route_candidates.empty())
+      throw bad("layer_path",
+                "layer path 'auto' needs a router: start the server with --router ROUTER.json "
+                "(made by `reprise route train`)");
+    job.routed = true;
+    job.path = served.route_candidates.at(0).second;
+  } else if (req.layer_path) {
+    job.routed = false;
     try {
       job.path = parse_layer_path(*req.layer_path, hp.n_layer);
     } catch (const Error& e) {

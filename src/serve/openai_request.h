@@ -66,6 +66,12 @@ struct ServedModel {
   std::string id;  // e.g. "stories260K"
   LayerPath default_path;
   std::vector<std::pair<std::string, LayerPath>> named_paths;  // answered as "<id>:<name>"
+  // With `serve --router FILE`: the router's candidates (key, path), the plain path first, and
+  // its feature layer; the model "<id>:auto" and "layer_path": "auto" then route per prompt.
+  // Empty without a router.
+  std::string router_file;
+  std::vector<std::pair<std::string, LayerPath>> route_candidates;
+  int route_feature_layer = 0;
   std::string chat_family;  // format_chat family for chat requests
   int n_ctx = 0;            // KV positions per slot
   int max_path_len = 0;     // longest layer path a request may ask for (KV memory per slot)
@@ -76,8 +82,12 @@ struct ServedModel {
   bool bos_token_prompts = false;
 };
 
-// The names /v1/models lists, with their paths, in order (the plain id first).
+// The names /v1/models lists, with their paths, in order (the plain id first, then the named
+// paths, then "<id>:auto" when there is a router, its path nullptr: chosen per prompt).
 std::vector<std::pair<std::string, const LayerPath*>> model_names(const ServedModel& served);
+
+// The layer_path value (and model-name suffix) that asks for the router.
+inline constexpr std::string_view kRoutedPath = "auto";
 
 // One prompt of a job, tokenized.
 struct JobPrompt {
@@ -92,7 +102,8 @@ struct JobPrompt {
 struct Job {
   Endpoint endpoint = Endpoint::Completions;
   std::string model;  // the name answered with
-  LayerPath path;
+  LayerPath path;     // routed: the plain path, until the router picks one per prompt
+  bool routed = false;
   std::vector<JobPrompt> prompts;  // chat: exactly one; completions: one choice each
   bool echo = false;
   GenerateOptions gen;
@@ -100,8 +111,9 @@ struct Job {
   bool include_usage = false;
 };
 
-// Throws ApiError: 404 for an unknown model, 400 for a bad layer path, a prompt the tokenizer
-// rejects or one that does not fit the context. `random_seed` is used when the request has none.
+// Throws ApiError: 404 for an unknown model, 400 for a bad layer path ("auto" without a router
+// included), a prompt the tokenizer rejects or one that does not fit the context. `random_seed` is
+// used when the request has none.
 Job resolve_request(const ApiRequest& req, const ServedModel& served, uint64_t random_seed);
 
 }  // namespace reprise::serve

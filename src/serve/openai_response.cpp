@@ -15,11 +15,13 @@ const char* object_name(Endpoint e, bool chunk) {
 }
 
 json header_json(const ReplyHeader& h, bool chunk) {
-  return json{{"id", h.id},
-              {"object", object_name(h.endpoint, chunk)},
-              {"created", h.created},
-              {"model", h.model},
-              {"layer_path", h.layer_path}};
+  json out{{"id", h.id},
+           {"object", object_name(h.endpoint, chunk)},
+           {"created", h.created},
+           {"model", h.model},
+           {"layer_path", h.layer_path}};
+  if (!h.route.is_null()) out["route"] = h.route;
+  return out;
 }
 
 json bytes_json(std::string_view piece) {
@@ -150,6 +152,10 @@ json completions_reply(const ReplyHeader& h, std::span<const CompletionChoice> c
                        {"text", c.text},
                        {"logprobs", c.logprobs},
                        {"finish_reason", finish_reason_text(c.finish)}});
+    if (!c.route.is_null()) {
+      arr.back()["layer_path"] = c.layer_path;
+      arr.back()["route"] = c.route;
+    }
     n_prompt += c.prompt_tokens;
     n_completion += c.completion_tokens;
   }
@@ -184,6 +190,11 @@ json usage_chunk(const ReplyHeader& h, int prompt_tokens, int completion_tokens)
   out["choices"] = json::array();
   out["usage"] = usage_json(prompt_tokens, completion_tokens);
   return out;
+}
+
+json route_json(const std::string& candidate, double probability, int feature_layer) {
+  return json{
+      {"candidate", candidate}, {"probability", probability}, {"feature_layer", feature_layer}};
 }
 
 std::string dump(const json& j) {

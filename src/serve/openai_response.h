@@ -6,7 +6,8 @@
 //   chat          {"id","object":"chat.completion",...,
 //                  "choices":[{"index","message":{"role","content"},"logprobs","finish_reason"}]}
 //   chat stream   {"object":"chat.completion.chunk",...,"choices":[{"index","delta",...}]}
-// Every reply also carries the extension field "layer_path" (the canonical path that ran).
+// Every reply also carries the extension field "layer_path" (the canonical path that ran) and,
+// when the server's router chose it, "route" ({"candidate", "probability", "feature_layer"}).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -31,6 +32,8 @@ struct ReplyHeader {
   int64_t created = 0;  // Unix seconds
   std::string model;
   std::string layer_path;  // canonical
+  // Routed replies: the router's choice (route_json); null otherwise, and then left out.
+  nlohmann::ordered_json route = nullptr;
 };
 
 // A fresh reply id with the endpoint's prefix and 24 random hex digits.
@@ -66,7 +69,15 @@ struct CompletionChoice {
   FinishReason finish = FinishReason::Length;
   nlohmann::ordered_json logprobs;  // null when none were asked for
   int prompt_tokens = 0, completion_tokens = 0;
+  // Routed prompts: the chosen path (canonical) and route_json; the choice then carries both.
+  std::string layer_path;
+  nlohmann::ordered_json route;
 };
+
+// The "route" field of a routed reply: the chosen candidate's key, the classifier's probability
+// of it, and the layer after which the router read the prompt.
+nlohmann::ordered_json route_json(const std::string& candidate, double probability,
+                                  int feature_layer);
 // A completions reply with one choice per prompt, "index" in order; usage sums the choices.
 nlohmann::ordered_json completions_reply(const ReplyHeader& h,
                                          std::span<const CompletionChoice> choices);

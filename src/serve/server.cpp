@@ -17,6 +17,7 @@
 #include <random>
 #include <thread>
 
+#include "route/prefix_features.h"
 #include "serve/api_error.h"
 #include "serve/openai_response.h"
 #include "serve/prompt_scoring.h"
@@ -58,6 +59,11 @@ std::string allowed_methods(const std::string& path) {
   return "";
 }
 
+// " route=KEY" for the request log of a routed reply.
+std::string route_note(const nlohmann::ordered_json& route) {
+  return route.is_object() ? " route=" + route.value("candidate", std::string()) : std::string();
+}
+
 void reply_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status();
   res.set_content(dump(error_json(e)), "application/json");
@@ -90,6 +96,8 @@ ServedModel make_served(const Model& model, const ServerOptions& o) {
                       np));
     for (const auto& [other, p] : s.named_paths)
       if (other == name) throw Error(fmt::format("--named-path: '{}' is given twice", name));
+    if (name == kRoutedPath)
+      throw Error(fmt::format("--named-path: the name '{}' is the router's (--router)", name));
     try {
       s.named_paths.emplace_back(name, parse_layer_path(np.substr(eq + 1), n_layer));
     } catch (const Error& e) {
@@ -177,6 +185,9 @@ struct Server::Impl {
   Impl(const Model& m, const ServerOptions& o);
 
   void install_routes();
+  // --router: one PathRouter per slot, and the candidates in `served`. Throws Error naming the
+  // file (other model, corrupt JSON, missing fields, a path too long for --max-path-len).
+  void load_routers(const SessionOptions& so);
   void handle_generate(Endpoint endpoint, const httplib::Request& req, const std::string& body,
                        httplib::Response& res);
   // Runs a reply inside its content provider; false drops the connection.
@@ -184,7 +195,15 @@ struct Server::Impl {
   // A non-streamed completions reply: one choice per prompt, with the prompt's own
   // log-probabilities when echoed. False when the client went away.
   bool write_completions(PendingReply& p, const std::string& path, ReplyWriter& out,
-                         Session& session);
+                         Session& session, int slot);
+  // The path one prompt runs: the job's, or for a routed job the one slot `slot`'s router picks
+  // from the prompt (its prefix run then left in the router's cache, which the session reuses).
+  struct PromptPath {
+    LayerPath path;
+    json route;  // route_json() when routed, else null
+  };
+  // Points the session at the prompt's path and restarts its sequence.
+  PromptPath start_prompt(const Job& job, const JobPrompt& prompt, Session& session, int slot);
   uint64_t random();
   void log(const std::string& line);
 
@@ -192,6 +211,8 @@ struct Server::Impl {
   ServerOptions opts;
   ServedModel served;
   std::unique_ptr<SlotPool> slots;
+  // With --router: one per slot (a router runs prompts through its own prefix session).
+  std::vector<std::unique_ptr<route::PathRouter>> routers;
   HttpServer http;
   std::thread thread;
   std::atomic<bool> stopping{false};
@@ -215,6 +236,7 @@ Server::Impl::Impl(const Model& m, const ServerOptions& o)
   if (so.n_threads <= 0) so.n_threads = std::max(1, ThreadPool::default_threads() / opts.parallel);
   slots = std::make_unique<SlotPool>(model, served.default_path, opts.parallel, opts.max_queue, so);
   served.n_ctx = slots->n_ctx();
+  if (!opts.router_file.empty()) load_routers(so);
   created = static_cast<int64_t>(std::time(nullptr));
   // A client that closes its socket must cost a write error, never the process.
   std::signal(SIGPIPE, SIG_IGN);
@@ -237,6 +259,48 @@ Server::Impl::Impl(const Model& m, const ServerOptions& o)
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
   install_routes();
+}
+
+void Server::Impl::load_routers(const SessionOptions& so) {
+  const std::string& file = opts.router_file;
+  try {
+    // A server routes one prompt at a time per slot: only the latest prefix run is kept.
+    for (int i = 0; i < opts.parallel; ++i)
+      routers.push_back(route::open_router(model, file, so, 0));
+  } catch (const Error& e) {
+    throw Error(fmt::format("--router {}", e.what()));
+  }
+  const route::RouterFile& rf = routers.front()->file();
+  served.router_file = file;
+  served.route_feature_layer = rf.feature_layer;
+  const int n_layer = model.hparams().n_layer;
+  for (size_t c = 0; c < rf.candidate_keys.size(); ++c) {
+    LayerPath p = parse_layer_path(rf.candidate_paths[c], n_layer);
+    if (p.size() > served.max_path_len)
+      throw Error(
+          fmt::format("--router {}: candidate '{}' has {} positions, more than "
+                      "--max-path-len {}",
+                      file, rf.candidate_keys[c], p.size(), served.max_path_len));
+    served.route_candidates.emplace_back(rf.candidate_keys[c], std::move(p));
+  }
+}
+
+Server::Impl::PromptPath Server::Impl::start_prompt(const Job& job, const JobPrompt& prompt,
+                                                    Session& session, int slot) {
+  PromptPath out{job.path, nullptr};
+  route::PathRouter* router = job.routed ? routers.at(static_cast<size_t>(slot)).get() : nullptr;
+  // A cache left set for an unrouted job would run every prompt's prefix twice.
+  session.set_prefix_cache(router ? &router->cache() : nullptr);
+  if (router) {
+    const route::PathRouter::Choice c = router->choose(prompt.tokens);
+    out.path = c.path;
+    out.route = route_json(c.key, c.probability, router->file().feature_layer);
+  }
+  if (session.path() == out.path)
+    session.reset();
+  else
+    session.set_path(out.path);
+  return out;
 }
 
 uint64_t Server::Impl::random() {
@@ -306,23 +370,33 @@ void Server::Impl::install_routes() {
                     "application/json");
   });
 
-  auto model_entry = [this](const std::string& name, const LayerPath& path) {
-    return json{{"id", name},
-                {"object", "model"},
-                {"created", created},
-                {"owned_by", "reprise"},
-                {"layer_path", path.canonical()}};
+  // A routed name (path nullptr) lists "layer_path": "auto" and the router's candidates.
+  auto model_entry = [this](const std::string& name, const LayerPath* path) {
+    json e{{"id", name},
+           {"object", "model"},
+           {"created", created},
+           {"owned_by", "reprise"},
+           {"layer_path", path ? path->canonical() : std::string(kRoutedPath)}};
+    if (!path) {
+      json cands = json::array();
+      for (const auto& [key, p] : served.route_candidates)
+        cands.push_back({{"key", key}, {"path", p.canonical()}});
+      e["router"] = {{"file", served.router_file},
+                     {"feature_layer", served.route_feature_layer},
+                     {"candidates", std::move(cands)}};
+    }
+    return e;
   };
   http.Get("/v1/models", [this, model_entry](const Request&, Response& res) {
     json data = json::array();
-    for (const auto& [name, path] : model_names(served)) data.push_back(model_entry(name, *path));
+    for (const auto& [name, path] : model_names(served)) data.push_back(model_entry(name, path));
     res.set_content(dump(json{{"object", "list"}, {"data", std::move(data)}}), "application/json");
   });
   http.Get(R"(/v1/models/(.+))", [this, model_entry](const Request& req, Response& res) {
     const std::string want = req.matches[1];
     for (const auto& [name, path] : model_names(served))
       if (name == want) {
-        res.set_content(dump(model_entry(name, *path)), "application/json");
+        res.set_content(dump(model_entry(name, path)), "application/json");
         return;
       }
     reply_error(res, ApiError(404, fmt::format("The model '{}' does not exist", want), "model",
@@ -513,17 +587,16 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
       return false;
     }
     Session& session = lease->session();
-    if (session.path() == job.path)
-      session.reset();
-    else
-      session.set_path(job.path);
     if (job.endpoint == Endpoint::Completions && !job.stream) {
-      if (!write_completions(p, path, out, session)) return false;
+      if (!write_completions(p, path, out, session, lease->index())) return false;
       sink.done();
       return true;
     }
 
     const JobPrompt& prompt = job.prompts.at(0);  // a stream or a chat reply has one
+    PromptPath pp = start_prompt(job, prompt, session, lease->index());
+    p.header.layer_path = pp.path.canonical();
+    p.header.route = std::move(pp.route);
     const size_t text_base = prompt.text ? prompt.text->size() : 0;
     std::vector<GeneratedToken> collected;
     if (job.stream && job.endpoint == Endpoint::ChatCompletions)
@@ -564,9 +637,9 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
           want_logprobs ? logprobs_json(job.endpoint, collected, tok, text_base) : json(nullptr);
       out.write(dump(completion_reply(h, r, lp)));
     }
-    log(fmt::format("POST {} 200 model={} path={} prompt={} completion={} finish={} {:.3f} s", path,
-                    job.model, h.layer_path, r.prompt_tokens, r.completion_tokens,
-                    finish_reason_text(r.finish), secs));
+    log(fmt::format("POST {} 200 model={} path={}{} prompt={} completion={} finish={} {:.3f} s",
+                    path, job.model, h.layer_path, route_note(h.route), r.prompt_tokens,
+                    r.completion_tokens, finish_reason_text(r.finish), secs));
   } catch (const ApiError& err) {
     // The status line is already out; the error goes in the body instead.
     write_error_body(out, job.stream, err);
@@ -579,7 +652,7 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
 }
 
 bool Server::Impl::write_completions(PendingReply& p, const std::string& path, ReplyWriter& out,
-                                     Session& session) {
+                                     Session& session, int slot) {
   const Job& job = p.job;
   const Tokenizer* tok = model.tokenizer();
   const bool want_logprobs = job.gen.logprobs >= 0;
@@ -589,13 +662,17 @@ bool Server::Impl::write_completions(PendingReply& p, const std::string& path, R
   bool out_of_time = false;
   for (size_t i = 0; i < job.prompts.size(); ++i) {
     const JobPrompt& prompt = job.prompts[i];
-    if (i > 0) session.reset();
     CompletionChoice c;
     c.prompt_tokens = static_cast<int>(prompt.tokens.size());
     if (out_of_time) {
       c.finish = FinishReason::Timeout;
       choices.push_back(std::move(c));
       continue;
+    }
+    PromptPath pp = start_prompt(job, prompt, session, slot);
+    if (job.routed) {
+      c.layer_path = pp.path.canonical();
+      c.route = std::move(pp.route);
     }
     // Echo: the prompt's text (as sent, or its tokens' texts) and, with logprobs, its tokens
     // scored from the logits before each.
@@ -669,6 +746,17 @@ bool Server::Impl::write_completions(PendingReply& p, const std::string& path, R
     }
     choices.push_back(std::move(c));
   }
+  if (job.routed) {
+    // The reply names the chosen path when every prompt took the same one; otherwise "auto",
+    // and each choice names its own.
+    p.header.layer_path = choices.front().layer_path;
+    p.header.route = choices.front().route;
+    for (const CompletionChoice& c : choices)
+      if (c.route != p.header.route) {
+        p.header.layer_path = std::string(kRoutedPath);
+        p.header.route = nullptr;
+      }
+  }
   out.write(dump(completions_reply(p.header, choices)));
   int n_prompt = 0, n_completion = 0;
   for (const CompletionChoice& c : choices) {
@@ -676,9 +764,9 @@ bool Server::Impl::write_completions(PendingReply& p, const std::string& path, R
     n_completion += c.completion_tokens;
   }
   log(fmt::format(
-      "POST {} 200 model={} path={} prompts={} prompt={} completion={} echo={} {:.3f} s", path,
-      job.model, p.header.layer_path, choices.size(), n_prompt, n_completion, job.echo,
-      std::chrono::duration<double>(Clock::now() - p.received).count()));
+      "POST {} 200 model={} path={}{} prompts={} prompt={} completion={} echo={} {:.3f} s", path,
+      job.model, p.header.layer_path, route_note(p.header.route), choices.size(), n_prompt,
+      n_completion, job.echo, std::chrono::duration<double>(Clock::now() - p.received).count()));
   return true;
 }
 

@@ -1,7 +1,8 @@
 // The OpenAI-compatible HTTP server behind `reprise serve`.
 //
 //   GET  /health                 liveness and slot usage (no key needed)
-//   GET  /v1/models              the model, plus "<id>:<name>" per named path
+//   GET  /v1/models              the model, plus "<id>:<name>" per named path (and "<id>:auto"
+//                                with --router)
 //   GET  /v1/models/{id}
 //   POST /v1/completions         (stream: true → server-sent events; echo + logprobs: the
 //                                prompt's own log-probabilities; several prompts, one choice each)
@@ -9,9 +10,10 @@
 //   POST /tokenize, /detokenize, GET /tokenizer_info   vLLM's shapes (serve/tokenize_api.h)
 //
 // Each request may carry "layer_path" (path notation) to run its own path over the one shared
-// copy of the weights. Requests run on `parallel` slots, each a Session with its own KV cache;
-// up to `max_queue` more wait in line, and further ones get 503. A request whose client goes
-// away stops generating at the next token. httplib stays out of this header.
+// copy of the weights, or "auto" to have the --router pick one from the prompt. Requests run on
+// `parallel` slots, each a Session with its own KV cache; up to `max_queue` more wait in line, and
+// further ones get 503. A request whose client goes away stops generating at the next token.
+// httplib stays out of this header.
 #pragma once
 
 #include <chrono>
@@ -42,6 +44,9 @@ struct ServerOptions {
   size_t max_body_bytes = 2u << 20;      // larger request bodies get 413
   int max_path_len = 0;                  // positions a request's path may have; 0 = 4 x layers
   int http_threads = 0;                  // 0 = parallel + max_queue + 8
+  // A router file (`reprise route train`): model "<id>:auto" and "layer_path": "auto" then run
+  // the path it picks per prompt. "" = none.
+  std::string router_file;
   // A reply that has not written for this long writes a few harmless bytes (SSE comment, JSON
   // whitespace): a failed write is how a vanished client is noticed.
   std::chrono::milliseconds heartbeat{1000};
@@ -62,8 +67,8 @@ struct ServerOptions {
 
 class Server {
  public:
-  // Checks the options against the model (paths, names, template) and allocates the slots.
-  // Throws Error naming the bad option.
+  // Checks the options against the model (paths, names, template, router file) and allocates
+  // the slots. Throws Error naming the bad option.
   Server(const Model& model, const ServerOptions& opts);
   ~Server();  // stops
   Server(const Server&) = delete;

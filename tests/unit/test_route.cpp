@@ -8,8 +8,11 @@
 #include <random>
 
 #include "route/classifier.h"
+#include "route/held_out.h"
 #include "route/prefix_features.h"
 #include "route/router.h"
+#include "scan/store.h"
+#include "support/route_fixture.h"
 #include "support/test_support.h"
 #include "util/error.h"
 
@@ -242,6 +245,120 @@ TEST(RouteFile, RoundTripsAndRejectsBadFiles) {
   EXPECT_THROW(route::router_from_json(j, "r.json"), Error);
   EXPECT_EQ(route::auto_router_file("auto:r.json"), "r.json");
   EXPECT_EQ(route::auto_router_file("0..3"), "");
+}
+
+// The prefix the router reads is the chosen path's own first L positions: a Session given the
+// router's cache runs only the positions after L, and its logits are bit-identical to a run of
+// the whole path.
+TEST(RouteRun, ChosenPathContinuesFromThePrefixRun) {
+  const auto m = Model::load(test::default_model());
+  SessionOptions so;
+  so.n_threads = 1;
+  const int L = 3;
+  route::PathRouter router(
+      *m, test::constant_router(*m, L, {"baseline", "repeat:1:4"}, {"0..4", "0..3,1..4"}, {0, 4}),
+      so);
+  const std::vector<int32_t> ids = m->tokenizer()->encode("Once upon a time", EncodeOptions{});
+  const int64_t n = static_cast<int64_t>(ids.size());
+  const auto c = router.choose(ids);
+  EXPECT_EQ(c.key, "repeat:1:4");
+  EXPECT_EQ(c.path.canonical(), "0..3,1..4");
+  EXPECT_EQ(router.cache().baseline_evals(), n * L);
+
+  Session routed(*m, c.path, so);
+  routed.set_prefix_cache(&router.cache());
+  const auto got = routed.prefill(ids);
+  const std::vector<float> routed_logits(got.begin(), got.end());
+  EXPECT_EQ(routed.layer_evals(), n * (8 - L));
+  EXPECT_EQ(router.cache().baseline_evals(), n * L);  // not run again
+  Session whole(*m, c.path, so);
+  const auto want = whole.prefill(ids);
+  EXPECT_EQ(routed_logits, std::vector<float>(want.begin(), want.end()));
+}
+
+// A scan store written by hand: 8 search and 8 held-out items of one binary task; the plain path,
+// A (repeat:1:3) and B (repeat:2:4) validated; a routed entry over plain and B whose choices and
+// scores are given. Every figure of the held-out table is then known in advance.
+TEST(RouteHeldOut, TableFromAStoreWithARoutedEntry) {
+  const fs::path path = test::scratch("held-out-synthetic.db");
+  fs::remove(path);
+  {
+    scan::Store st(path);
+    st.set_meta("primary_metrics",
+                R"([{"task":"t","metric":"acc","binary":true,"higher_is_better":true}])");
+    st.set_meta("tasks", R"([{"task":"t","search_items":8},{"seed":7}])");
+    auto save = [&](const std::string& key, const std::string& phase,
+                    const std::vector<double>& v) {
+      std::vector<scan::ItemScore> sc;
+      for (size_t i = 0; i < v.size(); ++i) sc.push_back({"t", std::to_string(i), "acc", v[i]});
+      st.save_config({key, key, phase, 0, 0, 2.0}, sc);
+    };
+    // Search means: plain 0.25, A 0.625, B 0.5: A is the best single path.
+    save("baseline", "search", {1, 1, 0, 0, 0, 0, 0, 0});
+    save("repeat:1:3", "search", {1, 1, 1, 1, 1, 0, 0, 0});
+    save("repeat:2:4", "search", {1, 1, 1, 1, 0, 0, 0, 0});
+    // Held out: plain 2/8, A 3/8, B 4/8, oracle over {plain, B} 5/8.
+    save("baseline", "validate", {1, 1, 0, 0, 0, 0, 0, 0});
+    save("repeat:1:3", "validate", {0, 0, 1, 1, 1, 0, 0, 0});
+    save("repeat:2:4", "validate", {0, 1, 1, 1, 1, 0, 0, 0});
+    // The router takes B on items 2-7, plain on 0-1: it scores 1,1,1,1,1,0,0,0 = 5/8; on item
+    // 7 its score is not B's (as if the routed run had differed), which the agreement counts.
+    const std::vector<int> to_b = {0, 0, 1, 1, 1, 1, 1, 1};
+    nlohmann::json choices = nlohmann::json::array();
+    for (size_t i = 0; i < 8; ++i)
+      choices.push_back({{"task", "t"},
+                         {"item", std::to_string(i)},
+                         {"candidate", to_b[i] ? "repeat:2:4" : "baseline"}});
+    st.set_meta("routed",
+                nlohmann::json{{"key", "auto:r.json"},
+                               {"candidates", {{{"key", "baseline"}}, {{"key", "repeat:2:4"}}}},
+                               {"requests", 16},
+                               {"decide_seconds", 0.016},
+                               {"prefix_seconds", 0.032},
+                               {"seconds", 4.0},
+                               {"choices", choices}}
+                    .dump());
+    std::vector<scan::ItemScore> routed;
+    const std::vector<double> rv = {1, 1, 1, 1, 1, 0, 0, 1};
+    for (size_t i = 0; i < 8; ++i) routed.push_back({"t", std::to_string(i), "acc", rv[i]});
+    st.save_config({"auto:r.json", "auto:r.json", scan::kRoutedPhase, 0, 0, 4.0}, routed);
+  }
+  const scan::Store st(path);
+  const auto e = route::evaluate_held_out(st);
+  ASSERT_EQ(e.tasks.size(), 1u);
+  const auto& t = e.tasks[0];
+  EXPECT_EQ(t.n, 8u);
+  EXPECT_DOUBLE_EQ(t.plain, 2.0 / 8);
+  EXPECT_EQ(t.best_single_key, "repeat:1:3");
+  EXPECT_DOUBLE_EQ(t.best_single, 3.0 / 8);
+  EXPECT_DOUBLE_EQ(t.router, 6.0 / 8);
+  EXPECT_DOUBLE_EQ(t.oracle, 5.0 / 8);
+  // McNemar against plain: router wins items 2, 3, 4, 7 and loses none: p = 2 / 2^4.
+  EXPECT_NEAR(t.p_vs_plain, 0.125, 1e-12);
+  // Against A: the router wins 0, 1, 7 and loses none: p = 2 / 2^3.
+  EXPECT_NEAR(t.p_vs_best, 0.25, 1e-12);
+  EXPECT_EQ(e.agree, 7u);
+  EXPECT_EQ(e.items, 8u);
+  EXPECT_EQ(e.chosen.at("repeat:2:4"), 6u);
+  EXPECT_DOUBLE_EQ(e.decide, 0.001);
+  EXPECT_DOUBLE_EQ(e.prefix, 0.002);
+  EXPECT_DOUBLE_EQ(e.routed, 0.25);
+  EXPECT_DOUBLE_EQ(e.plain, 0.125);
+  const std::string text = route::describe(e);
+  EXPECT_CONTAINS(text, "router auto:r.json on 8 held-out items; chosen: baseline 2 repeat:2:4 6");
+  EXPECT_CONTAINS(text, "on 7/8 items");
+  EXPECT_CONTAINS(text, "router decision 1.000 ms");
+  EXPECT_CONTAINS(text, "on held-out items the router ");
+
+  const fs::path bare = test::scratch("held-out-bare.db");
+  fs::remove(bare);
+  const scan::Store none(bare);
+  try {
+    route::evaluate_held_out(none);
+    FAIL() << "no error";
+  } catch (const Error& err) {
+    EXPECT_CONTAINS(err.what(), "no routed entry (run the scan with --validate N --path auto:");
+  }
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "serve/server.h"
+#include "support/route_fixture.h"
 #include "support/test_support.h"
 #include "util/error.h"
 
@@ -971,6 +972,194 @@ TEST(ServeHttp, LogHasTimestampsAndErrors) {
   EXPECT_CONTAINS(log, "Z POST /v1/completions 400 'temperature' must be a number");
   EXPECT_CONTAINS(log, "Z POST /v1/completions 401 Missing API key");
   EXPECT_CONTAINS(log, "Z GET /v1/nothing 404 Unknown endpoint");
+}
+
+// --- serve --router: "layer_path": "auto" and model "<id>:auto" ---
+
+const std::vector<std::string> kRouteKeys = {"baseline", "repeat:1:4"};
+const std::vector<std::string> kRoutePaths = {"0..4", "0..3,1..4"};
+constexpr int kRouteLayer = 3;  // repeat:1:4 follows the plain path through positions 0..3
+
+// A router that sends prompt `a` to repeat:1:4 and prompt `b` to the plain path.
+std::filesystem::path two_prompt_router(const std::string& a, const std::string& b) {
+  const Tokenizer& tok = *model().tokenizer();
+  return test::write_router(
+      test::two_prompt_router(model(), kRouteLayer, kRouteKeys, kRoutePaths,
+                              tok.encode(a, EncodeOptions{}), tok.encode(b, EncodeOptions{})),
+      "two-prompt-router.json");
+}
+
+ServerOptions routed_options(const std::filesystem::path& router) {
+  ServerOptions o = test_options();
+  o.router_file = router.string();
+  return o;
+}
+
+TEST(ServeRoute, EachPromptRunsThePathItsRouterPicks) {
+  const std::string a = "Once upon a time", b = "The dog ran to the park";
+  TestServer s(routed_options(two_prompt_router(a, b)));
+  const std::string want_a = cli_continuation("repeat:1:4", a, 24);
+  const std::string want_b = cli_continuation("", b, 24);
+  ASSERT_NE(want_a, cli_continuation("", a, 24));
+
+  Reply m = get(s, "/v1/models");
+  ASSERT_EQ(m.j["data"].size(), 3u) << m.body;
+  const json& entry = m.j["data"][2];
+  EXPECT_EQ(entry["id"], "stories260K:auto");
+  EXPECT_EQ(entry["layer_path"], "auto");
+  EXPECT_EQ(entry["router"]["feature_layer"], kRouteLayer);
+  EXPECT_EQ(entry["router"]["candidates"][1], (json{{"key", "repeat:1:4"}, {"path", "0..3,1..4"}}));
+  EXPECT_EQ(get(s, "/v1/models/stories260K:auto").j["layer_path"], "auto");
+
+  // By model name and by layer_path; each reply names the path that ran.
+  Reply r = post(s, "/v1/completions", completion_body(a, 24, {{"model", "stories260K:auto"}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["choices"][0]["text"], want_a);
+  EXPECT_EQ(r.j["layer_path"], "0..3,1..4");
+  EXPECT_EQ(r.j["route"]["candidate"], "repeat:1:4");
+  EXPECT_EQ(r.j["route"]["feature_layer"], kRouteLayer);
+  EXPECT_GT(r.j["route"]["probability"].get<double>(), 0.5);
+  r = post(s, "/v1/completions", completion_body(b, 24, {{"layer_path", "auto"}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["choices"][0]["text"], want_b);
+  EXPECT_EQ(r.j["layer_path"], "0..4");
+  EXPECT_EQ(r.j["route"]["candidate"], "baseline");
+  // An explicit path on the routed model name is not routed.
+  r = post(s, "/v1/completions",
+           completion_body(b, 24, {{"model", "stories260K:auto"}, {"layer_path", "repeat:1:4"}}));
+  EXPECT_EQ(r.j["choices"][0]["text"], cli_continuation("repeat:1:4", b, 24));
+  EXPECT_FALSE(r.j.contains("route")) << r.body;
+
+  // Several prompts: each routed on its own; the reply's path is "auto" when they differ.
+  r = post(s, "/v1/completions",
+           completion_body("", 24, {{"prompt", {a, b}}, {"layer_path", "auto"}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["layer_path"], "auto");
+  EXPECT_FALSE(r.j.contains("route"));
+  EXPECT_EQ(r.j["choices"][0]["text"], want_a);
+  EXPECT_EQ(r.j["choices"][0]["layer_path"], "0..3,1..4");
+  EXPECT_EQ(r.j["choices"][1]["text"], want_b);
+  EXPECT_EQ(r.j["choices"][1]["route"]["candidate"], "baseline");
+
+  // A stream names the chosen path in every chunk.
+  r = post(s, "/v1/completions",
+           completion_body(a, 24, {{"layer_path", "auto"}, {"stream", true}}));
+  const auto events = sse_payloads(r.body);
+  ASSERT_GE(events.size(), 2u) << r.body;
+  std::string joined;
+  for (size_t i = 0; i + 1 < events.size(); ++i) {
+    EXPECT_EQ(events[i]["layer_path"], "0..3,1..4");
+    EXPECT_EQ(events[i]["route"]["candidate"], "repeat:1:4");
+    joined += events[i]["choices"][0]["text"].get<std::string>();
+  }
+  EXPECT_EQ(joined, want_a);
+}
+
+// A routed prompt's scores are those of the chosen path, whatever the router read on the way:
+// a router that always picks repeat:1:4 gives exactly `reprise logits --path repeat:1:4`.
+TEST(ServeRoute, AlwaysPickingOnePathGivesThatPathsLogprobs) {
+  const auto router = test::write_router(
+      test::constant_router(model(), kRouteLayer, kRouteKeys, kRoutePaths, {-5, 5}),
+      "always-deep-router.json");
+  TestServer s(routed_options(router));
+  const std::vector<int32_t> ids =
+      model().tokenizer()->encode("Once upon a time there was a cat", EncodeOptions{});
+  const auto want = cli_log_softmax(ids, "repeat:1:4");
+  json body = {
+      {"prompt", ids}, {"max_tokens", 0}, {"echo", true}, {"logprobs", 1}, {"layer_path", "auto"}};
+  Reply r = post(s, "/v1/completions", body.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["layer_path"], "0..3,1..4");
+  EXPECT_NEAR(r.j["route"]["probability"].get<double>(), 1 / (1 + std::exp(-10.0)), 1e-12);
+  const json& lp = r.j["choices"][0]["logprobs"]["token_logprobs"];
+  ASSERT_EQ(lp.size(), ids.size());
+  for (size_t i = 1; i < ids.size(); ++i)
+    EXPECT_NEAR(lp[i].get<double>(), want[i - 1][ids[i]], 1e-5) << i;
+  // The chat endpoint is routed too; unrouted requests on the same slot run their own path.
+  r = post(s, "/v1/chat/completions",
+           json{{"messages", {{{"role", "user"}, {"content", "Hi"}}}},
+                {"max_tokens", 4},
+                {"layer_path", "auto"}}
+               .dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.j["layer_path"], "0..3,1..4");
+  r = post(s, "/v1/completions", completion_body("Once upon a time", 24));
+  EXPECT_EQ(r.j["layer_path"], "0..4");
+  EXPECT_EQ(r.j["choices"][0]["text"], cli_continuation("", "Once upon a time", 24));
+}
+
+// The router `reprise route train` makes serves the same choice as `reprise run --path auto:`.
+TEST(ServeRoute, TrainedRouterAgreesWithRoutedRun) {
+  const auto& router = test::trained_router();
+  TestServer s(routed_options(router));
+  const std::string prompt = "Once upon a time";
+  auto run = test::run_cli("run " + test::default_model_arg() + " -n 16 --temp 0 -p '" + prompt +
+                           "' --path 'auto:" + router.string() + "'");
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  Reply r = post(s, "/v1/completions", completion_body(prompt, 16, {{"layer_path", "auto"}}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string key = r.j["route"]["candidate"];
+  EXPECT_CONTAINS(run.err, "route: " + key + " ");
+  EXPECT_CONTAINS(run.err, "path: " + r.j["layer_path"].get<std::string>() + " ");
+  EXPECT_EQ(prompt + r.j["choices"][0]["text"].get<std::string>() + "\n", run.out);
+}
+
+TEST(ServeRoute, AutoWithoutARouterIs400) {
+  TestServer s;
+  Reply r = post(s, "/v1/completions", completion_body("Hi", 2, {{"layer_path", "auto"}}));
+  expect_error(r, 400, "layer path 'auto' needs a router: start the server with --router");
+  EXPECT_EQ(r.j["error"]["param"], "layer_path");
+  expect_error(
+      post(s, "/v1/completions", completion_body("Hi", 2, {{"model", "stories260K:auto"}})), 404,
+      "does not exist");
+  EXPECT_EQ(get(s, "/v1/models").j["data"].size(), 2u);
+}
+
+// A bad router file stops the server before it listens, in one line naming the file.
+TEST(ServeRoute, BadRouterFilesFailAtStartUp) {
+  auto start_error = [](const std::filesystem::path& router) {
+    try {
+      Server bad(model(), routed_options(router));
+      return std::string("no error");
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+  };
+  const auto corrupt = test::scratch("serve-corrupt-router.json");
+  std::ofstream(corrupt) << "{\"format\": ";
+  EXPECT_CONTAINS(start_error(corrupt), "--router " + corrupt.string() + ": not valid JSON");
+
+  auto f = test::constant_router(model(), kRouteLayer, kRouteKeys, kRoutePaths, {0, 1});
+  f.model_sha256 = std::string(64, '0');
+  const auto other = test::write_router(f, "serve-other-model-router.json");
+  EXPECT_CONTAINS(start_error(other),
+                  "--router " + other.string() + ": router file was trained for another model");
+
+  auto j =
+      route::to_json(test::constant_router(model(), kRouteLayer, kRouteKeys, kRoutePaths, {0, 1}));
+  j["classifier"].erase("bias");
+  const auto missing = test::scratch("serve-missing-field-router.json");
+  std::ofstream(missing) << j.dump();
+  EXPECT_CONTAINS(start_error(missing),
+                  "--router " + missing.string() + ": not a router file (no 'bias')");
+
+  ServerOptions o = routed_options(other);
+  o.named_paths = {"auto=repeat:1:4"};
+  o.router_file.clear();
+  EXPECT_THROW(Server(model(), o), Error);
+
+  // The binary: one line on stderr, non-zero exit, nothing listening.
+  for (const auto& bad : {corrupt, other, missing}) {
+    auto r = test::run_cli("serve " + test::default_model_arg() + " --port 0 --router '" +
+                           bad.string() + "'");
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_CONTAINS(r.err, bad.string());
+  }
+  auto r = test::run_cli("serve " + test::default_model_arg() +
+                         " --port 0 --path 'auto:" + other.string() + "'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_CONTAINS(r.err, "use --router FILE");
 }
 
 }  // namespace
