@@ -9,7 +9,6 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -17,6 +16,7 @@
 #include "cli/common.h"
 #include "kernels/dispatch.h"
 #include "util/error.h"
+#include "util/stopwatch.h"
 
 namespace reprise::cli {
 namespace {
@@ -31,11 +31,6 @@ struct BenchOptions {
   double bw_mib = 1024;  // bandwidth test buffer
 };
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 struct Stat {
   double mean = 0, sd = 0;
@@ -65,7 +60,7 @@ double measure_read_gbs(ThreadPool& pool, size_t bytes) {
   std::atomic<uint64_t> sink{0};
   double best = 0;
   for (int pass = 0; pass < 6; ++pass) {
-    const auto t0 = Clock::now();
+    const Stopwatch clock;
     pool.parallel_for(static_cast<int64_t>(n), [&](int64_t b, int64_t e) {
       // Four independent sums so the loop is bound by loads, not by the add chain.
       uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -79,7 +74,7 @@ double measure_read_gbs(ThreadPool& pool, size_t bytes) {
       for (; i < e; ++i) s0 += buf[i];
       sink.fetch_add(s0 + s1 + s2 + s3, std::memory_order_relaxed);
     });
-    const double s = seconds_since(t0);
+    const double s = clock.seconds();
     if (pass > 0) best = std::max(best, static_cast<double>(bytes) / s / 1e9);  // pass 0 warms
   }
   if (sink.load() == 42) fmt::print(stderr, " ");  // keeps the sums observable
@@ -128,15 +123,15 @@ int run_bench(const BenchOptions& o) {
 
   auto run_pp = [&] {
     session.reset();
-    const auto t0 = Clock::now();
+    const Stopwatch clock;
     session.prefill(prompt);
-    return o.n_prompt / seconds_since(t0);
+    return o.n_prompt / clock.seconds();
   };
   auto run_tg = [&] {
     session.reset();
-    const auto t0 = Clock::now();
+    const Stopwatch clock;
     for (int32_t t : gen) session.decode(t);
-    return o.n_gen / seconds_since(t0);
+    return o.n_gen / clock.seconds();
   };
   std::vector<double> pp, tg;
   if (o.n_prompt > 0) {

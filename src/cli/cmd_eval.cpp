@@ -9,12 +9,15 @@
 #include "cli/common.h"
 #include "eval/data_dir.h"
 #include "eval/evaluator.h"
-#include "eval/progress.h"
 #include "eval/registry.h"
 #include "eval/session_lm.h"
 #include "model/chat_template.h"
 #include "route/routed_lm.h"
 #include "util/error.h"
+#include "util/output_file.h"
+#include "util/stopwatch.h"
+#include "util/progress.h"
+#include "util/version.h"
 
 namespace reprise::cli {
 namespace {
@@ -67,13 +70,6 @@ std::string iso_time_now() {
   char buf[32];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
   return buf;
-}
-
-void write_file(const std::string& path, const std::string& text, const char* what) {
-  std::ofstream f(path, std::ios::binary);
-  if (!f) throw Error(fmt::format("{} {}: cannot write file", what, path));
-  f << text;
-  if (!f) throw Error(fmt::format("{} {}: write failed", what, path));
 }
 
 int run_eval(const EvalOptions& o) {
@@ -132,10 +128,10 @@ int run_eval(const EvalOptions& o) {
     samples.open(o.log_samples, std::ios::binary);
     if (!samples) throw Error(fmt::format("--log-samples {}: cannot write file", o.log_samples));
   }
-  const auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch clock;
   const double start_unix =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  eval::Progress progress(total);
+  Progress progress(total);
   std::vector<eval::TaskResult> results;
   size_t before = 0;
   for (const auto& t : tasks) {
@@ -157,12 +153,11 @@ int run_eval(const EvalOptions& o) {
     }
   }
   progress.finish();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = clock.seconds();
   if (lm.requests_truncated() > 0)
     fmt::print(stderr, "note: {} request(s) were cut from the left to fit --ctx {}\n",
                lm.requests_truncated(), lm.n_ctx());
-  fmt::print(stderr, "done in {}; {} tokens computed\n", eval::Progress::format_duration(seconds),
+  fmt::print(stderr, "done in {}; {} tokens computed\n", Progress::format_duration(seconds),
              lm.tokens_computed());
   if (routed)
     for (const auto& [key, n] : routed->counts())
@@ -191,18 +186,17 @@ int run_eval(const EvalOptions& o) {
                   {"n_ctx", lm.n_ctx()},
                   {"prompt_format", lm.prompt_format()},
                   {"chat_system", lopts.format.chat_system},
-                  {"reprise_version", "0.1.0"},
+                  {"reprise_version", version()},
                   {"date_iso", iso_time_now()}};
     run.model_name = m->name();
     run.date = start_unix;
     run.seconds = seconds;
     run.chat_template = lopts.format.chat_family;
     run.groups = eval::lm_eval_groups(o.tasks);
-    write_file(o.output,
-               eval::results_json(results, run)
-                       .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
-                   "\n",
-               "-o");
+    write_file_atomically(
+        o.output, eval::results_json(results, run)
+                          .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+                      "\n");
   }
   return 0;
 }

@@ -3,13 +3,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
 #include "eval/rng.h"
 #include "eval/stats.h"
 #include "util/error.h"
 #include "util/sha256.h"
+#include "util/stopwatch.h"
 
 namespace reprise::eval {
 namespace {
@@ -155,7 +155,7 @@ std::vector<MetricSummary> summarize(const TaskInfo& info, std::span<const ItemR
 }
 
 TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch clock;
   TaskResult res;
   res.info = task.info();
   res.prompt_format = lm.prompt_format();
@@ -218,7 +218,7 @@ TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts
   std::vector<nlohmann::json> details;
   for (const auto& it : res.items) details.push_back(it.details);
   res.aggregates = task.aggregates(details);
-  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.seconds = clock.seconds();
   return res;
 }
 

@@ -17,6 +17,7 @@
 #include "eval/tasks/multiple_choice.h"
 #include "eval/tasks/passages.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace reprise::eval {
 namespace {
@@ -132,14 +133,8 @@ std::string known_names() {
 // A --task value's comma-separated names, trimmed.
 std::vector<std::string> split_names(const std::string& spec) {
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= spec.size()) {
-    size_t end = spec.find(',', start);
-    if (end == std::string::npos) end = spec.size();
-    std::string name = spec.substr(start, end - start);
-    start = end + 1;
-    while (!name.empty() && name.front() == ' ') name.erase(name.begin());
-    while (!name.empty() && name.back() == ' ') name.pop_back();
+  for (std::string_view piece : split(spec, ',')) {
+    std::string name(trim(piece));
     if (name.empty()) throw Error(fmt::format("--task '{}': empty task name", spec));
     out.push_back(std::move(name));
   }
