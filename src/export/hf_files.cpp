@@ -3,11 +3,16 @@
 namespace reprise::exporter {
 
 std::span<const std::string_view> hf_side_files() {
-  static constexpr std::string_view kSideFiles[] = {
-      "tokenizer.json",      "tokenizer_config.json", "special_tokens_map.json",
-      "tokenizer.model",     "vocab.json",            "merges.txt",
-      "added_tokens.json",   "chat_template.jinja",   "chat_template.json",
-      "generation_config.json"};
+  static constexpr std::string_view kSideFiles[] = {"tokenizer.json",
+                                                    "tokenizer_config.json",
+                                                    "special_tokens_map.json",
+                                                    "tokenizer.model",
+                                                    "vocab.json",
+                                                    "merges.txt",
+                                                    "added_tokens.json",
+                                                    "chat_template.jinja",
+                                                    "chat_template.json",
+                                                    "generation_config.json"};
   return kSideFiles;
 }
 
