@@ -14,8 +14,6 @@
 namespace reprise::analyze {
 namespace {
 
-
-
 // Keeps the stream after every path position of one forward pass.
 class Recorder final : public ForwardObserver {
  public:

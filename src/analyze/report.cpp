@@ -97,8 +97,8 @@ void chart(cairo_t* cr, double ox, double oy, const std::string& title, const st
   for (int k = 0; y0 + k * axis.step <= y1 + 1e-9 * axis.step; ++k) {
     const double y = y0 + k * axis.step;
     // Rounding can leave -1e-17 where the tick is 0: no "-1e-17" label.
-    draw_text(cr, L - 4, Y(y) + 3,
-              fmt::format("{:.3g}", std::fabs(y) < 1e-9 * axis.step ? 0.0 : y), 9, false, 1);
+    draw_text(cr, L - 4, Y(y) + 3, fmt::format("{:.3g}", std::fabs(y) < 1e-9 * axis.step ? 0.0 : y),
+              9, false, 1);
     cairo_move_to(cr, L - 2, Y(y));
     cairo_line_to(cr, L, Y(y));
     cairo_stroke(cr);

@@ -10,12 +10,11 @@
 #include "cli/common.h"
 #include "scan/runner.h"
 #include "util/error.h"
-#include "util/stopwatch.h"
 #include "util/progress.h"
+#include "util/stopwatch.h"
 
 namespace reprise::cli {
 namespace {
-
 
 struct AnalyzeCli {
   ModelOptions model;

@@ -3,13 +3,12 @@
 
 #include <nlohmann/json.hpp>
 
-
 #include "cli/common.h"
 #include "eval/io.h"
 #include "eval/perplexity.h"
 #include "util/error.h"
-#include "util/stopwatch.h"
 #include "util/progress.h"
+#include "util/stopwatch.h"
 
 namespace reprise::cli {
 namespace {

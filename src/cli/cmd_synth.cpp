@@ -1,12 +1,11 @@
 // reprise synth: write a random-weight model at the real shapes of a published checkpoint.
 #include <fmt/format.h>
 
-
 #include "cli/common.h"
 #include "synth/synth.h"
 #include "util/error.h"
-#include "util/stopwatch.h"
 #include "util/progress.h"
+#include "util/stopwatch.h"
 
 namespace reprise::cli {
 namespace {

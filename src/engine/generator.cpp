@@ -15,7 +15,6 @@ namespace {
 
 constexpr size_t kUnknown = std::numeric_limits<size_t>::max();
 
-
 }  // namespace
 
 TextReleaser::TextReleaser(const GenerateOptions& opts, ChunkCallback on_chunk)

@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
+#include <ostream>
 
 #include "eval/rng.h"
 #include "eval/stats.h"
 #include "util/error.h"
 #include "util/sha256.h"
 #include "util/stopwatch.h"
+#include "util/version.h"
 
 namespace reprise::eval {
 namespace {
@@ -385,6 +388,63 @@ std::string summary_table(std::span<const TaskResult> results) {
     }
   }
   return out;
+}
+
+std::vector<TaskResult> evaluate_suite(std::span<const std::unique_ptr<Task>> tasks,
+                                       LanguageModel& lm, const SuiteOptions& opts) {
+  std::vector<TaskResult> results;
+  size_t before = 0;  // items of the tasks already finished
+  for (const auto& t : tasks) {
+    EvalOptions eo;
+    eo.limit = opts.limit;
+    eo.batch_items = opts.batch_items;
+    const std::string name = t->info().name;
+    if (opts.progress) eo.progress = [&](size_t done) { opts.progress(before + done, name); };
+    results.push_back(evaluate(*t, lm, eo));
+    before += results.back().items.size();
+    if (opts.on_task_done) opts.on_task_done(results.back());
+  }
+  return results;
+}
+
+size_t suite_items(std::span<const std::unique_ptr<Task>> tasks, size_t limit) {
+  size_t total = 0;
+  for (const auto& t : tasks) total += limit ? std::min(limit, t->size()) : t->size();
+  return total;
+}
+
+void write_sample_lines(std::ostream& out, const TaskResult& task,
+                        const std::function<std::string(const ItemRecord&)>& path_label) {
+  for (size_t k = 0; k < task.items.size(); ++k)
+    for (const auto& line : sample_lines(task, task.items[k], k, path_label(task.items[k])))
+      out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  out.flush();
+}
+
+nlohmann::json run_config(const RunSettings& s) {
+  const std::time_t now = std::time(nullptr);
+  char date_iso[32];
+  std::strftime(date_iso, sizeof date_iso, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  return {{"model", "reprise"},
+          {"model_args", fmt::format("model={},path={}", s.model_path, s.path_label)},
+          {"batch_size", s.batch_items},
+          {"batch_sizes", nlohmann::json::array()},
+          {"device", "cpu"},
+          {"use_cache", nullptr},
+          {"limit", s.limit > 0 ? nlohmann::json(s.limit) : nlohmann::json()},
+          {"bootstrap_iters", 0},
+          {"gen_kwargs", nullptr},
+          {"random_seed", s.seed},
+          {"model_path", s.model_path},
+          {"path", s.path_label},
+          {"path_layers", s.path_layers ? nlohmann::json(*s.path_layers) : nlohmann::json()},
+          {"tasks", s.tasks},
+          {"seed", s.seed},
+          {"n_ctx", s.n_ctx},
+          {"prompt_format", s.prompt_format},
+          {"chat_system", s.chat_system},
+          {"reprise_version", version()},
+          {"date_iso", date_iso}};
 }
 
 }  // namespace reprise::eval

@@ -5,6 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <iosfwd>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -58,6 +61,19 @@ struct EvalOptions {
 
 TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts = {});
 
+// Several tasks in turn through one model (`reprise eval`).
+struct SuiteOptions {
+  size_t limit = 0;         // first N items of each task; 0 = all
+  size_t batch_items = 16;  // as EvalOptions
+  // Items finished so far across all tasks, and the running task's name.
+  std::function<void(size_t done, const std::string& task)> progress;
+  std::function<void(const TaskResult&)> on_task_done;  // e.g. to log its samples
+};
+std::vector<TaskResult> evaluate_suite(std::span<const std::unique_ptr<Task>> tasks,
+                                       LanguageModel& lm, const SuiteOptions& opts);
+// Items evaluate_suite() scores: each task's first `limit` (0 = all).
+size_t suite_items(std::span<const std::unique_ptr<Task>> tasks, size_t limit);
+
 // Hex FNV-1a of the task name, every request's fields, the gold answer and the prompt format
 // (left out when "plain", so plain runs keep the hashes they always had).
 std::string doc_hash(const std::string& task, std::span<const Request> requests,
@@ -75,6 +91,23 @@ struct RunInfo {
   std::string chat_template;  // the chat family, "" for plain prompts ("chat_template": null)
   std::vector<TaskGroup> groups;  // lm-eval groups asked for: rows in "results" and "groups"
 };
+
+// What RunInfo::config says about a run, besides the model and the tasks' own fields.
+struct RunSettings {
+  std::string model_path;
+  std::string path_label;                       // the canonical path, or "auto:FILE" when routed
+  std::optional<std::vector<int>> path_layers;  // none when each item chose its own path
+  std::vector<std::string> tasks;               // the resolved task names
+  int64_t limit = -1;                           // -1: every item
+  int batch_items = 16;
+  uint64_t seed = 0;
+  int n_ctx = 0;
+  std::string prompt_format, chat_system;
+};
+// lm-eval's "config" fields first (model "reprise", model_args, batch_size, limit, ...), then
+// reprise's own (model_path, path, path_layers, tasks, seed, n_ctx, prompt_format, chat_system,
+// reprise_version, date_iso: now, UTC).
+nlohmann::json run_config(const RunSettings& s);
 
 // lm-evaluation-harness's results file: "results" ({task: {"alias", "<metric>,<filter>",
 // "<metric>_stderr,<filter>"}}, an undefined stderr written "N/A" as lm-eval does),
@@ -94,6 +127,10 @@ nlohmann::ordered_json results_json(std::span<const TaskResult> results, const R
 // fingerprint (above), not lm-eval's hash of the dataset record.
 std::vector<nlohmann::ordered_json> sample_lines(const TaskResult& task, const ItemRecord& item,
                                                  size_t doc_id, const std::string& path_label);
+// Writes every item's sample_lines() as JSON lines (invalid UTF-8 replaced) and flushes;
+// `path_label` names the path each item ran along.
+void write_sample_lines(std::ostream& out, const TaskResult& task,
+                        const std::function<std::string(const ItemRecord&)>& path_label);
 
 // The summary table printed after a run (markdown, one row per task and metric).
 std::string summary_table(std::span<const TaskResult> results);

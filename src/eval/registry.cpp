@@ -239,4 +239,27 @@ std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& opts
   throw Error(fmt::format("unknown task '{}' (known: {})", name, known_names()));
 }
 
+std::vector<std::unique_ptr<Task>> make_tasks(const std::string& spec, const TaskOptions& opts) {
+  std::vector<std::unique_ptr<Task>> tasks;
+  for (const auto& name : resolve_task_names(spec)) tasks.push_back(make_task(name, opts));
+  return tasks;
+}
+
+std::string task_listing_table() {
+  const auto tasks = task_listing();
+  size_t w = 0;
+  for (const auto& t : tasks) w = std::max(w, t.name.size());
+  std::string out =
+      fmt::format("{:<{}}  {:<24}  {:<40}  {}\n", "task", w, "kind", "metrics", "description");
+  for (const auto& t : tasks) {
+    std::string metrics;
+    for (const auto& m : t.metrics)
+      metrics +=
+          fmt::format("{}{} ({})", metrics.empty() ? "" : ", ", m.id(), metric_kind_name(m.kind));
+    out += fmt::format("{:<{}}  {:<24}  {:<40}  {}\n", t.name, w, t.output_type, metrics,
+                       t.description);
+  }
+  return out + "\nA path ending in .jsonl is a task file of your own (docs/evaluation.md).\n";
+}
+
 }  // namespace reprise::eval

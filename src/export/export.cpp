@@ -11,8 +11,8 @@
 #include <numbers>
 #include <sstream>
 
-#include "export/mergekit.h"
 #include "export/hf_files.h"
+#include "export/mergekit.h"
 #include "export/plan.h"
 #include "format/gguf.h"
 #include "format/gguf_writer.h"

@@ -84,8 +84,8 @@ void draw(cairo_t* cr, const Heatmap& h, const HeatmapLayout& lay) {
       cairo_fill(cr);
       cairo_set_source_rgb(cr, 0, 0, 0);
       if (n <= 16) {  // small grids carry their numbers
-        draw_text(cr, cx + cell_px / 2, cy + cell_px / 2 + 2, fmt::format("{:+.2f}", c.delta), 8, false,
-             0.5);
+        draw_text(cr, cx + cell_px / 2, cy + cell_px / 2 + 2, fmt::format("{:+.2f}", c.delta), 8,
+                  false, 0.5);
         if (c.significant) {
           cairo_arc(cr, cx + 5, cy + 5, 2.2, 0, 2 * M_PI);
           cairo_fill(cr);
@@ -98,12 +98,12 @@ void draw(cairo_t* cr, const Heatmap& h, const HeatmapLayout& lay) {
     cairo_set_source_rgb(cr, 0, 0, 0);
     const int step = std::max(1, n / 12);
     for (int j = 1; j <= n; j += step)
-      draw_text(cr, gx + (j - 1) * cell_px + cell_px / 2, gy + n * cell_px + 14, std::to_string(j), 9,
-           false, 0.5);
+      draw_text(cr, gx + (j - 1) * cell_px + cell_px / 2, gy + n * cell_px + 14, std::to_string(j),
+                9, false, 0.5);
     for (int i = 0; i < n; i += step)
       draw_text(cr, gx - 6, gy + i * cell_px + cell_px / 2 + 3, std::to_string(i), 9, false, 1.0);
     draw_text(cr, gx + n * cell_px / 2, gy + n * cell_px + 30, "end layer j (block is i..j-1)", 10,
-         false, 0.5);
+              false, 0.5);
     cairo_save(cr);
     cairo_translate(cr, gx - 34, gy + n * cell_px / 2);
     cairo_rotate(cr, -M_PI / 2);
@@ -165,8 +165,7 @@ HeatmapLayout heatmap_layout(const Heatmap& h) {
 
 std::string heatmap_svg(const Heatmap& h) {
   const HeatmapLayout lay = heatmap_layout(h);
-  const std::string out =
-      render_svg(lay.width, lay.height, [&](cairo_t* cr) { draw(cr, h, lay); });
+  const std::string out = render_svg(lay.width, lay.height, [&](cairo_t* cr) { draw(cr, h, lay); });
   // Inline in HTML: the XML declaration has no place there.
   return out.substr(std::min(out.find("<svg"), out.size()));
 }
