@@ -9,10 +9,13 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libgtest-dev libgmock-dev libbenchmark-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev
-  libpcre2-dev libsqlite3-dev libcpp-httplib-dev libssl-dev
-  libcairo2-dev libhwy-dev libreadline-dev libyaml-cpp-dev
+  libpcre2-dev libsqlite3-dev libcpp-httplib-dev
+  # Debian's cpp-httplib is built with CPPHTTPLIB_OPENSSL_SUPPORT (its pkg-config Cflags), so
+  # httplib.h includes OpenSSL's headers: needed to compile src/serve although we serve plain HTTP.
+  libssl-dev
+  libcairo2-dev libreadline-dev libyaml-cpp-dev
   openmpi-bin libopenmpi-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev clang-format
   python3 python3-pip
   python3-dev python3-pybind11 pybind11-dev python3-pytest python3-numpy
   python3-pandas python3-matplotlib

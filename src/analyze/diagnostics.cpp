@@ -3,22 +3,16 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <limits>
 
 #include "engine/session.h"
 #include "kernels/ops.h"
 #include "util/error.h"
+#include "util/stopwatch.h"
 
 namespace reprise::analyze {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // Keeps the stream after every path position of one forward pass.
 class Recorder final : public ForwardObserver {
@@ -149,7 +143,7 @@ Diagnostics run_diagnostics(const Model& model, const std::vector<ProbeItem>& it
   size_t done = 0;
 
   for (const auto& item : items) {
-    auto t0 = Clock::now();
+    Stopwatch clock;
     const int64_t T = static_cast<int64_t>(item.tokens.size());
     n_tokens += T;
     h[0].resize(T * d);
@@ -175,7 +169,7 @@ Diagnostics run_diagnostics(const Model& model, const std::vector<ProbeItem>& it
       // Logit lens: the model's own final norm and output head applied to h_{l+1}. A diagnostic
       // only (no prediction reads it), and with a large vocabulary it costs N output heads per
       // token, so it is timed apart from the plain pass.
-      const auto tl = Clock::now();
+      const Stopwatch lens_clock;
       kernels::rmsnorm(h[l + 1].data(), w.output_norm.data(), T, d, hp.rms_eps, normed.data());
       kernels::matmul(w.output, normed.data(), T, lens.data(), plain.pool());
       std::vector<double> kl(T), top1(T);
@@ -187,7 +181,7 @@ Diagnostics run_diagnostics(const Model& model, const std::vector<ProbeItem>& it
         }
       });
       for (int64_t t = 0; t < T; ++t) s.lens_kl += kl[t], s.lens_top1 += top1[t];
-      t_lens += seconds_since(tl);
+      t_lens += lens_clock.seconds();
     }
     for (int i = 0; i <= N; ++i) {
       for (int j = i + 1; j <= N; ++j) {
@@ -200,13 +194,12 @@ Diagnostics run_diagnostics(const Model& model, const std::vector<ProbeItem>& it
         }
       }
     }
-    t_plain += seconds_since(t0);
+    t_plain += clock.restart();
     if (!interventions) {
       if (opts.progress) opts.progress(++done);
       continue;
     }
 
-    t0 = Clock::now();
     for (int l = 0; l < N; ++l) {
       Sums& s = sums[l];
       // Layer l removed: the rest of the path continues from h_l (slot l of the skip path runs
@@ -236,7 +229,7 @@ Diagnostics run_diagnostics(const Model& model, const std::vector<ProbeItem>& it
         s.commute_kl += kl_from_logits(&final_logits[t * V], &sw[t * V], V);
       }
     }
-    t_inter += seconds_since(t0);
+    t_inter += clock.seconds();
     if (opts.progress) opts.progress(++done);
   }
 

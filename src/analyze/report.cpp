@@ -1,19 +1,21 @@
 #include "analyze/report.h"
 
-#include <cairo-svg.h>
 #include <cairo.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <functional>
 #include <limits>
 
+#include "report/canvas.h"
 #include "util/error.h"
+#include "util/output_file.h"
 
 namespace reprise::analyze {
 namespace {
+
+using report::draw_text;
 
 // JSON has no NaN; undefined statistics (the last layer has no successor) become null.
 nlohmann::json num(double v) {
@@ -53,17 +55,6 @@ const std::vector<Series>& series() {
 constexpr double kPanelW = 340, kPanelH = 220, kTitleH = 50;
 constexpr int kCols = 3;
 
-void text(cairo_t* cr, double x, double y, const std::string& s, double size, double align = 0,
-          bool bold = false) {
-  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL,
-                         bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_font_size(cr, size);
-  cairo_text_extents_t e;
-  cairo_text_extents(cr, s.c_str(), &e);
-  cairo_move_to(cr, x - align * e.width, y);
-  cairo_show_text(cr, s.c_str());
-}
-
 // One chart: points (x, y) with axes, ticks at the given x values, a line through them when
 // `line` is set (depth profiles) or bare dots (scatter). The y axis stays within [y_lo, y_hi].
 void chart(cairo_t* cr, double ox, double oy, const std::string& title, const std::string& note,
@@ -71,13 +62,13 @@ void chart(cairo_t* cr, double ox, double oy, const std::string& title, const st
            double y_lo = -kInf, double y_hi = kInf) {
   const double L = ox + 50, R = ox + kPanelW - 15, T = oy + 28, B = oy + kPanelH - 38;
   cairo_set_source_rgb(cr, 0, 0, 0);
-  text(cr, ox + 10, oy + 16, title, 12, 0, true);
-  if (!note.empty()) text(cr, R, oy + 16, note, 9, 1);
+  draw_text(cr, ox + 10, oy + 16, title, 12, true);
+  if (!note.empty()) draw_text(cr, R, oy + 16, note, 9, false, 1);
   std::vector<std::pair<double, double>> ok;
   for (auto p : pts)
     if (std::isfinite(p.second)) ok.push_back(p);
   if (ok.empty()) {
-    text(cr, (L + R) / 2, (T + B) / 2, "(not computed)", 10, 0.5);
+    draw_text(cr, (L + R) / 2, (T + B) / 2, "(not computed)", 10, false, 0.5);
     return;
   }
   double x0 = ok[0].first, x1 = x0, y0 = ok[0].second, y1 = y0;
@@ -106,14 +97,14 @@ void chart(cairo_t* cr, double ox, double oy, const std::string& title, const st
   for (int k = 0; y0 + k * axis.step <= y1 + 1e-9 * axis.step; ++k) {
     const double y = y0 + k * axis.step;
     // Rounding can leave -1e-17 where the tick is 0: no "-1e-17" label.
-    text(cr, L - 4, Y(y) + 3, fmt::format("{:.3g}", std::fabs(y) < 1e-9 * axis.step ? 0.0 : y), 9,
-         1);
+    draw_text(cr, L - 4, Y(y) + 3, fmt::format("{:.3g}", std::fabs(y) < 1e-9 * axis.step ? 0.0 : y),
+              9, false, 1);
     cairo_move_to(cr, L - 2, Y(y));
     cairo_line_to(cr, L, Y(y));
     cairo_stroke(cr);
   }
-  for (double x : xt) text(cr, X(x), B + 12, fmt::format("{:.3g}", x), 9, 0.5);
-  text(cr, (L + R) / 2, B + 28, xlabel, 10, 0.5);
+  for (double x : xt) draw_text(cr, X(x), B + 12, fmt::format("{:.3g}", x), 9, false, 0.5);
+  draw_text(cr, (L + R) / 2, B + 28, xlabel, 10, false, 0.5);
   cairo_set_source_rgb(cr, 0.12, 0.35, 0.75);
   if (line) {
     cairo_set_line_width(cr, 1.6);
@@ -153,8 +144,8 @@ void draw(cairo_t* cr, const AnalysisReport& r, bool header) {
   cairo_fill(cr);
   cairo_set_source_rgb(cr, 0, 0, 0);
   if (header) {
-    text(cr, 12, 22, title_line(r), 15, 0, true);
-    text(cr, 12, 40, probe_line(r), 11);
+    draw_text(cr, 12, 22, title_line(r), 15, true);
+    draw_text(cr, 12, 40, probe_line(r), 11);
   }
   const double top = header ? kTitleH : 0;
   size_t k = 0;
@@ -178,39 +169,14 @@ void draw(cairo_t* cr, const AnalysisReport& r, bool header) {
   }
 }
 
-cairo_status_t append(void* closure, const unsigned char* data, unsigned int length) {
-  static_cast<std::string*>(closure)->append(reinterpret_cast<const char*>(data), length);
-  return CAIRO_STATUS_SUCCESS;
-}
-
 std::string plots_svg(const AnalysisReport& r) {
   auto [w, h] = canvas_size(r, false);
-  std::string out;
-  cairo_surface_t* s = cairo_svg_surface_create_for_stream(append, &out, w, h);
-  cairo_svg_surface_set_document_unit(s, CAIRO_SVG_UNIT_PX);  // CSS px, as the page is laid out
-  cairo_t* cr = cairo_create(s);
-  draw(cr, r, false);
-  cairo_destroy(cr);
-  cairo_surface_finish(s);
-  cairo_surface_destroy(s);
-  return out;
+  return report::render_svg(w, h, [&](cairo_t* cr) { draw(cr, r, false); });
 }
 
-void write_image(const AnalysisReport& r, const std::filesystem::path& out, bool png) {
+void write_image(const AnalysisReport& r, const std::filesystem::path& out) {
   auto [w, h] = canvas_size(r, true);
-  cairo_surface_t* s =
-      png ? cairo_image_surface_create(CAIRO_FORMAT_RGB24, static_cast<int>(w), static_cast<int>(h))
-          : cairo_svg_surface_create(out.c_str(), w, h);
-  if (!png) cairo_svg_surface_set_document_unit(s, CAIRO_SVG_UNIT_PX);
-  cairo_t* cr = cairo_create(s);
-  draw(cr, r, true);
-  cairo_destroy(cr);
-  cairo_status_t st = png ? cairo_surface_write_to_png(s, out.c_str()) : CAIRO_STATUS_SUCCESS;
-  cairo_surface_finish(s);
-  if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(s);
-  cairo_surface_destroy(s);
-  if (st != CAIRO_STATUS_SUCCESS)
-    throw Error(fmt::format("{}: cannot write: {}", out.string(), cairo_status_to_string(st)));
+  report::write_figure(out, w, h, [&](cairo_t* cr) { draw(cr, r, true); });
 }
 
 std::string fmt_num(double v) {
@@ -353,7 +319,7 @@ std::string summary(const AnalysisReport& r, int top) {
 
 void write_report(const AnalysisReport& r, const std::filesystem::path& out) {
   const std::string ext = out.extension().string();
-  if (ext == ".png" || ext == ".svg") return write_image(r, out, ext == ".png");
+  if (ext == ".png" || ext == ".svg") return write_image(r, out);
   std::string body;
   if (ext == ".json") {
     body = to_json(r).dump(2) + "\n";
@@ -403,10 +369,7 @@ void write_report(const AnalysisReport& r, const std::filesystem::path& out) {
   } else {
     throw Error(fmt::format("{}: analyze writes .json, .png, .svg or .html", out.string()));
   }
-  std::ofstream f(out, std::ios::binary);
-  f << body;
-  f.close();
-  if (!f) throw Error(fmt::format("{}: cannot write", out.string()));
+  write_file_atomically(out, body);
 }
 
 }  // namespace reprise::analyze

@@ -2,21 +2,19 @@
 // and (with --against) the prediction checked against a real scan store.
 #include <fmt/format.h>
 
-#include <chrono>
 #include <filesystem>
 
 #include "analyze/predict.h"
 #include "analyze/probe.h"
 #include "analyze/report.h"
 #include "cli/common.h"
-#include "eval/progress.h"
 #include "scan/runner.h"
 #include "util/error.h"
+#include "util/progress.h"
+#include "util/stopwatch.h"
 
 namespace reprise::cli {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 struct AnalyzeCli {
   ModelOptions model;
@@ -26,10 +24,6 @@ struct AnalyzeCli {
   bool no_interventions = false;
   int top = 5;
 };
-
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 int run_analyze(const AnalyzeCli& o) {
   for (const auto& out : o.outs) {
@@ -43,31 +37,31 @@ int run_analyze(const AnalyzeCli& o) {
     r.scan = analyze::load_scan(o.against, m->hparams().n_layer, scan::model_fingerprint(*m));
     r.scan_path = o.against;
   }
-  const auto t_start = Clock::now();
+  const Stopwatch total_clock;
   r.model = std::filesystem::path(m->path()).filename().string();
   r.tasks = o.probe.tasks;
   r.limit = o.probe.limit;
   r.max_tokens = o.probe.max_tokens;
-  auto t0 = Clock::now();
+  Stopwatch clock;
   const auto items = analyze::probe_items(*m, o.probe);
-  r.seconds_probe = since(t0);
+  r.seconds_probe = clock.seconds();
   analyze::DiagnosticsOptions dopts;
   dopts.n_threads = o.model.threads;
   dopts.interventions = !o.no_interventions;
-  eval::Progress progress(items.size(), "sequences");
+  Progress progress(items.size(), "sequences");
   dopts.progress = [&](size_t done) { progress.update(done, o.probe.tasks); };
   r.diag = analyze::run_diagnostics(*m, items, dopts);
   progress.finish();
-  t0 = Clock::now();
+  clock.restart();
   r.predictions.push_back(analyze::predict_drift(r.diag));
   r.predictions.push_back(analyze::predict_stability(r.diag));
   // What a scan is replaced by: the plain pass with its statistics, and the ranking.
-  r.seconds_prediction = r.diag.seconds_plain + since(t0);
+  r.seconds_prediction = r.diag.seconds_plain + clock.seconds();
   if (r.scan) {
     for (const auto& p : r.predictions)
       r.validations.push_back(analyze::validate(p, r.scan->deltas));
   }
-  r.seconds_total = since(t_start);
+  r.seconds_total = total_clock.seconds();
   fmt::print("{}", analyze::summary(r, o.top));
   for (const auto& out : o.outs) {
     analyze::write_report(r, out);

@@ -4,22 +4,24 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include "cli/common.h"
+#include "eval/chat_family.h"
 #include "eval/data_dir.h"
 #include "eval/evaluator.h"
-#include "eval/progress.h"
 #include "eval/registry.h"
 #include "eval/session_lm.h"
-#include "model/chat_template.h"
 #include "route/routed_lm.h"
 #include "util/error.h"
+#include "util/output_file.h"
+#include "util/progress.h"
+#include "util/stopwatch.h"
 
 namespace reprise::cli {
 namespace {
 
 struct EvalOptions {
-  // The model options by hand (not ModelOptions::add_to): -m must stay optional for --list.
   ModelOptions model;
   std::string tasks;
   int64_t limit = -1;  // -1: not given (all items)
@@ -32,45 +34,9 @@ struct EvalOptions {
   bool list = false;
 };
 
-void print_listing() {
-  const auto tasks = eval::task_listing();
-  size_t w = 0;
-  for (const auto& t : tasks) w = std::max(w, t.name.size());
-  fmt::print("{:<{}}  {:<24}  {:<40}  {}\n", "task", w, "kind", "metrics", "description");
-  for (const auto& t : tasks) {
-    std::string metrics;
-    for (const auto& m : t.metrics)
-      metrics += fmt::format("{}{} ({})", metrics.empty() ? "" : ", ", m.id(),
-                             eval::metric_kind_name(m.kind));
-    fmt::print("{:<{}}  {:<24}  {:<40}  {}\n", t.name, w, t.output_type, metrics, t.description);
-  }
-  fmt::print("\nA path ending in .jsonl is a task file of your own (docs/evaluation.md).\n");
-}
-
-std::string chat_family(const EvalOptions& o, const Model& m) {
-  if (o.chat.empty()) return "";
-  if (o.chat != "auto") return o.chat;  // format_chat checks the name
-  const Tokenizer* tok = m.tokenizer();
-  const std::string& jinja = tok ? tok->vocab().chat_template : std::string();
-  auto family = detect_chat_template(jinja);
-  if (!family)
-    throw Error(
-        fmt::format("--chat auto: {} has no chat template reprise recognises; name a "
-                    "family (chatml, llama3, llama2, mistral, gemma)",
-                    m.path()));
-  return *family;
-}
-
-void write_file(const std::string& path, const std::string& text, const char* what) {
-  std::ofstream f(path, std::ios::binary);
-  if (!f) throw Error(fmt::format("{} {}: cannot write file", what, path));
-  f << text;
-  if (!f) throw Error(fmt::format("{} {}: write failed", what, path));
-}
-
 int run_eval(const EvalOptions& o) {
   if (o.list) {
-    print_listing();
+    fmt::print("{}", eval::task_listing_table());
     return 0;
   }
   if (o.model.model.empty()) throw Error("eval needs -m MODEL (or --list to see the tasks)");
@@ -82,21 +48,15 @@ int run_eval(const EvalOptions& o) {
 
   if (!o.output.empty()) check_output_file(o.output, /*overwrite=*/true, "-o");
   // Everything about the tasks is checked before the model loads.
-  const auto names = eval::resolve_task_names(o.tasks);
   eval::TaskOptions topts;
   topts.seed = o.seed;
   if (!o.data_dir.empty()) topts.data_dir = eval::find_data_dir(o.data_dir);
-  std::vector<std::unique_ptr<eval::Task>> tasks;
-  for (const auto& n : names) tasks.push_back(eval::make_task(n, topts));
+  const auto tasks = eval::make_tasks(o.tasks, topts);
 
   auto m = o.model.load();
   eval::SessionLMOptions lopts;
   lopts.session = o.model.session_options();
-  lopts.format.chat_family = chat_family(o, *m);
-  // --chat auto renders what the model's template renders, default system turn included.
-  if (o.chat == "auto" && m->tokenizer())
-    lopts.format.chat_system =
-        default_system_message(m->tokenizer()->vocab().chat_template).value_or("");
+  lopts.format = eval::eval_prompt_format(o.chat, m->tokenizer(), m->path());
   // --path auto:FILE routes each item (route/routed_lm.h); the router is checked at start-up.
   const std::string router_file = route::auto_router_file(o.model.path);
   std::unique_ptr<route::PathRouter> router;
@@ -113,8 +73,7 @@ int run_eval(const EvalOptions& o) {
   const std::string path_label = routed ? o.model.path : path.canonical();
 
   const size_t limit = o.limit > 0 ? static_cast<size_t>(o.limit) : 0;
-  size_t total = 0;
-  for (const auto& t : tasks) total += limit ? std::min(limit, t->size()) : t->size();
+  const size_t total = eval::suite_items(tasks, limit);
   fmt::print(stderr, "model: {} | path: {} ({} positions) | {} task(s), {} items | ctx {}\n",
              m->path(), path_label, path.size(), tasks.size(), total, lm.n_ctx());
 
@@ -123,37 +82,27 @@ int run_eval(const EvalOptions& o) {
     samples.open(o.log_samples, std::ios::binary);
     if (!samples) throw Error(fmt::format("--log-samples {}: cannot write file", o.log_samples));
   }
-  const auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch clock;
   const double start_unix =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  eval::Progress progress(total);
-  std::vector<eval::TaskResult> results;
-  size_t before = 0;
-  for (const auto& t : tasks) {
-    eval::EvalOptions eo;
-    eo.limit = limit;
-    eo.batch_items = static_cast<size_t>(o.batch_items);
-    const std::string label = t->info().name;
-    eo.progress = [&](size_t done) { progress.update(before + done, label); };
-    results.push_back(eval::evaluate(*t, scored, eo));
-    before += results.back().items.size();
-    if (samples.is_open()) {
-      const auto& items = results.back().items;
-      for (size_t k = 0; k < items.size(); ++k)
-        for (const auto& line : eval::sample_lines(
-                 results.back(), items[k], k,
-                 routed ? "auto:" + routed->chosen(items[k].prompt) : path.canonical()))
-          samples << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
-      samples.flush();
-    }
-  }
+  Progress progress(total);
+  eval::SuiteOptions so;
+  so.limit = limit;
+  so.batch_items = static_cast<size_t>(o.batch_items);
+  so.progress = [&](size_t done, const std::string& task) { progress.update(done, task); };
+  so.on_task_done = [&](const eval::TaskResult& r) {
+    if (!samples.is_open()) return;
+    eval::write_sample_lines(samples, r, [&](const eval::ItemRecord& item) {
+      return routed ? "auto:" + routed->chosen(item.prompt) : path.canonical();
+    });
+  };
+  const auto results = eval::evaluate_suite(tasks, scored, so);
   progress.finish();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = clock.seconds();
   if (lm.requests_truncated() > 0)
     fmt::print(stderr, "note: {} request(s) were cut from the left to fit --ctx {}\n",
                lm.requests_truncated(), lm.n_ctx());
-  fmt::print(stderr, "done in {}; {} tokens computed\n", eval::Progress::format_duration(seconds),
+  fmt::print(stderr, "done in {}; {} tokens computed\n", Progress::format_duration(seconds),
              lm.tokens_computed());
   if (routed)
     for (const auto& [key, n] : routed->counts())
@@ -167,7 +116,7 @@ int run_eval(const EvalOptions& o) {
     rs.path_label = path_label;
     rs.path_layers = routed ? nlohmann::json() : nlohmann::json(path.layers);
     rs.task_spec = o.tasks;
-    rs.tasks = names;
+    rs.tasks = eval::resolve_task_names(o.tasks);
     rs.limit = o.limit;
     rs.seed = o.seed;
     rs.batch_items = o.batch_items;
@@ -176,11 +125,10 @@ int run_eval(const EvalOptions& o) {
     rs.chat_family = lopts.format.chat_family;
     rs.chat_system = lopts.format.chat_system;
     const eval::RunInfo run = eval::run_info(rs, start_unix, seconds);
-    write_file(o.output,
-               eval::results_json(results, run)
-                       .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
-                   "\n",
-               "-o");
+    write_file_atomically(o.output,
+                          eval::results_json(results, run)
+                                  .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) +
+                              "\n");
   }
   return 0;
 }
@@ -188,14 +136,8 @@ int run_eval(const EvalOptions& o) {
 void add_eval(CLI::App& app, Runner& run) {
   auto o = std::make_shared<EvalOptions>();
   auto* sub = app.add_subcommand("eval", "score a model along a layer path on evaluation tasks");
-  sub->add_option("-m,--model", o->model.model, "GGUF file or Hugging Face safetensors directory");
-  sub->add_option("--path", o->model.path, kLayerPathHelp);
-  sub->add_option("-t,--threads", o->model.threads, "threads (default: all cores)")
-      ->check(CLI::Range(0, 1024));
-  sub->add_option("--ctx", o->model.ctx, "context size in tokens (default: min(training, 4096))")
-      ->check(CLI::Range(0, 1 << 20));
-  sub->add_option("--kv-type", o->model.kv_type,
-                  "KV cache element type: f32 or f16 (default: f32)");
+  // -m is optional here: eval --list runs without a model (run_eval asks for it otherwise).
+  o->model.add_to(*sub, /*with_path=*/true, ModelOptions::ModelFlag::Optional);
   sub->add_option("--task", o->tasks, "task names, comma-separated (see --list), or a .jsonl file");
   sub->add_option("--limit", o->limit, "only the first N items of each task");
   sub->add_option("--seed", o->seed, "seed for the generated probes (default 1234)");

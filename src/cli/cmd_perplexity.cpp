@@ -3,13 +3,12 @@
 
 #include <nlohmann/json.hpp>
 
-#include <chrono>
-
 #include "cli/common.h"
 #include "eval/io.h"
 #include "eval/perplexity.h"
-#include "eval/progress.h"
 #include "util/error.h"
+#include "util/progress.h"
+#include "util/stopwatch.h"
 
 namespace reprise::cli {
 namespace {
@@ -63,15 +62,14 @@ int run_perplexity(const PerplexityOptions& o) {
              tokens.size(), o.ctx,
              o.stride ? fmt::format("sliding window, stride {}", o.stride)
                       : std::string("chunks, second half scored (llama-perplexity)"));
-  const auto t0 = std::chrono::steady_clock::now();
-  std::unique_ptr<eval::Progress> bar;
+  const Stopwatch clock;
+  std::unique_ptr<Progress> bar;
   const auto r = eval::perplexity(session, tokens, po, [&](int c, int n, double ppl) {
-    if (!bar) bar = std::make_unique<eval::Progress>(n, o.stride ? "windows" : "chunks");
+    if (!bar) bar = std::make_unique<Progress>(n, o.stride ? "windows" : "chunks");
     bar->update(c, fmt::format("ppl {:.4f}", ppl));
   });
   if (bar) bar->finish();
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = clock.seconds();
   if (o.json) {
     nlohmann::ordered_json j = {
         {"model", m->path()},   {"path", path.canonical()},   {"file", o.file},

@@ -4,7 +4,6 @@
 // --top-p, --min-p, --repeat-penalty), so a command line can move between the two.
 #include <fmt/format.h>
 
-#include <chrono>
 #include <cstdio>
 #include <limits>
 #include <random>
@@ -15,6 +14,7 @@
 #include "eval/io.h"
 #include "route/prefix_features.h"
 #include "util/error.h"
+#include "util/stopwatch.h"
 
 namespace reprise::cli {
 namespace {
@@ -38,7 +38,7 @@ int run_run(RunOptions o, bool prompt_given) {
     throw Error("run needs a prompt: -p TEXT (may be empty), -f FILE or --tokens");
   o.sampler.seed = o.seed >= 0 ? static_cast<uint64_t>(o.seed) : std::random_device{}();
   Sampler{o.sampler};  // rejects bad sampling options before the model loads
-  const auto t_load = std::chrono::steady_clock::now();
+  const Stopwatch load_clock;
   auto m = o.model.load();
   // --path auto:FILE: the router is checked against the model before any prompt work.
   const std::string router_file = route::auto_router_file(o.model.path);
@@ -59,8 +59,7 @@ int run_run(RunOptions o, bool prompt_given) {
   }
   Session session(*m, path, o.model.session_options());
   if (router) session.set_prefix_cache(&router->cache());  // the prefix already run by choose()
-  const double load_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
+  const double load_seconds = load_clock.seconds();
   const Tokenizer* tok = m->tokenizer();
   fmt::print(stderr, "path: {} ({} positions over {} layers); load {:.3f} s; seed {}\n",
              path.canonical(), path.size(), m->hparams().n_layer, load_seconds, o.sampler.seed);

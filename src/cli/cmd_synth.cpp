@@ -1,12 +1,11 @@
 // reprise synth: write a random-weight model at the real shapes of a published checkpoint.
 #include <fmt/format.h>
 
-#include <chrono>
-
 #include "cli/common.h"
-#include "eval/progress.h"
 #include "synth/synth.h"
 #include "util/error.h"
+#include "util/progress.h"
+#include "util/stopwatch.h"
 
 namespace reprise::cli {
 namespace {
@@ -38,15 +37,15 @@ int run_synth(const SynthOptions& o) {
                     "q2_k, q3_k, q4_k, q5_k, q6_k, iq4_xs or q4_k_m",
                     o.type));
   ThreadPool pool(o.threads > 0 ? o.threads : ThreadPool::default_threads());
-  const auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch clock;
   // Parts: the embeddings and head, then one per layer.
-  eval::Progress progress(static_cast<size_t>(shape->n_layer) + 1, "parts");
+  Progress progress(static_cast<size_t>(shape->n_layer) + 1, "parts");
   auto st =
       synth::write_synth_model(*shape, *ft, o.seed, o.out, o.force, pool, [&](int done, int total) {
         progress.update(static_cast<size_t>(done), done < total ? "generating layers" : "writing");
       });
   progress.finish();
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double s = clock.seconds();
   fmt::print(stderr,
              "{}: {} like {} ({} layers, {:.1f} M parameters), {} tensors, {:.1f} MiB in "
              "{:.1f} s\n",

@@ -16,9 +16,9 @@
 
 namespace reprise::cli {
 
-void ModelOptions::add_to(CLI::App& sub, bool with_path) {
+void ModelOptions::add_to(CLI::App& sub, bool with_path, ModelFlag model_flag) {
   sub.add_option("-m,--model", model, "GGUF file or Hugging Face safetensors directory")
-      ->required();
+      ->required(model_flag == ModelFlag::Required);
   if (with_path) sub.add_option("--path", path, kLayerPathHelp);
   sub.add_option("-t,--threads", threads, "threads (default: all cores)")
       ->check(CLI::Range(0, 1024));

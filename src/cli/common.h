@@ -32,7 +32,9 @@ struct ModelOptions {
   std::string kv_type = "f32";
   int gpu_layers = -1;  // llama.cpp's -ngl, accepted and ignored (reprise runs on the CPU)
 
-  void add_to(CLI::App& sub, bool with_path = true);
+  // Whether -m must be given (eval --list runs without a model).
+  enum class ModelFlag { Required, Optional };
+  void add_to(CLI::App& sub, bool with_path = true, ModelFlag model_flag = ModelFlag::Required);
   // Loads the model; warns on stderr when --ctx exceeds its training context or -ngl was given.
   std::unique_ptr<Model> load() const;
   // --path as notation, or the path a mergekit passthrough recipe file describes.

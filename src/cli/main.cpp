@@ -7,13 +7,14 @@
 
 #include "cli/common.h"
 #include "util/error.h"
+#include "util/version.h"
 
 int main(int argc, char** argv) {
   // A file-size limit (or a full quota) should surface as a write error with a message, not
   // kill the process mid-write.
   std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"reprise: run llama-family models along any layer path", "reprise"};
-  app.set_version_flag("--version", "reprise 0.1.0");
+  app.set_version_flag("--version", fmt::format("reprise {}", reprise::version()));
   app.require_subcommand(1);
   reprise::cli::Runner run;
   for (auto add : reprise::cli::registered_commands()) add(app, run);

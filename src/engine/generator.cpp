@@ -1,7 +1,6 @@
 #include "engine/generator.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -9,16 +8,12 @@
 #include "kernels/ops.h"
 #include "model/tokenizer.h"
 #include "util/error.h"
+#include "util/stopwatch.h"
 
 namespace reprise {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 constexpr size_t kUnknown = std::numeric_limits<size_t>::max();
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 }  // namespace
 
@@ -171,12 +166,11 @@ GenerationResult generate(Session& session, const Tokenizer* tokenizer,
   };
   if (cancelled && cancelled()) return finish(FinishReason::Cancelled);
 
-  const auto t0 = Clock::now();
+  Stopwatch clock;
   std::span<const float> logits = session.prefill(prompt);
-  result.prefill_seconds = seconds_since(t0);
-  const auto t1 = Clock::now();
+  result.prefill_seconds = clock.restart();
   auto done = [&](FinishReason reason) {
-    result.decode_seconds = seconds_since(t1);
+    result.decode_seconds = clock.seconds();
     return finish(reason);
   };
 

@@ -6,6 +6,7 @@
 #include <charconv>
 
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace reprise {
 namespace {
@@ -19,28 +20,11 @@ constexpr int kMaxRepeats = 64;
                           token, n_layer, n_layer - 1));
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 bool parse_int(std::string_view s, int& out) {
   s = trim(s);
   if (s.empty()) return false;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
   return ec == std::errc() && p == s.data() + s.size();
-}
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  for (;;) {
-    size_t k = s.find(sep, start);
-    parts.push_back(s.substr(start, k == std::string_view::npos ? s.npos : k - start));
-    if (k == std::string_view::npos) return parts;
-    start = k + 1;
-  }
 }
 
 // Splits "X@A" into X and the weight A (1 without "@").

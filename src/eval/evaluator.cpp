@@ -3,15 +3,17 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <ctime>
+#include <ostream>
 
 #include "eval/registry.h"
 #include "eval/rng.h"
 #include "eval/stats.h"
 #include "util/error.h"
 #include "util/sha256.h"
+#include "util/stopwatch.h"
+#include "util/version.h"
 
 namespace reprise::eval {
 namespace {
@@ -157,7 +159,7 @@ std::vector<MetricSummary> summarize(const TaskInfo& info, std::span<const ItemR
 }
 
 TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const Stopwatch clock;
   TaskResult res;
   res.info = task.info();
   res.prompt_format = lm.prompt_format();
@@ -220,7 +222,7 @@ TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts
   std::vector<nlohmann::json> details;
   for (const auto& it : res.items) details.push_back(it.details);
   res.aggregates = task.aggregates(details);
-  res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res.seconds = clock.seconds();
   return res;
 }
 
@@ -247,7 +249,7 @@ RunInfo run_info(const RunSettings& s, double start_unix, double seconds) {
                 {"n_ctx", s.n_ctx},
                 {"prompt_format", s.prompt_format},
                 {"chat_system", s.chat_system},
-                {"reprise_version", "0.1.0"},
+                {"reprise_version", version()},
                 {"date_iso", iso}};
   run.model_name = s.model_name;
   run.date = start_unix;
@@ -420,6 +422,37 @@ std::string summary_table(std::span<const TaskResult> results) {
     }
   }
   return out;
+}
+
+std::vector<TaskResult> evaluate_suite(std::span<const std::unique_ptr<Task>> tasks,
+                                       LanguageModel& lm, const SuiteOptions& opts) {
+  std::vector<TaskResult> results;
+  size_t before = 0;  // items of the tasks already finished
+  for (const auto& t : tasks) {
+    EvalOptions eo;
+    eo.limit = opts.limit;
+    eo.batch_items = opts.batch_items;
+    const std::string name = t->info().name;
+    if (opts.progress) eo.progress = [&](size_t done) { opts.progress(before + done, name); };
+    results.push_back(evaluate(*t, lm, eo));
+    before += results.back().items.size();
+    if (opts.on_task_done) opts.on_task_done(results.back());
+  }
+  return results;
+}
+
+size_t suite_items(std::span<const std::unique_ptr<Task>> tasks, size_t limit) {
+  size_t total = 0;
+  for (const auto& t : tasks) total += limit ? std::min(limit, t->size()) : t->size();
+  return total;
+}
+
+void write_sample_lines(std::ostream& out, const TaskResult& task,
+                        const std::function<std::string(const ItemRecord&)>& path_label) {
+  for (size_t k = 0; k < task.items.size(); ++k)
+    for (const auto& line : sample_lines(task, task.items[k], k, path_label(task.items[k])))
+      out << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+  out.flush();
 }
 
 }  // namespace reprise::eval

@@ -5,6 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <iosfwd>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -57,6 +60,19 @@ struct EvalOptions {
 };
 
 TaskResult evaluate(const Task& task, LanguageModel& lm, const EvalOptions& opts = {});
+
+// Several tasks in turn through one model (`reprise eval`).
+struct SuiteOptions {
+  size_t limit = 0;         // first N items of each task; 0 = all
+  size_t batch_items = 16;  // as EvalOptions
+  // Items finished so far across all tasks, and the running task's name.
+  std::function<void(size_t done, const std::string& task)> progress;
+  std::function<void(const TaskResult&)> on_task_done;  // e.g. to log its samples
+};
+std::vector<TaskResult> evaluate_suite(std::span<const std::unique_ptr<Task>> tasks,
+                                       LanguageModel& lm, const SuiteOptions& opts);
+// Items evaluate_suite() scores: each task's first `limit` (0 = all).
+size_t suite_items(std::span<const std::unique_ptr<Task>> tasks, size_t limit);
 
 // Hex FNV-1a of the task name, every request's fields, the gold answer and the prompt format
 // (left out when "plain", so plain runs keep the hashes they always had).
@@ -115,6 +131,10 @@ nlohmann::ordered_json results_json(std::span<const TaskResult> results, const R
 // fingerprint (above), not lm-eval's hash of the dataset record.
 std::vector<nlohmann::ordered_json> sample_lines(const TaskResult& task, const ItemRecord& item,
                                                  size_t doc_id, const std::string& path_label);
+// Writes every item's sample_lines() as JSON lines (invalid UTF-8 replaced) and flushes;
+// `path_label` names the path each item ran along.
+void write_sample_lines(std::ostream& out, const TaskResult& task,
+                        const std::function<std::string(const ItemRecord&)>& path_label);
 
 // The summary table printed after a run (markdown, one row per task and metric).
 std::string summary_table(std::span<const TaskResult> results);

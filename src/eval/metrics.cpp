@@ -8,21 +8,10 @@
 
 #include "eval/regex.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace reprise::eval {
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 size_t argmax(std::span<const double> v) {
   return static_cast<size_t>(std::max_element(v.begin(), v.end()) - v.begin());
@@ -121,7 +110,7 @@ bool exact_match(std::string prediction, std::string reference, std::span<const 
     prediction = re.replace_all(prediction, "");
     reference = re.replace_all(reference, "");
   }
-  if (ignore_case) return lower(prediction) == lower(reference);
+  if (ignore_case) return to_lower(prediction) == to_lower(reference);
   return prediction == reference;
 }
 
@@ -153,7 +142,7 @@ double rys_score(std::string_view gold, std::string_view pred) {
 AnswerFormat answer_format_of(std::string_view target) {
   static const Regex letter(R"(^\([A-Z]\)$)");
   static const Regex integer(R"(^-?\d+$)");
-  const std::string t = lower(trim(target));
+  const std::string t = to_lower(trim(target));
   if (letter.first(trim(target))) return AnswerFormat::Letter;
   if (t == "true" || t == "false") return AnswerFormat::TrueFalse;
   if (t == "yes" || t == "no") return AnswerFormat::YesNo;
@@ -207,7 +196,7 @@ bool answer_matches(std::string_view extracted, std::string_view target, AnswerF
     case AnswerFormat::TrueFalse:
     case AnswerFormat::YesNo:
     case AnswerFormat::Validity:
-      return lower(extracted) == lower(trim(target));
+      return to_lower(extracted) == to_lower(trim(target));
     case AnswerFormat::Integer:
       return normalize_number(extracted) == normalize_number(trim(target));
     case AnswerFormat::Letter:
@@ -221,7 +210,7 @@ bool answer_matches(std::string_view extracted, std::string_view target, AnswerF
 std::optional<std::array<double, 4>> eqbench_parse(std::string_view output,
                                                    const EqReference& ref) {
   std::string_view section = output;
-  const size_t at = lower(output).rfind("revised scores:");
+  const size_t at = to_lower(output).rfind("revised scores:");
   if (at != std::string::npos) section = output.substr(at);
   std::array<double, 4> out{};
   for (size_t k = 0; k < 4; ++k) {

@@ -18,6 +18,7 @@
 #include "eval/tasks/multiple_choice.h"
 #include "eval/tasks/passages.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace reprise::eval {
 namespace {
@@ -135,14 +136,8 @@ std::string known_names() {
 // A --task value's comma-separated names, trimmed.
 std::vector<std::string> split_names(const std::string& spec) {
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= spec.size()) {
-    size_t end = spec.find(',', start);
-    if (end == std::string::npos) end = spec.size();
-    std::string name = spec.substr(start, end - start);
-    start = end + 1;
-    while (!name.empty() && name.front() == ' ') name.erase(name.begin());
-    while (!name.empty() && name.back() == ' ') name.pop_back();
+  for (std::string_view piece : split(spec, ',')) {
+    std::string name(trim(piece));
     if (name.empty()) throw Error(fmt::format("--task '{}': empty task name", spec));
     out.push_back(std::move(name));
   }
@@ -273,6 +268,29 @@ std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& opts
   if (name == "eq_bench") return load_eq_bench(data);
   if (auto bbh = parse_bbh_name(name)) return load_bbh(data, bbh->second, bbh->first);
   throw Error(fmt::format("unknown task '{}' (known: {})", name, known_names()));
+}
+
+std::vector<std::unique_ptr<Task>> make_tasks(const std::string& spec, const TaskOptions& opts) {
+  std::vector<std::unique_ptr<Task>> tasks;
+  for (const auto& name : resolve_task_names(spec)) tasks.push_back(make_task(name, opts));
+  return tasks;
+}
+
+std::string task_listing_table() {
+  const auto tasks = task_listing();
+  size_t w = 0;
+  for (const auto& t : tasks) w = std::max(w, t.name.size());
+  std::string out =
+      fmt::format("{:<{}}  {:<24}  {:<40}  {}\n", "task", w, "kind", "metrics", "description");
+  for (const auto& t : tasks) {
+    std::string metrics;
+    for (const auto& m : t.metrics)
+      metrics +=
+          fmt::format("{}{} ({})", metrics.empty() ? "" : ", ", m.id(), metric_kind_name(m.kind));
+    out += fmt::format("{:<{}}  {:<24}  {:<40}  {}\n", t.name, w, t.output_type, metrics,
+                       t.description);
+  }
+  return out + "\nA path ending in .jsonl is a task file of your own (docs/evaluation.md).\n";
 }
 
 }  // namespace reprise::eval

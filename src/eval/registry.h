@@ -25,6 +25,9 @@ struct TaskListing {
 
 // Every built-in task and group, in the order `eval --list` prints them (no data is read).
 std::vector<TaskListing> task_listing();
+// task_listing() as the table `eval --list` prints: a header line, one line per task (name,
+// kind, metrics, description) and a note on .jsonl task files.
+std::string task_listing_table();
 
 // Splits a --task value on commas, expands groups ("bbh" = "bbh_cot_fewshot",
 // "bbh_zeroshot_reprise", "probes"), normalizes probe
@@ -38,6 +41,8 @@ std::vector<TaskGroup> lm_eval_groups(const std::string& spec);
 
 // Builds one task from a resolved name. Throws Error on unreadable or malformed data.
 std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& opts);
+// Every task a --task value names (resolve_task_names, then make_task), in order.
+std::vector<std::unique_ptr<Task>> make_tasks(const std::string& spec, const TaskOptions& opts);
 
 // Items a probe task holds; --limit takes the first N of them.
 inline constexpr size_t kProbeItems = 250;

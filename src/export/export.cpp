@@ -11,8 +11,8 @@
 #include <numbers>
 #include <sstream>
 
+#include "export/hf_files.h"
 #include "export/mergekit.h"
-#include "export/output_dir.h"
 #include "export/plan.h"
 #include "format/gguf.h"
 #include "format/gguf_writer.h"
@@ -21,6 +21,8 @@
 #include "model/hf_config.h"
 #include "model/vocab.h"
 #include "util/error.h"
+#include "util/output_file.h"
+#include "util/strings.h"
 #include "util/thread_pool.h"
 
 namespace reprise::exporter {
@@ -29,12 +31,6 @@ using nlohmann::json;
 using nlohmann::ordered_json;
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 bool is_float_type(TensorType t) {
   return t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16;
@@ -392,7 +388,7 @@ void export_hf(const Model& m, const LayerPath& path, const fs::path& out, const
       w.add_tensor(t.name, t.type, t.shape,
                    [&t, &pool](std::span<std::byte> bytes) { produce(t, bytes, pool); });
   }
-  OutputDir dir(out, o.force);
+  OutputDir dir(out, o.force, is_export_file_name, "an HF export");
   try {
     for (const auto& f : w.write_sharded(dir.dir(), o.max_shard_bytes)) res.files.push_back(f);
     write_small_file(dir.dir() / "config.json", config.dump(2) + "\n", false);
@@ -490,7 +486,7 @@ std::string exl3_layer_map(const LayerPath& path) {
 }
 
 Format parse_format(std::string_view name) {
-  const std::string n = lower(name);
+  const std::string n = to_lower(name);
   if (n == "gguf") return Format::Gguf;
   if (n == "hf" || n == "safetensors") return Format::Hf;
   if (n == "mergekit" || n == "yaml") return Format::Mergekit;
@@ -500,14 +496,14 @@ Format parse_format(std::string_view name) {
 }
 
 std::optional<Format> format_from_output(const fs::path& out) {
-  const std::string ext = lower(out.extension().string());
+  const std::string ext = to_lower(out.extension().string());
   if (ext == ".gguf") return Format::Gguf;
   if (ext == ".yaml" || ext == ".yml") return Format::Mergekit;
   return std::nullopt;
 }
 
 TypeSpec parse_type_spec(std::string_view name) {
-  const std::string n = lower(name);
+  const std::string n = to_lower(name);
   TypeSpec s;
   s.name = std::string(name);
   if (n == "keep") return s;

@@ -13,49 +13,9 @@
 
 #include "format/gguf.h"
 #include "format/tensor_type.h"
+#include "util/output_file.h"  // OutputFile, which write() goes through
 
 namespace reprise {
-
-// A file written under a temporary name beside its final path and renamed into place by commit().
-// Until commit() succeeds the final path is untouched; the destructor (also during unwinding)
-// removes the temporary file. Every write is checked: a full disk, a file-size limit (with
-// SIGXFSZ ignored) or an I/O error throws Error naming the final path and the system's reason.
-// Shared by the GGUF and safetensors writers.
-class OutputFile {
- public:
-  // Creates `path.tmp-XXXXXX` (mode 0666 minus umask). Throws Error when `path` exists and
-  // !overwrite, or when the directory does not exist or is not writable.
-  OutputFile(const std::filesystem::path& path, bool overwrite);
-  ~OutputFile();
-  OutputFile(const OutputFile&) = delete;
-  OutputFile& operator=(const OutputFile&) = delete;
-
-  void write(const void* data, size_t n);
-  void write(std::span<const std::byte> bytes) { write(bytes.data(), bytes.size()); }
-  // Writes zero bytes up to the next multiple of `alignment`.
-  void pad_to(uint64_t alignment);
-  uint64_t size() const { return written_; }
-  const std::filesystem::path& path() const { return path_; }
-  const std::filesystem::path& temp_path() const { return temp_; }
-
-  // Flushes, syncs, closes and renames the file to its final path. Without overwrite the rename
-  // refuses to replace a file that appeared meanwhile.
-  void commit();
-
- private:
-  void flush();
-  void write_fd(const std::byte* p, size_t n);
-  [[noreturn]] void fail(const std::string& what, int err) const;
-
-  std::filesystem::path path_, temp_;
-  bool overwrite_;
-  int fd_ = -1;
-  bool committed_ = false;
-  uint64_t written_ = 0;           // bytes accepted by write(), buffered or not
-  uint64_t on_disk_ = 0;           // bytes the kernel has taken
-  std::vector<std::byte> buffer_;  // fixed size; the first buffered_ bytes are pending
-  size_t buffered_ = 0;
-};
 
 class GgufWriter {
  public:

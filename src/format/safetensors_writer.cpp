@@ -4,9 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "format/gguf_writer.h"
 #include "format/tensor_view.h"
 #include "util/error.h"
+#include "util/output_file.h"
 
 namespace reprise {
 namespace fs = std::filesystem;

@@ -4,8 +4,8 @@
 // Layout (as the safetensors reference implementation writes it): a u64 little-endian header
 // length N, N bytes of JSON (padded with spaces so the data starts 8-byte aligned) giving each
 // tensor's dtype, row-major shape and [begin, end) byte offsets, then the tensors back to back in
-// header order with no gaps. Each file goes through OutputFile (temporary name, checked writes,
-// rename), so a failure leaves no partial file.
+// header order with no gaps. Each file goes through OutputFile (util/output_file.h) (temporary
+// name, checked writes, rename), so a failure leaves no partial file.
 #pragma once
 
 #include <cstdint>

@@ -130,7 +130,9 @@ std::string cpu_features() {
   const CpuFeatures& f = cpu();
   std::string s;
   auto add = [&](bool on, const char* name) {
-    if (on) s += (s.empty() ? "" : " ") + std::string(name);
+    if (!on) return;
+    if (!s.empty()) s += ' ';  // not `" " + std::string`: GCC 12 -Wrestrict false positive
+    s += name;
   };
   add(f.avx2, "avx2");
   add(f.fma, "fma");

@@ -138,20 +138,6 @@ void store_u16(void* row, int64_t i, uint16_t v) {
 // Block decoders. Integer quants are converted to float and multiplied in the order ggml uses;
 // the K types form the per-sub-block products (d * sc, dmin * m) first.
 
-struct ScaleMin {
-  uint8_t sc;
-  uint8_t m;
-};
-
-// Sub-blocks 0..3 keep their 6-bit scale/min in the low bits of bytes k / k+4. Sub-blocks 4..7
-// put the low nibbles in byte k+4 (scale low, min high) and borrow the spare top two bits of
-// bytes k-4 (scale) and k (min) for their high bits.
-ScaleMin unpack_scale_min(const uint8_t* s, int k) {
-  if (k < 4) return {static_cast<uint8_t>(s[k] & 63), static_cast<uint8_t>(s[k + 4] & 63)};
-  return {static_cast<uint8_t>((s[k + 4] & 0xF) | ((s[k - 4] >> 6) << 4)),
-          static_cast<uint8_t>((s[k + 4] >> 4) | ((s[k] >> 6) << 4))};
-}
-
 void decode(const BlockQ8_0& b, float* y) {
   const float d = fp16_to_fp32(b.d);
   for (int j = 0; j < kQK; ++j) y[j] = static_cast<float>(b.qs[j]) * d;
@@ -272,12 +258,12 @@ void decode(const BlockQ2_K& b, float* y) {
 void decode(const BlockQ4_K& b, float* y) {
   const float d = fp16_to_fp32(b.d);
   const float dmin = fp16_to_fp32(b.dmin);
+  uint8_t sc[8], m[8];
+  unpack_k_scales(b.scales, sc, m);
   for (int c = 0; c < 4; ++c) {  // 4 chunks of 64: sub-blocks 2c (low nibbles), 2c+1 (high)
     const uint8_t* q = b.qs + 32 * c;
-    const ScaleMin lo = unpack_scale_min(b.scales, 2 * c);
-    const ScaleMin hi = unpack_scale_min(b.scales, 2 * c + 1);
-    const float d_lo = d * lo.sc, m_lo = dmin * lo.m;
-    const float d_hi = d * hi.sc, m_hi = dmin * hi.m;
+    const float d_lo = d * sc[2 * c], m_lo = dmin * m[2 * c];
+    const float d_hi = d * sc[2 * c + 1], m_hi = dmin * m[2 * c + 1];
     float* out = y + 64 * c;
     for (int l = 0; l < 32; ++l) out[l] = d_lo * static_cast<float>(q[l] & 0xF) - m_lo;
     for (int l = 0; l < 32; ++l) out[32 + l] = d_hi * static_cast<float>(q[l] >> 4) - m_hi;
@@ -287,14 +273,14 @@ void decode(const BlockQ4_K& b, float* y) {
 void decode(const BlockQ5_K& b, float* y) {
   const float d = fp16_to_fp32(b.d);
   const float dmin = fp16_to_fp32(b.dmin);
+  uint8_t sc[8], m[8];
+  unpack_k_scales(b.scales, sc, m);
   for (int c = 0; c < 4; ++c) {
     const uint8_t* q = b.qs + 32 * c;
     const uint8_t bit_lo = static_cast<uint8_t>(1u << (2 * c));
     const uint8_t bit_hi = static_cast<uint8_t>(2u << (2 * c));
-    const ScaleMin lo = unpack_scale_min(b.scales, 2 * c);
-    const ScaleMin hi = unpack_scale_min(b.scales, 2 * c + 1);
-    const float d_lo = d * lo.sc, m_lo = dmin * lo.m;
-    const float d_hi = d * hi.sc, m_hi = dmin * hi.m;
+    const float d_lo = d * sc[2 * c], m_lo = dmin * m[2 * c];
+    const float d_hi = d * sc[2 * c + 1], m_hi = dmin * m[2 * c + 1];
     float* out = y + 64 * c;
     for (int l = 0; l < 32; ++l) {
       const int v = (q[l] & 0xF) + ((b.qh[l] & bit_lo) ? 16 : 0);
@@ -606,11 +592,12 @@ void encode_k_scales_and_levels(const float* x, int nmax, float rmin, int nstep,
 
   const float d_all = fp16_to_fp32(*d_out);
   const float dmin_all = fp16_to_fp32(*dmin_out);
+  uint8_t sc[8], mn[8];
+  unpack_k_scales(packed, sc, mn);
   for (int j = 0; j < kQKK / 32; ++j) {
-    const ScaleMin sm = unpack_scale_min(packed, j);
-    const float d = d_all * sm.sc;
+    const float d = d_all * sc[j];
     if (d == 0) continue;  // keep the fit's levels; they decode to -offset regardless
-    const float dm = dmin_all * sm.m;
+    const float dm = dmin_all * mn[j];
     for (int i = 0; i < 32; ++i) {
       L[32 * j + i] =
           static_cast<uint8_t>(clamp_int(nearest_int((x[32 * j + i] + dm) / d), 0, nmax));

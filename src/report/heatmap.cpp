@@ -1,12 +1,12 @@
 #include "report/heatmap.h"
 
-#include <cairo-svg.h>
 #include <cairo.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "report/canvas.h"
 #include "util/error.h"
 
 namespace reprise::report {
@@ -35,33 +35,6 @@ double scale_of(const Panel& p) {
   return m > 0 ? m : 1.0;
 }
 
-void set_font(cairo_t* cr, double size, bool bold) {
-  cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL,
-                         bold ? CAIRO_FONT_WEIGHT_BOLD : CAIRO_FONT_WEIGHT_NORMAL);
-  cairo_set_font_size(cr, size);
-}
-
-void text(cairo_t* cr, double x, double y, const std::string& s, double size, bool bold = false,
-          double align = 0.0) {
-  set_font(cr, size, bold);
-  cairo_text_extents_t e;
-  cairo_text_extents(cr, s.c_str(), &e);
-  cairo_move_to(cr, x - align * e.width, y);
-  cairo_show_text(cr, s.c_str());
-}
-
-// Width of a line of text as text() would draw it.
-double text_width(const std::string& s, double size, bool bold) {
-  cairo_surface_t* surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, 1, 1);
-  cairo_t* cr = cairo_create(surface);
-  set_font(cr, size, bold);
-  cairo_text_extents_t e;
-  cairo_text_extents(cr, s.c_str(), &e);
-  cairo_destroy(cr);
-  cairo_surface_destroy(surface);
-  return e.x_advance;
-}
-
 // Small grids get big cells so that their numbers fit.
 double cell_size(int n) {
   return n <= 16 ? 44 : kCell;
@@ -85,8 +58,8 @@ void draw(cairo_t* cr, const Heatmap& h, const HeatmapLayout& lay) {
   cairo_paint(cr);
   cairo_set_source_rgb(cr, 0, 0, 0);
   if (has_header(h)) {
-    text(cr, 16, 24, h.title, 15, true);
-    text(cr, 16, 44, h.subtitle, 11);
+    draw_text(cr, 16, 24, h.title, 15, true);
+    draw_text(cr, 16, 44, h.subtitle, 11);
   }
   const int n = h.n_layer;
   const double cell_px = cell_size(n);
@@ -95,7 +68,7 @@ void draw(cairo_t* cr, const Heatmap& h, const HeatmapLayout& lay) {
     const PanelBox& b = lay.panels[k];
     const double gx = b.grid_x, gy = b.grid_y;
     cairo_set_source_rgb(cr, 0, 0, 0);
-    text(cr, gx, gy - 10, p.title, 12, true);
+    draw_text(cr, gx, gy - 10, p.title, 12, true);
     // Grid background: cells that are not configs stay light grey.
     for (int i = 0; i < n; ++i)
       for (int j = 1; j <= n; ++j) {
@@ -111,8 +84,8 @@ void draw(cairo_t* cr, const Heatmap& h, const HeatmapLayout& lay) {
       cairo_fill(cr);
       cairo_set_source_rgb(cr, 0, 0, 0);
       if (n <= 16) {  // small grids carry their numbers
-        text(cr, cx + cell_px / 2, cy + cell_px / 2 + 2, fmt::format("{:+.2f}", c.delta), 8, false,
-             0.5);
+        draw_text(cr, cx + cell_px / 2, cy + cell_px / 2 + 2, fmt::format("{:+.2f}", c.delta), 8,
+                  false, 0.5);
         if (c.significant) {
           cairo_arc(cr, cx + 5, cy + 5, 2.2, 0, 2 * M_PI);
           cairo_fill(cr);
@@ -125,16 +98,16 @@ void draw(cairo_t* cr, const Heatmap& h, const HeatmapLayout& lay) {
     cairo_set_source_rgb(cr, 0, 0, 0);
     const int step = std::max(1, n / 12);
     for (int j = 1; j <= n; j += step)
-      text(cr, gx + (j - 1) * cell_px + cell_px / 2, gy + n * cell_px + 14, std::to_string(j), 9,
-           false, 0.5);
+      draw_text(cr, gx + (j - 1) * cell_px + cell_px / 2, gy + n * cell_px + 14, std::to_string(j),
+                9, false, 0.5);
     for (int i = 0; i < n; i += step)
-      text(cr, gx - 6, gy + i * cell_px + cell_px / 2 + 3, std::to_string(i), 9, false, 1.0);
-    text(cr, gx + n * cell_px / 2, gy + n * cell_px + 30, "end layer j (block is i..j-1)", 10,
-         false, 0.5);
+      draw_text(cr, gx - 6, gy + i * cell_px + cell_px / 2 + 3, std::to_string(i), 9, false, 1.0);
+    draw_text(cr, gx + n * cell_px / 2, gy + n * cell_px + 30, "end layer j (block is i..j-1)", 10,
+              false, 0.5);
     cairo_save(cr);
     cairo_translate(cr, gx - 34, gy + n * cell_px / 2);
     cairo_rotate(cr, -M_PI / 2);
-    text(cr, 0, 0, "start layer i", 10, false, 0.5);
+    draw_text(cr, 0, 0, "start layer i", 10, false, 0.5);
     cairo_restore(cr);
     // The panel's colour bar: +scale at the top, 0 in the middle, -scale at the bottom.
     constexpr int kSteps = 100;
@@ -146,20 +119,15 @@ void draw(cairo_t* cr, const Heatmap& h, const HeatmapLayout& lay) {
     }
     cairo_set_source_rgb(cr, 0, 0, 0);
     const double lx = b.bar_x + kBarW + 4;
-    text(cr, lx, b.bar_y + 8, fmt::format("{:+.3g}", b.scale), 9);
-    text(cr, lx, b.bar_y + b.bar_h / 2 + 3, "0", 9);
-    text(cr, lx, b.bar_y + b.bar_h, fmt::format("{:+.3g}", -b.scale), 9);
+    draw_text(cr, lx, b.bar_y + 8, fmt::format("{:+.3g}", b.scale), 9);
+    draw_text(cr, lx, b.bar_y + b.bar_h / 2 + 3, "0", 9);
+    draw_text(cr, lx, b.bar_y + b.bar_h, fmt::format("{:+.3g}", -b.scale), 9);
     cairo_save(cr);
     cairo_translate(cr, b.bar_x + kBarBlock - 24, b.bar_y + b.bar_h / 2);
     cairo_rotate(cr, -M_PI / 2);
-    text(cr, 0, 0, p.unit.empty() ? "delta" : "delta " + p.unit, 10, false, 0.5);
+    draw_text(cr, 0, 0, p.unit.empty() ? "delta" : "delta " + p.unit, 10, false, 0.5);
     cairo_restore(cr);
   }
-}
-
-cairo_status_t append(void* closure, const unsigned char* data, unsigned int length) {
-  static_cast<std::string*>(closure)->append(reinterpret_cast<const char*>(data), length);
-  return CAIRO_STATUS_SUCCESS;
 }
 
 }  // namespace
@@ -197,41 +165,17 @@ HeatmapLayout heatmap_layout(const Heatmap& h) {
 
 std::string heatmap_svg(const Heatmap& h) {
   const HeatmapLayout lay = heatmap_layout(h);
-  std::string out;
-  cairo_surface_t* s = cairo_svg_surface_create_for_stream(append, &out, lay.width, lay.height);
-  // Pixels, not cairo's default points, so the figure is as wide in a browser as on paper here.
-  cairo_svg_surface_set_document_unit(s, CAIRO_SVG_UNIT_PX);
-  cairo_t* cr = cairo_create(s);
-  draw(cr, h, lay);
-  cairo_destroy(cr);
-  cairo_surface_finish(s);
-  cairo_surface_destroy(s);
+  const std::string out = render_svg(lay.width, lay.height, [&](cairo_t* cr) { draw(cr, h, lay); });
   // Inline in HTML: the XML declaration has no place there.
   return out.substr(std::min(out.find("<svg"), out.size()));
 }
 
 void write_heatmap(const Heatmap& h, const std::filesystem::path& out) {
-  const HeatmapLayout lay = heatmap_layout(h);
-  const double w = lay.width, ht = lay.height;
   const std::string ext = out.extension().string();
-  cairo_surface_t* s = nullptr;
-  if (ext == ".png")
-    s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, static_cast<int>(w), static_cast<int>(ht));
-  else if (ext == ".svg") {
-    s = cairo_svg_surface_create(out.c_str(), w, ht);
-    cairo_svg_surface_set_document_unit(s, CAIRO_SVG_UNIT_PX);
-  } else
+  if (ext != ".png" && ext != ".svg")
     throw Error(fmt::format("{}: heatmaps are .png or .svg", out.string()));
-  cairo_t* cr = cairo_create(s);
-  draw(cr, h, lay);
-  cairo_destroy(cr);
-  cairo_status_t st =
-      ext == ".png" ? cairo_surface_write_to_png(s, out.c_str()) : CAIRO_STATUS_SUCCESS;
-  cairo_surface_finish(s);
-  if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(s);
-  cairo_surface_destroy(s);
-  if (st != CAIRO_STATUS_SUCCESS)
-    throw Error(fmt::format("{}: cannot write: {}", out.string(), cairo_status_to_string(st)));
+  const HeatmapLayout lay = heatmap_layout(h);
+  write_figure(out, lay.width, lay.height, [&](cairo_t* cr) { draw(cr, h, lay); });
 }
 
 }  // namespace reprise::report

@@ -13,6 +13,7 @@
 #include "scan/analysis.h"
 #include "scan/store.h"
 #include "util/error.h"
+#include "util/output_file.h"
 
 namespace reprise::report {
 namespace {
@@ -270,26 +271,6 @@ std::string html_table(const std::vector<std::string>& head,
   return s + "</table>";
 }
 
-void write_text_file(const std::filesystem::path& out, const std::string& content) {
-  auto tmp = out;
-  tmp += ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << content;
-    f.flush();
-    if (!f) {
-      std::filesystem::remove(tmp);
-      throw Error(fmt::format("{}: cannot write", out.string()));
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, out, ec);
-  if (ec) {
-    std::filesystem::remove(tmp);
-    throw Error(fmt::format("{}: cannot write: {}", out.string(), ec.message()));
-  }
-}
-
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string q = "\"";
@@ -369,7 +350,7 @@ void write_scan_report(const std::filesystem::path& path, const std::filesystem:
     throw Error(fmt::format("{}: no such scan store", path.string()));
   scan::Store store(path);
   const std::string ext = out.extension().string();
-  if (ext == ".csv") return write_text_file(out, csv(store));
+  if (ext == ".csv") return write_file_atomically(out, csv(store));
   if (ext != ".html" && ext != ".png" && ext != ".svg")
     throw Error(fmt::format("{}: reports are .png, .svg, .html or .csv", out.string()));
   auto ps = scan::analyze_phase(store, "search");
@@ -427,7 +408,7 @@ void write_scan_report(const std::filesystem::path& path, const std::filesystem:
             html_table(combined_head(ps), t.combined);
   for (const auto& n : t.notes) html += "<p>" + n + "</p>";
   html += "<p>" + evals_line(store) + "</p></body></html>\n";
-  write_text_file(out, html);
+  write_file_atomically(out, html);
 }
 
 }  // namespace reprise::report

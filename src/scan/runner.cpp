@@ -5,10 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <optional>
 #include <set>
 
 #include "engine/prefix_cache.h"
@@ -20,12 +20,12 @@
 #include "scan/cluster.h"
 #include "scan/store.h"
 #include "util/error.h"
+#include "util/progress.h"
 #include "util/sha256.h"
+#include "util/stopwatch.h"
 
 namespace reprise::scan {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // Some of a task's items (the search set, or the held-out set), by index.
 class SubsetTask : public eval::Task {
@@ -92,33 +92,6 @@ struct ConfigResult {
       r.scores.push_back({row.at(0), row.at(1), row.at(2), row.at(3)});
     return r;
   }
-};
-
-class Progress {
- public:
-  Progress(bool quiet, size_t total)
-      : quiet_(quiet), tty_(isatty(fileno(stderr)) != 0), total_(total), t0_(Clock::now()) {}
-  void tick(const std::string& label, bool ran) {
-    ++done_;
-    if (ran) ++ran_;
-    if (quiet_) return;
-    const double s = std::chrono::duration<double>(Clock::now() - t0_).count();
-    const double per = ran_ ? s / ran_ : 0;
-    const double eta = per * static_cast<double>(total_ - done_);
-    const int width = 30, filled = total_ ? static_cast<int>(width * done_ / total_) : width;
-    // Redrawn in place on a terminal; a log file gets one line per config instead of one line
-    // of carriage returns.
-    fmt::print(stderr, "{}[{}{}] {}/{} configs  {:.0f} configs/h  ETA {:.0f}s  {:<24}{}",
-               tty_ ? "\r" : "", std::string(filled, '#'), std::string(width - filled, '.'), done_,
-               total_, per > 0 ? 3600 / per : 0.0, eta, label, tty_ ? "" : "\n");
-    if (tty_ && done_ == total_) fmt::print(stderr, "\n");
-  }
-
- private:
-  bool quiet_;
-  bool tty_;
-  size_t total_, done_ = 0, ran_ = 0;
-  Clock::time_point t0_;
 };
 
 class Scanner {
@@ -248,7 +221,10 @@ class Scanner {
       auto describe = [](const nlohmann::json& def, const char* field) {
         std::string s;
         for (const auto& e : def)
-          if (e.contains(field)) s += (s.empty() ? "" : ",") + e.at(field).dump();
+          if (e.contains(field)) {
+            if (!s.empty()) s += ',';  // not `"," + str`: GCC 12 -Wrestrict false positive
+            s += e.at(field).dump();
+          }
         return s;
       };
       for (const auto& [field, flag] : std::vector<std::pair<const char*, const char*>>{
@@ -283,7 +259,7 @@ class Scanner {
   }
 
   ScanTotals run_root() {
-    auto t0 = Clock::now();
+    const Stopwatch clock;
     std::vector<Config> search = {Config::baseline()};
     search.insert(search.end(), planned_.begin(), planned_.end());
     if (o_.strategy == "race")
@@ -337,7 +313,7 @@ class Scanner {
       run_phase("validate", val, true);
       if (routed_) score_routed();
     }
-    totals_.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    totals_.seconds = clock.seconds();
     return totals_;
   }
 
@@ -466,17 +442,30 @@ class Scanner {
   // of the list goes to rank k mod R; rank 0 stores its own results and the others' as they come.
   void run_phase(const std::string& phase, const std::vector<Config>& listed, bool held_out) {
     const std::vector<Config> configs = unique_paths(listed, n_layer_);
-    Progress progress(o_.quiet, configs.size());
+    std::optional<Progress> progress;
+    if (!o_.quiet) {
+      progress.emplace(configs.size(), "configs");
+      progress->log_every_update();  // configs are few and slow: a log line for each
+    }
+    size_t done = 0, skipped = 0;
+    auto tick = [&](const std::string& label, bool ran) {
+      ++done;
+      if (!ran) ++skipped;
+      if (progress) progress->update(done, label, skipped);
+    };
     std::vector<Config> todo;
     for (const Config& c : configs) {
       if (store_->is_done(c.key(), phase)) {
         ++totals_.configs_skipped;
-        progress.tick(c.key(), false);
+        tick(c.key(), false);
       } else {
         todo.push_back(c);
       }
     }
-    if (todo.empty()) return;
+    if (todo.empty()) {
+      if (progress) progress->finish();
+      return;
+    }
     const int ranks = cluster_.size();
     if (ranks > 1) {
       nlohmann::json keys = nlohmann::json::array();
@@ -499,7 +488,7 @@ class Scanner {
         totals_.layer_evals_by_kind[kind].second += e.second;
       }
       ++totals_.configs_run;
-      progress.tick(r.record.key, true);
+      tick(r.record.key, true);
     };
     size_t from_others = 0, expected_from_others = 0;
     for (size_t k = 0; k < todo.size(); ++k) {
@@ -513,6 +502,7 @@ class Scanner {
     }
     for (; from_others < expected_from_others; ++from_others)
       keep(ConfigResult::from_json(*cluster_.receive(true)));
+    if (progress) progress->finish();
   }
 
   // Ranks other than 0: score this rank's share of each phase rank 0 announces, until it says
@@ -541,7 +531,7 @@ class Scanner {
       ++totals_.configs_skipped;
       return;
     }
-    auto t0 = Clock::now();
+    const Stopwatch clock;
     std::vector<ItemScore> scores;
     nlohmann::json choices = nlohmann::json::array();
     for (size_t k = 0; k < tasks_.size(); ++k) {
@@ -561,7 +551,7 @@ class Scanner {
     rec.key = key;
     rec.path = key;  // not one layer path: each item took its own (meta "routed")
     rec.phase = kRoutedPhase;
-    rec.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    rec.seconds = clock.seconds();
     nlohmann::json meta = routed_->describe();
     meta["key"] = key;
     meta["seconds"] = rec.seconds;
@@ -572,7 +562,7 @@ class Scanner {
   }
 
   ConfigResult score_config(const Config& c, const std::string& phase, bool held_out) {
-    auto t0 = Clock::now();
+    const Stopwatch clock;
     LayerPath path = c.path(n_layer_);
     lm_->set_path(path);
     Session& s = lm_->session();
@@ -601,7 +591,7 @@ class Scanner {
     rec.phase = phase;
     rec.layer_evals = (s.layer_evals() - evals0) + (cache_->baseline_evals() - base0);
     rec.layer_evals_full = (s.tokens_run() - tokens0) * path.size();
-    rec.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    rec.seconds = clock.seconds();
     return out;
   }
 

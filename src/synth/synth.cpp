@@ -10,6 +10,7 @@
 #include "kernels/quant.h"
 #include "model/hf_config.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace reprise::synth {
 namespace {
@@ -196,8 +197,7 @@ std::optional<SynthShape> find_shape(std::string_view name) {
 }
 
 std::optional<FileType> parse_file_type(std::string_view name) {
-  std::string lower(name);
-  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const std::string lower = to_lower(name);
   if (lower == "q4_k_m") return FileType{lower, TensorType::Q4_K, true};
   auto t = tensor_type_from_name(lower);
   if (!t || !info(*t).computable) return std::nullopt;

@@ -14,6 +14,7 @@
 #include "eval/tasks/multiple_choice.h"
 #include "eval/tasks/passages.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace reprise::eval {
 namespace fs = std::filesystem;
@@ -21,12 +22,6 @@ namespace {
 
 std::string where(const fs::path& file, int line) {
   return fmt::format("{}:{}", file.string(), line);
-}
-
-std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
 }
 
 size_t checked_gold(const nlohmann::json& j, size_t n_choices, const std::string& at) {
@@ -56,7 +51,7 @@ std::vector<Passage> paragraphs(const fs::path& file, const std::string& task, b
   std::vector<Passage> out;
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
-    const std::string t = trim(line);
+    const std::string t(trim(line));
     if (t.empty()) continue;
     // WikiText headings are " = Title = ", " = = Section = = ", ...
     if (skip_headings && t.front() == '=' && t.back() == '=') continue;

@@ -1,4 +1,4 @@
-#include "eval/progress.h"
+#include "util/progress.h"
 
 #include <fmt/format.h>
 #include <unistd.h>
@@ -6,15 +6,13 @@
 #include <algorithm>
 #include <cmath>
 
-namespace reprise::eval {
+namespace reprise {
 
 Progress::Progress(size_t total, std::string unit, std::FILE* out)
     : total_(std::max<size_t>(1, total)),
       unit_(std::move(unit)),
       out_(out),
-      tty_(isatty(fileno(out)) != 0),
-      start_(std::chrono::steady_clock::now()),
-      last_draw_(start_) {}
+      tty_(isatty(fileno(out)) != 0) {}
 
 std::string Progress::format_duration(double seconds) {
   const long s = std::lround(std::max(0.0, seconds));
@@ -22,20 +20,21 @@ std::string Progress::format_duration(double seconds) {
   return fmt::format("{}:{:02}", s / 60, s % 60);
 }
 
-void Progress::update(size_t done, const std::string& label) {
-  const auto now = std::chrono::steady_clock::now();
-  const double elapsed = std::chrono::duration<double>(now - start_).count();
+void Progress::update(size_t done, const std::string& label, size_t skipped) {
+  const double elapsed = clock_.seconds();
   const size_t decile = done * 10 / total_;
   if (tty_) {
     // Redraw at most ten times a second, and always at the end.
-    if (done < total_ && now - last_draw_ < std::chrono::milliseconds(100)) return;
-  } else if (decile == last_decile_ && done < total_) {
+    if (done < total_ && elapsed - last_draw_ < 0.1) return;
+  } else if (!log_every_ && decile == last_decile_ && done < total_) {
     return;
   }
-  last_draw_ = now;
+  last_draw_ = elapsed;
   last_decile_ = decile;
-  const double rate = elapsed > 0 ? done / elapsed : 0;
-  const std::string eta = rate > 0 ? format_duration((total_ - done) / rate) : "?";
+  const size_t worked = done - std::min(done, skipped);
+  const double rate = elapsed > 0 ? worked / elapsed : 0;
+  const std::string eta =
+      rate > 0 ? format_duration((total_ - std::min(done, total_)) / rate) : "?";
   constexpr size_t kWidth = 24;
   const size_t filled = std::min(kWidth, done * kWidth / total_);
   const std::string bar = std::string(filled, '#') + std::string(kWidth - filled, '-');
@@ -56,4 +55,4 @@ void Progress::finish() {
   drawn_ = false;
 }
 
-}  // namespace reprise::eval
+}  // namespace reprise

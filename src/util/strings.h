@@ -1,0 +1,20 @@
+// Small string helpers shared by every layer (parsers of paths, tasks, templates and metrics).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace reprise {
+
+// `s` without leading and trailing ASCII white space (" \t\n\v\f\r"). A view into `s`.
+std::string_view trim(std::string_view s);
+
+// `s` with ASCII letters lower-cased; other bytes (UTF-8 included) unchanged.
+std::string to_lower(std::string_view s);
+
+// The pieces of `s` between each `sep`, empty ones kept: "a,,b" -> {"a", "", "b"}; "" -> {""}.
+// Views into `s`.
+std::vector<std::string_view> split(std::string_view s, char sep);
+
+}  // namespace reprise
