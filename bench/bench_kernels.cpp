@@ -25,6 +25,8 @@ const IsaKernels* table(Isa isa) {
       return scalar_kernels();
     case Isa::Avx2:
       return avx2_kernels();
+    case Isa::AvxVnni:
+      return avxvnni_kernels();
     case Isa::Avx512:
       return avx512_kernels();
     default:
@@ -127,12 +129,12 @@ void BM_Attention(benchmark::State& state, Isa isa, KvElem elem) {
 }
 
 const TensorType kTypes[] = {
-    TensorType::F32,  TensorType::F16,  TensorType::BF16,   TensorType::Q8_0,   TensorType::Q4_0,
-    TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,   TensorType::IQ4_NL, TensorType::Q2_K,
-    TensorType::Q3_K, TensorType::Q4_K, TensorType::Q5_K,   TensorType::Q6_K,   TensorType::IQ4_XS};
+    TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0,   TensorType::Q4_0,
+    TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::IQ4_NL, TensorType::Q2_K,
+    TensorType::Q3_K, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K,   TensorType::IQ4_XS};
 
 int register_all() {
-  for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx}) {
+  for (Isa isa : kAllIsas) {
     const std::string in(isa_name(isa));
     for (TensorType t : kTypes) {
       const std::string tn(info(t).name);

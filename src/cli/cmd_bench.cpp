@@ -22,7 +22,7 @@ struct BenchOptions {
 int run_bench(const BenchOptions& o) {
   if (!o.isa.empty()) {
     auto isa = kernels::isa_from_name(o.isa);
-    if (!isa) throw Error(fmt::format("--isa {}: expected scalar, avx2, avx512 or amx", o.isa));
+    if (!isa) throw Error(fmt::format("--isa {}: expected scalar, avx2, avxvnni, avx512 or amx", o.isa));
     kernels::set_isa(*isa);
   }
   auto m = o.model.load();
@@ -88,7 +88,7 @@ void add_bench(CLI::App& app, Runner& run) {
       ->check(CLI::Range(0, 1 << 20));
   sub->add_option("-r,--repetitions", o->bench.reps, "repetitions of each test (default: 5)")
       ->check(CLI::Range(1, 1000));
-  sub->add_option("--isa", o->isa, "force the kernels: scalar, avx2, avx512, amx");
+  sub->add_option("--isa", o->isa, "force the kernels: scalar, avx2, avxvnni, avx512, amx");
   sub->add_option("--bw-mib", o->bench.bw_mib,
                   "buffer size of the bandwidth test in MiB (default: 1024)")
       ->check(CLI::Range(16.0, 65536.0));

@@ -20,7 +20,8 @@ namespace {
 
 struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
-  bool avx512 = false;  // F, BW, VL, DQ with OS support for the ZMM state
+  bool avx512 = false;    // F, BW, VL, DQ with OS support for the ZMM state
+  bool avx_vnni = false;  // the VEX-encoded vpdpbusd (needs only the YMM state)
   bool avx512_vnni = false, avx512_bf16 = false;
   bool amx = false;  // tile + int8 + bf16, OS support for the tile state
 };
@@ -46,7 +47,10 @@ CpuFeatures detect() {
   f.avx512 = os_zmm && ((b >> 16) & 1) && ((b >> 17) & 1) && ((b >> 30) & 1) && ((b >> 31) & 1);
   f.avx512_vnni = f.avx512 && ((c >> 11) & 1);
   f.amx = os_tiles && ((d >> 22) & 1) && ((d >> 24) & 1) && ((d >> 25) & 1);
-  if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) f.avx512_bf16 = f.avx512 && ((a >> 5) & 1);
+  if (__get_cpuid_count(7, 1, &a, &b, &c, &d)) {
+    f.avx_vnni = f.avx2 && ((a >> 4) & 1);
+    f.avx512_bf16 = f.avx512 && ((a >> 5) & 1);
+  }
 #endif
   return f;
 }
@@ -62,6 +66,8 @@ const IsaKernels* table_for(Isa isa) {
       return scalar_kernels();
     case Isa::Avx2:
       return cpu().avx2 ? avx2_kernels() : nullptr;
+    case Isa::AvxVnni:
+      return cpu().avx_vnni ? avxvnni_kernels() : nullptr;
     // The AVX-512 table is the AVX2 one with AVX-512 VNNI kernels in some places.
     case Isa::Avx512:
       return cpu().avx2 && cpu().avx512_vnni ? avx512_kernels() : nullptr;
@@ -76,7 +82,8 @@ Isa resolve_initial() {
   if (const char* env = std::getenv("REPRISE_ISA"); env && *env) {
     auto isa = isa_from_name(env);
     if (!isa)
-      throw Error(fmt::format("REPRISE_ISA={}: unknown ISA (scalar, avx2, avx512, amx)", env));
+      throw Error(
+          fmt::format("REPRISE_ISA={}: unknown ISA (scalar, avx2, avxvnni, avx512, amx)", env));
     if (!isa_supported(*isa))
       throw Error(fmt::format("REPRISE_ISA={}: not supported on this CPU or build (supported: {})",
                               env, [] {
@@ -101,6 +108,8 @@ std::string_view isa_name(Isa isa) {
       return "scalar";
     case Isa::Avx2:
       return "avx2";
+    case Isa::AvxVnni:
+      return "avxvnni";
     case Isa::Avx512:
       return "avx512";
     case Isa::Amx:
@@ -110,7 +119,7 @@ std::string_view isa_name(Isa isa) {
 }
 
 std::optional<Isa> isa_from_name(std::string_view name) {
-  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx})
+  for (Isa i : kAllIsas)
     if (isa_name(i) == name) return i;
   return std::nullopt;
 }
@@ -121,7 +130,7 @@ bool isa_supported(Isa isa) {
 
 std::vector<Isa> supported_isas() {
   std::vector<Isa> out;
-  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx})
+  for (Isa i : kAllIsas)
     if (isa_supported(i)) out.push_back(i);
   return out;
 }
@@ -137,6 +146,7 @@ std::string cpu_features() {
   add(f.avx2, "avx2");
   add(f.fma, "fma");
   add(f.f16c, "f16c");
+  add(f.avx_vnni, "avx_vnni");
   add(f.avx512, "avx512");
   add(f.avx512_vnni, "avx512_vnni");
   add(f.avx512_bf16, "avx512_bf16");
@@ -191,8 +201,8 @@ ActPrecision gemm_activation_precision(Isa isa, TensorType type) {
   const IsaKernels* k = table_for(isa);
   if (!k || !k->gemm_act_row_bytes || !gemm_int8_enabled()) return ActPrecision::F32;
   if (k->gemm_act_row_bytes(static_cast<uint32_t>(type), 256) == 0) return ActPrecision::F32;
-  // gemm_rounded's encodings (simd_avx512.cpp): F32 activations as they are for float weights,
-  // 8-bit ones for the quantized types.
+  // gemm_rounded's encodings (gemm_int_avx2.inc, simd_avx512.cpp): F32 activations as they are
+  // for float weights, 8-bit ones for the quantized types.
   return info(type).block_elems == 1 ? ActPrecision::F32 : ActPrecision::Q8;
 }
 

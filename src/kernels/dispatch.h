@@ -1,8 +1,8 @@
 // Run-time choice of the instruction set the kernels use.
 //
 // The fastest kernel set this CPU (and OS) supports is picked on first use; the environment
-// variable REPRISE_ISA=scalar|avx2|avx512|amx forces one (an error if the CPU lacks it), and
-// set_isa() switches at run time (tests run every supported ISA against the scalar reference).
+// variable REPRISE_ISA=scalar|avx2|avxvnni|avx512|amx forces one (an error if the CPU lacks it),
+// and set_isa() switches at run time (tests run every supported ISA against the scalar reference).
 // "scalar" is the portable reference path: F32 activations, dot products accumulated in double,
 // bit-for-bit the numbers the golden tests were written against.
 #pragma once
@@ -16,9 +16,12 @@
 
 namespace reprise::kernels {
 
-enum class Isa { Scalar, Avx2, Avx512, Amx };
+// In order of preference (the best supported one is the default). AvxVnni is the AVX2 set with
+// AVX-VNNI integer prefill.
+enum class Isa { Scalar, Avx2, AvxVnni, Avx512, Amx };
+inline constexpr Isa kAllIsas[] = {Isa::Scalar, Isa::Avx2, Isa::AvxVnni, Isa::Avx512, Isa::Amx};
 
-// "scalar", "avx2", "avx512", "amx".
+// "scalar", "avx2", "avxvnni", "avx512", "amx".
 std::string_view isa_name(Isa isa);
 std::optional<Isa> isa_from_name(std::string_view name);
 
@@ -42,8 +45,8 @@ void set_isa(Isa isa);
 enum class ActPrecision { F32, Q8 };
 ActPrecision matvec_activation_precision(Isa isa, TensorType type);
 // The same for the matrix-matrix kernels (prefill chunks of at least kGemmMinTokens tokens):
-// Q8 (one scale per 32 values) where the ISA has integer gemm kernels for `type` (AVX-512 VNNI:
-// Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) unless REPRISE_PREFILL=f32, else F32.
+// Q8 (one scale per 32 values) where the ISA has integer gemm kernels for `type` (AVX2, AVX-VNNI
+// and AVX-512 VNNI: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) unless REPRISE_PREFILL=f32, else F32.
 ActPrecision gemm_activation_precision(Isa isa, TensorType type);
 // False when REPRISE_PREFILL=f32 (keep prefill on F32 activations, for checks); true when it is
 // unset or "q8". Read once; any other value throws Error naming it.

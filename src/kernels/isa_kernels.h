@@ -89,9 +89,9 @@ struct IsaKernels {
   // accumulated in double (rows have ~10^5 terms). n >= 1.
   void (*exp_sum)(const float* x, int64_t n, float* max, double* sum);
 
-  // Prefill on activations encoded once per matmul (AVX-512: 8-bit for the quantized types, F32
-  // as they are for float weights), where the ISA has it (nullptr otherwise; last, so the tables
-  // that lack them need not list them):
+  // Prefill on activations encoded once per matmul (8-bit for the quantized types it covers;
+  // AVX-512 also takes float weights, with F32 activations as they are), where the ISA has it
+  // (nullptr otherwise; last, so the tables that lack them need not list them):
   // gemm_act_row_bytes(type, cols) is the size of one token's activations in gemm_rounded's
   // encoding for weights of `type`, or 0 if gemm_rounded does not take `type`; gemm_round_act
   // encodes one token row x[0..cols) into that many bytes at `out`; gemm_rounded is gemm() with
@@ -114,6 +114,8 @@ const IsaKernels& active_kernels();
 // The tables (defined in the per-ISA files; nullptr where the ISA was not compiled in).
 const IsaKernels* scalar_kernels();
 const IsaKernels* avx2_kernels();
+// The AVX2 table with AVX-VNNI integer prefill (vpdpbusd on 256-bit registers).
+const IsaKernels* avxvnni_kernels();
 // The AVX2 table with AVX-512 (F/BW/VL/DQ/VNNI) kernels in place of some entries.
 const IsaKernels* avx512_kernels();
 

@@ -7,7 +7,9 @@
 // (ActQ8_32 / ActQ8_256): products of unsigned 4..6-bit weights and signed 8-bit activations
 // are formed with vpmaddubsw, summed with vpmaddwd against the (integer) sub-block scales, and
 // turned into float once per block. Prefill (gemm) dequantizes a 16-row panel of weights to F32
-// and runs a 6x16 F32 FMA micro-kernel over the tokens, so prefill keeps F32 activations.
+// and runs a 6x16 F32 FMA micro-kernel over the tokens for the float types (and for every type
+// with REPRISE_PREFILL=f32); Q8_0, Q4_0, Q4_K, Q5_K and Q6_K prefill on 8-bit activations
+// (gemm_int_avx2.inc).
 #include <cstdint>
 #include <cstring>
 
@@ -1261,8 +1263,22 @@ void swiglu(float* g, const float* u, int64_t n) {
   }
 }
 
+// Integer prefill (vpmaddubsw + vpmaddwd) for Q8_0, Q4_0, Q4_K, Q5_K and Q6_K.
+#include "kernels/gemm_int_avx2.inc"
+
 constexpr IsaKernels kAvx2 = {
-    matvec_act, quantize_act, matvec, gemm, attn_scores, softmax_exp, attn_values, swiglu, exp_sum,
+    matvec_act,
+    quantize_act,
+    matvec,
+    gemm,
+    attn_scores,
+    softmax_exp,
+    attn_values,
+    swiglu,
+    exp_sum,
+    int_prefill::gemm_act_row_bytes,
+    int_prefill::gemm_round_act,
+    int_prefill::gemm_rounded,
 };
 
 }  // namespace

@@ -259,8 +259,7 @@ TEST(QuantFixtures, QuantizeRowMatchesLlamaQuantizeBytes) {
 
 std::vector<GoldenCase> golden_cases() {
   std::vector<GoldenCase> cases;
-  for (kernels::Isa isa :
-       {kernels::Isa::Scalar, kernels::Isa::Avx2, kernels::Isa::Avx512, kernels::Isa::Amx})
+  for (kernels::Isa isa : kernels::kAllIsas)
     for (const auto& name : golden_names()) cases.push_back({name, isa});
   return cases;
 }

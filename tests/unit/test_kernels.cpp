@@ -8,6 +8,7 @@
 //   so |y - ref| <= sum_i |w_i| * max|x| / 254, plus the F32 allowance above.
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -34,6 +35,8 @@ const IsaKernels* table(Isa isa) {
       return scalar_kernels();
     case Isa::Avx2:
       return avx2_kernels();
+    case Isa::AvxVnni:
+      return avxvnni_kernels();
     case Isa::Avx512:
       return avx512_kernels();
     default:
@@ -207,7 +210,40 @@ TEST_P(KernelTest, GemmRoundedMatchesReference) {
       }
     }
   }
-  EXPECT_EQ(covered, 10);  // every case above
+  // Every case above on AVX-512; the five quantized types on AVX2 and AVX-VNNI, whose float
+  // types keep the F32 gemm.
+  EXPECT_EQ(covered, GetParam() == Isa::Avx512 ? 10 : 5);
+}
+
+// The integer sums are exact and every ISA turns them into float with the same operations in the
+// same order, so the integer prefill kernels agree bit for bit across ISAs (here: with the
+// AVX2 one, on its own activation encoding).
+TEST_P(KernelTest, GemmRoundedIntegerEqualsAvx2BitForBit) {
+  const IsaKernels& k = *table(GetParam());
+  const IsaKernels* ref = table(Isa::Avx2);
+  if (!k.gemm_rounded || !ref || !ref->gemm_rounded) GTEST_SKIP() << "no integer prefill";
+  const int64_t T = 7, cols = 512, rows = 45;
+  std::vector<float> scratch(gemm_scratch_floats(cols));
+  for (TensorType type :
+       {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
+    SCOPED_TRACE(info(type).name);
+    const auto id = static_cast<uint32_t>(type);
+    Weights w = make_weights(type, rows, cols, 77);
+    auto x = randn(T * cols, 12);
+    x[2 * cols + 5] = -11;  // an outlier, as above
+    std::vector<float> got(T * rows), want(T * rows);
+    for (auto [kt, y] : {std::pair{&k, &got}, std::pair{ref, &want}}) {
+      const int64_t ab = kt->gemm_act_row_bytes(id, cols);
+      ASSERT_GT(ab, 0);
+      std::vector<std::byte> act(ab * T);
+      for (int64_t t = 0; t < T; ++t) kt->gemm_round_act(id, &x[t * cols], cols, &act[t * ab]);
+      kt->gemm_rounded(id, w.data.data(), w.stride, rows, cols, act.data(), T, y->data(), rows,
+                       scratch.data());
+    }
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
+          << "token " << i / rows << " row " << i % rows << ": " << got[i] << " vs " << want[i];
+  }
 }
 
 // ops::matmul picks matvec or gemm by T and splits rows across threads; both paths and the
@@ -395,14 +431,13 @@ INSTANTIATE_TEST_SUITE_P(Isas, KernelTest, ::testing::ValuesIn(simd_isas()),
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(KernelTest);
 
 TEST(Dispatch, NamesAndSupport) {
-  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx})
-    EXPECT_EQ(isa_from_name(isa_name(i)), i);
+  for (Isa i : kAllIsas) EXPECT_EQ(isa_from_name(isa_name(i)), i);
   EXPECT_FALSE(isa_from_name("sse9"));
   auto s = supported_isas();
   ASSERT_FALSE(s.empty());
   EXPECT_EQ(s.front(), Isa::Scalar);
   EXPECT_TRUE(isa_supported(active_isa()));
-  for (Isa i : {Isa::Avx2, Isa::Avx512, Isa::Amx}) {
+  for (Isa i : kAllIsas) {
     if (!isa_supported(i)) {
       EXPECT_THROW(set_isa(i), Error);
     }
@@ -413,15 +448,15 @@ TEST(Dispatch, NamesAndSupport) {
   for (bool on : {true, false}) {
     set_gemm_int8(on);
     EXPECT_EQ(gemm_activation_precision(Isa::Scalar, TensorType::Q8_0), ActPrecision::F32);
-    EXPECT_EQ(gemm_activation_precision(Isa::Avx2, TensorType::Q8_0), ActPrecision::F32);
-    if (isa_supported(Isa::Avx512)) {
+    for (Isa isa : {Isa::Avx2, Isa::AvxVnni, Isa::Avx512}) {
+      if (!isa_supported(isa)) continue;
+      SCOPED_TRACE(isa_name(isa));
       for (TensorType t : {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K, TensorType::Q5_K,
                            TensorType::Q6_K})
-        EXPECT_EQ(gemm_activation_precision(Isa::Avx512, t),
-                  on ? ActPrecision::Q8 : ActPrecision::F32);
-      EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::F32), ActPrecision::F32);
-      EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::F16), ActPrecision::F32);
-      EXPECT_EQ(gemm_activation_precision(Isa::Avx512, TensorType::BF16), ActPrecision::F32);
+        EXPECT_EQ(gemm_activation_precision(isa, t), on ? ActPrecision::Q8 : ActPrecision::F32);
+      // Not covered: F32 activations (the float types, and the nibble types without a kernel).
+      for (TensorType t : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q5_1})
+        EXPECT_EQ(gemm_activation_precision(isa, t), ActPrecision::F32);
     }
   }
   set_gemm_int8(saved);
