@@ -11,7 +11,8 @@
 # --bos-token-prompts, so that token prompts start with BOS as `reprise eval` scores them.
 # Environment: PYTHON (an interpreter that imports lm_eval; default python3), REPRISE (the
 # binary; default build/reprise), REPRISE_DATA_DIR (default ./data), KEEP=1 keeps the work dir,
-# TOL (per-choice log-likelihood tolerance, default 1e-5: see docs/python.md for why not 1e-6).
+# TOL (per-choice log-likelihood tolerance, default 1e-6; both sides score with batch-invariant
+# prefills, so they agree to the last bits: docs/python.md).
 # Exit status: 0 when every item agrees (per-choice log-likelihoods within TOL, acc and acc_norm
 # equal), 1 otherwise, 77 when lm_eval is not importable. Prints one line per path with
 # lm-eval's and reprise's acc / acc_norm.
@@ -88,7 +89,7 @@ for name in plain rep; do
   "$REPRISE" eval -m "$model" -t 1 --task arc_easy --limit "$limit" "${extra[@]}" \
     --log-samples "$work/re_$name.jsonl" -o "$work/re_$name.json" > "$work/re_$name.log" 2>&1 ||
     { cat "$work/re_$name.log" >&2; exit 1; }
-  "$PYTHON" - "$name" "$work/lm_$name" "$work/re_$name.jsonl" "${TOL:-1e-5}" <<'PY' || status=1
+  "$PYTHON" - "$name" "$work/lm_$name" "$work/re_$name.jsonl" "${TOL:-1e-6}" <<'PY' || status=1
 import glob, json, sys
 name, lm_dir, re_file, tol = sys.argv[1:]
 tol = float(tol)

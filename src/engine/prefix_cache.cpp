@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "kernels/dispatch.h"
 #include "util/error.h"
 
 namespace reprise {
@@ -11,9 +12,11 @@ namespace {
 
 // The window's identity: where it starts and the whole sequence up to its end (what precedes it
 // determines its stream).
-std::string key_of(std::span<const int32_t> tokens, int from) {
+// A batch-invariant window that the two modes would compute differently is another window.
+std::string key_of(std::span<const int32_t> tokens, int from, bool invariant_differs = false) {
   std::string key(reinterpret_cast<const char*>(&from), sizeof from);
   key.append(reinterpret_cast<const char*>(tokens.data()), tokens.size_bytes());
+  if (invariant_differs) key.push_back('i');
   return key;
 }
 
@@ -46,7 +49,15 @@ int PrefixCache::shared_positions(const LayerPath& path) const {
   return b;
 }
 
-bool PrefixCache::run_base(std::span<const int32_t> tokens, int from) {
+bool PrefixCache::invariant_differs(std::span<const int32_t> tokens, int from,
+                                    bool batch_invariant) const {
+  if (!batch_invariant) return false;
+  // Only a prefill chunk of fewer than kGemmMinTokens tokens runs other kernels without it.
+  const int64_t n = static_cast<int64_t>(tokens.size()) - from, tail = n % base_.n_batch();
+  return n < kernels::kGemmMinTokens || (tail > 0 && tail < kernels::kGemmMinTokens);
+}
+
+bool PrefixCache::run_base(std::span<const int32_t> tokens, int from, bool batch_invariant) {
   size_t keep = 0;
   while (keep < base_tokens_.size() && keep < tokens.size() && base_tokens_[keep] == tokens[keep])
     ++keep;
@@ -59,6 +70,7 @@ bool PrefixCache::run_base(std::span<const int32_t> tokens, int from) {
   for (auto& s : stream_) s.resize(from * d);
   StreamCapture capture(stream_);
   base_.set_observer(&capture);
+  base_.set_batch_invariant(batch_invariant);
   try {
     base_.prefill(tokens.subspan(from));
   } catch (...) {
@@ -74,19 +86,21 @@ bool PrefixCache::run_base(std::span<const int32_t> tokens, int from) {
   return true;
 }
 
-const PrefixCache::Entry* PrefixCache::find(std::span<const int32_t> tokens, int from) {
-  auto it = index_.find(key_of(tokens, from));
+const PrefixCache::Entry* PrefixCache::find(std::span<const int32_t> tokens, int from,
+                                            bool batch_invariant) {
+  auto it = index_.find(key_of(tokens, from, invariant_differs(tokens, from, batch_invariant)));
   if (it == index_.end()) return nullptr;
   entries_.splice(entries_.begin(), entries_, it->second);
   return &it->second->second;
 }
 
-const PrefixCache::Entry* PrefixCache::get(std::span<const int32_t> tokens, int from) {
+const PrefixCache::Entry* PrefixCache::get(std::span<const int32_t> tokens, int from,
+                                           bool batch_invariant) {
   if (from < 0 || static_cast<size_t>(from) >= tokens.size())
     throw Error(
         fmt::format("prefix cache: window from {} of a {}-token sequence", from, tokens.size()));
-  if (const Entry* e = find(tokens, from)) return e;
-  if (!run_base(tokens, from)) return nullptr;
+  if (const Entry* e = find(tokens, from, batch_invariant)) return e;
+  if (!run_base(tokens, from, batch_invariant)) return nullptr;
   const int T = static_cast<int>(tokens.size()), n = T - from, n_slots = base_.path().size();
   const size_t d = static_cast<size_t>(base_.model().hparams().n_embd);
   Entry e;
@@ -99,7 +113,7 @@ const PrefixCache::Entry* PrefixCache::get(std::span<const int32_t> tokens, int 
   e.bytes = e.kv.bytes();
   for (const auto& r : e.residual) e.bytes += r.size() * sizeof(float);
 
-  std::string key = key_of(tokens, from);
+  std::string key = key_of(tokens, from, invariant_differs(tokens, from, batch_invariant));
   entries_.emplace_front(key, std::move(e));
   index_[std::move(key)] = entries_.begin();
   bytes_ += entries_.front().second.bytes;

@@ -50,9 +50,10 @@ class PrefixCache {
   // The baseline for positions [from, tokens.size()) of the sequence `tokens` (from <
   // tokens.size()), computed if not cached; nullptr when it cannot be computed exactly (the
   // baseline session no longer holds tokens[0, from)). Valid until the next call.
-  const Entry* get(std::span<const int32_t> tokens, int from = 0);
+  // batch_invariant: the window as a Session::set_batch_invariant(true) prefill computes it.
+  const Entry* get(std::span<const int32_t> tokens, int from = 0, bool batch_invariant = false);
   // The same without computing: nullptr when the window is not cached.
-  const Entry* find(std::span<const int32_t> tokens, int from);
+  const Entry* find(std::span<const int32_t> tokens, int from, bool batch_invariant = false);
 
   // Number of leading positions where `path` runs the same layers as the base path.
   int shared_positions(const LayerPath& path) const;
@@ -65,7 +66,10 @@ class PrefixCache {
   // Makes the baseline session hold `tokens`, running tokens[from, end) in one prefill after the
   // first `from` tokens it holds, and stream_ every position's residual. False (nothing run)
   // when it does not hold those `from` tokens.
-  bool run_base(std::span<const int32_t> tokens, int from);
+  bool run_base(std::span<const int32_t> tokens, int from, bool batch_invariant);
+  // Whether a batch-invariant run of window [from, end) rounds differently from a plain one
+  // (then it is cached under its own key; otherwise the two share the entry).
+  bool invariant_differs(std::span<const int32_t> tokens, int from, bool batch_invariant) const;
 
   Session base_;
   std::vector<int32_t> base_tokens_;        // the sequence whose KV base_ holds

@@ -125,6 +125,18 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool al
   return out;
 }
 
+std::span<const float> Session::decode(int32_t token) {
+  decoding_ = true;
+  try {
+    auto out = prefill({&token, 1});
+    decoding_ = false;
+    return out;
+  } catch (...) {
+    decoding_ = false;
+    throw;
+  }
+}
+
 std::span<const float> Session::prefill_cached(std::span<const int32_t> tokens, bool all_logits) {
   if (!prefix_cache_ || observer_ || tokens.empty() || !tokens_known_) return {};
   const int b = prefix_cache_->shared_positions(path_);
@@ -136,8 +148,9 @@ std::span<const float> Session::prefill_cached(std::span<const int32_t> tokens, 
   std::vector<int32_t> seq(tokens_);
   seq.insert(seq.end(), tokens.begin(), tokens.end());
   const bool decode_only = T == 1 && n_past_ > 0 && b < path_.size();
-  const PrefixCache::Entry* e =
-      decode_only ? prefix_cache_->find(seq, n_past_) : prefix_cache_->get(seq, n_past_);
+  const bool invariant = gemm_only();
+  const PrefixCache::Entry* e = decode_only ? prefix_cache_->find(seq, n_past_, invariant)
+                                            : prefix_cache_->get(seq, n_past_, invariant);
   if (!e) return {};
   for (int s = 0; s < b; ++s) cache_.copy_rows_from(e->kv, s, 0, s, n_past_, T);
   auto out = run_residual(b, e->residual[b - 1], all_logits);
@@ -200,7 +213,7 @@ void Session::forward_chunk(int64_t T, int first_slot, bool all_logits, float* l
   const int64_t first = all_logits ? 0 : T - 1, n = T - first;
   kernels::rmsnorm(&x_[first * d], w.output_norm.data(), n, d, hp.rms_eps, h_.data());
   if (observer_) observer_->final_norm(h_.data(), n, d);
-  kernels::matmul(w.output, h_.data(), n, logits_out, pool_);
+  kernels::matmul(w.output, h_.data(), n, logits_out, pool_, gemm_only());
   if (hp.final_softcap > 0) kernels::softcap(logits_out, n * hp.n_vocab, hp.final_softcap);
 }
 
@@ -211,12 +224,13 @@ void Session::run_block(int slot, float* x, int64_t T, int pos0) {
   const LayerAttn attn = hp.layer_attn(layer);  // window and rope of the physical layer
   const int d = hp.n_embd, hd = hp.head_dim;
   const float alpha = path_.alpha_at(slot);  // residual weight of this position (damped repeats)
+  const bool inv = gemm_only();
 
   // Attention: h = norm(x); q, k, v = h W^T (+ bias); x += alpha * attention(q, k, v) Wo^T
   kernels::rmsnorm(x, b.attn_norm.data(), T, d, hp.rms_eps, h_.data());
-  kernels::matmul(b.wq, h_.data(), T, q_.data(), pool_);
-  kernels::matmul(b.wk, h_.data(), T, k_.data(), pool_);
-  kernels::matmul(b.wv, h_.data(), T, v_.data(), pool_);
+  kernels::matmul(b.wq, h_.data(), T, q_.data(), pool_, inv);
+  kernels::matmul(b.wk, h_.data(), T, k_.data(), pool_, inv);
+  kernels::matmul(b.wv, h_.data(), T, v_.data(), pool_, inv);
   if (!b.bq.empty()) {
     kernels::add_bias(q_.data(), b.bq.data(), T, hp.q_dim());
     kernels::add_bias(k_.data(), b.bk.data(), T, hp.kv_dim());
@@ -231,7 +245,7 @@ void Session::run_block(int slot, float* x, int64_t T, int pos0) {
   for (int64_t t = 0; t < T; ++t)
     cache_.store(slot, pos0 + static_cast<int>(t), &k_[t * hp.kv_dim()], &v_[t * hp.kv_dim()]);
   causal_attention(q_.data(), cache_, slot, T, pos0, hp, attn, ctx_.data(), pool_);
-  kernels::matmul(b.wo, ctx_.data(), T, out_.data(), pool_);
+  kernels::matmul(b.wo, ctx_.data(), T, out_.data(), pool_, inv);
   // Gemma normalises each sublayer's output before the add (rmsnorm works in place row by row).
   if (!b.attn_post_norm.empty())
     kernels::rmsnorm(out_.data(), b.attn_post_norm.data(), T, d, hp.rms_eps, out_.data());
@@ -239,13 +253,13 @@ void Session::run_block(int slot, float* x, int64_t T, int pos0) {
 
   // Feed-forward: x += alpha * (act(h Wg^T) * (h Wu^T)) Wd^T with h = norm(x)
   kernels::rmsnorm(x, b.ffn_norm.data(), T, d, hp.rms_eps, h_.data());
-  kernels::matmul(b.w_gate, h_.data(), T, gate_.data(), pool_);
-  kernels::matmul(b.w_up, h_.data(), T, up_.data(), pool_);
+  kernels::matmul(b.w_gate, h_.data(), T, gate_.data(), pool_, inv);
+  kernels::matmul(b.w_up, h_.data(), T, up_.data(), pool_, inv);
   if (hp.ffn_act == FfnAct::GeluTanh)
     kernels::geglu(gate_.data(), up_.data(), T * hp.n_ff);
   else
     kernels::swiglu(gate_.data(), up_.data(), T * hp.n_ff);
-  kernels::matmul(b.w_down, gate_.data(), T, out_.data(), pool_);
+  kernels::matmul(b.w_down, gate_.data(), T, out_.data(), pool_, inv);
   if (!b.ffn_post_norm.empty())
     kernels::rmsnorm(out_.data(), b.ffn_post_norm.data(), T, d, hp.rms_eps, out_.data());
   add_residual(x, out_.data(), T * d, alpha);

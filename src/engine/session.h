@@ -49,6 +49,7 @@ class Session {
   const LayerPath& path() const { return path_; }
   int n_past() const { return n_past_; }
   int n_ctx() const { return cache_.n_ctx(); }
+  int n_batch() const { return n_batch_; }
   ThreadPool& pool() { return pool_; }
 
   // Forgets the sequence (KV contents become unused).
@@ -82,7 +83,17 @@ class Session {
   // token ([n_vocab]), or of every token ([T, n_vocab] row-major) when all_logits is set.
   // The span stays valid until the next call. Throws Error on a bad token id or a full context.
   std::span<const float> prefill(std::span<const int32_t> tokens, bool all_logits = false);
-  std::span<const float> decode(int32_t token) { return prefill({&token, 1}); }
+  // Feeds one generated token: prefill() of it, always on the fast matrix-vector kernels.
+  std::span<const float> decode(int32_t token);
+
+  // Batch-invariant prefill (off by default): every prefill, of any number of tokens, runs the
+  // GEMM kernels (kernels::matmul's batch_invariant), so the logits and KV of a position are bit
+  // for bit the same whether its tokens came in one prefill or several (a context, then a
+  // continuation of 1..3 tokens). For log-likelihood scoring (`reprise eval`, serve's echo);
+  // decode() keeps the matrix-vector kernels. Costs the GEMM's panel work on prefills of fewer
+  // than kernels::kGemmMinTokens tokens.
+  void set_batch_invariant(bool on) { batch_invariant_ = on; }
+  bool batch_invariant() const { return batch_invariant_; }
 
   // Continues a forward pass from a residual stream instead of token embeddings: x is the
   // stream [T, n_embd] entering path position first_slot (e.g. cached at a layer boundary of
@@ -104,6 +115,8 @@ class Session {
                              const std::function<void(int64_t start, int64_t T)>& load_input);
   void forward_chunk(int64_t T, int first_slot, bool all_logits, float* logits_out);
   void run_block(int slot, float* x, int64_t T, int pos0);
+  // Whether this prefill's matmuls are batch-invariant (set_batch_invariant, not in decode()).
+  bool gemm_only() const { return batch_invariant_ && !decoding_; }
 
   const Model& model_;
   LayerPath path_;
@@ -116,6 +129,8 @@ class Session {
   bool tokens_known_ = true;
   ForwardObserver* observer_ = nullptr;
   PrefixCache* prefix_cache_ = nullptr;
+  bool batch_invariant_ = false;  // set_batch_invariant()
+  bool decoding_ = false;         // inside decode(): the matrix-vector kernels whatever the above
   int64_t layer_evals_ = 0;
   int64_t tokens_run_ = 0;
 

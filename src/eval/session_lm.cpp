@@ -47,7 +47,11 @@ void check_ids(std::span<const int32_t> ids, int n_vocab) {
 SessionLM::SessionLM(const Model& model, LayerPath path, const SessionLMOptions& opts)
     : model_(model),
       session_(model, std::move(path), opts.session),
-      rt_(require_tokenizer(model), opts.format) {}
+      rt_(require_tokenizer(model), opts.format) {
+  // A request's log-likelihood must not depend on how its tokens were split into prefills (the
+  // context reused from the last request, then the continuation's few rows).
+  session_.set_batch_invariant(true);
+}
 
 const Tokenizer& SessionLM::tokenizer() const {
   return rt_.tokenizer();
@@ -211,7 +215,8 @@ std::vector<GenerateResult> SessionLM::generate_until(std::span<const GenerateRe
         cached_.clear();
         throw;
       }
-      cached_.push_back(next);
+      // Not added to cached_: decode() rounds unlike a prefill, so a later request does not
+      // reuse these positions (forward() truncates them away).
       ++n_computed_;
     }
     request_done();

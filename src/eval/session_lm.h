@@ -4,7 +4,9 @@
 // different continuations, the same few-shot examples before different questions) run back to
 // back; the session keeps the KV of the last sequence it ran and only computes the tokens past
 // the longest prefix a new request shares with it (Session::truncate). Each request's new tokens
-// go through prefill in one call (chunked by n_batch), never token by token.
+// go through prefill in one call (chunked by n_batch), never token by token. Prefills are
+// batch-invariant (Session::set_batch_invariant), so a request scores the same bit for bit
+// whatever prefix it reuses, and as one prefill of the whole sequence (serve's echo) scores it.
 #pragma once
 
 #include <cstdint>
@@ -73,7 +75,9 @@ class SessionLM final : public LanguageModel {
   const Model& model_;
   Session session_;
   RequestTokenizer rt_;
-  std::vector<int32_t> cached_;  // the tokens whose KV the session holds (size == n_past)
+  // The first tokens whose KV the session holds (size <= n_past), all run by batch-invariant
+  // prefills; the decoded tokens of a generation that may follow them are not reused.
+  std::vector<int32_t> cached_;
   int64_t n_computed_ = 0;
   int64_t n_truncated_ = 0;
 };

@@ -42,15 +42,17 @@ void check_computable(const TensorView& w) {
 
 // Below kGemmMinTokens a matmul runs the matrix-vector kernels once per token (their weight rows
 // stay in cache across the tokens of a 16-row block); from it on, the GEMM kernels, which
-// dequantize a weight panel once and reuse it for every token.
-void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool& pool) {
+// dequantize a weight panel once and reuse it for every token (and compute each token's row
+// alike for every T: what batch_invariant relies on).
+void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool& pool,
+            bool batch_invariant) {
   check_computable(w);
   const IsaKernels& k = active_kernels();
   const int64_t rows = w.rows(), cols = w.cols();
   const uint64_t stride = w.row_stride();
   const std::byte* base = w.data.data();
   const auto type = static_cast<uint32_t>(w.type);
-  if (T < kGemmMinTokens) {
+  if (T < kGemmMinTokens && !batch_invariant) {
     const ActFormat f = k.matvec_act(type);
     const uint64_t ab = act_bytes(f, cols);
     // The caller's buffer; workers must see this pointer, not their own thread_local copy.

@@ -21,6 +21,14 @@ std::vector<ScoredToken> score_prompt(Session& session, std::span<const int32_t>
   const size_t k = std::min(static_cast<size_t>(std::max(top_k, 0)), n_vocab);
   const std::span<const int32_t> fed = prompt.first(prompt.size() - 1);
   std::vector<int32_t> order(k > 0 ? n_vocab : 0);
+  // Scored as `reprise eval` scores (eval::SessionLM): batch-invariant prefills, so a prompt of
+  // fewer than kernels::kGemmMinTokens tokens runs the same kernels as a longer one.
+  struct Restore {
+    Session& s;
+    bool was;
+    ~Restore() { s.set_batch_invariant(was); }
+  } restore{session, session.batch_invariant()};
+  session.set_batch_invariant(true);
   for (size_t pos = 0; pos < fed.size(); pos += kRows) {
     const size_t m = std::min(kRows, fed.size() - pos);
     const std::span<const float> logits = session.prefill(fed.subspan(pos, m), true);

@@ -9,6 +9,9 @@ SlotPool::SlotPool(const Model& model, const LayerPath& default_path, int n_slot
     : max_waiting_(std::max(0, max_waiting)) {
   for (int i = 0; i < std::max(1, n_slots); ++i) {
     sessions_.push_back(std::make_unique<Session>(model, default_path, opts));
+    // Prompts run as `reprise eval` runs them (batch-invariant prefill; decode stays fast), so
+    // echoed log-probabilities and greedy completions equal eval's bit for bit.
+    sessions_.back()->set_batch_invariant(true);
     free_.push_back(i);
   }
 }

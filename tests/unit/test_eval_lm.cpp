@@ -7,6 +7,7 @@
 #include "engine/prefix_cache.h"
 #include "eval/session_lm.h"
 #include "format/gguf.h"
+#include "kernels/ops.h"
 #include "model/tokenizer.h"
 #include "support/test_support.h"
 #include "util/error.h"
@@ -106,6 +107,34 @@ TEST_F(SessionLMTest, LoglikelihoodMatchesDirectComputation) {
       {ctx, " She loved to play outside in the park.", {}, {}}})[0]
                   .is_greedy);
   EXPECT_FALSE(got[1].is_greedy);
+}
+
+// A request scored after its context was reused (the continuation prefilled alone, 1..3
+// tokens) equals, bit for bit, the same sum over one batch-invariant prefill of the whole
+// sequence: what serve's echo gives lm-evaluation-harness (docs/python.md).
+TEST_F(SessionLMTest, ScoresEqualOnePrefillOfTheWholeSequenceBitForBit) {
+  SessionLM lm(*model_, plain(), options());
+  RequestTokenizer rt(*model_->tokenizer());
+  const std::string ctx = "Once upon a time, there was a little girl named Lily.";
+  const std::vector<std::string> conts = {" She", " He ran", " The end.", " Lily smiled at Ben."};
+  std::vector<LoglikelihoodRequest> reqs;
+  for (const auto& c : conts) reqs.push_back({ctx, c, {}, {}});
+  const auto got = lm.loglikelihood(reqs);
+  const int V = model_->hparams().n_vocab;
+  for (size_t k = 0; k < conts.size(); ++k) {
+    const auto p = rt.pair(ctx, conts[k]);
+    std::vector<int32_t> fed = p.context;
+    fed.insert(fed.end(), p.continuation.begin(), p.continuation.end() - 1);
+    Session s(*model_, plain(), options().session);
+    s.set_batch_invariant(true);
+    auto logits = s.prefill(fed, true);
+    double want = 0;
+    for (size_t j = 0; j < p.continuation.size(); ++j) {
+      auto row = logits.subspan((p.context.size() - 1 + j) * V, V);
+      want += row[p.continuation[j]] - kernels::log_sum_exp(row);
+    }
+    EXPECT_EQ(got[k].logprob, want) << conts[k];
+  }
 }
 
 TEST_F(SessionLMTest, PrefixReuseDoesNotChangeResults) {

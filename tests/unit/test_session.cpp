@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 
 #include "engine/prefix_cache.h"
 #include "engine/session.h"
+#include "kernels/dispatch.h"
 #include "kernels/ops.h"
 #include "support/test_support.h"
 #include "util/error.h"
@@ -116,6 +118,45 @@ TEST(Session, PrefixCacheIsBitExactAndKeepsDecodingRight) {
     EXPECT_EQ(reused.layer_evals(), int64_t{7} * (path.size() - shared) + decode) << spec;
   }
   EXPECT_EQ(cache.baseline_evals(), 8 * 5);  // the baseline ran once for this sequence
+}
+
+// With batch-invariant prefill, a prompt's logits do not depend on how it was split into
+// prefills: a continuation of 1..3 tokens after a cached context (what `reprise eval` runs)
+// gives bit for bit the rows of the whole prompt prefilled at once (what serve's echo runs).
+// Without it a prefill of fewer than kGemmMinTokens tokens runs the matrix-vector kernels,
+// which round differently. F32 weights (the default model) and Q4_1 (a fixture), every ISA.
+TEST(Session, BatchInvariantPrefillGivesTheSameRowsHoweverSplit) {
+  const std::filesystem::path files[] = {
+      test::default_model(), test::source_dir() / "tests/data/fixtures/llama-tiny-q4_1.gguf"};
+  const std::vector<int32_t> ids = {1, 403, 407, 261, 378, 270, 293, 263, 414};
+  const std::vector<std::vector<size_t>> splits = {{6, 3}, {8, 1}, {7, 2}, {2, 2, 5}, {5, 1, 1, 2}};
+  const kernels::Isa active = kernels::active_isa();
+  for (const auto& file : files) {
+    auto m = Model::load(file);
+    const size_t V = static_cast<size_t>(m->hparams().n_vocab);
+    const LayerPath path = LayerPath::repeat(m->hparams().n_layer, 0, 2);
+    for (kernels::Isa isa : kernels::supported_isas()) {
+      kernels::set_isa(isa);
+      const std::string what = file.filename().string() + " " + std::string(kernels::isa_name(isa));
+      Session whole(*m, path, small());
+      whole.set_batch_invariant(true);
+      auto w = whole.prefill(ids, true);
+      const std::vector<float> want(w.begin(), w.end());
+      for (const auto& split : splits) {
+        Session parts(*m, path, small());
+        parts.set_batch_invariant(true);
+        size_t at = 0;
+        for (size_t n : split) {
+          auto got = parts.prefill(std::span(ids).subspan(at, n), true);
+          ASSERT_EQ(got.size(), n * V);
+          for (size_t i = 0; i < got.size(); ++i)
+            ASSERT_EQ(got[i], want[at * V + i]) << what << ", rows " << at << ".." << at + n;
+          at += n;
+        }
+      }
+    }
+  }
+  kernels::set_isa(active);
 }
 
 TEST(Session, TruncateReusesASharedPrefix) {
