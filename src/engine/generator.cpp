@@ -180,13 +180,14 @@ GenerationResult generate(Session& session, const Tokenizer* tokenizer,
   while (result.completion_tokens < opts.max_tokens) {
     GeneratedToken tok;
     tok.id = sampler.sample(logits);
-    if (!opts.ignore_eos && (tok.id == eos || tok.id == eot)) {
-      if (!text.finish(stopped)) return done(FinishReason::Cancelled);
-      return done(FinishReason::Stop);
-    }
     if (opts.logprobs >= 0) {
       tok.logprob = token_logprob(logits, tok.id);
       if (opts.logprobs > 0) tok.top = top_logprobs(logits, opts.logprobs);
+    }
+    if (!opts.ignore_eos && (tok.id == eos || tok.id == eot)) {
+      result.end_token = std::move(tok);
+      if (!text.finish(stopped)) return done(FinishReason::Cancelled);
+      return done(FinishReason::Stop);
     }
     if (tokenizer) tok.piece = tokenizer->token_to_piece(tok.id);
     ++result.completion_tokens;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <span>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -106,6 +107,10 @@ struct GenerationResult {
   int prompt_tokens = 0;
   int completion_tokens = 0;  // sampled tokens, EOS excluded
   std::string stop_sequence;  // the stop sequence that ended generation, if any
+  // The end-of-generation token (EOS/EOT) that ended it, if one did: sampled but not released
+  // and not counted. Its logprob and top are set as for released tokens (OpenAI's echo lists
+  // it after the prompt; lm-evaluation-harness counts on that one sampled token being there).
+  std::optional<GeneratedToken> end_token;
   double prefill_seconds = 0;
   double decode_seconds = 0;  // from the first sampled token to the end
 };

@@ -742,6 +742,16 @@ bool Server::Impl::write_completions(PendingReply& p, const std::string& path, R
         for (const TokenLogprob& alt : g.top) t.top.emplace_back(alt.token, alt.logprob);
         scored.push_back(std::move(t));
       }
+      // The token that ended generation is listed too (with empty text), as OpenAI's echo does:
+      // a client reading "the prompt, then the one sampled token" must find that token there.
+      if (r.end_token) {
+        ScoredToken t;
+        t.id = r.end_token->id;
+        t.text_offset = c.text.size();
+        t.logprob = r.end_token->logprob;
+        for (const TokenLogprob& alt : r.end_token->top) t.top.emplace_back(alt.token, alt.logprob);
+        scored.push_back(std::move(t));
+      }
       c.logprobs = scored_logprobs_json(scored, tok);
     }
     choices.push_back(std::move(c));
