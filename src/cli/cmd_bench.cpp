@@ -22,7 +22,8 @@ struct BenchOptions {
 int run_bench(const BenchOptions& o) {
   if (!o.isa.empty()) {
     auto isa = kernels::isa_from_name(o.isa);
-    if (!isa) throw Error(fmt::format("--isa {}: expected scalar, avx2, avxvnni, avx512 or amx", o.isa));
+    if (!isa)
+      throw Error(fmt::format("--isa {}: expected scalar, avx2, avxvnni, avx512 or amx", o.isa));
     kernels::set_isa(*isa);
   }
   auto m = o.model.load();
