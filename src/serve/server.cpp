@@ -734,24 +734,18 @@ bool Server::Impl::write_completions(PendingReply& p, const std::string& path, R
       c.logprobs =
           logprobs_json(job.endpoint, generated, tok, prompt.text ? prompt.text->size() : 0);
     } else {
-      for (const GeneratedToken& g : generated) {
+      auto add = [&](const GeneratedToken& g, size_t text_offset) {
         ScoredToken t;
         t.id = g.id;
-        t.text_offset = echo_text.size() + g.text_offset;
+        t.text_offset = text_offset;
         t.logprob = g.logprob;
         for (const TokenLogprob& alt : g.top) t.top.emplace_back(alt.token, alt.logprob);
         scored.push_back(std::move(t));
-      }
+      };
+      for (const GeneratedToken& g : generated) add(g, echo_text.size() + g.text_offset);
       // The token that ended generation is listed too (with empty text), as OpenAI's echo does:
       // a client reading "the prompt, then the one sampled token" must find that token there.
-      if (r.end_token) {
-        ScoredToken t;
-        t.id = r.end_token->id;
-        t.text_offset = c.text.size();
-        t.logprob = r.end_token->logprob;
-        for (const TokenLogprob& alt : r.end_token->top) t.top.emplace_back(alt.token, alt.logprob);
-        scored.push_back(std::move(t));
-      }
+      if (r.end_token) add(*r.end_token, c.text.size());
       c.logprobs = scored_logprobs_json(scored, tok);
     }
     choices.push_back(std::move(c));

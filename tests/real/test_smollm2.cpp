@@ -18,6 +18,7 @@
 #include "model/model.h"
 #include "model/tokenizer.h"
 #include "model/vocab.h"
+#include "smollm2_model.h"
 #include "support/logits.h"
 #include "support/test_support.h"
 
@@ -33,22 +34,8 @@ constexpr float kLogitTolerance = 2.5f;
 constexpr float kDequantizedTolerance = 1e-3f;
 
 std::filesystem::path model_path() {
-  return test::source_dir() / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  return test::smollm2_path();
 }
-
-bool in_ci() {
-  const char* ci = std::getenv("CI");
-  return ci && std::string(ci) == "true";
-}
-
-// GTEST_SKIP and FAIL return from the test body, so this has to be a macro.
-#define REQUIRE_SMOLLM2()                                                                  \
-  do {                                                                                     \
-    if (!std::filesystem::exists(model_path())) {                                          \
-      if (in_ci()) FAIL() << model_path() << " is missing; run scripts/fetch-models.sh";   \
-      GTEST_SKIP() << model_path() << " not present (scripts/fetch-models.sh fetches it)"; \
-    }                                                                                      \
-  } while (0)
 
 nlohmann::json read_json(const std::filesystem::path& p) {
   std::ifstream f(p);

@@ -7,13 +7,13 @@
 #include <httplib.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "engine/session.h"
 #include "model/model.h"
 #include "model/tokenizer.h"
 #include "serve/server.h"
+#include "smollm2_model.h"
 #include "support/test_support.h"
 
 namespace reprise {
@@ -22,15 +22,11 @@ namespace {
 using nlohmann::json;
 
 std::filesystem::path model_path() {
-  return test::source_dir() / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  return test::smollm2_path();
 }
 
 TEST(SmolLM2Serve, EchoListsTheEndOfGenerationTokenAfterThePrompt) {
-  if (!std::filesystem::exists(model_path())) {
-    const char* ci = std::getenv("CI");
-    if (ci && std::string(ci) == "true") FAIL() << model_path() << " is missing";
-    GTEST_SKIP() << model_path() << " not present (scripts/fetch-models.sh fetches it)";
-  }
+  REQUIRE_SMOLLM2();
   const auto model = Model::load(model_path());
   const Tokenizer& tok = *model->tokenizer();
   // ARC-Easy test item 24 as lm-eval renders it, with its first choice: greedy decoding answers
@@ -67,8 +63,8 @@ TEST(SmolLM2Serve, EchoListsTheEndOfGenerationTokenAfterThePrompt) {
   const int port = server.start();
   httplib::Client c("127.0.0.1", port);
   c.set_read_timeout(60);
-  const json body = {{"prompt", ids}, {"max_tokens", 1}, {"echo", true}, {"logprobs", 1},
-                     {"temperature", 0}};
+  const json body = {
+      {"prompt", ids}, {"max_tokens", 1}, {"echo", true}, {"logprobs", 1}, {"temperature", 0}};
   auto res = c.Post("/v1/completions", body.dump(), "application/json");
   server.stop();
   ASSERT_TRUE(res);
