@@ -9,7 +9,6 @@ RuntimeError) whose message is the CLI's one-line message.
     reprise.evaluate(m, "arc_easy", limit=20)       # the dict `reprise eval -o` writes
     reprise.Store("scan.db").statistics()           # records for pandas.DataFrame
 """
-from ._reprise import Error, Model, Path, Store, TextStream, evaluate, scan
+from ._reprise import Error, Model, Path, Store, TextStream, __version__, evaluate, scan
 
 __all__ = ["Error", "Model", "Path", "Store", "TextStream", "evaluate", "scan"]
-__version__ = "0.1.0"

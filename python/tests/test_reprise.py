@@ -37,6 +37,19 @@ def test_logits_equal_cli_bit_for_bit(model, path):
     assert np.array_equal(last, cli_logits("--tokens", ",".join(map(str, ids)), *extra)[0])
 
 
+def test_version_is_the_cli_version():
+    # `reprise --version` prints "reprise X.Y.Z"; both come from CMake's project(VERSION).
+    assert cli_ok("--version").split() == ["reprise", reprise.__version__]
+    assert re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", reprise.__version__)
+    # Installed by pip, the distribution's metadata carries the same number (pyproject.toml
+    # reads it from CMakeLists.txt).
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+        assert version("reprise") == reprise.__version__
+    except PackageNotFoundError:
+        pass  # the staged build (build/pypkg) is not an installed distribution
+
+
 def test_text_logits_equal_cli(model):
     want = cli_logits("-p", "Once upon a time")
     assert np.array_equal(model.logits("Once upon a time"), want[0])
