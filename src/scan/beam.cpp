@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 
+#include "eval/stats.h"
 #include "scan/analysis.h"
 #include "scan/store.h"
 #include "util/error.h"
@@ -18,23 +19,11 @@
 namespace reprise::scan {
 namespace {
 
+using eval::spearman;
+
 constexpr double kRidgeLambda = 1.0;
 constexpr size_t kNeighbours = 5;
 const double kNaN = std::numeric_limits<double>::quiet_NaN();
-
-std::vector<double> ranks(const std::vector<double>& v) {
-  std::vector<size_t> order(v.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
-  std::vector<double> r(v.size());
-  for (size_t s = 0; s < order.size();) {
-    size_t e = s;
-    while (e + 1 < order.size() && v[order[e + 1]] == v[order[s]]) ++e;
-    for (size_t t = s; t <= e; ++t) r[order[t]] = (double(s) + double(e)) / 2.0;
-    s = e + 1;
-  }
-  return r;
-}
 
 // Solves a x = b for symmetric positive definite a (n x n, row-major) by Cholesky.
 std::vector<double> solve_spd(std::vector<double> a, std::vector<double> b, size_t n) {
@@ -96,20 +85,6 @@ std::vector<double> path_features(const LayerPath& path, int n_layer) {
   }
   f.back() = double(path.size()) / n_layer - 1.0;
   return f;
-}
-
-double spearman(const std::vector<double>& a, const std::vector<double>& b) {
-  if (a.size() != b.size() || a.size() < 3) return kNaN;
-  const auto ra = ranks(a), rb = ranks(b);
-  const double n = double(a.size()), ma = (n - 1) / 2;  // mean rank
-  double sab = 0, saa = 0, sbb = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    sab += (ra[i] - ma) * (rb[i] - ma);
-    saa += (ra[i] - ma) * (ra[i] - ma);
-    sbb += (rb[i] - ma) * (rb[i] - ma);
-  }
-  if (saa == 0 || sbb == 0) return kNaN;
-  return sab / std::sqrt(saa * sbb);
 }
 
 Surrogate::Surrogate(std::string kind) : kind_(std::move(kind)) {

@@ -47,10 +47,6 @@ void check_beam_options(const BeamOptions& o);
 // layer whether it is skipped, and the path's length over n_layer minus 1. 2 * n_layer + 1 values.
 std::vector<double> path_features(const LayerPath& path, int n_layer);
 
-// Spearman rank correlation (ties get their mean rank); NaN when either side has no spread or
-// fewer than 3 values.
-double spearman(const std::vector<double>& a, const std::vector<double>& b);
-
 // A regression of targets on features: "ridge" (ridge regression on the features, centred, with
 // an unpenalised intercept, lambda 1) or "knn" (mean target of the 5 nearest rows, Euclidean).
 class Surrogate {

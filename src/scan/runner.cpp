@@ -15,6 +15,7 @@
 #include "eval/evaluator.h"
 #include "eval/registry.h"
 #include "eval/session_lm.h"
+#include "eval/stats.h"
 #include "model/model.h"
 #include "scan/analysis.h"
 #include "scan/cluster.h"
@@ -480,7 +481,7 @@ class Scanner {
                         {"rho", finite(ch.rho)},
                         {"trusted", ch.trusted},
                         {"scored", keys},
-                        {"rho_scored", finite(spearman(ch.predicted, measured))},
+                        {"rho_scored", finite(eval::spearman(ch.predicted, measured))},
                         {"best", scored[best].key()},
                         {"best_target", targets[best]}});
     }

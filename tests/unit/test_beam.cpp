@@ -75,14 +75,6 @@ TEST(BeamExpand, DuplicatesByCanonicalPathAndOverlapsAreDropped) {
   EXPECT_EQ(expand_beam(6, {*three}, {rep(2, 3)}, 3, none).size(), 1u);
 }
 
-TEST(BeamSurrogate, SpearmanOnKnownValues) {
-  EXPECT_DOUBLE_EQ(spearman({1, 2, 3, 4}, {10, 20, 30, 45}), 1.0);
-  EXPECT_DOUBLE_EQ(spearman({1, 2, 3, 4}, {4, 3, 2, 1}), -1.0);
-  EXPECT_NEAR(spearman({1, 1, 2}, {1, 2, 3}), 1.5 / std::sqrt(3.0), 1e-12);  // mid-ranks
-  EXPECT_TRUE(std::isnan(spearman({1, 1, 1}, {1, 2, 3})));
-  EXPECT_TRUE(std::isnan(spearman({1, 2}, {1, 2})));
-}
-
 // Random one- and two-block configs on a 12-layer model.
 std::vector<Config> random_configs(int n, std::mt19937& rng) {
   std::vector<Config> out;
