@@ -279,8 +279,8 @@ std::string describe_beam(const Store& store) {
         r.at("best_target").get<double>());
   }
   s += fmt::format(
-      "  the {} beam configs are in the search phase beside the {} grid configs, so the Holm "
-      "family above counts every config the search scored\n",
+      "  the {} beam configs are in the search phase beside the {} single-block seed configs, so "
+      "the Holm family above counts every config the search scored\n",
       beam_configs, j.at("seeds").get<int>());
   return s;
 }

@@ -43,8 +43,10 @@ TEST(BeamScan, RoundsReachTheReportAndAKilledBeamResumesToTheSameStore) {
       << r.err;  // the baseline and the 29 single blocks of 5 layers
   EXPECT_NE(r.out.find("  round 2: "), std::string::npos) << r.out;
   // 29 grid configs, 3 + 3 beam configs, plus the skip control of the best repeat if new.
-  EXPECT_NE(r.out.find("the 6 beam configs are in the search phase beside the 29 grid configs"),
-            std::string::npos)
+  EXPECT_NE(
+      r.out.find(
+          "the 6 beam configs are in the search phase beside the 29 single-block seed configs"),
+      std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find("Holm across all 35 configs"), std::string::npos) << r.out;
 
