@@ -16,6 +16,9 @@
 namespace reprise::analyze {
 namespace {
 
+using eval::average_ranks;
+using eval::pearson;
+
 Prediction rank(std::string method, std::vector<BlockScore> blocks) {
   // Ties go to the shorter block, then the earlier one, so the order never depends on the sort.
   std::sort(blocks.begin(), blocks.end(), [](const BlockScore& a, const BlockScore& b) {
@@ -24,35 +27,6 @@ Prediction rank(std::string method, std::vector<BlockScore> blocks) {
     return a.i < b.i;
   });
   return {std::move(method), std::move(blocks)};
-}
-
-std::vector<double> average_ranks(const std::vector<double>& v) {
-  std::vector<size_t> order(v.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
-  std::vector<double> r(v.size());
-  for (size_t s = 0; s < order.size();) {
-    size_t e = s;
-    while (e + 1 < order.size() && v[order[e + 1]] == v[order[s]]) ++e;
-    const double avg = (static_cast<double>(s) + static_cast<double>(e)) / 2.0 + 1.0;
-    for (size_t k = s; k <= e; ++k) r[order[k]] = avg;
-    s = e + 1;
-  }
-  return r;
-}
-
-double pearson(const std::vector<double>& a, const std::vector<double>& b) {
-  const double n = static_cast<double>(a.size());
-  const double ma = std::accumulate(a.begin(), a.end(), 0.0) / n;
-  const double mb = std::accumulate(b.begin(), b.end(), 0.0) / n;
-  double sab = 0, saa = 0, sbb = 0;
-  for (size_t k = 0; k < a.size(); ++k) {
-    sab += (a[k] - ma) * (b[k] - mb);
-    saa += (a[k] - ma) * (a[k] - ma);
-    sbb += (b[k] - mb) * (b[k] - mb);
-  }
-  if (saa == 0 || sbb == 0) return std::numeric_limits<double>::quiet_NaN();
-  return sab / std::sqrt(saa * sbb);
 }
 
 // C(n, k) as a double (exact for the small grids analyzed here).
@@ -88,11 +62,6 @@ Prediction predict_stability(const Diagnostics& d) {
     }
   }
   return rank("stability", std::move(blocks));
-}
-
-double spearman(const std::vector<double>& a, const std::vector<double>& b) {
-  if (a.size() != b.size() || a.size() < 2) return std::numeric_limits<double>::quiet_NaN();
-  return pearson(average_ranks(a), average_ranks(b));
 }
 
 Validation validate(const Prediction& p, const std::vector<MeasuredDelta>& measured, int radius,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "analyze/diagnostics.h"
+#include "eval/stats.h"
 
 namespace reprise::analyze {
 
@@ -48,8 +49,8 @@ struct Validation {
   std::vector<HitAtK> hits;  // k = 1, 3, 5
 };
 
-// Spearman's rho with average ranks for ties; NaN when either side is constant or n < 2.
-double spearman(const std::vector<double>& a, const std::vector<double>& b);
+// Spearman's rho (eval/stats.h).
+using eval::spearman;
 
 Validation validate(const Prediction& p, const std::vector<MeasuredDelta>& measured, int radius = 2,
                     const std::vector<int>& ks = {1, 3, 5});

@@ -8,8 +8,10 @@
 #include "cli/common.h"
 #include "report/scan_report.h"
 #include "route/held_out.h"
+#include "scan/beam.h"
 #include "scan/cluster.h"
 #include "scan/runner.h"
+#include "scan/store.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
 
@@ -106,6 +108,7 @@ int run_scan_cli(ScanCli& o) {
   }
   if (cluster->rank() != 0) return 0;
   fmt::print("{}", report::scan_summary(o.out, o.top));
+  if (o.scan.strategy == "beam") fmt::print("\n{}", scan::describe_beam(scan::Store(o.out)));
   if (!router_file.empty())
     fmt::print("\n{}", route::describe(route::evaluate_held_out(scan::Store(o.out))));
   fmt::print(
@@ -132,7 +135,15 @@ void add_scan(CLI::App& app, Runner& run) {
   sub->add_option("--block-max", o->scan.plan.block_max, "largest block size (0 = any)");
   sub->add_option("--i-range", o->i_range, "start layers a:b (half-open)");
   sub->add_option("--j-range", o->j_range, "end layers a:b (half-open)");
-  sub->add_option("--strategy", o->scan.strategy, "dense, coarse-to-fine or race");
+  sub->add_option("--strategy", o->scan.strategy, "dense, coarse-to-fine, race or beam");
+  sub->add_option("--beam", o->scan.beam.width, "beam: best paths expanded per round (default 4)");
+  sub->add_option("--depth", o->scan.beam.depth, "beam: rounds, one block added each (default 2)");
+  sub->add_option("--beam-score", o->scan.beam.score,
+                  "beam: candidates scored per round, the surrogate's top ones (default 8)");
+  sub->add_option("--surrogate", o->scan.beam.surrogate,
+                  "beam: ridge, knn or auto (the higher held-out rho each round; default)");
+  sub->add_option("--surrogate-min-rho", o->scan.beam.min_rho,
+                  "beam: below this held-out Spearman rho the surrogate is not trusted (0.6)");
   sub->add_option("--race-margin", o->scan.race.margin,
                   "race: drop configs confidently below the best by more than this");
   sub->add_option("--race-alpha", o->scan.race.alpha,

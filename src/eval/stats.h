@@ -109,6 +109,16 @@ double normal_quantile(double p);
 // (z_{1-alpha/2} + z_{power}) * se.
 double min_detectable_effect(double se, double alpha, double power = 0.8);
 
+// --- Rank correlation ---------------------------------------------------------------------------
+
+// Ranks 1..n of `v`, ties given their mean rank.
+std::vector<double> average_ranks(const std::vector<double>& v);
+// Pearson correlation; NaN when either side is constant.
+double pearson(const std::vector<double>& a, const std::vector<double>& b);
+// Spearman's rho with average ranks for ties; NaN when either side is constant, the sizes differ
+// or n < 2.
+double spearman(const std::vector<double>& a, const std::vector<double>& b);
+
 // --- Multiple comparisons -----------------------------------------------------------------------
 
 // Holm's step-down adjustment (controls the family-wise error rate). Adjusted p-values in the

@@ -247,6 +247,7 @@ std::vector<ControlStats> skip_controls(const PhaseStats& stats, size_t task,
   const bool binary = stats.tasks.at(task).metric.binary;
   std::vector<ControlStats> out;
   for (const Config& c : configs) {
+    if (c.mode == Mode::Multi) continue;  // several blocks: no one skip to compare with
     Config skip{Mode::Skip, c.i, c.j, 0};
     auto a = stats.items.find(c.key()), s = stats.items.find(skip.key());
     if (a == stats.items.end() || s == stats.items.end()) continue;

@@ -12,10 +12,16 @@ namespace reprise::scan {
 
 std::string mode_name(Mode m) {
   switch (m) {
-    case Mode::Baseline: return "baseline";
-    case Mode::Repeat: return "repeat";
-    case Mode::Loop: return "loop";
-    case Mode::Skip: return "skip";
+    case Mode::Baseline:
+      return "baseline";
+    case Mode::Repeat:
+      return "repeat";
+    case Mode::Loop:
+      return "loop";
+    case Mode::Skip:
+      return "skip";
+    case Mode::Multi:
+      return "multi";
   }
   return "?";
 }
@@ -29,26 +35,103 @@ Mode parse_mode(const std::string& name) {
 
 LayerPath Config::path(int n_layer) const {
   switch (mode) {
-    case Mode::Baseline: return LayerPath::identity(n_layer);
-    case Mode::Repeat: return LayerPath::repeat(n_layer, i, j, 2, alpha);
-    case Mode::Loop: return LayerPath::repeat(n_layer, i, j, k, alpha);
-    case Mode::Skip: return LayerPath::skip(n_layer, i, j);
+    case Mode::Baseline:
+      return LayerPath::identity(n_layer);
+    case Mode::Repeat:
+      return LayerPath::repeat(n_layer, i, j, 2, alpha);
+    case Mode::Loop:
+      return LayerPath::repeat(n_layer, i, j, k, alpha);
+    case Mode::Skip:
+      return LayerPath::skip(n_layer, i, j);
+    case Mode::Multi: {
+      LayerPath p;
+      int next = 0;  // first layer not yet walked
+      auto add = [&](int layer, float a) {
+        p.layers.push_back(layer);
+        p.alpha.push_back(a);
+      };
+      for (const Config& b : parts) {
+        for (; next < b.i; ++next) add(next, 1.0f);
+        for (int pass = 0; pass < b.k; ++pass)
+          for (int l = b.i; l < b.j; ++l) add(l, pass == 0 ? 1.0f : b.alpha);
+        next = b.j;
+      }
+      for (; next < n_layer; ++next) add(next, 1.0f);
+      if (!p.damped()) p.alpha.clear();  // the undamped path compares equal to plain ones
+      return p;
+    }
   }
   return {};
 }
 
+std::optional<Config> compose(int n_layer, const std::vector<Config>& blocks) {
+  std::vector<Config> flat;
+  for (const Config& b : blocks)
+    if (b.mode == Mode::Multi)
+      flat.insert(flat.end(), b.parts.begin(), b.parts.end());
+    else
+      flat.push_back(b);
+  if (flat.empty()) return std::nullopt;
+  std::sort(flat.begin(), flat.end(), [](const Config& a, const Config& b) { return a.i < b.i; });
+  int kept = n_layer, prev_end = 0;
+  for (const Config& b : flat) {
+    if (b.mode != Mode::Repeat && b.mode != Mode::Loop && b.mode != Mode::Skip) return std::nullopt;
+    if (b.i < prev_end || b.j <= b.i || b.j > n_layer) return std::nullopt;
+    prev_end = b.j;
+    if (b.mode == Mode::Skip) kept -= b.j - b.i;
+  }
+  if (kept <= 0) return std::nullopt;
+  if (flat.size() == 1) return flat[0];
+  Config c;
+  c.mode = Mode::Multi;
+  c.i = flat.front().i;
+  c.j = flat.back().j;
+  c.k = 0;
+  c.parts = std::move(flat);
+  return c;
+}
+
 std::string Config::key() const {
+  if (mode == Mode::Multi) {
+    std::string s;
+    for (const Config& b : parts) {
+      if (!s.empty()) s += '+';  // not `"+" + key`: GCC 12 -Wrestrict false positive
+      s += b.key();
+    }
+    return s;
+  }
   const std::string damp = alpha != 1.0f ? fmt::format("@{}", format_alpha(alpha)) : "";
   switch (mode) {
-    case Mode::Baseline: return "baseline";
-    case Mode::Loop: return fmt::format("loop:{}:{}:{}{}", i, j, k, damp);
-    case Mode::Repeat: return fmt::format("repeat:{}:{}{}", i, j, damp);
-    default: return fmt::format("{}:{}:{}", mode_name(mode), i, j);
+    case Mode::Baseline:
+      return "baseline";
+    case Mode::Loop:
+      return fmt::format("loop:{}:{}:{}{}", i, j, k, damp);
+    case Mode::Repeat:
+      return fmt::format("repeat:{}:{}{}", i, j, damp);
+    default:
+      return fmt::format("{}:{}:{}", mode_name(mode), i, j);
   }
 }
 
 Config Config::from_key(const std::string& key_in) {
   if (key_in == "baseline") return baseline();
+  if (key_in.find('+') != std::string::npos) {
+    Config c;
+    c.mode = Mode::Multi;
+    c.k = 0;
+    size_t start = 0;
+    for (size_t p; start <= key_in.size(); start = p + 1) {
+      p = std::min(key_in.find('+', start), key_in.size());
+      Config b = from_key(key_in.substr(start, p - start));
+      if (b.mode == Mode::Baseline || b.mode == Mode::Multi ||
+          (!c.parts.empty() && b.i < c.parts.back().j))
+        throw Error(fmt::format("malformed scan config key '{}'", key_in));
+      c.parts.push_back(b);
+    }
+    c.i = c.parts.front().i;
+    c.j = c.parts.back().j;
+    return c;
+  }
   std::string key = key_in;
   float alpha = 1.0f;
   if (size_t at = key.find('@'); at != std::string::npos) {
@@ -87,8 +170,8 @@ namespace {
 void validate(int n_layer, const PlanOptions& o) {
   if (o.block_min < 1) throw Error(fmt::format("--block-min must be >= 1, got {}", o.block_min));
   if (o.block_max != 0 && o.block_max < o.block_min)
-    throw Error(fmt::format("--block-max {} is smaller than --block-min {}", o.block_max,
-                            o.block_min));
+    throw Error(
+        fmt::format("--block-max {} is smaller than --block-min {}", o.block_max, o.block_min));
   if (o.block_min > n_layer)
     throw Error(fmt::format("--block-min {} exceeds the model's {} layers", o.block_min, n_layer));
   auto check = [&](const std::optional<Range>& r, const char* name, int max_hi) {

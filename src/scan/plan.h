@@ -4,6 +4,7 @@
 //   repeat  path 0..j-1, i..N-1        (the block runs twice; RYS)
 //   loop    the block runs k times in all (k >= 2)
 //   skip    path 0..i-1, j..N-1        (the block is dropped; the control for repeat)
+//   multi   several non-overlapping blocks of the kinds above at once (beam search, scan/beam.h)
 #pragma once
 
 #include <optional>
@@ -14,7 +15,7 @@
 
 namespace reprise::scan {
 
-enum class Mode { Baseline, Repeat, Loop, Skip };
+enum class Mode { Baseline, Repeat, Loop, Skip, Multi };
 
 std::string mode_name(Mode m);
 Mode parse_mode(const std::string& name);  // throws Error listing repeat|skip|loop
@@ -24,15 +25,26 @@ struct Config {
   int i = 0, j = 0;  // block i..j-1
   int k = 1;         // total runs of the block (repeat: 2; loop: k; skip: 0)
   float alpha = 1;   // residual weight of the passes after the first (damped repeat); 1 = plain
+  // Multi: the blocks, sorted by i, pairwise disjoint, none of them Multi (see compose()); i and j
+  // are then the first block's start and the last block's end.
+  std::vector<Config> parts{};  // (the {} keeps Config{...} free of -Wextra warnings)
 
   static Config baseline() { return {}; }
   LayerPath path(int n_layer) const;
   // Stable identifier used as the store key: "baseline", "repeat:3:7", "loop:3:7:3", "skip:3:7",
-  // with "@A" appended for a damped repeat or loop ("repeat:3:7@0.5").
+  // with "@A" appended for a damped repeat or loop ("repeat:3:7@0.5"); a Multi config joins its
+  // blocks' keys with '+' ("repeat:3:7+skip:20:22").
   std::string key() const;
   static Config from_key(const std::string& key);
   bool operator==(const Config&) const = default;
 };
+
+// Several blocks applied at once: walking layers 0..N-1, each block's layers run as its own
+// config says (repeat/loop: k passes, the later ones weighted alpha; skip: none), the rest once.
+// Multi parts are flattened and blocks sorted by start, so every composition of the same blocks
+// has one canonical form; one block is returned as itself. nullopt when a block leaves the model
+// or is not a repeat, loop or skip, when two blocks overlap, or when no layer would be left.
+std::optional<Config> compose(int n_layer, const std::vector<Config>& blocks);
 
 // Half-open integer range [lo, hi).
 struct Range {
@@ -62,7 +74,8 @@ std::vector<Config> plan_coarse(int n_layer, const PlanOptions& opts, int stride
 
 // Fine stage: every allowed config within `radius` layers (in i and j) of one of `seeds`, of
 // the same mode and k, whose layer path is not already in `done` (nor listed twice).
-std::vector<Config> plan_refine(int n_layer, const PlanOptions& opts, const std::vector<Config>& seeds,
-                                int radius, const std::vector<Config>& done);
+std::vector<Config> plan_refine(int n_layer, const PlanOptions& opts,
+                                const std::vector<Config>& seeds, int radius,
+                                const std::vector<Config>& done);
 
 }  // namespace reprise::scan

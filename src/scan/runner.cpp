@@ -15,6 +15,7 @@
 #include "eval/evaluator.h"
 #include "eval/registry.h"
 #include "eval/session_lm.h"
+#include "eval/stats.h"
 #include "model/model.h"
 #include "scan/analysis.h"
 #include "scan/cluster.h"
@@ -106,9 +107,11 @@ class Scanner {
           fmt::format("{}: the model has no vocabulary; scans need text tasks", model_->path()));
     // Every option is checked before the store is touched, so a typo never leaves a store
     // behind that the corrected command would then refuse.
-    if (o.strategy != "dense" && o.strategy != "coarse-to-fine" && o.strategy != "race")
-      throw Error(
-          fmt::format("--strategy: unknown '{}' (known: dense, coarse-to-fine, race)", o.strategy));
+    if (o.strategy != "dense" && o.strategy != "coarse-to-fine" && o.strategy != "race" &&
+        o.strategy != "beam")
+      throw Error(fmt::format("--strategy: unknown '{}' (known: dense, coarse-to-fine, race, beam)",
+                              o.strategy));
+    check_beam_options(o.beam);
     if (!(o.race.alpha > 0 && o.race.alpha < 1))
       throw Error(fmt::format("--race-alpha must be in (0, 1), got {}", o.race.alpha));
     if (!(o.race.margin >= 0)) throw Error("--race-margin must be >= 0");
@@ -119,9 +122,11 @@ class Scanner {
     if (o.coarse_stride < 0)
       throw Error(fmt::format("--stride must be >= 1 (0 = about N / 6), got {}", o.coarse_stride));
     stride_ = o.coarse_stride > 0 ? o.coarse_stride : std::max(1, n_layer_ / 6);
-    planned_ = unique_paths(o.strategy == "coarse-to-fine" ? plan_coarse(n_layer_, o.plan, stride_)
-                                                           : plan_dense(n_layer_, o.plan),
-                            n_layer_);
+    // A beam's seed grid is coarse only when --stride is given.
+    const bool coarse =
+        o.strategy == "coarse-to-fine" || (o.strategy == "beam" && o.coarse_stride > 0);
+    planned_ = unique_paths(
+        coarse ? plan_coarse(n_layer_, o.plan, stride_) : plan_dense(n_layer_, o.plan), n_layer_);
     eval::TaskOptions to;
     to.seed = o.seed;
     for (const auto& name : eval::resolve_task_names(o.tasks))
@@ -266,6 +271,7 @@ class Scanner {
       run_race(search);
     else
       run_phase("search", search, false);
+    if (o_.strategy == "beam") run_beam();
     if (o_.strategy == "coarse-to-fine") {
       // The fine stage's configs are stored in the same "search" phase as the coarse ones, so
       // the report's corrections count every config either stage looked at.
@@ -358,18 +364,10 @@ class Scanner {
       alive = std::move(next);
     }
     window_ = {0, std::numeric_limits<size_t>::max()};
-    for (const Config& c : alive) {
-      if (store_->is_done(c.key(), "search")) continue;
-      std::vector<ItemScore> scores;
-      for (size_t look = 0; look < schedule.size(); ++look) {
-        const std::string phase = fmt::format("race:{}", look + 1);
-        for (auto& sc : store_->scores(c.key(), phase)) scores.push_back(std::move(sc));
-        for (const auto& [key, sc] : store_->missing(phase))
-          if (key == c.key()) scores.push_back({sc.task, sc.item, sc.metric, NAN});
-      }
-      // The cost sits in the race phases already; this record only gathers the scores.
-      store_->save_config({c.key(), c.path(n_layer_).canonical(), "search", 0, 0, 0}, scores);
-    }
+    std::vector<std::string> phases;
+    for (size_t look = 0; look < schedule.size(); ++look)
+      phases.push_back(fmt::format("race:{}", look + 1));
+    for (const Config& c : alive) gather_into_search(c, phases);
     int64_t dense = 0;
     for (const auto& s : search_) dense += static_cast<int64_t>(configs.size() * s.size());
     store_->set_meta("race", nlohmann::json{{"alpha", o_.race.alpha},
@@ -380,6 +378,121 @@ class Scanner {
                                             {"item_evals", item_evals},
                                             {"dense_item_evals", dense},
                                             {"dropped", dropped}}
+                                 .dump());
+  }
+
+  // Copies a config's scores of `phases` (missing ones included) into the phase "search", which is
+  // all the analysis sees, unless it is there already. The cost sits in `phases`; this record only
+  // gathers the scores.
+  void gather_into_search(const Config& c, const std::vector<std::string>& phases) {
+    if (store_->is_done(c.key(), "search")) return;
+    std::vector<ItemScore> scores;
+    for (const std::string& phase : phases) {
+      for (auto& sc : store_->scores(c.key(), phase)) scores.push_back(std::move(sc));
+      for (const auto& [key, sc] : store_->missing(phase))
+        if (key == c.key()) scores.push_back({sc.task, sc.item, sc.metric, NAN});
+    }
+    store_->save_config({c.key(), c.path(n_layer_).canonical(), "search", 0, 0, 0}, scores);
+  }
+
+  // --strategy beam (scan/beam.h): round d scores its chosen multi-block configs as phase
+  // "beam:d" and then gathers them into "search", so the analysis, the controls, --validate and
+  // the Holm family treat them like grid configs. Each round is recomputed from the seeds and the
+  // earlier rounds' phases alone (never from "search", which the controls extend later), so a
+  // killed beam resumes to the same rounds; the seeds are the single-block configs of "search"
+  // when the beam first started (meta "beam_seeds"), i.e. the grid or an earlier scan's search.
+  void run_beam() {
+    std::vector<std::string> seed_keys;
+    if (auto m = store_->meta("beam_seeds")) {
+      seed_keys = nlohmann::json::parse(*m).get<std::vector<std::string>>();
+    } else {
+      for (const auto& r : store_->configs("search"))
+        if (r.key != "baseline" && Config::from_key(r.key).mode != Mode::Multi)
+          seed_keys.push_back(r.key);
+      store_->set_meta("beam_seeds", nlohmann::json(seed_keys).dump());
+    }
+    std::vector<Config> scored = {Config::baseline()}, blocks;
+    std::vector<std::pair<std::string, std::string>> stored = {{"baseline", "search"}};
+    for (const auto& k : seed_keys) {
+      blocks.push_back(Config::from_key(k));
+      scored.push_back(blocks.back());
+      stored.push_back({k, "search"});
+    }
+    std::vector<double> targets = beam_targets(*store_, stored);
+    const BeamOptions& bo = o_.beam;
+    nlohmann::json rounds = nlohmann::json::array();
+    for (int d = 1; d <= bo.depth; ++d) {
+      std::vector<size_t> order(scored.size() - 1);  // every scored config but the baseline
+      for (size_t r = 0; r < order.size(); ++r) order[r] = r + 1;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t a, size_t b) { return targets[a] > targets[b]; });
+      std::vector<Config> beam;
+      nlohmann::json beam_keys = nlohmann::json::array();
+      for (size_t r = 0; r < order.size() && static_cast<int>(r) < bo.width; ++r) {
+        beam.push_back(scored[order[r]]);
+        beam_keys.push_back(beam.back().key());
+      }
+      std::vector<std::string> seen;
+      for (const Config& c : scored) seen.push_back(c.path(n_layer_).canonical());
+      const auto candidates = expand_beam(n_layer_, beam, blocks, d + 1, seen);
+      if (candidates.empty()) break;
+      const BeamChoice ch =
+          choose_candidates(n_layer_, scored, targets, candidates, bo, o_.seed + uint64_t(d));
+      auto rho = [](double r) {
+        return std::isnan(r) ? std::string("n/a") : fmt::format("{:.3f}", r);
+      };
+      fmt::print(stderr,
+                 "beam round {}: {} candidates from {} paths; held-out rho ({}-fold, {} scored "
+                 "configs): ridge {}, knn {}; {}; scoring {}\n",
+                 d, candidates.size(), beam.size(), bo.folds, scored.size(), rho(ch.rho_ridge),
+                 rho(ch.rho_knn),
+                 ch.trusted ? fmt::format("{} surrogate trusted", ch.model)
+                            : fmt::format("{} rho below {}: surrogate NOT trusted, candidates "
+                                          "ranked by the sum of their blocks' scores",
+                                          ch.model, bo.min_rho),
+                 ch.chosen.size());
+      std::fflush(stderr);
+      const std::string phase = fmt::format("beam:{}", d);
+      run_phase(phase, ch.chosen, false);
+      std::vector<std::pair<std::string, std::string>> now;
+      for (const Config& c : ch.chosen) {
+        gather_into_search(c, {phase});
+        now.push_back({c.key(), phase});
+      }
+      const std::vector<double> measured = beam_targets(*store_, now);
+      nlohmann::json keys = nlohmann::json::array();
+      for (size_t r = 0; r < ch.chosen.size(); ++r) {
+        keys.push_back({{"key", ch.chosen[r].key()},
+                        {"predicted", ch.predicted[r]},
+                        {"measured", measured[r]}});
+        scored.push_back(ch.chosen[r]);
+        targets.push_back(measured[r]);
+      }
+      const size_t best = static_cast<size_t>(std::max_element(targets.begin() + 1, targets.end()) -
+                                              targets.begin());
+      auto finite = [](double r) { return std::isnan(r) ? nlohmann::json() : nlohmann::json(r); };
+      rounds.push_back({{"round", d},
+                        {"beam", beam_keys},
+                        {"candidates", candidates.size()},
+                        {"trained_on", scored.size() - ch.chosen.size()},
+                        {"rho_ridge", finite(ch.rho_ridge)},
+                        {"rho_knn", finite(ch.rho_knn)},
+                        {"model", ch.model},
+                        {"rho", finite(ch.rho)},
+                        {"trusted", ch.trusted},
+                        {"scored", keys},
+                        {"rho_scored", finite(eval::spearman(ch.predicted, measured))},
+                        {"best", scored[best].key()},
+                        {"best_target", targets[best]}});
+    }
+    store_->set_meta("beam", nlohmann::json{{"width", bo.width},
+                                            {"depth", bo.depth},
+                                            {"score", bo.score},
+                                            {"min_rho", bo.min_rho},
+                                            {"surrogate", bo.surrogate},
+                                            {"folds", bo.folds},
+                                            {"seeds", seed_keys.size()},
+                                            {"rounds", rounds}}
                                  .dump());
   }
 

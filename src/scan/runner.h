@@ -17,6 +17,7 @@
 #include "engine/session.h"
 #include "eval/language_model.h"
 #include "eval/task.h"
+#include "scan/beam.h"
 #include "scan/plan.h"
 #include "scan/race.h"
 
@@ -51,9 +52,10 @@ struct ScanOptions {
   size_t limit = 0;      // search items per task; 0 = all
   uint64_t seed = 1234;  // probes and bootstrap
   PlanOptions plan;
-  std::string strategy = "dense";  // or "coarse-to-fine", "race"
+  std::string strategy = "dense";  // or "coarse-to-fine", "race", "beam"
   RaceOptions race;                // --strategy race
-  int coarse_stride = 0;           // 0 = about N / 6
+  BeamOptions beam;                // --strategy beam
+  int coarse_stride = 0;           // 0 = about N / 6 (beam: 0 = the dense grid)
   int refine_top = 3;              // seeds per mode for the fine stage
   int validate = 0;                // re-score the top N on held-out items
   size_t validate_limit = 0;       // held-out items per task; 0 = same as limit
