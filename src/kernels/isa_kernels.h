@@ -113,6 +113,11 @@ struct IsaKernels {
   void (*gemm_round_act)(uint32_t type, const float* x, int64_t cols, void* out) = nullptr;
   void (*gemm_rounded)(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
                        const void* act, int64_t T, float* y, int64_t ldy, float* scratch) = nullptr;
+
+  // For a table built on another one (AVX-512 on AVX2): whether matvec runs this table's own
+  // kernel for `type` (it forwards the other types to the base table's). nullptr: every type
+  // matvec takes is its own. Read only to report which kernels run (kernel_choices()).
+  bool (*matvec_own)(uint32_t type) = nullptr;
 };
 
 // Floats of per-thread scratch the gemm kernels (gemm and gemm_rounded) need for rows of `cols`

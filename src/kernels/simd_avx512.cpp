@@ -397,6 +397,7 @@ const IsaKernels* avx512_kernels() {
     k.gemm_round_act = gemm_round_act;
     k.gemm_rounded = gemm_rounded;
     k.matvec = matvec;
+    k.matvec_own = [](uint32_t type) { return type == kQ4_0; };
     return &k;
   }();
   return table;
