@@ -12,8 +12,10 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <random>
+#include <sstream>
 #include <vector>
 
 #include "kernels/dispatch.h"
@@ -524,6 +526,34 @@ TEST(Dispatch, KernelTableListsEveryTypeAndTheOwningIsa) {
     }
   }
   set_gemm_int8(saved);
+}
+
+// docs/performance.md quotes `reprise bench --kernels --isa X`; wherever this CPU runs X, the
+// quoted table must be what the dispatch tables say now (regenerate it when this fails).
+TEST(Dispatch, PerformanceDocQuotesTheCurrentKernelTables) {
+  std::ifstream in(std::string(REPRISE_SOURCE_DIR) + "/docs/performance.md");
+  ASSERT_TRUE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string doc = ss.str();
+  const bool saved = gemm_int8_enabled();
+  set_gemm_int8(true);
+  int checked = 0;
+  for (Isa isa : supported_isas()) {
+    const size_t at = doc.find(fmt::format("kernels for --isa {} (", isa_name(isa)));
+    if (at == std::string::npos) continue;
+    std::string want = kernel_table_markdown(isa);
+    want = want.substr(want.find("| type |"));  // the table, not the CPU line above it
+    const size_t table = doc.find("| type |", at);
+    ASSERT_NE(table, std::string::npos) << isa_name(isa);
+    EXPECT_EQ(doc.substr(table, want.size()), want)
+        << "docs/performance.md: regenerate with reprise bench --kernels --isa " << isa_name(isa);
+    ++checked;
+  }
+  set_gemm_int8(saved);
+  if (isa_supported(Isa::Avx2)) {
+    EXPECT_GT(checked, 0) << "no table quoted for a supported ISA";
+  }
 }
 
 }  // namespace
