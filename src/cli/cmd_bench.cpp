@@ -16,6 +16,7 @@ struct BenchOptions {
   ModelOptions model;
   eval::BenchOptions bench;
   bool json = false;
+  bool kernels = false;
   std::string isa;
 };
 
@@ -26,6 +27,12 @@ int run_bench(const BenchOptions& o) {
       throw Error(fmt::format("--isa {}: expected scalar, avx2, avxvnni, avx512 or amx", o.isa));
     kernels::set_isa(*isa);
   }
+  if (o.kernels) {
+    fmt::print("{}", kernels::kernel_table_markdown(kernels::active_isa()));
+    return 0;
+  }
+  if (o.model.model.empty())
+    throw Error("bench needs -m MODEL (or --kernels to list the kernels each tensor type runs)");
   auto m = o.model.load();
   const HParams& hp = m->hparams();
   LayerPath path = o.model.layer_path(*m);
@@ -81,7 +88,7 @@ void add_bench(CLI::App& app, Runner& run) {
   auto* sub = app.add_subcommand("bench",
                                  "prompt processing and generation speed (llama-bench's "
                                  "pp/tg) against the measured memory bandwidth");
-  o->model.add_to(*sub);
+  o->model.add_to(*sub, /*with_path=*/true, ModelOptions::ModelFlag::Optional);
   sub->add_option("-p,--n-prompt", o->bench.n_prompt,
                   "prompt tokens for the pp test (default: 512)")
       ->check(CLI::Range(0, 1 << 20));
@@ -94,6 +101,9 @@ void add_bench(CLI::App& app, Runner& run) {
                   "buffer size of the bandwidth test in MiB (default: 1024)")
       ->check(CLI::Range(16.0, 65536.0));
   sub->add_flag("--json", o->json, "print one JSON object");
+  sub->add_flag("--kernels", o->kernels,
+                "list which kernel (ISA, integer or float arithmetic) each tensor type runs for "
+                "decode and prefill under the active ISA (or --isa), and exit");
   sub->callback([&run, o] { run = [o] { return run_bench(*o); }; });
 }
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/isa_kernels.h"
+#include "kernels/ops.h"
 
 namespace reprise {
 namespace {
@@ -88,36 +88,25 @@ void apply_rope(float* x, int64_t T, int n_heads, const HParams& hp, const Layer
 
 void causal_attention(const float* q, const KvCache& cache, int slot, int64_t T, int pos0,
                       const HParams& hp, const LayerAttn& layer, float* ctx, ThreadPool& pool) {
-  const kernels::IsaKernels& k = kernels::active_kernels();
   const int hd = hp.head_dim, n_head = hp.n_head, group = hp.n_head / hp.n_head_kv;
-  const float scale = hp.score_scale(), cap = hp.attn_softcap;
-  const size_t row_bytes = static_cast<size_t>(cache.kv_dim()) * cache.elem_bytes();
-  const auto elem = cache.type() == KvType::F16 ? kernels::KvElem::F16 : kernels::KvElem::F32;
+  const size_t head_bytes = static_cast<size_t>(hd) * cache.elem_bytes();
   const auto* keys = static_cast<const std::byte*>(cache.key_data(slot, 0));
   const auto* values = static_cast<const std::byte*>(cache.value_data(slot, 0));
-  const size_t head_bytes = static_cast<size_t>(hd) * cache.elem_bytes();
-  // Jobs run head-major (job = h * T + t) so that each thread's contiguous share holds whole
-  // heads: with a causal mask, later tokens cost more, and a token-major split would give the
-  // last thread most of the work. Each job keeps one row of scores, never a [T, T] matrix.
-  pool.parallel_for(T * n_head, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<float> scores;
-    scores.resize(static_cast<size_t>(pos0 + T));
+  const int64_t q_stride = static_cast<int64_t>(n_head) * hd;
+  const int64_t tiles = (T + kernels::kAttnTileRows - 1) / kernels::kAttnTileRows;
+  // Jobs run head-major (job = h * tiles + tile) so that each thread's contiguous share holds
+  // whole heads: with a causal mask, later tokens cost more, and a token-major split would give
+  // the last thread most of the work.
+  pool.parallel_for(tiles * n_head, [&](int64_t begin, int64_t end) {
     for (int64_t job = begin; job < end; ++job) {
-      const int h = static_cast<int>(job / T), kvh = h / group;
-      const int64_t t = job % T;
-      const float* qh = q + (t * n_head + h) * hd;
-      // Keys first..pos0+t: all of them, or the window ending at the query's own position.
-      const int64_t last = pos0 + t;
-      const int64_t first = layer.window > 0 ? std::max<int64_t>(0, last - layer.window + 1) : 0;
-      const int64_t n_keys = last - first + 1;
-      const size_t off = static_cast<size_t>(first) * row_bytes + kvh * head_bytes;
-      k.attn_scores(qh, keys + off, elem, cache.kv_dim(), n_keys, hd, scale, scores.data());
-      if (cap > 0)
-        for (int64_t i = 0; i < n_keys; ++i) scores[i] = cap * std::tanh(scores[i] / cap);
-      const float inv = 1.0f / k.softmax_exp(scores.data(), n_keys);
-      float* out = ctx + (t * n_head + h) * hd;
-      k.attn_values(scores.data(), values + off, elem, cache.kv_dim(), n_keys, hd, out);
-      for (int i = 0; i < hd; ++i) out[i] *= inv;
+      const int h = static_cast<int>(job / tiles), kvh = h / group;
+      const int64_t t0 = (job % tiles) * kernels::kAttnTileRows;
+      const int64_t n = std::min<int64_t>(kernels::kAttnTileRows, T - t0);
+      const kernels::AttnKv kv{keys + kvh * head_bytes, values + kvh * head_bytes, cache.kv_dim(),
+                               cache.type() == KvType::F16};
+      kernels::attention(kv, hd, hp.score_scale(), hp.attn_softcap, layer.window,
+                         q + t0 * q_stride + h * hd, q_stride, n, pos0 + t0,
+                         ctx + t0 * q_stride + h * hd, q_stride);
     }
   });
 }

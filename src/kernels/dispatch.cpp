@@ -206,6 +206,59 @@ ActPrecision gemm_activation_precision(Isa isa, TensorType type) {
   return info(type).block_elems == 1 ? ActPrecision::F32 : ActPrecision::Q8;
 }
 
+std::vector<KernelChoice> kernel_choices(Isa isa) {
+  std::vector<KernelChoice> out;
+  const IsaKernels* k = table_for(isa);
+  if (!k) return out;
+  // AVX-VNNI and AVX-512 start from a copy of the AVX2 table: an entry equal to AVX2's is AVX2's.
+  const IsaKernels* base = isa == Isa::AvxVnni || isa == Isa::Avx512 ? avx2_kernels() : nullptr;
+  for (uint32_t id = 0; id < 64; ++id) {
+    const auto ti = tensor_type_info(id);
+    if (!ti || !ti->computable) continue;
+    const auto type = static_cast<TensorType>(id);
+    KernelChoice c{type, isa, "f32", isa, ActPrecision::F32, false};
+    if (base && (k->matvec == base->matvec || (k->matvec_own && !k->matvec_own(id))))
+      c.decode_isa = Isa::Avx2;
+    switch (k->matvec_act(id)) {
+      case ActFormat::F32:
+        break;
+      case ActFormat::Q8_32:
+        c.decode_act = "q8 x32";
+        break;
+      case ActFormat::Q8_32x2:
+        c.decode_act = "q8 x32 paired";
+        break;
+      case ActFormat::Q8_256:
+        c.decode_act = "q8 x256";
+        break;
+    }
+    // ops::matmul's choice: gemm_rounded where it takes the type (and REPRISE_PREFILL allows),
+    // else the F32-activation gemm.
+    const bool rounded =
+        gemm_int8_enabled() && k->gemm_rounded && k->gemm_act_row_bytes(id, 256) > 0;
+    if (base && (rounded ? k->gemm_rounded == base->gemm_rounded : k->gemm == base->gemm))
+      c.prefill_isa = Isa::Avx2;
+    c.prefill_act = gemm_activation_precision(isa, type);
+    c.prefill_int = rounded && c.prefill_act == ActPrecision::Q8;
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string kernel_table_markdown(Isa isa) {
+  std::string s = fmt::format(
+      "kernels for --isa {} (cpu: {}; REPRISE_PREFILL={})\n\n"
+      "| type | decode kernel | decode activations | prefill kernel | prefill arithmetic |\n"
+      "| --- | --- | --- | --- | --- |\n",
+      isa_name(isa), cpu_features(), gemm_int8_enabled() ? "q8" : "f32");
+  for (const KernelChoice& c : kernel_choices(isa))
+    s += fmt::format("| {} | {} | {} | {} | {} |\n", info(c.type).name, isa_name(c.decode_isa),
+                     c.decode_act, isa_name(c.prefill_isa),
+                     c.prefill_int ? "int8 x int8 (q8 x32 activations)"
+                                   : "f32 FMA (f32 activations, weights dequantized)");
+  return s;
+}
+
 int64_t gemm_scratch_floats(int64_t cols) {
   // gemm: 16 x 256 floats of dequantized rows and their transposed panel, or one row;
   // gemm_rounded: a 32-row panel of 8-bit quants with per-block scales, or of F32

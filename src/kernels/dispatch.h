@@ -55,6 +55,23 @@ bool gemm_int8_enabled();
 // forward passes.
 void set_gemm_int8(bool on);
 
+// Which kernels run for weights of one type under one ISA, read from that ISA's dispatch table
+// (so a report of them cannot drift from the code): whose code runs decode (matrix-vector) and
+// prefill (matrix-matrix), on which activations. Tables built on another ISA's forward what they
+// do not cover, so e.g. most AVX-512 decode kernels are AVX2's.
+struct KernelChoice {
+  TensorType type;
+  Isa decode_isa;
+  std::string_view decode_act;  // "f32", "q8 x32", "q8 x32 paired", "q8 x256" (ActFormat)
+  Isa prefill_isa;
+  ActPrecision prefill_act;
+  bool prefill_int;  // integer dot products (8-bit activations and weights), else F32 FMA
+};
+// Every type reprise computes with, in type id order; empty for an unsupported ISA.
+std::vector<KernelChoice> kernel_choices(Isa isa);
+// kernel_choices() as a Markdown table (`reprise bench --kernels`).
+std::string kernel_table_markdown(Isa isa);
+
 // Matmuls over fewer tokens than this run the matrix-vector kernels once per token.
 inline constexpr int64_t kGemmMinTokens = 4;
 

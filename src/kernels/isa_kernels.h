@@ -81,6 +81,19 @@ struct IsaKernels {
   // out[i] = sum_j p[j] * v_j[i], i < hd (overwrites out).
   void (*attn_values)(const float* p, const void* v, KvElem elem, int64_t stride, int64_t n,
                       int64_t hd, float* out);
+  // Tiles of query rows (prefill), each key and value loaded once for several rows. Every
+  // score and output element is formed by the same operations in the same order as the row
+  // kernels above form it, so a row's results are bit for bit those of the row kernels, whatever
+  // the tile (what batch-invariant prefill relies on).
+  // s[r * lds + j] = scale * (q_r . k_j) for r < nq, j < n; q_r at q + r * ldq.
+  void (*attn_scores_tile)(const float* q, int64_t ldq, int64_t nq, const void* k, KvElem elem,
+                           int64_t stride, int64_t n, int64_t hd, float scale, float* s,
+                           int64_t lds);
+  // out[r * ldo + i] = sum_{begin[r] <= j < end[r]} p[r * ldp + j] * v_j[i] for r < nq, i < hd
+  // (overwrites out; p and v are indexed by the same j).
+  void (*attn_values_tile)(const float* p, int64_t ldp, int64_t nq, const int64_t* begin,
+                           const int64_t* end, const void* v, KvElem elem, int64_t stride,
+                           int64_t hd, float* out, int64_t ldo);
 
   // g[i] = silu(g[i]) * u[i]
   void (*swiglu)(float* g, const float* u, int64_t n);
@@ -100,6 +113,11 @@ struct IsaKernels {
   void (*gemm_round_act)(uint32_t type, const float* x, int64_t cols, void* out) = nullptr;
   void (*gemm_rounded)(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
                        const void* act, int64_t T, float* y, int64_t ldy, float* scratch) = nullptr;
+
+  // For a table built on another one (AVX-512 on AVX2): whether matvec runs this table's own
+  // kernel for `type` (it forwards the other types to the base table's). nullptr: every type
+  // matvec takes is its own. Read only to report which kernels run (kernel_choices()).
+  bool (*matvec_own)(uint32_t type) = nullptr;
 };
 
 // Floats of per-thread scratch the gemm kernels (gemm and gemm_rounded) need for rows of `cols`

@@ -3,6 +3,7 @@
 // tests keep a path with no SIMD reassociation at all.
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <vector>
 
@@ -79,6 +80,23 @@ void attn_values(const float* p, const void* v, KvElem elem, int64_t stride, int
     for (int64_t i = 0; i < hd; ++i) out[i] += p[j] * kv_at(v, elem, j * stride + i);
 }
 
+// The row kernels once per row: the tile entries' contract (a row's bits as alone) by definition.
+void attn_scores_tile(const float* q, int64_t ldq, int64_t nq, const void* k, KvElem elem,
+                      int64_t stride, int64_t n, int64_t hd, float scale, float* s, int64_t lds) {
+  for (int64_t r = 0; r < nq; ++r)
+    attn_scores(q + r * ldq, k, elem, stride, n, hd, scale, s + r * lds);
+}
+
+void attn_values_tile(const float* p, int64_t ldp, int64_t nq, const int64_t* begin,
+                      const int64_t* end, const void* v, KvElem elem, int64_t stride, int64_t hd,
+                      float* out, int64_t ldo) {
+  const size_t elem_bytes = elem == KvElem::F16 ? 2 : 4;
+  for (int64_t r = 0; r < nq; ++r)
+    attn_values(p + r * ldp + begin[r],
+                static_cast<const std::byte*>(v) + begin[r] * stride * elem_bytes, elem, stride,
+                end[r] - begin[r], hd, out + r * ldo);
+}
+
 void swiglu(float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
@@ -92,7 +110,8 @@ void exp_sum(const float* x, int64_t n, float* max, double* sum) {
 }
 
 constexpr IsaKernels kScalar = {
-    matvec_act, quantize_act, matvec, gemm, attn_scores, softmax_exp, attn_values, swiglu, exp_sum,
+    matvec_act,  quantize_act,     matvec,           gemm,   attn_scores, softmax_exp,
+    attn_values, attn_scores_tile, attn_values_tile, swiglu, exp_sum,
 };
 
 }  // namespace

@@ -103,6 +103,48 @@ void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool
   });
 }
 
+void attention(const AttnKv& kv, int64_t hd, float scale, float softcap, int64_t window,
+               const float* q, int64_t ldq, int64_t n, int64_t pos, float* out, int64_t ldo) {
+  const IsaKernels& k = active_kernels();
+  const KvElem elem = kv.f16 ? KvElem::F16 : KvElem::F32;
+  const size_t elem_bytes = kv.f16 ? 2 : 4;
+  auto first_key = [&](int64_t p) { return window > 0 ? std::max<int64_t>(0, p - window + 1) : 0; };
+  // One row of scores per query row over the keys its tile spans (at most kAttnTileRows - 1
+  // more than the row's own), never a [T, T] matrix.
+  thread_local std::vector<float> scores;
+  for (int64_t r0 = 0; r0 < n; r0 += kAttnTileRows) {
+    const int64_t nq = std::min(kAttnTileRows, n - r0);
+    const int64_t j0 = first_key(pos + r0), span = pos + r0 + nq - j0;
+    const auto* kb = static_cast<const std::byte*>(kv.k) + j0 * kv.stride * elem_bytes;
+    const auto* vb = static_cast<const std::byte*>(kv.v) + j0 * kv.stride * elem_bytes;
+    scores.resize(static_cast<size_t>(nq * span));
+    int64_t begin[kAttnTileRows], end[kAttnTileRows];
+    if (nq == 1)
+      k.attn_scores(q + r0 * ldq, kb, elem, kv.stride, span, hd, scale, scores.data());
+    else
+      k.attn_scores_tile(q + r0 * ldq, ldq, nq, kb, elem, kv.stride, span, hd, scale, scores.data(),
+                         span);
+    float inv[kAttnTileRows];
+    for (int64_t r = 0; r < nq; ++r) {
+      begin[r] = first_key(pos + r0 + r) - j0;
+      end[r] = pos + r0 + r + 1 - j0;
+      float* s = scores.data() + r * span + begin[r];
+      const int64_t len = end[r] - begin[r];
+      if (softcap > 0)
+        for (int64_t j = 0; j < len; ++j) s[j] = softcap * std::tanh(s[j] / softcap);
+      inv[r] = 1.0f / k.softmax_exp(s, len);
+    }
+    float* o = out + r0 * ldo;
+    if (nq == 1)
+      k.attn_values(scores.data() + begin[0], vb + begin[0] * kv.stride * elem_bytes, elem,
+                    kv.stride, end[0] - begin[0], hd, o);
+    else
+      k.attn_values_tile(scores.data(), span, nq, begin, end, vb, elem, kv.stride, hd, o, ldo);
+    for (int64_t r = 0; r < nq; ++r)
+      for (int64_t i = 0; i < hd; ++i) o[r * ldo + i] *= inv[r];
+  }
+}
+
 double log_sum_exp(std::span<const float> v) {
   float max = 0;
   double sum = 0;

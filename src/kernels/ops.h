@@ -41,6 +41,28 @@ void softcap(float* x, int64_t n, float c);
 // Copies row `id` of an embedding matrix (any computable type) to out[cols] as F32.
 void embedding_row(const TensorView& table, int64_t id, float* out);
 
+// The keys and values of one attention head in a KV cache: position j's key is hd elements at
+// k + j * stride, its value at v + j * stride (stride in elements; F32, or F16 bit patterns).
+struct AttnKv {
+  const void* k = nullptr;
+  const void* v = nullptr;
+  int64_t stride = 0;
+  bool f16 = false;
+};
+
+// Causal attention of one head for n consecutive queries at positions pos..pos + n - 1:
+//   out_r = sum_j softmax_j(cap(scale * q_r . k_j)) v_j
+// over keys j = first(pos + r)..pos + r, first(p) = max(0, p - window + 1) when window > 0 (a
+// sliding-window layer), else 0; cap(s) = softcap tanh(s / softcap), or s when softcap is 0.
+// q_r is hd floats at q + r * ldq, out_r hd floats at out + r * ldo.
+// Rows are processed in tiles of kAttnTileRows (keys and values loaded once per tile, not per
+// row), but every score and sum of a row is formed exactly as for that row alone: a row's result
+// is bit for bit the same whatever n and pos grouping (batch-invariant prefill relies on it).
+void attention(const AttnKv& kv, int64_t hd, float scale, float softcap, int64_t window,
+               const float* q, int64_t ldq, int64_t n, int64_t pos, float* out, int64_t ldo);
+// Query rows one attention() tile covers (callers split work in multiples of it).
+inline constexpr int64_t kAttnTileRows = 16;
+
 // log(sum_j exp(v[j])) with the maximum shifted out (no overflow), summed in double; the active
 // ISA's exp (AVX2: a polynomial within ~2 ulp of float exp). An infinite maximum is returned as
 // is. v must not be empty.

@@ -1080,39 +1080,55 @@ inline float kv_at(const void* base, int64_t off) {
   return _cvtsh_ss(static_cast<const uint16_t*>(base)[off]);
 }
 
+// The sums of four 8-lane accumulators, one per lane of the result, all by one tree:
+// ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)). Every attention score is reduced through it,
+// whichever lane it takes, so a score's bits depend on its query and key alone: the row and the
+// tile kernels below agree bit for bit, however the rows of a prefill are grouped.
+inline __m128 sum4(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+  const __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
+// Four scores from their accumulators (query rows q[0..4), keys at k + kj[0..4) elements): the
+// tree sum, then the head_dim % 8 tail as a rounded product and sum per element, then the scale.
+template <KvElem E>
+inline __m128 finish4(__m256 a0, __m256 a1, __m256 a2, __m256 a3, const float* const q[4],
+                      const void* k, const int64_t kj[4], int64_t hd8, int64_t hd, float scale) {
+  __m128 s = sum4(a0, a1, a2, a3);
+  for (int64_t i = hd8; i < hd; ++i) {
+    const __m128 qv = _mm_setr_ps(q[0][i], q[1][i], q[2][i], q[3][i]);
+    const __m128 kv = _mm_setr_ps(kv_at<E>(k, kj[0] + i), kv_at<E>(k, kj[1] + i),
+                                  kv_at<E>(k, kj[2] + i), kv_at<E>(k, kj[3] + i));
+    s = _mm_add_ps(s, _mm_mul_ps(qv, kv));
+  }
+  return _mm_mul_ps(s, _mm_set1_ps(scale));
+}
+
+// Four keys per step; the last step repeats the last key and keeps only its valid lanes.
 template <KvElem E>
 void scores_impl(const float* q, const void* k, int64_t stride, int64_t n, int64_t hd, float scale,
                  float* scores) {
   const int64_t hd8 = hd / 8 * 8;
-  int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
+  const float* const qs[4] = {q, q, q, q};
+  for (int64_t j = 0; j < n; j += 4) {
+    int64_t kj[4];
+    for (int c = 0; c < 4; ++c) kj[c] = (j + c < n ? j + c : n - 1) * stride;
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     for (int64_t i = 0; i < hd8; i += 8) {
       const __m256 qv = _mm256_loadu_ps(q + i);
-      a0 = _mm256_fmadd_ps(qv, load8_kv<E>(k, (j + 0) * stride + i), a0);
-      a1 = _mm256_fmadd_ps(qv, load8_kv<E>(k, (j + 1) * stride + i), a1);
-      a2 = _mm256_fmadd_ps(qv, load8_kv<E>(k, (j + 2) * stride + i), a2);
-      a3 = _mm256_fmadd_ps(qv, load8_kv<E>(k, (j + 3) * stride + i), a3);
+      a0 = _mm256_fmadd_ps(qv, load8_kv<E>(k, kj[0] + i), a0);
+      a1 = _mm256_fmadd_ps(qv, load8_kv<E>(k, kj[1] + i), a1);
+      a2 = _mm256_fmadd_ps(qv, load8_kv<E>(k, kj[2] + i), a2);
+      a3 = _mm256_fmadd_ps(qv, load8_kv<E>(k, kj[3] + i), a3);
     }
-    // Reduce the four accumulators at once: lanes end up as (s0, s1, s2, s3).
-    const __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3);
-    const __m256 h = _mm256_hadd_ps(h01, h23);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-    for (int64_t i = hd8; i < hd; ++i) {
-      const __m128 tail =
-          _mm_setr_ps(kv_at<E>(k, (j + 0) * stride + i), kv_at<E>(k, (j + 1) * stride + i),
-                      kv_at<E>(k, (j + 2) * stride + i), kv_at<E>(k, (j + 3) * stride + i));
-      s = _mm_add_ps(s, _mm_mul_ps(_mm_set1_ps(q[i]), tail));
+    const __m128 s = finish4<E>(a0, a1, a2, a3, qs, k, kj, hd8, hd, scale);
+    if (j + 4 <= n) {
+      _mm_storeu_ps(scores + j, s);
+    } else {
+      alignas(16) float buf[4];
+      _mm_store_ps(buf, s);
+      for (int64_t c = 0; c < n - j; ++c) scores[j + c] = buf[c];
     }
-    _mm_storeu_ps(scores + j, _mm_mul_ps(s, _mm_set1_ps(scale)));
-  }
-  for (; j < n; ++j) {
-    __m256 a = _mm256_setzero_ps();
-    for (int64_t i = 0; i < hd8; i += 8)
-      a = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load8_kv<E>(k, j * stride + i), a);
-    float s = hsum(a);
-    for (int64_t i = hd8; i < hd; ++i) s += q[i] * kv_at<E>(k, j * stride + i);
-    scores[j] = s * scale;
   }
 }
 
@@ -1122,6 +1138,61 @@ void attn_scores(const float* q, const void* k, KvElem elem, int64_t stride, int
     scores_impl<KvElem::F16>(q, k, stride, n, hd, scale, scores);
   else
     scores_impl<KvElem::F32>(q, k, stride, n, hd, scale, scores);
+}
+
+// A tile of queries: 4 rows x 2 keys per step (each key loaded, and converted from F16, once
+// for 4 rows), over blocks of 64 keys that stay in L1 while every row of the tile passes them.
+// Rows and keys past the ends repeat the last one and are not stored.
+template <KvElem E>
+void scores_tile_impl(const float* q, int64_t ldq, int64_t nq, const void* k, int64_t stride,
+                      int64_t n, int64_t hd, float scale, float* s, int64_t lds) {
+  const int64_t hd8 = hd / 8 * 8;
+  constexpr int64_t kKeyBlock = 64;
+  for (int64_t kb = 0; kb < n; kb += kKeyBlock) {
+    const int64_t kend = kb + kKeyBlock < n ? kb + kKeyBlock : n;
+    for (int64_t r0 = 0; r0 < nq; r0 += 4) {
+      const float* qr[4];
+      for (int r = 0; r < 4; ++r) qr[r] = q + (r0 + r < nq ? r0 + r : nq - 1) * ldq;
+      for (int64_t j = kb; j < kend; j += 2) {
+        const int64_t k0 = j * stride, k1 = (j + 1 < kend ? j + 1 : j) * stride;
+        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00,
+               a30 = a00, a31 = a00;
+        for (int64_t i = 0; i < hd8; i += 8) {
+          const __m256 x0 = load8_kv<E>(k, k0 + i), x1 = load8_kv<E>(k, k1 + i);
+          __m256 qv = _mm256_loadu_ps(qr[0] + i);
+          a00 = _mm256_fmadd_ps(qv, x0, a00);
+          a01 = _mm256_fmadd_ps(qv, x1, a01);
+          qv = _mm256_loadu_ps(qr[1] + i);
+          a10 = _mm256_fmadd_ps(qv, x0, a10);
+          a11 = _mm256_fmadd_ps(qv, x1, a11);
+          qv = _mm256_loadu_ps(qr[2] + i);
+          a20 = _mm256_fmadd_ps(qv, x0, a20);
+          a21 = _mm256_fmadd_ps(qv, x1, a21);
+          qv = _mm256_loadu_ps(qr[3] + i);
+          a30 = _mm256_fmadd_ps(qv, x0, a30);
+          a31 = _mm256_fmadd_ps(qv, x1, a31);
+        }
+        // Lanes: (row r, key j), (r, j + 1), (r + 1, j), (r + 1, j + 1).
+        const int64_t kj[4] = {k0, k1, k0, k1};
+        const float* const qa[4] = {qr[0], qr[0], qr[1], qr[1]};
+        const float* const qb[4] = {qr[2], qr[2], qr[3], qr[3]};
+        alignas(16) float buf[8];
+        _mm_store_ps(buf, finish4<E>(a00, a01, a10, a11, qa, k, kj, hd8, hd, scale));
+        _mm_store_ps(buf + 4, finish4<E>(a20, a21, a30, a31, qb, k, kj, hd8, hd, scale));
+        const int64_t nk = j + 1 < kend ? 2 : 1;
+        for (int64_t r = 0; r < 4 && r0 + r < nq; ++r)
+          for (int64_t c = 0; c < nk; ++c) s[(r0 + r) * lds + j + c] = buf[2 * r + c];
+      }
+    }
+  }
+}
+
+void attn_scores_tile(const float* q, int64_t ldq, int64_t nq, const void* k, KvElem elem,
+                      int64_t stride, int64_t n, int64_t hd, float scale, float* s, int64_t lds) {
+  if (elem == KvElem::F16)
+    scores_tile_impl<KvElem::F16>(q, ldq, nq, k, stride, n, hd, scale, s, lds);
+  else
+    scores_tile_impl<KvElem::F32>(q, ldq, nq, k, stride, n, hd, scale, s, lds);
 }
 
 // exp(x) for x <= 0 (softmax arguments): 2^n * p(r) with r = x - n ln2 in [-ln2/2, ln2/2], a
@@ -1208,6 +1279,13 @@ void exp_sum(const float* x, int64_t n, float* max, double* sum) {
   *sum = (parts[0] + parts[1]) + (parts[2] + parts[3]);
 }
 
+// acc + p * v with one rounding, for the head_dim % 8 tail (the vector lanes' arithmetic).
+inline float fma1(float p, float v, float acc) {
+  return _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(p), _mm_set_ss(v), _mm_set_ss(acc)));
+}
+
+// Every output element is one FMA per key, in key order, from zero: the arithmetic the tile
+// kernel below repeats for each of its rows.
 template <KvElem E>
 void values_impl(const float* p, const void* v, int64_t stride, int64_t n, int64_t hd, float* out) {
   int64_t i0 = 0;
@@ -1229,7 +1307,7 @@ void values_impl(const float* p, const void* v, int64_t stride, int64_t n, int64
   }
   for (; i0 < hd; ++i0) {
     float a = 0;
-    for (int64_t j = 0; j < n; ++j) a += p[j] * kv_at<E>(v, j * stride + i0);
+    for (int64_t j = 0; j < n; ++j) a = fma1(p[j], kv_at<E>(v, j * stride + i0), a);
     out[i0] = a;
   }
 }
@@ -1240,6 +1318,89 @@ void attn_values(const float* p, const void* v, KvElem elem, int64_t stride, int
     values_impl<KvElem::F16>(p, v, stride, n, hd, out);
   else
     values_impl<KvElem::F32>(p, v, stride, n, hd, out);
+}
+
+// R rows x W 8-wide columns of outputs (dimensions i0..i0 + 8W) over keys [jb, je), each row
+// only over its own keys [begin[r], end[r]): the accumulators are read from and written back to
+// `out` (exact), so the key blocks of the caller chain into one FMA sequence per element.
+template <KvElem E, int R, int W>
+inline void values_step(const float* p, int64_t ldp, const void* v, int64_t stride,
+                        const int64_t* begin, const int64_t* end, int64_t jb, int64_t je,
+                        int64_t i0, float* out, int64_t ldo) {
+  __m256 a[R][W];
+  for (int r = 0; r < R; ++r)
+    for (int w = 0; w < W; ++w) a[r][w] = _mm256_loadu_ps(out + r * ldo + i0 + 8 * w);
+  int64_t lo = begin[0], hi = end[0];  // keys every row of the step takes
+  for (int r = 1; r < R; ++r) {
+    lo = begin[r] > lo ? begin[r] : lo;
+    hi = end[r] < hi ? end[r] : hi;
+  }
+  for (int64_t j = jb; j < je; ++j) {
+    __m256 x[W];
+    for (int w = 0; w < W; ++w) x[w] = load8_kv<E>(v, j * stride + i0 + 8 * w);
+    const bool all = j >= lo && j < hi;
+    for (int r = 0; r < R; ++r) {
+      if (!all && (j < begin[r] || j >= end[r])) continue;
+      const __m256 pj = _mm256_set1_ps(p[r * ldp + j]);
+      for (int w = 0; w < W; ++w) a[r][w] = _mm256_fmadd_ps(pj, x[w], a[r][w]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int w = 0; w < W; ++w) _mm256_storeu_ps(out + r * ldo + i0 + 8 * w, a[r][w]);
+}
+
+template <KvElem E, int R>
+void values_rows(const float* p, int64_t ldp, const void* v, int64_t stride, const int64_t* begin,
+                 const int64_t* end, int64_t jb, int64_t je, int64_t hd, float* out, int64_t ldo) {
+  int64_t i0 = 0;
+  for (; i0 + 16 <= hd; i0 += 16)
+    values_step<E, R, 2>(p, ldp, v, stride, begin, end, jb, je, i0, out, ldo);
+  for (; i0 + 8 <= hd; i0 += 8)
+    values_step<E, R, 1>(p, ldp, v, stride, begin, end, jb, je, i0, out, ldo);
+  for (; i0 < hd; ++i0)
+    for (int r = 0; r < R; ++r)
+      for (int64_t j = jb > begin[r] ? jb : begin[r]; j < je && j < end[r]; ++j)
+        out[r * ldo + i0] = fma1(p[r * ldp + j], kv_at<E>(v, j * stride + i0), out[r * ldo + i0]);
+}
+
+// 4 rows x 16 dimensions per step (8 accumulators; each value loaded once for 4 rows), over
+// blocks of 64 keys that stay in L1 while every row of the tile passes them.
+template <KvElem E>
+void values_tile_impl(const float* p, int64_t ldp, int64_t nq, const int64_t* begin,
+                      const int64_t* end, const void* v, int64_t stride, int64_t hd, float* out,
+                      int64_t ldo) {
+  int64_t jmin = begin[0], jmax = end[0];
+  for (int64_t r = 0; r < nq; ++r) {
+    jmin = begin[r] < jmin ? begin[r] : jmin;
+    jmax = end[r] > jmax ? end[r] : jmax;
+    for (int64_t i = 0; i < hd; ++i) out[r * ldo + i] = 0.0f;
+  }
+  constexpr int64_t kKeyBlock = 64;
+  for (int64_t jb = jmin; jb < jmax; jb += kKeyBlock) {
+    const int64_t je = jb + kKeyBlock < jmax ? jb + kKeyBlock : jmax;
+    int64_t r = 0;
+    for (; r + 4 <= nq; r += 4)
+      values_rows<E, 4>(p + r * ldp, ldp, v, stride, begin + r, end + r, jb, je, hd, out + r * ldo,
+                        ldo);
+    if (nq - r == 3)
+      values_rows<E, 3>(p + r * ldp, ldp, v, stride, begin + r, end + r, jb, je, hd, out + r * ldo,
+                        ldo);
+    else if (nq - r == 2)
+      values_rows<E, 2>(p + r * ldp, ldp, v, stride, begin + r, end + r, jb, je, hd, out + r * ldo,
+                        ldo);
+    else if (nq - r == 1)
+      values_rows<E, 1>(p + r * ldp, ldp, v, stride, begin + r, end + r, jb, je, hd, out + r * ldo,
+                        ldo);
+  }
+}
+
+void attn_values_tile(const float* p, int64_t ldp, int64_t nq, const int64_t* begin,
+                      const int64_t* end, const void* v, KvElem elem, int64_t stride, int64_t hd,
+                      float* out, int64_t ldo) {
+  if (elem == KvElem::F16)
+    values_tile_impl<KvElem::F16>(p, ldp, nq, begin, end, v, stride, hd, out, ldo);
+  else
+    values_tile_impl<KvElem::F32>(p, ldp, nq, begin, end, v, stride, hd, out, ldo);
 }
 
 // silu(g) * u = g * u / (1 + exp(-g)); exp_ps saturates to 0 for large g, giving g * u.
@@ -1274,6 +1435,8 @@ constexpr IsaKernels kAvx2 = {
     attn_scores,
     softmax_exp,
     attn_values,
+    attn_scores_tile,
+    attn_values_tile,
     swiglu,
     exp_sum,
     int_prefill::gemm_act_row_bytes,

@@ -52,58 +52,13 @@ inline void storeu256(void* p, __m256i v) {
   _mm256_storeu_si256(static_cast<__m256i*>(p), v);
 }
 
-// ---------------------------------------------------------------------------------------------
-// How each type meets the integer kernel.
+// The covered types, the activation layout and the weight unpacking (AVX2 instructions).
+#include "kernels/gemm_int_common.inc"
 
-struct GemmType {
-  int bk;       // elements per weight scale (the integer sums are turned into float per bk)
-  int zero;     // the unsigned weight quants stand for q - zero
-  bool offset;  // y also gets o_w * sum(x) per block (the K types' minimums)
-};
+using namespace gemm_int;
 
-// bk == 0: not covered (the F32-activation gemm runs).
 GemmType gemm_type(uint32_t type) {
-  switch (type) {
-    case kQ8_0:
-      return {32, 128, false};
-    case kQ4_0:
-      return {32, 8, false};
-    case kQ4_K:
-    case kQ5_K:
-      return {32, 0, true};
-    case kQ6_K:
-      return {16, 32, false};
-    default:
-      return {0, 0, false};
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Activations: one token row is
-//   int8  q[cols]          round(x / d) per 32-block, d = max|x_block| / 127
-//   float d[cols / 32]
-//   float ds[cols / 32]    d * sum(q) over the 32-block (for the minimums)
-//   int32 init[cols / bk]  -zero * sum(q) over each bk-block (the integer sums' start)
-// padded to 64 bytes.
-
-struct ActRow {
-  const int8_t* q;
-  const float* d;
-  const float* ds;
-  const int32_t* init;
-};
-
-int64_t act_row_bytes_for(int64_t cols) {
-  const int64_t bytes = cols + 4 * (cols / 32) * 2 + 4 * (cols / 16);
-  return (bytes + 63) / 64 * 64;
-}
-
-ActRow act_row(const void* base, int64_t cols) {
-  const auto* p = static_cast<const uint8_t*>(base);
-  const int64_t nb = cols / 32;
-  return {reinterpret_cast<const int8_t*>(p), reinterpret_cast<const float*>(p + cols),
-          reinterpret_cast<const float*>(p + cols + 4 * nb),
-          reinterpret_cast<const int32_t*>(p + cols + 8 * nb)};
+  return gemm_int::gemm_type<false>(type);
 }
 
 inline int64_t round64(int64_t bytes) {
@@ -164,131 +119,8 @@ void gemm_round_act(uint32_t type, const float* x, int64_t cols, void* out) {
 constexpr int kNr = 32;  // rows per panel: two 512-bit registers of 16 rows
 constexpr int kMt = 6;   // tokens per micro-kernel tile
 
-// One row unpacked to unsigned quants q[cols] and per-block s[cols / bk], o[cols / bk].
-void unpack_q8_0(const uint8_t* row, int64_t cols, uint8_t* q, float* s, float*) {
-  const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-  for (int64_t b = 0; b < cols / 32; ++b) {
-    BlockQ8_0 blk;
-    std::memcpy(&blk, row + sizeof(BlockQ8_0) * b, sizeof blk);
-    s[b] = f16(blk.d);
-    storeu256(q + 32 * b, _mm256_xor_si256(loadu256(blk.qs), flip));  // q + 128
-  }
-}
-
-void unpack_q4_0(const uint8_t* row, int64_t cols, uint8_t* q, float* s, float*) {
-  const __m128i m4 = _mm_set1_epi8(0x0F);
-  for (int64_t b = 0; b < cols / 32; ++b) {
-    BlockQ4_0 blk;
-    std::memcpy(&blk, row + sizeof(BlockQ4_0) * b, sizeof blk);
-    s[b] = f16(blk.d);
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b), _mm_and_si128(v, m4));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + 32 * b + 16),
-                     _mm_and_si128(_mm_srli_epi16(v, 4), m4));
-  }
-}
-
-
-template <bool FifthBit>
-void unpack_q45_k(const uint8_t* row, int64_t cols, uint8_t* q, float* s, float* o) {
-  using Block = std::conditional_t<FifthBit, BlockQ5_K, BlockQ4_K>;
-  const __m256i m4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1), two = _mm256_set1_epi8(2);
-  for (int64_t b = 0; b < cols / 256; ++b, q += 256, s += 8, o += 8) {
-    Block blk;
-    std::memcpy(&blk, row + sizeof(Block) * b, sizeof blk);
-    const float d = f16(blk.d), dmin = f16(blk.dmin);
-    uint8_t sc[8], m[8];
-    unpack_k_scales(blk.scales, sc, m);
-    for (int k = 0; k < 8; ++k) {
-      s[k] = d * sc[k];
-      o[k] = -(dmin * m[k]);
-    }
-    __m256i hb{};
-    if constexpr (FifthBit) hb = loadu256(blk.qh);
-    for (int c = 0; c < 4; ++c) {
-      const __m256i v = loadu256(blk.qs + 32 * c);
-      __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-      if constexpr (FifthBit) {
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hb, one), 4));
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(hb, two), 3));
-        hb = _mm256_srli_epi16(hb, 2);
-      }
-      storeu256(q + 64 * c, lo);
-      storeu256(q + 64 * c + 32, hi);
-    }
-  }
-}
-
-void unpack_q6_k(const uint8_t* row, int64_t cols, uint8_t* q, float* s, float*) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
-  const __m256i mC = _mm256_set1_epi8(0x0C), m30 = _mm256_set1_epi8(0x30);
-  for (int64_t b = 0; b < cols / 256; ++b, q += 256, s += 16) {
-    BlockQ6_K blk;
-    std::memcpy(&blk, row + sizeof(BlockQ6_K) * b, sizeof blk);
-    const float d = f16(blk.d);
-    for (int k = 0; k < 16; ++k) s[k] = d * blk.scales[k];
-    for (int h = 0; h < 2; ++h) {  // element order as in kernels/README.md
-      const __m256i l0 = loadu256(blk.ql + 64 * h), l1 = loadu256(blk.ql + 64 * h + 32);
-      const __m256i hb = loadu256(blk.qh + 32 * h);
-      uint8_t* out = q + 128 * h;
-      storeu256(out, _mm256_or_si256(_mm256_and_si256(l0, m4),
-                                     _mm256_slli_epi16(_mm256_and_si256(hb, m3), 4)));
-      storeu256(out + 32, _mm256_or_si256(_mm256_and_si256(l1, m4),
-                                          _mm256_slli_epi16(_mm256_and_si256(hb, mC), 2)));
-      storeu256(out + 64, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
-                                          _mm256_and_si256(hb, m30)));
-      storeu256(out + 96, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                          _mm256_and_si256(_mm256_srli_epi16(hb, 2), m30)));
-    }
-  }
-}
-
-using UnpackFn = void (*)(const uint8_t*, int64_t, uint8_t*, float*, float*);
-
-UnpackFn unpack_fn(uint32_t type) {
-  switch (type) {
-    case kQ8_0:
-      return unpack_q8_0;
-    case kQ4_0:
-      return unpack_q4_0;
-    case kQ4_K:
-      return unpack_q45_k<false>;
-    case kQ5_K:
-      return unpack_q45_k<true>;
-    case kQ6_K:
-      return unpack_q6_k;
-    default:
-      return nullptr;
-  }
-}
-
-struct Panel {
-  uint8_t* q;  // [cols / 4][kNr][4]
-  float* s;    // [nblk][kNr]
-  float* o;    // [nblk][kNr]
-};
-
-// Scratch: kNr * cols / 4 + 2 * kNr * cols / 16 + cols / 4 + 2 * cols / 16 floats, plus 16
-// for alignment: 12.375 * cols + 16, within gemm_scratch_floats (isa_kernels.h).
-
-void pack_panel(UnpackFn unpack, const GemmType& g, const uint8_t* base, uint64_t stride, int nr,
-                int64_t cols, const Panel& p, uint8_t* row_q, float* row_s, float* row_o) {
-  const int64_t nblk = cols / g.bk;
-  for (int j = 0; j < kNr; ++j) {
-    if (j < nr) {
-      unpack(base + j * stride, cols, row_q, row_s, row_o);
-    } else {
-      std::memset(row_q, 0, static_cast<size_t>(cols));
-      for (int64_t b = 0; b < nblk; ++b) row_s[b] = row_o[b] = 0;
-    }
-    // Column group k of row j goes to lane j of group k.
-    for (int64_t k = 0; k < cols / 4; ++k) std::memcpy(p.q + (k * kNr + j) * 4, row_q + 4 * k, 4);
-    for (int64_t b = 0; b < nblk; ++b) {
-      p.s[b * kNr + j] = row_s[b];
-      if (g.offset) p.o[b * kNr + j] = row_o[b];
-    }
-  }
-}
+// Scratch: the panel and one row (pack_panel), plus 16 floats for alignment: 12.375 * cols + 16,
+// within gemm_scratch_floats (isa_kernels.h).
 
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
@@ -371,7 +203,7 @@ void run_tiles(const Panel& p, int64_t cols, const uint8_t* act, int64_t ab, int
 void gemm_int8(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
                const void* act, int64_t T, float* y, int64_t ldy, float* scratch) {
   const GemmType g = gemm_type(type);
-  const UnpackFn unpack = unpack_fn(type);
+  const UnpackFn unpack = unpack_fn<false>(type);
   const auto* base = static_cast<const uint8_t*>(w);
   const auto* abase = static_cast<const uint8_t*>(act);
   const int64_t ab = act_row_bytes_for(cols), nblk = cols / g.bk;
@@ -383,7 +215,7 @@ void gemm_int8(uint32_t type, const void* w, uint64_t stride, int64_t rows, int6
   auto* rq = reinterpret_cast<uint8_t*>(ro + nblk);
   for (int64_t r0 = 0; r0 < rows; r0 += kNr) {
     const int nr = static_cast<int>(rows - r0 < kNr ? rows - r0 : kNr);
-    pack_panel(unpack, g, base + r0 * stride, stride, nr, cols, p, rq, rs, ro);
+    pack_panel<kNr>(unpack, g, base + r0 * stride, stride, nr, cols, p, rq, rs, ro);
     if (g.bk == 16)
       run_tiles<16, false>(p, cols, abase, ab, T, y + r0, ldy, nr);
     else if (g.offset)
@@ -565,6 +397,7 @@ const IsaKernels* avx512_kernels() {
     k.gemm_round_act = gemm_round_act;
     k.gemm_rounded = gemm_rounded;
     k.matvec = matvec;
+    k.matvec_own = [](uint32_t type) { return type == kQ4_0; };
     return &k;
   }();
   return table;

@@ -6,13 +6,16 @@
 // - 8-bit activations (matvec of quantized weights, and gemm_rounded where the ISA has it): each
 //   activation is off by at most max|x| / 254 (half a step of a block scale max|x_block| / 127),
 //   so |y - ref| <= sum_i |w_i| * max|x| / 254, plus the F32 allowance above.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <random>
+#include <sstream>
 #include <vector>
 
 #include "kernels/dispatch.h"
@@ -460,6 +463,97 @@ TEST(Dispatch, NamesAndSupport) {
     }
   }
   set_gemm_int8(saved);
+}
+
+// The kernel report (`reprise bench --kernels`, docs/performance.md) lists every type reprise
+// computes with, and says what the tables hold: AVX-512 has its own decode kernel for Q4_0 only,
+// its own integer prefill for the five covered types and F32-activation prefill for float
+// weights; AVX-VNNI adds only integer prefill; everything else is AVX2's.
+TEST(Dispatch, KernelTableListsEveryTypeAndTheOwningIsa) {
+  const bool saved = gemm_int8_enabled();
+  set_gemm_int8(true);
+  for (Isa isa : supported_isas()) {
+    SCOPED_TRACE(isa_name(isa));
+    const std::string table = kernel_table_markdown(isa);
+    size_t n = 0;
+    for (uint32_t id = 0; id < 64; ++id)
+      if (auto ti = tensor_type_info(id); ti && ti->computable) {
+        ++n;
+        EXPECT_NE(table.find(fmt::format("| {} |", ti->name)), std::string::npos) << ti->name;
+      }
+    EXPECT_EQ(kernel_choices(isa).size(), n);
+    EXPECT_GE(n, 15u);
+  }
+  auto choice = [](Isa isa, TensorType t) {
+    for (const KernelChoice& c : kernel_choices(isa))
+      if (c.type == t) return c;
+    ADD_FAILURE() << "no row for " << info(t).name;
+    return KernelChoice{};
+  };
+  const KernelChoice scalar = choice(Isa::Scalar, TensorType::Q8_0);
+  EXPECT_EQ(scalar.decode_isa, Isa::Scalar);
+  EXPECT_EQ(scalar.decode_act, "f32");
+  EXPECT_FALSE(scalar.prefill_int);
+  if (isa_supported(Isa::Avx512)) {
+    EXPECT_EQ(choice(Isa::Avx512, TensorType::Q4_0).decode_isa, Isa::Avx512);
+    EXPECT_EQ(choice(Isa::Avx512, TensorType::Q4_0).decode_act, "q8 x32 paired");
+    EXPECT_EQ(choice(Isa::Avx512, TensorType::Q8_0).decode_isa, Isa::Avx2);
+    EXPECT_EQ(choice(Isa::Avx512, TensorType::Q4_K).decode_act, "q8 x256");
+    const KernelChoice q6 = choice(Isa::Avx512, TensorType::Q6_K);
+    EXPECT_EQ(q6.prefill_isa, Isa::Avx512);
+    EXPECT_TRUE(q6.prefill_int);
+    const KernelChoice f16 = choice(Isa::Avx512, TensorType::F16);
+    EXPECT_EQ(f16.prefill_isa, Isa::Avx512);
+    EXPECT_FALSE(f16.prefill_int);
+    const KernelChoice q5_1 = choice(Isa::Avx512, TensorType::Q5_1);
+    EXPECT_EQ(q5_1.prefill_isa, Isa::Avx2);
+    EXPECT_FALSE(q5_1.prefill_int);
+  }
+  if (isa_supported(Isa::AvxVnni)) {
+    const KernelChoice q8 = choice(Isa::AvxVnni, TensorType::Q8_0);
+    EXPECT_EQ(q8.decode_isa, Isa::Avx2);
+    EXPECT_EQ(q8.decode_act, "q8 x32");
+    EXPECT_EQ(q8.prefill_isa, Isa::AvxVnni);
+    EXPECT_TRUE(q8.prefill_int);
+    EXPECT_EQ(choice(Isa::AvxVnni, TensorType::F16).prefill_isa, Isa::Avx2);
+  }
+  if (isa_supported(Isa::Avx2)) {
+    set_gemm_int8(false);  // REPRISE_PREFILL=f32: no integer prefill anywhere
+    for (Isa isa : supported_isas())
+      for (const KernelChoice& c : kernel_choices(isa)) EXPECT_FALSE(c.prefill_int);
+    if (isa_supported(Isa::Avx512)) {
+      EXPECT_EQ(choice(Isa::Avx512, TensorType::Q8_0).prefill_isa, Isa::Avx2);
+    }
+  }
+  set_gemm_int8(saved);
+}
+
+// docs/performance.md quotes `reprise bench --kernels --isa X`; wherever this CPU runs X, the
+// quoted table must be what the dispatch tables say now (regenerate it when this fails).
+TEST(Dispatch, PerformanceDocQuotesTheCurrentKernelTables) {
+  std::ifstream in(std::string(REPRISE_SOURCE_DIR) + "/docs/performance.md");
+  ASSERT_TRUE(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string doc = ss.str();
+  const bool saved = gemm_int8_enabled();
+  set_gemm_int8(true);
+  int checked = 0;
+  for (Isa isa : supported_isas()) {
+    const size_t at = doc.find(fmt::format("kernels for --isa {} (", isa_name(isa)));
+    if (at == std::string::npos) continue;
+    std::string want = kernel_table_markdown(isa);
+    want = want.substr(want.find("| type |"));  // the table, not the CPU line above it
+    const size_t table = doc.find("| type |", at);
+    ASSERT_NE(table, std::string::npos) << isa_name(isa);
+    EXPECT_EQ(doc.substr(table, want.size()), want)
+        << "docs/performance.md: regenerate with reprise bench --kernels --isa " << isa_name(isa);
+    ++checked;
+  }
+  set_gemm_int8(saved);
+  if (isa_supported(Isa::Avx2)) {
+    EXPECT_GT(checked, 0) << "no table quoted for a supported ISA";
+  }
 }
 
 }  // namespace

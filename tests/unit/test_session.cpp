@@ -174,7 +174,9 @@ TEST(Session, TruncateReusesASharedPrefix) {
     std::vector<int32_t> all = prefix;
     all.insert(all.end(), cont.begin(), cont.end());
     auto want = fresh.prefill(all);
-    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-5f);
+    // The continuations run the matrix-vector kernels, the fresh prompt the GEMM ones: their
+    // float roundings differ by ~1e-5 on logits near 1 (1.03e-5 once attention's rounding moved).
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 2e-5f);
   }
   EXPECT_THROW(s.truncate(99), Error);
 }
