@@ -116,9 +116,9 @@ ServedModel make_served(const Model& model, const ServerOptions& o) {
     throw Error(fmt::format("a configured layer path has {} positions, more than --max-path-len {}",
                             longest, s.max_path_len));
 
-  s.chat_family = eval::resolve_chat_family(o.chat_template, model.tokenizer(),
-                                            eval::UnknownTemplate::ChatML, "--chat-template",
-                                            model.path());
+  s.chat_family =
+      eval::resolve_chat_family(o.chat_template, model.tokenizer(), eval::UnknownTemplate::ChatML,
+                                "--chat-template", model.path());
   return s;
 }
 

@@ -26,8 +26,7 @@ TEST(ChatFamily, ANamedFamilyIsCheckedAndKept) {
 TEST(ChatFamily, AutoWithoutARecognisedTemplateFallsBackOrRefuses) {
   EXPECT_EQ(resolve_chat_family("", nullptr, UnknownTemplate::ChatML, "--chat-template", "m"),
             "chatml");
-  EXPECT_EQ(resolve_chat_family("auto", nullptr, UnknownTemplate::ChatML, "--chat", "m"),
-            "chatml");
+  EXPECT_EQ(resolve_chat_family("auto", nullptr, UnknownTemplate::ChatML, "--chat", "m"), "chatml");
   EXPECT_EQ(error_of("auto", UnknownTemplate::Refuse),
             "--chat auto: m.gguf has no chat template reprise recognises; name a family "
             "(chatml, llama3, llama2, mistral, gemma)");

@@ -24,7 +24,6 @@ class DigitTask final : public ItemsTask<DigitItem> {
 
   std::vector<Request> requests(size_t i) const override;
   ItemScore score(size_t i, std::span<const Response> responses) const override;
-
 };
 
 }  // namespace reprise::eval
