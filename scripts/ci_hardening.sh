@@ -10,13 +10,14 @@ jobs=${HARDENING_JOBS:-2}
 scripts/setup.sh --no-build  # clang and libFuzzer come from Debian (clang, libclang-rt-14-dev)
 
 # -O1 keeps the instrumented build and run fast enough for CI; -g1 gives line numbers in stacks.
-# Only unit_tests and what it needs (reprise_core and the CLI it runs) are built.
+# Only the unit test programs and what they need (the libraries and the CLI they run) are built.
 cmake -S . -B build-asan -G Ninja -DREPRISE_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DREPRISE_BUILD_BENCH=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" >/dev/null
-cmake --build build-asan -j "$jobs" --target unit_tests
+cmake --build build-asan -j "$jobs" --target unit_tests kernel_tests
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1
 export LSAN_OPTIONS=suppressions=$PWD/scripts/lsan.supp:print_suppressions=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+build-asan/tests/kernel_tests --gtest_brief=1
 build-asan/tests/unit_tests --gtest_brief=1
 
 # Findings and the grown corpus go to a scratch directory; the checked-in seeds are only read.

@@ -99,11 +99,222 @@ double kl_from_logits(const float* p_logits, const float* q_logits, int64_t n) {
   return std::max(kl, 0.0);  // rounding can leave a tiny negative for identical inputs
 }
 
+namespace {
+
+// The sums behind Diagnostics, accumulated item by item over the plain path and (with
+// interventions) the skip and swap paths.
+class DiagnosticsRun {
+ public:
+  DiagnosticsRun(const Model& model, size_t max_t, const DiagnosticsOptions& opts)
+      : hp_(model.hparams()),
+        w_(model.weights()),
+        N_(hp_.n_layer),
+        d_(hp_.n_embd),
+        V_(hp_.n_vocab),
+        so_(session_options(max_t, opts.n_threads)),
+        plain_(model, LayerPath::identity(N_), so_),
+        plain_rec_(N_),
+        interventions_(opts.interventions && N_ >= 2),
+        skip_rec_(std::max(N_ - 1, 1)),
+        swap_rec_(N_),
+        sums_(N_),
+        drift_(N_ + 1, std::vector<double>(N_ + 1, 0.0)),
+        sim_(N_ + 1, std::vector<double>(N_ + 1, 0.0)),
+        h_(N_ + 1),
+        normed_(max_t * d_),
+        lens_(max_t * V_),
+        final_top_(max_t) {
+    plain_.set_observer(&plain_rec_);
+    // The modified paths have fixed lengths (N - 1 and N), so switching between them per layer
+    // keeps their KV caches instead of reallocating.
+    if (interventions_) {
+      skip_ = std::make_unique<Session>(model, skip_path(N_, 0), so_);
+      skip_->set_observer(&skip_rec_);
+      swap_ = std::make_unique<Session>(model, swap_path(N_, 0), so_);
+      swap_->set_observer(&swap_rec_);
+    }
+  }
+
+  void add(const ProbeItem& item) {
+    Stopwatch clock;
+    const int64_t T = static_cast<int64_t>(item.tokens.size());
+    n_tokens_ += T;
+    plain_pass(item.tokens);
+    for (int l = 0; l < N_; ++l) {
+      update_sizes(l, T);
+      logit_lens(l, T);
+    }
+    drift_and_similarity(T);
+    t_plain_ += clock.restart();
+    if (!interventions_) return;
+    for (int l = 0; l < N_; ++l) intervene(l, T);
+    t_inter_ += clock.seconds();
+  }
+
+  Diagnostics result(size_t n_items);
+
+ private:
+  static SessionOptions session_options(size_t max_t, int n_threads) {
+    SessionOptions so;
+    so.n_ctx = static_cast<int>(max_t);
+    so.n_batch = static_cast<int>(max_t);
+    so.n_threads = n_threads;
+    return so;
+  }
+
+  // h_0 .. h_N and the final logits (and their argmax) of one item along the plain path.
+  void plain_pass(const std::vector<int32_t>& tokens) {
+    const int64_t T = static_cast<int64_t>(tokens.size());
+    h_[0].resize(T * d_);
+    for (int64_t t = 0; t < T; ++t)
+      kernels::embedding_row(w_.token_embd, tokens[t], &h_[0][t * d_]);
+    plain_.reset();
+    plain_rec_.clear();
+    auto logits = plain_.prefill(tokens, /*all_logits=*/true);
+    final_logits_.assign(logits.begin(), logits.end());
+    for (int l = 0; l < N_; ++l) h_[l + 1] = plain_rec_.out[l];
+    for (int64_t t = 0; t < T; ++t)
+      final_top_[t] = kernels::argmax({final_logits_.data() + t * V_, static_cast<size_t>(V_)});
+  }
+
+  // cos(h_l, h_{l+1}) and ‖Δ_l‖ / ‖h_l‖.
+  void update_sizes(int l, int64_t T) {
+    Sums& s = sums_[l];
+    for (int64_t t = 0; t < T; ++t) {
+      const float* a = &h_[l][t * d_];
+      const float* b = &h_[l + 1][t * d_];
+      s.cos += cosine(a, b, d_);
+      const double na = std::sqrt(dot(a, a, d_));
+      s.rel += na > 0 ? std::sqrt(sq_dist(a, b, d_)) / na : 0.0;
+    }
+  }
+
+  // Logit lens: the model's own final norm and output head applied to h_{l+1}. A diagnostic
+  // only (no prediction reads it), and with a large vocabulary it costs N output heads per
+  // token, so it is timed apart from the plain pass.
+  void logit_lens(int l, int64_t T) {
+    Sums& s = sums_[l];
+    const Stopwatch lens_clock;
+    kernels::rmsnorm(h_[l + 1].data(), w_.output_norm.data(), T, d_, hp_.rms_eps, normed_.data());
+    kernels::matmul(w_.output, normed_.data(), T, lens_.data(), plain_.pool());
+    std::vector<double> kl(T), top1(T);
+    plain_.pool().parallel_for(T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const float* q = &lens_[t * V_];
+        kl[t] = kl_from_logits(&final_logits_[t * V_], q, V_);
+        top1[t] = kernels::argmax({q, static_cast<size_t>(V_)}) == final_top_[t] ? 1.0 : 0.0;
+      }
+    });
+    for (int64_t t = 0; t < T; ++t) s.lens_kl += kl[t], s.lens_top1 += top1[t];
+    t_lens_ += lens_clock.seconds();
+  }
+
+  void drift_and_similarity(int64_t T) {
+    for (int i = 0; i <= N_; ++i) {
+      for (int j = i + 1; j <= N_; ++j) {
+        for (int64_t t = 0; t < T; ++t) {
+          const float* a = &h_[i][t * d_];
+          const float* b = &h_[j][t * d_];
+          const double nb = std::sqrt(dot(b, b, d_));
+          drift_[i][j] += nb > 0 ? std::sqrt(sq_dist(a, b, d_)) / nb : 0.0;
+          sim_[i][j] += cosine(a, b, d_);
+        }
+      }
+    }
+  }
+
+  // Layer l removed (skip), and layers l, l + 1 swapped (series, commute).
+  void intervene(int l, int64_t T) {
+    Sums& s = sums_[l];
+    // Layer l removed: the rest of the path continues from h_l (slot l of the skip path runs
+    // layer l + 1). For the last layer nothing runs and the head reads h_{N-1} directly.
+    skip_->set_path(skip_path(N_, l));
+    skip_rec_.clear();
+    auto sk = skip_->prefill_from_residual(l, h_[l], /*all_logits=*/true);
+    for (int64_t t = 0; t < T; ++t)
+      s.skip_kl += kl_from_logits(&final_logits_[t * V_], &sk[t * V_], V_);
+    if (l + 1 >= N_) return;
+    // Series: Δ_{l+1}(h_l + Δ_l) = h_{l+2} − h_{l+1};  Δ_{l+1}(h_l) = skip slot l − h_l.
+    const auto& alone = skip_rec_.out[l];
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t o = t * d_;
+      s.series_num += sq_dist_of_updates(&h_[l + 2][o], &h_[l + 1][o], &alone[o], &h_[l][o], d_);
+      s.series_den += sq_dist(&h_[l + 2][o], &h_[l + 1][o], d_);
+    }
+    // Swap: l + 1 then l, from h_l; compare the stream after the pair and the output.
+    swap_->set_path(swap_path(N_, l));
+    swap_rec_.clear();
+    auto sw = swap_->prefill_from_residual(l, h_[l], /*all_logits=*/true);
+    const auto& swapped = swap_rec_.out[l + 1];
+    for (int64_t t = 0; t < T; ++t) {
+      const int64_t o = t * d_;
+      s.commute_num += sq_dist(&swapped[o], &h_[l + 2][o], d_);
+      s.commute_den += sq_dist(&h_[l + 2][o], &h_[l][o], d_);
+      s.commute_kl += kl_from_logits(&final_logits_[t * V_], &sw[t * V_], V_);
+    }
+  }
+
+  const HParams& hp_;
+  const Weights& w_;
+  const int N_;
+  const int64_t d_, V_;
+  const SessionOptions so_;
+  Session plain_;
+  Recorder plain_rec_;
+  const bool interventions_;
+  std::unique_ptr<Session> skip_, swap_;
+  Recorder skip_rec_, swap_rec_;
+  std::vector<Sums> sums_;
+  std::vector<std::vector<double>> drift_, sim_;
+  std::vector<std::vector<float>> h_;  // [N + 1][T * d]
+  std::vector<float> final_logits_, normed_, lens_;
+  std::vector<int64_t> final_top_;
+  int64_t n_tokens_ = 0;
+  double t_plain_ = 0, t_inter_ = 0, t_lens_ = 0;
+};
+
+Diagnostics DiagnosticsRun::result(size_t n_items) {
+  Diagnostics out;
+  out.n_layer = N_;
+  out.n_items = n_items;
+  out.n_tokens = n_tokens_;
+  const double nt = static_cast<double>(n_tokens_);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  for (int l = 0; l < N_; ++l) {
+    const Sums& s = sums_[l];
+    LayerStats st;
+    st.layer = l;
+    st.cos_in_out = s.cos / nt;
+    st.rel_update = s.rel / nt;
+    st.lens_kl = s.lens_kl / nt;
+    st.lens_top1 = s.lens_top1 / nt;
+    const bool pair = interventions_ && l + 1 < N_;
+    st.skip_kl = interventions_ ? s.skip_kl / nt : nan;
+    st.series = pair ? rms_ratio(s.series_num, s.series_den) : nan;
+    st.commute = pair ? rms_ratio(s.commute_num, s.commute_den) : nan;
+    st.commute_kl = pair ? s.commute_kl / nt : nan;
+    out.layers.push_back(st);
+  }
+  for (int i = 0; i <= N_; ++i) {
+    sim_[i][i] = 1.0;
+    for (int j = i + 1; j <= N_; ++j) {
+      drift_[i][j] /= nt;
+      sim_[i][j] /= nt;
+      sim_[j][i] = sim_[i][j];
+    }
+  }
+  out.drift = std::move(drift_);
+  out.sim = std::move(sim_);
+  out.seconds_plain = t_plain_ - t_lens_;
+  out.seconds_lens = t_lens_;
+  out.seconds_interventions = t_inter_;
+  return out;
+}
+
+}  // namespace
+
 Diagnostics run_diagnostics(const Model& model, const std::vector<ProbeItem>& items,
                             const DiagnosticsOptions& opts) {
-  const HParams& hp = model.hparams();
-  const int N = hp.n_layer;
-  const int64_t d = hp.n_embd, V = hp.n_vocab;
   if (items.empty()) throw Error("analyze: no probe items");
   size_t max_t = 0;
   for (const auto& it : items) {
@@ -111,163 +322,13 @@ Diagnostics run_diagnostics(const Model& model, const std::vector<ProbeItem>& it
       throw Error(fmt::format("analyze: probe item '{}' has no tokens", it.id));
     max_t = std::max(max_t, it.tokens.size());
   }
-
-  SessionOptions so;
-  so.n_ctx = static_cast<int>(max_t);
-  so.n_batch = static_cast<int>(max_t);
-  so.n_threads = opts.n_threads;
-  Session plain(model, LayerPath::identity(N), so);
-  Recorder plain_rec(N);
-  plain.set_observer(&plain_rec);
-  // The modified paths have fixed lengths (N - 1 and N), so switching between them per layer
-  // keeps their KV caches instead of reallocating.
-  const bool interventions = opts.interventions && N >= 2;
-  std::unique_ptr<Session> skip, swap;
-  Recorder skip_rec(std::max(N - 1, 1)), swap_rec(N);
-  if (interventions) {
-    skip = std::make_unique<Session>(model, skip_path(N, 0), so);
-    skip->set_observer(&skip_rec);
-    swap = std::make_unique<Session>(model, swap_path(N, 0), so);
-    swap->set_observer(&swap_rec);
-  }
-
-  const Weights& w = model.weights();
-  std::vector<Sums> sums(N);
-  std::vector<std::vector<double>> drift(N + 1, std::vector<double>(N + 1, 0.0));
-  std::vector<std::vector<double>> sim(N + 1, std::vector<double>(N + 1, 0.0));
-  std::vector<std::vector<float>> h(N + 1);  // [N + 1][T * d]
-  std::vector<float> final_logits, normed(max_t * d), lens(max_t * V);
-  std::vector<int64_t> final_top(max_t);
-  int64_t n_tokens = 0;
-  double t_plain = 0, t_inter = 0, t_lens = 0;
+  DiagnosticsRun run(model, max_t, opts);
   size_t done = 0;
-
   for (const auto& item : items) {
-    Stopwatch clock;
-    const int64_t T = static_cast<int64_t>(item.tokens.size());
-    n_tokens += T;
-    h[0].resize(T * d);
-    for (int64_t t = 0; t < T; ++t)
-      kernels::embedding_row(w.token_embd, item.tokens[t], &h[0][t * d]);
-    plain.reset();
-    plain_rec.clear();
-    auto logits = plain.prefill(item.tokens, /*all_logits=*/true);
-    final_logits.assign(logits.begin(), logits.end());
-    for (int l = 0; l < N; ++l) h[l + 1] = plain_rec.out[l];
-    for (int64_t t = 0; t < T; ++t)
-      final_top[t] = kernels::argmax({final_logits.data() + t * V, static_cast<size_t>(V)});
-
-    for (int l = 0; l < N; ++l) {
-      Sums& s = sums[l];
-      for (int64_t t = 0; t < T; ++t) {
-        const float* a = &h[l][t * d];
-        const float* b = &h[l + 1][t * d];
-        s.cos += cosine(a, b, d);
-        const double na = std::sqrt(dot(a, a, d));
-        s.rel += na > 0 ? std::sqrt(sq_dist(a, b, d)) / na : 0.0;
-      }
-      // Logit lens: the model's own final norm and output head applied to h_{l+1}. A diagnostic
-      // only (no prediction reads it), and with a large vocabulary it costs N output heads per
-      // token, so it is timed apart from the plain pass.
-      const Stopwatch lens_clock;
-      kernels::rmsnorm(h[l + 1].data(), w.output_norm.data(), T, d, hp.rms_eps, normed.data());
-      kernels::matmul(w.output, normed.data(), T, lens.data(), plain.pool());
-      std::vector<double> kl(T), top1(T);
-      plain.pool().parallel_for(T, [&](int64_t t0, int64_t t1) {
-        for (int64_t t = t0; t < t1; ++t) {
-          const float* q = &lens[t * V];
-          kl[t] = kl_from_logits(&final_logits[t * V], q, V);
-          top1[t] = kernels::argmax({q, static_cast<size_t>(V)}) == final_top[t] ? 1.0 : 0.0;
-        }
-      });
-      for (int64_t t = 0; t < T; ++t) s.lens_kl += kl[t], s.lens_top1 += top1[t];
-      t_lens += lens_clock.seconds();
-    }
-    for (int i = 0; i <= N; ++i) {
-      for (int j = i + 1; j <= N; ++j) {
-        for (int64_t t = 0; t < T; ++t) {
-          const float* a = &h[i][t * d];
-          const float* b = &h[j][t * d];
-          const double nb = std::sqrt(dot(b, b, d));
-          drift[i][j] += nb > 0 ? std::sqrt(sq_dist(a, b, d)) / nb : 0.0;
-          sim[i][j] += cosine(a, b, d);
-        }
-      }
-    }
-    t_plain += clock.restart();
-    if (!interventions) {
-      if (opts.progress) opts.progress(++done);
-      continue;
-    }
-
-    for (int l = 0; l < N; ++l) {
-      Sums& s = sums[l];
-      // Layer l removed: the rest of the path continues from h_l (slot l of the skip path runs
-      // layer l + 1). For the last layer nothing runs and the head reads h_{N-1} directly.
-      skip->set_path(skip_path(N, l));
-      skip_rec.clear();
-      auto sk = skip->prefill_from_residual(l, h[l], /*all_logits=*/true);
-      for (int64_t t = 0; t < T; ++t)
-        s.skip_kl += kl_from_logits(&final_logits[t * V], &sk[t * V], V);
-      if (l + 1 >= N) continue;
-      // Series: Δ_{l+1}(h_l + Δ_l) = h_{l+2} − h_{l+1};  Δ_{l+1}(h_l) = skip slot l − h_l.
-      const auto& alone = skip_rec.out[l];
-      for (int64_t t = 0; t < T; ++t) {
-        const int64_t o = t * d;
-        s.series_num += sq_dist_of_updates(&h[l + 2][o], &h[l + 1][o], &alone[o], &h[l][o], d);
-        s.series_den += sq_dist(&h[l + 2][o], &h[l + 1][o], d);
-      }
-      // Swap: l + 1 then l, from h_l; compare the stream after the pair and the output.
-      swap->set_path(swap_path(N, l));
-      swap_rec.clear();
-      auto sw = swap->prefill_from_residual(l, h[l], /*all_logits=*/true);
-      const auto& swapped = swap_rec.out[l + 1];
-      for (int64_t t = 0; t < T; ++t) {
-        const int64_t o = t * d;
-        s.commute_num += sq_dist(&swapped[o], &h[l + 2][o], d);
-        s.commute_den += sq_dist(&h[l + 2][o], &h[l][o], d);
-        s.commute_kl += kl_from_logits(&final_logits[t * V], &sw[t * V], V);
-      }
-    }
-    t_inter += clock.seconds();
+    run.add(item);
     if (opts.progress) opts.progress(++done);
   }
-
-  Diagnostics out;
-  out.n_layer = N;
-  out.n_items = items.size();
-  out.n_tokens = n_tokens;
-  const double nt = static_cast<double>(n_tokens);
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  for (int l = 0; l < N; ++l) {
-    const Sums& s = sums[l];
-    LayerStats st;
-    st.layer = l;
-    st.cos_in_out = s.cos / nt;
-    st.rel_update = s.rel / nt;
-    st.lens_kl = s.lens_kl / nt;
-    st.lens_top1 = s.lens_top1 / nt;
-    const bool pair = interventions && l + 1 < N;
-    st.skip_kl = interventions ? s.skip_kl / nt : nan;
-    st.series = pair ? rms_ratio(s.series_num, s.series_den) : nan;
-    st.commute = pair ? rms_ratio(s.commute_num, s.commute_den) : nan;
-    st.commute_kl = pair ? s.commute_kl / nt : nan;
-    out.layers.push_back(st);
-  }
-  for (int i = 0; i <= N; ++i) {
-    sim[i][i] = 1.0;
-    for (int j = i + 1; j <= N; ++j) {
-      drift[i][j] /= nt;
-      sim[i][j] /= nt;
-      sim[j][i] = sim[i][j];
-    }
-  }
-  out.drift = std::move(drift);
-  out.sim = std::move(sim);
-  out.seconds_plain = t_plain - t_lens;
-  out.seconds_lens = t_lens;
-  out.seconds_interventions = t_inter;
-  return out;
+  return run.result(items.size());
 }
 
 }  // namespace reprise::analyze

@@ -13,6 +13,7 @@
 #include "scan/runner.h"
 #include "scan/store.h"
 #include "util/error.h"
+#include "util/strings.h"
 #include "util/thread_pool.h"
 
 namespace reprise::cli {
@@ -32,16 +33,8 @@ struct ScanCli {
   int64_t limit = kAll;  // not given: every item
 };
 
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> parts;
-  size_t start = 0;
-  for (size_t p; (p = s.find(sep, start)) != std::string::npos; start = p + 1)
-    parts.push_back(s.substr(start, p - start));
-  parts.push_back(s.substr(start));
-  return parts;
-}
-
-int to_int(const std::string& s, const std::string& flag) {
+int to_int(std::string_view text, const std::string& flag) {
+  const std::string s(text);
   try {
     size_t used = 0;
     int v = std::stoi(s, &used);
@@ -57,8 +50,8 @@ scan::Range parse_range(const std::string& s, const std::string& flag) {
   return {to_int(p[0], flag), to_int(p[1], flag)};
 }
 
-int run_scan_cli(ScanCli& o) {
-  // Checked here (not by CLI11, whose range message prints the type's limits).
+// --limit and --top: checked here (not by CLI11, whose range message prints the type's limits).
+void check_counts(ScanCli& o) {
   if (o.limit != ScanCli::kAll) {
     if (o.limit < 1)
       throw Error(
@@ -66,29 +59,56 @@ int run_scan_cli(ScanCli& o) {
     o.scan.limit = static_cast<size_t>(o.limit);
   }
   if (o.top < 1) throw Error(fmt::format("--top must be >= 1, got {}", o.top));
-  o.scan.model = o.model.model;
-  o.scan.session = o.model.session_options();
-  if (o.scan.session.n_ctx == 0) o.scan.session.n_ctx = 2048;
-  o.scan.store = o.out;
-  o.scan.plan.modes.clear();
-  for (const auto& m : split(o.mode, ',')) o.scan.plan.modes.push_back(scan::parse_mode(m));
-  o.scan.plan.loops.clear();
-  for (const auto& k : split(o.loops, ',')) o.scan.plan.loops.push_back(to_int(k, "--loops"));
-  o.scan.plan.alphas.clear();
-  for (const auto& a : split(o.alphas, ',')) {
+}
+
+// --mode, --loops, --alphas, --i-range and --j-range into the scan's plan.
+void parse_plan_lists(const ScanCli& o, scan::PlanOptions& plan) {
+  plan.modes.clear();
+  for (auto m : split(o.mode, ',')) plan.modes.push_back(scan::parse_mode(std::string(m)));
+  plan.loops.clear();
+  for (auto k : split(o.loops, ',')) plan.loops.push_back(to_int(k, "--loops"));
+  plan.alphas.clear();
+  for (auto a : split(o.alphas, ',')) {
     auto v = parse_alpha(a);
     if (!v)
       throw Error(fmt::format("--alphas: '{}' is not a weight in [0, {}]", a, kMaxLayerAlpha));
-    o.scan.plan.alphas.push_back(*v);
+    plan.alphas.push_back(*v);
   }
-  if (!o.i_range.empty()) o.scan.plan.i_range = parse_range(o.i_range, "--i-range");
-  if (!o.j_range.empty()) o.scan.plan.j_range = parse_range(o.j_range, "--j-range");
+  if (!o.i_range.empty()) plan.i_range = parse_range(o.i_range, "--i-range");
+  if (!o.j_range.empty()) plan.j_range = parse_range(o.j_range, "--j-range");
+}
+
+// --path auto:FILE: the router file scored beside the top configs ("" without --path).
+std::string router_file_of(const ScanCli& o) {
   const std::string router_file = route::auto_router_file(o.path);
   if (!o.path.empty() && router_file.empty())
     throw Error(fmt::format(
         "--path '{}': a scan runs its own paths; --path takes only auto:ROUTER.json (a router "
         "validated beside the top configs, with --validate N)",
         o.path));
+  return router_file;
+}
+
+void print_results(const ScanCli& o, const scan::ScanTotals& totals, bool routed) {
+  fmt::print("{}", report::scan_summary(o.out, o.top));
+  if (o.scan.strategy == "beam") fmt::print("\n{}", scan::describe_beam(scan::Store(o.out)));
+  if (routed) fmt::print("\n{}", route::describe(route::evaluate_held_out(scan::Store(o.out))));
+  fmt::print(
+      "this run: {} configs scored, {} already in the store; {} item evaluations; {:.1f} s\n",
+      totals.configs_run, totals.configs_skipped, totals.item_evals, totals.seconds);
+  for (const auto& [kind, e] : totals.layer_evals_by_kind)
+    fmt::print("prefix reuse, {}: {} layer evaluations instead of {} ({:.2f}x fewer)\n", kind,
+               e.first, e.second, e.first > 0 ? double(e.second) / double(e.first) : 0.0);
+}
+
+int run_scan_cli(ScanCli& o) {
+  check_counts(o);
+  o.scan.model = o.model.model;
+  o.scan.session = o.model.session_options();
+  if (o.scan.session.n_ctx == 0) o.scan.session.n_ctx = 2048;
+  o.scan.store = o.out;
+  parse_plan_lists(o, o.scan.plan);
+  const std::string router_file = router_file_of(o);
   if (!router_file.empty())
     o.scan.routed = [router_file](const Model& m, const SessionOptions& so) {
       return std::make_unique<route::RoutedScanEntry>(m, router_file, so);
@@ -106,17 +126,7 @@ int run_scan_cli(ScanCli& o) {
     std::fflush(stderr);
     cluster->abort(2);
   }
-  if (cluster->rank() != 0) return 0;
-  fmt::print("{}", report::scan_summary(o.out, o.top));
-  if (o.scan.strategy == "beam") fmt::print("\n{}", scan::describe_beam(scan::Store(o.out)));
-  if (!router_file.empty())
-    fmt::print("\n{}", route::describe(route::evaluate_held_out(scan::Store(o.out))));
-  fmt::print(
-      "this run: {} configs scored, {} already in the store; {} item evaluations; {:.1f} s\n",
-      totals.configs_run, totals.configs_skipped, totals.item_evals, totals.seconds);
-  for (const auto& [kind, e] : totals.layer_evals_by_kind)
-    fmt::print("prefix reuse, {}: {} layer evaluations instead of {} ({:.2f}x fewer)\n", kind,
-               e.first, e.second, e.first > 0 ? double(e.second) / double(e.first) : 0.0);
+  if (cluster->rank() == 0) print_results(o, totals, !router_file.empty());
   return 0;
 }
 
@@ -171,30 +181,6 @@ void add_scan(CLI::App& app, Runner& run) {
 }
 
 const CommandRegistration kRegistration(60, add_scan);
-
-struct ReportCli {
-  std::string store;
-  std::vector<std::string> outs;
-  int top = 10;
-};
-
-void add_report(CLI::App& app, Runner& run) {
-  auto o = std::make_shared<ReportCli>();
-  auto* sub = app.add_subcommand("report", "heatmap, HTML report or CSV of a scan store");
-  sub->add_option("store", o->store, "scan store (.db)")->required();
-  sub->add_option("-o,--out", o->outs, "scan.png | scan.svg | scan.html | scores.csv (repeatable)")
-      ->required();
-  sub->add_option("--top", o->top, "configs in the tables");
-  sub->callback([&run, o] {
-    run = [o] {
-      if (o->top < 1) throw Error(fmt::format("--top must be >= 1, got {}", o->top));
-      for (const auto& out : o->outs) report::write_scan_report(o->store, out, o->top);
-      return 0;
-    };
-  });
-}
-
-const CommandRegistration kReportRegistration(61, add_report);
 
 }  // namespace
 }  // namespace reprise::cli

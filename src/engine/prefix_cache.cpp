@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "engine/common_prefix.h"
 #include "kernels/dispatch.h"
 #include "util/error.h"
 
@@ -58,10 +59,7 @@ bool PrefixCache::invariant_differs(std::span<const int32_t> tokens, int from,
 }
 
 bool PrefixCache::run_base(std::span<const int32_t> tokens, int from, bool batch_invariant) {
-  size_t keep = 0;
-  while (keep < base_tokens_.size() && keep < tokens.size() && base_tokens_[keep] == tokens[keep])
-    ++keep;
-  if (keep < static_cast<size_t>(from)) return false;
+  if (common_prefix(base_tokens_, tokens) < static_cast<size_t>(from)) return false;
   // The window runs in one prefill from exactly `from`, as the session asking for it runs it:
   // kernels may round differently when the same rows come in other chunks.
   const size_t d = static_cast<size_t>(base_.model().hparams().n_embd);

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 
+#include "engine/common_prefix.h"
 #include "eval/rng.h"
 #include "model/chat_template.h"
 #include "model/tokenizer.h"
@@ -15,12 +16,6 @@ namespace {
 
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-size_t common_prefix(std::span<const int32_t> a, std::span<const int32_t> b) {
-  size_t n = 0;
-  while (n < a.size() && n < b.size() && a[n] == b[n]) ++n;
-  return n;
 }
 
 // A short, one-line rendering of a text for error messages.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "engine/common_prefix.h"
 #include "kernels/ops.h"
 #include "model/tokenizer.h"
 #include "util/error.h"
@@ -64,9 +65,7 @@ std::string SessionLM::description() const {
 void SessionLM::forward(std::span<const int32_t> tokens, size_t first_row, const RowFn& row) {
   if (tokens.size() > static_cast<size_t>(session_.n_ctx()))
     throw Error(fmt::format("{} tokens do not fit --ctx {}", tokens.size(), session_.n_ctx()));
-  size_t keep = 0;
-  while (keep < cached_.size() && keep < tokens.size() && cached_[keep] == tokens[keep]) ++keep;
-  keep = std::min(keep, first_row);
+  const size_t keep = std::min(common_prefix(cached_, tokens), first_row);
   const int n_vocab = model_.hparams().n_vocab;
   try {
     session_.truncate(static_cast<int>(keep));

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eval/language_model.h"
@@ -79,6 +80,23 @@ class Task {
       std::span<const nlohmann::json> /*details*/) const {
     return {};
   }
+};
+
+// A task over a list of items that each carry a string `id`: its info, size and item ids, which
+// every such task would otherwise declare alike.
+template <typename Item>
+class ItemsTask : public Task {
+ public:
+  const TaskInfo& info() const override { return info_; }
+  size_t size() const override { return items_.size(); }
+  std::string item_id(size_t i) const override { return items_[i].id; }
+
+ protected:
+  ItemsTask(TaskInfo info, std::vector<Item> items)
+      : info_(std::move(info)), items_(std::move(items)) {}
+
+  TaskInfo info_;
+  std::vector<Item> items_;
 };
 
 }  // namespace reprise::eval

@@ -299,13 +299,7 @@ void GgufWriter::write(const fs::path& path, bool overwrite) const {
   for (size_t k = 0; k < tensors_.size(); ++k) {
     const Entry& e = tensors_[k];
     if (e.alias_of >= 0) continue;
-    if (e.fill) {
-      scratch.assign(e.nbytes, std::byte{0});
-      e.fill(scratch);
-      out.write(scratch);
-    } else {
-      out.write(e.data);
-    }
+    e.write_to(out, scratch);
     // Every tensor, the last included, is padded, so the data section is a whole number of
     // alignment units as other GGUF writers leave it.
     out.pad_to(alignment_);

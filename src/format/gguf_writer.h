@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "format/gguf.h"
+#include "format/tensor_bytes.h"
 #include "format/tensor_type.h"
 #include "util/output_file.h"  // OutputFile, which write() goes through
 
@@ -21,7 +22,7 @@ class GgufWriter {
  public:
   // Fills exactly the tensor's bytes; called once, during write(), so converted tensors need not
   // all be held in memory at once.
-  using Fill = std::function<void(std::span<std::byte> out)>;
+  using Fill = TensorBytes::Fill;
 
   explicit GgufWriter(uint32_t alignment = 32);
 
@@ -54,14 +55,11 @@ class GgufWriter {
   void write(const std::filesystem::path& path, bool overwrite = false) const;
 
  private:
-  struct Entry {
+  struct Entry : TensorBytes {
     std::string name;
     TensorType type;
     std::vector<int64_t> shape;
-    std::span<const std::byte> data;  // view (into owned_ or the caller's memory)
-    int alias_of = -1;                // index of the tensor whose data this entry reuses
-    Fill fill;                        // set instead of data for lazily produced tensors
-    uint64_t nbytes = 0;
+    int alias_of = -1;  // index of the tensor whose data this entry reuses
   };
   Entry& new_entry(const std::string& name, TensorType type, std::vector<int64_t> shape);
 

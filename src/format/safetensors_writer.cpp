@@ -116,16 +116,7 @@ void SafetensorsWriter::write_file(const fs::path& path, size_t first, size_t la
   out.write(len, 8);
   out.write(text.data(), text.size());
   std::vector<std::byte> scratch;
-  for (size_t k = first; k < last; ++k) {
-    const Entry& e = tensors_[k];
-    if (e.fill) {
-      scratch.assign(e.nbytes, std::byte{0});
-      e.fill(scratch);
-      out.write(scratch);
-    } else {
-      out.write(e.data);
-    }
-  }
+  for (size_t k = first; k < last; ++k) tensors_[k].write_to(out, scratch);
   out.commit();
 }
 

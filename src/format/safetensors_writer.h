@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "format/tensor_bytes.h"
 #include "format/tensor_type.h"
 
 namespace reprise {
@@ -22,7 +23,7 @@ namespace reprise {
 class SafetensorsWriter {
  public:
   // Fills exactly the tensor's bytes; called once, while its file is written.
-  using Fill = std::function<void(std::span<std::byte> out)>;
+  using Fill = TensorBytes::Fill;
 
   // The "__metadata__" string map (transformers expects {"format": "pt"}, set by default).
   void set_metadata(const std::string& key, const std::string& value);
@@ -50,13 +51,10 @@ class SafetensorsWriter {
                                          bool overwrite = false) const;
 
  private:
-  struct Entry {
+  struct Entry : TensorBytes {
     std::string name;
     TensorType type;
     std::vector<int64_t> shape;
-    std::span<const std::byte> data;
-    Fill fill;
-    uint64_t nbytes = 0;
   };
   Entry& new_entry(const std::string& name, TensorType type, std::vector<int64_t> shape);
   void write_file(const std::filesystem::path& path, size_t first, size_t last,

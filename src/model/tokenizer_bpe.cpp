@@ -2,8 +2,7 @@
 
 #include <fmt/format.h>
 
-#include <queue>
-
+#include "model/symbol_merge.h"
 #include "model/utf8_stream.h"
 #include "util/error.h"
 
@@ -54,24 +53,6 @@ size_t utf8_char_len(std::string_view s, size_t pos) {
   utf8_sequence_at(s, pos, len);
   return len;
 }
-
-struct Symbol {
-  uint32_t start, len;  // byte range in the mapped word; len 0 once merged into its left
-  int32_t prev, next;
-};
-
-struct Candidate {
-  int32_t rank;
-  int32_t left, right;
-  uint32_t len;  // joined length when queued; a different sum later means the entry is stale
-};
-
-// Lowest rank first; on ties the leftmost pair.
-struct CandidateOrder {
-  bool operator()(const Candidate& a, const Candidate& b) const {
-    return a.rank > b.rank || (a.rank == b.rank && a.left > b.left);
-  }
-};
 
 }  // namespace
 
@@ -129,45 +110,17 @@ void BpeTokenizer::encode_word(std::string_view word, std::vector<int32_t>& out)
     }
   }
 
-  std::vector<Symbol> syms;
-  syms.reserve(text.size());
-  for (size_t pos = 0; pos < text.size();) {
-    const size_t len = utf8_char_len(text, pos);
-    const auto i = static_cast<int32_t>(syms.size());
-    syms.push_back({static_cast<uint32_t>(pos), static_cast<uint32_t>(len), i - 1, i + 1});
-    pos += len;
-  }
-  if (syms.empty()) return;
-  syms.back().next = -1;
-
+  // Lowest merge rank first.
   std::string scratch;
-  std::priority_queue<Candidate, std::vector<Candidate>, CandidateOrder> queue;
-  auto consider = [&](int32_t left, int32_t right) {
-    if (left < 0 || right < 0) return;
-    const Symbol& l = syms[left];
-    const Symbol& r = syms[right];
-    const int32_t rank =
-        merge_rank(text.substr(l.start, l.len), text.substr(r.start, r.len), scratch);
-    if (rank >= 0) queue.push({rank, left, right, l.len + r.len});
-  };
-  for (int32_t i = 1; i < static_cast<int32_t>(syms.size()); ++i) consider(i - 1, i);
-
-  while (!queue.empty()) {
-    const Candidate c = queue.top();
-    queue.pop();
-    Symbol& l = syms[c.left];
-    Symbol& r = syms[c.right];
-    if (l.len == 0 || r.len == 0 || l.len + r.len != c.len) continue;
-    l.len += r.len;
-    r.len = 0;
-    l.next = r.next;
-    if (r.next >= 0) syms[r.next].prev = c.left;
-    consider(l.prev, c.left);
-    consider(c.left, l.next);
-  }
-
-  for (int32_t i = 0; i >= 0; i = syms[i].next)
-    append_symbol(text.substr(syms[i].start, syms[i].len), out);
+  merge_symbols<int32_t>(
+      text, [&](size_t pos) { return utf8_char_len(text, pos); },
+      [&](size_t start, uint32_t left, uint32_t right) -> std::optional<int32_t> {
+        const int32_t rank =
+            merge_rank(text.substr(start, left), text.substr(start + left, right), scratch);
+        return rank >= 0 ? std::optional(rank) : std::nullopt;
+      },
+      [](int32_t a, int32_t b) { return a < b; },
+      [&](std::string_view piece) { append_symbol(piece, out); });
 }
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text, const EncodeOptions& opts) const {

@@ -2,9 +2,9 @@
 
 #include <fmt/format.h>
 
-#include <queue>
 #include <utility>
 
+#include "model/symbol_merge.h"
 #include "util/error.h"
 
 namespace reprise {
@@ -66,24 +66,6 @@ int parse_byte_token(std::string_view t) {
   return v;
 }
 
-struct Symbol {
-  uint32_t start, len;  // byte range in the escaped text; len 0 once merged into its left
-  int32_t prev, next;
-};
-
-struct Candidate {
-  float score;
-  int32_t left, right;
-  uint32_t len;  // joined length when queued; a different sum later means the entry is stale
-};
-
-// Highest score first; on ties the leftmost pair, so equal-score merges go left to right.
-struct CandidateOrder {
-  bool operator()(const Candidate& a, const Candidate& b) const {
-    return a.score < b.score || (a.score == b.score && a.left > b.left);
-  }
-};
-
 }  // namespace
 
 SpmTokenizer::SpmTokenizer(Vocab vocab)
@@ -107,49 +89,25 @@ void SpmTokenizer::append_bytes(std::string_view piece, std::vector<int32_t>& ou
 }
 
 void SpmTokenizer::encode_escaped(std::string_view text, std::vector<int32_t>& out) const {
-  std::vector<Symbol> syms;
-  syms.reserve(text.size());
-  for (size_t pos = 0; pos < text.size();) {
-    const size_t len = std::min(char_len(static_cast<unsigned char>(text[pos])), text.size() - pos);
-    const auto i = static_cast<int32_t>(syms.size());
-    syms.push_back({static_cast<uint32_t>(pos), static_cast<uint32_t>(len), i - 1, i + 1});
-    pos += len;
-  }
-  if (syms.empty()) return;
-  syms.back().next = -1;
-
-  std::priority_queue<Candidate, std::vector<Candidate>, CandidateOrder> queue;
-  auto consider = [&](int32_t left, int32_t right) {
-    if (left < 0 || right < 0) return;
-    const uint32_t len = syms[left].len + syms[right].len;
-    const int32_t id = index_.find(text.substr(syms[left].start, len));
-    if (id >= 0) queue.push({vocab_.scores[id], left, right, len});
-  };
-  for (int32_t i = 1; i < static_cast<int32_t>(syms.size()); ++i) consider(i - 1, i);
-
-  while (!queue.empty()) {
-    const Candidate c = queue.top();
-    queue.pop();
-    Symbol& l = syms[c.left];
-    Symbol& r = syms[c.right];
-    if (l.len == 0 || r.len == 0 || l.len + r.len != c.len) continue;
-    l.len += r.len;
-    r.len = 0;
-    l.next = r.next;
-    if (r.next >= 0) syms[r.next].prev = c.left;
-    consider(l.prev, c.left);
-    consider(c.left, l.next);
-  }
-
-  // Every merged symbol is a token by construction; only single characters can be missing.
-  for (int32_t i = 0; i >= 0; i = syms[i].next) {
-    const std::string_view piece = text.substr(syms[i].start, syms[i].len);
-    const int32_t id = index_.find(piece);
-    if (id >= 0)
-      out.push_back(id);
-    else
-      append_bytes(piece, out);
-  }
+  // Highest piece score first, so equal-score merges go left to right.
+  merge_symbols<float>(
+      text,
+      [&](size_t pos) {
+        return std::min(char_len(static_cast<unsigned char>(text[pos])), text.size() - pos);
+      },
+      [&](size_t start, uint32_t left, uint32_t right) -> std::optional<float> {
+        const int32_t id = index_.find(text.substr(start, left + right));
+        return id >= 0 ? std::optional(vocab_.scores[id]) : std::nullopt;
+      },
+      [](float a, float b) { return a > b; },
+      // Every merged symbol is a token by construction; only single characters can be missing.
+      [&](std::string_view piece) {
+        const int32_t id = index_.find(piece);
+        if (id >= 0)
+          out.push_back(id);
+        else
+          append_bytes(piece, out);
+      });
 }
 
 std::vector<int32_t> SpmTokenizer::encode(std::string_view text, const EncodeOptions& opts) const {

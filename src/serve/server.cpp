@@ -17,6 +17,7 @@
 #include <random>
 #include <thread>
 
+#include "eval/chat_family.h"
 #include "route/prefix_features.h"
 #include "serve/api_error.h"
 #include "serve/openai_response.h"
@@ -115,17 +116,9 @@ ServedModel make_served(const Model& model, const ServerOptions& o) {
     throw Error(fmt::format("a configured layer path has {} positions, more than --max-path-len {}",
                             longest, s.max_path_len));
 
-  if (!o.chat_template.empty()) {
-    const auto& fams = chat_template_families();
-    if (std::find(fams.begin(), fams.end(), o.chat_template) == fams.end())
-      throw Error(fmt::format("--chat-template '{}': unknown (known: {})", o.chat_template,
-                              fmt::join(fams, ", ")));
-    s.chat_family = o.chat_template;
-  } else if (const Tokenizer* tok = model.tokenizer()) {
-    s.chat_family = detect_chat_template(tok->vocab().chat_template).value_or("chatml");
-  } else {
-    s.chat_family = "chatml";
-  }
+  s.chat_family =
+      eval::resolve_chat_family(o.chat_template, model.tokenizer(), eval::UnknownTemplate::ChatML,
+                                "--chat-template", model.path());
   return s;
 }
 

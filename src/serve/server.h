@@ -40,7 +40,7 @@ struct ServerOptions {
   int max_queue = 16;                    // requests waiting for a slot before 503
   SessionOptions session;                // per slot: --ctx, threads (0 = cores / parallel)
   std::string api_key;                   // "" = no authentication
-  std::string chat_template;             // family; "" = the model's own, else chatml
+  std::string chat_template;             // family; "" or "auto" = the model's own, else chatml
   size_t max_body_bytes = 2u << 20;      // larger request bodies get 413
   int max_path_len = 0;                  // positions a request's path may have; 0 = 4 x layers
   int http_threads = 0;                  // 0 = parallel + max_queue + 8

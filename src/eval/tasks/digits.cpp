@@ -13,8 +13,8 @@ std::vector<MetricInfo> DigitTask::metrics() {
 }
 
 DigitTask::DigitTask(std::string name, std::string description, std::vector<DigitItem> items)
-    : info_{std::move(name), "digit_expectation", std::move(description), metrics()},
-      items_(std::move(items)) {}
+    : ItemsTask({std::move(name), "digit_expectation", std::move(description), metrics()},
+                std::move(items)) {}
 
 std::vector<Request> DigitTask::requests(size_t i) const {
   CandidateRequest r;

@@ -16,21 +16,14 @@ struct DigitItem {
   int gold = 0;
 };
 
-class DigitTask final : public Task {
+class DigitTask final : public ItemsTask<DigitItem> {
  public:
   DigitTask(std::string name, std::string description, std::vector<DigitItem> items);
 
   static std::vector<MetricInfo> metrics();
 
-  const TaskInfo& info() const override { return info_; }
-  size_t size() const override { return items_.size(); }
-  std::string item_id(size_t i) const override { return items_[i].id; }
   std::vector<Request> requests(size_t i) const override;
   ItemScore score(size_t i, std::span<const Response> responses) const override;
-
- private:
-  TaskInfo info_;
-  std::vector<DigitItem> items_;
 };
 
 }  // namespace reprise::eval

@@ -10,8 +10,8 @@ std::vector<MetricInfo> EqBenchTask::metrics() {
 
 EqBenchTask::EqBenchTask(std::string name, std::string description, std::vector<EqItem> items,
                          int max_tokens)
-    : info_{std::move(name), "generate_until", std::move(description), metrics()},
-      items_(std::move(items)),
+    : ItemsTask({std::move(name), "generate_until", std::move(description), metrics()},
+                std::move(items)),
       max_tokens_(max_tokens) {}
 
 std::vector<Request> EqBenchTask::requests(size_t i) const {

@@ -18,22 +18,17 @@ struct EqItem {
   EqReference reference;
 };
 
-class EqBenchTask final : public Task {
+class EqBenchTask final : public ItemsTask<EqItem> {
  public:
   EqBenchTask(std::string name, std::string description, std::vector<EqItem> items,
               int max_tokens = 384);
 
   static std::vector<MetricInfo> metrics();
 
-  const TaskInfo& info() const override { return info_; }
-  size_t size() const override { return items_.size(); }
-  std::string item_id(size_t i) const override { return items_[i].id; }
   std::vector<Request> requests(size_t i) const override;
   ItemScore score(size_t i, std::span<const Response> responses) const override;
 
  private:
-  TaskInfo info_;
-  std::vector<EqItem> items_;
   int max_tokens_;
 };
 

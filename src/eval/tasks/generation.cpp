@@ -5,8 +5,7 @@ namespace reprise::eval {
 GenerationTask::GenerationTask(std::string name, std::string description,
                                std::vector<GenItem> items, std::vector<std::string> stop,
                                int max_tokens, std::vector<GenMetric> metrics)
-    : info_{std::move(name), "generate_until", std::move(description), {}},
-      items_(std::move(items)),
+    : ItemsTask({std::move(name), "generate_until", std::move(description), {}}, std::move(items)),
       stop_(std::move(stop)),
       max_tokens_(max_tokens),
       metrics_(std::move(metrics)) {

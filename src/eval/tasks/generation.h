@@ -25,14 +25,11 @@ struct GenMetric {
       score;
 };
 
-class GenerationTask final : public Task {
+class GenerationTask final : public ItemsTask<GenItem> {
  public:
   GenerationTask(std::string name, std::string description, std::vector<GenItem> items,
                  std::vector<std::string> stop, int max_tokens, std::vector<GenMetric> metrics);
 
-  const TaskInfo& info() const override { return info_; }
-  size_t size() const override { return items_.size(); }
-  std::string item_id(size_t i) const override { return items_[i].id; }
   std::vector<Request> requests(size_t i) const override;
   // The prediction is what the first metric extracted.
   ItemScore score(size_t i, std::span<const Response> responses) const override;
@@ -41,8 +38,6 @@ class GenerationTask final : public Task {
   void set_num_fewshot(int n) { info_.num_fewshot = n; }
 
  private:
-  TaskInfo info_;
-  std::vector<GenItem> items_;
   std::vector<std::string> stop_;
   int max_tokens_;
   std::vector<GenMetric> metrics_;

@@ -52,111 +52,41 @@ bool is_integer_text(const std::string& s) {
   return re.first(s).has_value();
 }
 
-}  // namespace
+// The item's "id" (a string or an integer), or FILE-STEM/LINE when it has none.
+std::string item_id(const nlohmann::json& j, const std::string& stem, int line,
+                    const std::string& at) {
+  if (!j.contains("id")) return fmt::format("{}/{}", stem, line);
+  const auto& v = j["id"];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+  throw Error(fmt::format("{}: \"id\" must be a string or an integer", at));
+}
 
-std::unique_ptr<Task> load_jsonl_task(const fs::path& file) {
-  const std::string stem = file.stem().string();
-  std::optional<Kind> kind;
-  std::set<std::string> ids;
-  std::vector<ChoiceItem> choice;
-  std::vector<GenItem> gen;
-  std::vector<std::string> regexes;  // per generation item, "" = first line of the output
-  std::vector<DigitItem> digit;
-  std::vector<Passage> passage;
-
-  for_each_jsonl(file, [&](const nlohmann::json& j, int line) {
-    const std::string at = fmt::format("{}:{}", file.string(), line);
-    if (!j.is_object()) throw Error(fmt::format("{}: expected a JSON object", at));
-    const auto k = kind_of(j);
-    if (!k)
-      throw Error(
-          fmt::format("{}: cannot tell the item's kind (needs \"choices\", \"contexts\", "
-                      "\"target\", \"digit\" or \"text\")",
-                      at));
-    if (kind && *kind != *k)
-      throw Error(
-          fmt::format("{}: a {} item in a file of {} items", at, kind_name(*k), kind_name(*kind)));
-    kind = k;
-    std::string id = fmt::format("{}/{}", stem, line);
-    if (j.contains("id")) {
-      const auto& v = j["id"];
-      if (v.is_string())
-        id = v.get<std::string>();
-      else if (v.is_number_integer())
-        id = std::to_string(v.get<int64_t>());
-      else
-        throw Error(fmt::format("{}: \"id\" must be a string or an integer", at));
-    }
-    if (!ids.insert(id).second) throw Error(fmt::format("{}: duplicate id '{}'", at, id));
-
-    auto gold_index = [&](size_t n) {
-      const int64_t g = json_int(j, "gold", at);
-      if (g < 0 || static_cast<size_t>(g) >= n)
-        throw Error(fmt::format("{}: \"gold\" {} is out of range ({} choices)", at, g, n));
-      return static_cast<size_t>(g);
-    };
-    switch (*k) {
-      case Kind::Choice: {
-        ChoiceItem it{id, json_string(j, "context", at), json_strings(j, "choices", at), "", 0};
-        it.gold = gold_index(it.choices.size());
-        choice.push_back(std::move(it));
-        break;
-      }
-      case Kind::Partial: {
-        ChoiceItem it{id, "", json_strings(j, "contexts", at), json_string(j, "continuation", at),
-                      0};
-        it.gold = gold_index(it.choices.size());
-        choice.push_back(std::move(it));
-        break;
-      }
-      case Kind::Generation: {
-        GenItem it{id, json_string(j, "context", at), json_string(j, "target", at), {}, 0};
-        if (j.contains("stop")) it.stop = json_strings(j, "stop", at);
-        if (j.contains("max_tokens")) {
-          const int64_t m = json_int(j, "max_tokens", at);
-          if (m < 1 || m > 65536)
-            throw Error(fmt::format("{}: \"max_tokens\" {} is out of range (1-65536)", at, m));
-          it.max_tokens = static_cast<int>(m);
-        }
-        std::string re;
-        if (j.contains("regex")) {
-          re = json_string(j, "regex", at);
-          try {
-            Regex check(re);
-          } catch (const Error& e) {
-            throw Error(fmt::format("{}: {}", at, e.what()));
-          }
-        }
-        regexes.push_back(re);
-        gen.push_back(std::move(it));
-        break;
-      }
-      case Kind::Digit: {
-        const int64_t d = json_int(j, "digit", at);
-        if (d < 0 || d > 9) throw Error(fmt::format("{}: \"digit\" {} is not 0-9", at, d));
-        digit.push_back({id, json_string(j, "context", at), static_cast<int>(d)});
-        break;
-      }
-      case Kind::Passage:
-        passage.push_back({id, json_string(j, "text", at)});
-        break;
-    }
-  });
-  if (!kind) throw Error(fmt::format("{}: no items", file.string()));
-
-  const std::string desc = fmt::format("{} items from {}", kind_name(*kind), file.string());
-  switch (*kind) {
-    case Kind::Choice:
-      return std::make_unique<MultipleChoiceTask>(stem, desc, std::move(choice), "");
-    case Kind::Partial:
-      return std::make_unique<MultipleChoiceTask>(stem, desc, std::move(choice), "", true);
-    case Kind::Digit:
-      return std::make_unique<DigitTask>(stem, desc, std::move(digit));
-    case Kind::Passage:
-      return std::make_unique<PassageTask>(stem, desc, std::move(passage));
-    case Kind::Generation:
-      break;
+// A generation item; its "regex" (checked; "" = none) goes to `regex`.
+GenItem generation_item(const nlohmann::json& j, const std::string& id, const std::string& at,
+                        std::string& regex) {
+  GenItem it{id, json_string(j, "context", at), json_string(j, "target", at), {}, 0};
+  if (j.contains("stop")) it.stop = json_strings(j, "stop", at);
+  if (j.contains("max_tokens")) {
+    const int64_t m = json_int(j, "max_tokens", at);
+    if (m < 1 || m > 65536)
+      throw Error(fmt::format("{}: \"max_tokens\" {} is out of range (1-65536)", at, m));
+    it.max_tokens = static_cast<int>(m);
   }
+  if (j.contains("regex")) {
+    regex = json_string(j, "regex", at);
+    try {
+      Regex check(regex);
+    } catch (const Error& e) {
+      throw Error(fmt::format("{}: {}", at, e.what()));
+    }
+  }
+  return it;
+}
+
+std::unique_ptr<Task> generation_task(const std::string& stem, const std::string& desc,
+                                      std::vector<GenItem> gen,
+                                      const std::vector<std::string>& regexes) {
   // Generation: exact match after the item's regex (its first group) or the output's first line;
   // numeric partial credit as well when every target is an integer.
   auto compiled = std::make_shared<std::vector<std::optional<Regex>>>();
@@ -194,6 +124,86 @@ std::unique_ptr<Task> load_jsonl_task(const fs::path& file) {
   }
   return std::make_unique<GenerationTask>(stem, desc, std::move(gen),
                                           std::vector<std::string>{"\n"}, 64, std::move(metrics));
+}
+
+}  // namespace
+
+std::unique_ptr<Task> load_jsonl_task(const fs::path& file) {
+  const std::string stem = file.stem().string();
+  std::optional<Kind> kind;
+  std::set<std::string> ids;
+  std::vector<ChoiceItem> choice;
+  std::vector<GenItem> gen;
+  std::vector<std::string> regexes;  // per generation item, "" = first line of the output
+  std::vector<DigitItem> digit;
+  std::vector<Passage> passage;
+
+  for_each_jsonl(file, [&](const nlohmann::json& j, int line) {
+    const std::string at = fmt::format("{}:{}", file.string(), line);
+    if (!j.is_object()) throw Error(fmt::format("{}: expected a JSON object", at));
+    const auto k = kind_of(j);
+    if (!k)
+      throw Error(
+          fmt::format("{}: cannot tell the item's kind (needs \"choices\", \"contexts\", "
+                      "\"target\", \"digit\" or \"text\")",
+                      at));
+    if (kind && *kind != *k)
+      throw Error(
+          fmt::format("{}: a {} item in a file of {} items", at, kind_name(*k), kind_name(*kind)));
+    kind = k;
+    const std::string id = item_id(j, stem, line, at);
+    if (!ids.insert(id).second) throw Error(fmt::format("{}: duplicate id '{}'", at, id));
+
+    auto gold_index = [&](size_t n) {
+      const int64_t g = json_int(j, "gold", at);
+      if (g < 0 || static_cast<size_t>(g) >= n)
+        throw Error(fmt::format("{}: \"gold\" {} is out of range ({} choices)", at, g, n));
+      return static_cast<size_t>(g);
+    };
+    switch (*k) {
+      case Kind::Choice: {
+        ChoiceItem it{id, json_string(j, "context", at), json_strings(j, "choices", at), "", 0};
+        it.gold = gold_index(it.choices.size());
+        choice.push_back(std::move(it));
+        break;
+      }
+      case Kind::Partial: {
+        ChoiceItem it{id, "", json_strings(j, "contexts", at), json_string(j, "continuation", at),
+                      0};
+        it.gold = gold_index(it.choices.size());
+        choice.push_back(std::move(it));
+        break;
+      }
+      case Kind::Generation:
+        gen.push_back(generation_item(j, id, at, regexes.emplace_back()));
+        break;
+      case Kind::Digit: {
+        const int64_t d = json_int(j, "digit", at);
+        if (d < 0 || d > 9) throw Error(fmt::format("{}: \"digit\" {} is not 0-9", at, d));
+        digit.push_back({id, json_string(j, "context", at), static_cast<int>(d)});
+        break;
+      }
+      case Kind::Passage:
+        passage.push_back({id, json_string(j, "text", at)});
+        break;
+    }
+  });
+  if (!kind) throw Error(fmt::format("{}: no items", file.string()));
+
+  const std::string desc = fmt::format("{} items from {}", kind_name(*kind), file.string());
+  switch (*kind) {
+    case Kind::Choice:
+      return std::make_unique<MultipleChoiceTask>(stem, desc, std::move(choice), "");
+    case Kind::Partial:
+      return std::make_unique<MultipleChoiceTask>(stem, desc, std::move(choice), "", true);
+    case Kind::Digit:
+      return std::make_unique<DigitTask>(stem, desc, std::move(digit));
+    case Kind::Passage:
+      return std::make_unique<PassageTask>(stem, desc, std::move(passage));
+    case Kind::Generation:
+      break;
+  }
+  return generation_task(stem, desc, std::move(gen), regexes);
 }
 
 }  // namespace reprise::eval

@@ -12,9 +12,9 @@ std::vector<MetricInfo> MultipleChoiceTask::metrics(bool acc_norm) {
 MultipleChoiceTask::MultipleChoiceTask(std::string name, std::string description,
                                        std::vector<ChoiceItem> items, std::string delimiter,
                                        bool partial, bool acc_norm)
-    : info_{std::move(name), partial ? "multiple_choice_partial" : "multiple_choice",
-            std::move(description), metrics(acc_norm && !partial)},
-      items_(std::move(items)),
+    : ItemsTask({std::move(name), partial ? "multiple_choice_partial" : "multiple_choice",
+                 std::move(description), metrics(acc_norm && !partial)},
+                std::move(items)),
       delimiter_(std::move(delimiter)),
       partial_(partial),
       acc_norm_(acc_norm && !partial) {}

@@ -20,7 +20,7 @@ struct ChoiceItem {
   size_t gold = 0;
 };
 
-class MultipleChoiceTask final : public Task {
+class MultipleChoiceTask final : public ItemsTask<ChoiceItem> {
  public:
   // `delimiter` joins context and option (ordinary) or option and continuation (partial).
   // acc_norm is scored beside acc unless partial or acc_norm is false (lm-eval's BoolQ).
@@ -31,9 +31,6 @@ class MultipleChoiceTask final : public Task {
 
   void set_version(double v) { info_.version = v; }
 
-  const TaskInfo& info() const override { return info_; }
-  size_t size() const override { return items_.size(); }
-  std::string item_id(size_t i) const override { return items_[i].id; }
   // Items sharing a unit (a passage, a story, a twin pair) share a cluster id; without
   // set_clusters every item is its own.
   std::string cluster_id(size_t i) const override {
@@ -45,8 +42,6 @@ class MultipleChoiceTask final : public Task {
   ItemScore score(size_t i, std::span<const Response> responses) const override;
 
  private:
-  TaskInfo info_;
-  std::vector<ChoiceItem> items_;
   std::string delimiter_;
   bool partial_;
   bool acc_norm_;

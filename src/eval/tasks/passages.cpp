@@ -12,12 +12,12 @@ std::vector<MetricInfo> PassageTask::metrics() {
 }
 
 PassageTask::PassageTask(std::string name, std::string description, std::vector<Passage> passages)
-    : info_{std::move(name), "loglikelihood_rolling", std::move(description), metrics()},
-      passages_(std::move(passages)) {}
+    : ItemsTask({std::move(name), "loglikelihood_rolling", std::move(description), metrics()},
+                std::move(passages)) {}
 
 std::vector<Request> PassageTask::requests(size_t i) const {
   RollingRequest r;
-  r.text = passages_[i].text;
+  r.text = items_[i].text;
   return {Request(std::move(r))};
 }
 

@@ -15,15 +15,12 @@ struct Passage {
   std::string text;
 };
 
-class PassageTask final : public Task {
+class PassageTask final : public ItemsTask<Passage> {
  public:
   PassageTask(std::string name, std::string description, std::vector<Passage> passages);
 
   static std::vector<MetricInfo> metrics();
 
-  const TaskInfo& info() const override { return info_; }
-  size_t size() const override { return passages_.size(); }
-  std::string item_id(size_t i) const override { return passages_[i].id; }
   // Items sharing a unit (a passage, a story, a twin pair) share a cluster id; without
   // set_clusters every item is its own.
   std::string cluster_id(size_t i) const override {
@@ -38,8 +35,6 @@ class PassageTask final : public Task {
       std::span<const nlohmann::json> details) const override;
 
  private:
-  TaskInfo info_;
-  std::vector<Passage> passages_;
   std::vector<std::string> clusters_;
 };
 
