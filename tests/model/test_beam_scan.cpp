@@ -100,5 +100,29 @@ TEST(BeamScan, BadBeamOptionsAreOneLineErrors) {
   }
 }
 
+TEST(BeamScan, BeamAndRaceOptionsWithoutTheirStrategyAreOneLineErrors) {
+  // CLI11 accepts every option of the subcommand; without this check they were silently unused.
+  const std::string model = " -m " + quoted(test::default_model());
+  for (const auto& [arg, fragment] : std::vector<std::pair<std::string, std::string>>{
+           {"--beam 4", "--beam applies only to --strategy beam (this scan's strategy is dense)"},
+           {"--depth 2", "--depth applies only to --strategy beam"},
+           {"--strategy race --beam-score 3",
+            "--beam-score applies only to --strategy beam "
+            "(this scan's strategy is race)"},
+           {"--surrogate knn", "--surrogate applies only to --strategy beam"},
+           {"--strategy coarse-to-fine --surrogate-min-rho 0.5",
+            "--surrogate-min-rho applies only to --strategy beam"},
+           {"--race-margin 0.1", "--race-margin applies only to --strategy race"},
+           {"--strategy beam --race-keep 3",
+            "--race-keep applies only to --strategy race (this scan's strategy is beam)"}}) {
+    auto r = test::run_cli("scan" + model + " --task tinystories --limit 3 " + arg + " -o " +
+                           quoted(test::scratch("strategy-bad.db")));
+    EXPECT_EQ(r.exit_code, 2) << arg;
+    EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_FALSE(fs::exists(test::scratch("strategy-bad.db"))) << arg;
+  }
+}
+
 }  // namespace
 }  // namespace reprise
