@@ -261,6 +261,14 @@ void bind_model(py::module_& m) {
                              "The explicit form, e.g. '0..3,1..4'; parses back to the same path.")
       .def_property_readonly(
           "layers", [](const LayerPath& p) { return p.layers; }, "Physical layer per position.")
+      .def_property_readonly(
+          "alphas",
+          [](const LayerPath& p) {
+            std::vector<float> a(static_cast<size_t>(p.size()));
+            for (int i = 0; i < p.size(); ++i) a[static_cast<size_t>(i)] = p.alpha_at(i);
+            return a;
+          },
+          "Residual weight per position (1 = a plain pass, < 1 = a damped repeat).")
       .def("__len__", [](const LayerPath& p) { return p.size(); })
       .def("__repr__", [](const LayerPath& p) { return "Path('" + p.canonical() + "')"; });
 

@@ -73,6 +73,10 @@ def test_path_parse():
     assert p.canonical == "0..3,1..4"
     assert p.layers == [0, 1, 2, 3, 1, 2, 3, 4]
     assert len(p) == 8
+    assert p.alphas == [1.0] * 8
+    damped = reprise.Path.parse("repeat:1:3@0.5", 5)  # the second pass of 1..2 at weight 0.5
+    assert damped.layers == [0, 1, 2, 1, 2, 3, 4]
+    assert damped.alphas == [1.0, 1.0, 1.0, 0.5, 0.5, 1.0, 1.0]
 
 
 def test_errors_carry_the_cli_message():

@@ -4,6 +4,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <limits>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "cli/common.h"
 #include "report/scan_report.h"
@@ -30,7 +33,8 @@ struct ScanCli {
   std::string path;  // only auto:FILE, a router validated beside the top configs
   int top = 10;
   static constexpr int64_t kAll = std::numeric_limits<int64_t>::min();
-  int64_t limit = kAll;  // not given: every item
+  int64_t limit = kAll;   // not given: every item
+  std::string misplaced;  // an option of another strategy than --strategy (see add_scan)
 };
 
 int to_int(std::string_view text, const std::string& flag) {
@@ -48,6 +52,20 @@ scan::Range parse_range(const std::string& s, const std::string& flag) {
   auto p = split(s, ':');
   if (p.size() != 2) throw Error(fmt::format("{} takes a:b, got '{}'", flag, s));
   return {to_int(p[0], flag), to_int(p[1], flag)};
+}
+
+// The first option given that belongs to a strategy other than `strategy` (CLI11 would accept
+// and ignore it), as an error message; empty when there is none.
+std::string misplaced_strategy_option(const CLI::App& sub, const std::string& strategy) {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> owned = {
+      {"beam", {"--beam", "--depth", "--beam-score", "--surrogate", "--surrogate-min-rho"}},
+      {"race", {"--race-margin", "--race-alpha", "--race-keep", "--race-first", "--race-clip"}}};
+  for (const auto& [owner, names] : owned)
+    for (const auto& name : names)
+      if (strategy != owner && sub.count(name) > 0)
+        return fmt::format("{} applies only to --strategy {} (this scan's strategy is {})", name,
+                           owner, strategy);
+  return "";
 }
 
 // --limit and --top: checked here (not by CLI11, whose range message prints the type's limits).
@@ -102,6 +120,7 @@ void print_results(const ScanCli& o, const scan::ScanTotals& totals, bool routed
 }
 
 int run_scan_cli(ScanCli& o) {
+  if (!o.misplaced.empty()) throw Error(o.misplaced);
   check_counts(o);
   o.scan.model = o.model.model;
   o.scan.session = o.model.session_options();
@@ -177,7 +196,10 @@ void add_scan(CLI::App& app, Runner& run) {
   sub->add_option("--top", o->top, "configs listed in the summary");
   sub->add_flag("--quiet", o->scan.quiet, "no progress bar");
   sub->add_option("-o,--out", o->out, "SQLite store (created or resumed)")->required();
-  sub->callback([&run, o] { run = [o] { return run_scan_cli(*o); }; });
+  sub->callback([&run, o, sub] {
+    o->misplaced = misplaced_strategy_option(*sub, o->scan.strategy);
+    run = [o] { return run_scan_cli(*o); };
+  });
 }
 
 const CommandRegistration kRegistration(60, add_scan);

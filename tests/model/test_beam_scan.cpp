@@ -82,22 +82,46 @@ TEST(BeamScan, RoundsReachTheReportAndAKilledBeamResumesToTheSameStore) {
   EXPECT_EQ(csv_of(killed), a);
 }
 
-TEST(BeamScan, BadBeamOptionsAreOneLineErrors) {
+// Each (arguments, message fragment) makes a scan of the default model fail with exit code 2 and
+// a one-line error containing the fragment, before any store is made.
+void expect_scan_errors(const std::vector<std::pair<std::string, std::string>>& cases) {
   const std::string model = " -m " + quoted(test::default_model());
-  for (const auto& [arg, fragment] : std::vector<std::pair<std::string, std::string>>{
-           {"--strategy beam --beam 0", "--beam must be >= 1, got 0"},
-           {"--strategy beam --depth 0", "--depth must be >= 1, got 0"},
-           {"--strategy beam --beam-score -2", "--beam-score must be >= 1, got -2"},
-           {"--strategy beam --surrogate-min-rho 2", "--surrogate-min-rho must be in [-1, 1]"},
-           {"--strategy beam --surrogate trees", "--surrogate: unknown 'trees'"},
-           {"--strategy beams", "known: dense, coarse-to-fine, race, beam"}}) {
+  const fs::path db = test::scratch("scan-bad.db");
+  for (const auto& [arg, fragment] : cases) {
     auto r = test::run_cli("scan" + model + " --task tinystories --limit 3 " + arg + " -o " +
-                           quoted(test::scratch("beam-bad.db")));
+                           quoted(db));
     EXPECT_EQ(r.exit_code, 2) << arg;
     EXPECT_NE(r.err.find(fragment), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_FALSE(fs::exists(test::scratch("beam-bad.db"))) << arg;
+    EXPECT_FALSE(fs::exists(db)) << arg;
   }
+}
+
+TEST(BeamScan, BadBeamOptionsAreOneLineErrors) {
+  expect_scan_errors({
+      {"--strategy beam --beam 0", "--beam must be >= 1, got 0"},
+      {"--strategy beam --depth 0", "--depth must be >= 1, got 0"},
+      {"--strategy beam --beam-score -2", "--beam-score must be >= 1, got -2"},
+      {"--strategy beam --surrogate-min-rho 2", "--surrogate-min-rho must be in [-1, 1]"},
+      {"--strategy beam --surrogate trees", "--surrogate: unknown 'trees'"},
+      {"--strategy beams", "known: dense, coarse-to-fine, race, beam"},
+  });
+}
+
+TEST(BeamScan, BeamAndRaceOptionsWithoutTheirStrategyAreOneLineErrors) {
+  // CLI11 accepts every option of the subcommand; without this check they were silently unused.
+  expect_scan_errors({
+      {"--beam 4", "--beam applies only to --strategy beam (this scan's strategy is dense)"},
+      {"--depth 2", "--depth applies only to --strategy beam"},
+      {"--strategy race --beam-score 3",
+       "--beam-score applies only to --strategy beam (this scan's strategy is race)"},
+      {"--surrogate knn", "--surrogate applies only to --strategy beam"},
+      {"--strategy coarse-to-fine --surrogate-min-rho 0.5",
+       "--surrogate-min-rho applies only to --strategy beam"},
+      {"--race-margin 0.1", "--race-margin applies only to --strategy race"},
+      {"--strategy beam --race-keep 3",
+       "--race-keep applies only to --strategy race (this scan's strategy is beam)"},
+  });
 }
 
 }  // namespace
