@@ -83,7 +83,13 @@ int run_info(const InfoOptions& o) {
   fmt::print("embedding:    {}\n", hp.n_embd);
   fmt::print("heads:        {} query, {} key/value, head dim {}\n", hp.n_head, hp.n_head_kv,
              hp.head_dim);
-  fmt::print("ffn:          {}\n", hp.n_ff);
+  if (hp.moe())
+    fmt::print(
+        "ffn:          mixture of {} experts of width {}, {} per token (softmax router, "
+        "top-{} weights renormalized); every layer's own experts on a path\n",
+        hp.n_expert, hp.n_ff_exp, hp.n_expert_used, hp.n_expert_used);
+  else
+    fmt::print("ffn:          {}\n", hp.n_ff);
   fmt::print("vocabulary:   {}{}\n", hp.n_vocab, m->tokenizer() ? "" : " (no tokenizer)");
   if (m->tokenizer()) print_tokenizer(*m->tokenizer());
   fmt::print("context:      {}\n", hp.n_ctx_train);

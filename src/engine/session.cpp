@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "engine/attention.h"
+#include "engine/moe.h"
 #include "engine/prefix_cache.h"
 #include "kernels/ops.h"
 #include "util/error.h"
@@ -80,6 +81,7 @@ Session::Session(const Model& model, LayerPath path, const SessionOptions& opts)
   gate_.resize(B * hp.n_ff);
   up_.resize(B * hp.n_ff);
   out_.resize(B * hp.n_embd);
+  if (hp.moe()) moe_ = MoeScratch(hp, n_batch_);
 }
 
 void Session::set_path(LayerPath path) {
@@ -96,7 +98,7 @@ uint64_t Session::state_bytes() const {
   uint64_t n = 0;
   for (const auto* v : {&x_, &h_, &q_, &k_, &v_, &ctx_, &gate_, &up_, &out_, &logits_})
     n += v->capacity() * sizeof(float);
-  return n + cache_.bytes();
+  return n + moe_.bytes() + cache_.bytes();
 }
 
 void Session::truncate(int n) {
@@ -251,15 +253,20 @@ void Session::run_block(int slot, float* x, int64_t T, int pos0) {
     kernels::rmsnorm(out_.data(), b.attn_post_norm.data(), T, d, hp.rms_eps, out_.data());
   add_residual(x, out_.data(), T * d, alpha);
 
-  // Feed-forward: x += alpha * (act(h Wg^T) * (h Wu^T)) Wd^T with h = norm(x)
+  // Feed-forward: x += alpha * (act(h Wg^T) * (h Wu^T)) Wd^T with h = norm(x), or the weighted
+  // sum of the experts the router picks for each token (the physical layer's own experts).
   kernels::rmsnorm(x, b.ffn_norm.data(), T, d, hp.rms_eps, h_.data());
-  kernels::matmul(b.w_gate, h_.data(), T, gate_.data(), pool_, inv);
-  kernels::matmul(b.w_up, h_.data(), T, up_.data(), pool_, inv);
-  if (hp.ffn_act == FfnAct::GeluTanh)
-    kernels::geglu(gate_.data(), up_.data(), T * hp.n_ff);
-  else
-    kernels::swiglu(gate_.data(), up_.data(), T * hp.n_ff);
-  kernels::matmul(b.w_down, gate_.data(), T, out_.data(), pool_, inv);
+  if (b.moe()) {
+    moe_ffn(hp, b, h_.data(), T, out_.data(), moe_, pool_, inv);
+  } else {
+    kernels::matmul(b.w_gate, h_.data(), T, gate_.data(), pool_, inv);
+    kernels::matmul(b.w_up, h_.data(), T, up_.data(), pool_, inv);
+    if (hp.ffn_act == FfnAct::GeluTanh)
+      kernels::geglu(gate_.data(), up_.data(), T * hp.n_ff);
+    else
+      kernels::swiglu(gate_.data(), up_.data(), T * hp.n_ff);
+    kernels::matmul(b.w_down, gate_.data(), T, out_.data(), pool_, inv);
+  }
   if (!b.ffn_post_norm.empty())
     kernels::rmsnorm(out_.data(), b.ffn_post_norm.data(), T, d, hp.rms_eps, out_.data());
   add_residual(x, out_.data(), T * d, alpha);

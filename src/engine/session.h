@@ -12,6 +12,7 @@
 
 #include "engine/kv_cache.h"
 #include "engine/layer_path.h"
+#include "engine/moe.h"
 #include "model/model.h"
 #include "util/thread_pool.h"
 
@@ -143,6 +144,7 @@ class Session {
   std::vector<float> ctx_;     // [T, q_dim]
   std::vector<float> gate_;    // [T, n_ff]
   std::vector<float> up_;      // [T, n_ff]
+  MoeScratch moe_;             // router and expert buffers of MoE blocks
   std::vector<float> out_;     // [T, n_embd] block output before the residual add
   std::vector<float> logits_;  // [T or 1, n_vocab]
 };

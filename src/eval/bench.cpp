@@ -48,11 +48,12 @@ TokenCost token_cost(const Model& m, const LayerPath& path) {
   c.weight_bytes = static_cast<double>(w.output.data.size()) +
                    static_cast<double>(w.token_embd.row_stride()) +
                    static_cast<double>(w.output_norm.size() * sizeof(float));
+  // An MoE block's token reads its router and n_expert_used experts only.
+  const int used = m.hparams().n_expert_used;
   for (int l : path.layers) {
     const BlockWeights& b = w.blocks[l];
-    c.weight_bytes += static_cast<double>(b.matrix_bytes());
-    for (const TensorView* t : {&b.wq, &b.wk, &b.wv, &b.wo, &b.w_gate, &b.w_up, &b.w_down})
-      c.matmul_flops += 2.0 * static_cast<double>(t->elements());
+    c.weight_bytes += static_cast<double>(b.token_matrix_bytes(used));
+    c.matmul_flops += b.token_matmul_flops(used);
   }
   return c;
 }

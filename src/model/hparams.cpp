@@ -13,10 +13,12 @@ Arch parse_arch(const std::string& name, const std::string& source) {
   if (name == "llama") return Arch::Llama;
   if (name == "qwen2") return Arch::Qwen2;
   if (name == "qwen3") return Arch::Qwen3;
+  if (name == "qwen3moe") return Arch::Qwen3Moe;
+  if (name == "phi3") return Arch::Phi3;
   if (name == "gemma2") return Arch::Gemma2;
   if (name == "gemma3") return Arch::Gemma3;
   throw FormatError(source, fmt::format("unknown architecture '{}' (supported: llama, qwen2, "
-                                        "qwen3, gemma2, gemma3)",
+                                        "qwen3, qwen3moe, phi3, gemma2, gemma3)",
                                         name));
 }
 
@@ -124,6 +126,45 @@ void gemma_hparams(const GgufFile& g, const std::string& a, HParams& hp) {
                                                     : LayerAttn{0, hp.rope_theta, global_scale});
 }
 
+// Mixture-of-experts blocks, as llama.cpp 0c1e570 runs them for `qwen3moe` (src/models/
+// qwen3moe.cpp) and Mixtral-style `llama` files (src/models/llama.cpp, with expert_count set):
+// softmax over the router logits, the top expert_used_count experts, their weights renormalized
+// to sum 1 (llama.cpp does so for both architectures, whatever the HF config's norm_topk_prob
+// said). Expert width: `expert_feed_forward_length` for qwen3moe, `feed_forward_length` for llama.
+// llama.cpp reads no gating-function or weight-scale key for these two architectures, so neither
+// does reprise; shared experts and expert groups it would not run either, so they are refused.
+void moe_hparams(const GgufFile& g, const std::string& a, HParams& hp) {
+  // Dense llama files may say 0 experts or nothing; a qwen3moe file must name its experts.
+  const int64_t n_expert = hp.arch == Arch::Qwen3Moe || g.find(a + "expert_count")
+                               ? g.require_int(a + "expert_count")
+                               : 0;
+  if (n_expert == 0 && hp.arch != Arch::Qwen3Moe) return;
+  hp.n_expert = positive_int(g, a + "expert_count", n_expert);
+  hp.n_expert_used = uniform_int(g, a + "expert_used_count");
+  if (hp.n_expert_used > hp.n_expert)
+    throw FormatError(g.path(), fmt::format("metadata {}expert_used_count {} exceeds "
+                                            "expert_count {}",
+                                            a, hp.n_expert_used, hp.n_expert));
+  for (const char* k : {"expert_shared_count", "expert_shared_feed_forward_length"})
+    if (auto v = g.get_int(a + k); v && *v != 0)
+      throw FormatError(g.path(), fmt::format("metadata {}{} is {}: shared experts are "
+                                              "unsupported",
+                                              a, k, *v));
+  if (auto v = g.get_int(a + "expert_group_count"); v && *v > 1)
+    throw FormatError(g.path(), fmt::format("metadata {}expert_group_count is {}: expert groups "
+                                            "are unsupported",
+                                            a, *v));
+  if (hp.arch != Arch::Qwen3Moe)
+    hp.n_ff_exp = hp.n_ff;
+  else if (g.find(a + "expert_feed_forward_length"))
+    hp.n_ff_exp = uniform_int(g, a + "expert_feed_forward_length");
+  else if (hp.n_ff / hp.n_expert_used > 0)  // llama.cpp's fallback
+    hp.n_ff_exp = hp.n_ff / hp.n_expert_used;
+  else
+    throw FormatError(g.path(),
+                      fmt::format("missing required metadata {}expert_feed_forward_length", a));
+}
+
 }  // namespace
 
 HParams hparams_from_gguf(const GgufFile& g) {
@@ -134,7 +175,11 @@ HParams hparams_from_gguf(const GgufFile& g) {
 
   hp.n_embd = uniform_int(g, a + "embedding_length");
   hp.n_layer = uniform_int(g, a + "block_count");
-  hp.n_ff = uniform_int(g, a + "feed_forward_length");
+  // A qwen3moe block has no dense FFN; the key (the HF config's unused intermediate_size) may
+  // be absent.
+  hp.n_ff = hp.arch == Arch::Qwen3Moe && !g.find(a + "feed_forward_length")
+                ? 0
+                : uniform_int(g, a + "feed_forward_length");
   hp.n_head = uniform_int(g, a + "attention.head_count");
   hp.n_head_kv = g.find(a + "attention.head_count_kv") ? uniform_int(g, a + "attention.head_count_kv")
                                                         : hp.n_head;
@@ -143,15 +188,19 @@ HParams hparams_from_gguf(const GgufFile& g) {
   if (auto ctx = g.get_int(a + "context_length"))
     hp.n_ctx_train = positive_int(g, a + "context_length", *ctx);
   const bool gemma = hp.arch == Arch::Gemma2 || hp.arch == Arch::Gemma3;
-  hp.rms_eps = static_cast<float>(g.get_float(a + "attention.layer_norm_rms_epsilon")
-                                      .value_or(hp.arch == Arch::Llama ? 1e-5 : 1e-6));
+  hp.rms_eps = static_cast<float>(
+      g.get_float(a + "attention.layer_norm_rms_epsilon")
+          .value_or(hp.arch == Arch::Llama || hp.arch == Arch::Phi3 ? 1e-5 : 1e-6));
   // llama.cpp's default rope base is 1e4 for every architecture; Qwen files always set it.
   hp.rope_theta = static_cast<float>(
       g.get_float(a + "rope.freq_base")
-          .value_or(hp.arch == Arch::Qwen2 || hp.arch == Arch::Qwen3 ? 1e6 : 1e4));
+          .value_or(hp.arch == Arch::Qwen2 || hp.arch == Arch::Qwen3 || hp.arch == Arch::Qwen3Moe
+                        ? 1e6
+                        : 1e4));
   hp.rope_style = hp.arch == Arch::Llama ? RopeStyle::Interleaved : RopeStyle::Neox;
   hp.qkv_bias = hp.arch == Arch::Qwen2;
-  hp.qk_norm = hp.arch == Arch::Qwen3;
+  hp.qk_norm = hp.arch == Arch::Qwen3 || hp.arch == Arch::Qwen3Moe;
+  moe_hparams(g, a, hp);
 
   if (auto v = g.find(a + "attention.value_length"); v && g.require_int(a + "attention.value_length") != hp.head_dim)
     throw FormatError(g.path(), "attention.value_length differs from key_length (unsupported)");
@@ -173,9 +222,13 @@ HParams hparams_from_gguf(const GgufFile& g) {
   } else {
     // Keys that change what a Llama/Qwen layer computes, which reprise does not run yet.
     // (A window of 0, which converters write for Mistral files without one, changes nothing.)
+    // Phi-3 files name a window that llama.cpp 0c1e570 ignores (llama_model_phi3::
+    // load_arch_hparams: "Phi SWA is currently disabled"), so reprise ignores it too.
     for (const char* k :
          {"attention.sliding_window", "attn_logit_softcapping", "final_logit_softcapping"})
-      if (const GgufValue* v = g.find(a + k); v && (v->is_array() || v->i != 0 || v->f != 0))
+      if (const GgufValue* v = g.find(a + k);
+          v && (v->is_array() || v->i != 0 || v->f != 0) &&
+          !(hp.arch == Arch::Phi3 && std::string_view(k) == "attention.sliding_window"))
         throw FormatError(g.path(),
                           fmt::format("metadata {}{} is unsupported for {}", a, k, hp.arch_name));
   }

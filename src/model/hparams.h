@@ -9,7 +9,7 @@ namespace reprise {
 
 class GgufFile;
 
-enum class Arch { Llama, Qwen2, Qwen3, Gemma2, Gemma3 };
+enum class Arch { Llama, Qwen2, Qwen3, Qwen3Moe, Phi3, Gemma2, Gemma3 };
 
 // The gated FFN's activation: act(h Wg^T) * (h Wu^T).
 enum class FfnAct {
@@ -34,14 +34,19 @@ struct LayerAttn {
 
 struct HParams {
   Arch arch = Arch::Llama;
-  std::string arch_name;  // "llama", "qwen2", "qwen3", "gemma2", "gemma3"
+  std::string arch_name;  // "llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3"
   int n_vocab = 0;
   int n_embd = 0;     // d_model
   int n_layer = 0;    // physical blocks in the file
   int n_head = 0;     // query heads
   int n_head_kv = 0;  // key/value heads (GQA when < n_head)
   int head_dim = 0;
-  int n_ff = 0;  // FFN hidden size
+  int n_ff = 0;  // FFN hidden size (of a dense block)
+  // Mixture of experts (qwen3moe, Mixtral-style llama): every block routes each token to
+  // n_expert_used of n_expert gated FFNs of width n_ff_exp. 0 experts = dense blocks.
+  int n_expert = 0;
+  int n_expert_used = 0;
+  int n_ff_exp = 0;
   int n_ctx_train = 2048;
   float rms_eps = 1e-5f;
   float rope_theta = 10000.0f;
@@ -70,12 +75,14 @@ struct HParams {
     return attn_scale > 0 ? attn_scale : 1.0f / std::sqrt(float(head_dim));
   }
 
+  bool moe() const { return n_expert > 0; }
   int q_dim() const { return n_head * head_dim; }
   int kv_dim() const { return n_head_kv * head_dim; }
 };
 
-// Maps an architecture name ("llama", "qwen2", "qwen3", "gemma2", "gemma3") to Arch; throws Error
-// listing the known names otherwise. `source` names the file or field for the message.
+// Maps an architecture name ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3") to
+// Arch; throws Error listing the known names otherwise. `source` names the file or field for the
+// message.
 Arch parse_arch(const std::string& name, const std::string& source);
 
 // Reads `<arch>.*` metadata. Throws FormatError naming the file and the missing/invalid key.

@@ -71,6 +71,35 @@ class WeightBinder {
     return *t;
   }
 
+  // Rows [first, first + count) of a matrix: the parts of a fused one (Phi-3's attn_qkv and
+  // gate-up ffn_up), as views.
+  static TensorView rows(const TensorView& t, int64_t first, int64_t count, const char* part) {
+    return {fmt::format("{}[{}]", t.name, part),
+            t.type,
+            {count, t.cols()},
+            t.data.subspan(static_cast<size_t>(first) * t.row_stride(),
+                           static_cast<size_t>(count) * t.row_stride())};
+  }
+
+  // A stack of `n` matrices [rows, cols] (GGUF's 3-D expert tensors), as one 2-D view each.
+  std::vector<TensorView> stacked(const std::string& name, int64_t n, int64_t rows,
+                                  int64_t cols) const {
+    const TensorView* t = lookup_(name);
+    if (!t) throw FormatError(file_, fmt::format("missing tensor {}", name));
+    if (t->shape != std::vector<int64_t>{n, rows, cols})
+      throw FormatError(file_, fmt::format("tensor {} has shape {}, expected {}", name,
+                                           shape_string(t->shape), shape_string({n, rows, cols})));
+    check_type(*t);
+    const uint64_t bytes = static_cast<uint64_t>(rows) * t->row_stride();
+    std::vector<TensorView> out;
+    for (int64_t e = 0; e < n; ++e)
+      out.push_back({fmt::format("{}[{}]", name, e),
+                     t->type,
+                     {rows, cols},
+                     t->data.subspan(static_cast<size_t>(e) * bytes, bytes)});
+    return out;
+  }
+
   std::vector<float> vector(const std::string& name, int64_t n, bool required = true) const {
     const TensorView* t = lookup_(name);
     if (!t) {
@@ -107,9 +136,17 @@ Weights bind_weights(const HParams& hp, const WeightBinder& b, const TensorNames
     auto n = [&](const char* role) { return names.block(l, role); };
     BlockWeights blk;
     blk.attn_norm = b.vector(n("attn_norm.weight"), hp.n_embd);
-    blk.wq = b.matrix(n("attn_q.weight"), hp.q_dim(), hp.n_embd);
-    blk.wk = b.matrix(n("attn_k.weight"), hp.kv_dim(), hp.n_embd);
-    blk.wv = b.matrix(n("attn_v.weight"), hp.kv_dim(), hp.n_embd);
+    if (b.find(n("attn_qkv.weight"))) {  // Phi-3: Q, K, V stacked in one matrix
+      const TensorView qkv =
+          b.matrix(n("attn_qkv.weight"), hp.q_dim() + 2 * hp.kv_dim(), hp.n_embd);
+      blk.wq = WeightBinder::rows(qkv, 0, hp.q_dim(), "q");
+      blk.wk = WeightBinder::rows(qkv, hp.q_dim(), hp.kv_dim(), "k");
+      blk.wv = WeightBinder::rows(qkv, hp.q_dim() + hp.kv_dim(), hp.kv_dim(), "v");
+    } else {
+      blk.wq = b.matrix(n("attn_q.weight"), hp.q_dim(), hp.n_embd);
+      blk.wk = b.matrix(n("attn_k.weight"), hp.kv_dim(), hp.n_embd);
+      blk.wv = b.matrix(n("attn_v.weight"), hp.kv_dim(), hp.n_embd);
+    }
     blk.wo = b.matrix(n("attn_output.weight"), hp.n_embd, hp.q_dim());
     blk.bq = b.vector(n("attn_q.bias"), hp.q_dim(), hp.qkv_bias);
     blk.bk = b.vector(n("attn_k.bias"), hp.kv_dim(), hp.qkv_bias);
@@ -119,9 +156,22 @@ Weights bind_weights(const HParams& hp, const WeightBinder& b, const TensorNames
     blk.attn_post_norm = b.vector(n("post_attention_norm.weight"), hp.n_embd, hp.post_norms);
     blk.ffn_norm = b.vector(n("ffn_norm.weight"), hp.n_embd);
     blk.ffn_post_norm = b.vector(n("post_ffw_norm.weight"), hp.n_embd, hp.post_norms);
-    blk.w_gate = b.matrix(n("ffn_gate.weight"), hp.n_ff, hp.n_embd);
-    blk.w_up = b.matrix(n("ffn_up.weight"), hp.n_ff, hp.n_embd);
-    blk.w_down = b.matrix(n("ffn_down.weight"), hp.n_embd, hp.n_ff);
+    if (hp.moe()) {
+      blk.router = b.matrix(n("ffn_gate_inp.weight"), hp.n_expert, hp.n_embd);
+      auto gate = b.stacked(n("ffn_gate_exps.weight"), hp.n_expert, hp.n_ff_exp, hp.n_embd);
+      auto up = b.stacked(n("ffn_up_exps.weight"), hp.n_expert, hp.n_ff_exp, hp.n_embd);
+      auto down = b.stacked(n("ffn_down_exps.weight"), hp.n_expert, hp.n_embd, hp.n_ff_exp);
+      for (int e = 0; e < hp.n_expert; ++e) blk.experts.push_back({gate[e], up[e], down[e]});
+    } else if (hp.arch == Arch::Phi3) {  // ffn_up holds the gate rows, then the up rows
+      const TensorView up = b.matrix(n("ffn_up.weight"), 2 * int64_t{hp.n_ff}, hp.n_embd);
+      blk.w_gate = WeightBinder::rows(up, 0, hp.n_ff, "gate");
+      blk.w_up = WeightBinder::rows(up, hp.n_ff, hp.n_ff, "up");
+      blk.w_down = b.matrix(n("ffn_down.weight"), hp.n_embd, hp.n_ff);
+    } else {
+      blk.w_gate = b.matrix(n("ffn_gate.weight"), hp.n_ff, hp.n_embd);
+      blk.w_up = b.matrix(n("ffn_up.weight"), hp.n_ff, hp.n_embd);
+      blk.w_down = b.matrix(n("ffn_down.weight"), hp.n_embd, hp.n_ff);
+    }
     w.blocks.push_back(std::move(blk));
   }
   return w;
@@ -130,8 +180,30 @@ Weights bind_weights(const HParams& hp, const WeightBinder& b, const TensorNames
 }  // namespace
 
 uint64_t BlockWeights::matrix_bytes() const {
+  return token_matrix_bytes(static_cast<int>(experts.size()));
+}
+
+uint64_t BlockWeights::token_matrix_bytes(int n_expert_used) const {
   uint64_t n = 0;
-  for (const TensorView* t : {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down}) n += t->data.size();
+  for (const TensorView* t : {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down, &router})
+    n += t->data.size();
+  if (moe()) {
+    const ExpertWeights& e = experts.front();  // every expert has the same shapes and type
+    n += static_cast<uint64_t>(n_expert_used) *
+         (e.w_gate.data.size() + e.w_up.data.size() + e.w_down.data.size());
+  }
+  return n;
+}
+
+double BlockWeights::token_matmul_flops(int n_expert_used) const {
+  double n = 0;
+  for (const TensorView* t : {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down, &router})
+    if (!t->data.empty()) n += 2.0 * static_cast<double>(t->elements());
+  if (moe()) {
+    const ExpertWeights& e = experts.front();
+    n += 2.0 * n_expert_used *
+         static_cast<double>(e.w_gate.elements() + e.w_up.elements() + e.w_down.elements());
+  }
   return n;
 }
 
@@ -170,6 +242,12 @@ void Model::load_gguf(const std::filesystem::path& path, Need need) {
     return;
   }
   hparams_ = hparams_from_gguf(*gguf_);
+  // Phi-3's long-rope factors (128k-context and Phi-4-mini files) rescale rope by context
+  // length; reprise does not run that.
+  for (const char* t : {"rope_factors_long.weight", "rope_factors_short.weight"})
+    if (gguf_->tensor(t))
+      throw FormatError(gguf_->path(),
+                        fmt::format("tensor {} (long-rope scaling) is unsupported", t));
   WeightBinder binder(gguf_->path(), [this](const std::string& n) { return gguf_->tensor(n); });
   weights_ = bind_weights(hparams_, binder, gguf_names());
   if (const TensorView* f = gguf_->tensor("rope_freqs.weight"))

@@ -9,6 +9,14 @@
 
 namespace reprise {
 
+// One expert of a mixture-of-experts block: a gated FFN of width n_ff_exp, each matrix a 2-D
+// view of one slice of the file's 3-D expert tensor (no copy).
+struct ExpertWeights {
+  TensorView w_gate;  // [n_ff_exp, n_embd]
+  TensorView w_up;    // [n_ff_exp, n_embd]
+  TensorView w_down;  // [n_embd, n_ff_exp]
+};
+
 // One physical transformer block. Matrices are [out, in] row-major (one output per row).
 struct BlockWeights {
   std::vector<float> attn_norm;       // [n_embd]
@@ -21,12 +29,20 @@ struct BlockWeights {
   std::vector<float> attn_post_norm;  // [n_embd]; empty unless Gemma (norm of the attention output)
   std::vector<float> ffn_norm;        // [n_embd]
   std::vector<float> ffn_post_norm;   // [n_embd]; empty unless Gemma (norm of the FFN output)
-  TensorView w_gate;                  // [n_ff, n_embd]
-  TensorView w_up;                    // [n_ff, n_embd]
-  TensorView w_down;                  // [n_embd, n_ff]
+  TensorView w_gate;                  // [n_ff, n_embd]; empty in an MoE block
+  TensorView w_up;                    // [n_ff, n_embd]; empty in an MoE block
+  TensorView w_down;                  // [n_embd, n_ff]; empty in an MoE block
+  // Mixture of experts (HParams::moe()): the router and the experts, in place of the FFN above.
+  TensorView router;                   // [n_expert, n_embd] (ffn_gate_inp)
+  std::vector<ExpertWeights> experts;  // n_expert of them
 
-  // Bytes of matrix weights this block references in the mapped file.
+  bool moe() const { return !experts.empty(); }
+  // Bytes of matrix weights this block references in the mapped file (every expert).
   uint64_t matrix_bytes() const;
+  // Bytes of matrix weights one token reads, and the multiply-adds x 2 it does: the attention,
+  // the router and n_expert_used experts (every matrix of a dense block).
+  uint64_t token_matrix_bytes(int n_expert_used) const;
+  double token_matmul_flops(int n_expert_used) const;
 };
 
 struct Weights {

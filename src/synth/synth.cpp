@@ -98,7 +98,11 @@ void set_vocab(GgufWriter& w, const SynthShape& s) {
       types.push_back(1);
     }
   const int64_t eot = static_cast<int64_t>(tokens.size());
-  for (const char* special : {"<|endoftext|>", "<|im_start|>", "<|im_end|>"}) {
+  std::vector<const char*> specials = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+  // llama.cpp marks these in every vocabulary of a model named like Phi-3, and fails to load
+  // one without them.
+  if (s.arch == "phi3") specials.insert(specials.end(), {"<unk>", "<s>", "</s>"});
+  for (const char* special : specials) {
     tokens.push_back(special);
     types.push_back(3);
   }
@@ -185,6 +189,48 @@ const std::vector<SynthShape>& known_shapes() {
     s.rope_theta = 1e4f, s.rms_eps = 1e-6f, s.tied = true, s.sliding_window = 4, s.attn_softcap = 4,
     s.final_softcap = 3;
     v.push_back(s);
+    // Qwen/Qwen3-30B-A3B: 128 experts of width 768, 8 per token (~3.3 B active parameters);
+    // use --layers to make a smaller file.
+    s = {};
+    s.name = "qwen3-30b-a3b", s.arch = "qwen3moe", s.n_embd = 2048, s.n_layer = 48, s.n_head = 32,
+    s.n_head_kv = 4, s.head_dim = 128, s.n_ff = 6144, s.n_vocab = 151936, s.n_ctx = 40960,
+    s.rope_theta = 1e6f, s.rms_eps = 1e-6f, s.tied = false, s.qk_norm = true, s.n_expert = 128,
+    s.n_expert_used = 8, s.n_ff_exp = 768;
+    v.push_back(s);
+    // mistralai/Mixtral-8x7B-v0.1: llama arch, 8 experts of width 14336, 2 per token.
+    s = {};
+    s.name = "mixtral-8x7b", s.arch = "llama", s.n_embd = 4096, s.n_layer = 32, s.n_head = 32,
+    s.n_head_kv = 8, s.head_dim = 128, s.n_ff = 14336, s.n_vocab = 32000, s.n_ctx = 32768,
+    s.rope_theta = 1e6f, s.rms_eps = 1e-5f, s.tied = false, s.n_expert = 8, s.n_expert_used = 2,
+    s.n_ff_exp = 14336;
+    v.push_back(s);
+    // Fixture sizes: 4 experts, 2 per token, so a 16-token prompt spreads over all of them
+    // (tied output, unlike Mixtral, to keep the file small).
+    s = {};
+    s.name = "qwen3moe-tiny", s.arch = "qwen3moe", s.n_embd = 64, s.n_layer = 4, s.n_head = 4,
+    s.n_head_kv = 2, s.head_dim = 16, s.n_ff = 96, s.n_vocab = 1024, s.n_ctx = 256,
+    s.rope_theta = 1e6f, s.rms_eps = 1e-6f, s.tied = true, s.qk_norm = true, s.n_expert = 4,
+    s.n_expert_used = 2, s.n_ff_exp = 32;
+    v.push_back(s);
+    s = {};
+    s.name = "mixtral-tiny", s.arch = "llama", s.n_embd = 64, s.n_layer = 4, s.n_head = 4,
+    s.n_head_kv = 2, s.head_dim = 16, s.n_ff = 32, s.n_vocab = 1024, s.n_ctx = 256,
+    s.rope_theta = 1e6f, s.rms_eps = 1e-5f, s.tied = true, s.n_expert = 4, s.n_expert_used = 2,
+    s.n_ff_exp = 32;
+    v.push_back(s);
+    // microsoft/Phi-3-mini-4k-instruct: fused QKV and gate-up; its converted files name a
+    // 2047-token window, which llama.cpp ignores for phi3.
+    s = {};
+    s.name = "phi3-mini-4k", s.arch = "phi3", s.n_embd = 3072, s.n_layer = 32, s.n_head = 32,
+    s.n_head_kv = 32, s.head_dim = 96, s.n_ff = 8192, s.n_vocab = 32064, s.n_ctx = 4096,
+    s.rope_theta = 1e4f, s.rms_eps = 1e-5f, s.tied = false, s.sliding_window = 2047;
+    v.push_back(s);
+    // A window of 4 tokens (ignored, as llama.cpp does) that a 16-token prompt would cross.
+    s = {};
+    s.name = "phi3-tiny", s.arch = "phi3", s.n_embd = 64, s.n_layer = 4, s.n_head = 4,
+    s.n_head_kv = 2, s.head_dim = 16, s.n_ff = 128, s.n_vocab = 1024, s.n_ctx = 256,
+    s.rope_theta = 1e4f, s.rms_eps = 1e-5f, s.tied = true, s.sliding_window = 4;
+    v.push_back(s);
     return v;
   }();
   return shapes;
@@ -248,11 +294,18 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
   if (s.attn_softcap > 0) w.set(a + ".attn_logit_softcapping", GgufValue::of_f32(s.attn_softcap));
   if (s.final_softcap > 0)
     w.set(a + ".final_logit_softcapping", GgufValue::of_f32(s.final_softcap));
+  if (s.n_expert > 0) {
+    w.set(a + ".expert_count", GgufValue::of_u32(s.n_expert));
+    w.set(a + ".expert_used_count", GgufValue::of_u32(s.n_expert_used));
+    if (s.arch != "llama") w.set(a + ".expert_feed_forward_length", GgufValue::of_u32(s.n_ff_exp));
+  }
   set_vocab(w, s);
 
   SynthStats stats;
   // A 2-D tensor [rows, cols] of N(0, std^2), quantized row by row on the pool.
-  auto matrix = [&](const std::string& name, int64_t rows, int64_t cols, float std, TensorType t) {
+  // `stack` > 0 writes a 3-D tensor [stack, rows / stack, cols] (experts) of the same rows.
+  auto matrix = [&](const std::string& name, int64_t rows, int64_t cols, float std, TensorType t,
+                    int64_t stack = 0) {
     const uint64_t rb = row_bytes(t, static_cast<uint64_t>(cols));
     std::vector<std::byte> data(rb * rows);
     const uint64_t stream = mix64(seed ^ hash_name(name));
@@ -267,7 +320,9 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
     stats.bytes += data.size();
     stats.parameters += static_cast<uint64_t>(rows * cols);
     ++stats.tensors;
-    w.add_tensor(name, t, {rows, cols}, std::move(data));
+    std::vector<int64_t> shape = {rows, cols};
+    if (stack > 0) shape = {stack, rows / stack, cols};
+    w.add_tensor(name, t, std::move(shape), std::move(data));
   };
   // A 1-D F32 tensor: mean + N(0, std^2).
   auto vector = [&](const std::string& name, int64_t n, float mean, float std) {
@@ -305,12 +360,17 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
   if (progress) progress(1, s.n_layer + 1);
   const float in_std = 1.0f / std::sqrt(static_cast<float>(d));
   const bool gemma = s.arch == "gemma2" || s.arch == "gemma3";
+  const bool phi3 = s.arch == "phi3";
   for (int l = 0; l < s.n_layer; ++l) {
     auto n = [&](const char* role) { return fmt::format("blk.{}.{}.weight", l, role); };
     vector(n("attn_norm"), d, 1.0f, 0.1f);
-    matrix(n("attn_q"), q_dim, d, in_std, type_of("attn_q", l, d, false));
-    matrix(n("attn_k"), kv_dim, d, in_std, type_of("attn_k", l, d, false));
-    matrix(n("attn_v"), kv_dim, d, in_std, type_of("attn_v", l, d, false));
+    if (phi3) {  // fused Q, K, V
+      matrix(n("attn_qkv"), q_dim + 2 * kv_dim, d, in_std, type_of("attn_qkv", l, d, false));
+    } else {
+      matrix(n("attn_q"), q_dim, d, in_std, type_of("attn_q", l, d, false));
+      matrix(n("attn_k"), kv_dim, d, in_std, type_of("attn_k", l, d, false));
+      matrix(n("attn_v"), kv_dim, d, in_std, type_of("attn_v", l, d, false));
+    }
     if (s.qkv_bias) {
       vector(fmt::format("blk.{}.attn_q.bias", l), q_dim, 0.0f, 0.1f);
       vector(fmt::format("blk.{}.attn_k.bias", l), kv_dim, 0.0f, 0.1f);
@@ -324,10 +384,23 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
            type_of("attn_output", l, q_dim, false));
     if (gemma) vector(n("post_attention_norm"), d, 1.0f, 0.1f);
     vector(n("ffn_norm"), d, 1.0f, 0.1f);
-    matrix(n("ffn_gate"), s.n_ff, d, in_std, type_of("ffn_gate", l, d, false));
-    matrix(n("ffn_up"), s.n_ff, d, in_std, type_of("ffn_up", l, d, false));
-    matrix(n("ffn_down"), d, s.n_ff, 1.0f / std::sqrt(static_cast<float>(s.n_ff)),
-           type_of("ffn_down", l, s.n_ff, false));
+    if (s.n_expert > 0) {
+      const int64_t E = s.n_expert, ff = s.n_ff_exp;
+      matrix(n("ffn_gate_inp"), E, d, in_std, TensorType::F32);
+      matrix(n("ffn_gate_exps"), E * ff, d, in_std, type_of("ffn_gate_exps", l, d, false), E);
+      matrix(n("ffn_up_exps"), E * ff, d, in_std, type_of("ffn_up_exps", l, d, false), E);
+      matrix(n("ffn_down_exps"), E * d, ff, 1.0f / std::sqrt(static_cast<float>(ff)),
+             type_of("ffn_down", l, ff, false), E);
+    } else if (phi3) {  // fused gate and up: the gate's rows, then the up rows
+      matrix(n("ffn_up"), 2 * int64_t{s.n_ff}, d, in_std, type_of("ffn_up", l, d, false));
+      matrix(n("ffn_down"), d, s.n_ff, 1.0f / std::sqrt(static_cast<float>(s.n_ff)),
+             type_of("ffn_down", l, s.n_ff, false));
+    } else {
+      matrix(n("ffn_gate"), s.n_ff, d, in_std, type_of("ffn_gate", l, d, false));
+      matrix(n("ffn_up"), s.n_ff, d, in_std, type_of("ffn_up", l, d, false));
+      matrix(n("ffn_down"), d, s.n_ff, 1.0f / std::sqrt(static_cast<float>(s.n_ff)),
+             type_of("ffn_down", l, s.n_ff, false));
+    }
     if (gemma) vector(n("post_ffw_norm"), d, 1.0f, 0.1f);
     if (progress) progress(l + 2, s.n_layer + 1);
   }

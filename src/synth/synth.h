@@ -23,7 +23,7 @@ namespace reprise::synth {
 
 struct SynthShape {
   std::string name;  // "qwen2.5-0.5b"
-  std::string arch;  // "llama", "qwen2", "qwen3", "gemma2", "gemma3"
+  std::string arch;  // "llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3"
   int n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_ff = 0, n_vocab = 0;
   int n_ctx = 0;
   float rope_theta = 10000, rms_eps = 1e-6f;
@@ -35,6 +35,10 @@ struct SynthShape {
   int swa_period = 0;                         // attention.sliding_window_pattern (a period)
   float rope_theta_swa = 0;                   // rope.freq_base_swa
   float attn_softcap = 0, final_softcap = 0;  // attn_logit_softcapping, final_logit_softcapping
+  // Mixture of experts (qwen3moe, or llama as Mixtral): n_expert > 0 replaces every block's FFN
+  // by a router (ffn_gate_inp, kept F32 as llama-quantize keeps it) and 3-D expert tensors of
+  // width n_ff_exp (qwen3moe writes expert_feed_forward_length; llama's experts are n_ff wide).
+  int n_expert = 0, n_expert_used = 0, n_ff_exp = 0;
 };
 
 // The shapes `--like` knows, and a lookup by name (nullopt if unknown). The "-tiny" shapes are

@@ -2,7 +2,7 @@
 // kind (sliding window or global, and with it the rope base), so the export run plainly equals the
 // source run along the path bit for bit. (llama.cpp 0c1e570 on these exports gives exactly the
 // logits of the path goldens in tests/data/golden, which ran copies made by
-// tests/data/golden/make_gemma_goldens.py.) Other formats are refused.
+// tests/data/golden/make_synth_goldens.py.) Other formats are refused.
 #include <gtest/gtest.h>
 
 #include <cstring>

@@ -225,7 +225,8 @@ TEST(GgufErrors, UnknownArchitecture) {
   GgufBuilder b;
   b.kv_string("general.architecture", "gptx");
   EXPECT_CONTAINS(load_error("arch.gguf", b.build()),
-                  "unknown architecture 'gptx' (supported: llama, qwen2, qwen3, gemma2, gemma3)");
+                  "unknown architecture 'gptx' (supported: llama, qwen2, qwen3, qwen3moe, phi3, "
+                  "gemma2, gemma3)");
 }
 
 TEST(GgufErrors, MissingRequiredMetadata) {

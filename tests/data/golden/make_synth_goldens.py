@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
-"""Regenerates the gemma2/gemma3 fixtures and their llama.cpp goldens.
+"""Regenerates the synth fixtures of the newer architectures and their llama.cpp goldens.
 
-  PYTHON_WITH_GGUF tests/data/golden/make_gemma_goldens.py REPRISE LLAMA_GOLDEN LLAMA_QUANTIZE
+  PYTHON_WITH_GGUF tests/data/golden/make_synth_goldens.py REPRISE LLAMA_GOLDEN LLAMA_QUANTIZE [SHAPE...]
 
-REPRISE is build/reprise (its `synth --like gemma3-tiny|gemma2-tiny --type f32` writes the F32
-fixtures); LLAMA_GOLDEN is scripts/golden/llama_golden.cpp and LLAMA_QUANTIZE llama.cpp's
+SHAPE is a `reprise synth --like` name without its "-tiny" (default: all of gemma3 gemma2
+qwen3moe mixtral phi3), also the ARCH of the file names below. REPRISE is build/reprise (its
+`synth --like SHAPE-tiny --type f32` writes the F32 fixtures); LLAMA_GOLDEN is scripts/golden/llama_golden.cpp and LLAMA_QUANTIZE llama.cpp's
 tools/quantize, both built from llama.cpp commit 0c1e570 (the llama-cpp-python 0.3.36 sdist).
 The interpreter needs the `gguf` package from PyPI (0.19.0 was used) for the path copies.
 
-Writes, for ARCH in gemma3, gemma2:
+Writes, for each SHAPE (ARCH below):
   tests/data/fixtures/ARCH-tiny-f32.gguf, ARCH-tiny-q8_0.gguf (llama-quantize --pure Q8_0)
   tests/data/golden/ARCH-tiny-f32.json, ARCH-tiny-q8_0.json (with the dequantized_reference:
       llama.cpp on llama-quantize's own F32 dequantization of the Q8_0 file)
   tests/data/golden/ARCH-tiny-f32-path-{repeat,skip}.json: llama.cpp has no layer paths, so these
-      ran a temporary GGUF whose blocks are physical copies in path order. Each copy keeps its
-      source layer's kind: attention.sliding_window_pattern is written as one bool per copy (the
+      ran a temporary GGUF whose blocks are physical copies in path order (a copied MoE block
+      carries its router and experts). For Gemma each copy keeps its source layer's kind: attention.sliding_window_pattern is written as one bool per copy (the
       source's flags in path order, by llama.cpp's rule for the source's period), and llama.cpp
       gives every sliding-window layer the SWA rope base.
 Logits are rounded to 6 significant digits; logits_last (a repeat of the last row) is dropped.
@@ -40,6 +41,9 @@ def run(*args):
 
 
 def swa_flags(reader, arch, n_layer):
+    """Which layers slide, or None for an architecture without sliding-window layers."""
+    if arch not in DEFAULT_PERIOD:
+        return None
     field = reader.fields.get(f"{arch}.attention.sliding_window_pattern")
     if field is not None and field.types[0] == gguf.GGUFValueType.ARRAY:
         return [bool(x) for x in field.contents()]
@@ -62,7 +66,8 @@ def copy_along_path(src, dst, layers):
         sub = field.types[-1] if vt == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(field.name, field.contents(), vt, sub_type=sub)
     writer.add_uint32(f"{arch}.block_count", len(layers))
-    writer.add_array(f"{arch}.attention.sliding_window_pattern", [flags[l] for l in layers])
+    if flags is not None:
+        writer.add_array(f"{arch}.attention.sliding_window_pattern", [flags[l] for l in layers])
     tensors = []
     for t in reader.tensors:
         if not t.name.startswith("blk."):
@@ -97,7 +102,7 @@ def golden(tool, model, tokens, name):
 def main():
     reprise, tool, quantize = sys.argv[1:4]
     tmp = tempfile.mkdtemp()
-    for arch in ("gemma3", "gemma2"):
+    for arch in sys.argv[4:] or ("gemma3", "gemma2", "qwen3moe", "mixtral", "phi3"):
         f32 = os.path.join(FIXTURES, f"{arch}-tiny-f32.gguf")
         q8 = os.path.join(FIXTURES, f"{arch}-tiny-q8_0.gguf")
         run(reprise, "synth", "--like", f"{arch}-tiny", "--type", "f32", "--seed", "1", "-f", "-o", f32)
