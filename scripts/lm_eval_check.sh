@@ -40,9 +40,16 @@ data=$(realpath "${REPRISE_DATA_DIR:-data}")
 [[ -f $model ]] || { echo "lm_eval_check: model file '$model' not found" >&2; exit 2; }
 [[ -x $REPRISE ]] || { echo "lm_eval_check: REPRISE='$REPRISE' is not an executable" >&2; exit 2; }
 [[ -f $data/$data_file ]] || { echo "lm_eval_check: $data/$data_file not found" >&2; exit 2; }
-# 77: ctest's "skipped" (SKIP_RETURN_CODE) for the lmeval test.
-"$PYTHON" -c 'import lm_eval.evaluator' 2>/dev/null ||
-  { echo "lm_eval_check: skipped: '$PYTHON' cannot import lm_eval (set PYTHON)" >&2; exit 77; }
+# 77: ctest's "skipped" (SKIP_RETURN_CODE) for the lmeval test; under CI=true (where
+# scripts/test.sh installs lm-eval) a missing lm_eval is a failure, not a skip.
+if ! "$PYTHON" -c 'import lm_eval.evaluator' 2>/dev/null; then
+  if [[ ${CI:-} == true ]]; then
+    echo "lm_eval_check: '$PYTHON' cannot import lm_eval (CI=true: scripts/setup-lmeval.sh makes it)" >&2
+    exit 1
+  fi
+  echo "lm_eval_check: skipped: '$PYTHON' cannot import lm_eval (set PYTHON)" >&2
+  exit 77
+fi
 
 work=$(mktemp -d)
 server_pid=

@@ -16,7 +16,7 @@ packages=(
   libcairo2-dev libreadline-dev libyaml-cpp-dev
   openmpi-bin libopenmpi-dev
   clang libclang-rt-14-dev clang-format
-  python3 python3-pip
+  python3 python3-pip python3-venv
   python3-dev python3-pybind11 pybind11-dev python3-pytest python3-numpy
   python3-pandas python3-matplotlib
 )

@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --no-build
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+# lm-evaluation-harness (pinned, from PyPI) for the lmeval tests: lm-eval through `reprise serve`.
+lmeval_python=$(scripts/setup-lmeval.sh | tail -n 1)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DREPRISE_LMEVAL_PYTHON="$lmeval_python"
 cmake --build build
 ctest --test-dir build --output-on-failure --timeout 600 -j2 "$@"
