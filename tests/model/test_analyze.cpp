@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path temp_dir() {
-  auto p = fs::temp_directory_path() / ("reprise-analyze-test-" + std::to_string(getpid()));
+  auto p = test::scratch("analyze");
   fs::create_directories(p);
   return p;
 }

@@ -20,7 +20,7 @@ namespace fs = std::filesystem;
 
 fs::path temp_dir() {
   static fs::path d = [] {
-    auto p = fs::temp_directory_path() / ("reprise-scan-test-" + std::to_string(getpid()));
+    auto p = test::scratch("scan");
     fs::create_directories(p);
     return p;
   }();

@@ -5,11 +5,13 @@
 
 #include <unistd.h>
 
+#include "support/test_support.h"
+
 namespace reprise::test {
 
 std::filesystem::path write_temp_file(const std::string& name, const std::vector<uint8_t>& bytes) {
   static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("reprise-test-" + std::to_string(getpid()));
+    auto d = scratch("gguf");
     std::filesystem::create_directories(d);
     return d;
   }();

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,13 +23,30 @@ std::filesystem::path default_model() { return source_dir() / "models" / "storie
 
 std::string default_model_arg() { return "-m '" + default_model().string() + "' -t 1"; }
 
-std::filesystem::path scratch(const std::string& name) {
-  static const std::filesystem::path dir = [] {
+namespace {
+
+// The test process's scratch directory, removed with everything in it when the process exits
+// (each ctest case is its own process, so leaving it would leave one directory per test).
+struct ScratchDir {
+  std::filesystem::path path;
+  pid_t owner = getpid();  // a forked child that exits normally must not remove it
+  ScratchDir() {
     char tmpl[] = "/tmp/reprise-test-scratch-XXXXXX";
-    const char* made = mkdtemp(tmpl);
-    return std::filesystem::path(made ? made : "/tmp");
-  }();
-  return dir / name;
+    if (!mkdtemp(tmpl)) throw std::runtime_error("cannot make a scratch directory under /tmp");
+    path = tmpl;
+  }
+  ~ScratchDir() {
+    if (getpid() != owner) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+};
+
+}  // namespace
+
+std::filesystem::path scratch(const std::string& name) {
+  static const ScratchDir dir;
+  return dir.path / name;
 }
 
 std::string slurp(const std::filesystem::path& p) {

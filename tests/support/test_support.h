@@ -21,7 +21,8 @@ std::filesystem::path default_model();
 // "-m '<default model>' -t 1": the CLI arguments that run the default model on one thread.
 std::string default_model_arg();
 
-// `name` inside a scratch directory made once per test process under /tmp.
+// `name` inside a scratch directory made once per test process under /tmp and removed, with
+// everything in it, when the process exits.
 std::filesystem::path scratch(const std::string& name);
 
 // The whole file as bytes ("" if it cannot be read).

@@ -34,7 +34,7 @@ namespace fs = std::filesystem;
 constexpr int kLayers = 4;
 
 fs::path fresh_store(const std::string& name) {
-  auto dir = fs::temp_directory_path() / ("reprise-analysis-" + std::to_string(getpid()));
+  auto dir = test::scratch("analysis");
   fs::create_directories(dir);
   auto p = dir / name;
   fs::remove(p);

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "scan/store.h"
+#include "support/test_support.h"
 #include "util/error.h"
 #include "util/sha256.h"
 
@@ -12,7 +13,7 @@ namespace reprise::scan {
 namespace {
 
 std::filesystem::path temp_store(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("reprise-store-" + std::to_string(getpid()));
+  auto dir = test::scratch("store");
   std::filesystem::create_directories(dir);
   auto p = dir / name;
   std::filesystem::remove(p);

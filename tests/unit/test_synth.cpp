@@ -10,6 +10,7 @@
 
 #include "engine/session.h"
 #include "model/model.h"
+#include "support/test_support.h"
 #include "synth/synth.h"
 #include "util/error.h"
 
@@ -44,7 +45,7 @@ std::string slurp(const fs::path& p) {
 }
 
 fs::path temp_file(const std::string& name) {
-  return fs::temp_directory_path() / ("reprise_test_synth_" + std::to_string(::getpid()) + name);
+  return reprise::test::scratch("synth_" + name);
 }
 
 TEST(Synth, KnowsTheRealShapes) {
