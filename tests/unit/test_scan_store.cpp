@@ -50,8 +50,9 @@ TEST(ScanStore, RefusesAnotherModel) {
     Store(p).bind_identity({{"model_sha256", "def"}});
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("this store was made with model_sha256 = 'abc', not 'def'"),
-              std::string::npos)
+    EXPECT_NE(
+        std::string(e.what()).find("this store was made with model_sha256 = 'abc', not 'def'"),
+        std::string::npos)
         << e.what();
   }
 }
@@ -82,6 +83,24 @@ TEST(Sha256, KnownVectors) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(sha256_hex(std::string(1000000, 'a')),
             "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+// A file is read in 1 MiB chunks and fed in pieces: the digest must not depend on where they
+// split (expected value: coreutils' sha256sum of the bundled model).
+TEST(Sha256, FilesAndPiecesHashAsAWhole) {
+  EXPECT_EQ(sha256_file(test::default_model()),
+            "270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d");
+  Sha256 pieces;
+  const std::string text(3000, 'x');
+  for (size_t at = 0; at < text.size(); at += 7)
+    pieces.update(std::string_view(text).substr(at, 7));
+  EXPECT_EQ(pieces.hex_digest(), sha256_hex(text));
+  try {
+    sha256_file("/nonexistent/model.gguf");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "/nonexistent/model.gguf: cannot read");
+  }
 }
 
 }  // namespace
