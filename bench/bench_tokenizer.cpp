@@ -18,7 +18,8 @@ using namespace reprise;
 
 std::filesystem::path vocab_path() {
   if (const char* p = std::getenv("REPRISE_VOCAB")) return p;
-  return std::filesystem::path(REPRISE_SOURCE_DIR) / "../shared/fixtures/vocab/ggml-vocab-qwen2.gguf";
+  return std::filesystem::path(REPRISE_SOURCE_DIR) /
+         "../shared/fixtures/vocab/ggml-vocab-qwen2.gguf";
 }
 
 void BM_EncodeLongPrompt(benchmark::State& state) {

@@ -5,8 +5,7 @@
 #        scripts/check_format.sh --all      every C++ file of src/ tests/ bench/ fuzz/ python/
 #        scripts/check_format.sh --fix [..] rewrite the files instead (same selection)
 #        scripts/check_format.sh FILE...    just these files
-# CI (.ci/run) runs the first form. Until the whole tree has been formatted once, the list holds
-# the folders and files already clean; after that it is simply `src/` and friends, or use --all.
+# CI (.ci/run) runs the first form; the list names the top folders, so every C++ file is checked.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 clang_format=${CLANG_FORMAT:-clang-format}

@@ -75,7 +75,8 @@ std::optional<float> parse_alpha(std::string_view s) {
   s = trim(s);
   float a = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), a);
-  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !(a >= 0.0f) || a > kMaxLayerAlpha)
+  if (s.empty() || ec != std::errc() || p != s.data() + s.size() || !(a >= 0.0f) ||
+      a > kMaxLayerAlpha)
     return std::nullopt;
   return a;
 }

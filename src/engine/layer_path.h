@@ -52,7 +52,8 @@ LayerPath parse_layer_path(std::string_view spec, int n_layer);
 
 // Shortest text of a weight that parses back to the same float ("0.5", "0.3333333").
 std::string format_alpha(float a);
-// Parses a weight in [0, kMaxLayerAlpha]; nullopt for anything else (the caller names the argument).
+// Parses a weight in [0, kMaxLayerAlpha]; nullopt for anything else (the caller names the
+// argument).
 std::optional<float> parse_alpha(std::string_view s);
 
 }  // namespace reprise

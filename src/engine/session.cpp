@@ -25,8 +25,8 @@ void check_path(const LayerPath& path, int n_layer) {
   if (path.layers.empty()) throw Error("layer path is empty");
   for (int l : path.layers)
     if (l < 0 || l >= n_layer)
-      throw Error(fmt::format("layer path entry {} out of range (the model has {} layers)", l,
-                              n_layer));
+      throw Error(
+          fmt::format("layer path entry {} out of range (the model has {} layers)", l, n_layer));
 }
 
 uint64_t default_kv_limit() {
@@ -112,7 +112,8 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool al
   const HParams& hp = model_.hparams();
   for (int32_t t : tokens)
     if (t < 0 || t >= hp.n_vocab)
-      throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", t, hp.n_vocab));
+      throw Error(
+          fmt::format("token id {} out of range (vocabulary has {} tokens)", t, hp.n_vocab));
   if (auto out = prefill_cached(tokens, all_logits); !out.empty()) return out;
   const Weights& w = model_.weights();
   auto out = run(static_cast<int64_t>(tokens.size()), 0, all_logits, [&](int64_t start, int64_t T) {
@@ -171,8 +172,8 @@ std::span<const float> Session::run_residual(int first_slot, std::span<const flo
                                              bool all_logits) {
   const int64_t d = model_.hparams().n_embd;
   if (first_slot < 0 || first_slot > path_.size())
-    throw Error(fmt::format("path position {} out of range (path has {})", first_slot,
-                            path_.size()));
+    throw Error(
+        fmt::format("path position {} out of range (path has {})", first_slot, path_.size()));
   if (x.size() % d != 0) throw Error("residual stream is not a whole number of rows");
   return run(static_cast<int64_t>(x.size() / d), first_slot, all_logits,
              [&](int64_t start, int64_t T) {

@@ -30,9 +30,9 @@ class ForwardObserver {
 };
 
 struct SessionOptions {
-  int n_ctx = 0;       // token positions in the KV cache; 0 = min(training context, 4096)
-  int n_batch = 512;   // tokens per forward chunk during prefill
-  int n_threads = 0;   // 0 = all cores
+  int n_ctx = 0;                 // token positions in the KV cache; 0 = min(training context, 4096)
+  int n_batch = 512;             // tokens per forward chunk during prefill
+  int n_threads = 0;             // 0 = all cores
   KvType kv_type = KvType::F32;  // element type of the KV cache
   // Upper bound on the KV cache (K and V, all path positions), bytes; 0 = 3/4 of physical
   // memory. Beyond it the session refuses with an Error naming --ctx instead of failing to

@@ -87,7 +87,7 @@ class GgufFile {
 
   // Typed getters: nullopt when absent; FormatError naming the key when present with a wrong type.
   std::optional<std::string> get_string(std::string_view key) const;
-  std::optional<int64_t> get_int(std::string_view key) const;  // any integer type
+  std::optional<int64_t> get_int(std::string_view key) const;   // any integer type
   std::optional<double> get_float(std::string_view key) const;  // any numeric type
   std::optional<bool> get_bool(std::string_view key) const;
   // Required variants: FormatError "missing required metadata KEY" when absent.

@@ -34,7 +34,9 @@ MappedFile::MappedFile(const std::filesystem::path& path) : path_(path.string())
   ::close(fd);
 }
 
-MappedFile::~MappedFile() { release(); }
+MappedFile::~MappedFile() {
+  release();
+}
 
 MappedFile::MappedFile(MappedFile&& other) noexcept
     : path_(std::move(other.path_)),

@@ -77,7 +77,6 @@ inline __m256i dot_u8s8(__m256i u, __m256i s) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
 
-
 // The 6-bit quants (0..63) of half h (elements 128h .. 128h + 127) of a Q6_K block, as four
 // registers of 32 bytes: q[i] holds elements 128h + 32i .. 128h + 32i + 31 (layout in
 // kernels/README.md).

@@ -36,7 +36,6 @@ constexpr ArchSpec kArchs[] = {
 constexpr double kDefaultRopeTheta = 10000.0;
 constexpr double kDefaultRmsEps = 1e-6;
 
-
 // Typed access to one JSON object; `prefix` qualifies nested names ("rope_scaling.").
 class Fields {
  public:
@@ -79,7 +78,8 @@ class Fields {
 
   // A finite positive number; JSON integers count ("rope_theta": 500000).
   double positive_number(std::string_view key, const json& v) const {
-    if (!v.is_number()) fail(fmt::format("field {} is {}, expected a number", name(key), json_kind(v)));
+    if (!v.is_number())
+      fail(fmt::format("field {} is {}, expected a number", name(key), json_kind(v)));
     const double x = v.get<double>();
     if (!(x > 0) || !std::isfinite(x))
       fail(fmt::format("field {} is {}, expected a positive number", name(key), v.dump()));

@@ -181,8 +181,9 @@ HParams hparams_from_gguf(const GgufFile& g) {
                 ? 0
                 : uniform_int(g, a + "feed_forward_length");
   hp.n_head = uniform_int(g, a + "attention.head_count");
-  hp.n_head_kv = g.find(a + "attention.head_count_kv") ? uniform_int(g, a + "attention.head_count_kv")
-                                                        : hp.n_head;
+  hp.n_head_kv = g.find(a + "attention.head_count_kv")
+                     ? uniform_int(g, a + "attention.head_count_kv")
+                     : hp.n_head;
   hp.head_dim = g.find(a + "attention.key_length") ? uniform_int(g, a + "attention.key_length")
                                                    : hp.n_embd / hp.n_head;
   if (auto ctx = g.get_int(a + "context_length"))
@@ -202,14 +203,16 @@ HParams hparams_from_gguf(const GgufFile& g) {
   hp.qk_norm = hp.arch == Arch::Qwen3 || hp.arch == Arch::Qwen3Moe;
   moe_hparams(g, a, hp);
 
-  if (auto v = g.find(a + "attention.value_length"); v && g.require_int(a + "attention.value_length") != hp.head_dim)
+  if (auto v = g.find(a + "attention.value_length");
+      v && g.require_int(a + "attention.value_length") != hp.head_dim)
     throw FormatError(g.path(), "attention.value_length differs from key_length (unsupported)");
   if (hp.n_head % hp.n_head_kv != 0)
     throw FormatError(g.path(), fmt::format("{}attention.head_count {} is not a multiple of "
                                             "head_count_kv {}",
                                             a, hp.n_head, hp.n_head_kv));
   if (hp.head_dim % 2 != 0)
-    throw FormatError(g.path(), fmt::format("head dimension {} is odd; rope needs pairs", hp.head_dim));
+    throw FormatError(g.path(),
+                      fmt::format("head dimension {} is odd; rope needs pairs", hp.head_dim));
   if (auto dims = g.get_int(a + "rope.dimension_count"); dims && *dims != hp.head_dim)
     throw FormatError(g.path(), fmt::format("{}rope.dimension_count {} != head dimension {} "
                                             "(partial rope is unsupported)",

@@ -46,9 +46,9 @@ struct BlockWeights {
 };
 
 struct Weights {
-  TensorView token_embd;           // [n_vocab, n_embd]
-  std::vector<float> output_norm;  // [n_embd]
-  TensorView output;               // [n_vocab, n_embd]; the embedding itself when tied
+  TensorView token_embd;             // [n_vocab, n_embd]
+  std::vector<float> output_norm;    // [n_embd]
+  TensorView output;                 // [n_vocab, n_embd]; the embedding itself when tied
   std::vector<BlockWeights> blocks;  // one per physical layer, indexed by layer number
 };
 

@@ -38,7 +38,9 @@ class SingleProcess final : public Cluster {
   int size() const override { return 1; }
   int local_size() const override { return 1; }
   std::string broadcast(const std::string& msg) override { return msg; }
-  void send_to_root(std::string) override { throw Error("internal: a single process has no root to send to"); }
+  void send_to_root(std::string) override {
+    throw Error("internal: a single process has no root to send to");
+  }
   void flush() override {}
   std::optional<std::string> receive(bool) override { return std::nullopt; }
   [[noreturn]] void abort(int exit_code) override { std::exit(exit_code); }
@@ -127,7 +129,9 @@ class MpiCluster final : public Cluster {
 
 }  // namespace
 
-std::unique_ptr<Cluster> Cluster::single() { return std::make_unique<SingleProcess>(); }
+std::unique_ptr<Cluster> Cluster::single() {
+  return std::make_unique<SingleProcess>();
+}
 
 std::unique_ptr<Cluster> Cluster::from_environment() {
   const int launched = launcher_world_size();

@@ -81,7 +81,8 @@ CREATE TABLE IF NOT EXISTS clusters (
 }  // namespace
 
 Store::Store(const std::filesystem::path& path) : path_(path.string()) {
-  int rc = sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  int rc =
+      sqlite3_open_v2(path_.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
@@ -134,9 +135,10 @@ void Store::bind_identity(const std::map<std::string, std::string>& identity) {
       if (q.step()) {
         std::string stored = q.text(0);
         if (stored != value)
-          throw Error(fmt::format("{}: this store was made with {} = '{}', not '{}'; use another "
-                                  "-o file",
-                                  path_, key, stored, value));
+          throw Error(
+              fmt::format("{}: this store was made with {} = '{}', not '{}'; use another "
+                          "-o file",
+                          path_, key, stored, value));
       } else {
         Statement ins(db_, "INSERT INTO identity (key, value) VALUES (?, ?)", path_);
         ins.bind(1, key).bind(2, value).step();
@@ -245,7 +247,8 @@ std::map<std::pair<std::string, std::string>, std::string> Store::clusters() con
   return out;
 }
 
-std::vector<ItemScore> Store::scores(const std::string& config_key, const std::string& phase) const {
+std::vector<ItemScore> Store::scores(const std::string& config_key,
+                                     const std::string& phase) const {
   Statement q(db_,
               "SELECT task, item, metric, value FROM scores WHERE config = ? AND phase = ? "
               "ORDER BY task, item, metric",

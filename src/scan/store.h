@@ -33,9 +33,9 @@ struct ItemCluster {
 };
 
 struct ConfigRecord {
-  std::string key;   // Config::key()
-  std::string path;  // canonical layer path
-  std::string phase; // "search", "validate", "control"
+  std::string key;               // Config::key()
+  std::string path;              // canonical layer path
+  std::string phase;             // "search", "validate", "control"
   int64_t layer_evals = 0;       // layer evaluations actually run (with prefix reuse)
   int64_t layer_evals_full = 0;  // what a per-config run from the embeddings would cost
   double seconds = 0;

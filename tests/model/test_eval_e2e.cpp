@@ -16,7 +16,9 @@ namespace reprise {
 namespace {
 namespace fs = std::filesystem;
 
-std::string model_arg() { return test::default_model_arg(); }
+std::string model_arg() {
+  return test::default_model_arg();
+}
 using test::scratch;
 
 // "[1]3.5347,[2]..." -> {1: 3.5347, ...}

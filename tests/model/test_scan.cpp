@@ -35,7 +35,9 @@ std::string quoted(const std::string& s) {
   return q;
 }
 
-std::string model() { return quoted(test::default_model().string()); }
+std::string model() {
+  return quoted(test::default_model().string());
+}
 
 const std::string kScanArgs = " --task tinystories --limit 6 --mode repeat,skip -t 1 --quiet";
 
@@ -58,13 +60,15 @@ TEST(Scan, ScoresEqualEvalOfTheSamePath) {
   fs::remove(db);
   auto r = test::run_cli("scan -m " + model() +
                          " --task tinystories --limit 5 --mode repeat --i-range 1:2 --j-range 3:4 "
-                         "--controls 0 -t 1 --quiet -o '" + db.string() + "'");
+                         "--controls 0 -t 1 --quiet -o '" +
+                         db.string() + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("repeat:1:3"), std::string::npos) << r.out;
   auto samples = temp_dir() / "eq.jsonl";
-  auto e = test::run_cli("eval -m " + model() + " --task tinystories --limit 5 --path repeat:1:3 -t 1 "
-                         "--log-samples '" + samples.string() + "' -o '" +
-                         (temp_dir() / "eq.json").string() + "'");
+  auto e = test::run_cli("eval -m " + model() +
+                         " --task tinystories --limit 5 --path repeat:1:3 -t 1 "
+                         "--log-samples '" +
+                         samples.string() + "' -o '" + (temp_dir() / "eq.json").string() + "'");
   ASSERT_EQ(e.exit_code, 0) << e.err;
   // Every per-item score the scan stored for repeat:1:3 equals eval's, to the last bit.
   std::map<std::string, double> from_eval;
@@ -150,8 +154,8 @@ TEST(Scan, KilledAndResumedEqualsOneGo) {
   std::mt19937 rng(7);
   for (int k = 0; k < 4; ++k) {
     const int ms = 100 + static_cast<int>(rng() % 600);
-    std::string cmd = quoted(REPRISE_BINARY) + " scan -m " + model() + kScanArgs +
-                      " -o '" + killed.string() + "' >/dev/null 2>&1 & pid=$!; sleep " +
+    std::string cmd = quoted(REPRISE_BINARY) + " scan -m " + model() + kScanArgs + " -o '" +
+                      killed.string() + "' >/dev/null 2>&1 & pid=$!; sleep " +
                       std::to_string(ms / 1000.0) + "; kill -9 $pid 2>/dev/null; wait $pid";
     std::system(("bash -c \"" + cmd + "\"").c_str());
   }
@@ -170,14 +174,18 @@ void expect_scan_error(const std::string& args, const std::string& fragment) {
 // mpirun as the tests run it: root is allowed (CI containers), more ranks than cores are fine,
 // and shared-memory transfers avoid the cross-process copy containers often forbid.
 std::string mpirun(int ranks) {
-  return "mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none -np " +
+  return "mpirun --allow-run-as-root --oversubscribe --mca btl_vader_single_copy_mechanism none "
+         "-np " +
          std::to_string(ranks) + " ";
 }
 
-bool have_mpirun() { return test::run_shell("command -v mpirun").exit_code == 0; }
+bool have_mpirun() {
+  return test::run_shell("command -v mpirun").exit_code == 0;
+}
 
 TEST(Scan, TwoMpiRanksGiveTheSameStoreAsOneProcess) {
-  if (!have_mpirun()) GTEST_SKIP() << "mpirun not installed (scripts/setup.sh installs openmpi-bin)";
+  if (!have_mpirun())
+    GTEST_SKIP() << "mpirun not installed (scripts/setup.sh installs openmpi-bin)";
   auto one = temp_dir() / "mpi-one.db", two = temp_dir() / "mpi-two.db";
   fs::remove(one), fs::remove(two);
   auto r1 = test::run_cli("scan -m " + model() + kScanArgs + " -o '" + one.string() + "'");
@@ -198,15 +206,17 @@ TEST(Scan, TwoMpiRanksGiveTheSameStoreAsOneProcess) {
 }
 
 TEST(Scan, MpiRankWithAnotherModelStopsTheJob) {
-  if (!have_mpirun()) GTEST_SKIP() << "mpirun not installed (scripts/setup.sh installs openmpi-bin)";
+  if (!have_mpirun())
+    GTEST_SKIP() << "mpirun not installed (scripts/setup.sh installs openmpi-bin)";
   auto db = temp_dir() / "mpi-mixed.db";
   fs::remove(db);
   const std::string other = quoted((test::source_dir() / "tests/data/hf/stories260K-f32").string());
   const std::string tail = kScanArgs + " -o '" + db.string() + "'";
-  auto r = test::run_shell("timeout 120 mpirun --allow-run-as-root --oversubscribe --mca "
-                           "btl_vader_single_copy_mechanism none -np 1 " + quoted(test::binary()) +
-                           " scan -m " + model() + tail + " : -np 1 " + quoted(test::binary()) +
-                           " scan -m " + other + tail);
+  auto r = test::run_shell(
+      "timeout 120 mpirun --allow-run-as-root --oversubscribe --mca "
+      "btl_vader_single_copy_mechanism none -np 1 " +
+      quoted(test::binary()) + " scan -m " + model() + tail + " : -np 1 " + quoted(test::binary()) +
+      " scan -m " + other + tail);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.exit_code, 124) << "the job hung instead of stopping";
   EXPECT_NE(r.err.find("rank 1: model_sha256 differs from rank 0's"), std::string::npos) << r.err;
@@ -234,18 +244,22 @@ TEST(Scan, BadInput) {
   EXPECT_FALSE(fs::exists(db));
   expect_scan_error("-o /nonexistent-dir/x/scan.db", "cannot open the scan store");
   // A store made with another model is refused.
-  auto r = test::run_cli("scan -m " + model() + " --task tinystories --limit 3 --quiet "
-                         "--i-range 0:1 -o '" + db + "'");
+  auto r = test::run_cli("scan -m " + model() +
+                         " --task tinystories --limit 3 --quiet "
+                         "--i-range 0:1 -o '" +
+                         db + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto other = (test::source_dir() / "tests/data/hf/stories260K-f32").string();
-  auto o = test::run_cli("scan -m '" + other + "' --task tinystories --limit 3 --quiet -o '" + db + "'");
+  auto o =
+      test::run_cli("scan -m '" + other + "' --task tinystories --limit 3 --quiet -o '" + db + "'");
   EXPECT_EQ(o.exit_code, 2);
   EXPECT_NE(o.err.find("this store holds a scan of another model"), std::string::npos) << o.err;
   EXPECT_NE(o.err.find("to start afresh, remove " + db + " or pass another -o file"),
             std::string::npos)
       << o.err;
   // And one made for other items (another --limit) too, naming the option.
-  auto l = test::run_cli("scan -m " + model() + " --task tinystories --limit 4 --quiet -o '" + db + "'");
+  auto l =
+      test::run_cli("scan -m " + model() + " --task tinystories --limit 4 --quiet -o '" + db + "'");
   EXPECT_EQ(l.exit_code, 2);
   EXPECT_NE(l.err.find("--limit (items searched per task) is 3 in the store, 4 now"),
             std::string::npos)
@@ -345,8 +359,10 @@ TEST(Scan, FullDiskIsAnErrorAndTheStoreSurvives) {
 TEST(Scan, ReportWritesHeatmapAndHtml) {
   auto db = temp_dir() / "rep.db";
   fs::remove(db);
-  auto r = test::run_cli("scan -m " + model() + " --task tinystories --limit 3 --quiet --mode "
-                         "repeat,skip,loop --loops 3 -o '" + db.string() + "'");
+  auto r = test::run_cli("scan -m " + model() +
+                         " --task tinystories --limit 3 --quiet --mode "
+                         "repeat,skip,loop --loops 3 -o '" +
+                         db.string() + "'");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto png = temp_dir() / "rep.png", svg = temp_dir() / "rep.svg", html = temp_dir() / "rep.html";
   auto rep = test::run_cli("report '" + db.string() + "' -o '" + png.string() + "' -o '" +
@@ -359,7 +375,8 @@ TEST(Scan, ReportWritesHeatmapAndHtml) {
   EXPECT_NE(s.find("<svg"), std::string::npos);
   EXPECT_NE(h.find("Skip controls"), std::string::npos);
   EXPECT_NE(h.find("repeat:"), std::string::npos);
-  auto bad = test::run_cli("report '" + db.string() + "' -o '" + (temp_dir() / "x.pdf").string() + "'");
+  auto bad =
+      test::run_cli("report '" + db.string() + "' -o '" + (temp_dir() / "x.pdf").string() + "'");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("reports are .png, .svg, .html or .csv"), std::string::npos) << bad.err;
 }

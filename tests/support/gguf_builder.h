@@ -1,11 +1,11 @@
 // Builds GGUF bytes in memory for tests, including deliberately broken files.
 #pragma once
 
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
-#include <optional>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 

@@ -1,15 +1,17 @@
 #include "support/test_support.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <sys/wait.h>
-#include <unistd.h>
 
 namespace reprise::test {
 
-std::filesystem::path source_dir() { return REPRISE_SOURCE_DIR; }
+std::filesystem::path source_dir() {
+  return REPRISE_SOURCE_DIR;
+}
 
 std::filesystem::path shared_dir() {
   std::filesystem::path p = REPRISE_SHARED_DIR;
@@ -17,11 +19,17 @@ std::filesystem::path shared_dir() {
   return {};
 }
 
-bool have_shared() { return !shared_dir().empty(); }
+bool have_shared() {
+  return !shared_dir().empty();
+}
 
-std::filesystem::path default_model() { return source_dir() / "models" / "stories260K.gguf"; }
+std::filesystem::path default_model() {
+  return source_dir() / "models" / "stories260K.gguf";
+}
 
-std::string default_model_arg() { return "-m '" + default_model().string() + "' -t 1"; }
+std::string default_model_arg() {
+  return "-m '" + default_model().string() + "' -t 1";
+}
 
 namespace {
 
@@ -75,7 +83,9 @@ CommandResult run_shell(const std::string& command, const std::string& stdin_tex
   return r;
 }
 
-std::string binary() { return REPRISE_BINARY; }
+std::string binary() {
+  return REPRISE_BINARY;
+}
 
 CommandResult run_cli(const std::string& args, const std::string& stdin_text) {
   return run_shell("'" + binary() + "' " + args, stdin_text);

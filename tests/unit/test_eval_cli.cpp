@@ -105,7 +105,7 @@ TEST(EvalCli, SmallRunWritesResultsAndSamples) {
 // lm-eval==0.4.13 pytablewriter jinja2 pyyaml numpy requests`.
 TEST(EvalCli, LmEvalTablePrinterLoadsOurResults) {
   const char* env = std::getenv("REPRISE_LM_EVAL_PYTHON");
-  const std::string py = env && *env ? env : "python3";
+  const std::string py = env && *env ? env : REPRISE_LMEVAL_PYTHON;
   if (std::system((py + " -c 'import lm_eval.utils' >/dev/null 2>&1").c_str()) != 0)
     GTEST_SKIP() << "lm_eval is not importable by " << py
                  << " (set REPRISE_LM_EVAL_PYTHON to a Python that has it)";

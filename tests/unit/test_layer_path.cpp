@@ -6,7 +6,9 @@
 namespace reprise {
 namespace {
 
-std::vector<int> L(std::initializer_list<int> v) { return v; }
+std::vector<int> L(std::initializer_list<int> v) {
+  return v;
+}
 
 TEST(LayerPath, ExplicitListsAndRanges) {
   EXPECT_EQ(parse_layer_path("0,1,2,2,2,3", 5).layers, L({0, 1, 2, 2, 2, 3}));
