@@ -107,7 +107,6 @@ class DiagnosticsRun {
  public:
   DiagnosticsRun(const Model& model, size_t max_t, const DiagnosticsOptions& opts)
       : hp_(model.hparams()),
-        w_(model.weights()),
         N_(hp_.n_layer),
         d_(hp_.n_embd),
         V_(hp_.n_vocab),
@@ -121,7 +120,6 @@ class DiagnosticsRun {
         drift_(N_ + 1, std::vector<double>(N_ + 1, 0.0)),
         sim_(N_ + 1, std::vector<double>(N_ + 1, 0.0)),
         h_(N_ + 1),
-        normed_(max_t * d_),
         lens_(max_t * V_),
         final_top_(max_t) {
     plain_.set_observer(&plain_rec_);
@@ -166,8 +164,7 @@ class DiagnosticsRun {
   void plain_pass(const std::vector<int32_t>& tokens) {
     const int64_t T = static_cast<int64_t>(tokens.size());
     h_[0].resize(T * d_);
-    for (int64_t t = 0; t < T; ++t)
-      kernels::embedding_row(w_.token_embd, tokens[t], &h_[0][t * d_]);
+    plain_.embed(tokens, h_[0].data());
     plain_.reset();
     plain_rec_.clear();
     auto logits = plain_.prefill(tokens, /*all_logits=*/true);
@@ -195,8 +192,8 @@ class DiagnosticsRun {
   void logit_lens(int l, int64_t T) {
     Sums& s = sums_[l];
     const Stopwatch lens_clock;
-    kernels::rmsnorm(h_[l + 1].data(), w_.output_norm.data(), T, d_, hp_.rms_eps, normed_.data());
-    kernels::matmul(w_.output, normed_.data(), T, lens_.data(), plain_.pool());
+    plain_.logits_from_residual({h_[l + 1].data(), static_cast<size_t>(T * d_)},
+                                {lens_.data(), static_cast<size_t>(T * V_)});
     std::vector<double> kl(T), top1(T);
     plain_.pool().parallel_for(T, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
@@ -255,7 +252,6 @@ class DiagnosticsRun {
   }
 
   const HParams& hp_;
-  const Weights& w_;
   const int N_;
   const int64_t d_, V_;
   const SessionOptions so_;
@@ -267,7 +263,7 @@ class DiagnosticsRun {
   std::vector<Sums> sums_;
   std::vector<std::vector<double>> drift_, sim_;
   std::vector<std::vector<float>> h_;  // [N + 1][T * d]
-  std::vector<float> final_logits_, normed_, lens_;
+  std::vector<float> final_logits_, lens_;
   std::vector<int64_t> final_top_;
   int64_t n_tokens_ = 0;
   double t_plain_ = 0, t_inter_ = 0, t_lens_ = 0;

@@ -115,17 +115,47 @@ std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool al
       throw Error(
           fmt::format("token id {} out of range (vocabulary has {} tokens)", t, hp.n_vocab));
   if (auto out = prefill_cached(tokens, all_logits); !out.empty()) return out;
-  const Weights& w = model_.weights();
-  auto out = run(static_cast<int64_t>(tokens.size()), 0, all_logits, [&](int64_t start, int64_t T) {
-    for (int64_t t = 0; t < T; ++t) {
-      float* row = &x_[t * hp.n_embd];
-      kernels::embedding_row(w.token_embd, tokens[start + t], row);
-      if (hp.embd_scale != 1.0f)
-        for (int i = 0; i < hp.n_embd; ++i) row[i] *= hp.embd_scale;
-    }
-  });
+  auto out = run(static_cast<int64_t>(tokens.size()), 0, all_logits,
+                 [&](int64_t start, int64_t T) { embed(tokens.subspan(start, T), x_.data()); });
   if (tokens_known_) tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
   return out;
+}
+
+void Session::embed(std::span<const int32_t> tokens, float* x) const {
+  const HParams& hp = model_.hparams();
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    if (tokens[t] < 0 || tokens[t] >= hp.n_vocab)
+      throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", tokens[t],
+                              hp.n_vocab));
+    float* row = x + t * hp.n_embd;
+    kernels::embedding_row(model_.weights().token_embd, tokens[t], row);
+    if (hp.embd_scale != 1.0f)
+      for (int i = 0; i < hp.n_embd; ++i) row[i] *= hp.embd_scale;
+  }
+}
+
+void Session::logits_from_residual(std::span<const float> x, std::span<float> logits) {
+  const HParams& hp = model_.hparams();
+  const int64_t T = static_cast<int64_t>(x.size()) / hp.n_embd;
+  if (static_cast<int64_t>(x.size()) != T * hp.n_embd ||
+      static_cast<int64_t>(logits.size()) != T * hp.n_vocab)
+    throw Error(
+        fmt::format("logits_from_residual: {} stream values and {} logits are not T x {} "
+                    "and T x {}",
+                    x.size(), logits.size(), hp.n_embd, hp.n_vocab));
+  for (int64_t start = 0; start < T; start += n_batch_) {  // h_ holds n_batch rows
+    const int64_t n = std::min<int64_t>(n_batch_, T - start);
+    output_head(&x[start * hp.n_embd], n, &logits[start * hp.n_vocab], /*observe=*/false);
+  }
+}
+
+void Session::output_head(const float* x, int64_t n, float* logits, bool observe) {
+  const HParams& hp = model_.hparams();
+  const Weights& w = model_.weights();
+  kernels::rmsnorm(x, w.output_norm.data(), n, hp.n_embd, hp.rms_eps, h_.data());
+  if (observe && observer_) observer_->final_norm(h_.data(), n, hp.n_embd);
+  kernels::matmul(w.output, h_.data(), n, logits, pool_, gemm_only());
+  if (hp.final_softcap > 0) kernels::softcap(logits, n * hp.n_vocab, hp.final_softcap);
 }
 
 std::span<const float> Session::decode(int32_t token) {
@@ -203,7 +233,6 @@ std::span<const float> Session::run(int64_t n_tokens, int first_slot, bool all_l
 
 void Session::forward_chunk(int64_t T, int first_slot, bool all_logits, float* logits_out) {
   const HParams& hp = model_.hparams();
-  const Weights& w = model_.weights();
   const int d = hp.n_embd;
   layer_evals_ += T * (path_.size() - first_slot);
   for (int slot = first_slot; slot < path_.size(); ++slot) {
@@ -213,11 +242,8 @@ void Session::forward_chunk(int64_t T, int first_slot, bool all_logits, float* l
   n_past_ += static_cast<int>(T);
   if (!logits_out) return;
   // Only the rows whose logits are wanted go through the final norm and the output head.
-  const int64_t first = all_logits ? 0 : T - 1, n = T - first;
-  kernels::rmsnorm(&x_[first * d], w.output_norm.data(), n, d, hp.rms_eps, h_.data());
-  if (observer_) observer_->final_norm(h_.data(), n, d);
-  kernels::matmul(w.output, h_.data(), n, logits_out, pool_, gemm_only());
-  if (hp.final_softcap > 0) kernels::softcap(logits_out, n * hp.n_vocab, hp.final_softcap);
+  const int64_t first = all_logits ? 0 : T - 1;
+  output_head(&x_[first * d], T - first, logits_out, /*observe=*/true);
 }
 
 void Session::run_block(int slot, float* x, int64_t T, int pos0) {

@@ -105,6 +105,16 @@ class Session {
   std::span<const float> prefill_from_residual(int first_slot, std::span<const float> x,
                                                bool all_logits = false);
 
+  // The forward pass's two ends as public steps, so diagnostics (analyze's logit lens) use the
+  // model's own rules instead of re-implementing them:
+  // embed(): the input rows of `tokens`, [T, n_embd] row-major into x (the architecture's
+  // embedding scale applied, e.g. Gemma's sqrt(n_embd)). Throws Error on a bad token id.
+  void embed(std::span<const int32_t> tokens, float* x) const;
+  // logits_from_residual(): the final norm, output head and logit soft-cap applied to a residual
+  // stream x [T, n_embd], written to logits [T, n_vocab]; the same kernels as prefill's last step,
+  // so the stream after the last path position gives prefill's logits bit for bit. Touches no KV.
+  void logits_from_residual(std::span<const float> x, std::span<float> logits);
+
   // Bytes allocated for the KV cache and scratch buffers.
   uint64_t state_bytes() const;
 
@@ -116,6 +126,8 @@ class Session {
                              const std::function<void(int64_t start, int64_t T)>& load_input);
   void forward_chunk(int64_t T, int first_slot, bool all_logits, float* logits_out);
   void run_block(int slot, float* x, int64_t T, int pos0);
+  // Final norm (into h_), the observer's final_norm hook if `observe`, output head, soft-cap.
+  void output_head(const float* x, int64_t n, float* logits, bool observe);
   // Whether this prefill's matmuls are batch-invariant (set_batch_invariant, not in decode()).
   bool gemm_only() const { return batch_invariant_ && !decoding_; }
 

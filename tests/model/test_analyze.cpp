@@ -50,6 +50,21 @@ TEST(AnalyzeModel, StatisticsOnStories260K) {
   }
 }
 
+// Gemma 2 scales its embeddings by sqrt(n_embd) and soft-caps its logits: the lens must use the
+// model's own output step (Session::logits_from_residual), or the last layer's lens differs from
+// the model's output (it did, with the cap left out).
+TEST(AnalyzeModel, LensAtTheLastLayerIsTheOutputOfAGemma2) {
+  auto m = Model::load(test::source_dir() / "tests/data/fixtures/gemma2-tiny-f32.gguf");
+  ASSERT_GT(m->hparams().final_softcap, 0.0f);
+  std::vector<ProbeItem> items(2);
+  items[0].tokens = {2, 5, 9, 14, 3, 7, 11, 6};
+  items[1].tokens = {2, 8, 1, 12, 4};
+  auto d = run_diagnostics(*m, items);
+  const auto& last = d.layers[d.n_layer - 1];
+  EXPECT_LT(last.lens_kl, 1e-9);
+  EXPECT_EQ(last.lens_top1, 1.0);
+}
+
 TEST(AnalyzeModel, CliWritesReportsAndValidatesAgainstScan) {
   const auto dir = temp_dir();
   const auto db = dir / "scan.db";

@@ -36,6 +36,41 @@ TEST(Session, RepeatedPathAllocatesOnlyKvSlots) {
             blocks[repeated.path().layers[4]].wq.data.data());
 }
 
+// The forward pass's two ends as public steps, on a model with an embedding scale and a logit
+// soft-cap (Gemma 2): embed() then the blocks give prefill's logits, and the output step applied
+// to the stream after the last block gives them too, bit for bit.
+TEST(Session, EmbedAndLogitsFromResidualAreTheForwardPassEnds) {
+  auto m = Model::load(test::source_dir() / "tests/data/fixtures/gemma2-tiny-f32.gguf");
+  const HParams& hp = m->hparams();
+  ASSERT_NE(hp.embd_scale, 1.0f);
+  ASSERT_GT(hp.final_softcap, 0.0f);
+  const std::vector<int32_t> tokens = {2, 5, 9, 14, 3, 7};
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  Session s(*m, LayerPath::identity(hp.n_layer));
+  auto ref = s.prefill(tokens, /*all_logits=*/true);
+  const std::vector<float> want(ref.begin(), ref.end());
+
+  struct Last : ForwardObserver {
+    int slot = 0;
+    std::vector<float> x;
+    void block_out(int s, int, const float* p, int64_t t, int64_t d) override {
+      if (s == slot) x.assign(p, p + t * d);
+    }
+  } last;
+  last.slot = hp.n_layer - 1;
+  std::vector<float> x(T * hp.n_embd);
+  s.embed(tokens, x.data());
+  s.reset();
+  s.set_observer(&last);
+  auto from_embed = s.prefill_from_residual(0, x, /*all_logits=*/true);
+  EXPECT_EQ(std::vector<float>(from_embed.begin(), from_embed.end()), want);
+  std::vector<float> logits(T * hp.n_vocab);
+  s.logits_from_residual(last.x, logits);
+  EXPECT_EQ(logits, want);
+  EXPECT_THROW(s.logits_from_residual(last.x, std::span<float>(logits).first(3)), Error);
+  EXPECT_THROW(s.embed(std::vector<int32_t>{hp.n_vocab}, x.data()), Error);
+}
+
 TEST(Session, DecodeMatchesPrefill) {
   auto m = Model::load(test::default_model());
   const std::vector<int32_t> ids = {1, 403, 407, 261, 378, 270};
