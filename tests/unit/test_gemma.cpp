@@ -8,21 +8,15 @@
 #include "engine/session.h"
 #include "kernels/ops.h"
 #include "model/model.h"
-#include "support/temp_dir_test.h"
+#include "support/synth_dir_test.h"
 #include "synth/synth.h"
 #include "util/error.h"
 
 namespace reprise {
 namespace {
 
-class Gemma : public test::TempDirTest {
+class Gemma : public test::SynthDirTest {
  protected:
-  std::unique_ptr<Model> write_and_load(const synth::SynthShape& s) {
-    const auto path = dir_ / (s.name + ".gguf");
-    ThreadPool pool(1);
-    synth::write_synth_model(s, *synth::parse_file_type("f32"), 7, path, true, pool);
-    return Model::load(path);
-  }
   static synth::SynthShape tiny(const std::string& name) { return *synth::find_shape(name); }
 };
 

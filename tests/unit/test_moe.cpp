@@ -11,24 +11,15 @@
 #include "format/gguf.h"
 #include "format/gguf_writer.h"
 #include "model/model.h"
-#include "support/temp_dir_test.h"
+#include "support/synth_dir_test.h"
 #include "synth/synth.h"
 #include "util/error.h"
 
 namespace reprise {
 namespace {
 
-class Moe : public test::TempDirTest {
+class Moe : public test::SynthDirTest {
  protected:
-  std::filesystem::path write(const synth::SynthShape& s) {
-    const auto path = dir_ / (s.name + ".gguf");
-    ThreadPool pool(1);
-    synth::write_synth_model(s, *synth::parse_file_type("f32"), 7, path, true, pool);
-    return path;
-  }
-  std::unique_ptr<Model> write_and_load(const synth::SynthShape& s) {
-    return Model::load(write(s));
-  }
   // The synth file with one metadata key set to `value`.
   std::filesystem::path with_key(const synth::SynthShape& s, const std::string& key,
                                  const GgufValue& value) {

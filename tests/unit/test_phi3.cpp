@@ -5,21 +5,15 @@
 #include "format/gguf.h"
 #include "format/gguf_writer.h"
 #include "model/model.h"
-#include "support/temp_dir_test.h"
+#include "support/synth_dir_test.h"
 #include "synth/synth.h"
 #include "util/error.h"
 
 namespace reprise {
 namespace {
 
-class Phi3 : public test::TempDirTest {
+class Phi3 : public test::SynthDirTest {
  protected:
-  std::filesystem::path write(const synth::SynthShape& s) {
-    const auto path = dir_ / (s.name + ".gguf");
-    ThreadPool pool(1);
-    synth::write_synth_model(s, *synth::parse_file_type("f32"), 7, path, true, pool);
-    return path;
-  }
   static synth::SynthShape tiny() { return *synth::find_shape("phi3-tiny"); }
 };
 
