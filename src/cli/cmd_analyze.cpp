@@ -7,6 +7,7 @@
 #include "analyze/predict.h"
 #include "analyze/probe.h"
 #include "analyze/report.h"
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "scan/runner.h"
 #include "util/error.h"
@@ -70,6 +71,8 @@ int run_analyze(const AnalyzeCli& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_analyze(CLI::App& app, Runner& run) {
   auto o = std::make_shared<AnalyzeCli>();
   auto* sub = app.add_subcommand(
@@ -91,7 +94,4 @@ void add_analyze(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_analyze(*o); }; });
 }
 
-const CommandRegistration kRegistration(65, add_analyze);
-
-}  // namespace
 }  // namespace reprise::cli

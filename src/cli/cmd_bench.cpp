@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "eval/bench.h"
 #include "kernels/dispatch.h"
@@ -83,6 +84,8 @@ int run_bench(const BenchOptions& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_bench(CLI::App& app, Runner& run) {
   auto o = std::make_shared<BenchOptions>();
   auto* sub = app.add_subcommand("bench",
@@ -107,7 +110,4 @@ void add_bench(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_bench(*o); }; });
 }
 
-const CommandRegistration kRegistration(65, add_bench);
-
-}  // namespace
 }  // namespace reprise::cli

@@ -16,6 +16,7 @@
 #include <iostream>
 
 #include "chat/chat_loop.h"
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "eval/chat_family.h"
 #include "util/error.h"
@@ -118,6 +119,8 @@ int run_chat(const ChatOptions& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_chat(CLI::App& app, Runner& run) {
   auto o = std::make_shared<ChatOptions>();
   auto* sub = app.add_subcommand("chat", "talk to a model; /path switches the layer path");
@@ -137,7 +140,4 @@ void add_chat(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_chat(*o); }; });
 }
 
-const CommandRegistration kRegistration(30, add_chat);
-
-}  // namespace
 }  // namespace reprise::cli

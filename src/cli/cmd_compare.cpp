@@ -3,6 +3,7 @@
 
 #include <fstream>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "eval/compare.h"
 #include "util/error.h"
@@ -37,6 +38,8 @@ int run_compare(const CompareOptions& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_compare(CLI::App& app, Runner& run) {
   auto o = std::make_shared<CompareOptions>();
   auto* sub = app.add_subcommand(
@@ -52,7 +55,4 @@ void add_compare(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_compare(*o); }; });
 }
 
-const CommandRegistration kRegistration(61, add_compare);
-
-}  // namespace
 }  // namespace reprise::cli

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <optional>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "eval/chat_family.h"
 #include "eval/data_dir.h"
@@ -133,6 +134,8 @@ int run_eval(const EvalOptions& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_eval(CLI::App& app, Runner& run) {
   auto o = std::make_shared<EvalOptions>();
   auto* sub = app.add_subcommand("eval", "score a model along a layer path on evaluation tasks");
@@ -151,7 +154,4 @@ void add_eval(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_eval(*o); }; });
 }
 
-const CommandRegistration kRegistration(60, add_eval);
-
-}  // namespace
 }  // namespace reprise::cli

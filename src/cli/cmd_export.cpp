@@ -5,6 +5,7 @@
 #include <charconv>
 #include <csignal>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "export/export.h"
 #include "util/error.h"
@@ -93,6 +94,8 @@ int run_export(const ExportCliOptions& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_export(CLI::App& app, Runner& run) {
   auto o = std::make_shared<ExportCliOptions>();
   auto* sub = app.add_subcommand(
@@ -120,7 +123,4 @@ void add_export(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_export(*o); }; });
 }
 
-const CommandRegistration kRegistration(60, add_export);
-
-}  // namespace
 }  // namespace reprise::cli

@@ -3,6 +3,7 @@
 
 #include <map>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "format/gguf.h"
 #include "format/safetensors.h"
@@ -129,6 +130,8 @@ int run_info(const InfoOptions& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_info(CLI::App& app, Runner& run) {
   auto o = std::make_shared<InfoOptions>();
   auto* sub = app.add_subcommand("info", "show a model's architecture, metadata and tensors");
@@ -140,7 +143,4 @@ void add_info(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_info(*o); }; });
 }
 
-const CommandRegistration kRegistration(10, add_info);
-
-}  // namespace
 }  // namespace reprise::cli

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "util/error.h"
 
@@ -44,6 +45,8 @@ int run_logits(const LogitsOptions& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_logits(CLI::App& app, Runner& run) {
   auto o = std::make_shared<LogitsOptions>();
   auto* sub = app.add_subcommand("logits", "print the logits of a prompt as JSON");
@@ -55,7 +58,4 @@ void add_logits(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_logits(*o); }; });
 }
 
-const CommandRegistration kRegistration(40, add_logits);
-
-}  // namespace
 }  // namespace reprise::cli

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "eval/io.h"
 #include "eval/perplexity.h"
@@ -90,6 +91,8 @@ int run_perplexity(const PerplexityOptions& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_perplexity(CLI::App& app, Runner& run) {
   auto o = std::make_shared<PerplexityOptions>();
   auto* sub = app.add_subcommand("perplexity",
@@ -115,7 +118,4 @@ void add_perplexity(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_perplexity(*o); }; });
 }
 
-const CommandRegistration kRegistration(62, add_perplexity);
-
-}  // namespace
 }  // namespace reprise::cli

@@ -1,6 +1,7 @@
 // reprise report: a scan store as a heatmap, an HTML report or CSV.
 #include <fmt/format.h>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "report/scan_report.h"
 #include "util/error.h"
@@ -13,6 +14,8 @@ struct ReportCli {
   std::vector<std::string> outs;
   int top = 10;
 };
+
+}  // namespace
 
 void add_report(CLI::App& app, Runner& run) {
   auto o = std::make_shared<ReportCli>();
@@ -30,7 +33,4 @@ void add_report(CLI::App& app, Runner& run) {
   });
 }
 
-const CommandRegistration kReportRegistration(61, add_report);
-
-}  // namespace
 }  // namespace reprise::cli

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "route/held_out.h"
 #include "route/train.h"
@@ -48,6 +49,8 @@ int run_route_eval(const std::string& store_path) {
   return 0;
 }
 
+}  // namespace
+
 void add_route(CLI::App& app, Runner& run) {
   auto* sub = app.add_subcommand("route", "train a per-input path router from a scan; judge it");
   sub->require_subcommand(1);
@@ -83,7 +86,4 @@ void add_route(CLI::App& app, Runner& run) {
   ev->callback([&run, store] { run = [store] { return run_route_eval(*store); }; });
 }
 
-const CommandRegistration kRegistration(62, add_route);
-
-}  // namespace
 }  // namespace reprise::cli

@@ -8,6 +8,7 @@
 #include <limits>
 #include <random>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "engine/generator.h"
 #include "engine/sampler.h"
@@ -100,6 +101,8 @@ int run_run(RunOptions o, bool prompt_given) {
   return 0;
 }
 
+}  // namespace
+
 void add_run(CLI::App& app, Runner& run) {
   auto o = std::make_shared<RunOptions>();
   auto* sub = app.add_subcommand("run", "generate text along a layer path");
@@ -124,7 +127,4 @@ void add_run(CLI::App& app, Runner& run) {
   });
 }
 
-const CommandRegistration kRegistration(20, add_run);
-
-}  // namespace
 }  // namespace reprise::cli

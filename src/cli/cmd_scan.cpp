@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "report/scan_report.h"
 #include "route/held_out.h"
@@ -149,6 +150,8 @@ int run_scan_cli(ScanCli& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_scan(CLI::App& app, Runner& run) {
   auto o = std::make_shared<ScanCli>();
   auto* sub = app.add_subcommand("scan", "score every (i, j) layer block against the baseline");
@@ -202,7 +205,4 @@ void add_scan(CLI::App& app, Runner& run) {
   });
 }
 
-const CommandRegistration kRegistration(60, add_scan);
-
-}  // namespace
 }  // namespace reprise::cli

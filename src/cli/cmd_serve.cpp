@@ -6,6 +6,7 @@
 #include <csignal>
 #include <thread>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "route/prefix_features.h"
 #include "serve/server.h"
@@ -74,6 +75,8 @@ int run_serve(ServeOptions& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_serve(CLI::App& app, Runner& run) {
   auto o = std::make_shared<ServeOptions>();
   auto* sub =
@@ -130,7 +133,4 @@ void add_serve(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_serve(*o); }; });
 }
 
-const CommandRegistration kRegistration(60, add_serve);
-
-}  // namespace
 }  // namespace reprise::cli

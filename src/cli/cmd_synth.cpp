@@ -1,6 +1,7 @@
 // reprise synth: write a random-weight model at the real shapes of a published checkpoint.
 #include <fmt/format.h>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "synth/synth.h"
 #include "util/error.h"
@@ -54,6 +55,8 @@ int run_synth(const SynthOptions& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_synth(CLI::App& app, Runner& run) {
   auto o = std::make_shared<SynthOptions>();
   auto* sub = app.add_subcommand(
@@ -74,7 +77,4 @@ void add_synth(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_synth(*o); }; });
 }
 
-const CommandRegistration kRegistration(70, add_synth);
-
-}  // namespace
 }  // namespace reprise::cli

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "model/utf8_stream.h"
 
@@ -48,6 +49,8 @@ int run_tokenize(const TokenizeOptions& o) {
   return 0;
 }
 
+}  // namespace
+
 void add_tokenize(CLI::App& app, Runner& run) {
   auto o = std::make_shared<TokenizeOptions>();
   auto* sub = app.add_subcommand("tokenize", "print the token ids of a text");
@@ -61,7 +64,4 @@ void add_tokenize(CLI::App& app, Runner& run) {
   sub->callback([&run, o] { run = [o] { return run_tokenize(*o); }; });
 }
 
-const CommandRegistration kRegistration(50, add_tokenize);
-
-}  // namespace
 }  // namespace reprise::cli

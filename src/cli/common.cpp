@@ -156,23 +156,4 @@ std::vector<int32_t> tokenize_prompt(const Model& m, const std::string& prompt, 
   return m.tokenizer()->encode(prompt, opts);
 }
 
-namespace {
-std::vector<std::pair<int, AddCommand>>& registry() {
-  static std::vector<std::pair<int, AddCommand>> r;
-  return r;
-}
-}  // namespace
-
-CommandRegistration::CommandRegistration(int order, AddCommand add) {
-  registry().emplace_back(order, add);
-}
-
-std::vector<AddCommand> registered_commands() {
-  auto r = registry();
-  std::stable_sort(r.begin(), r.end(), [](auto& a, auto& b) { return a.first < b.first; });
-  std::vector<AddCommand> out;
-  for (auto& [order, add] : r) out.push_back(add);
-  return out;
-}
-
 }  // namespace reprise::cli

@@ -72,15 +72,4 @@ std::vector<int32_t> parse_token_list(const std::string& s);
 std::vector<int32_t> tokenize_prompt(const Model& m, const std::string& prompt, bool add_bos,
                                      bool parse_special);
 
-// Each cmd_*.cpp registers its subcommand with a static CommandRegistration, so adding a
-// command touches no other file. `add` creates the subcommand and sets `run` when it is selected.
-using AddCommand = void (*)(CLI::App& app, Runner& run);
-
-struct CommandRegistration {
-  CommandRegistration(int order, AddCommand add);
-};
-
-// Registered commands, in ascending `order` (the order `reprise --help` lists them).
-std::vector<AddCommand> registered_commands();
-
 }  // namespace reprise::cli

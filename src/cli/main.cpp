@@ -5,6 +5,7 @@
 
 #include <csignal>
 
+#include "cli/commands.h"
 #include "cli/common.h"
 #include "util/error.h"
 #include "util/version.h"
@@ -17,7 +18,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", fmt::format("reprise {}", reprise::version()));
   app.require_subcommand(1);
   reprise::cli::Runner run;
-  for (auto add : reprise::cli::registered_commands()) add(app, run);
+  for (auto add : reprise::cli::kCommands) add(app, run);
   reprise::cli::take_last_of_repeated_options(app);
   const std::vector<std::string> args = reprise::cli::normalize_llama_flags(argc, argv);
   std::vector<const char*> arg_ptrs;
