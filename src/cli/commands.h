@@ -4,8 +4,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include <array>
-
 #include "cli/common.h"
 
 namespace reprise::cli {
@@ -29,9 +27,9 @@ void add_synth(CLI::App& app, Runner& run);
 
 using AddCommand = void (*)(CLI::App& app, Runner& run);
 
-inline constexpr std::array<AddCommand, 16> kCommands = {
-    add_info,    add_run,        add_chat,  add_logits, add_tokenize, add_eval,
-    add_compare, add_perplexity, add_scan,  add_report, add_analyze,  add_route,
-    add_export,  add_serve,      add_bench, add_synth};
+inline constexpr AddCommand kCommands[] = {add_info,     add_run,    add_chat,    add_logits,
+                                           add_tokenize, add_eval,   add_compare, add_perplexity,
+                                           add_scan,     add_report, add_analyze, add_route,
+                                           add_export,   add_serve,  add_bench,   add_synth};
 
 }  // namespace reprise::cli

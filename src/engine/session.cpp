@@ -108,25 +108,30 @@ void Session::truncate(int n) {
   if (tokens_known_) tokens_.resize(static_cast<size_t>(n));
 }
 
-std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool all_logits) {
-  const HParams& hp = model_.hparams();
+void check_token_ids(std::span<const int32_t> tokens, int n_vocab) {
   for (int32_t t : tokens)
-    if (t < 0 || t >= hp.n_vocab)
-      throw Error(
-          fmt::format("token id {} out of range (vocabulary has {} tokens)", t, hp.n_vocab));
+    if (t < 0 || t >= n_vocab)
+      throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", t, n_vocab));
+}
+
+std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool all_logits) {
+  check_token_ids(tokens, model_.hparams().n_vocab);
   if (auto out = prefill_cached(tokens, all_logits); !out.empty()) return out;
-  auto out = run(static_cast<int64_t>(tokens.size()), 0, all_logits,
-                 [&](int64_t start, int64_t T) { embed(tokens.subspan(start, T), x_.data()); });
+  auto out = run(static_cast<int64_t>(tokens.size()), 0, all_logits, [&](int64_t start, int64_t T) {
+    embed_rows(tokens.subspan(start, T), x_.data());
+  });
   if (tokens_known_) tokens_.insert(tokens_.end(), tokens.begin(), tokens.end());
   return out;
 }
 
 void Session::embed(std::span<const int32_t> tokens, float* x) const {
+  check_token_ids(tokens, model_.hparams().n_vocab);
+  embed_rows(tokens, x);
+}
+
+void Session::embed_rows(std::span<const int32_t> tokens, float* x) const {
   const HParams& hp = model_.hparams();
   for (size_t t = 0; t < tokens.size(); ++t) {
-    if (tokens[t] < 0 || tokens[t] >= hp.n_vocab)
-      throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", tokens[t],
-                              hp.n_vocab));
     float* row = x + t * hp.n_embd;
     kernels::embedding_row(model_.weights().token_embd, tokens[t], row);
     if (hp.embd_scale != 1.0f)

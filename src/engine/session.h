@@ -42,6 +42,10 @@ struct SessionOptions {
 
 class PrefixCache;
 
+// Throws Error naming the first id outside [0, n_vocab): what every entry point that takes token
+// ids (prefill, embed, the evaluator's requests) checks before using them as rows.
+void check_token_ids(std::span<const int32_t> tokens, int n_vocab);
+
 class Session {
  public:
   Session(const Model& model, LayerPath path, const SessionOptions& opts = {});
@@ -126,6 +130,8 @@ class Session {
                              const std::function<void(int64_t start, int64_t T)>& load_input);
   void forward_chunk(int64_t T, int first_slot, bool all_logits, float* logits_out);
   void run_block(int slot, float* x, int64_t T, int pos0);
+  // embed() without the id check, for ids already checked.
+  void embed_rows(std::span<const int32_t> tokens, float* x) const;
   // Final norm (into h_), the observer's final_norm hook if `observe`, output head, soft-cap.
   void output_head(const float* x, int64_t n, float* logits, bool observe);
   // Whether this prefill's matmuls are batch-invariant (set_batch_invariant, not in decode()).

@@ -37,12 +37,6 @@ std::vector<size_t> prefix_order(const std::vector<Key>& keys) {
   return order;
 }
 
-void check_ids(std::span<const int32_t> ids, int n_vocab) {
-  for (int32_t t : ids)
-    if (t < 0 || t >= n_vocab)
-      throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", t, n_vocab));
-}
-
 }  // namespace
 
 SessionLM::SessionLM(const Model& model, LayerPath path, const SessionLMOptions& opts)
@@ -115,8 +109,8 @@ std::vector<LoglikelihoodResult> SessionLM::loglikelihood(
       ctx = r.context_tokens;
       cont[i] = r.continuation_tokens;
       if (ctx.empty()) throw Error("a loglikelihood request in token form needs context tokens");
-      check_ids(ctx, model_.hparams().n_vocab);
-      check_ids(cont[i], model_.hparams().n_vocab);
+      check_token_ids(ctx, model_.hparams().n_vocab);
+      check_token_ids(cont[i], model_.hparams().n_vocab);
     } else {
       auto p = rt_.pair(r.context, r.continuation);
       ctx = std::move(p.context);
@@ -150,7 +144,7 @@ std::vector<RollingResult> SessionLM::loglikelihood_rolling(
   for (size_t i = 0; i < requests.size(); ++i) {
     std::vector<int32_t> tokens = requests[i].tokens;
     if (tokens.empty()) tokens = rt_.passage(requests[i].text);
-    check_ids(tokens, model_.hparams().n_vocab);
+    check_token_ids(tokens, model_.hparams().n_vocab);
     // Tokens (done, end] are predicted from tokens[begin, end), so each is scored exactly once.
     for (size_t done = 0; done + 1 < tokens.size();) {
       const size_t end = std::min(tokens.size() - 1, done == 0 ? window : done + stride);
@@ -176,7 +170,7 @@ std::vector<GenerateResult> SessionLM::generate_until(std::span<const GenerateRe
     if (r.max_tokens < 1) throw Error("generation needs max_tokens >= 1");
     ctx[i] = r.context_tokens.empty() ? rt_.context(r.context) : r.context_tokens;
     if (ctx[i].empty()) ctx[i].push_back(rt_.start_token());
-    check_ids(ctx[i], model_.hparams().n_vocab);
+    check_token_ids(ctx[i], model_.hparams().n_vocab);
     // Leave room for the answer, but never less than half the context for the prompt.
     const size_t room = std::min<size_t>(r.max_tokens, n_ctx / 2);
     ctx[i] = fit_left(std::move(ctx[i]), n_ctx - room, 1);
@@ -239,8 +233,8 @@ std::vector<CandidateResult> SessionLM::candidate_probs(
       ctx[i] = std::move(c.context);
       out[i].tokens = std::move(c.tokens);
     }
-    check_ids(ctx[i], model_.hparams().n_vocab);
-    check_ids(out[i].tokens, model_.hparams().n_vocab);
+    check_token_ids(ctx[i], model_.hparams().n_vocab);
+    check_token_ids(out[i].tokens, model_.hparams().n_vocab);
     ctx[i] = fit_left(std::move(ctx[i]), n_ctx, 1);
   }
   for (size_t i : prefix_order(ctx)) {
