@@ -62,8 +62,8 @@ void chart(cairo_t* cr, double ox, double oy, const std::string& title, const st
            double y_lo = -kInf, double y_hi = kInf) {
   const double L = ox + 50, R = ox + kPanelW - 15, T = oy + 28, B = oy + kPanelH - 38;
   cairo_set_source_rgb(cr, 0, 0, 0);
-  draw_text(cr, ox + 10, oy + 16, title, 12, true);
-  if (!note.empty()) draw_text(cr, R, oy + 16, note, 9, false, 1);
+  draw_text(cr, ox + 10, oy + 16, title, 12, /*bold=*/true);
+  if (!note.empty()) draw_text(cr, R, oy + 16, note, 9, /*bold=*/false, 1);
   std::vector<std::pair<double, double>> ok;
   for (auto p : pts)
     if (std::isfinite(p.second)) ok.push_back(p);

@@ -85,8 +85,8 @@ Turn Conversation::reply(const std::string& user, const GenerateOptions& opts,
   try {
     EncodeOptions eo;
     eo.parse_special = true;
-    const std::vector<int32_t> tokens =
-        model_.tokenizer()->encode(format_chat(opts_.chat_family, messages_, true), eo);
+    const std::vector<int32_t> tokens = model_.tokenizer()->encode(
+        format_chat(opts_.chat_family, messages_, /*add_generation_prompt=*/true), eo);
     if (router_) route_turn(tokens, turn);
     // At least the prompt's last token is run again: its logits start the reply.
     const size_t keep =

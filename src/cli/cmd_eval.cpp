@@ -13,7 +13,7 @@
 #include "eval/evaluator.h"
 #include "eval/registry.h"
 #include "eval/session_lm.h"
-#include "route/routed_lm.h"
+#include "route/scored_model.h"
 #include "util/error.h"
 #include "util/output_file.h"
 #include "util/progress.h"
@@ -59,24 +59,14 @@ int run_eval(const EvalOptions& o) {
   lopts.session = o.model.session_options();
   lopts.format = eval::eval_prompt_format(o.chat, m->tokenizer(), m->path());
   // --path auto:FILE routes each item (route/routed_lm.h); the router is checked at start-up.
-  const std::string router_file = route::auto_router_file(o.model.path);
-  std::unique_ptr<route::PathRouter> router;
-  std::unique_ptr<route::RoutedLM> routed;
-  if (!router_file.empty()) {
-    router = route::open_router(*m, router_file, lopts.session);
-    routed = std::make_unique<route::RoutedLM>(*m, *router, lopts);
-  }
-  std::unique_ptr<eval::SessionLM> plain;
-  if (!routed) plain = std::make_unique<eval::SessionLM>(*m, o.model.layer_path(*m), lopts);
-  eval::SessionLM& lm = routed ? routed->inner() : *plain;
-  eval::LanguageModel& scored = routed ? static_cast<eval::LanguageModel&>(*routed) : lm;
-  const LayerPath path = lm.session().path();  // with a router: its first candidate, the plain path
-  const std::string path_label = routed ? o.model.path : path.canonical();
+  route::ScoredModel model(
+      *m, o.model.path, [&] { return o.model.layer_path(*m); }, lopts);
+  eval::SessionLM& lm = model.session_lm();
 
   const size_t limit = o.limit > 0 ? static_cast<size_t>(o.limit) : 0;
   const size_t total = eval::suite_items(tasks, limit);
   fmt::print(stderr, "model: {} | path: {} ({} positions) | {} task(s), {} items | ctx {}\n",
-             m->path(), path_label, path.size(), tasks.size(), total, lm.n_ctx());
+             m->path(), model.path_label(), model.path().size(), tasks.size(), total, lm.n_ctx());
 
   std::ofstream samples;
   if (!o.log_samples.empty()) {
@@ -93,11 +83,10 @@ int run_eval(const EvalOptions& o) {
   so.progress = [&](size_t done, const std::string& task) { progress.update(done, task); };
   so.on_task_done = [&](const eval::TaskResult& r) {
     if (!samples.is_open()) return;
-    eval::write_sample_lines(samples, r, [&](const eval::ItemRecord& item) {
-      return routed ? "auto:" + routed->chosen(item.prompt) : path.canonical();
-    });
+    eval::write_sample_lines(
+        samples, r, [&](const eval::ItemRecord& item) { return model.path_of(item.prompt); });
   };
-  const auto results = eval::evaluate_suite(tasks, scored, so);
+  const auto results = eval::evaluate_suite(tasks, model.scored(), so);
   progress.finish();
   const double seconds = clock.seconds();
   if (lm.requests_truncated() > 0)
@@ -105,17 +94,16 @@ int run_eval(const EvalOptions& o) {
                lm.requests_truncated(), lm.n_ctx());
   fmt::print(stderr, "done in {}; {} tokens computed\n", Progress::format_duration(seconds),
              lm.tokens_computed());
-  if (routed)
-    for (const auto& [key, n] : routed->counts())
-      fmt::print(stderr, "route: {} request(s) along {}\n", n, key);
+  for (const auto& [key, n] : model.route_counts())
+    fmt::print(stderr, "route: {} request(s) along {}\n", n, key);
 
   fmt::print("{}", eval::summary_table(results));
   if (!o.output.empty()) {
     eval::RunSettings rs;
     rs.model_path = m->path();
     rs.model_name = m->name();
-    rs.path_label = path_label;
-    rs.path_layers = routed ? nlohmann::json() : nlohmann::json(path.layers);
+    rs.path_label = model.path_label();
+    rs.path_layers = model.path_layers();
     rs.task_spec = o.tasks;
     rs.tasks = eval::resolve_task_names(o.tasks);
     rs.limit = o.limit;

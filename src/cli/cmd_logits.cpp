@@ -30,8 +30,9 @@ int run_logits(const LogitsOptions& o) {
   if (o.tokens.empty() == o.prompt.empty()) throw Error("logits needs exactly one of --tokens, -p");
   auto m = o.model.load();
   LayerPath path = o.model.layer_path(*m);
-  std::vector<int32_t> ids = o.tokens.empty() ? tokenize_prompt(*m, o.prompt, !o.no_bos, false)
-                                              : parse_token_list(o.tokens);
+  std::vector<int32_t> ids = o.tokens.empty()
+                                 ? tokenize_prompt(*m, o.prompt, !o.no_bos, /*special=*/false)
+                                 : parse_token_list(o.tokens);
   Session s(*m, path, o.model.session_options());
   auto logits = s.prefill(ids, o.all_positions);
   const size_t n_vocab = m->hparams().n_vocab;

@@ -57,7 +57,7 @@ void add_route(CLI::App& app, Runner& run) {
   auto o = std::make_shared<RouteTrainCli>();
   auto* train = sub->add_subcommand("train", "fit a router on a scan store's search items");
   train->add_option("store", o->store, "scan store (.db) made with -m MODEL")->required();
-  o->model.add_to(*train, false);
+  o->model.add_to(*train, /*with_path=*/false);
   train->add_option("-o,--output", o->out, "router file to write (JSON)")->required();
   train->add_flag("--overwrite", o->overwrite, "replace an existing -o file");
   train->add_option("--paths", o->train.paths, "candidate paths, the plain path included")

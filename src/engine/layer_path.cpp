@@ -20,13 +20,6 @@ constexpr int kMaxRepeats = 64;
                           token, n_layer, n_layer - 1));
 }
 
-bool parse_int(std::string_view s, int& out) {
-  s = trim(s);
-  if (s.empty()) return false;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
 // Splits "X@A" into X and the weight A (1 without "@").
 std::string_view split_alpha(std::string_view spec, std::string_view tok, float& alpha,
                              int n_layer) {
@@ -144,8 +137,10 @@ LayerPath parse_layer_path(std::string_view spec_in, int n_layer) {
   if (spec.empty() || spec == "all" || spec == "identity" || spec == "plain")
     return LayerPath::identity(n_layer);
   if (spec == "none") return LayerPath{};
-  if (spec.starts_with("repeat:")) return parse_shorthand(spec, spec.substr(7), true, n_layer);
-  if (spec.starts_with("skip:")) return parse_shorthand(spec, spec.substr(5), false, n_layer);
+  if (spec.starts_with("repeat:"))
+    return parse_shorthand(spec, spec.substr(7), /*is_repeat=*/true, n_layer);
+  if (spec.starts_with("skip:"))
+    return parse_shorthand(spec, spec.substr(5), /*is_repeat=*/false, n_layer);
   // A word before ':' is a shorthand we do not have (e.g. scan's config name "loop:2:4:3");
   // list the ones that exist.
   if (const size_t colon = spec.find(':'); colon != std::string_view::npos)

@@ -161,15 +161,15 @@ std::string extract_answer(std::string_view output, AnswerFormat format) {
       return "";
     }
     case AnswerFormat::TrueFalse: {
-      static const Regex re(R"(\b(true|false)\b)", true);
+      static const Regex re(R"(\b(true|false)\b)", /*caseless=*/true);
       return re.first(output).value_or("");
     }
     case AnswerFormat::YesNo: {
-      static const Regex re(R"(\b(yes|no)\b)", true);
+      static const Regex re(R"(\b(yes|no)\b)", /*caseless=*/true);
       return re.first(output).value_or("");
     }
     case AnswerFormat::Validity: {
-      static const Regex re(R"(\b(invalid|valid)\b)", true);
+      static const Regex re(R"(\b(invalid|valid)\b)", /*caseless=*/true);
       return re.first(output).value_or("");
     }
     case AnswerFormat::Integer:
@@ -219,7 +219,8 @@ std::optional<std::array<double, 4>> eqbench_parse(std::string_view output,
       if (!std::isalnum(static_cast<unsigned char>(c)) && c != ' ') name += '\\';
       name += c;
     }
-    const Regex re("(?:^|\\n)[ \\t*]*" + name + "[ \\t*]*:[ \\t*]*(\\d+(?:\\.\\d+)?)", true);
+    const Regex re("(?:^|\\n)[ \\t*]*" + name + "[ \\t*]*:[ \\t*]*(\\d+(?:\\.\\d+)?)",
+                   /*caseless=*/true);
     auto m = re.last(section);
     if (!m) return std::nullopt;
     out[k] = std::stod(*m);

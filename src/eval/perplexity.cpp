@@ -33,7 +33,7 @@ void score_sequence(Session& s, std::span<const int32_t> seq, int64_t first, Nll
   if (first > 0) s.prefill(seq.first(first));
   for (int64_t pos = first; pos < n - 1; pos += kRows) {
     const int64_t m = std::min(kRows, n - 1 - pos);
-    auto logits = s.prefill(seq.subspan(pos, m), true);
+    auto logits = s.prefill(seq.subspan(pos, m), /*all_logits=*/true);
     for (int64_t j = 0; j < m; ++j) {
       std::span<const float> row = logits.subspan(j * n_vocab, n_vocab);
       acc.add(-(row[seq[pos + j + 1]] - kernels::log_sum_exp(row)));

@@ -101,7 +101,7 @@ std::unique_ptr<Task> make_probe(const ProbeSpec& spec, int d, uint64_t seed) {
 
 // Names that are not BBH tasks, probes or groups, with their listings.
 std::vector<TaskListing> plain_listing() {
-  const auto mc = MultipleChoiceTask::metrics(true);
+  const auto mc = MultipleChoiceTask::metrics(/*acc_norm=*/true);
   return {
       {"tinystories", "loglikelihood_rolling", PassageTask::metrics(),
        "TinyStories validation sample, one paragraph per item"},
@@ -109,9 +109,9 @@ std::vector<TaskListing> plain_listing() {
        "WikiText-2 test (tokenized), one paragraph per item"},
       {"arc_easy", "multiple_choice", mc, "ARC-Easy test (2,376 questions)"},
       {"arc_challenge", "multiple_choice", mc, "ARC-Challenge test (1,172 questions)"},
-      {"winogrande", "multiple_choice_partial", MultipleChoiceTask::metrics(false),
+      {"winogrande", "multiple_choice_partial", MultipleChoiceTask::metrics(/*acc_norm=*/false),
        "WinoGrande dev (1,267), partial scoring"},
-      {"boolq", "multiple_choice", MultipleChoiceTask::metrics(false),
+      {"boolq", "multiple_choice", MultipleChoiceTask::metrics(/*acc_norm=*/false),
        "BoolQ dev (3,270 yes/no questions)"},
       {"gsm8k", "generate_until", gsm8k_metrics(),
        "GSM8K test (1,319), lm-eval's 5-shot gsm8k (needs gsm8k/train.jsonl)"},
@@ -195,7 +195,7 @@ std::vector<TaskListing> task_listing() {
       t.metrics = math_probe_metrics();
     } else if (base == "probe_logic") {
       t.output_type = "multiple_choice";
-      t.metrics = MultipleChoiceTask::metrics(true);
+      t.metrics = MultipleChoiceTask::metrics(/*acc_norm=*/true);
     } else {
       t.output_type = "digit_expectation";
       t.metrics = DigitTask::metrics();
@@ -259,12 +259,12 @@ std::unique_ptr<Task> make_task(const std::string& name, const TaskOptions& opts
   const std::filesystem::path data = opts.data_dir.empty() ? find_data_dir() : opts.data_dir;
   if (name == "tinystories") return load_tinystories(data);
   if (name == "wikitext2") return load_wikitext2(data);
-  if (name == "arc_easy") return load_arc(data, false);
-  if (name == "arc_challenge") return load_arc(data, true);
+  if (name == "arc_easy") return load_arc(data, /*challenge=*/false);
+  if (name == "arc_challenge") return load_arc(data, /*challenge=*/true);
   if (name == "winogrande") return load_winogrande(data);
   if (name == "boolq") return load_boolq(data);
-  if (name == "gsm8k") return load_gsm8k(data, true);
-  if (name == "gsm8k_zeroshot") return load_gsm8k(data, false);
+  if (name == "gsm8k") return load_gsm8k(data, /*fewshot=*/true);
+  if (name == "gsm8k_zeroshot") return load_gsm8k(data, /*fewshot=*/false);
   if (name == "eq_bench") return load_eq_bench(data);
   if (auto bbh = parse_bbh_name(name)) return load_bbh(data, bbh->second, bbh->first);
   throw Error(fmt::format("unknown task '{}' (known: {})", name, known_names()));

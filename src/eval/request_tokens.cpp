@@ -60,7 +60,7 @@ std::pair<std::string, std::string> RequestTokenizer::join_parts(
   std::vector<ChatMessage> msgs;
   if (!format_.chat_system.empty()) msgs.push_back({"system", format_.chat_system});
   msgs.push_back({"user", std::string(context.substr(0, end))});
-  std::string wrapped = format_chat(format_.chat_family, msgs, true);
+  std::string wrapped = format_chat(format_.chat_family, msgs, /*add_generation_prompt=*/true);
   return {wrapped, std::string(continuation.substr(start))};
 }
 

@@ -68,7 +68,7 @@ void SessionLM::forward(std::span<const int32_t> tokens, size_t first_row, const
     cached_.assign(tokens.begin(), tokens.begin() + first_row);
     for (size_t pos = first_row; pos < tokens.size(); pos += kRows) {
       const size_t m = std::min(kRows, tokens.size() - pos);
-      auto logits = session_.prefill(tokens.subspan(pos, m), true);
+      auto logits = session_.prefill(tokens.subspan(pos, m), /*all_logits=*/true);
       cached_.insert(cached_.end(), tokens.begin() + pos, tokens.begin() + pos + m);
       std::vector<double> lse(m);
       session_.pool().parallel_for(static_cast<int64_t>(m), [&](int64_t j0, int64_t j1) {

@@ -398,7 +398,7 @@ void export_hf(const Model& m, const LayerPath& path, const fs::path& out, const
         const fs::path src = m.safetensors()->dir() / name;
         std::error_code ec;
         if (!fs::is_regular_file(src, ec)) continue;
-        write_small_file(dir.dir() / name, read_small_file(src), false);
+        write_small_file(dir.dir() / name, read_small_file(src), /*overwrite=*/false);
         res.files.emplace_back(name);
       }
     } else {

@@ -186,7 +186,8 @@ Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeS
     throw FormatError(m.path(), "missing tensor token_embd.weight");
   // Hugging Face has no rope-factor tensor: Llama 3 scaling lives in config.json there.
   if (layout == Layout::Gguf) {
-    if (!add(kRopeFreqs, kRopeFreqs, -1, false, 0) && !hp.rope_freq_factors.empty()) {
+    if (!add(kRopeFreqs, kRopeFreqs, -1, /*output_head=*/false, 0) &&
+        !hp.rope_freq_factors.empty()) {
       PlannedTensor t;
       t.role = t.name = kRopeFreqs;
       t.values = hp.rope_freq_factors;
@@ -203,11 +204,11 @@ Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeS
                                                            : 0;
       const bool to_residual = std::string_view(r.gguf) == "attn_output.weight" ||
                                std::string_view(r.gguf) == "ffn_down.weight";
-      add(fmt::format("blk.{}.{}", p, r.gguf), fmt::format("blk.{}.{}", layer, r.gguf), p, false,
-          heads, to_residual ? path.alpha_at(p) : 1.0f);
+      add(fmt::format("blk.{}.{}", p, r.gguf), fmt::format("blk.{}.{}", layer, r.gguf), p,
+          /*output_head=*/false, heads, to_residual ? path.alpha_at(p) : 1.0f);
     }
   }
-  if (!add(kOutputNorm, kOutputNorm, -1, false, 0))
+  if (!add(kOutputNorm, kOutputNorm, -1, /*output_head=*/false, 0))
     throw FormatError(m.path(), "missing tensor output_norm.weight");
   if (plan.tied_output) {
     if (const TensorView* head = source_tensor(m, kOutput)) {
@@ -216,7 +217,7 @@ Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeS
                                head->name));
     }
   } else {
-    add(kOutput, kOutput, -1, true, 0);
+    add(kOutput, kOutput, -1, /*output_head=*/true, 0);
   }
 
   // Tensors of layers the path skips are expected to be left out; anything else the source has

@@ -58,7 +58,7 @@ void draw(cairo_t* cr, const Heatmap& h, const HeatmapLayout& lay) {
   cairo_paint(cr);
   cairo_set_source_rgb(cr, 0, 0, 0);
   if (has_header(h)) {
-    draw_text(cr, 16, 24, h.title, 15, true);
+    draw_text(cr, 16, 24, h.title, 15, /*bold=*/true);
     draw_text(cr, 16, 44, h.subtitle, 11);
   }
   const int n = h.n_layer;
@@ -68,7 +68,7 @@ void draw(cairo_t* cr, const Heatmap& h, const HeatmapLayout& lay) {
     const PanelBox& b = lay.panels[k];
     const double gx = b.grid_x, gy = b.grid_y;
     cairo_set_source_rgb(cr, 0, 0, 0);
-    draw_text(cr, gx, gy - 10, p.title, 12, true);
+    draw_text(cr, gx, gy - 10, p.title, 12, /*bold=*/true);
     // Grid background: cells that are not configs stay light grey.
     for (int i = 0; i < n; ++i)
       for (int j = 1; j <= n; ++j) {
@@ -101,13 +101,14 @@ void draw(cairo_t* cr, const Heatmap& h, const HeatmapLayout& lay) {
       draw_text(cr, gx + (j - 1) * cell_px + cell_px / 2, gy + n * cell_px + 14, std::to_string(j),
                 9, false, 0.5);
     for (int i = 0; i < n; i += step)
-      draw_text(cr, gx - 6, gy + i * cell_px + cell_px / 2 + 3, std::to_string(i), 9, false, 1.0);
+      draw_text(cr, gx - 6, gy + i * cell_px + cell_px / 2 + 3, std::to_string(i), 9,
+                /*bold=*/false, 1.0);
     draw_text(cr, gx + n * cell_px / 2, gy + n * cell_px + 30, "end layer j (block is i..j-1)", 10,
               false, 0.5);
     cairo_save(cr);
     cairo_translate(cr, gx - 34, gy + n * cell_px / 2);
     cairo_rotate(cr, -M_PI / 2);
-    draw_text(cr, 0, 0, "start layer i", 10, false, 0.5);
+    draw_text(cr, 0, 0, "start layer i", 10, /*bold=*/false, 0.5);
     cairo_restore(cr);
     // The panel's colour bar: +scale at the top, 0 in the middle, -scale at the bottom.
     constexpr int kSteps = 100;
@@ -125,7 +126,7 @@ void draw(cairo_t* cr, const Heatmap& h, const HeatmapLayout& lay) {
     cairo_save(cr);
     cairo_translate(cr, b.bar_x + kBarBlock - 24, b.bar_y + b.bar_h / 2);
     cairo_rotate(cr, -M_PI / 2);
-    draw_text(cr, 0, 0, p.unit.empty() ? "delta" : "delta " + p.unit, 10, false, 0.5);
+    draw_text(cr, 0, 0, p.unit.empty() ? "delta" : "delta " + p.unit, 10, /*bold=*/false, 0.5);
     cairo_restore(cr);
   }
 }
@@ -150,14 +151,14 @@ HeatmapLayout heatmap_layout(const Heatmap& h) {
     b.bar_h = std::max(grid, 80.0);
     b.scale = scale_of(p);
     // The panel's title may be wider than its grid and bar.
-    right =
-        std::max({right, b.grid_x + grid + kBarBlock, b.grid_x + text_width(p.title, 12, true)});
+    right = std::max(
+        {right, b.grid_x + grid + kBarBlock, b.grid_x + text_width(p.title, 12, /*bold=*/true)});
     lay.panels.push_back(b);
     x0 += panel_width(n) + kPanelGap;
   }
   if (has_header(h))
-    right = std::max(
-        {right, 16 + text_width(h.title, 15, true), 16 + text_width(h.subtitle, 11, false)});
+    right = std::max({right, 16 + text_width(h.title, 15, /*bold=*/true),
+                      16 + text_width(h.subtitle, 11, /*bold=*/false)});
   lay.width = std::ceil(right + 16);
   lay.height = std::ceil(top + std::max(1, line + 1) * row_height(n) + std::max(0.0, 80.0 - grid));
   return lay;

@@ -44,6 +44,19 @@ nlohmann::json RoutedScanEntry::describe() const {
           {"decide_seconds", router_->timing().decide_seconds}};
 }
 
+scan::MakeRoutedEntry scan_routed_entry(const std::string& path_spec) {
+  const std::string router_file = auto_router_file(path_spec);
+  if (!path_spec.empty() && router_file.empty())
+    throw Error(fmt::format(
+        "--path '{}': a scan runs its own paths; --path takes only auto:ROUTER.json (a router "
+        "validated beside the top configs, with --validate N)",
+        path_spec));
+  if (router_file.empty()) return {};
+  return [router_file](const Model& m, const SessionOptions& so) {
+    return std::make_unique<RoutedScanEntry>(m, router_file, so);
+  };
+}
+
 HeldOutEvaluation evaluate_held_out(const scan::Store& store) {
   const auto raw = store.meta("routed");
   if (!raw)

@@ -18,6 +18,10 @@
 
 namespace reprise::route {
 
+// `scan --path SPEC`: the router of SPEC = auto:ROUTER.json as ScanOptions::routed, validated
+// beside the top configs; empty for SPEC = "". Throws Error naming --path for any other SPEC.
+scan::MakeRoutedEntry scan_routed_entry(const std::string& path_spec);
+
 // The router as a scan's routed entry: a RoutedLM over its own PathRouter, keyed
 // "auto:<file as given>". Throws Error (as PathRouter does) for a router of another model.
 class RoutedScanEntry final : public scan::RoutedEntry {

@@ -3,10 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <charconv>
 #include <set>
 
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace reprise::scan {
 
@@ -24,6 +24,38 @@ std::string mode_name(Mode m) {
       return "multi";
   }
   return "?";
+}
+
+namespace {
+
+int int_option(std::string_view text, const char* flag) {
+  int v = 0;
+  if (!parse_int(text, v)) throw Error(fmt::format("{}: '{}' is not a whole number", flag, text));
+  return v;
+}
+
+Range range_option(const std::string& text, const char* flag) {
+  const auto ends = split(text, ':');
+  if (ends.size() != 2) throw Error(fmt::format("{} takes a:b, got '{}'", flag, text));
+  return {int_option(ends[0], flag), int_option(ends[1], flag)};
+}
+
+}  // namespace
+
+void parse_plan_lists(const PlanLists& lists, PlanOptions& plan) {
+  plan.modes.clear();
+  for (auto m : split(lists.modes, ',')) plan.modes.push_back(parse_mode(std::string(m)));
+  plan.loops.clear();
+  for (auto k : split(lists.loops, ',')) plan.loops.push_back(int_option(k, "--loops"));
+  plan.alphas.clear();
+  for (auto a : split(lists.alphas, ',')) {
+    const auto alpha = parse_alpha(a);
+    if (!alpha)
+      throw Error(fmt::format("--alphas: '{}' is not a weight in [0, {}]", a, kMaxLayerAlpha));
+    plan.alphas.push_back(*alpha);
+  }
+  if (!lists.i_range.empty()) plan.i_range = range_option(lists.i_range, "--i-range");
+  if (!lists.j_range.empty()) plan.j_range = range_option(lists.j_range, "--j-range");
 }
 
 Mode parse_mode(const std::string& name) {
@@ -147,9 +179,7 @@ Config Config::from_key(const std::string& key_in) {
   parts.push_back(key.substr(start));
   auto num = [&](const std::string& s) {
     int v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc() || p != s.data() + s.size())
-      throw Error(fmt::format("malformed scan config key '{}'", key));
+    if (!parse_int(s, v)) throw Error(fmt::format("malformed scan config key '{}'", key));
     return v;
   };
   Config c;

@@ -62,6 +62,16 @@ struct PlanOptions {
   std::optional<Range> j_range;     // allowed end layers (exclusive ends, so up to N)
 };
 
+// The plan's lists as a command line spells them: modes "repeat,skip", loop run counts "2,3",
+// residual weights "0.5,1", start and end layer ranges "a:b" (half-open; "" = no limit).
+struct PlanLists {
+  std::string modes = "repeat", loops = "3", alphas = "1", i_range{}, j_range{};
+};
+
+// `plan` with the lists of `lists` parsed into it (block sizes untouched). Throws Error naming
+// the option (--mode, --loops, --alphas, --i-range, --j-range) and the bad value.
+void parse_plan_lists(const PlanLists& lists, PlanOptions& plan);
+
 // Every config the options allow, for a model with n_layer layers, in a fixed order (mode,
 // then i, then j, then k, then alpha), each layer path once (loop:i:j:2 is dropped beside
 // repeat:i:j). Throws Error when the options are inconsistent with the model (ranges outside 0..N,

@@ -24,6 +24,7 @@
 #include "util/progress.h"
 #include "util/sha256.h"
 #include "util/stopwatch.h"
+#include "util/thread_pool.h"
 
 namespace reprise::scan {
 namespace {
@@ -270,7 +271,7 @@ class Scanner {
     if (o_.strategy == "race")
       run_race(search);
     else
-      run_phase("search", search, false);
+      run_phase("search", search, /*held_out=*/false);
     if (o_.strategy == "beam") run_beam();
     if (o_.strategy == "coarse-to-fine") {
       // The fine stage's configs are stored in the same "search" phase as the coarse ones, so
@@ -299,10 +300,10 @@ class Scanner {
         if (skip.j - skip.i < n_layer_ && !store_->is_done(skip.key(), "search"))
           controls.push_back(skip);
       }
-      run_phase("search", controls, false);
+      run_phase("search", controls, /*held_out=*/false);
     }
     if (o_.validate > 0) {
-      store_->bind_identity({{"validate_items_sha256", items_hash(true)}});
+      store_->bind_identity({{"validate_items_sha256", items_hash(/*held_out=*/true)}});
       nlohmann::json held = nlohmann::json::array();
       for (size_t k = 0; k < tasks_.size(); ++k)
         held.push_back({{"task", tasks_[k]->info().name},
@@ -316,7 +317,7 @@ class Scanner {
           val.push_back(c.config);
       // A router's candidates too, so its held-out table has every one of them (the oracle).
       val.insert(val.end(), routed_candidates_.begin(), routed_candidates_.end());
-      run_phase("validate", val, true);
+      run_phase("validate", val, /*held_out=*/true);
       if (routed_) score_routed();
     }
     totals_.seconds = clock.seconds();
@@ -342,7 +343,7 @@ class Scanner {
         item_evals += static_cast<int64_t>(alive.size()) *
                       static_cast<int64_t>(std::min(window_.second, s.size()) -
                                            std::min(window_.first, s.size()));
-      run_phase(fmt::format("race:{}", look + 1), alive, false);
+      run_phase(fmt::format("race:{}", look + 1), alive, /*held_out=*/false);
       if (look + 1 == schedule.size()) break;
       const auto diffs = race_differences(alive, static_cast<int>(look) + 1);
       std::vector<std::string> names;
@@ -453,7 +454,7 @@ class Scanner {
                  ch.chosen.size());
       std::fflush(stderr);
       const std::string phase = fmt::format("beam:{}", d);
-      run_phase(phase, ch.chosen, false);
+      run_phase(phase, ch.chosen, /*held_out=*/false);
       std::vector<std::pair<std::string, std::string>> now;
       for (const Config& c : ch.chosen) {
         gather_into_search(c, {phase});
@@ -548,7 +549,7 @@ class Scanner {
     def.push_back({{"seed", o_.seed}});
     return {{"model_sha256", model_fingerprint(*model_)},
             {"tasks", def.dump()},
-            {"items_sha256", items_hash(false)}};
+            {"items_sha256", items_hash(/*held_out=*/false)}};
   }
 
   // Rank 0: scores the configs of one phase not yet in the store. With several ranks, config k
@@ -570,7 +571,7 @@ class Scanner {
     for (const Config& c : configs) {
       if (store_->is_done(c.key(), phase)) {
         ++totals_.configs_skipped;
-        tick(c.key(), false);
+        tick(c.key(), /*ran=*/false);
       } else {
         todo.push_back(c);
       }
@@ -601,7 +602,7 @@ class Scanner {
         totals_.layer_evals_by_kind[kind].second += e.second;
       }
       ++totals_.configs_run;
-      tick(r.record.key, true);
+      tick(r.record.key, /*ran=*/true);
     };
     size_t from_others = 0, expected_from_others = 0;
     for (size_t k = 0; k < todo.size(); ++k) {
@@ -610,11 +611,11 @@ class Scanner {
         continue;
       }
       keep(score_config(todo[k], phase, held_out));
-      for (std::optional<std::string> m; (m = cluster_.receive(false)); ++from_others)
+      for (std::optional<std::string> m; (m = cluster_.receive(/*wait=*/false)); ++from_others)
         keep(ConfigResult::from_json(*m));
     }
     for (; from_others < expected_from_others; ++from_others)
-      keep(ConfigResult::from_json(*cluster_.receive(true)));
+      keep(ConfigResult::from_json(*cluster_.receive(/*wait=*/true)));
     if (progress) progress->finish();
   }
 
@@ -771,6 +772,34 @@ ScanTotals run_scan(const ScanOptions& opts, Cluster& cluster) {
 
 ScanTotals run_scan(const ScanOptions& opts) {
   return run_scan(opts, *Cluster::single());
+}
+
+std::string describe(const ScanTotals& totals) {
+  std::string out = fmt::format(
+      "this run: {} configs scored, {} already in the store; {} item evaluations; {:.1f} s\n",
+      totals.configs_run, totals.configs_skipped, totals.item_evals, totals.seconds);
+  for (const auto& [kind, e] : totals.layer_evals_by_kind)
+    out +=
+        fmt::format("prefix reuse, {}: {} layer evaluations instead of {} ({:.2f}x fewer)\n", kind,
+                    e.first, e.second, e.first > 0 ? double(e.second) / double(e.first) : 0.0);
+  return out;
+}
+
+std::optional<ScanTotals> run_scan_in_job(ScanOptions opts) {
+  auto cluster = Cluster::from_environment();
+  if (opts.session.n_threads == 0 && cluster->local_size() > 1)  // share this machine's cores
+    opts.session.n_threads = std::max(1, ThreadPool::default_threads() / cluster->local_size());
+  ScanTotals totals;
+  try {
+    totals = run_scan(opts, *cluster);
+  } catch (const std::exception& e) {
+    if (cluster->size() == 1) throw;
+    fmt::print(stderr, "reprise: error: rank {}: {}\n", cluster->rank(), e.what());
+    std::fflush(stderr);
+    cluster->abort(2);
+  }
+  if (cluster->rank() != 0) return std::nullopt;
+  return totals;
 }
 
 }  // namespace reprise::scan

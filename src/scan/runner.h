@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,10 @@ struct ScanTotals {
   double seconds = 0;
 };
 
+// What a run did, in lines: configs scored and resumed, item evaluations, seconds, and the layer
+// evaluations prefix reuse saved per task kind.
+std::string describe(const ScanTotals& totals);
+
 class Cluster;
 
 // The held-out items of `t` for validation: `want` indices after its first `searched` items,
@@ -99,5 +104,10 @@ ScanTotals run_scan(const ScanOptions& opts);
 // The same across the ranks of `cluster` (scan/cluster.h): rank 0 owns the store and returns the
 // totals; the other ranks score their share and return empty totals.
 ScanTotals run_scan(const ScanOptions& opts, Cluster& cluster);
+// The same across the ranks of the job this process was started in (Cluster::from_environment:
+// MPI under mpirun, else one process). Ranks sharing a machine split its cores when
+// opts.session.n_threads is 0; a rank that fails prints its error and ends the whole job rather
+// than leave the others waiting. Rank 0's totals; nullopt on the other ranks.
+std::optional<ScanTotals> run_scan_in_job(ScanOptions opts);
 
 }  // namespace reprise::scan

@@ -346,15 +346,10 @@ std::vector<std::pair<std::string, const LayerPath*>> model_names(const ServedMo
   return out;
 }
 
-Job resolve_request(const ApiRequest& req, const ServedModel& served, uint64_t random_seed) {
-  const Model& model = *served.model;
-  const HParams& hp = model.hparams();
-  Job job;
-  job.endpoint = req.endpoint;
-  job.stream = req.stream;
-  job.include_usage = req.include_usage;
+namespace {
 
-  // Model name → path.
+// The model name → the job's path (or its router), checked against the server's limits.
+void resolve_path(const ApiRequest& req, const ServedModel& served, Job& job) {
   const LayerPath* path = nullptr;
   bool known_model = false;
   job.model = req.model.empty() ? served.id : req.model;
@@ -382,7 +377,7 @@ Job resolve_request(const ApiRequest& req, const ServedModel& served, uint64_t r
   } else if (req.layer_path) {
     job.routed = false;
     try {
-      job.path = parse_layer_path(*req.layer_path, hp.n_layer);
+      job.path = parse_layer_path(*req.layer_path, served.model->hparams().n_layer);
     } catch (const Error& e) {
       throw bad("layer_path", e.what());
     }
@@ -397,9 +392,33 @@ Job resolve_request(const ApiRequest& req, const ServedModel& served, uint64_t r
         "layer_path",
         fmt::format("layer path '{}' has {} positions; this server allows at most {}",
                     req.layer_path.value_or(job.model), job.path.size(), served.max_path_len));
+}
 
-  // Prompt → tokens.
-  const Tokenizer* tok = model.tokenizer();
+// A completions prompt given as token ids, checked against the vocabulary; with
+// --bos-token-prompts the model's BOS is put in front when missing (and hidden from echoes).
+JobPrompt token_prompt(const std::vector<int32_t>& tokens, const ServedModel& served) {
+  const Model& model = *served.model;
+  JobPrompt jp;
+  jp.tokens = tokens;
+  for (int32_t id : jp.tokens)
+    if (id >= model.hparams().n_vocab)
+      throw bad("prompt", fmt::format("prompt token id {} is out of range (the vocabulary has {} "
+                                      "tokens)",
+                                      id, model.hparams().n_vocab));
+  const Vocab* v = model.tokenizer() ? &model.tokenizer()->vocab() : nullptr;
+  if (served.bos_token_prompts && v && v->add_bos && v->bos >= 0 &&
+      (jp.tokens.empty() || jp.tokens[0] != v->bos)) {
+    jp.tokens.insert(jp.tokens.begin(), v->bos);
+    jp.n_hidden = 1;
+  }
+  return jp;
+}
+
+// The prompts (or the chat rendered by its template) → tokens that fit the context; the stop
+// strings then include the chat family's end-of-turn text.
+void resolve_prompts(const ApiRequest& req, const ServedModel& served, Job& job,
+                     std::vector<std::string>& stops) {
+  const Tokenizer* tok = served.model->tokenizer();
   const char* prompt_param = req.endpoint == Endpoint::Completions ? "prompt" : "messages";
   auto encode = [&](const std::string& text, bool parse_special) {
     if (!tok)
@@ -414,40 +433,24 @@ Job resolve_request(const ApiRequest& req, const ServedModel& served, uint64_t r
       throw bad(prompt_param, e.what());
     }
   };
-  std::vector<std::string> stops = req.stop;
   if (req.endpoint == Endpoint::Completions) {
     for (const PromptInput& in : req.prompts) {
-      JobPrompt jp;
-      if (in.text) {
-        // Like `reprise run`: special-token texts in a plain prompt stay text.
-        jp.tokens = encode(*in.text, false);
-        jp.text = in.text;
-      } else {
-        jp.tokens = in.tokens;
-        for (int32_t id : jp.tokens)
-          if (id >= hp.n_vocab)
-            throw bad("prompt",
-                      fmt::format("prompt token id {} is out of range (the vocabulary has {} "
-                                  "tokens)",
-                                  id, hp.n_vocab));
-        const Vocab* v = tok ? &tok->vocab() : nullptr;
-        if (served.bos_token_prompts && v && v->add_bos && v->bos >= 0 &&
-            (jp.tokens.empty() || jp.tokens[0] != v->bos)) {
-          jp.tokens.insert(jp.tokens.begin(), v->bos);
-          jp.n_hidden = 1;
-        }
+      if (!in.text) {
+        job.prompts.push_back(token_prompt(in.tokens, served));
+        continue;
       }
-      job.prompts.push_back(std::move(jp));
+      // Like `reprise run`: special-token texts in a plain prompt stay text.
+      job.prompts.push_back({encode(*in.text, /*parse_special=*/false), in.text});
     }
   } else {
     std::string text;
     try {
-      text = format_chat(served.chat_family, req.messages, true);
+      text = format_chat(served.chat_family, req.messages, /*add_generation_prompt=*/true);
     } catch (const Error& e) {
       throw bad("messages", e.what());
     }
     // The template writes its markers as token texts, so they must become those tokens.
-    job.prompts.push_back({encode(text, true), std::nullopt});
+    job.prompts.push_back({encode(text, /*parse_special=*/true), std::nullopt});
     if (const std::string eot = end_of_turn_text(served.chat_family); !eot.empty())
       stops.push_back(eot);
   }
@@ -461,7 +464,19 @@ Job resolve_request(const ApiRequest& req, const ServedModel& served, uint64_t r
                                  n_prompt, served.n_ctx),
                      prompt_param, "context_length_exceeded");
   }
+}
+
+}  // namespace
+
+Job resolve_request(const ApiRequest& req, const ServedModel& served, uint64_t random_seed) {
+  Job job;
+  job.endpoint = req.endpoint;
+  job.stream = req.stream;
+  job.include_usage = req.include_usage;
   job.echo = req.echo;
+  resolve_path(req, served, job);
+  std::vector<std::string> stops = req.stop;
+  resolve_prompts(req, served, job, stops);
 
   // Generation options. Without max_tokens a completion gets OpenAI's 16 tokens and a chat
   // reply runs until the context is full; the context bounds every request anyway.

@@ -137,7 +137,7 @@ json completion_reply(const ReplyHeader& h, const GenerationResult& r, const jso
     choice["text"] = r.text;
   else
     choice["message"] = {{"role", "assistant"}, {"content", r.text}};
-  json out = header_json(h, false);
+  json out = header_json(h, /*chunk=*/false);
   out["choices"] = json::array({std::move(choice)});
   out["usage"] = usage_json(r.prompt_tokens, r.completion_tokens);
   return out;
@@ -159,14 +159,14 @@ json completions_reply(const ReplyHeader& h, std::span<const CompletionChoice> c
     n_prompt += c.prompt_tokens;
     n_completion += c.completion_tokens;
   }
-  json out = header_json(h, false);
+  json out = header_json(h, /*chunk=*/false);
   out["choices"] = std::move(arr);
   out["usage"] = usage_json(n_prompt, n_completion);
   return out;
 }
 
-json stream_chunk(const ReplyHeader& h, std::string_view text, const json& logprobs, bool first,
-                  std::optional<FinishReason> finish, bool with_usage_field) {
+json stream_chunk(const ReplyHeader& h, const StreamChunk& chunk, UsageField usage) {
+  const auto& [text, logprobs, first, finish] = chunk;
   json choice{{"index", 0},
               {"logprobs", logprobs},
               {"finish_reason", finish ? json(finish_reason_text(*finish)) : json(nullptr)}};
@@ -179,14 +179,14 @@ json stream_chunk(const ReplyHeader& h, std::string_view text, const json& logpr
     if (first || !finish || !text.empty()) delta["content"] = text;
     choice["delta"] = std::move(delta);
   }
-  json out = header_json(h, true);
+  json out = header_json(h, /*chunk=*/true);
   out["choices"] = json::array({std::move(choice)});
-  if (with_usage_field) out["usage"] = nullptr;
+  if (usage == UsageField::Null) out["usage"] = nullptr;
   return out;
 }
 
 json usage_chunk(const ReplyHeader& h, int prompt_tokens, int completion_tokens) {
-  json out = header_json(h, true);
+  json out = header_json(h, /*chunk=*/true);
   out["choices"] = json::array();
   out["usage"] = usage_json(prompt_tokens, completion_tokens);
   return out;

@@ -82,12 +82,20 @@ nlohmann::ordered_json route_json(const std::string& candidate, double probabili
 nlohmann::ordered_json completions_reply(const ReplyHeader& h,
                                          std::span<const CompletionChoice> choices);
 
-// One streamed chunk: text (and its logprobs, or null), the finish reason on the last one; the
-// first chat chunk carries the role. `with_usage_field` adds "usage": null, as OpenAI does in
-// every chunk but the last when usage was asked for.
-nlohmann::ordered_json stream_chunk(const ReplyHeader& h, std::string_view text,
-                                    const nlohmann::ordered_json& logprobs, bool first,
-                                    std::optional<FinishReason> finish, bool with_usage_field);
+// What one streamed chunk carries: text and its logprobs (or null); the first chat chunk carries
+// the role, the last one the finish reason.
+struct StreamChunk {
+  std::string_view text{};
+  nlohmann::ordered_json logprobs = nullptr;
+  bool first = false;
+  std::optional<FinishReason> finish{};
+};
+enum class UsageField { Omit, Null };
+
+// One streamed chunk as JSON. UsageField::Null adds "usage": null, as OpenAI does in every chunk
+// but the last when stream_options.include_usage asked for usage.
+nlohmann::ordered_json stream_chunk(const ReplyHeader& h, const StreamChunk& chunk,
+                                    UsageField usage);
 // The extra last chunk of a stream with stream_options.include_usage: no choices, usage.
 nlohmann::ordered_json usage_chunk(const ReplyHeader& h, int prompt_tokens, int completion_tokens);
 

@@ -31,7 +31,7 @@ std::vector<ScoredToken> score_prompt(Session& session, std::span<const int32_t>
   session.set_batch_invariant(true);
   for (size_t pos = 0; pos < fed.size(); pos += kRows) {
     const size_t m = std::min(kRows, fed.size() - pos);
-    const std::span<const float> logits = session.prefill(fed.subspan(pos, m), true);
+    const std::span<const float> logits = session.prefill(fed.subspan(pos, m), /*all_logits=*/true);
     for (size_t j = 0; j < m; ++j) {
       const std::span<const float> row = logits.subspan(j * n_vocab, n_vocab);
       const double lse = kernels::log_sum_exp(row);

@@ -177,7 +177,17 @@ class ReplyWriter {
 struct Server::Impl {
   Impl(const Model& m, const ServerOptions& o);
 
+  // The HTTP surface, in parts: every route and handler is installed once, by the constructor.
   void install_routes();
+  void install_auth();               // Authorization: Bearer KEY when --api-key is set
+  void install_model_routes();       // /health, /v1/models, /v1/models/NAME
+  void install_tokenizer_routes();   // /tokenize, /detokenize, /tokenizer_info
+  void install_generation_routes();  // /v1/completions, /v1/chat/completions
+  void install_error_handlers();     // httplib's own errors in our shape; a log line per error
+  // A generation request's body read through `reader` into `body`, at most --max-body bytes.
+  // False when it is too large or unreadable (the error reply is then set on `res`).
+  bool read_body(const httplib::ContentReader& reader, httplib::Response& res, std::string& body);
+  ApiError body_too_large() const;
   // --router: one PathRouter per slot, and the candidates in `served`. Throws Error naming the
   // file (other model, corrupt JSON, missing fields, a path too long for --max-path-len).
   void load_routers(const SessionOptions& so);
@@ -185,6 +195,16 @@ struct Server::Impl {
                        httplib::Response& res);
   // Runs a reply inside its content provider; false drops the connection.
   bool write_reply(PendingReply& p, const std::string& path, httplib::DataSink& sink);
+  // Waits in the queue for a slot: nullptr when the client went away meanwhile; throws ApiError
+  // 503 when --request-timeout passed first.
+  std::unique_ptr<SlotPool::Lease> wait_for_slot(PendingReply& p, const std::string& path,
+                                                 ReplyWriter& out);
+  // Whether the request has used up --request-timeout since it arrived.
+  bool out_of_time(const PendingReply& p) const;
+  // A streamed reply, or a chat reply: one prompt generated on `session`. False when the client
+  // went away.
+  bool write_generation(PendingReply& p, const std::string& path, ReplyWriter& out,
+                        Session& session, int slot);
   // A non-streamed completions reply: one choice per prompt, with the prompt's own
   // log-probabilities when echoed. False when the client went away.
   bool write_completions(PendingReply& p, const std::string& path, ReplyWriter& out,
@@ -316,13 +336,22 @@ void Server::Impl::log(const std::string& line) {
 }
 
 void Server::Impl::install_routes() {
-  using httplib::Request;
-  using httplib::Response;
-  using HR = httplib::Server::HandlerResponse;
-
   http.set_default_headers({{"Access-Control-Allow-Origin", "*"}});
+  install_auth();
+  http.Options(R"(/.*)", [](const httplib::Request&, httplib::Response& res) {
+    res.status = 204;
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+  });
+  install_model_routes();
+  install_tokenizer_routes();
+  install_generation_routes();
+  install_error_handlers();
+}
 
-  http.set_pre_routing_handler([this](const Request& req, Response& res) {
+void Server::Impl::install_auth() {
+  using HR = httplib::Server::HandlerResponse;
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     // Browsers send preflight requests without credentials; /health stays open for probes.
     if (opts.api_key.empty() || req.method == "OPTIONS" || req.path == "/health")
       return HR::Unhandled;
@@ -346,13 +375,11 @@ void Server::Impl::install_routes() {
     }
     return HR::Unhandled;
   });
+}
 
-  http.Options(R"(/.*)", [](const Request&, Response& res) {
-    res.status = 204;
-    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-    res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
-  });
-
+void Server::Impl::install_model_routes() {
+  using httplib::Request;
+  using httplib::Response;
   http.Get("/health", [this](const Request&, Response& res) {
     const SlotStats s = slots->stats();
     res.set_content(dump(json{{"status", "ok"},
@@ -395,10 +422,12 @@ void Server::Impl::install_routes() {
     reply_error(res, ApiError(404, fmt::format("The model '{}' does not exist", want), "model",
                               "model_not_found"));
   });
+}
 
-  // lm-evaluation-harness's remote tokenizer (serve/tokenize_api.h); bodies are small.
+// lm-evaluation-harness's remote tokenizer (serve/tokenize_api.h); bodies are small.
+void Server::Impl::install_tokenizer_routes() {
   auto tokenizer_route = [this](auto reply) {
-    return [this, reply](const Request& req, Response& res) {
+    return [this, reply](const httplib::Request& req, httplib::Response& res) {
       try {
         res.set_content(dump(reply(req.body)), "application/json");
       } catch (const ApiError& e) {
@@ -415,41 +444,53 @@ void Server::Impl::install_routes() {
   http.Get("/tokenizer_info", tokenizer_route([this](const std::string&) {
              return tokenizer_info(model.tokenizer());
            }));
+}
 
-  // Bodies are read through a ContentReader so that the size limit also holds for chunked
-  // uploads, which httplib would otherwise read whole.
+ApiError Server::Impl::body_too_large() const {
+  return ApiError(413,
+                  fmt::format("Request body too large: the limit is {} bytes", opts.max_body_bytes),
+                  "", "request_too_large");
+}
+
+// Bodies are read through a ContentReader so that the size limit also holds for chunked
+// uploads, which httplib would otherwise read whole.
+bool Server::Impl::read_body(const httplib::ContentReader& reader, httplib::Response& res,
+                             std::string& body) {
+  bool too_large = false;
+  const bool read = reader([&](const char* data, size_t n) {
+    if (body.size() + n > opts.max_body_bytes) {
+      too_large = true;
+      return false;
+    }
+    body.append(data, n);
+    return true;
+  });
+  if (too_large || res.status == 413 || !read) {
+    reply_error(res, too_large || res.status == 413
+                         ? body_too_large()
+                         : ApiError(400, "could not read the request body"));
+    res.set_header("Connection", "close");  // the rest of the body is still unread
+    return false;
+  }
+  return true;
+}
+
+void Server::Impl::install_generation_routes() {
   auto generation_route = [this](Endpoint endpoint) {
-    return
-        [this, endpoint](const Request& req, Response& res, const httplib::ContentReader& reader) {
-          std::string body;
-          bool too_large = false;
-          const bool read = reader([&](const char* data, size_t n) {
-            if (body.size() + n > opts.max_body_bytes) {
-              too_large = true;
-              return false;
-            }
-            body.append(data, n);
-            return true;
-          });
-          if (too_large || res.status == 413) {
-            reply_error(res, ApiError(413,
-                                      fmt::format("Request body too large: the limit is {} bytes",
-                                                  opts.max_body_bytes),
-                                      "", "request_too_large"));
-            res.set_header("Connection", "close");  // the rest of the body is still unread
-            return;
-          }
-          if (!read) {
-            reply_error(res, ApiError(400, "could not read the request body"));
-            res.set_header("Connection", "close");
-            return;
-          }
-          handle_generate(endpoint, req, body, res);
-        };
+    return [this, endpoint](const httplib::Request& req, httplib::Response& res,
+                            const httplib::ContentReader& reader) {
+      std::string body;
+      if (read_body(reader, res, body)) handle_generate(endpoint, req, body, res);
+    };
   };
   http.Post("/v1/completions", generation_route(Endpoint::Completions));
   http.Post("/v1/chat/completions", generation_route(Endpoint::ChatCompletions));
+}
 
+void Server::Impl::install_error_handlers() {
+  using httplib::Request;
+  using httplib::Response;
+  using HR = httplib::Server::HandlerResponse;
   // Replies httplib makes itself (no route, body too large, unreadable request) get the same
   // error shape as ours; ours already have a body and pass through.
   http.set_error_handler(httplib::Server::HandlerWithResponse([this](const Request& req,
@@ -469,10 +510,7 @@ void Server::Impl::install_routes() {
       reply_error(res, ApiError(404, fmt::format("Unknown endpoint: {} {}", req.method, req.path),
                                 "", "unknown_url"));
     else if (res.status == 413)
-      reply_error(res, ApiError(413,
-                                fmt::format("Request body too large: the limit is {} bytes",
-                                            opts.max_body_bytes),
-                                "", "request_too_large"));
+      reply_error(res, body_too_large());
     else
       reply_error(res, ApiError(res.status, fmt::format("HTTP error {}", res.status)));
     return HR::Handled;
@@ -555,84 +593,42 @@ void write_error_body(ReplyWriter& out, bool stream, const ApiError& err) {
 }
 }  // namespace
 
+bool Server::Impl::out_of_time(const PendingReply& p) const {
+  const auto limit = opts.request_timeout;
+  return limit.count() > 0 && Clock::now() - p.received >= limit;
+}
+
+std::unique_ptr<SlotPool::Lease> Server::Impl::wait_for_slot(PendingReply& p,
+                                                             const std::string& path,
+                                                             ReplyWriter& out) {
+  auto lease = p.reservation->acquire([&] { return out.alive() && !out_of_time(p); });
+  if (!lease && out.alive()) {
+    ++n_timed_out;
+    log(fmt::format("POST {} timed out while queued", path));
+    throw ApiError(503,
+                   fmt::format("The request waited longer than the server's limit of {} ms for a "
+                               "free slot; retry later",
+                               opts.request_timeout.count()),
+                   "", "timeout");
+  }
+  if (!lease) {
+    ++n_cancelled;
+    log(fmt::format("POST {} cancelled while queued", path));
+  }
+  return lease;
+}
+
 bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib::DataSink& sink) {
   const Job& job = p.job;
-  const ReplyHeader& h = p.header;
   ReplyWriter out(sink, job.stream, opts.heartbeat, stopping);
-  const Tokenizer* tok = model.tokenizer();
-  const bool want_logprobs = job.gen.logprobs >= 0;
   try {
-    const auto limit = opts.request_timeout;
-    auto timed_out = [&] { return limit.count() > 0 && Clock::now() - p.received >= limit; };
-    auto lease = p.reservation->acquire([&] { return out.alive() && !timed_out(); });
-    if (!lease && out.alive()) {
-      ++n_timed_out;
-      log(fmt::format("POST {} timed out while queued", path));
-      throw ApiError(503,
-                     fmt::format("The request waited longer than the server's limit of {} ms "
-                                 "for a free slot; retry later",
-                                 limit.count()),
-                     "", "timeout");
-    }
-    if (!lease) {
-      ++n_cancelled;
-      log(fmt::format("POST {} cancelled while queued", path));
-      return false;
-    }
+    auto lease = wait_for_slot(p, path, out);
+    if (!lease) return false;
     Session& session = lease->session();
-    if (job.endpoint == Endpoint::Completions && !job.stream) {
-      if (!write_completions(p, path, out, session, lease->index())) return false;
-      sink.done();
-      return true;
-    }
-
-    const JobPrompt& prompt = job.prompts.at(0);  // a stream or a chat reply has one
-    PromptPath pp = start_prompt(job, prompt, session, lease->index());
-    p.header.layer_path = pp.path.canonical();
-    p.header.route = std::move(pp.route);
-    const size_t text_base = prompt.text ? prompt.text->size() : 0;
-    std::vector<GeneratedToken> collected;
-    if (job.stream && job.endpoint == Endpoint::ChatCompletions)
-      out.write(sse_event(stream_chunk(h, "", nullptr, true, std::nullopt, job.include_usage)));
-    auto on_chunk = [&](const GenerationChunk& c) {
-      if (!job.stream) {
-        if (want_logprobs) collected.insert(collected.end(), c.tokens.begin(), c.tokens.end());
-        return out.alive();
-      }
-      const json lp =
-          want_logprobs ? logprobs_json(job.endpoint, c.tokens, tok, text_base) : json(nullptr);
-      return out.write(
-          sse_event(stream_chunk(h, c.text, lp, false, std::nullopt, job.include_usage)));
-    };
-    GenerationResult r = generate(session, tok, prompt.tokens, job.gen, on_chunk,
-                                  [&] { return !out.alive() || timed_out(); });
-    const double secs = std::chrono::duration<double>(Clock::now() - p.received).count();
-    if (r.finish == FinishReason::Cancelled && out.alive() && timed_out()) {
-      // Out of time, not out of client: the reply ends normally, and says why it ended.
-      ++n_timed_out;
-      log(fmt::format("POST {} reached the {} ms request limit after {} tokens", path,
-                      limit.count(), r.completion_tokens));
-      r.finish = FinishReason::Timeout;
-    }
-    if (r.finish == FinishReason::Cancelled) {
-      ++n_cancelled;
-      log(fmt::format("POST {} cancelled after {} tokens ({:.3f} s)", path, r.completion_tokens,
-                      secs));
-      return false;
-    }
-    if (job.stream) {
-      out.write(sse_event(stream_chunk(h, "", nullptr, false, r.finish, job.include_usage)));
-      if (job.include_usage)
-        out.write(sse_event(usage_chunk(h, r.prompt_tokens, r.completion_tokens)));
-      out.write(kSseDone);
-    } else {
-      const json lp =
-          want_logprobs ? logprobs_json(job.endpoint, collected, tok, text_base) : json(nullptr);
-      out.write(dump(completion_reply(h, r, lp)));
-    }
-    log(fmt::format("POST {} 200 model={} path={}{} prompt={} completion={} finish={} {:.3f} s",
-                    path, job.model, h.layer_path, route_note(h.route), r.prompt_tokens,
-                    r.completion_tokens, finish_reason_text(r.finish), secs));
+    const bool done = job.endpoint == Endpoint::Completions && !job.stream
+                          ? write_completions(p, path, out, session, lease->index())
+                          : write_generation(p, path, out, session, lease->index());
+    if (!done) return false;  // the client went away
   } catch (const ApiError& err) {
     // The status line is already out; the error goes in the body instead.
     write_error_body(out, job.stream, err);
@@ -644,20 +640,108 @@ bool Server::Impl::write_reply(PendingReply& p, const std::string& path, httplib
   return true;
 }
 
+bool Server::Impl::write_generation(PendingReply& p, const std::string& path, ReplyWriter& out,
+                                    Session& session, int slot) {
+  const Job& job = p.job;
+  const ReplyHeader& h = p.header;
+  const Tokenizer* tok = model.tokenizer();
+  const bool want_logprobs = job.gen.logprobs >= 0;
+  const UsageField usage = job.include_usage ? UsageField::Null : UsageField::Omit;
+  const JobPrompt& prompt = job.prompts.at(0);  // a stream or a chat reply has one
+  PromptPath pp = start_prompt(job, prompt, session, slot);
+  p.header.layer_path = pp.path.canonical();
+  p.header.route = std::move(pp.route);
+  const size_t text_base = prompt.text ? prompt.text->size() : 0;
+  std::vector<GeneratedToken> collected;
+  if (job.stream && job.endpoint == Endpoint::ChatCompletions)
+    out.write(sse_event(stream_chunk(h, {.first = true}, usage)));
+  auto on_chunk = [&](const GenerationChunk& c) {
+    if (!job.stream) {
+      if (want_logprobs) collected.insert(collected.end(), c.tokens.begin(), c.tokens.end());
+      return out.alive();
+    }
+    const json lp =
+        want_logprobs ? logprobs_json(job.endpoint, c.tokens, tok, text_base) : json(nullptr);
+    return out.write(sse_event(stream_chunk(h, {.text = c.text, .logprobs = lp}, usage)));
+  };
+  GenerationResult r = generate(session, tok, prompt.tokens, job.gen, on_chunk,
+                                [&] { return !out.alive() || out_of_time(p); });
+  const double secs = std::chrono::duration<double>(Clock::now() - p.received).count();
+  if (r.finish == FinishReason::Cancelled && out.alive() && out_of_time(p)) {
+    // Out of time, not out of client: the reply ends normally, and says why it ended.
+    ++n_timed_out;
+    log(fmt::format("POST {} reached the {} ms request limit after {} tokens", path,
+                    opts.request_timeout.count(), r.completion_tokens));
+    r.finish = FinishReason::Timeout;
+  }
+  if (r.finish == FinishReason::Cancelled) {
+    ++n_cancelled;
+    log(fmt::format("POST {} cancelled after {} tokens ({:.3f} s)", path, r.completion_tokens,
+                    secs));
+    return false;
+  }
+  if (job.stream) {
+    out.write(sse_event(stream_chunk(h, {.finish = r.finish}, usage)));
+    if (job.include_usage)
+      out.write(sse_event(usage_chunk(h, r.prompt_tokens, r.completion_tokens)));
+    out.write(kSseDone);
+  } else {
+    const json lp =
+        want_logprobs ? logprobs_json(job.endpoint, collected, tok, text_base) : json(nullptr);
+    out.write(dump(completion_reply(h, r, lp)));
+  }
+  log(fmt::format("POST {} 200 model={} path={}{} prompt={} completion={} finish={} {:.3f} s", path,
+                  job.model, h.layer_path, route_note(h.route), r.prompt_tokens,
+                  r.completion_tokens, finish_reason_text(r.finish), secs));
+  return true;
+}
+
+namespace {
+
+// A completions prompt echoed: its text (as sent, or its tokens' texts) and its tokens, with
+// `logprobs` >= 0 scored from the logits before each (the session has then run the prompt).
+struct Echo {
+  std::vector<ScoredToken> scored;
+  std::string text;
+};
+
+Echo echo_prompt(const JobPrompt& prompt, Session& session, const Tokenizer* tok, int logprobs) {
+  Echo e;
+  if (logprobs >= 0) {
+    e.scored = score_prompt(session, prompt.tokens, logprobs);
+  } else {
+    e.scored.resize(prompt.tokens.size());
+    for (size_t k = 0; k < e.scored.size(); ++k) e.scored[k].id = prompt.tokens[k];
+  }
+  e.scored.erase(e.scored.begin(), e.scored.begin() + static_cast<std::ptrdiff_t>(prompt.n_hidden));
+  size_t offset = 0;
+  for (ScoredToken& t : e.scored) {
+    t.text_offset = offset;
+    offset += token_text(tok ? tok->token_to_piece(t.id) : std::string()).size();
+  }
+  if (prompt.text) {
+    e.text = *prompt.text;
+  } else {
+    for (const ScoredToken& t : e.scored)
+      e.text += token_text(tok ? tok->token_to_piece(t.id) : std::string());
+  }
+  return e;
+}
+
+}  // namespace
+
 bool Server::Impl::write_completions(PendingReply& p, const std::string& path, ReplyWriter& out,
                                      Session& session, int slot) {
   const Job& job = p.job;
   const Tokenizer* tok = model.tokenizer();
   const bool want_logprobs = job.gen.logprobs >= 0;
-  const auto limit = opts.request_timeout;
-  auto timed_out = [&] { return limit.count() > 0 && Clock::now() - p.received >= limit; };
   std::vector<CompletionChoice> choices;
-  bool out_of_time = false;
+  bool timed_out = false;
   for (size_t i = 0; i < job.prompts.size(); ++i) {
     const JobPrompt& prompt = job.prompts[i];
     CompletionChoice c;
     c.prompt_tokens = static_cast<int>(prompt.tokens.size());
-    if (out_of_time) {
+    if (timed_out) {
       c.finish = FinishReason::Timeout;
       choices.push_back(std::move(c));
       continue;
@@ -667,32 +751,13 @@ bool Server::Impl::write_completions(PendingReply& p, const std::string& path, R
       c.layer_path = pp.path.canonical();
       c.route = std::move(pp.route);
     }
-    // Echo: the prompt's text (as sent, or its tokens' texts) and, with logprobs, its tokens
-    // scored from the logits before each.
-    std::vector<ScoredToken> scored;
+    Echo echo;
+    if (job.echo) echo = echo_prompt(prompt, session, tok, job.gen.logprobs);
+    std::vector<ScoredToken>& scored = echo.scored;
+    const std::string& echo_text = echo.text;
+    // Echoed with logprobs, the prompt has run: generate() is fed only its last token.
     std::span<const int32_t> rest = prompt.tokens;
-    std::string echo_text;
-    if (job.echo) {
-      if (want_logprobs) {
-        scored = score_prompt(session, prompt.tokens, job.gen.logprobs);
-        rest = rest.last(1);  // fed by generate() when it runs
-      } else {
-        scored.resize(prompt.tokens.size());
-        for (size_t k = 0; k < scored.size(); ++k) scored[k].id = prompt.tokens[k];
-      }
-      scored.erase(scored.begin(), scored.begin() + static_cast<std::ptrdiff_t>(prompt.n_hidden));
-      size_t offset = 0;
-      for (ScoredToken& t : scored) {
-        t.text_offset = offset;
-        offset += token_text(tok ? tok->token_to_piece(t.id) : std::string()).size();
-      }
-      if (prompt.text) {
-        echo_text = *prompt.text;
-      } else {
-        for (const ScoredToken& t : scored)
-          echo_text += token_text(tok ? tok->token_to_piece(t.id) : std::string());
-      }
-    }
+    if (job.echo && want_logprobs) rest = rest.last(1);
     std::vector<GeneratedToken> generated;
     GenerationResult r;
     if (job.echo && job.gen.max_tokens == 0) {
@@ -705,13 +770,14 @@ bool Server::Impl::write_completions(PendingReply& p, const std::string& path, R
               generated.insert(generated.end(), ch.tokens.begin(), ch.tokens.end());
             return out.alive();
           },
-          [&] { return !out.alive() || timed_out(); });
+          [&] { return !out.alive() || out_of_time(p); });
     }
-    if (r.finish == FinishReason::Cancelled && out.alive() && timed_out()) {
+    if (r.finish == FinishReason::Cancelled && out.alive() && out_of_time(p)) {
       ++n_timed_out;
-      log(fmt::format("POST {} reached the {} ms request limit", path, limit.count()));
+      log(fmt::format("POST {} reached the {} ms request limit", path,
+                      opts.request_timeout.count()));
       r.finish = FinishReason::Timeout;
-      out_of_time = true;
+      timed_out = true;
     }
     if (r.finish == FinishReason::Cancelled) {
       ++n_cancelled;

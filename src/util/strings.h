@@ -13,6 +13,10 @@ std::string_view trim(std::string_view s);
 // `s` with ASCII letters lower-cased; other bytes (UTF-8 included) unchanged.
 std::string to_lower(std::string_view s);
 
+// A whole decimal int (surrounding ASCII white space allowed) into `out`; false for anything
+// else (empty, trailing characters, out of range), `out` then unspecified.
+bool parse_int(std::string_view s, int& out);
+
 // The pieces of `s` between each `sep`, empty ones kept: "a,,b" -> {"a", "", "b"}; "" -> {""}.
 // Views into `s`.
 std::vector<std::string_view> split(std::string_view s, char sep);

@@ -22,6 +22,9 @@ struct Golden {
   std::string name;
   std::string model_file;
   std::optional<std::vector<int>> layer_path;
+  // A path in reprise's notation, for what a list of layers cannot say (a damped repeat,
+  // "repeat:1:4@0.5": the reference ran our export of it); wins over layer_path.
+  std::optional<std::string> layer_path_spec;
   std::vector<int32_t> prompt_tokens;
   GoldenRun main;
   std::optional<GoldenRun> dequantized;  // non-F32 files only

@@ -73,8 +73,10 @@ struct Outputs {
 Outputs run_golden_prompt(const Model& m, const Golden& g,
                           const std::vector<int32_t>* forced = nullptr,
                           std::vector<std::vector<float>>* step_logits = nullptr) {
-  LayerPath path =
-      g.layer_path ? LayerPath{*g.layer_path} : LayerPath::identity(m.hparams().n_layer);
+  const int n_layer = m.hparams().n_layer;
+  LayerPath path = g.layer_path_spec ? parse_layer_path(*g.layer_path_spec, n_layer)
+                   : g.layer_path    ? LayerPath{*g.layer_path}
+                                     : LayerPath::identity(n_layer);
   SessionOptions so;
   so.n_threads = 2;
   so.n_ctx = 64;
@@ -212,6 +214,8 @@ std::vector<std::string> golden_names() {
                                     "stories260K-path-repeat",
                                     "stories260K-path-skip",
                                     "stories260K-path-loop",
+                                    // 24.1: llama.cpp on our GGUF export of a damped repeat
+                                    "stories260K-path-damped",
                                     "llama-tiny-f32-path-repeat",
                                     "llama-tiny-f32-path-skip",
                                     "llama-tiny-f32-path-loop"};

@@ -85,5 +85,45 @@ TEST(ScanPlan, BadOptionsNameTheFlag) {
   EXPECT_THROW(parse_mode("warp"), Error);
 }
 
+// The lists as the command line gives them; each bad value's error names its option and value.
+TEST(ScanPlan, ParsesTheCommandLineLists) {
+  PlanOptions o;
+  parse_plan_lists({.modes = "repeat,skip,loop",
+                    .loops = " 2,4",
+                    .alphas = "0.5,1",
+                    .i_range = "3:9",
+                    .j_range = "4:12"},
+                   o);
+  EXPECT_EQ(o.modes, (std::vector<Mode>{Mode::Repeat, Mode::Skip, Mode::Loop}));
+  EXPECT_EQ(o.loops, (std::vector<int>{2, 4}));
+  EXPECT_EQ(o.alphas, (std::vector<float>{0.5f, 1.0f}));
+  ASSERT_TRUE(o.i_range && o.j_range);
+  EXPECT_EQ(o.i_range->lo, 3);
+  EXPECT_EQ(o.i_range->hi, 9);
+  EXPECT_EQ(o.j_range->hi, 12);
+  PlanOptions unset;
+  parse_plan_lists({}, unset);  // the defaults: repeat, k = 3 for loops, alpha 1, no ranges
+  EXPECT_EQ(unset.modes, (std::vector<Mode>{Mode::Repeat}));
+  EXPECT_EQ(unset.loops, (std::vector<int>{3}));
+  EXPECT_FALSE(unset.i_range);
+
+  auto error_of = [](const PlanLists& lists) {
+    PlanOptions p;
+    try {
+      parse_plan_lists(lists, p);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error_of({.loops = "2,x"}), "--loops: 'x' is not a whole number");
+  EXPECT_EQ(error_of({.loops = "3.5"}), "--loops: '3.5' is not a whole number");
+  EXPECT_EQ(error_of({.alphas = "0.5,3"}), "--alphas: '3' is not a weight in [0, 2]");
+  EXPECT_EQ(error_of({.i_range = "4"}), "--i-range takes a:b, got '4'");
+  EXPECT_EQ(error_of({.j_range = "1:b"}), "--j-range: 'b' is not a whole number");
+  EXPECT_EQ(error_of({.modes = "repeat,warp"}),
+            "--mode: unknown mode 'warp' (known: repeat, skip, loop)");
+}
+
 }  // namespace
 }  // namespace reprise::scan

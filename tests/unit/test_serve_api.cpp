@@ -304,16 +304,16 @@ TEST(ServeResponse, ChatShapeAndChunks) {
   EXPECT_EQ(j["choices"][0]["message"], (json{{"role", "assistant"}, {"content", "hey"}}));
   EXPECT_EQ(j["choices"][0]["finish_reason"], "stop");
 
-  const json first = json::parse(dump(stream_chunk(h, "", nullptr, true, std::nullopt, false)));
+  const json first = json::parse(dump(stream_chunk(h, {.first = true}, UsageField::Omit)));
   EXPECT_EQ(first["object"], "chat.completion.chunk");
   EXPECT_EQ(first["choices"][0]["delta"], (json{{"role", "assistant"}, {"content", ""}}));
   EXPECT_TRUE(first["choices"][0]["finish_reason"].is_null());
   EXPECT_FALSE(first.contains("usage"));
-  const json mid = json::parse(dump(stream_chunk(h, "x", nullptr, false, std::nullopt, true)));
+  const json mid = json::parse(dump(stream_chunk(h, {.text = "x"}, UsageField::Null)));
   EXPECT_EQ(mid["choices"][0]["delta"], (json{{"content", "x"}}));
   EXPECT_TRUE(mid["usage"].is_null());
   const json last =
-      json::parse(dump(stream_chunk(h, "", nullptr, false, FinishReason::Length, false)));
+      json::parse(dump(stream_chunk(h, {.finish = FinishReason::Length}, UsageField::Omit)));
   EXPECT_EQ(last["choices"][0]["delta"], json::object());
   EXPECT_EQ(last["choices"][0]["finish_reason"], "length");
   const json usage = json::parse(dump(usage_chunk(h, 4, 6)));

@@ -584,17 +584,20 @@ std::unique_ptr<Task> load_bbh(const fs::path& data_dir, const std::string& task
       description = fmt::format("BIG-Bench Hard {}, zero-shot (reprise's answer extraction)", task);
       break;
     case BbhVariant::ZeroShot:
-      metrics.push_back({infos[0], [task, inputs](const std::string& out, const GenItem& item,
-                                                  std::string& extracted) {
-                           extracted = bbh_flexible_extract(task, inputs->at(item.id), out);
-                           return exact_match(extracted, item.gold, zeroshot_ignores(), true) ? 1.0
-                                                                                              : 0.0;
-                         }});
+      metrics.push_back(
+          {infos[0],
+           [task, inputs](const std::string& out, const GenItem& item, std::string& extracted) {
+             extracted = bbh_flexible_extract(task, inputs->at(item.id), out);
+             return exact_match(extracted, item.gold, zeroshot_ignores(), /*ignore_case=*/true)
+                        ? 1.0
+                        : 0.0;
+           }});
       // take_first: the response as it is.
       metrics.push_back(
           {infos[1], [](const std::string& out, const GenItem& item, std::string& extracted) {
              extracted = out;
-             return exact_match(out, item.gold, zeroshot_ignores(), true) ? 1.0 : 0.0;
+             return exact_match(out, item.gold, zeroshot_ignores(), /*ignore_case=*/true) ? 1.0
+                                                                                          : 0.0;
            }});
       stop = {"</s>", "Q:", "<|im_end|>"};
       description = fmt::format("BIG-Bench Hard {}, lm-eval's zero-shot", task);
@@ -603,7 +606,7 @@ std::unique_ptr<Task> load_bbh(const fs::path& data_dir, const std::string& task
       metrics.push_back(
           {infos[0], [](const std::string& out, const GenItem& item, std::string& extracted) {
              extracted = out;
-             return exact_match(out, item.gold, {}, false) ? 1.0 : 0.0;
+             return exact_match(out, item.gold, {}, /*ignore_case=*/false) ? 1.0 : 0.0;
            }});
       stop = {"</s>", "Q", "\n\n"};
       description = fmt::format("BIG-Bench Hard {}, lm-eval's three-shot answers", task);
@@ -614,7 +617,7 @@ std::unique_ptr<Task> load_bbh(const fs::path& data_dir, const std::string& task
       metrics.push_back(
           {infos[0], [re](const std::string& out, const GenItem& item, std::string& extracted) {
              extracted = regex_filter(out, *re, 0);
-             return exact_match(extracted, item.gold, {}, false) ? 1.0 : 0.0;
+             return exact_match(extracted, item.gold, {}, /*ignore_case=*/false) ? 1.0 : 0.0;
            }});
       stop = {"</s>", "Q", "\n\n"};
       max_tokens = 1024;  // the CoT template's max_gen_toks

@@ -125,7 +125,8 @@ std::unique_ptr<Task> load_boolq(const fs::path& data_dir) {
   for (const auto& it : items)
     passages.push_back(it.context.substr(0, it.context.find("\nQuestion:")));
   auto task = std::make_unique<MultipleChoiceTask>("boolq", "BoolQ dev, yes/no by log-likelihood",
-                                                   std::move(items), " ", false, false);
+                                                   std::move(items), " ", /*partial=*/false,
+                                                   /*acc_norm=*/false);
   task->set_version(2.0);
   task->set_clusters(std::move(passages));
   return task;
@@ -206,7 +207,7 @@ std::unique_ptr<Task> load_gsm8k(const fs::path& data_dir, bool fewshot) {
     m.info = info;
     m.score = [=](const std::string& out, const GenItem& item, std::string& extracted) {
       extracted = regex_filter(out, *re, group_select);
-      return exact_match(extracted, item.gold, *ignore, true) ? 1.0 : 0.0;
+      return exact_match(extracted, item.gold, *ignore, /*ignore_case=*/true) ? 1.0 : 0.0;
     };
     return m;
   };
@@ -278,8 +279,8 @@ std::unique_ptr<Task> load_eq_bench(const fs::path& data_dir) {
 }
 
 std::unique_ptr<Task> load_tinystories(const fs::path& data_dir) {
-  auto passages =
-      paragraphs(data_dir / "tinystories" / "tinystories_val.txt", "tinystories", false);
+  auto passages = paragraphs(data_dir / "tinystories" / "tinystories_val.txt", "tinystories",
+                             /*skip_headings=*/false);
   auto stories = story_clusters(passages, "tinystories", "Once upon a time");
   auto task = std::make_unique<PassageTask>(
       "tinystories", "TinyStories validation sample, one paragraph per item", std::move(passages));
@@ -290,7 +291,7 @@ std::unique_ptr<Task> load_tinystories(const fs::path& data_dir) {
 std::unique_ptr<Task> load_wikitext2(const fs::path& data_dir) {
   return std::make_unique<PassageTask>(
       "wikitext2", "WikiText-2 test (tokenized text), one paragraph per item",
-      paragraphs(data_dir / "wikitext2" / "test.txt", "wikitext2", true));
+      paragraphs(data_dir / "wikitext2" / "test.txt", "wikitext2", /*skip_headings=*/true));
 }
 
 }  // namespace reprise::eval

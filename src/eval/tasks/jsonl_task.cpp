@@ -195,7 +195,8 @@ std::unique_ptr<Task> load_jsonl_task(const fs::path& file) {
     case Kind::Choice:
       return std::make_unique<MultipleChoiceTask>(stem, desc, std::move(choice), "");
     case Kind::Partial:
-      return std::make_unique<MultipleChoiceTask>(stem, desc, std::move(choice), "", true);
+      return std::make_unique<MultipleChoiceTask>(stem, desc, std::move(choice), "",
+                                                  /*partial=*/true);
     case Kind::Digit:
       return std::make_unique<DigitTask>(stem, desc, std::move(digit));
     case Kind::Passage:
