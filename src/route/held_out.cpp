@@ -57,6 +57,81 @@ scan::MakeRoutedEntry scan_routed_entry(const std::string& path_spec) {
   };
 }
 
+namespace {
+
+using Scores = std::map<ItemKey, double>;
+using Metrics = std::map<std::string, scan::PrimaryMetric>;  // by task
+
+// Primary scores of one config in one phase, sign-adjusted so higher is better; NaN left out.
+Scores primary_scores(const scan::Store& store, const Metrics& metric, const std::string& key,
+                      const std::string& phase) {
+  Scores out;
+  for (const scan::ItemScore& s : store.scores(key, phase)) {
+    auto m = metric.find(s.task);
+    if (m == metric.end() || s.metric != m->second.metric || std::isnan(s.value)) continue;
+    out[{s.task, s.item}] = m->second.higher_is_better ? s.value : -s.value;
+  }
+  return out;
+}
+
+// The router's choice per held-out item, as an index into `candidates`.
+std::map<ItemKey, size_t> router_choices(const scan::Store& store, const nlohmann::json& meta,
+                                         const std::vector<std::string>& candidates) {
+  std::map<ItemKey, size_t> choice;
+  for (const auto& c : meta.at("choices")) {
+    const std::string key = c.at("candidate");
+    const auto at = std::find(candidates.begin(), candidates.end(), key);
+    if (at == candidates.end())
+      throw Error(fmt::format("{}: the routed entry chose '{}', not one of its candidates",
+                              store.path(), key));
+    choice[{c.at("task"), c.at("item")}] = static_cast<size_t>(at - candidates.begin());
+  }
+  return choice;
+}
+
+// Each task's best single path: the validated config with the best mean on the search items
+// (chosen where the router was trained, as a held-out comparison must).
+std::map<std::string, std::string> best_single_paths(const scan::Store& store,
+                                                     const Metrics& metric,
+                                                     const std::vector<std::string>& validated) {
+  std::map<std::string, std::string> best_key;
+  std::map<std::string, double> best_mean;
+  for (const std::string& key : validated) {
+    std::map<std::string, std::pair<double, size_t>> sum;  // task -> (sum, n)
+    for (const auto& [item, v] : primary_scores(store, metric, key, "search")) {
+      sum[item.first].first += v;
+      ++sum[item.first].second;
+    }
+    for (const auto& [task, sn] : sum) {
+      const double mean = sn.first / static_cast<double>(sn.second);
+      if (!best_key.count(task) || mean > best_mean[task]) {
+        best_key[task] = key;
+        best_mean[task] = mean;
+      }
+    }
+  }
+  return best_key;
+}
+
+// Per task, the four columns compared on the held-out items every one of them has.
+struct Columns {
+  std::map<std::string, std::vector<double>> plain, best, router, oracle;
+};
+
+// The time per request of the routed run and its parts, from the routed entry's record, beside
+// the plain path's validate time over the same items (so the same requests).
+void read_timing(const nlohmann::json& meta, double plain_seconds, HeldOutEvaluation& e) {
+  e.requests = meta.value("requests", int64_t{0});
+  if (e.requests <= 0) return;
+  const double n = static_cast<double>(e.requests);
+  e.decide = meta.value("decide_seconds", 0.0) / n;
+  e.prefix = meta.value("prefix_seconds", 0.0) / n;
+  e.routed = meta.value("seconds", 0.0) / n;
+  e.plain = plain_seconds / n;
+}
+
+}  // namespace
+
 HeldOutEvaluation evaluate_held_out(const scan::Store& store) {
   const auto raw = store.meta("routed");
   if (!raw)
@@ -68,19 +143,8 @@ HeldOutEvaluation evaluate_held_out(const scan::Store& store) {
   e.router_key = meta.at("key");
   for (const auto& c : meta.at("candidates")) e.candidates.push_back(c.at("key"));
 
-  std::map<std::string, scan::PrimaryMetric> metric;
+  Metrics metric;
   for (const auto& m : scan::primary_metrics(store)) metric[m.task] = m;
-  // Primary scores of one config in one phase, sign-adjusted so higher is better; NaN left out.
-  auto scores_of = [&](const std::string& key, const std::string& phase) {
-    std::map<ItemKey, double> out;
-    for (const scan::ItemScore& s : store.scores(key, phase)) {
-      auto m = metric.find(s.task);
-      if (m == metric.end() || s.metric != m->second.metric || std::isnan(s.value)) continue;
-      out[{s.task, s.item}] = m->second.higher_is_better ? s.value : -s.value;
-    }
-    return out;
-  };
-
   std::vector<std::string> validated;
   std::map<std::string, double> seconds;  // per validated key
   for (const auto& rec : store.configs("validate")) {
@@ -92,72 +156,39 @@ HeldOutEvaluation evaluate_held_out(const scan::Store& store) {
       throw Error(
           fmt::format("{}: '{}' has no held-out scores (the validate phase did not score it)",
                       store.path(), key));
-    return scores_of(key, "validate");
+    return primary_scores(store, metric, key, "validate");
   };
-  const auto plain = held_out_scores("baseline");
-  std::vector<std::map<ItemKey, double>> cand;
+  const Scores plain = held_out_scores("baseline");
+  std::vector<Scores> cand;
   for (const std::string& key : e.candidates) cand.push_back(held_out_scores(key));
-  const auto routed = scores_of(e.router_key, scan::kRoutedPhase);
-  std::map<ItemKey, size_t> choice;
-  for (const auto& c : meta.at("choices")) {
-    const std::string key = c.at("candidate");
-    const auto at = std::find(e.candidates.begin(), e.candidates.end(), key);
-    if (at == e.candidates.end())
-      throw Error(fmt::format("{}: the routed entry chose '{}', not one of its candidates",
-                              store.path(), key));
-    choice[{c.at("task"), c.at("item")}] = static_cast<size_t>(at - e.candidates.begin());
-  }
-
-  // Each task's best single path: the validated config with the best mean on the search items
-  // (chosen where the router was trained, as a held-out comparison must).
-  std::map<std::string, std::string> best_key;
-  {
-    std::map<std::string, double> best_mean;
-    for (const std::string& key : validated) {
-      std::map<std::string, std::pair<double, size_t>> sum;  // task -> (sum, n)
-      for (const auto& [item, v] : scores_of(key, "search")) {
-        sum[item.first].first += v;
-        ++sum[item.first].second;
-      }
-      for (const auto& [task, sn] : sum) {
-        const double mean = sn.first / static_cast<double>(sn.second);
-        if (!best_key.count(task) || mean > best_mean[task]) {
-          best_key[task] = key;
-          best_mean[task] = mean;
-        }
-      }
-    }
-  }
-  std::map<std::string, std::map<ItemKey, double>> best_scores;
+  const Scores routed = primary_scores(store, metric, e.router_key, scan::kRoutedPhase);
+  const std::map<ItemKey, size_t> choice = router_choices(store, meta, e.candidates);
+  const std::map<std::string, std::string> best_key = best_single_paths(store, metric, validated);
+  std::map<std::string, Scores> best_scores;
   for (const auto& [task, key] : best_key)
-    if (!best_scores.count(key)) best_scores[key] = scores_of(key, "validate");
+    if (!best_scores.count(key)) best_scores[key] = primary_scores(store, metric, key, "validate");
 
-  // Per task, the held-out items every column has.
-  std::map<std::string, std::vector<double>> col_plain, col_best, col_router, col_oracle;
+  Columns col;
   for (const auto& [item, r] : routed) {
     const auto ch = choice.find(item);
     const auto bk = best_key.find(item.first);
     if (ch == choice.end() || bk == best_key.end() || !plain.count(item)) continue;
-    const auto& bs = best_scores.at(bk->second);
+    const Scores& bs = best_scores.at(bk->second);
     if (!bs.count(item)) continue;
-    double oracle = -INFINITY;
-    bool complete = true;
-    for (const auto& c : cand) {
-      auto it = c.find(item);
-      if (it == c.end()) {
-        complete = false;
-        break;
-      }
-      oracle = std::max(oracle, it->second);
-    }
+    double oracle = -INFINITY;  // the best candidate for this item, in hindsight
+    const bool complete = std::all_of(cand.begin(), cand.end(), [&](const Scores& c) {
+      const auto it = c.find(item);
+      if (it != c.end()) oracle = std::max(oracle, it->second);
+      return it != c.end();
+    });
     if (!complete) continue;
     ++e.items;
     ++e.chosen[e.candidates[ch->second]];
     e.agree += cand[ch->second].at(item) == r;
-    col_plain[item.first].push_back(plain.at(item));
-    col_best[item.first].push_back(bs.at(item));
-    col_router[item.first].push_back(r);
-    col_oracle[item.first].push_back(oracle);
+    col.plain[item.first].push_back(plain.at(item));
+    col.best[item.first].push_back(bs.at(item));
+    col.router[item.first].push_back(r);
+    col.oracle[item.first].push_back(oracle);
   }
   if (e.items == 0)
     throw Error(
@@ -165,18 +196,10 @@ HeldOutEvaluation evaluate_held_out(const scan::Store& store) {
                     "the best single path and every candidate",
                     store.path()));
   const uint64_t seed = scan::scan_seed(store);
-  for (const auto& [task, p] : col_plain)
-    e.tasks.push_back(compare_task(task, p, col_best[task], best_key.at(task), col_router[task],
-                                   col_oracle[task], seed));
-
-  e.requests = meta.value("requests", int64_t{0});
-  if (e.requests > 0) {
-    const double n = static_cast<double>(e.requests);
-    e.decide = meta.value("decide_seconds", 0.0) / n;
-    e.prefix = meta.value("prefix_seconds", 0.0) / n;
-    e.routed = meta.value("seconds", 0.0) / n;
-    e.plain = seconds.at("baseline") / n;  // the same items, so the same requests
-  }
+  for (const auto& [task, p] : col.plain)
+    e.tasks.push_back(compare_task(task, p, col.best[task], best_key.at(task), col.router[task],
+                                   col.oracle[task], seed));
+  read_timing(meta, seconds.at("baseline"), e);
   e.beats_best_single = true;
   for (const auto& t : e.tasks) e.beats_best_single = e.beats_best_single && t.vs_best_lo > 0;
   e.verdict = e.beats_best_single

@@ -209,6 +209,11 @@ struct Server::Impl {
   // log-probabilities when echoed. False when the client went away.
   bool write_completions(PendingReply& p, const std::string& path, ReplyWriter& out,
                          Session& session, int slot);
+  // One prompt of such a reply into `c` (its text, finish reason, token count, logprobs and, when
+  // routed, its path). False when the client went away; finish Timeout when the request ran out
+  // of time.
+  bool complete_prompt(PendingReply& p, const JobPrompt& prompt, const std::string& path,
+                       ReplyWriter& out, Session& session, int slot, CompletionChoice& c);
   // The path one prompt runs: the job's, or for a routed job the one slot `slot`'s router picks
   // from the prompt (its prefix run then left in the router's cache, which the session reuses).
   struct PromptPath {
@@ -733,80 +738,17 @@ Echo echo_prompt(const JobPrompt& prompt, Session& session, const Tokenizer* tok
 bool Server::Impl::write_completions(PendingReply& p, const std::string& path, ReplyWriter& out,
                                      Session& session, int slot) {
   const Job& job = p.job;
-  const Tokenizer* tok = model.tokenizer();
-  const bool want_logprobs = job.gen.logprobs >= 0;
   std::vector<CompletionChoice> choices;
   bool timed_out = false;
-  for (size_t i = 0; i < job.prompts.size(); ++i) {
-    const JobPrompt& prompt = job.prompts[i];
+  for (const JobPrompt& prompt : job.prompts) {
     CompletionChoice c;
     c.prompt_tokens = static_cast<int>(prompt.tokens.size());
-    if (timed_out) {
+    if (timed_out) {  // the prompts after the one that ran out of time are not started
       c.finish = FinishReason::Timeout;
-      choices.push_back(std::move(c));
-      continue;
-    }
-    PromptPath pp = start_prompt(job, prompt, session, slot);
-    if (job.routed) {
-      c.layer_path = pp.path.canonical();
-      c.route = std::move(pp.route);
-    }
-    Echo echo;
-    if (job.echo) echo = echo_prompt(prompt, session, tok, job.gen.logprobs);
-    std::vector<ScoredToken>& scored = echo.scored;
-    const std::string& echo_text = echo.text;
-    // Echoed with logprobs, the prompt has run: generate() is fed only its last token.
-    std::span<const int32_t> rest = prompt.tokens;
-    if (job.echo && want_logprobs) rest = rest.last(1);
-    std::vector<GeneratedToken> generated;
-    GenerationResult r;
-    if (job.echo && job.gen.max_tokens == 0) {
-      r.finish = FinishReason::Length;  // scoring only: the last prompt token need not run
-    } else {
-      r = generate(
-          session, tok, rest, job.gen,
-          [&](const GenerationChunk& ch) {
-            if (want_logprobs)
-              generated.insert(generated.end(), ch.tokens.begin(), ch.tokens.end());
-            return out.alive();
-          },
-          [&] { return !out.alive() || out_of_time(p); });
-    }
-    if (r.finish == FinishReason::Cancelled && out.alive() && out_of_time(p)) {
-      ++n_timed_out;
-      log(fmt::format("POST {} reached the {} ms request limit", path,
-                      opts.request_timeout.count()));
-      r.finish = FinishReason::Timeout;
-      timed_out = true;
-    }
-    if (r.finish == FinishReason::Cancelled) {
-      ++n_cancelled;
-      log(fmt::format("POST {} cancelled", path));
+    } else if (!complete_prompt(p, prompt, path, out, session, slot, c)) {
       return false;
     }
-    c.text = echo_text + r.text;
-    c.finish = r.finish;
-    c.completion_tokens = r.completion_tokens;
-    if (!want_logprobs) {
-      c.logprobs = nullptr;
-    } else if (!job.echo) {
-      c.logprobs =
-          logprobs_json(job.endpoint, generated, tok, prompt.text ? prompt.text->size() : 0);
-    } else {
-      auto add = [&](const GeneratedToken& g, size_t text_offset) {
-        ScoredToken t;
-        t.id = g.id;
-        t.text_offset = text_offset;
-        t.logprob = g.logprob;
-        for (const TokenLogprob& alt : g.top) t.top.emplace_back(alt.token, alt.logprob);
-        scored.push_back(std::move(t));
-      };
-      for (const GeneratedToken& g : generated) add(g, echo_text.size() + g.text_offset);
-      // The token that ended generation is listed too (with empty text), as OpenAI's echo does:
-      // a client reading "the prompt, then the one sampled token" must find that token there.
-      if (r.end_token) add(*r.end_token, c.text.size());
-      c.logprobs = scored_logprobs_json(scored, tok);
-    }
+    timed_out = timed_out || c.finish == FinishReason::Timeout;
     choices.push_back(std::move(c));
   }
   if (job.routed) {
@@ -830,6 +772,70 @@ bool Server::Impl::write_completions(PendingReply& p, const std::string& path, R
       "POST {} 200 model={} path={}{} prompts={} prompt={} completion={} echo={} {:.3f} s", path,
       job.model, p.header.layer_path, route_note(p.header.route), choices.size(), n_prompt,
       n_completion, job.echo, std::chrono::duration<double>(Clock::now() - p.received).count()));
+  return true;
+}
+
+bool Server::Impl::complete_prompt(PendingReply& p, const JobPrompt& prompt,
+                                   const std::string& path, ReplyWriter& out, Session& session,
+                                   int slot, CompletionChoice& c) {
+  const Job& job = p.job;
+  const Tokenizer* tok = model.tokenizer();
+  const bool want_logprobs = job.gen.logprobs >= 0;
+  PromptPath pp = start_prompt(job, prompt, session, slot);
+  if (job.routed) {
+    c.layer_path = pp.path.canonical();
+    c.route = std::move(pp.route);
+  }
+  Echo echo;
+  if (job.echo) echo = echo_prompt(prompt, session, tok, job.gen.logprobs);
+  // Echoed with logprobs, the prompt has run: generate() is fed only its last token.
+  std::span<const int32_t> rest = prompt.tokens;
+  if (job.echo && want_logprobs) rest = rest.last(1);
+  std::vector<GeneratedToken> generated;
+  GenerationResult r;
+  if (job.echo && job.gen.max_tokens == 0) {
+    r.finish = FinishReason::Length;  // scoring only: the last prompt token need not run
+  } else {
+    r = generate(
+        session, tok, rest, job.gen,
+        [&](const GenerationChunk& ch) {
+          if (want_logprobs) generated.insert(generated.end(), ch.tokens.begin(), ch.tokens.end());
+          return out.alive();
+        },
+        [&] { return !out.alive() || out_of_time(p); });
+  }
+  if (r.finish == FinishReason::Cancelled && out.alive() && out_of_time(p)) {
+    ++n_timed_out;
+    log(fmt::format("POST {} reached the {} ms request limit", path, opts.request_timeout.count()));
+    r.finish = FinishReason::Timeout;
+  }
+  if (r.finish == FinishReason::Cancelled) {
+    ++n_cancelled;
+    log(fmt::format("POST {} cancelled", path));
+    return false;
+  }
+  c.text = echo.text + r.text;
+  c.finish = r.finish;
+  c.completion_tokens = r.completion_tokens;
+  if (!want_logprobs) {
+    c.logprobs = nullptr;
+  } else if (!job.echo) {
+    c.logprobs = logprobs_json(job.endpoint, generated, tok, prompt.text ? prompt.text->size() : 0);
+  } else {
+    auto add = [&](const GeneratedToken& g, size_t text_offset) {
+      ScoredToken t;
+      t.id = g.id;
+      t.text_offset = text_offset;
+      t.logprob = g.logprob;
+      for (const TokenLogprob& alt : g.top) t.top.emplace_back(alt.token, alt.logprob);
+      echo.scored.push_back(std::move(t));
+    };
+    for (const GeneratedToken& g : generated) add(g, echo.text.size() + g.text_offset);
+    // The token that ended generation is listed too (with empty text), as OpenAI's echo does:
+    // a client reading "the prompt, then the one sampled token" must find that token there.
+    if (r.end_token) add(*r.end_token, c.text.size());
+    c.logprobs = scored_logprobs_json(echo.scored, tok);
+  }
   return true;
 }
 
