@@ -82,6 +82,104 @@ RouterData scores_from_store(const scan::Store& store, int n_layer, const std::s
   return d;
 }
 
+namespace {
+
+// The router's input for stored items: the tasks rebuilt as the scan built them (its seed), each
+// stored item found in them and its first request's prompt run to the feature layer.
+class StoredItemFeatures {
+ public:
+  StoredItemFeatures(const scan::Store& store, const Model& model, int feature_layer,
+                     const SessionOptions& session)
+      : store_(store), model_(model), rt_(*model.tokenizer()), pf_(model, feature_layer, session) {
+    eval::TaskOptions to;
+    to.seed = scan::scan_seed(store);
+    for (const auto& def : nlohmann::json::parse(store.meta("tasks").value_or("[]"))) {
+      if (!def.contains("task")) continue;
+      const std::string name = def.at("task");
+      auto t = eval::make_task(name, to);
+      for (size_t i = 0; i < t->size(); ++i) index_[{name, t->item_id(i)}] = i;
+      tasks_[name] = std::move(t);
+    }
+  }
+
+  // Fills d.features, one row per item of `d`. Throws Error naming the store for an item the
+  // rebuilt tasks do not have.
+  void fill(RouterData& d) {
+    d.features = Matrix(d.score.size(), static_cast<size_t>(model_.hparams().n_embd));
+    for (size_t i = 0; i < d.score.size(); ++i) {
+      auto it = index_.find({d.item_task[i], d.item_id[i]});
+      if (it == index_.end())
+        throw Error(fmt::format("{}: item '{}' of task '{}' is not in the task", store_.path(),
+                                d.item_id[i], d.item_task[i]));
+      const auto reqs = tasks_.at(d.item_task[i])->requests(it->second);
+      const auto x = pf_.features(request_prompt(reqs.at(0), rt_));
+      std::copy(x.begin(), x.end(), d.features.row(i));
+    }
+  }
+
+ private:
+  const scan::Store& store_;
+  const Model& model_;
+  std::map<std::string, std::unique_ptr<eval::Task>> tasks_;
+  std::map<ItemKey, size_t> index_;
+  eval::RequestTokenizer rt_;
+  PrefixFeatures pf_;
+};
+
+// The trained router on the validate phase's items (`held`, the configs of `data`): its table
+// against the plain path and each task's best single path (chosen on the search items), and the
+// verdict extended with it.
+void judge_held_out(RouterData held, const RouterData& data, StoredItemFeatures& features,
+                    uint64_t seed, TrainResult& r) {
+  std::vector<size_t> cols;
+  std::vector<std::string> keys;
+  for (size_t c : r.candidates) {
+    keys.push_back(data.config_keys[c]);
+    cols.push_back(static_cast<size_t>(
+        std::find(held.config_keys.begin(), held.config_keys.end(), keys.back()) -
+        held.config_keys.begin()));
+  }
+  held = only_configs(held, cols);
+  features.fill(held);
+  std::vector<size_t> routed;
+  for (size_t i = 0; i < held.score.size(); ++i)
+    routed.push_back(r.model.predict(held.features.row(i)));
+  std::map<std::string, size_t> best;  // chosen on the search items, as the table there shows
+  for (const auto& t : r.tasks)
+    best[t.task] =
+        static_cast<size_t>(std::find(keys.begin(), keys.end(), t.best_single_key) - keys.begin());
+  r.held_out = compare_paths(held.item_task, held.score, routed, keys, best, seed);
+  bool beats = !r.held_out.empty();
+  for (const auto& t : r.held_out) beats = beats && t.vs_best_lo > 0;
+  r.verdict += beats ? "; on held-out items it beats the best single path (95% CI above 0)"
+                     : "; on held-out items it does not beat the best single path";
+}
+
+// The router file's report: one row per task and item set (search out-of-fold, held-out).
+nlohmann::json report_rows(const TrainResult& r) {
+  nlohmann::json rows = nlohmann::json::array();
+  auto add_rows = [&](const std::vector<TaskComparison>& table, const char* items) {
+    for (const auto& t : table)
+      rows.push_back({{"task", t.task},
+                      {"items", items},
+                      {"n", t.n},
+                      {"plain", t.plain},
+                      {"best_single", t.best_single},
+                      {"best_single_key", t.best_single_key},
+                      {"router", t.router},
+                      {"oracle", t.oracle},
+                      {"router_minus_best_ci", {t.vs_best_lo, t.vs_best_hi}},
+                      {"router_minus_plain_ci", {t.vs_plain_lo, t.vs_plain_hi}},
+                      {"p_router_vs_best", t.p_vs_best},
+                      {"p_router_vs_plain", t.p_vs_plain}});
+  };
+  add_rows(r.tasks, "search, out-of-fold");
+  add_rows(r.held_out, "held-out");
+  return rows;
+}
+
+}  // namespace
+
 TrainReport train_router(const scan::Store& store, const Model& model, const TrainOptions& opts,
                          const SessionOptions& session) {
   const std::string sha = scan::model_fingerprint(model);
@@ -105,59 +203,10 @@ TrainReport train_router(const scan::Store& store, const Model& model, const Tra
     data = only_configs(data, keep);
   }
   TrainResult r = choose_candidates(data, o);
-
-  // Rebuild the tasks as the scan did (its seed), and find each stored item in them.
-  eval::TaskOptions to;
-  to.seed = scan::scan_seed(store);
-  std::map<std::string, std::unique_ptr<eval::Task>> tasks;
-  std::map<ItemKey, size_t> index;
-  for (const auto& def : nlohmann::json::parse(store.meta("tasks").value_or("[]"))) {
-    if (!def.contains("task")) continue;
-    const std::string name = def.at("task");
-    auto t = eval::make_task(name, to);
-    for (size_t i = 0; i < t->size(); ++i) index[{name, t->item_id(i)}] = i;
-    tasks[name] = std::move(t);
-  }
-  eval::RequestTokenizer rt(*model.tokenizer());
-  PrefixFeatures pf(model, r.feature_layer, session);
-  auto features_of = [&](RouterData& d) {
-    d.features = Matrix(d.score.size(), static_cast<size_t>(model.hparams().n_embd));
-    for (size_t i = 0; i < d.score.size(); ++i) {
-      auto it = index.find({d.item_task[i], d.item_id[i]});
-      if (it == index.end())
-        throw Error(fmt::format("{}: item '{}' of task '{}' is not in the task", store.path(),
-                                d.item_id[i], d.item_task[i]));
-      const auto reqs = tasks.at(d.item_task[i])->requests(it->second);
-      const auto x = pf.features(request_prompt(reqs.at(0), rt));
-      std::copy(x.begin(), x.end(), d.features.row(i));
-    }
-  };
-  features_of(data);
+  StoredItemFeatures features(store, model, r.feature_layer, session);
+  features.fill(data);
   fit_router(data, o, r);
-  if (o.held_out) {
-    std::vector<size_t> cols;
-    std::vector<std::string> keys;
-    for (size_t c : r.candidates) {
-      keys.push_back(data.config_keys[c]);
-      cols.push_back(static_cast<size_t>(
-          std::find(held.config_keys.begin(), held.config_keys.end(), keys.back()) -
-          held.config_keys.begin()));
-    }
-    held = only_configs(held, cols);
-    features_of(held);
-    std::vector<size_t> routed;
-    for (size_t i = 0; i < held.score.size(); ++i)
-      routed.push_back(r.model.predict(held.features.row(i)));
-    std::map<std::string, size_t> best;  // chosen on the search items, as the table there shows
-    for (const auto& t : r.tasks)
-      best[t.task] = static_cast<size_t>(std::find(keys.begin(), keys.end(), t.best_single_key) -
-                                         keys.begin());
-    r.held_out = compare_paths(held.item_task, held.score, routed, keys, best, o.seed);
-    bool beats = !r.held_out.empty();
-    for (const auto& t : r.held_out) beats = beats && t.vs_best_lo > 0;
-    r.verdict += beats ? "; on held-out items it beats the best single path (95% CI above 0)"
-                       : "; on held-out items it does not beat the best single path";
-  }
+  if (o.held_out) judge_held_out(std::move(held), data, features, o.seed, r);
 
   TrainReport out;
   RouterFile& f = out.file;
@@ -170,25 +219,7 @@ TrainReport train_router(const scan::Store& store, const Model& model, const Tra
   f.model = r.model;
   f.cv_accuracy = r.cv_accuracy;
   f.chance = r.chance;
-  nlohmann::json rows = nlohmann::json::array();
-  auto add_rows = [&](const std::vector<TaskComparison>& table, const char* items) {
-    for (const auto& t : table)
-      rows.push_back({{"task", t.task},
-                      {"items", items},
-                      {"n", t.n},
-                      {"plain", t.plain},
-                      {"best_single", t.best_single},
-                      {"best_single_key", t.best_single_key},
-                      {"router", t.router},
-                      {"oracle", t.oracle},
-                      {"router_minus_best_ci", {t.vs_best_lo, t.vs_best_hi}},
-                      {"router_minus_plain_ci", {t.vs_plain_lo, t.vs_plain_hi}},
-                      {"p_router_vs_best", t.p_vs_best},
-                      {"p_router_vs_plain", t.p_vs_plain}});
-  };
-  add_rows(r.tasks, "search, out-of-fold");
-  add_rows(r.held_out, "held-out");
-  f.report = {{"verdict", r.verdict}, {"rows", rows}};
+  f.report = {{"verdict", r.verdict}, {"rows", report_rows(r)}};
   out.text = describe(data, r);
   return out;
 }
