@@ -518,73 +518,72 @@ std::string bbh_flexible_extract(const std::string& task, std::string_view input
   return kFallback;
 }
 
-std::unique_ptr<Task> load_bbh(const fs::path& data_dir, const std::string& task,
-                               BbhVariant variant) {
-  const fs::path data = data_dir / "bbh" / "bbh" / (task + ".json");
-  const fs::path prompt_file = data_dir / "bbh" / "cot-prompts" / (task + ".txt");
-  const std::string name = bbh_prefix(variant) + task;
-  const BbhPrompt prompt = read_bbh_prompt(prompt_file);
-  // lm-eval's prompts: the description and "\n\n", then for each example its question, the
-  // target delimiter " ", its answer (worked, for CoT) and the few-shot delimiter "\n\n", then the
-  // question. reprise's own bbh_<task> keeps the description's first line only.
+namespace {
+
+// What comes before each question and after it. lm-eval's prompts: the description and "\n\n",
+// then for each example its question, the target delimiter " ", its answer (worked, for CoT) and
+// the few-shot delimiter "\n\n", then the question. reprise's own bbh_<task> keeps the
+// description's first line only.
+struct PromptFrame {
   std::string prefix;
   std::string cue = "\nA:";
+};
+
+PromptFrame prompt_frame(BbhVariant variant, const BbhPrompt& prompt) {
+  PromptFrame f;
   switch (variant) {
     case BbhVariant::Reprise:
-      prefix = prompt.description.substr(0, prompt.description.find('\n')) + "\n\n";
+      f.prefix = prompt.description.substr(0, prompt.description.find('\n')) + "\n\n";
       break;
     case BbhVariant::ZeroShot:
-      prefix = prompt.description + "\n\n";
+      f.prefix = prompt.description + "\n\n";
       break;
     case BbhVariant::FewShot:
-      prefix = prompt.description + "\n\n";
+      f.prefix = prompt.description + "\n\n";
       for (const auto& ex : prompt.examples)
-        prefix += "Q: " + ex.input + "\nA: " + ex.answer + "\n\n";
+        f.prefix += "Q: " + ex.input + "\nA: " + ex.answer + "\n\n";
       break;
     case BbhVariant::CotFewShot:
-      prefix = prompt.description + "\n\n";
+      f.prefix = prompt.description + "\n\n";
       for (const auto& ex : prompt.examples)
-        prefix += "Q: " + ex.input + std::string(kThink) + "\n" + " " + ex.reasoning + "\n\n";
-      cue = std::string(kThink) + "\n";
+        f.prefix += "Q: " + ex.input + std::string(kThink) + "\n" + " " + ex.reasoning + "\n\n";
+      f.cue = std::string(kThink) + "\n";
       break;
   }
+  return f;
+}
 
-  const nlohmann::json doc = read_json_file(data);
-  if (!doc.contains("examples") || !doc["examples"].is_array())
-    throw Error(fmt::format("{}: needs \"examples\" (a list)", data.string()));
-  std::vector<GenItem> items;
-  // The questions by item id, for the filters that read the options or the word list.
-  auto inputs = std::make_shared<std::unordered_map<std::string, std::string>>();
-  for (const auto& ex : doc["examples"]) {
-    const std::string at = fmt::format("{}: example {}", data.string(), items.size());
-    GenItem it;
-    it.id = fmt::format("{}/{}", name, items.size());
-    const std::string input = json_string(ex, "input", at);
-    it.context = prefix + "Q: " + input + cue;
-    it.gold = json_string(ex, "target", at);
-    (*inputs)[it.id] = input;
-    items.push_back(std::move(it));
-  }
-
-  const std::vector<MetricInfo> infos = bbh_metrics(variant);
+// How a variant generates and scores: its metrics, stop strings, budget and lm-eval version.
+struct Scoring {
   std::vector<GenMetric> metrics;
   std::vector<std::string> stop;
   std::string description;
   int max_tokens = 256;  // lm-eval's default max_gen_toks
+  double version = 0;    // 0: not an lm-eval task
+  int num_fewshot = 0;
+};
+
+// `inputs`: the questions by item id, for the filters that read the options or the word list.
+Scoring variant_scoring(
+    BbhVariant variant, const std::string& task,
+    const std::shared_ptr<std::unordered_map<std::string, std::string>>& inputs) {
+  const std::vector<MetricInfo> infos = bbh_metrics(variant);
+  Scoring s;
   switch (variant) {
     case BbhVariant::Reprise:
-      metrics.push_back(
+      s.metrics.push_back(
           {infos[0], [](const std::string& out, const GenItem& item, std::string& extracted) {
              const AnswerFormat f = answer_format_of(item.gold);
              extracted = extract_answer(out, f);
              return answer_matches(extracted, item.gold, f) ? 1.0 : 0.0;
            }});
-      stop = {"\n\n", "\nQ:"};
-      max_tokens = 128;
-      description = fmt::format("BIG-Bench Hard {}, zero-shot (reprise's answer extraction)", task);
+      s.stop = {"\n\n", "\nQ:"};
+      s.max_tokens = 128;
+      s.description =
+          fmt::format("BIG-Bench Hard {}, zero-shot (reprise's answer extraction)", task);
       break;
     case BbhVariant::ZeroShot:
-      metrics.push_back(
+      s.metrics.push_back(
           {infos[0],
            [task, inputs](const std::string& out, const GenItem& item, std::string& extracted) {
              extracted = bbh_flexible_extract(task, inputs->at(item.id), out);
@@ -593,55 +592,76 @@ std::unique_ptr<Task> load_bbh(const fs::path& data_dir, const std::string& task
                         : 0.0;
            }});
       // take_first: the response as it is.
-      metrics.push_back(
+      s.metrics.push_back(
           {infos[1], [](const std::string& out, const GenItem& item, std::string& extracted) {
              extracted = out;
              return exact_match(out, item.gold, zeroshot_ignores(), /*ignore_case=*/true) ? 1.0
                                                                                           : 0.0;
            }});
-      stop = {"</s>", "Q:", "<|im_end|>"};
-      description = fmt::format("BIG-Bench Hard {}, lm-eval's zero-shot", task);
+      s.stop = {"</s>", "Q:", "<|im_end|>"};
+      s.description = fmt::format("BIG-Bench Hard {}, lm-eval's zero-shot", task);
+      s.version = 3.0;
       break;
     case BbhVariant::FewShot:
-      metrics.push_back(
+      s.metrics.push_back(
           {infos[0], [](const std::string& out, const GenItem& item, std::string& extracted) {
              extracted = out;
              return exact_match(out, item.gold, {}, /*ignore_case=*/false) ? 1.0 : 0.0;
            }});
-      stop = {"</s>", "Q", "\n\n"};
-      description = fmt::format("BIG-Bench Hard {}, lm-eval's three-shot answers", task);
+      s.stop = {"</s>", "Q", "\n\n"};
+      s.description = fmt::format("BIG-Bench Hard {}, lm-eval's three-shot answers", task);
+      s.version = 2.0;
+      s.num_fewshot = 3;
       break;
     case BbhVariant::CotFewShot: {
       // lm-eval's "get-answer" filter, then a case-sensitive exact match with nothing ignored.
       auto re = std::make_shared<Regex>("(?<=the answer is )(.*)(?=.)");
-      metrics.push_back(
+      s.metrics.push_back(
           {infos[0], [re](const std::string& out, const GenItem& item, std::string& extracted) {
              extracted = regex_filter(out, *re, 0);
              return exact_match(extracted, item.gold, {}, /*ignore_case=*/false) ? 1.0 : 0.0;
            }});
-      stop = {"</s>", "Q", "\n\n"};
-      max_tokens = 1024;  // the CoT template's max_gen_toks
-      description = fmt::format("BIG-Bench Hard {}, lm-eval's three-shot chain of thought", task);
+      s.stop = {"</s>", "Q", "\n\n"};
+      s.max_tokens = 1024;  // the CoT template's max_gen_toks
+      s.description = fmt::format("BIG-Bench Hard {}, lm-eval's three-shot chain of thought", task);
+      s.version = 3.0;
+      s.num_fewshot = 3;
       break;
     }
   }
-  auto t = std::make_unique<GenerationTask>(name, std::move(description), std::move(items),
-                                            std::move(stop), max_tokens, std::move(metrics));
-  switch (variant) {
-    case BbhVariant::Reprise:
-      break;
-    case BbhVariant::ZeroShot:
-      t->set_version(3.0);
-      break;
-    case BbhVariant::FewShot:
-      t->set_version(2.0);
-      t->set_num_fewshot(3);
-      break;
-    case BbhVariant::CotFewShot:
-      t->set_version(3.0);
-      t->set_num_fewshot(3);
-      break;
+  return s;
+}
+
+}  // namespace
+
+std::unique_ptr<Task> load_bbh(const fs::path& data_dir, const std::string& task,
+                               BbhVariant variant) {
+  const fs::path data = data_dir / "bbh" / "bbh" / (task + ".json");
+  const std::string name = bbh_prefix(variant) + task;
+  const PromptFrame frame =
+      prompt_frame(variant, read_bbh_prompt(data_dir / "bbh" / "cot-prompts" / (task + ".txt")));
+
+  const nlohmann::json doc = read_json_file(data);
+  if (!doc.contains("examples") || !doc["examples"].is_array())
+    throw Error(fmt::format("{}: needs \"examples\" (a list)", data.string()));
+  std::vector<GenItem> items;
+  auto inputs = std::make_shared<std::unordered_map<std::string, std::string>>();
+  for (const auto& ex : doc["examples"]) {
+    const std::string at = fmt::format("{}: example {}", data.string(), items.size());
+    GenItem it;
+    it.id = fmt::format("{}/{}", name, items.size());
+    const std::string input = json_string(ex, "input", at);
+    it.context = frame.prefix + "Q: " + input + frame.cue;
+    it.gold = json_string(ex, "target", at);
+    (*inputs)[it.id] = input;
+    items.push_back(std::move(it));
   }
+
+  Scoring s = variant_scoring(variant, task, inputs);
+  auto t = std::make_unique<GenerationTask>(name, std::move(s.description), std::move(items),
+                                            std::move(s.stop), s.max_tokens, std::move(s.metrics));
+  if (s.version > 0) t->set_version(s.version);
+  if (s.num_fewshot > 0) t->set_num_fewshot(s.num_fewshot);
   return t;
 }
 
