@@ -125,24 +125,30 @@ std::vector<TaskDelta> compare_to_baseline(std::span<const double> baseline,
   return out;
 }
 
-PhaseStats analyze_phase(const Store& store, const std::string& phase) {
-  const auto metrics = primary_metrics(store);
-  PhaseStats ps;
-  ps.phase = phase;
-  ps.seed = scan_seed(store);
-  const auto base = primary_scores(store, "baseline", phase, metrics);
-  if (base.empty())
-    throw Error(fmt::format("{}: phase '{}' has no baseline scores", store.path(), phase));
+namespace {
 
-  // Items some config could not score (NaN) are left out of every comparison of the phase, so
-  // that all configs stand on the same items.
+using Scores = std::map<ItemKey, double>;
+
+// What a phase's analysis reads from the store: the baseline's and each distinct config's
+// primary scores, and the items some config could not score (NaN), which are left out of every
+// comparison of the phase so that all configs stand on the same items.
+struct PhaseInputs {
+  std::vector<PrimaryMetric> metrics;
+  Scores base;
+  std::vector<ConfigRecord> records;  // each layer path once, the baseline not among them
+  std::vector<Scores> scores;         // per record
   std::set<ItemKey> missing;
-  for (const auto& [config, s] : store.missing(phase))
-    for (const auto& m : metrics)
-      if (s.task == m.task && s.metric == m.metric) missing.insert({s.task, s.item});
+};
 
-  // Configs, each layer path once.
-  std::vector<ConfigRecord> records;
+PhaseInputs read_phase(const Store& store, const std::string& phase, PhaseStats& ps) {
+  PhaseInputs in;
+  in.metrics = primary_metrics(store);
+  in.base = primary_scores(store, "baseline", phase, in.metrics);
+  if (in.base.empty())
+    throw Error(fmt::format("{}: phase '{}' has no baseline scores", store.path(), phase));
+  for (const auto& [config, s] : store.missing(phase))
+    for (const auto& m : in.metrics)
+      if (s.task == m.task && s.metric == m.metric) in.missing.insert({s.task, s.item});
   std::map<std::string, std::string> key_of_path;
   for (const ConfigRecord& rec : store.configs(phase)) {
     if (rec.key == "baseline") continue;
@@ -151,69 +157,84 @@ PhaseStats analyze_phase(const Store& store, const std::string& phase) {
       ps.duplicates.push_back({rec.key, it->second});
       continue;
     }
-    records.push_back(rec);
+    in.records.push_back(rec);
   }
-  std::vector<std::map<ItemKey, double>> scores;
-  for (const auto& rec : records) {
-    scores.push_back(primary_scores(store, rec.key, phase, metrics));
-    for (const auto& [k, v] : base)
-      if (!scores.back().count(k) && !missing.count(k))
+  for (const auto& rec : in.records) {
+    in.scores.push_back(primary_scores(store, rec.key, phase, in.metrics));
+    for (const auto& [k, v] : in.base)
+      if (!in.scores.back().count(k) && !in.missing.count(k))
         throw Error(fmt::format("{}: config {} lacks item {}/{} in phase '{}'", store.path(),
                                 rec.key, k.first, k.second, phase));
-    for (const auto& [k, v] : scores.back())
-      if (!base.count(k) && !missing.count(k))
+    for (const auto& [k, v] : in.scores.back())
+      if (!in.base.count(k) && !in.missing.count(k))
         throw Error(fmt::format("{}: config {} has item {}/{} the baseline lacks in phase '{}'",
                                 store.path(), rec.key, k.first, k.second, phase));
   }
+  return in;
+}
 
+// One task's primary metric: the baseline's score and every config's comparison with it, added
+// to `ps` (its task list, each config's tasks, the per-item values and the clusters).
+void analyze_task(const PrimaryMetric& m, const PhaseInputs& in,
+                  const std::map<ItemKey, std::string>& recorded_clusters, PhaseStats& ps) {
+  const double sign = m.higher_is_better ? 1.0 : -1.0;
+  TaskBaseline tb;
+  tb.metric = m;
+  std::vector<std::string> ids;
+  std::vector<double> x, raw;
+  for (const auto& k : in.missing) tb.missing += k.first == m.task;
+  for (const auto& [k, v] : in.base) {
+    if (k.first != m.task || in.missing.count(k)) continue;
+    ids.push_back(k.second);
+    x.push_back(sign * v);
+    raw.push_back(v);
+  }
+  tb.n = x.size();
+  tb.score = eval::mean(raw);
+  tb.se = eval::standard_error(raw);
+  if (std::isnan(tb.se)) tb.se = 0;
+  auto cluster = dense_clusters(ids, m.task, recorded_clusters);
+  tb.clusters = cluster.empty() ? 0 : *std::max_element(cluster.begin(), cluster.end()) + 1;
+  const size_t n_configs = in.records.size();
+  std::vector<std::vector<double>> ys(n_configs);
+  for (size_t c = 0; c < n_configs; ++c)
+    for (const auto& id : ids) ys[c].push_back(sign * in.scores[c].at({m.task, id}));
+  const auto deltas = compare_to_baseline(x, ys, cluster, m.binary, tb.se, ps.seed);
+  std::vector<double> ses, widening;
+  for (size_t c = 0; c < n_configs; ++c) {
+    ps.configs[c].tasks.push_back(deltas[c]);
+    ps.configs[c].tasks.back().score = eval::mean(ys[c]) * sign;
+    ps.items[in.records[c].key].push_back(ys[c]);
+    ses.push_back(deltas[c].se);
+    const double w_items = deltas[c].ci_hi_items - deltas[c].ci_lo_items;
+    if (w_items > 0) widening.push_back((deltas[c].ci_hi - deltas[c].ci_lo) / w_items);
+  }
+  ps.items["baseline"].push_back(x);
+  if (n_configs > 0 && tb.n > 0)
+    tb.mde =
+        eval::min_detectable_effect(median(ses), kAlpha / static_cast<double>(n_configs), kPower);
+  if (!widening.empty()) tb.cluster_widening = eval::mean(widening);
+  ps.cluster_of.push_back(std::move(cluster));
+  ps.tasks.push_back(tb);
+}
+
+}  // namespace
+
+PhaseStats analyze_phase(const Store& store, const std::string& phase) {
+  PhaseStats ps;
+  ps.phase = phase;
+  ps.seed = scan_seed(store);
+  const PhaseInputs in = read_phase(store, phase, ps);
+  ps.configs.resize(in.records.size());
+  for (size_t c = 0; c < in.records.size(); ++c) {
+    ps.configs[c].config = Config::from_key(in.records[c].key);
+    ps.configs[c].path = in.records[c].path;
+    ps.configs[c].layer_evals = in.records[c].layer_evals;
+    ps.configs[c].layer_evals_full = in.records[c].layer_evals_full;
+  }
   const auto recorded_clusters = store.clusters();
-  ps.configs.resize(records.size());
-  for (size_t c = 0; c < records.size(); ++c) {
-    ps.configs[c].config = Config::from_key(records[c].key);
-    ps.configs[c].path = records[c].path;
-    ps.configs[c].layer_evals = records[c].layer_evals;
-    ps.configs[c].layer_evals_full = records[c].layer_evals_full;
-  }
-  for (const auto& m : metrics) {
-    const double sign = m.higher_is_better ? 1.0 : -1.0;
-    TaskBaseline tb;
-    tb.metric = m;
-    std::vector<std::string> ids;
-    std::vector<double> x, raw;
-    for (const auto& k : missing) tb.missing += k.first == m.task;
-    for (const auto& [k, v] : base) {
-      if (k.first != m.task || missing.count(k)) continue;
-      ids.push_back(k.second);
-      x.push_back(sign * v);
-      raw.push_back(v);
-    }
-    tb.n = x.size();
-    tb.score = eval::mean(raw);
-    tb.se = eval::standard_error(raw);
-    if (std::isnan(tb.se)) tb.se = 0;
-    auto cluster = dense_clusters(ids, m.task, recorded_clusters);
-    tb.clusters = cluster.empty() ? 0 : *std::max_element(cluster.begin(), cluster.end()) + 1;
-    std::vector<std::vector<double>> ys(records.size());
-    for (size_t c = 0; c < records.size(); ++c)
-      for (const auto& id : ids) ys[c].push_back(sign * scores[c].at({m.task, id}));
-    const auto deltas = compare_to_baseline(x, ys, cluster, m.binary, tb.se, ps.seed);
-    std::vector<double> ses, widening;
-    for (size_t c = 0; c < records.size(); ++c) {
-      ps.configs[c].tasks.push_back(deltas[c]);
-      ps.configs[c].tasks.back().score = eval::mean(ys[c]) * sign;
-      ps.items[records[c].key].push_back(ys[c]);
-      ses.push_back(deltas[c].se);
-      const double w_items = deltas[c].ci_hi_items - deltas[c].ci_lo_items;
-      if (w_items > 0) widening.push_back((deltas[c].ci_hi - deltas[c].ci_lo) / w_items);
-    }
-    ps.items["baseline"].push_back(x);
-    if (!records.empty() && tb.n > 0)
-      tb.mde = eval::min_detectable_effect(median(ses),
-                                           kAlpha / static_cast<double>(records.size()), kPower);
-    if (!widening.empty()) tb.cluster_widening = eval::mean(widening);
-    ps.cluster_of.push_back(std::move(cluster));
-    ps.tasks.push_back(tb);
-  }
+  for (const auto& m : in.metrics) analyze_task(m, in, recorded_clusters, ps);
+  // Each config's tasks combined: the mean z over tasks whose baseline varies.
   for (auto& c : ps.configs) {
     double sum = 0;
     int used = 0;
