@@ -226,7 +226,10 @@ RunItems load_run(const fs::path& file) {
   return run;
 }
 
-Comparison compare_runs(const RunItems& a, const RunItems& b, const CompareOptions& opts) {
+namespace {
+
+// Both runs used one prompt format and the same tasks, or the comparison means nothing.
+void check_comparable(const RunItems& a, const RunItems& b) {
   if (a.prompt_format != b.prompt_format)
     throw Error(fmt::format(
         "cannot compare runs of different prompt formats: A ({}) is {}, B ({}) is {}; run both "
@@ -240,78 +243,102 @@ Comparison compare_runs(const RunItems& a, const RunItems& b, const CompareOptio
         fmt::format("cannot compare runs of different tasks: A ({}) has {}; B ({}) has "
                     "{}",
                     a.source, join(ta), b.source, join(tb)));
+}
+
+// Where each of x's items stands in y, after checking that the two hold the same items (by id
+// and content hash) and the same metrics.
+std::vector<size_t> pair_items(const std::string& task, const RunTask& x, const RunTask& y) {
+  std::map<std::string, size_t> where_b;
+  for (size_t i = 0; i < y.ids.size(); ++i) where_b[y.ids[i]] = i;
+  std::vector<size_t> pairs;
+  for (size_t i = 0; i < x.ids.size(); ++i) {
+    auto it = where_b.find(x.ids[i]);
+    if (it == where_b.end())
+      throw Error(
+          fmt::format("cannot compare task {}: item '{}' is in A ({} items) but not in "
+                      "B ({} items)",
+                      task, x.ids[i], x.ids.size(), y.ids.size()));
+    if (x.hashes[i] != y.hashes[it->second])
+      throw Error(
+          fmt::format("cannot compare task {}: item '{}' differs between the runs "
+                      "(another prompt or gold answer)",
+                      task, x.ids[i]));
+    pairs.push_back(it->second);
+  }
+  if (x.ids.size() != y.ids.size())
+    throw Error(fmt::format("cannot compare task {}: B has {} items, A has {}", task, y.ids.size(),
+                            x.ids.size()));
+  bool same_metrics = x.metrics.size() == y.metrics.size();
+  for (size_t m = 0; same_metrics && m < x.metrics.size(); ++m)
+    same_metrics = x.metrics[m].id() == y.metrics[m].id() && x.metrics[m].kind == y.metrics[m].kind;
+  if (!same_metrics) throw Error(fmt::format("cannot compare task {}: the metrics differ", task));
+  return pairs;
+}
+
+// Metric m of one task: means, the paired bootstrap CI of B - A, and McNemar's exact test for a
+// 0/1 metric or the paired t test otherwise, over the items both runs define.
+MetricComparison compare_metric(const std::string& task, const RunTask& x, const RunTask& y,
+                                const std::vector<size_t>& pairs, size_t m,
+                                const CompareOptions& opts) {
+  std::vector<double> va, vb;
+  for (size_t i = 0; i < x.ids.size(); ++i) {
+    const double u = x.values[i][m], v = y.values[pairs[i]][m];
+    if (std::isnan(u) || std::isnan(v)) continue;  // undefined on this item in either run
+    va.push_back(u);
+    vb.push_back(v);
+  }
+  MetricComparison row;
+  row.task = task;
+  row.metric = x.metrics[m];
+  row.n = va.size();
+  row.mean_a = mean(va);
+  row.mean_b = mean(vb);
+  row.diff = row.mean_b - row.mean_a;
+  row.ci = paired_bootstrap_ci(va, vb, opts.bootstrap);
+  if (row.metric.kind == MetricKind::Binary) {
+    const McNemarResult r = mcnemar_exact(va, vb);
+    row.test = "mcnemar";
+    row.a_only = r.a_only;
+    row.b_only = r.b_only;
+    row.statistic = static_cast<double>(r.b_only);
+    row.p = r.p_value;
+  } else {
+    const TTestResult r = paired_t_test(va, vb);
+    row.test = "paired_t";
+    row.statistic = r.t;
+    row.p = r.p_value;
+  }
+  return row;
+}
+
+// Holm across tasks, separately for each metric name; NaN p values stay NaN.
+void holm_per_metric(std::vector<MetricComparison>& rows) {
+  std::map<std::string, std::vector<size_t>> by_metric;
+  for (size_t r = 0; r < rows.size(); ++r)
+    if (!std::isnan(rows[r].p)) by_metric[rows[r].metric.name].push_back(r);
+  for (const auto& [name, which] : by_metric) {
+    std::vector<double> p;
+    for (size_t r : which) p.push_back(rows[r].p);
+    const auto adj = holm_adjust(p);
+    for (size_t k = 0; k < which.size(); ++k) rows[which[k]].p_holm = adj[k];
+  }
+  for (auto& row : rows)
+    if (std::isnan(row.p)) row.p_holm = kNaN;
+}
+
+}  // namespace
+
+Comparison compare_runs(const RunItems& a, const RunItems& b, const CompareOptions& opts) {
+  check_comparable(a, b);
   Comparison out;
   for (const auto& task : a.task_order) {
     const RunTask& x = a.tasks.at(task);
     const RunTask& y = b.tasks.at(task);
-    std::map<std::string, size_t> where_b;
-    for (size_t i = 0; i < y.ids.size(); ++i) where_b[y.ids[i]] = i;
-    for (size_t i = 0; i < x.ids.size(); ++i) {
-      auto it = where_b.find(x.ids[i]);
-      if (it == where_b.end())
-        throw Error(
-            fmt::format("cannot compare task {}: item '{}' is in A ({} items) but not in "
-                        "B ({} items)",
-                        task, x.ids[i], x.ids.size(), y.ids.size()));
-      if (x.hashes[i] != y.hashes[it->second])
-        throw Error(
-            fmt::format("cannot compare task {}: item '{}' differs between the runs "
-                        "(another prompt or gold answer)",
-                        task, x.ids[i]));
-    }
-    if (x.ids.size() != y.ids.size())
-      throw Error(fmt::format("cannot compare task {}: B has {} items, A has {}", task,
-                              y.ids.size(), x.ids.size()));
-    bool same_metrics = x.metrics.size() == y.metrics.size();
-    for (size_t m = 0; same_metrics && m < x.metrics.size(); ++m)
-      same_metrics =
-          x.metrics[m].id() == y.metrics[m].id() && x.metrics[m].kind == y.metrics[m].kind;
-    if (!same_metrics) throw Error(fmt::format("cannot compare task {}: the metrics differ", task));
-
-    for (size_t m = 0; m < x.metrics.size(); ++m) {
-      std::vector<double> va, vb;
-      for (size_t i = 0; i < x.ids.size(); ++i) {
-        const double u = x.values[i][m], v = y.values[where_b[x.ids[i]]][m];
-        if (std::isnan(u) || std::isnan(v)) continue;  // undefined on this item in either run
-        va.push_back(u);
-        vb.push_back(v);
-      }
-      MetricComparison row;
-      row.task = task;
-      row.metric = x.metrics[m];
-      row.n = va.size();
-      row.mean_a = mean(va);
-      row.mean_b = mean(vb);
-      row.diff = row.mean_b - row.mean_a;
-      row.ci = paired_bootstrap_ci(va, vb, opts.bootstrap);
-      if (row.metric.kind == MetricKind::Binary) {
-        const McNemarResult r = mcnemar_exact(va, vb);
-        row.test = "mcnemar";
-        row.a_only = r.a_only;
-        row.b_only = r.b_only;
-        row.statistic = static_cast<double>(r.b_only);
-        row.p = r.p_value;
-      } else {
-        const TTestResult r = paired_t_test(va, vb);
-        row.test = "paired_t";
-        row.statistic = r.t;
-        row.p = r.p_value;
-      }
-      out.rows.push_back(row);
-    }
+    const std::vector<size_t> pairs = pair_items(task, x, y);
+    for (size_t m = 0; m < x.metrics.size(); ++m)
+      out.rows.push_back(compare_metric(task, x, y, pairs, m, opts));
   }
-  // Holm across tasks, separately for each metric name.
-  std::map<std::string, std::vector<size_t>> by_metric;
-  for (size_t r = 0; r < out.rows.size(); ++r)
-    if (!std::isnan(out.rows[r].p)) by_metric[out.rows[r].metric.name].push_back(r);
-  for (const auto& [name, rows] : by_metric) {
-    std::vector<double> p;
-    for (size_t r : rows) p.push_back(out.rows[r].p);
-    const auto adj = holm_adjust(p);
-    for (size_t k = 0; k < rows.size(); ++k) out.rows[rows[k]].p_holm = adj[k];
-  }
-  for (auto& row : out.rows)
-    if (std::isnan(row.p)) row.p_holm = kNaN;
+  holm_per_metric(out.rows);
   std::set<std::string> done;
   for (const auto& row : out.rows)
     if (done.insert(row.task).second)
