@@ -473,6 +473,17 @@ void export_exl3(const LayerPath& path, const fs::path& out, const ExportOptions
   res.files.push_back(out);
 }
 
+// The architectures config_from_gguf and the HF tensor names cover.
+bool hf_writable(const HParams& hp) {
+  return !hp.moe() && (hp.arch == Arch::Llama || hp.arch == Arch::Qwen2 || hp.arch == Arch::Qwen3);
+}
+
+// The architecture as a user would name it: Mixtral-style files say "llama".
+std::string arch_label(const HParams& hp) {
+  return hp.moe() && hp.arch == Arch::Llama ? "llama mixture-of-experts (Mixtral-style)"
+                                            : hp.arch_name;
+}
+
 }  // namespace
 
 std::string exl3_layer_map(const LayerPath& path) {
@@ -541,11 +552,35 @@ ExportResult export_model(const Model& m, const LayerPath& path, const fs::path&
                       "0..{})",
                       path.canonical(), l, n_layer, n_layer - 1));
   if (out.empty()) throw Error("-o: no output path given");
+  // The plan names HF tensors of the dense llama family only (no experts, fused matrices or
+  // Gemma's (1 + w) norms), so an HF checkpoint of another architecture would lose weights.
+  // A layer map or recipe names layers only, which is fine unless layers differ in kind (Gemma).
+  const bool names_layers_only = o.format == Format::Mergekit || o.format == Format::Exl3;
+  if (m.safetensors() && !hf_writable(m.hparams()) &&
+      (!names_layers_only || !m.hparams().layers.empty())) {
+    static constexpr const char* kFormatNames[] = {"gguf", "hf", "mergekit", "exl3"};
+    throw Error(fmt::format(
+        "export: a Hugging Face {} checkpoint cannot be exported as --format {} yet{}; convert "
+        "it to GGUF first (llama.cpp's convert_hf_to_gguf.py)",
+        arch_label(m.hparams()), kFormatNames[static_cast<int>(o.format)],
+        m.hparams().layers.empty() ? " (mergekit and exl3 can)" : ""));
+  }
   if (!m.hparams().layers.empty() && o.format != Format::Gguf)
     throw Error(fmt::format(
         "export: only --format gguf can export a {} model yet (its sliding-window and global "
         "layers must keep their kinds along the path)",
         m.hparams().arch_name));
+  if (o.format == Format::Hf && !hf_writable(m.hparams()))
+    throw Error(fmt::format(
+        "export: --format hf cannot write a {} model yet (reprise writes Hugging Face checkpoints "
+        "of dense llama, qwen2 and qwen3 models); use --format gguf",
+        arch_label(m.hparams())));
+  if (o.format == Format::Mergekit && m.gguf() && o.model_ref.empty() && !hf_writable(m.hparams()))
+    throw Error(fmt::format(
+        "export: --format mergekit of a GGUF {} model needs --mergekit-model naming its Hugging "
+        "Face checkpoint (mergekit reads HF weights only, and reprise cannot write this "
+        "architecture as HF yet)",
+        arch_label(m.hparams())));
   ExportResult res;
   ThreadPool pool(o.n_threads > 0 ? o.n_threads : ThreadPool::default_threads());
   switch (o.format) {

@@ -24,6 +24,7 @@ struct BlockRole {
 };
 constexpr BlockRole kBlockRoles[] = {
     {"attn_norm.weight", "input_layernorm.weight", BlockRole::None},
+    {"attn_qkv.weight", "self_attn.qkv_proj.weight", BlockRole::None},  // Phi-3 (GGUF export only)
     {"attn_q.weight", "self_attn.q_proj.weight", BlockRole::QHeads},
     {"attn_k.weight", "self_attn.k_proj.weight", BlockRole::KHeads},
     {"attn_v.weight", "self_attn.v_proj.weight", BlockRole::None},
@@ -38,6 +39,12 @@ constexpr BlockRole kBlockRoles[] = {
     {"ffn_gate.weight", "mlp.gate_proj.weight", BlockRole::None},
     {"ffn_up.weight", "mlp.up_proj.weight", BlockRole::None},
     {"ffn_down.weight", "mlp.down_proj.weight", BlockRole::None},
+    // Mixture of experts (GGUF export only): the router and the experts stacked in 3-D tensors,
+    // copied whole with their block.
+    {"ffn_gate_inp.weight", "mlp.gate.weight", BlockRole::None},
+    {"ffn_gate_exps.weight", "mlp.experts.gate_proj.weight", BlockRole::None},
+    {"ffn_up_exps.weight", "mlp.experts.up_proj.weight", BlockRole::None},
+    {"ffn_down_exps.weight", "mlp.experts.down_proj.weight", BlockRole::None},
     {"post_ffw_norm.weight", "post_ffw_norm.weight", BlockRole::None},  // Gemma (GGUF export only)
 };
 
@@ -45,6 +52,16 @@ constexpr const char* kEmbd = "token_embd.weight";
 constexpr const char* kOutputNorm = "output_norm.weight";
 constexpr const char* kOutput = "output.weight";
 constexpr const char* kRopeFreqs = "rope_freqs.weight";
+constexpr std::string_view kRouter = "ffn_gate_inp.weight";
+
+// The last weights before each sublayer's output enters the residual stream: a damped position
+// scales them. Those are the output projections, or, in Gemma, the norms applied after them
+// (an RMS norm would undo a scaled projection; its weight is the plain multiplier in GGUF).
+bool writes_residual(std::string_view suffix, bool post_norms) {
+  if (post_norms) return suffix == "post_attention_norm.weight" || suffix == "post_ffw_norm.weight";
+  return suffix == "attn_output.weight" || suffix == "ffn_down.weight" ||
+         suffix == "ffn_down_exps.weight";
+}
 
 // "blk.12.attn_q.weight" -> (12, "attn_q.weight"); (-1, role) for global tensors.
 std::pair<int, std::string> split_role(const std::string& role) {
@@ -75,7 +92,9 @@ TensorType q4_k_m_type(std::string_view role, int block, int n_blocks, bool is_o
   // for the tensors whose errors hurt most.
   const bool more_bits = block >= 0 && (block < n_blocks / 8 || block >= 7 * n_blocks / 8 ||
                                         (block - n_blocks / 8) % 3 == 2);
-  if (more_bits && (role == "attn_v.weight" || role == "ffn_down.weight")) return TensorType::Q6_K;
+  if (more_bits &&
+      (role == "attn_v.weight" || role == "ffn_down.weight" || role == "ffn_down_exps.weight"))
+    return TensorType::Q6_K;
   return TensorType::Q4_K;
 }
 
@@ -114,6 +133,10 @@ Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeS
   auto out_type = [&](const std::string& suffix, int block, const TensorView& src,
                       bool output_head) {
     if (src.shape.size() == 1) return TensorType::F32;
+    // The router stays in float whatever --type says, as llama-quantize leaves it: its few
+    // weights decide which experts run, so rounding them changes the routing, not just a value.
+    if (suffix == kRouter && spec.kind != TypeSpec::Kind::Keep)
+      return is_float_type(src.type) ? src.type : TensorType::F32;
     TensorType want = src.type;
     switch (spec.kind) {
       case TypeSpec::Kind::Keep:
@@ -202,10 +225,9 @@ Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeS
       const int heads = r.rope_rows == BlockRole::QHeads   ? hp.n_head
                         : r.rope_rows == BlockRole::KHeads ? hp.n_head_kv
                                                            : 0;
-      const bool to_residual = std::string_view(r.gguf) == "attn_output.weight" ||
-                               std::string_view(r.gguf) == "ffn_down.weight";
       add(fmt::format("blk.{}.{}", p, r.gguf), fmt::format("blk.{}.{}", layer, r.gguf), p,
-          /*output_head=*/false, heads, to_residual ? path.alpha_at(p) : 1.0f);
+          /*output_head=*/false, heads,
+          writes_residual(r.gguf, hp.post_norms) ? path.alpha_at(p) : 1.0f);
     }
   }
   if (!add(kOutputNorm, kOutputNorm, -1, /*output_head=*/false, 0))
@@ -269,7 +291,7 @@ void produce(const PlannedTensor& t, std::span<std::byte> out, ThreadPool& pool)
     const int64_t n = src.elements();
     std::vector<float> in(static_cast<size_t>(n)), v(static_cast<size_t>(n));
     kernels::dequantize_row(src.type, src.data.data(), in.data(), n);
-    for (int64_t i = 0; i < n; ++i) v[i] = in[source_row(t, i)];
+    for (int64_t i = 0; i < n; ++i) v[i] = in[source_row(t, i)] * t.scale;
     kernels::quantize_row(t.type, v.data(), out.data(), n);
     return;
   }

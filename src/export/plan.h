@@ -36,7 +36,8 @@ struct PlannedTensor {
   int same_as = -1;  // earlier planned tensor with identical bytes (for --alias)
   uint64_t nbytes = 0;
   // Factor the values are multiplied by: the residual weight of a damped path position, applied
-  // to the two projections whose outputs enter the residual stream (attn_output, ffn_down).
+  // to the last weights of each sublayer (attn_output and ffn_down or the experts' ffn_down_exps;
+  // Gemma's post-sublayer norms instead).
   float scale = 1.0f;
 
   // The output bytes are exactly the source bytes (no conversion, no reordering).
@@ -57,8 +58,9 @@ const TensorView* source_tensor(const Model& m, const std::string& role);
 std::string hf_name(const std::string& role);
 
 // Lists the output tensors of `m` along `path` for `layout` with the types `type` asks for. A
-// damped position's attn_output and ffn_down get scale = its weight: W (alpha x) = (alpha W) x, so
-// the plain exported model computes the damped path (up to one rounding of each scaled weight).
+// damped position's attn_output and ffn_down (or Gemma's post norms) get scale = its weight:
+// W (alpha x) = (alpha W) x, so the plain exported model computes the damped path (up to one
+// rounding of each scaled weight).
 // Throws Error for a type the layout cannot hold (HF + quantized).
 Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeSpec& type);
 

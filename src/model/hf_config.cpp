@@ -24,17 +24,25 @@ struct ArchSpec {
   std::string_view hf_class;
   std::string_view model_type;
   Arch arch;
+  std::string_view gguf_name;  // HParams::arch_name, as the GGUF of the same model says it
   int default_max_positions;
   int default_head_dim;  // 0: hidden_size / num_attention_heads
+  double default_rope_theta;
+  double default_rms_eps;
+  bool default_tied;
 };
 
 constexpr ArchSpec kArchs[] = {
-    {"LlamaForCausalLM", "llama", Arch::Llama, 2048, 0},
-    {"Qwen2ForCausalLM", "qwen2", Arch::Qwen2, 32768, 0},
-    {"Qwen3ForCausalLM", "qwen3", Arch::Qwen3, 32768, 128},
+    {"LlamaForCausalLM", "llama", Arch::Llama, "llama", 2048, 0, 1e4, 1e-6, false},
+    {"Qwen2ForCausalLM", "qwen2", Arch::Qwen2, "qwen2", 32768, 0, 1e4, 1e-6, false},
+    {"Qwen3ForCausalLM", "qwen3", Arch::Qwen3, "qwen3", 32768, 128, 1e4, 1e-6, false},
+    {"Qwen3MoeForCausalLM", "qwen3_moe", Arch::Qwen3Moe, "qwen3moe", 32768, 128, 1e4, 1e-6, false},
+    // Mixtral is a llama with experts, in GGUF as in reprise.
+    {"MixtralForCausalLM", "mixtral", Arch::Llama, "llama", 131072, 0, 1e6, 1e-5, false},
+    {"Phi3ForCausalLM", "phi3", Arch::Phi3, "phi3", 4096, 0, 1e4, 1e-5, false},
+    {"Gemma2ForCausalLM", "gemma2", Arch::Gemma2, "gemma2", 8192, 256, 1e4, 1e-6, true},
+    {"Gemma3ForCausalLM", "gemma3_text", Arch::Gemma3, "gemma3", 131072, 256, 1e6, 1e-6, true},
 };
-constexpr double kDefaultRopeTheta = 10000.0;
-constexpr double kDefaultRmsEps = 1e-6;
 
 // Typed access to one JSON object; `prefix` qualifies nested names ("rope_scaling.").
 class Fields {
@@ -44,6 +52,7 @@ class Fields {
 
   [[noreturn]] void fail(const std::string& what) const { throw FormatError(source_, what); }
   std::string name(std::string_view key) const { return prefix_ + std::string(key); }
+  const json& raw() const { return obj_; }
 
   // transformers treats an explicit null like an absent field (e.g. "head_dim": null).
   const json* find(std::string_view key) const {
@@ -143,8 +152,10 @@ const ArchSpec& arch_spec(const Fields& f, const std::string& source) {
 
 // Reads the rope scaling description (old "rope_scaling", or transformers 5's "rope_parameters",
 // which also carries rope_theta) into hp.
-void read_rope(const Fields& f, const std::string& source, HParams& hp) {
-  double theta = kDefaultRopeTheta;
+// `linear_factor`, when given, accepts linear scaling (Gemma 3) and receives its factor (1 = none).
+void read_rope(const Fields& f, const std::string& source, double default_theta, HParams& hp,
+               double* linear_factor = nullptr) {
+  double theta = default_theta;
   const json* scaling = nullptr;
   std::string scaling_name = "rope_scaling";
   if (const json* params = f.find("rope_parameters")) {
@@ -173,6 +184,10 @@ void read_rope(const Fields& f, const std::string& source, HParams& hp) {
     f.fail("missing field rope_scaling.rope_type");
   }
   if (*type == "default") return;
+  if (*type == "linear" && linear_factor) {
+    *linear_factor = s.require_number("factor");
+    return;
+  }
   if (*type != "llama3")
     throw Error(fmt::format("{}: rope scaling type {} is not supported (supported: llama3)", source,
                             printable(*type)));
@@ -185,6 +200,110 @@ void read_rope(const Fields& f, const std::string& source, HParams& hp) {
     f.fail(fmt::format("{} ({}) must be larger than {} ({})", s.name("high_freq_factor"), high,
                        s.name("low_freq_factor"), low));
   hp.rope_freq_factors = llama3_rope_freq_factors(hp.head_dim, theta, factor, low, high, original);
+}
+
+// Gemma 2/3 (text part) as llama.cpp 0c1e570 runs their GGUF files (see gemma_hparams in
+// hparams.cpp), from transformers' config fields and defaults. The (1 + w) of Gemma's RMSNorm is
+// the loader's business (HF stores w).
+void gemma_config(const Fields& f, const std::string& source, const ArchSpec& spec, HParams& hp) {
+  const bool g2 = spec.arch == Arch::Gemma2;
+  if (f.find("rope_parameters"))
+    throw Error(
+        fmt::format("{}: rope_parameters is not supported for {} (a config with "
+                    "rope_theta and rope_local_base_freq is)",
+                    source, spec.hf_class));
+  double linear = 1.0;
+  read_rope(f, source, spec.default_rope_theta, hp, g2 ? nullptr : &linear);
+  hp.rope_style = RopeStyle::Neox;
+  if (g2) hp.tied_output = true;  // llama.cpp's gemma2 uses the embedding as the output head
+  hp.embd_scale = std::sqrt(static_cast<float>(hp.n_embd));
+  hp.post_norms = true;
+  hp.ffn_act = FfnAct::GeluTanh;
+  hp.attn_scale =
+      static_cast<float>(1.0 / std::sqrt(f.opt_number("query_pre_attn_scalar").value_or(256.0)));
+  // transformers: Gemma 2 caps at 50 and 30 unless the config says null; Gemma 3 has no caps
+  // unless it names them (and reprise, like llama.cpp, runs no attention cap for it).
+  const json* attn_cap = f.find("attn_logit_softcapping");
+  const json* final_cap = f.find("final_logit_softcapping");
+  const bool absent_attn = !f.raw().contains("attn_logit_softcapping");
+  const bool absent_final = !f.raw().contains("final_logit_softcapping");
+  if (g2) {
+    hp.attn_softcap =
+        attn_cap ? static_cast<float>(f.positive_number("attn_logit_softcapping", *attn_cap))
+                 : (absent_attn ? 50.0f : 0.0f);
+    hp.final_softcap =
+        final_cap ? static_cast<float>(f.positive_number("final_logit_softcapping", *final_cap))
+                  : (absent_final ? 30.0f : 0.0f);
+  } else {
+    if (attn_cap)
+      throw Error(
+          fmt::format("{}: attn_logit_softcapping is not supported for {}", source, spec.hf_class));
+    if (final_cap)
+      hp.final_softcap =
+          static_cast<float>(f.positive_number("final_logit_softcapping", *final_cap));
+  }
+  const int window = f.opt_int("sliding_window").value_or(4096);
+  // Which layers slide: layer_types when given, else every second (Gemma 2) or all but every
+  // sliding_window_pattern-th (Gemma 3), as transformers derives layer_types.
+  std::vector<bool> slides(static_cast<size_t>(hp.n_layer));
+  if (const json* types = f.find("layer_types")) {
+    if (!types->is_array() || types->size() != static_cast<size_t>(hp.n_layer))
+      f.fail(fmt::format("field layer_types must list {} layers", hp.n_layer));
+    for (int l = 0; l < hp.n_layer; ++l) {
+      const json& t = (*types)[static_cast<size_t>(l)];
+      if (t != "sliding_attention" && t != "full_attention")
+        f.fail(
+            fmt::format("field layer_types[{}] is {}, expected sliding_attention or "
+                        "full_attention",
+                        l, t.dump()));
+      slides[static_cast<size_t>(l)] = t == "sliding_attention";
+    }
+  } else {
+    const int period = g2 ? 2 : f.opt_int("sliding_window_pattern").value_or(6);
+    for (int l = 0; l < hp.n_layer; ++l) slides[static_cast<size_t>(l)] = (l + 1) % period != 0;
+  }
+  const float local_theta =
+      g2 ? hp.rope_theta
+         : static_cast<float>(f.opt_number("rope_local_base_freq").value_or(10000.0));
+  hp.layers.clear();
+  for (int l = 0; l < hp.n_layer; ++l)
+    hp.layers.push_back(slides[static_cast<size_t>(l)]
+                            ? LayerAttn{window, local_theta, 1.0f}
+                            : LayerAttn{0, hp.rope_theta, static_cast<float>(1.0 / linear)});
+}
+
+// Qwen3-MoE and Mixtral experts: every block routes each token to num_experts_per_tok experts,
+// their softmax weights renormalized to sum 1 (as llama.cpp does for both).
+void moe_config(const Fields& f, const std::string& source, const ArchSpec& spec, HParams& hp) {
+  if (spec.hf_class == "MixtralForCausalLM") {
+    hp.n_expert = f.opt_int("num_local_experts").value_or(8);
+    hp.n_expert_used = f.opt_int("num_experts_per_tok").value_or(2);
+    hp.n_ff_exp = hp.n_ff;
+  } else if (spec.arch == Arch::Qwen3Moe) {
+    hp.n_expert = f.require_int("num_experts");
+    hp.n_expert_used = f.require_int("num_experts_per_tok");
+    hp.n_ff_exp = f.require_int("moe_intermediate_size");
+    if (!f.opt_bool("norm_topk_prob").value_or(false))
+      throw Error(
+          fmt::format("{}: norm_topk_prob false is not supported (reprise renormalizes "
+                      "the chosen experts' weights, as llama.cpp does)",
+                      source));
+    if (f.opt_int("decoder_sparse_step").value_or(1) != 1)
+      throw Error(
+          fmt::format("{}: decoder_sparse_step other than 1 is not supported (every "
+                      "block must be a mixture of experts)",
+                      source));
+    if (const json* dense = f.find("mlp_only_layers"); dense && !dense->empty())
+      throw Error(
+          fmt::format("{}: mlp_only_layers is not supported (every block must be a "
+                      "mixture of experts)",
+                      source));
+  } else {
+    return;
+  }
+  if (hp.n_expert_used > hp.n_expert)
+    f.fail(fmt::format("num_experts_per_tok {} exceeds the {} experts", hp.n_expert_used,
+                       hp.n_expert));
 }
 
 }  // namespace
@@ -223,16 +342,18 @@ HParams hparams_from_hf_config(const json& config, const std::string& source) {
 
   HParams hp;
   hp.arch = spec.arch;
-  hp.arch_name = std::string(spec.model_type);
+  hp.arch_name = std::string(spec.gguf_name);
   hp.n_vocab = f.require_int("vocab_size");
   hp.n_embd = f.require_int("hidden_size");
   hp.n_layer = f.require_int("num_hidden_layers");
   hp.n_head = f.require_int("num_attention_heads");
   hp.n_head_kv = f.opt_int("num_key_value_heads").value_or(hp.n_head);
-  hp.n_ff = f.require_int("intermediate_size");
+  // A Qwen3-MoE block has no dense FFN: its intermediate_size is unused.
+  hp.n_ff = spec.arch == Arch::Qwen3Moe ? f.opt_int("intermediate_size").value_or(0)
+                                        : f.require_int("intermediate_size");
   hp.n_ctx_train = f.opt_int("max_position_embeddings").value_or(spec.default_max_positions);
-  hp.rms_eps = static_cast<float>(f.opt_number("rms_norm_eps").value_or(kDefaultRmsEps));
-  hp.tied_output = f.opt_bool("tie_word_embeddings").value_or(false);
+  hp.rms_eps = static_cast<float>(f.opt_number("rms_norm_eps").value_or(spec.default_rms_eps));
+  hp.tied_output = f.opt_bool("tie_word_embeddings").value_or(spec.default_tied);
   hp.rope_style = RopeStyle::Neox;
 
   if (auto hd = f.opt_int("head_dim")) {
@@ -260,17 +381,38 @@ HParams hparams_from_hf_config(const json& config, const std::string& source) {
   // transformers also puts a bias on o_proj).
   const bool attention_bias = f.opt_bool("attention_bias").value_or(false);
   hp.qkv_bias = spec.arch == Arch::Qwen2 || attention_bias;
-  hp.qk_norm = spec.arch == Arch::Qwen3;
+  hp.qk_norm = spec.arch == Arch::Qwen3 || spec.arch == Arch::Qwen3Moe || spec.arch == Arch::Gemma3;
 
   // Options these architectures allow but reprise's forward pass does not implement: refuse
   // rather than run a different model.
-  if (auto act = f.opt_string("hidden_act"); act && *act != "silu")
-    throw Error(fmt::format("{}: hidden_act {} is not supported (supported: silu)", source,
-                            printable(*act)));
+  const bool gemma = spec.arch == Arch::Gemma2 || spec.arch == Arch::Gemma3;
+  // Gemma names its activation hidden_activation (hidden_act is an older spelling).
+  const std::string_view act_key =
+      gemma && f.find("hidden_activation") ? "hidden_activation" : "hidden_act";
+  const std::string_view want_act = gemma ? "gelu_pytorch_tanh" : "silu";
+  if (auto act = f.opt_string(act_key); act && *act != want_act)
+    throw Error(fmt::format("{}: {} {} is not supported (supported: {})", source, act_key,
+                            printable(*act), want_act));
   if (f.opt_bool("mlp_bias").value_or(false))
     throw Error(fmt::format("{}: mlp_bias true is not supported", source));
+  if (auto r = f.opt_number("partial_rotary_factor"); r && *r != 1.0)
+    throw Error(
+        fmt::format("{}: partial_rotary_factor {} is not supported (partial rope)", source, *r));
 
-  read_rope(f, source, hp);
+  if (gemma) {
+    gemma_config(f, source, spec, hp);
+  } else {
+    read_rope(f, source, spec.default_rope_theta, hp);
+    // A window reprise would not apply (Phi-3's is ignored, as llama.cpp 0c1e570 ignores it
+    // in Phi-3 GGUF files; Qwen's applies only with use_sliding_window).
+    const bool window =
+        spec.hf_class == "MixtralForCausalLM"
+            ? f.find("sliding_window") != nullptr
+            : spec.arch == Arch::Qwen3Moe && f.opt_bool("use_sliding_window").value_or(false);
+    if (window)
+      throw Error(fmt::format("{}: sliding_window is not supported for {}", source, spec.hf_class));
+  }
+  moe_config(f, source, spec, hp);
   return hp;
 }
 

@@ -19,16 +19,22 @@ namespace {
 struct TensorNames {
   std::string token_embd, output_norm, output;
   std::function<std::string(int layer, const char* role)> block;
+  // Expert e's matrix (role ffn_gate_exps/ffn_up_exps/ffn_down_exps) stored as its own 2-D
+  // tensor (Hugging Face); empty when the experts are stacked in one 3-D tensor per role (GGUF).
+  std::function<std::string(int layer, int expert, const char* role)> expert;
 };
 
 // GGUF roles are the ggml names; HF names differ per role.
 TensorNames gguf_names() {
   return {"token_embd.weight", "output_norm.weight", "output.weight",
-          [](int l, const char* role) { return fmt::format("blk.{}.{}", l, role); }};
+          [](int l, const char* role) { return fmt::format("blk.{}.{}", l, role); }, nullptr};
 }
 
-TensorNames hf_names() {
-  static const std::vector<std::pair<std::string, std::string>> map = {
+using NameMap = std::vector<std::pair<std::string_view, std::string_view>>;
+
+// transformers' names of the GGUF roles, per architecture where they differ.
+TensorNames hf_names(const HParams& hp) {
+  static const NameMap common = {
       {"attn_norm.weight", "input_layernorm.weight"},
       {"attn_q.weight", "self_attn.q_proj.weight"},
       {"attn_k.weight", "self_attn.k_proj.weight"},
@@ -43,13 +49,45 @@ TensorNames hf_names() {
       {"ffn_gate.weight", "mlp.gate_proj.weight"},
       {"ffn_up.weight", "mlp.up_proj.weight"},
       {"ffn_down.weight", "mlp.down_proj.weight"},
+      {"ffn_gate_inp.weight", "mlp.gate.weight"},  // Qwen3-MoE's router
   };
-  return {"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
-          [](int l, const char* role) {
-            for (const auto& [g, h] : map)
-              if (g == role) return fmt::format("model.layers.{}.{}", l, h);
-            return fmt::format("model.layers.{}.{}", l, role);
-          }};
+  // Gemma normalises before and after each sublayer; its "post_attention_layernorm" is the
+  // norm after attention, not the one before the FFN.
+  static const NameMap gemma = {
+      {"post_attention_norm.weight", "post_attention_layernorm.weight"},
+      {"ffn_norm.weight", "pre_feedforward_layernorm.weight"},
+      {"post_ffw_norm.weight", "post_feedforward_layernorm.weight"},
+  };
+  static const NameMap phi3 = {
+      {"attn_qkv.weight", "self_attn.qkv_proj.weight"},
+      {"ffn_up.weight", "mlp.gate_up_proj.weight"},  // gate rows, then up rows, as in GGUF
+  };
+  static const NameMap mixtral = {{"ffn_gate_inp.weight", "block_sparse_moe.gate.weight"}};
+  const bool is_mixtral = hp.arch == Arch::Llama && hp.moe();
+  const NameMap* special = hp.arch == Arch::Gemma2 || hp.arch == Arch::Gemma3 ? &gemma
+                           : hp.arch == Arch::Phi3                            ? &phi3
+                           : is_mixtral                                       ? &mixtral
+                                                                              : nullptr;
+  TensorNames n{"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
+                [special](int l, const char* role) {
+                  for (const NameMap* m : {special, &common})
+                    if (m)
+                      for (const auto& [g, h] : *m)
+                        if (g == role) return fmt::format("model.layers.{}.{}", l, h);
+                  return fmt::format("model.layers.{}.{}", l, role);
+                },
+                nullptr};
+  if (hp.moe())
+    n.expert = [is_mixtral](int l, int e, const char* role) {
+      const std::string_view r = role;
+      // Mixtral's w1, w3, w2 are the gate, up and down projections.
+      const char* name = r == "ffn_gate_exps.weight" ? (is_mixtral ? "w1" : "gate_proj")
+                         : r == "ffn_up_exps.weight" ? (is_mixtral ? "w3" : "up_proj")
+                                                     : (is_mixtral ? "w2" : "down_proj");
+      return fmt::format("model.layers.{}.{}.experts.{}.{}.weight", l,
+                         is_mixtral ? "block_sparse_moe" : "mlp", e, name);
+    };
+  return n;
 }
 
 using Lookup = std::function<const TensorView*(const std::string&)>;
@@ -158,10 +196,20 @@ Weights bind_weights(const HParams& hp, const WeightBinder& b, const TensorNames
     blk.ffn_post_norm = b.vector(n("post_ffw_norm.weight"), hp.n_embd, hp.post_norms);
     if (hp.moe()) {
       blk.router = b.matrix(n("ffn_gate_inp.weight"), hp.n_expert, hp.n_embd);
-      auto gate = b.stacked(n("ffn_gate_exps.weight"), hp.n_expert, hp.n_ff_exp, hp.n_embd);
-      auto up = b.stacked(n("ffn_up_exps.weight"), hp.n_expert, hp.n_ff_exp, hp.n_embd);
-      auto down = b.stacked(n("ffn_down_exps.weight"), hp.n_expert, hp.n_embd, hp.n_ff_exp);
-      for (int e = 0; e < hp.n_expert; ++e) blk.experts.push_back({gate[e], up[e], down[e]});
+      if (names.expert) {
+        auto x = [&](int e, const char* role, int64_t rows, int64_t cols) {
+          return b.matrix(names.expert(l, e, role), rows, cols);
+        };
+        for (int e = 0; e < hp.n_expert; ++e)
+          blk.experts.push_back({x(e, "ffn_gate_exps.weight", hp.n_ff_exp, hp.n_embd),
+                                 x(e, "ffn_up_exps.weight", hp.n_ff_exp, hp.n_embd),
+                                 x(e, "ffn_down_exps.weight", hp.n_embd, hp.n_ff_exp)});
+      } else {
+        auto gate = b.stacked(n("ffn_gate_exps.weight"), hp.n_expert, hp.n_ff_exp, hp.n_embd);
+        auto up = b.stacked(n("ffn_up_exps.weight"), hp.n_expert, hp.n_ff_exp, hp.n_embd);
+        auto down = b.stacked(n("ffn_down_exps.weight"), hp.n_expert, hp.n_embd, hp.n_ff_exp);
+        for (int e = 0; e < hp.n_expert; ++e) blk.experts.push_back({gate[e], up[e], down[e]});
+      }
     } else if (hp.arch == Arch::Phi3) {  // ffn_up holds the gate rows, then the up rows
       const TensorView up = b.matrix(n("ffn_up.weight"), 2 * int64_t{hp.n_ff}, hp.n_embd);
       blk.w_gate = WeightBinder::rows(up, 0, hp.n_ff, "gate");
@@ -266,8 +314,20 @@ void Model::load_safetensors(const std::filesystem::path& path) {
   name_ = dir.filename().string();
   WeightBinder binder(dir.string(),
                       [this](const std::string& n) { return safetensors_->tensor(n); });
-  weights_ = bind_weights(hparams_, binder, hf_names());
+  weights_ = bind_weights(hparams_, binder, hf_names(hparams_));
   if (hparams_.tied_output) weights_.output = weights_.token_embd;
+  // Gemma's RMSNorm multiplies by (1 + w) and HF stores w; GGUF stores 1 + w, which is what the
+  // forward pass uses.
+  if (hparams_.arch == Arch::Gemma2 || hparams_.arch == Arch::Gemma3) {
+    auto plus_one = [](std::vector<float>& w) {
+      for (float& x : w) x += 1.0f;
+    };
+    plus_one(weights_.output_norm);
+    for (BlockWeights& blk : weights_.blocks)
+      for (std::vector<float>* w : {&blk.attn_norm, &blk.ffn_norm, &blk.attn_post_norm,
+                                    &blk.ffn_post_norm, &blk.q_norm, &blk.k_norm})
+        plus_one(*w);
+  }
   if (auto vocab = vocab_from_hf_dir(dir)) tokenizer_ = make_tokenizer(std::move(*vocab));
 }
 

@@ -266,10 +266,11 @@ TEST(HfConfig, RopeScalingErrors) {
 TEST(HfConfig, UnsupportedArchitecture) {
   EXPECT_EQ(parse_error(R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral"})"),
             "Error: cfg/config.json: unsupported architecture MistralForCausalLM (supported: "
-            "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM)");
+            "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, "
+            "MixtralForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM)");
   EXPECT_EQ(parse_error(R"({"model_type": "gemma"})"),
             "Error: cfg/config.json: unsupported architecture gemma (supported: llama, qwen2, "
-            "qwen3)");
+            "qwen3, qwen3_moe, mixtral, phi3, gemma2, gemma3_text)");
   EXPECT_EQ(parse_error(R"({"hidden_size": 8})"),
             "FormatError: cfg/config.json: missing field architectures (and model_type)");
   EXPECT_EQ(parse_error(R"({"architectures": []})"),
@@ -331,6 +332,168 @@ TEST(HfConfig, Llama3FactorsDirect) {
   const auto g = llama3_rope_freq_factors(8, 10000.0, 2.0, 1.0, 4.0, 64.0);
   ASSERT_EQ(g.size(), 4u);
   EXPECT_NEAR(g[1], 1.987684f, 1e-5);
+}
+
+// The newer architectures: transformers' defaults for what a config leaves out, and what reprise
+// refuses rather than run a different model.
+json arch_base(const char* cls) {
+  json c = llama_base();
+  c["architectures"] = {cls};
+  c.erase("model_type");
+  c["num_hidden_layers"] = 7;
+  return c;
+}
+
+TEST(HfConfig, Gemma3DefaultsAndLayerKinds) {
+  json c = arch_base("Gemma3ForCausalLM");
+  HParams hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.arch, Arch::Gemma3);
+  EXPECT_EQ(hp.arch_name, "gemma3");
+  EXPECT_EQ(hp.head_dim, 256);                // Gemma3TextConfig.head_dim
+  EXPECT_FLOAT_EQ(hp.attn_scale, 1.0f / 16);  // query_pre_attn_scalar 256
+  EXPECT_FLOAT_EQ(hp.embd_scale, 16.0f);      // sqrt(hidden_size 256)
+  EXPECT_TRUE(hp.tied_output && hp.post_norms && hp.qk_norm);
+  EXPECT_EQ(hp.ffn_act, FfnAct::GeluTanh);
+  EXPECT_EQ(hp.rope_style, RopeStyle::Neox);
+  EXPECT_EQ(hp.final_softcap, 0.0f);
+  EXPECT_EQ(hp.attn_softcap, 0.0f);
+  ASSERT_EQ(hp.layers.size(), 7u);
+  for (int l = 0; l < 7; ++l) {  // sliding_window_pattern 6: layer 5 is the global one
+    SCOPED_TRACE(l);
+    const LayerAttn a = hp.layer_attn(l);
+    EXPECT_EQ(a.window, l == 5 ? 0 : 4096);
+    EXPECT_EQ(a.rope_theta, l == 5 ? 1e6f : 1e4f);
+  }
+  c["layer_types"] = {"full_attention",   "sliding_attention", "sliding_attention",
+                      "full_attention",   "sliding_attention", "sliding_attention",
+                      "sliding_attention"};
+  c["sliding_window"] = 512;
+  c["rope_local_base_freq"] = 5000;
+  c["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 8.0}};
+  c["final_logit_softcapping"] = 30.0;
+  c["query_pre_attn_scalar"] = 64;
+  hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.layer_attn(0).window, 0);
+  EXPECT_EQ(hp.layer_attn(0).rope_freq_scale, 0.125f);  // linear scaling: global layers only
+  EXPECT_EQ(hp.layer_attn(1).window, 512);
+  EXPECT_EQ(hp.layer_attn(1).rope_theta, 5000.0f);
+  EXPECT_EQ(hp.layer_attn(1).rope_freq_scale, 1.0f);
+  EXPECT_EQ(hp.layer_attn(3).window, 0);
+  EXPECT_EQ(hp.final_softcap, 30.0f);
+  EXPECT_FLOAT_EQ(hp.attn_scale, 1.0f / 8);
+}
+
+TEST(HfConfig, Gemma2DefaultsAndSoftcaps) {
+  json c = arch_base("Gemma2ForCausalLM");
+  c["tie_word_embeddings"] = false;  // llama.cpp's gemma2 ties the head whatever the file says
+  HParams hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.arch_name, "gemma2");
+  EXPECT_TRUE(hp.tied_output);
+  EXPECT_FALSE(hp.qk_norm);
+  EXPECT_EQ(hp.attn_softcap, 50.0f);
+  EXPECT_EQ(hp.final_softcap, 30.0f);
+  for (int l = 0; l < 7; ++l) {  // even layers slide, all with rope_theta
+    EXPECT_EQ(hp.layer_attn(l).window, l % 2 == 0 ? 4096 : 0) << l;
+    EXPECT_EQ(hp.layer_attn(l).rope_theta, 1e4f) << l;
+  }
+  c["attn_logit_softcapping"] = nullptr;  // null switches a cap off
+  c["final_logit_softcapping"] = 3.0;
+  hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.attn_softcap, 0.0f);
+  EXPECT_EQ(hp.final_softcap, 3.0f);
+}
+
+TEST(HfConfig, MoeConfigs) {
+  json c = arch_base("MixtralForCausalLM");
+  HParams hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.arch, Arch::Llama);
+  EXPECT_EQ(hp.arch_name, "llama");
+  EXPECT_EQ(hp.n_expert, 8);
+  EXPECT_EQ(hp.n_expert_used, 2);
+  EXPECT_EQ(hp.n_ff_exp, 512);  // intermediate_size is the expert width
+  EXPECT_EQ(hp.rope_theta, 1e6f);
+  EXPECT_FLOAT_EQ(hp.rms_eps, 1e-5f);
+  c["sliding_window"] = nullptr;
+  EXPECT_NO_THROW(hparams_from_hf_config(c, kSource));
+  c["sliding_window"] = 4096;
+  EXPECT_EQ(error_of([&] { hparams_from_hf_config(c, kSource); }),
+            "Error: cfg/config.json: sliding_window is not supported for MixtralForCausalLM");
+
+  c = arch_base("Qwen3MoeForCausalLM");
+  c.erase("intermediate_size");
+  c["num_experts"] = 128;
+  c["num_experts_per_tok"] = 8;
+  c["moe_intermediate_size"] = 96;
+  c["norm_topk_prob"] = true;
+  hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.arch_name, "qwen3moe");
+  EXPECT_TRUE(hp.qk_norm);
+  EXPECT_EQ(hp.head_dim, 128);
+  EXPECT_EQ(hp.n_expert, 128);
+  EXPECT_EQ(hp.n_expert_used, 8);
+  EXPECT_EQ(hp.n_ff_exp, 96);
+  EXPECT_EQ(hp.n_ff, 0);
+  const std::string e = "Error: cfg/config.json: ";
+  auto with = [&](const char* key, const json& v) {
+    json d = c;
+    if (v.is_discarded())
+      d.erase(key);
+    else
+      d[key] = v;
+    return error_of([&] { hparams_from_hf_config(d, kSource); });
+  };
+  const std::string topk =
+      e +
+      "norm_topk_prob false is not supported (reprise renormalizes the chosen experts' "
+      "weights, as llama.cpp does)";
+  EXPECT_EQ(with("norm_topk_prob", json(json::value_t::discarded)), topk);  // default false
+  EXPECT_EQ(with("norm_topk_prob", false), topk);
+  EXPECT_EQ(with("decoder_sparse_step", 2),
+            e + "decoder_sparse_step other than 1 is not supported (every block must be a "
+                "mixture of experts)");
+  EXPECT_EQ(with("mlp_only_layers", json::array({1})),
+            e + "mlp_only_layers is not supported (every block must be a mixture of experts)");
+  EXPECT_EQ(with("use_sliding_window", true),
+            e + "sliding_window is not supported for Qwen3MoeForCausalLM");
+  EXPECT_EQ(with("num_experts_per_tok", 200),
+            "FormatError: cfg/config.json: num_experts_per_tok 200 exceeds the 128 experts");
+  EXPECT_EQ(with("moe_intermediate_size", json(json::value_t::discarded)),
+            "FormatError: cfg/config.json: missing field moe_intermediate_size");
+}
+
+TEST(HfConfig, Phi3AndRefusals) {
+  json c = arch_base("Phi3ForCausalLM");
+  c["sliding_window"] = 2047;  // ignored, as llama.cpp ignores it for phi3
+  HParams hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.arch, Arch::Phi3);
+  EXPECT_EQ(hp.arch_name, "phi3");
+  EXPECT_TRUE(hp.layers.empty());
+  EXPECT_FLOAT_EQ(hp.rms_eps, 1e-5f);
+  const std::string e = "Error: cfg/config.json: ";
+  json d = c;
+  d["partial_rotary_factor"] = 0.75;
+  EXPECT_EQ(error_of([&] { hparams_from_hf_config(d, kSource); }),
+            e + "partial_rotary_factor 0.75 is not supported (partial rope)");
+  d = c;
+  d["rope_scaling"] = {{"type", "longrope"}, {"long_factor", {1.0}}, {"short_factor", {1.0}}};
+  EXPECT_EQ(error_of([&] { hparams_from_hf_config(d, kSource); }),
+            e + "rope scaling type longrope is not supported (supported: llama3)");
+  d = arch_base("Gemma3ForCausalLM");
+  d["hidden_activation"] = "gelu";
+  EXPECT_EQ(error_of([&] { hparams_from_hf_config(d, kSource); }),
+            e + "hidden_activation gelu is not supported (supported: gelu_pytorch_tanh)");
+  d = arch_base("Gemma3ForCausalLM");
+  d["attn_logit_softcapping"] = 50.0;
+  EXPECT_EQ(error_of([&] { hparams_from_hf_config(d, kSource); }),
+            e + "attn_logit_softcapping is not supported for Gemma3ForCausalLM");
+  d = arch_base("Gemma2ForCausalLM");
+  d["layer_types"] = {"full_attention"};
+  EXPECT_EQ(error_of([&] { hparams_from_hf_config(d, kSource); }),
+            "FormatError: cfg/config.json: field layer_types must list 7 layers");
+  d = arch_base("Gemma2ForCausalLM");
+  d["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};  // Gemma 3 only
+  EXPECT_EQ(error_of([&] { hparams_from_hf_config(d, kSource); }),
+            e + "rope scaling type linear is not supported (supported: llama3)");
 }
 
 }  // namespace

@@ -17,7 +17,9 @@ Writes, for each SHAPE (ARCH below):
       ran a temporary GGUF whose blocks are physical copies in path order (a copied MoE block
       carries its router and experts). For Gemma each copy keeps its source layer's kind: attention.sliding_window_pattern is written as one bool per copy (the
       source's flags in path order, by llama.cpp's rule for the source's period), and llama.cpp
-      gives every sliding-window layer the SWA rope base.
+      gives every sliding-window layer the SWA rope base. `reprise export` of each path is run
+      too, and must give llama.cpp the same logits and tokens as the copy (tests/model/
+      test_arch_export.cpp then holds the export to these goldens without llama.cpp).
 Logits are rounded to 6 significant digits; logits_last (a repeat of the last row) is dropped.
 """
 import json, os, subprocess, sys, tempfile
@@ -123,6 +125,13 @@ def main():
             copy_along_path(f32, copy, layers)
             name = f"{arch}-tiny-f32-path-{kind}"
             j = golden(tool, copy, tokens, name)
+            # reprise's own export of the path must be the same model to llama.cpp.
+            exported = os.path.join(tmp, f"{arch}-{kind}-export.gguf")
+            run(reprise, "export", "-m", f32, "--path", ",".join(map(str, layers)), "-o", exported,
+                "--force")
+            e = golden(tool, exported, tokens, name)
+            assert (e["logits_all"], e["greedy_tokens"]) == (j["logits_all"], j["greedy_tokens"]), \
+                f"{name}: llama.cpp computes reprise's export differently from the copy"
             j["layer_path"] = layers
             outs[name] = j
         for name, j in outs.items():
