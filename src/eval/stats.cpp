@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <set>
 
 #include "eval/rng.h"
 #include "util/error.h"
@@ -157,6 +158,50 @@ TTestResult paired_t_test(std::span<const double> a, std::span<const double> b) 
 
 double paired_p_value(std::span<const double> a, std::span<const double> b, bool binary) {
   const double p = binary ? mcnemar_exact(a, b).p_value : paired_t_test(a, b).p_value;
+  return std::isnan(p) ? 1.0 : p;
+}
+
+TTestResult cluster_paired_t_test(std::span<const double> a, std::span<const double> b,
+                                  std::span<const size_t> cluster) {
+  check_paired(a, b);
+  if (cluster.size() != a.size())
+    throw Error(fmt::format("cluster ids: {} for {} items", cluster.size(), a.size()));
+  const size_t n = a.size();
+  std::vector<double> d(n);
+  for (size_t i = 0; i < n; ++i) d[i] = b[i] - a[i];
+  TTestResult r;
+  r.mean_diff = mean(d);
+  const size_t g = n == 0 ? 0 : *std::max_element(cluster.begin(), cluster.end()) + 1;
+  std::vector<double> sum(g, 0.0);  // per cluster: the sum of d_i - mean(d)
+  std::vector<bool> used(g, false);
+  for (size_t i = 0; i < n; ++i) {
+    sum[cluster[i]] += d[i] - r.mean_diff;
+    used[cluster[i]] = true;
+  }
+  const auto clusters = static_cast<double>(std::count(used.begin(), used.end(), true));
+  if (clusters < 2) {
+    r.t = r.p_value = kNaN;
+    return r;
+  }
+  r.df = clusters - 1;
+  double ss = 0;
+  for (double s : sum) ss += s * s;
+  const double se = std::sqrt(clusters / (clusters - 1) * ss) / static_cast<double>(n);
+  if (!(se > 0)) {
+    r.t = kNaN;
+    r.p_value = r.mean_diff == 0 ? 1.0 : 0.0;
+    return r;
+  }
+  r.t = r.mean_diff / se;
+  r.p_value = student_t_two_sided_p(r.t, r.df);
+  return r;
+}
+
+double paired_p_value(std::span<const double> a, std::span<const double> b, bool binary,
+                      std::span<const size_t> cluster) {
+  std::set<size_t> units(cluster.begin(), cluster.end());
+  if (cluster.empty() || units.size() >= a.size()) return paired_p_value(a, b, binary);
+  const double p = cluster_paired_t_test(a, b, cluster).p_value;
   return std::isnan(p) ? 1.0 : p;
 }
 

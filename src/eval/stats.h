@@ -59,9 +59,23 @@ struct TTestResult {
 // Paired t-test on d = B - A with exact Student-t p-values.
 TTestResult paired_t_test(std::span<const double> a, std::span<const double> b);
 
+// Paired t-test on d = B - A when items come in clusters (cluster[i] in 0..G-1: items sharing a
+// passage or story are not independent): t = mean(d) / SE with the cluster-robust (CR1, "sandwich")
+// standard error SE^2 = G/(G-1) * sum_g (sum_{i in g} (d_i - mean d))^2 / n^2 and G - 1 degrees
+// of freedom. With every item its own cluster it is the paired t-test. df = G - 1; with fewer
+// than 2 clusters: NaN.
+TTestResult cluster_paired_t_test(std::span<const double> a, std::span<const double> b,
+                                  std::span<const size_t> cluster);
+
 // The paired test reprise uses for one metric: exact McNemar when `binary` (0/1 scores), else the
 // paired t-test. Two-sided p of B vs A; 1 where the test is undefined (fewer than 2 items).
 double paired_p_value(std::span<const double> a, std::span<const double> b, bool binary);
+// The same when items share units (`cluster` as for cluster_paired_t_test, fewer clusters than
+// items): the cluster-robust t-test for either kind of metric, since neither McNemar's test nor
+// the item-level t-test allows for items that move together. Empty `cluster` or one cluster per
+// item: paired_p_value.
+double paired_p_value(std::span<const double> a, std::span<const double> b, bool binary,
+                      std::span<const size_t> cluster);
 
 // --- Bootstrap ----------------------------------------------------------------------------------
 

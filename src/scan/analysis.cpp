@@ -108,7 +108,9 @@ std::vector<TaskDelta> compare_to_baseline(std::span<const double> baseline,
     std::vector<double> a(baseline.begin(), baseline.end()), b = y;
     if (binary)
       for (size_t i = 0; i < n; ++i) a[i] = std::fabs(a[i]), b[i] = std::fabs(b[i]);
-    t.p_value = eval::paired_p_value(a, b, binary);
+    // Where items share units, the test allows for it as the interval does (cluster-robust).
+    t.p_value = clustered ? eval::paired_p_value(a, b, binary, cluster)
+                          : eval::paired_p_value(a, b, binary);
     t.z = baseline_se > 0 ? t.delta / baseline_se : 0;
     out.push_back(t);
   }
