@@ -115,148 +115,185 @@ const TensorView* source_tensor(const Model& m, const std::string& role) {
   return nullptr;
 }
 
-Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeSpec& spec) {
-  const HParams& hp = m.hparams();
-  const Layout source_layout = m.gguf() ? Layout::Gguf : Layout::Hf;
-  Plan plan;
-  if (layout == Layout::Hf && spec.kind != TypeSpec::Kind::Keep &&
-      (spec.kind == TypeSpec::Kind::Q4_K_M || !is_float_type(spec.type)))
-    throw Error(
-        fmt::format("--type {}: safetensors has no ggml quantized types; use keep, F32, "
-                    "F16 or BF16 for an HF export",
-                    spec.name));
+namespace {
 
-  std::set<std::string> notes;  // deduplicated, then kept in sorted order
-  std::set<std::string> used;   // source tensor names taken
-  const int n_blocks = path.size();
+// Builds one Plan: which source tensor each output role takes, in which type, row order and
+// scale, with the notes a user should read about what the conversion did.
+class Planner {
+ public:
+  Planner(const Model& m, const LayerPath& path, Layout layout, const TypeSpec& spec)
+      : m_(m), hp_(m.hparams()), path_(path), layout_(layout), spec_(spec) {}
 
-  auto out_type = [&](const std::string& suffix, int block, const TensorView& src,
+  Plan run() {
+    // Tied heads stay tied: the output file gets no separate head either, and the embedding,
+    // being the head, gets the head's type under Q4_K_M.
+    plan_.tied_output = hp_.tied_output || !source_tensor(m_, kOutput);
+    if (!add(kEmbd, kEmbd, -1, /*output_head=*/plan_.tied_output, 0))
+      throw FormatError(m_.path(), "missing tensor token_embd.weight");
+    if (layout_ == Layout::Gguf) add_rope_factors();
+    add_blocks();
+    if (!add(kOutputNorm, kOutputNorm, -1, /*output_head=*/false, 0))
+      throw FormatError(m_.path(), "missing tensor output_norm.weight");
+    add_output_head();
+    note_left_out();
+    plan_.notes.assign(notes_.begin(), notes_.end());
+    return std::move(plan_);
+  }
+
+ private:
+  // The type a tensor is written in, noting any conversion a user should know about.
+  TensorType out_type(const std::string& suffix, int block, const TensorView& src,
                       bool output_head) {
     if (src.shape.size() == 1) return TensorType::F32;
     // The router stays in float whatever --type says, as llama-quantize leaves it: its few
     // weights decide which experts run, so rounding them changes the routing, not just a value.
-    if (suffix == kRouter && spec.kind != TypeSpec::Kind::Keep)
+    if (suffix == kRouter && spec_.kind != TypeSpec::Kind::Keep)
       return is_float_type(src.type) ? src.type : TensorType::F32;
     TensorType want = src.type;
-    switch (spec.kind) {
+    switch (spec_.kind) {
       case TypeSpec::Kind::Keep:
-        if (layout == Layout::Hf && !is_float_type(src.type)) {
-          notes.insert(fmt::format("{} matrices dequantized to F32 (safetensors has no {})",
-                                   info(src.type).name, info(src.type).name));
+        if (layout_ == Layout::Hf && !is_float_type(src.type)) {
+          notes_.insert(fmt::format("{} matrices dequantized to F32 (safetensors has no {})",
+                                    info(src.type).name, info(src.type).name));
           want = TensorType::F32;
         }
         return want;
       case TypeSpec::Kind::Fixed:
-        want = spec.type;
+        want = spec_.type;
         break;
       case TypeSpec::Kind::Q4_K_M:
-        want = q4_k_m_type(suffix, block, n_blocks, output_head);
+        want = q4_k_m_type(suffix, block, path_.size(), output_head);
         break;
     }
     const TensorType got = fit_rows(want, src.cols());
     if (got != want)
-      notes.insert(fmt::format("{} rows of {} elements are not whole {} blocks: written as {}",
-                               suffix, src.cols(), info(want).name, info(got).name));
+      notes_.insert(fmt::format("{} rows of {} elements are not whole {} blocks: written as {}",
+                                suffix, src.cols(), info(want).name, info(got).name));
     if (!is_float_type(src.type) && got != src.type)
-      notes.insert(
+      notes_.insert(
           fmt::format("{} weights are dequantized before conversion to {}: the errors of "
                       "both quantizations add up",
                       info(src.type).name, info(got).name));
     return got;
-  };
+  }
 
-  // Adds a tensor taken from source role `from` as output role `to`.
-  std::map<std::tuple<const TensorView*, TensorType, RowOrder, float>, int> first_use;
-  auto add = [&](const std::string& to, const std::string& from, int block, bool output_head,
-                 int rope_heads, float scale = 1.0f) {
-    const TensorView* src = source_tensor(m, from);
+  // Adds the tensor of source role `from` as output role `to`; false when the source has none.
+  // `rope_heads` > 0: Q or K rows of that many heads, reordered between rope layouts when the
+  // formats differ. `scale` multiplies every weight (a damped block's residual writers).
+  bool add(const std::string& to, const std::string& from, int block, bool output_head,
+           int rope_heads, float scale = 1.0f) {
+    const TensorView* src = source_tensor(m_, from);
     if (!src) return false;
-    used.insert(src->name);
+    used_.insert(src->name);
     PlannedTensor t;
     t.role = to;
-    t.name = layout == Layout::Gguf ? to : hf_name(to);
+    t.name = layout_ == Layout::Gguf ? to : hf_name(to);
     t.src = src;
     t.shape = src->shape;
     t.block = block;
     t.type = out_type(split_role(to).second, block, *src, output_head);
     t.scale = scale;
     if (scale != 1.0f && !is_float_type(t.type))
-      notes.insert(fmt::format(
+      notes_.insert(fmt::format(
           "damped blocks: {} weights scaled and requantized to {}, which adds one quantization "
           "error to those matrices (a float --type keeps the export within float rounding)",
           info(src->type).name, info(t.type).name));
-    if (rope_heads > 0 && hp.arch == Arch::Llama && layout != source_layout) {
+    const Layout source_layout = m_.gguf() ? Layout::Gguf : Layout::Hf;
+    if (rope_heads > 0 && hp_.arch == Arch::Llama && layout_ != source_layout) {
       t.order =
-          layout == Layout::Gguf ? RowOrder::HalvesToInterleaved : RowOrder::InterleavedToHalves;
-      t.head_dim = hp.head_dim;
-      if (src->shape[0] != int64_t{rope_heads} * hp.head_dim)
-        throw FormatError(m.path(), fmt::format("tensor {} has {} rows, expected {} heads of {}",
-                                                src->name, src->shape[0], rope_heads, hp.head_dim));
+          layout_ == Layout::Gguf ? RowOrder::HalvesToInterleaved : RowOrder::InterleavedToHalves;
+      t.head_dim = hp_.head_dim;
+      if (src->shape[0] != int64_t{rope_heads} * hp_.head_dim)
+        throw FormatError(m_.path(),
+                          fmt::format("tensor {} has {} rows, expected {} heads of {}", src->name,
+                                      src->shape[0], rope_heads, hp_.head_dim));
     }
     t.nbytes =
         row_bytes(t.type, static_cast<uint64_t>(src->cols())) * static_cast<uint64_t>(src->rows());
-    auto [it, fresh] = first_use.emplace(std::tuple{src, t.type, t.order, t.scale},
-                                         static_cast<int>(plan.tensors.size()));
+    auto [it, fresh] = first_use_.emplace(std::tuple{src, t.type, t.order, t.scale},
+                                          static_cast<int>(plan_.tensors.size()));
     if (!fresh) t.same_as = it->second;
-    plan.tensors.push_back(std::move(t));
+    plan_.tensors.push_back(std::move(t));
     return true;
-  };
+  }
 
-  // Tied heads stay tied: the output file gets no separate head either, and the embedding, being
-  // the head, gets the head's type under Q4_K_M.
-  plan.tied_output = hp.tied_output || !source_tensor(m, kOutput);
-  if (!add(kEmbd, kEmbd, -1, /*output_head=*/plan.tied_output, 0))
-    throw FormatError(m.path(), "missing tensor token_embd.weight");
-  // Hugging Face has no rope-factor tensor: Llama 3 scaling lives in config.json there.
-  if (layout == Layout::Gguf) {
-    if (!add(kRopeFreqs, kRopeFreqs, -1, /*output_head=*/false, 0) &&
-        !hp.rope_freq_factors.empty()) {
-      PlannedTensor t;
-      t.role = t.name = kRopeFreqs;
-      t.values = hp.rope_freq_factors;
-      t.shape = {static_cast<int64_t>(t.values.size())};
-      t.nbytes = t.values.size() * sizeof(float);
-      plan.tensors.push_back(std::move(t));
+  // Llama 3 rope factors: the file's tensor, or the metadata's values written as one. (Hugging
+  // Face has no rope-factor tensor: that scaling lives in config.json there.)
+  void add_rope_factors() {
+    if (add(kRopeFreqs, kRopeFreqs, -1, /*output_head=*/false, 0) || hp_.rope_freq_factors.empty())
+      return;
+    PlannedTensor t;
+    t.role = t.name = kRopeFreqs;
+    t.values = hp_.rope_freq_factors;
+    t.shape = {static_cast<int64_t>(t.values.size())};
+    t.nbytes = t.values.size() * sizeof(float);
+    plan_.tensors.push_back(std::move(t));
+  }
+
+  // One output block per path position, copied from the physical layer it runs.
+  void add_blocks() {
+    for (int p = 0; p < path_.size(); ++p) {
+      const int layer = path_.layers[p];
+      for (const auto& r : kBlockRoles) {
+        const int heads = r.rope_rows == BlockRole::QHeads   ? hp_.n_head
+                          : r.rope_rows == BlockRole::KHeads ? hp_.n_head_kv
+                                                             : 0;
+        add(fmt::format("blk.{}.{}", p, r.gguf), fmt::format("blk.{}.{}", layer, r.gguf), p,
+            /*output_head=*/false, heads,
+            writes_residual(r.gguf, hp_.post_norms) ? path_.alpha_at(p) : 1.0f);
+      }
     }
   }
-  for (int p = 0; p < n_blocks; ++p) {
-    const int layer = path.layers[p];
-    for (const auto& r : kBlockRoles) {
-      const int heads = r.rope_rows == BlockRole::QHeads   ? hp.n_head
-                        : r.rope_rows == BlockRole::KHeads ? hp.n_head_kv
-                                                           : 0;
-      add(fmt::format("blk.{}.{}", p, r.gguf), fmt::format("blk.{}.{}", layer, r.gguf), p,
-          /*output_head=*/false, heads,
-          writes_residual(r.gguf, hp.post_norms) ? path.alpha_at(p) : 1.0f);
+
+  void add_output_head() {
+    if (!plan_.tied_output) {
+      add(kOutput, kOutput, -1, /*output_head=*/true, 0);
+    } else if (const TensorView* head = source_tensor(m_, kOutput)) {
+      used_.insert(head->name);
+      notes_.insert(fmt::format("{} not written: the config ties the output head to the embedding",
+                                head->name));
     }
-  }
-  if (!add(kOutputNorm, kOutputNorm, -1, /*output_head=*/false, 0))
-    throw FormatError(m.path(), "missing tensor output_norm.weight");
-  if (plan.tied_output) {
-    if (const TensorView* head = source_tensor(m, kOutput)) {
-      used.insert(head->name);
-      notes.insert(fmt::format("{} not written: the config ties the output head to the embedding",
-                               head->name));
-    }
-  } else {
-    add(kOutput, kOutput, -1, /*output_head=*/true, 0);
   }
 
   // Tensors of layers the path skips are expected to be left out; anything else the source has
   // but no role names is left out too, and said so.
-  std::set<std::string> known = used;
-  known.insert(kRopeFreqs);  // an HF export carries it as config.json rope_scaling
-  for (int l = 0; l < hp.n_layer; ++l)
-    for (const auto& r : kBlockRoles) {
-      const std::string role = fmt::format("blk.{}.{}", l, r.gguf);
-      known.insert(m.gguf() ? role : hf_name(role));
-    }
-  const std::vector<TensorView>& all = m.gguf() ? m.gguf()->tensors() : m.safetensors()->tensors();
-  for (const auto& t : all)
-    if (!known.count(t.name))
-      notes.insert(fmt::format("tensor {} not exported (reprise does not use it)", t.name));
-  plan.notes.assign(notes.begin(), notes.end());
-  return plan;
+  void note_left_out() {
+    std::set<std::string> known = used_;
+    known.insert(kRopeFreqs);  // an HF export carries it as config.json rope_scaling
+    for (int l = 0; l < hp_.n_layer; ++l)
+      for (const auto& r : kBlockRoles) {
+        const std::string role = fmt::format("blk.{}.{}", l, r.gguf);
+        known.insert(m_.gguf() ? role : hf_name(role));
+      }
+    const std::vector<TensorView>& all =
+        m_.gguf() ? m_.gguf()->tensors() : m_.safetensors()->tensors();
+    for (const auto& t : all)
+      if (!known.count(t.name))
+        notes_.insert(fmt::format("tensor {} not exported (reprise does not use it)", t.name));
+  }
+
+  const Model& m_;
+  const HParams& hp_;
+  const LayerPath& path_;
+  const Layout layout_;
+  const TypeSpec& spec_;
+  Plan plan_;
+  std::set<std::string> notes_;  // deduplicated, then kept in sorted order
+  std::set<std::string> used_;   // source tensor names taken
+  // Output tensors that would hold the same bytes: later ones point at the first.
+  std::map<std::tuple<const TensorView*, TensorType, RowOrder, float>, int> first_use_;
+};
+
+}  // namespace
+
+Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeSpec& spec) {
+  if (layout == Layout::Hf && spec.kind != TypeSpec::Kind::Keep &&
+      (spec.kind == TypeSpec::Kind::Q4_K_M || !is_float_type(spec.type)))
+    throw Error(
+        fmt::format("--type {}: safetensors has no ggml quantized types; use keep, F32, "
+                    "F16 or BF16 for an HF export",
+                    spec.name));
+  return Planner(m, path, layout, spec).run();
 }
 
 namespace {
