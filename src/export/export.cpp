@@ -151,7 +151,8 @@ void gguf_metadata(GgufWriter& w, const Model& m, const LayerPath& path, const P
     // Sliding-window layers (Gemma): each copy keeps its source layer's kind, written as one
     // flag per block (llama.cpp reads the array form of the pattern before any period), and
     // llama.cpp gives every sliding layer the SWA rope base, so the rope bases follow too.
-    if (!hp.layers.empty()) {
+    // (Mistral's layers all slide: its window key, copied above, says so for any block list.)
+    if (hp.arch == Arch::Gemma2 || hp.arch == Arch::Gemma3) {
       GgufValue flags;
       flags.type = GgufType::ARRAY;
       flags.elem = GgufType::BOOL;

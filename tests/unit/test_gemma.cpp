@@ -133,23 +133,6 @@ TEST_F(Gemma, RepeatedLayerKeepsItsKind) {
   EXPECT_EQ(last_diff(LayerPath{{0, 0}}), 0.0f);
 }
 
-TEST_F(Gemma, LlamaWithASlidingWindowIsRefusedNamingTheKey) {
-  auto s = tiny("gemma3-tiny");
-  s.arch = "llama";
-  s.qk_norm = false;
-  s.swa_period = 0;
-  s.rope_theta_swa = 0;
-  s.sliding_window = 4096;
-  try {
-    write_and_load(s);
-    FAIL() << "loaded";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("llama.attention.sliding_window is unsupported"),
-              std::string::npos)
-        << e.what();
-  }
-}
-
 // The published configs (google/gemma-3-1b-it, google/gemma-2-2b-it config.json).
 TEST(GemmaShapes, KnowsTheRealShapes) {
   auto g3 = synth::find_shape("gemma3-1b");
