@@ -547,6 +547,17 @@ ExportResult export_model(const Model& m, const LayerPath& path, const fs::path&
         "export: only --format gguf can export a {} model yet (its sliding-window and global "
         "layers must keep their kinds along the path)",
         m.hparams().arch_name));
+  // A smollm3 file's no-rope blocks are fixed by their index, so a block may only land where
+  // the file format gives it its source layer's kind.
+  if (m.hparams().arch == Arch::SmolLM3)
+    for (int p = 0; p < path.size(); ++p)
+      if (smollm3_block_has_rope(p) != smollm3_block_has_rope(path.layers[p]))
+        throw Error(fmt::format(
+            "export: layer path '{}' puts smollm3 layer {} ({}) at block {}, which a smollm3 "
+            "file runs {} (every fourth block is without rope)",
+            path.canonical(), path.layers[p],
+            smollm3_block_has_rope(path.layers[p]) ? "with rope" : "without rope", p,
+            smollm3_block_has_rope(p) ? "with rope" : "without rope"));
   ExportResult res;
   ThreadPool pool(o.n_threads > 0 ? o.n_threads : ThreadPool::default_threads());
   switch (o.format) {

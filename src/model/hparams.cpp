@@ -17,8 +17,9 @@ Arch parse_arch(const std::string& name, const std::string& source) {
   if (name == "phi3") return Arch::Phi3;
   if (name == "gemma2") return Arch::Gemma2;
   if (name == "gemma3") return Arch::Gemma3;
+  if (name == "smollm3") return Arch::SmolLM3;
   throw FormatError(source, fmt::format("unknown architecture '{}' (supported: llama, qwen2, "
-                                        "qwen3, qwen3moe, phi3, gemma2, gemma3)",
+                                        "qwen3, qwen3moe, phi3, gemma2, gemma3, smollm3)",
                                         name));
 }
 
@@ -189,7 +190,26 @@ void mistral_window(const GgufFile& g, const std::string& a, HParams& hp) {
   hp.layers.assign(static_cast<size_t>(hp.n_layer), LayerAttn{window, hp.rope_theta, 1.0f});
 }
 
+// SmolLM3: a Llama block whose every fourth layer (3, 7, 11, ...) runs attention without rope
+// ("NoPE"). llama.cpp 0c1e570 reads no key for it: llama_model_smollm3::load_arch_hparams sets
+// n_no_rope_layer_step = 4 and its graph skips rope where (il + 1) % 4 == 0 (src/models/
+// smollm3.cpp); the converter writes none of the HF config's no_rope_layers. The flag belongs to
+// the physical layer, so a path keeps it wherever the layer runs.
+void smollm3_layers(HParams& hp) {
+  hp.layers.clear();
+  for (int l = 0; l < hp.n_layer; ++l) {
+    LayerAttn attn{0, hp.rope_theta, 1.0f};
+    attn.rope = smollm3_block_has_rope(l);
+    hp.layers.push_back(attn);
+  }
+}
+
 }  // namespace
+
+bool smollm3_block_has_rope(int layer) {
+  constexpr int kNoRopeStep = 4;
+  return (layer + 1) % kNoRopeStep != 0;
+}
 
 HParams hparams_from_gguf(const GgufFile& g) {
   HParams hp;
@@ -222,7 +242,9 @@ HParams hparams_from_gguf(const GgufFile& g) {
           .value_or(hp.arch == Arch::Qwen2 || hp.arch == Arch::Qwen3 || hp.arch == Arch::Qwen3Moe
                         ? 1e6
                         : 1e4));
-  hp.rope_style = hp.arch == Arch::Llama ? RopeStyle::Interleaved : RopeStyle::Neox;
+  // SmolLM3's converter permutes Q and K as Llama's does (llama.cpp: LLAMA_ROPE_TYPE_NORM).
+  hp.rope_style =
+      hp.arch == Arch::Llama || hp.arch == Arch::SmolLM3 ? RopeStyle::Interleaved : RopeStyle::Neox;
   hp.qkv_bias = hp.arch == Arch::Qwen2;
   hp.qk_norm = hp.arch == Arch::Qwen3 || hp.arch == Arch::Qwen3Moe;
   moe_hparams(g, a, hp);
@@ -248,6 +270,7 @@ HParams hparams_from_gguf(const GgufFile& g) {
     gemma_hparams(g, a, hp);
   } else {
     if (hp.arch == Arch::Llama) mistral_window(g, a, hp);
+    if (hp.arch == Arch::SmolLM3) smollm3_layers(hp);
     // Keys that change what a Llama/Qwen layer computes, which reprise does not run yet.
     // (A window of 0, which converters write for Mistral files without one, changes nothing.)
     // Llama reads its window above. Phi-3 files name a window that llama.cpp 0c1e570 ignores

@@ -244,6 +244,19 @@ const std::vector<SynthShape>& known_shapes() {
     s.n_head_kv = 2, s.head_dim = 16, s.n_ff = 128, s.n_vocab = 1024, s.n_ctx = 256,
     s.rope_theta = 1e4f, s.rms_eps = 1e-5f, s.tied = true, s.sliding_window = 5;
     v.push_back(s);
+    // HuggingFaceTB/SmolLM3-3B: Llama blocks, every fourth without rope (llama.cpp's rule for
+    // smollm3, not written in the file).
+    s = {};
+    s.name = "smollm3-3b", s.arch = "smollm3", s.n_embd = 2048, s.n_layer = 36, s.n_head = 16,
+    s.n_head_kv = 4, s.head_dim = 128, s.n_ff = 11008, s.n_vocab = 128256, s.n_ctx = 65536,
+    s.rope_theta = 5e6f, s.rms_eps = 1e-6f, s.tied = true;
+    v.push_back(s);
+    // Layer 3 is the one without rope.
+    s = {};
+    s.name = "smollm3-tiny", s.arch = "smollm3", s.n_embd = 64, s.n_layer = 4, s.n_head = 4,
+    s.n_head_kv = 2, s.head_dim = 16, s.n_ff = 128, s.n_vocab = 1024, s.n_ctx = 256,
+    s.rope_theta = 1e4f, s.rms_eps = 1e-6f, s.tied = true;
+    v.push_back(s);
     return v;
   }();
   return shapes;
