@@ -10,6 +10,7 @@
 #include "format/gguf.h"
 #include "format/gguf_writer.h"
 #include "model/model.h"
+#include "support/logits.h"
 #include "support/synth_dir_test.h"
 #include "synth/synth.h"
 #include "util/error.h"
@@ -82,11 +83,7 @@ TEST_F(Mistral, ARepeatedLayerSlidesOnEveryVisit) {
   };
   const auto a = run(3), b = run(900);
   const size_t V = m->hparams().n_vocab;
-  auto row_diff = [&](size_t r) {
-    float d = 0;
-    for (size_t i = 0; i < V; ++i) d = std::max(d, std::fabs(a[r * V + i] - b[r * V + i]));
-    return d;
-  };
+  auto row_diff = [&](size_t r) { return test::row_max_abs_diff(a, b, V, r); };
   EXPECT_GT(row_diff(12), 1e-5f);  // 3 x (5 - 1) positions back reaches token 0
   for (size_t r = 13; r < 16; ++r) EXPECT_EQ(row_diff(r), 0.0f) << "position " << r;
 }
