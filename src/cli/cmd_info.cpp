@@ -54,6 +54,7 @@ void print_layer_kinds(const HParams& hp) {
   if (hp.layers.empty()) return;
   auto kind = [](const LayerAttn& l) {
     std::string s = l.window > 0 ? fmt::format("sliding window {}", l.window) : "global";
+    if (!l.rope) return s + ", no rope";
     s += fmt::format(", rope base {:g}", l.rope_theta);
     if (l.rope_freq_scale != 1.0f) s += fmt::format(" x{:g} positions", l.rope_freq_scale);
     return s;

@@ -66,6 +66,7 @@ const RopeTable& rope_table(const HParams& hp, const LayerAttn& l, int p0, int64
 
 void apply_rope(float* x, int64_t T, int n_heads, const HParams& hp, const LayerAttn& layer,
                 int pos0) {
+  if (!layer.rope) return;
   const RopeTable& table = rope_table(hp, layer, pos0, T);
   const int d = hp.head_dim, half = d / 2;
   const bool interleaved = hp.rope_style == RopeStyle::Interleaved;

@@ -11,7 +11,7 @@ namespace reprise {
 
 // Rotates each head of x[T, n_heads * head_dim] in place; row t is at position pos0 + t. The
 // rope base and position scale are those of `layer` (the physical layer, whatever path position
-// runs it).
+// runs it). A layer without rope (LayerAttn::rope false) leaves x as it is.
 void apply_rope(float* x, int64_t T, int n_heads, const HParams& hp, const LayerAttn& layer,
                 int pos0);
 

@@ -151,7 +151,8 @@ void gguf_metadata(GgufWriter& w, const Model& m, const LayerPath& path, const P
     // Sliding-window layers (Gemma): each copy keeps its source layer's kind, written as one
     // flag per block (llama.cpp reads the array form of the pattern before any period), and
     // llama.cpp gives every sliding layer the SWA rope base, so the rope bases follow too.
-    if (!hp.layers.empty()) {
+    // (Mistral's layers all slide: its window key, copied above, says so for any block list.)
+    if (hp.arch == Arch::Gemma2 || hp.arch == Arch::Gemma3) {
       GgufValue flags;
       flags.type = GgufType::ARRAY;
       flags.elem = GgufType::BOOL;
@@ -581,6 +582,17 @@ ExportResult export_model(const Model& m, const LayerPath& path, const fs::path&
         "Face checkpoint (mergekit reads HF weights only, and reprise cannot write this "
         "architecture as HF yet)",
         arch_label(m.hparams())));
+  // A smollm3 file's no-rope blocks are fixed by their index, so a block may only land where
+  // the file format gives it its source layer's kind.
+  if (m.hparams().arch == Arch::SmolLM3)
+    for (int p = 0; p < path.size(); ++p)
+      if (smollm3_block_has_rope(p) != smollm3_block_has_rope(path.layers[p]))
+        throw Error(fmt::format(
+            "export: layer path '{}' puts smollm3 layer {} ({}) at block {}, which a smollm3 "
+            "file runs {} (every fourth block is without rope)",
+            path.canonical(), path.layers[p],
+            smollm3_block_has_rope(path.layers[p]) ? "with rope" : "without rope", p,
+            smollm3_block_has_rope(p) ? "with rope" : "without rope"));
   ExportResult res;
   ThreadPool pool(o.n_threads > 0 ? o.n_threads : ThreadPool::default_threads());
   switch (o.format) {

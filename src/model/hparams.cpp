@@ -17,8 +17,9 @@ Arch parse_arch(const std::string& name, const std::string& source) {
   if (name == "phi3") return Arch::Phi3;
   if (name == "gemma2") return Arch::Gemma2;
   if (name == "gemma3") return Arch::Gemma3;
+  if (name == "smollm3") return Arch::SmolLM3;
   throw FormatError(source, fmt::format("unknown architecture '{}' (supported: llama, qwen2, "
-                                        "qwen3, qwen3moe, phi3, gemma2, gemma3)",
+                                        "qwen3, qwen3moe, phi3, gemma2, gemma3, smollm3)",
                                         name));
 }
 
@@ -165,7 +166,50 @@ void moe_hparams(const GgufFile& g, const std::string& a, HParams& hp) {
                       fmt::format("missing required metadata {}expert_feed_forward_length", a));
 }
 
+// Mistral-family `llama` files: `attention.sliding_window` W > 0 makes every layer attend to its
+// last W positions (the query's own included), as Hugging Face's Mistral does. llama.cpp 0c1e570
+// ignores the key for `llama` (llama_model_llama::load_arch_hparams in src/models/llama.cpp never
+// reads it, and its graph builds a plain causal mask), so its logits differ from reprise's once a
+// prompt is longer than the window; tests/data/golden/make_mistral_goldens.py checks reprise
+// against a reference written from the Mistral definition instead.
+void mistral_window(const GgufFile& g, const std::string& a, HParams& hp) {
+  const std::string key = a + "attention.sliding_window";
+  const GgufValue* v = g.find(key);
+  if (!v) return;
+  if (v->is_array())
+    throw FormatError(g.path(), fmt::format("metadata {} varies per layer (unsupported)", key));
+  const int64_t w = g.require_int(key);
+  if (w == 0) return;  // converters write 0 for Mistral files without a window
+  const int window = positive_int(g, key, w);
+  // The pattern key has no meaning for llama files (llama.cpp does not read it either); which
+  // layers it would exempt is guesswork, so such files are refused.
+  if (g.find(a + "attention.sliding_window_pattern"))
+    throw FormatError(g.path(), fmt::format("metadata {}attention.sliding_window_pattern is "
+                                            "unsupported for {}",
+                                            a, hp.arch_name));
+  hp.layers.assign(static_cast<size_t>(hp.n_layer), LayerAttn{window, hp.rope_theta, 1.0f});
+}
+
+// SmolLM3: a Llama block whose every fourth layer (3, 7, 11, ...) runs attention without rope
+// ("NoPE"). llama.cpp 0c1e570 reads no key for it: llama_model_smollm3::load_arch_hparams sets
+// n_no_rope_layer_step = 4 and its graph skips rope where (il + 1) % 4 == 0 (src/models/
+// smollm3.cpp); the converter writes none of the HF config's no_rope_layers. The flag belongs to
+// the physical layer, so a path keeps it wherever the layer runs.
+void smollm3_layers(HParams& hp) {
+  hp.layers.clear();
+  for (int l = 0; l < hp.n_layer; ++l) {
+    LayerAttn attn{0, hp.rope_theta, 1.0f};
+    attn.rope = smollm3_block_has_rope(l);
+    hp.layers.push_back(attn);
+  }
+}
+
 }  // namespace
+
+bool smollm3_block_has_rope(int layer) {
+  constexpr int kNoRopeStep = 4;
+  return (layer + 1) % kNoRopeStep != 0;
+}
 
 HParams hparams_from_gguf(const GgufFile& g) {
   HParams hp;
@@ -198,7 +242,9 @@ HParams hparams_from_gguf(const GgufFile& g) {
           .value_or(hp.arch == Arch::Qwen2 || hp.arch == Arch::Qwen3 || hp.arch == Arch::Qwen3Moe
                         ? 1e6
                         : 1e4));
-  hp.rope_style = hp.arch == Arch::Llama ? RopeStyle::Interleaved : RopeStyle::Neox;
+  // SmolLM3's converter permutes Q and K as Llama's does (llama.cpp: LLAMA_ROPE_TYPE_NORM).
+  hp.rope_style =
+      hp.arch == Arch::Llama || hp.arch == Arch::SmolLM3 ? RopeStyle::Interleaved : RopeStyle::Neox;
   hp.qkv_bias = hp.arch == Arch::Qwen2;
   hp.qk_norm = hp.arch == Arch::Qwen3 || hp.arch == Arch::Qwen3Moe;
   moe_hparams(g, a, hp);
@@ -223,17 +269,21 @@ HParams hparams_from_gguf(const GgufFile& g) {
   if (gemma) {
     gemma_hparams(g, a, hp);
   } else {
+    if (hp.arch == Arch::Llama) mistral_window(g, a, hp);
+    if (hp.arch == Arch::SmolLM3) smollm3_layers(hp);
     // Keys that change what a Llama/Qwen layer computes, which reprise does not run yet.
     // (A window of 0, which converters write for Mistral files without one, changes nothing.)
-    // Phi-3 files name a window that llama.cpp 0c1e570 ignores (llama_model_phi3::
-    // load_arch_hparams: "Phi SWA is currently disabled"), so reprise ignores it too.
-    for (const char* k :
-         {"attention.sliding_window", "attn_logit_softcapping", "final_logit_softcapping"})
-      if (const GgufValue* v = g.find(a + k);
-          v && (v->is_array() || v->i != 0 || v->f != 0) &&
-          !(hp.arch == Arch::Phi3 && std::string_view(k) == "attention.sliding_window"))
+    // Llama reads its window above. Phi-3 files name a window that llama.cpp 0c1e570 ignores
+    // (llama_model_phi3::load_arch_hparams: "Phi SWA is currently disabled"), so reprise
+    // ignores it too.
+    const bool own_window = hp.arch == Arch::Llama || hp.arch == Arch::Phi3;
+    for (const std::string k :
+         {"attention.sliding_window", "attn_logit_softcapping", "final_logit_softcapping"}) {
+      if (own_window && k == "attention.sliding_window") continue;
+      if (const GgufValue* v = g.find(a + k); v && (v->is_array() || v->i != 0 || v->f != 0))
         throw FormatError(g.path(),
                           fmt::format("metadata {}{} is unsupported for {}", a, k, hp.arch_name));
+    }
   }
 
   // The vocabulary size comes from the embedding matrix; metadata may be absent.

@@ -9,7 +9,7 @@ namespace reprise {
 
 class GgufFile;
 
-enum class Arch { Llama, Qwen2, Qwen3, Qwen3Moe, Phi3, Gemma2, Gemma3 };
+enum class Arch { Llama, Qwen2, Qwen3, Qwen3Moe, Phi3, Gemma2, Gemma3, SmolLM3 };
 
 // The gated FFN's activation: act(h Wg^T) * (h Wu^T).
 enum class FfnAct {
@@ -30,6 +30,7 @@ struct LayerAttn {
   int window = 0;
   float rope_theta = 10000.0f;
   float rope_freq_scale = 1.0f;  // positions are multiplied by it (linear rope scaling); 1 = none
+  bool rope = true;              // false: q and k are not rotated at all (SmolLM3's NoPE layers)
 };
 
 struct HParams {
@@ -64,8 +65,8 @@ struct HParams {
   float attn_scale = 0.0f;     // query-key score scale; 0 = 1 / sqrt(head_dim)
   float attn_softcap = 0.0f;   // scores s -> c tanh(s / c) before the softmax; 0 = none
   float final_softcap = 0.0f;  // the same on the output logits; 0 = none
-  // One entry per physical layer when layers differ (sliding-window and global layers); empty
-  // when every layer is global with rope_theta: use layer_attn().
+  // One entry per physical layer when layers differ (sliding-window and global layers, layers
+  // without rope); empty when every layer is global with rope_theta: use layer_attn().
   std::vector<LayerAttn> layers;
 
   LayerAttn layer_attn(int layer) const {
@@ -84,6 +85,10 @@ struct HParams {
 // Arch; throws Error listing the known names otherwise. `source` names the file or field for the
 // message.
 Arch parse_arch(const std::string& name, const std::string& source);
+
+// Whether block `layer` of a smollm3 file rotates q and k: every fourth block (3, 7, ...) does
+// not, a rule fixed by block index (llama.cpp 0c1e570 reads no key for it).
+bool smollm3_block_has_rope(int layer);
 
 // Reads `<arch>.*` metadata. Throws FormatError naming the file and the missing/invalid key.
 HParams hparams_from_gguf(const GgufFile& gguf);

@@ -231,6 +231,32 @@ const std::vector<SynthShape>& known_shapes() {
     s.n_head_kv = 2, s.head_dim = 16, s.n_ff = 128, s.n_vocab = 1024, s.n_ctx = 256,
     s.rope_theta = 1e4f, s.rms_eps = 1e-5f, s.tied = true, s.sliding_window = 4;
     v.push_back(s);
+    // mistralai/Mistral-7B-v0.1: llama arch, every layer slides over 4096 tokens.
+    s = {};
+    s.name = "mistral-7b", s.arch = "llama", s.n_embd = 4096, s.n_layer = 32, s.n_head = 32,
+    s.n_head_kv = 8, s.head_dim = 128, s.n_ff = 14336, s.n_vocab = 32000, s.n_ctx = 32768,
+    s.rope_theta = 1e4f, s.rms_eps = 1e-5f, s.tied = false, s.sliding_window = 4096;
+    v.push_back(s);
+    // A window of 5 tokens, so a 16-token prompt crosses it (and 4 layers see 4 x 4 positions
+    // back: token 0 still reaches the last position, through the stack, not directly).
+    s = {};
+    s.name = "mistral-tiny", s.arch = "llama", s.n_embd = 64, s.n_layer = 4, s.n_head = 4,
+    s.n_head_kv = 2, s.head_dim = 16, s.n_ff = 128, s.n_vocab = 1024, s.n_ctx = 256,
+    s.rope_theta = 1e4f, s.rms_eps = 1e-5f, s.tied = true, s.sliding_window = 5;
+    v.push_back(s);
+    // HuggingFaceTB/SmolLM3-3B: Llama blocks, every fourth without rope (llama.cpp's rule for
+    // smollm3, not written in the file).
+    s = {};
+    s.name = "smollm3-3b", s.arch = "smollm3", s.n_embd = 2048, s.n_layer = 36, s.n_head = 16,
+    s.n_head_kv = 4, s.head_dim = 128, s.n_ff = 11008, s.n_vocab = 128256, s.n_ctx = 65536,
+    s.rope_theta = 5e6f, s.rms_eps = 1e-6f, s.tied = true;
+    v.push_back(s);
+    // Layer 3 is the one without rope.
+    s = {};
+    s.name = "smollm3-tiny", s.arch = "smollm3", s.n_embd = 64, s.n_layer = 4, s.n_head = 4,
+    s.n_head_kv = 2, s.head_dim = 16, s.n_ff = 128, s.n_vocab = 1024, s.n_ctx = 256,
+    s.rope_theta = 1e4f, s.rms_eps = 1e-6f, s.tied = true;
+    v.push_back(s);
     return v;
   }();
   return shapes;

@@ -25,6 +25,14 @@ float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
+float row_max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, size_t width,
+                       size_t r) {
+  if (a.size() != b.size() || (r + 1) * width > a.size()) return INFINITY;
+  float m = 0;
+  for (size_t i = r * width; i < (r + 1) * width; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
 ScopedF32Prefill::ScopedF32Prefill() : saved_(kernels::gemm_int8_enabled()) {
   kernels::set_gemm_int8(false);
 }

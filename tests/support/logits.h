@@ -32,4 +32,8 @@ class ScopedF32Prefill {
 // The largest |a[i] - b[i]|; infinity when the sizes differ.
 float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b);
 
+// max_abs_diff of row r of a and b, both [rows, width] row-major (e.g. logits at every position).
+float row_max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, size_t width,
+                       size_t r);
+
 }  // namespace reprise::test
