@@ -134,26 +134,42 @@ McNemarResult mcnemar_exact(std::span<const double> a, std::span<const double> b
   return r;
 }
 
-TTestResult paired_t_test(std::span<const double> a, std::span<const double> b) {
+namespace {
+
+// d = B - A, item by item.
+std::vector<double> differences(std::span<const double> a, std::span<const double> b) {
   check_paired(a, b);
   std::vector<double> d(a.size());
   for (size_t i = 0; i < a.size(); ++i) d[i] = b[i] - a[i];
+  return d;
+}
+
+// The t-test of a mean difference with standard error `se` on `df` degrees of freedom: NaN
+// when df < 1; with no spread (se 0), p = 1 if the mean is 0, else 0.
+TTestResult t_test(double mean_diff, double se, double df) {
   TTestResult r;
-  r.mean_diff = mean(d);
-  if (d.size() < 2) {
+  r.mean_diff = mean_diff;
+  if (df < 1) {
     r.t = r.p_value = kNaN;
     return r;
   }
-  r.df = static_cast<double>(d.size() - 1);
-  const double se = standard_error(d);
+  r.df = df;
   if (!(se > 0)) {
     r.t = kNaN;
-    r.p_value = r.mean_diff == 0 ? 1.0 : 0.0;
+    r.p_value = mean_diff == 0 ? 1.0 : 0.0;
     return r;
   }
-  r.t = r.mean_diff / se;
-  r.p_value = student_t_two_sided_p(r.t, r.df);
+  r.t = mean_diff / se;
+  r.p_value = student_t_two_sided_p(r.t, df);
   return r;
+}
+
+}  // namespace
+
+TTestResult paired_t_test(std::span<const double> a, std::span<const double> b) {
+  const std::vector<double> d = differences(a, b);
+  const double df = d.size() < 2 ? 0 : static_cast<double>(d.size() - 1);
+  return t_test(mean(d), df > 0 ? standard_error(d) : kNaN, df);
 }
 
 double paired_p_value(std::span<const double> a, std::span<const double> b, bool binary) {
@@ -163,38 +179,23 @@ double paired_p_value(std::span<const double> a, std::span<const double> b, bool
 
 TTestResult cluster_paired_t_test(std::span<const double> a, std::span<const double> b,
                                   std::span<const size_t> cluster) {
-  check_paired(a, b);
-  if (cluster.size() != a.size())
-    throw Error(fmt::format("cluster ids: {} for {} items", cluster.size(), a.size()));
-  const size_t n = a.size();
-  std::vector<double> d(n);
-  for (size_t i = 0; i < n; ++i) d[i] = b[i] - a[i];
-  TTestResult r;
-  r.mean_diff = mean(d);
-  const size_t g = n == 0 ? 0 : *std::max_element(cluster.begin(), cluster.end()) + 1;
+  const std::vector<double> d = differences(a, b);
+  if (cluster.size() != d.size())
+    throw Error(fmt::format("cluster ids: {} for {} items", cluster.size(), d.size()));
+  const double mean_diff = mean(d);
+  const size_t g = d.empty() ? 0 : *std::max_element(cluster.begin(), cluster.end()) + 1;
   std::vector<double> sum(g, 0.0);  // per cluster: the sum of d_i - mean(d)
   std::vector<bool> used(g, false);
-  for (size_t i = 0; i < n; ++i) {
-    sum[cluster[i]] += d[i] - r.mean_diff;
+  for (size_t i = 0; i < d.size(); ++i) {
+    sum[cluster[i]] += d[i] - mean_diff;
     used[cluster[i]] = true;
   }
   const auto clusters = static_cast<double>(std::count(used.begin(), used.end(), true));
-  if (clusters < 2) {
-    r.t = r.p_value = kNaN;
-    return r;
-  }
-  r.df = clusters - 1;
+  if (clusters < 2) return t_test(mean_diff, kNaN, 0);
   double ss = 0;
   for (double s : sum) ss += s * s;
-  const double se = std::sqrt(clusters / (clusters - 1) * ss) / static_cast<double>(n);
-  if (!(se > 0)) {
-    r.t = kNaN;
-    r.p_value = r.mean_diff == 0 ? 1.0 : 0.0;
-    return r;
-  }
-  r.t = r.mean_diff / se;
-  r.p_value = student_t_two_sided_p(r.t, r.df);
-  return r;
+  const double se = std::sqrt(clusters / (clusters - 1) * ss) / static_cast<double>(d.size());
+  return t_test(mean_diff, se, clusters - 1);
 }
 
 double paired_p_value(std::span<const double> a, std::span<const double> b, bool binary,
