@@ -32,6 +32,9 @@ GOLDEN = os.path.join(REPO, "tests/data/golden")
 # golden tool tokenizes it with the fixture's vocabulary (byte tokens plus letter-pair merges).
 PROMPT_TEXT = "once upon a time, there was a little girl named lily."
 PATHS = {"repeat": [0, 1, 2, 1, 2, 3], "skip": [0, 1, 3]}
+# qwen35-tiny has 6 layers (2 and 5 full attention): the repeat visits linear-attention layer 1 and
+# full-attention layer 2 twice, the skip drops one of each kind.
+ARCH_PATHS = {"qwen35": {"repeat": [0, 1, 2, 1, 2, 3, 4, 5], "skip": [0, 1, 3, 5]}}
 # llama.cpp's default sliding-window period when the file names none (gemma2: 2, gemma3: 6).
 DEFAULT_PERIOD = {"gemma2": 2, "gemma3": 6}
 
@@ -51,14 +54,28 @@ def swa_flags(reader, arch, n_layer):
     return [period == 0 or l % period < period - 1 for l in range(n_layer)]
 
 
+def recurrent_flags(reader, arch, n_layer):
+    """Which layers are Gated DeltaNet ones (qwen35), or None for other architectures."""
+    if arch != "qwen35":
+        return None
+    field = reader.fields.get(f"{arch}.attention.recurrent_layers")
+    if field is not None:
+        return [bool(x) for x in field.contents()]
+    field = reader.fields.get(f"{arch}.full_attention_interval")
+    interval = field.contents() if field is not None else 4
+    return [(l + 1) % interval != 0 for l in range(n_layer)]
+
+
 def copy_along_path(src, dst, layers):
     """Writes src with its blocks physically copied in the order `layers`."""
     reader = gguf.GGUFReader(src)
     arch = reader.fields["general.architecture"].contents()
     n_layer = reader.fields[f"{arch}.block_count"].contents()
     flags = swa_flags(reader, arch, n_layer)
+    recurrent = recurrent_flags(reader, arch, n_layer)
     writer = gguf.GGUFWriter(dst, arch)
-    skip = {"general.architecture", f"{arch}.block_count", f"{arch}.attention.sliding_window_pattern"}
+    skip = {"general.architecture", f"{arch}.block_count", f"{arch}.attention.sliding_window_pattern",
+            f"{arch}.attention.recurrent_layers", f"{arch}.full_attention_interval"}
     for field in reader.fields.values():
         if field.name in skip or field.name.startswith("GGUF."):
             continue
@@ -68,6 +85,8 @@ def copy_along_path(src, dst, layers):
     writer.add_uint32(f"{arch}.block_count", len(layers))
     if flags is not None:
         writer.add_array(f"{arch}.attention.sliding_window_pattern", [flags[l] for l in layers])
+    if recurrent is not None:  # each copy keeps its source layer's kind
+        writer.add_array(f"{arch}.attention.recurrent_layers", [recurrent[l] for l in layers])
     tensors = []
     for t in reader.tensors:
         if not t.name.startswith("blk."):
@@ -118,7 +137,7 @@ def main():
         main_q["dequantized_reference"] = {k: ref[k] for k in ("logits_all", "greedy_tokens",
                                                                 "greedy_max_logit")}
         outs[f"{arch}-tiny-q8_0"] = main_q
-        for kind, layers in PATHS.items():
+        for kind, layers in ARCH_PATHS.get(arch, PATHS).items():
             copy = os.path.join(tmp, f"{arch}-{kind}.gguf")
             copy_along_path(f32, copy, layers)
             name = f"{arch}-tiny-f32-path-{kind}"
