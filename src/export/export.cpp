@@ -151,6 +151,16 @@ void gguf_metadata(GgufWriter& w, const Model& m, const LayerPath& path, const P
     // Sliding-window layers (Gemma): each copy keeps its source layer's kind, written as one
     // flag per block (llama.cpp reads the array form of the pattern before any period), and
     // llama.cpp gives every sliding layer the SWA rope base, so the rope bases follow too.
+    // Qwen3.5: each copy keeps its source layer's kind (llama.cpp reads the per-block
+    // recurrent_layers flags before full_attention_interval); MTP layers are not exported.
+    if (hp.hybrid()) {
+      GgufValue flags;
+      flags.type = GgufType::ARRAY;
+      flags.elem = GgufType::BOOL;
+      for (int l : path.layers) flags.ints.push_back(hp.is_recurrent(l) ? 1 : 0);
+      w.set(a + "attention.recurrent_layers", flags);
+      if (g->find(a + "nextn_predict_layers")) w.set(a + "nextn_predict_layers", GgufValue::of_u32(0));
+    }
     if (!hp.layers.empty()) {
       GgufValue flags;
       flags.type = GgufType::ARRAY;
@@ -546,6 +556,11 @@ ExportResult export_model(const Model& m, const LayerPath& path, const fs::path&
         "export: only --format gguf can export a {} model yet (its sliding-window and global "
         "layers must keep their kinds along the path)",
         m.hparams().arch_name));
+  if (m.hparams().hybrid() && o.format != Format::Gguf)
+    throw Error(fmt::format("export: only --format gguf can export a {} model yet (its "
+                            "linear-attention and full-attention layers must keep their kinds "
+                            "along the path)",
+                            m.hparams().arch_name));
   ExportResult res;
   ThreadPool pool(o.n_threads > 0 ? o.n_threads : ThreadPool::default_threads());
   switch (o.format) {

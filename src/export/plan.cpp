@@ -39,6 +39,16 @@ constexpr BlockRole kBlockRoles[] = {
     {"ffn_up.weight", "mlp.up_proj.weight", BlockRole::None},
     {"ffn_down.weight", "mlp.down_proj.weight", BlockRole::None},
     {"post_ffw_norm.weight", "post_ffw_norm.weight", BlockRole::None},  // Gemma (GGUF export only)
+    // Qwen3.5 linear-attention layers (GGUF export only).
+    {"attn_qkv.weight", "attn_qkv.weight", BlockRole::None},
+    {"attn_gate.weight", "attn_gate.weight", BlockRole::None},
+    {"ssm_conv1d.weight", "ssm_conv1d.weight", BlockRole::None},
+    {"ssm_dt.bias", "ssm_dt.bias", BlockRole::None},
+    {"ssm_a", "ssm_a", BlockRole::None},
+    {"ssm_beta.weight", "ssm_beta.weight", BlockRole::None},
+    {"ssm_alpha.weight", "ssm_alpha.weight", BlockRole::None},
+    {"ssm_norm.weight", "ssm_norm.weight", BlockRole::None},
+    {"ssm_out.weight", "ssm_out.weight", BlockRole::None},
 };
 
 constexpr const char* kEmbd = "token_embd.weight";
@@ -202,7 +212,8 @@ Plan make_plan(const Model& m, const LayerPath& path, Layout layout, const TypeS
                         : r.rope_rows == BlockRole::KHeads ? hp.n_head_kv
                                                            : 0;
       const bool to_residual = std::string_view(r.gguf) == "attn_output.weight" ||
-                               std::string_view(r.gguf) == "ffn_down.weight";
+                               std::string_view(r.gguf) == "ffn_down.weight" ||
+                               std::string_view(r.gguf) == "ssm_out.weight";
       add(fmt::format("blk.{}.{}", p, r.gguf), fmt::format("blk.{}.{}", layer, r.gguf), p, false,
           heads, to_residual ? path.alpha_at(p) : 1.0f);
     }

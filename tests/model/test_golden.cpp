@@ -128,7 +128,8 @@ void expect_matches(const Outputs& got, const GoldenRun& want, float tol, const 
 // Which weight type decides the activation precision of a fixture's matvec kernels: the type of
 // its projection weights (every fixture quantizes all 2-D tensors except, for some, the output).
 TensorType weight_type(const Model& m) {
-  return m.weights().blocks[0].wq.type;
+  const BlockWeights& b = m.weights().blocks[0];
+  return b.wq.data.empty() ? b.delta.w_qkv.type : b.wq.type;  // a Qwen3.5 linear-attention layer
 }
 
 struct GoldenCase {
@@ -222,8 +223,8 @@ std::vector<std::string> golden_names() {
   // (tests/data/fixtures/README.md).
   for (const char* name : kQuantFixtures) names.push_back(name);
   // Gemma 2/3 (tests/data/fixtures/README.md): F32, Q8_0 and repeat/skip paths of the F32 file.
-  // MoE (qwen3moe, Mixtral-style llama) and Phi-3 likewise.
-  for (const char* arch : {"gemma3", "gemma2", "qwen3moe", "mixtral", "phi3"})
+  // MoE (qwen3moe, Mixtral-style llama), Phi-3 and the Qwen3.5 hybrid likewise.
+  for (const char* arch : {"gemma3", "gemma2", "qwen3moe", "mixtral", "phi3", "qwen35"})
     for (const char* suffix : {"f32", "q8_0", "f32-path-repeat", "f32-path-skip"})
       names.push_back(std::string(arch) + "-tiny-" + suffix);
   return names;

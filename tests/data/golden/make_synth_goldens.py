@@ -4,7 +4,7 @@
   PYTHON_WITH_GGUF tests/data/golden/make_synth_goldens.py REPRISE LLAMA_GOLDEN LLAMA_QUANTIZE [SHAPE...]
 
 SHAPE is a `reprise synth --like` name without its "-tiny" (default: all of gemma3 gemma2
-qwen3moe mixtral phi3), also the ARCH of the file names below. REPRISE is build/reprise (its
+qwen3moe mixtral phi3 qwen35), also the ARCH of the file names below. REPRISE is build/reprise (its
 `synth --like SHAPE-tiny --type f32` writes the F32 fixtures); LLAMA_GOLDEN is scripts/golden/llama_golden.cpp and LLAMA_QUANTIZE llama.cpp's
 tools/quantize, both built from llama.cpp commit 0c1e570 (the llama-cpp-python 0.3.36 sdist).
 The interpreter needs the `gguf` package from PyPI (0.19.0 was used) for the path copies.
@@ -17,7 +17,8 @@ Writes, for each SHAPE (ARCH below):
       ran a temporary GGUF whose blocks are physical copies in path order (a copied MoE block
       carries its router and experts). For Gemma each copy keeps its source layer's kind: attention.sliding_window_pattern is written as one bool per copy (the
       source's flags in path order, by llama.cpp's rule for the source's period), and llama.cpp
-      gives every sliding-window layer the SWA rope base.
+      gives every sliding-window layer the SWA rope base. For qwen35 each copy keeps its source
+      layer's kind likewise, as per-block attention.recurrent_layers flags (paths in ARCH_PATHS).
 Logits are rounded to 6 significant digits; logits_last (a repeat of the last row) is dropped.
 """
 import json, os, subprocess, sys, tempfile
@@ -121,7 +122,7 @@ def golden(tool, model, tokens, name):
 def main():
     reprise, tool, quantize = sys.argv[1:4]
     tmp = tempfile.mkdtemp()
-    for arch in sys.argv[4:] or ("gemma3", "gemma2", "qwen3moe", "mixtral", "phi3"):
+    for arch in sys.argv[4:] or ("gemma3", "gemma2", "qwen3moe", "mixtral", "phi3", "qwen35"):
         f32 = os.path.join(FIXTURES, f"{arch}-tiny-f32.gguf")
         q8 = os.path.join(FIXTURES, f"{arch}-tiny-q8_0.gguf")
         run(reprise, "synth", "--like", f"{arch}-tiny", "--type", "f32", "--seed", "1", "-f", "-o", f32)
