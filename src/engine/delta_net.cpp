@@ -9,10 +9,16 @@
 namespace reprise {
 namespace {
 
-float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
-float silu(float x) { return x / (1.0f + std::exp(-x)); }
+float sigmoid(float x) {
+  return 1.0f / (1.0f + std::exp(-x));
+}
+float silu(float x) {
+  return x / (1.0f + std::exp(-x));
+}
 // llama.cpp's softplus: linear above 20, where log(1 + e^x) rounds to x anyway.
-float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }
+float softplus(float x) {
+  return x > 20.0f ? x : std::log1p(std::exp(x));
+}
 
 // x[0..n) /= sqrt(sum x^2 + eps): llama.cpp's L2 norm of q and k (an RMS norm with eps / n,
 // scaled by 1 / sqrt(n)).
@@ -146,8 +152,7 @@ void delta_net_forward(const HParams& hp, const DeltaNetWeights& w, const float*
   kernels::matmul(w.w_out, s.o.data(), T, out, pool, batch_invariant);
 }
 
-void split_query_gate(const float* qg, int64_t T, int n_head, int head_dim, float* q,
-                      float* gate) {
+void split_query_gate(const float* qg, int64_t T, int n_head, int head_dim, float* q, float* gate) {
   const size_t bytes = static_cast<size_t>(head_dim) * sizeof(float);
   for (int64_t r = 0; r < T * n_head; ++r) {
     std::memcpy(q + r * head_dim, qg + r * 2 * head_dim, bytes);

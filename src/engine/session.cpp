@@ -120,10 +120,11 @@ void Session::truncate(int n) {
 
 void Session::rewind_recurrent(int n) {
   if (!tokens_known_)
-    throw Error(fmt::format("cannot truncate a {}-token sequence to {}: a linear-attention layer's "
-                            "recurrent state cannot be cut back, and this session no longer knows "
-                            "its tokens to recompute it",
-                            n_past_, n));
+    throw Error(
+        fmt::format("cannot truncate a {}-token sequence to {}: a linear-attention layer's "
+                    "recurrent state cannot be cut back, and this session no longer knows "
+                    "its tokens to recompute it",
+                    n_past_, n));
   std::vector<int32_t> keep(tokens_.begin(), tokens_.begin() + n);
   if (!snapshot_.state.empty() && snapshot_.tokens == keep) {
     // The KV rows of positions < n are as they were when the snapshot was taken: later

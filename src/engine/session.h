@@ -173,6 +173,9 @@ class Session {
   std::vector<float> gate_;    // [T, n_ff]
   std::vector<float> up_;      // [T, n_ff]
   MoeScratch moe_;             // router and expert buffers of MoE blocks
+  std::vector<float> out_;     // [T, n_embd] block output before the residual add
+  std::vector<float> logits_;  // [T or 1, n_vocab]
+
   // Hybrid models (HParams::hybrid()): each linear-attention path position's recurrent state,
   // the DeltaNet buffers, and the state at the last rewind point (see truncate()).
   RecurrentState recurrent_;
@@ -181,8 +184,6 @@ class Session {
     std::vector<int32_t> tokens;  // the sequence it is the state after
     RecurrentState state;
   } snapshot_;
-  std::vector<float> out_;     // [T, n_embd] block output before the residual add
-  std::vector<float> logits_;  // [T or 1, n_vocab]
 };
 
 }  // namespace reprise

@@ -159,7 +159,8 @@ void gguf_metadata(GgufWriter& w, const Model& m, const LayerPath& path, const P
       flags.elem = GgufType::BOOL;
       for (int l : path.layers) flags.ints.push_back(hp.is_recurrent(l) ? 1 : 0);
       w.set(a + "attention.recurrent_layers", flags);
-      if (g->find(a + "nextn_predict_layers")) w.set(a + "nextn_predict_layers", GgufValue::of_u32(0));
+      if (g->find(a + "nextn_predict_layers"))
+        w.set(a + "nextn_predict_layers", GgufValue::of_u32(0));
     }
     if (!hp.layers.empty()) {
       GgufValue flags;
@@ -557,10 +558,11 @@ ExportResult export_model(const Model& m, const LayerPath& path, const fs::path&
         "layers must keep their kinds along the path)",
         m.hparams().arch_name));
   if (m.hparams().hybrid() && o.format != Format::Gguf)
-    throw Error(fmt::format("export: only --format gguf can export a {} model yet (its "
-                            "linear-attention and full-attention layers must keep their kinds "
-                            "along the path)",
-                            m.hparams().arch_name));
+    throw Error(
+        fmt::format("export: only --format gguf can export a {} model yet (its "
+                    "linear-attention and full-attention layers must keep their kinds "
+                    "along the path)",
+                    m.hparams().arch_name));
   ExportResult res;
   ThreadPool pool(o.n_threads > 0 ? o.n_threads : ThreadPool::default_threads());
   switch (o.format) {

@@ -199,14 +199,15 @@ void qwen35_hparams(const GgufFile& g, const std::string& a, HParams& hp) {
                                               a, *v, hp.n_layer));
     hp.n_layer -= static_cast<int>(*v);
   }
-  hp.rope_dims = g.find(a + "rope.dimension_count")
-                     ? positive_int(g, a + "rope.dimension_count",
-                                    g.require_int(a + "rope.dimension_count"))
-                     : hp.head_dim;
+  hp.rope_dims =
+      g.find(a + "rope.dimension_count")
+          ? positive_int(g, a + "rope.dimension_count", g.require_int(a + "rope.dimension_count"))
+          : hp.head_dim;
   if (hp.rope_dims > hp.head_dim || hp.rope_dims % 2 != 0)
-    throw FormatError(g.path(), fmt::format("metadata {}rope.dimension_count {} does not fit a head "
-                                            "of {} in pairs",
-                                            a, hp.rope_dims, hp.head_dim));
+    throw FormatError(g.path(),
+                      fmt::format("metadata {}rope.dimension_count {} does not fit a head "
+                                  "of {} in pairs",
+                                  a, hp.rope_dims, hp.head_dim));
   if (const GgufValue* v = g.find(a + "rope.dimension_sections"); v && v->is_array()) {
     if (v->ints.size() < 4)
       throw FormatError(g.path(), fmt::format("metadata {}rope.dimension_sections has {} entries, "
@@ -246,9 +247,10 @@ void qwen35_hparams(const GgufFile& g, const std::string& a, HParams& hp) {
   } else {
     const int64_t interval = g.get_int(a + "full_attention_interval").value_or(4);
     if (interval <= 0 || interval > (int64_t{1} << 30))
-      throw FormatError(g.path(), fmt::format("metadata {}full_attention_interval is {}, expected a "
-                                              "positive period",
-                                              a, interval));
+      throw FormatError(g.path(),
+                        fmt::format("metadata {}full_attention_interval is {}, expected a "
+                                    "positive period",
+                                    a, interval));
     for (int l = 0; l < hp.n_layer; ++l)
       hp.recurrent[static_cast<size_t>(l)] = (l + 1) % interval != 0;
   }

@@ -80,7 +80,7 @@ struct HParams {
   std::vector<LayerAttn> layers;
 
   // Qwen3.5 hybrid (qwen35). Defaults change nothing for the other architectures.
-  int rope_dims = 0;           // leading dimensions of a head that rope rotates; 0 = head_dim
+  int rope_dims = 0;  // leading dimensions of a head that rope rotates; 0 = head_dim
   // M-RoPE sections (t, h, w, e) of the rotated pairs; empty = plain rope. For text every
   // section sees the token's position except e, which llama.cpp 0c1e570 feeds position 0:
   // pairs that its interleaved layout gives to e do not turn (rope_pair_turns()).

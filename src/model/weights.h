@@ -20,15 +20,15 @@ struct ExpertWeights {
 // A Gated DeltaNet (linear-attention) layer of a Qwen3.5 hybrid; shapes from HParams::delta
 // (conv_dim = 2 key_dim + value_dim).
 struct DeltaNetWeights {
-  TensorView w_qkv;                // [conv_dim, n_embd] (attn_qkv): q, k, v channels before the conv
-  TensorView w_z;                  // [value_dim, n_embd] (attn_gate): the output gate
-  TensorView w_beta;               // [n_v_heads, n_embd] (ssm_beta): write strength, sigmoid
-  TensorView w_alpha;              // [n_v_heads, n_embd] (ssm_alpha): decay input
-  TensorView w_out;                // [n_embd, value_dim] (ssm_out)
-  std::vector<float> conv;         // [conv_dim, conv_kernel] (ssm_conv1d): taps, oldest first
-  std::vector<float> dt_bias;      // [n_v_heads] (ssm_dt.bias)
-  std::vector<float> a;            // [n_v_heads] (ssm_a): -exp(A_log), as the converter stores it
-  std::vector<float> norm;         // [head_v_dim] (ssm_norm): RMSNorm of each output head
+  TensorView w_qkv;            // [conv_dim, n_embd] (attn_qkv): q, k, v channels before the conv
+  TensorView w_z;              // [value_dim, n_embd] (attn_gate): the output gate
+  TensorView w_beta;           // [n_v_heads, n_embd] (ssm_beta): write strength, sigmoid
+  TensorView w_alpha;          // [n_v_heads, n_embd] (ssm_alpha): decay input
+  TensorView w_out;            // [n_embd, value_dim] (ssm_out)
+  std::vector<float> conv;     // [conv_dim, conv_kernel] (ssm_conv1d): taps, oldest first
+  std::vector<float> dt_bias;  // [n_v_heads] (ssm_dt.bias)
+  std::vector<float> a;        // [n_v_heads] (ssm_a): -exp(A_log), as the converter stores it
+  std::vector<float> norm;     // [head_v_dim] (ssm_norm): RMSNorm of each output head
 };
 
 // One physical transformer block. Matrices are [out, in] row-major (one output per row).

@@ -143,7 +143,8 @@ void write_qwen35_mixer(const SynthShape& s, int l, int64_t d, float in_std, Mat
                         Vector& vector, TypeOf& type_of) {
   auto n = [&](const char* role) { return fmt::format("blk.{}.{}.weight", l, role); };
   if ((l + 1) % s.full_attn_interval == 0) {
-    const int64_t q_dim = int64_t{s.n_head} * s.head_dim, kv_dim = int64_t{s.n_head_kv} * s.head_dim;
+    const int64_t q_dim = int64_t{s.n_head} * s.head_dim,
+                  kv_dim = int64_t{s.n_head_kv} * s.head_dim;
     matrix(n("attn_q"), 2 * q_dim, d, in_std, type_of("attn_q", l, d, false));
     matrix(n("attn_k"), kv_dim, d, in_std, type_of("attn_k", l, d, false));
     matrix(n("attn_v"), kv_dim, d, in_std, type_of("attn_v", l, d, false));

@@ -26,8 +26,8 @@ class Qwen35Export : public test::TempDirTest {
 TEST_F(Qwen35Export, PathCopiesKeepTheirLayerKinds) {
   auto m = load();
   const std::vector<int32_t> prompt = {300, 301, 220, 75, 483, 83, 546, 220, 420, 709, 220, 77};
-  for (const LayerPath& path : {LayerPath{{0, 1, 2, 1, 2, 3, 4, 5}}, LayerPath{{0, 1, 3, 5}},
-                                LayerPath{{5, 4, 4, 0}}}) {
+  for (const LayerPath& path :
+       {LayerPath{{0, 1, 2, 1, 2, 3, 4, 5}}, LayerPath{{0, 1, 3, 5}}, LayerPath{{5, 4, 4, 0}}}) {
     SCOPED_TRACE(path.canonical());
     const auto out = dir_ / "export.gguf";
     ExportOptions o;

@@ -22,22 +22,7 @@ class Qwen35 : public test::SynthDirTest {
   static synth::SynthShape tiny() { return *synth::find_shape("qwen35-tiny"); }
   // The tiny file with one metadata key set to `value`.
   std::filesystem::path with_key(const std::string& key, const GgufValue& value) {
-    auto src = GgufFile::open(write(tiny()));
-    GgufWriter w;
-    w.copy_metadata(*src);
-    w.set(key, value);
-    for (const TensorView& t : src->tensors()) w.add_tensor(t.name, t.type, t.shape, t.data);
-    const auto out = dir_ / "edited.gguf";
-    w.write(out, true);
-    return out;
-  }
-  static std::string load_error(const std::filesystem::path& p) {
-    try {
-      Model::load(p);
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
+    return SynthDirTest::with_key(tiny(), key, value);
   }
   static float max_diff(std::span<const float> a, std::span<const float> b) {
     EXPECT_EQ(a.size(), b.size());
