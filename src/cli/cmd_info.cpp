@@ -69,6 +69,27 @@ void print_layer_kinds(const HParams& hp) {
   }
 }
 
+// Qwen3.5 hybrids: which layers are Gated DeltaNet (a recurrent state per path position) and
+// which are full attention (a KV cache per path position), as ranges of identical layers.
+void print_hybrid_layers(const HParams& hp) {
+  if (!hp.hybrid()) return;
+  const DeltaNetShape& s = hp.delta;
+  fmt::print(
+      "linear attn:  Gated DeltaNet, {} key heads x {} and {} value heads x {}, conv kernel {}; "
+      "full attention gated, rope on {} of {} dims\n",
+      s.n_k_heads, s.head_k_dim, s.n_v_heads, s.head_v_dim, s.conv_kernel, hp.rotary_dims(),
+      hp.head_dim);
+  auto kind = [&](int l) { return hp.is_recurrent(l) ? "linear-attention" : "full-attention"; };
+  fmt::print("layer kinds:\n");
+  for (int l = 0; l < hp.n_layer;) {
+    int e = l;
+    while (e + 1 < hp.n_layer && hp.is_recurrent(e + 1) == hp.is_recurrent(l)) ++e;
+    fmt::print("  {:<12} {}\n", e == l ? fmt::format("{}", l) : fmt::format("{}..{}", l, e),
+               kind(l));
+    l = e + 1;
+  }
+}
+
 int run_info(const InfoOptions& o) {
   auto m = Model::load(o.model, Model::Need::Tokenizer);
   const HParams& hp = m->hparams();
@@ -101,6 +122,7 @@ int run_info(const InfoOptions& o) {
   fmt::print("rms eps:      {}\n", hp.rms_eps);
   print_gemma_features(hp);
   print_layer_kinds(hp);
+  print_hybrid_layers(hp);
   fmt::print("output head:  {}\n", hp.tied_output || m->weights().output.data.data() ==
                                                          m->weights().token_embd.data.data()
                                        ? "tied to embedding"

@@ -15,22 +15,25 @@ namespace {
 struct RopeTable {
   int pos0 = -1;
   int64_t T = 0;
-  int head_dim = 0;
+  int rot_dims = 0;  // the rotated dimensions of a head (head_dim, or fewer: partial rotary)
   float theta = 0, freq_scale = 0;
   std::vector<float> factors;
+  std::vector<int> sections;
   std::vector<float> cs, sn;  // [T, head_dim / 2]
 
   bool matches(const HParams& hp, const LayerAttn& l, int p0, int64_t n) const {
-    return p0 == pos0 && n <= T && hp.head_dim == head_dim && l.rope_theta == theta &&
-           l.rope_freq_scale == freq_scale && hp.rope_freq_factors == factors;
+    return p0 == pos0 && n <= T && hp.rotary_dims() == rot_dims && l.rope_theta == theta &&
+           l.rope_freq_scale == freq_scale && hp.rope_freq_factors == factors &&
+           hp.rope_sections == sections;
   }
 
   void build(const HParams& hp, const LayerAttn& l, int p0, int64_t n) {
-    const int d = hp.head_dim, half = d / 2;
+    const int d = hp.rotary_dims(), half = d / 2;
     std::vector<double> inv_freq(half);
     for (int i = 0; i < half; ++i) {
       inv_freq[i] = std::pow(static_cast<double>(l.rope_theta), -2.0 * i / d) * l.rope_freq_scale;
       if (!hp.rope_freq_factors.empty()) inv_freq[i] /= hp.rope_freq_factors[i];
+      if (!hp.rope_pair_turns(i)) inv_freq[i] = 0;  // an M-RoPE pair text leaves at position 0
     }
     cs.resize(static_cast<size_t>(n) * half);
     sn.resize(static_cast<size_t>(n) * half);
@@ -43,10 +46,11 @@ struct RopeTable {
     }
     pos0 = p0;
     T = n;
-    head_dim = d;
+    rot_dims = d;
     theta = l.rope_theta;
     freq_scale = l.rope_freq_scale;
     factors = hp.rope_freq_factors;
+    sections = hp.rope_sections;
   }
 };
 
@@ -68,7 +72,8 @@ void apply_rope(float* x, int64_t T, int n_heads, const HParams& hp, const Layer
                 int pos0) {
   if (!layer.rope) return;
   const RopeTable& table = rope_table(hp, layer, pos0, T);
-  const int d = hp.head_dim, half = d / 2;
+  // Only the first rotary_dims() dimensions of a head turn (partial rotary); the rest pass.
+  const int d = hp.head_dim, half = hp.rotary_dims() / 2;
   const bool interleaved = hp.rope_style == RopeStyle::Interleaved;
   for (int64_t t = 0; t < T; ++t) {
     const float* cs = &table.cs[t * half];

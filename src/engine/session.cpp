@@ -82,6 +82,10 @@ Session::Session(const Model& model, LayerPath path, const SessionOptions& opts)
   up_.resize(B * hp.n_ff);
   out_.resize(B * hp.n_embd);
   if (hp.moe()) moe_ = MoeScratch(hp, n_batch_);
+  if (hp.hybrid()) {
+    recurrent_ = RecurrentState(hp, path_);
+    delta_ = DeltaNetScratch(hp, n_batch_);
+  }
 }
 
 void Session::set_path(LayerPath path) {
@@ -91,6 +95,10 @@ void Session::set_path(LayerPath path) {
     cache_ = KvCache(path.size(), cache_.n_ctx(), cache_.kv_dim(), cache_.type());
   }
   path_ = std::move(path);
+  if (model_.hparams().hybrid()) {
+    recurrent_ = RecurrentState(model_.hparams(), path_);
+    snapshot_ = {};
+  }
   reset();
 }
 
@@ -98,14 +106,37 @@ uint64_t Session::state_bytes() const {
   uint64_t n = 0;
   for (const auto* v : {&x_, &h_, &q_, &k_, &v_, &ctx_, &gate_, &up_, &out_, &logits_})
     n += v->capacity() * sizeof(float);
-  return n + moe_.bytes() + cache_.bytes();
+  return n + moe_.bytes() + cache_.bytes() + recurrent_.bytes() + delta_.bytes() +
+         snapshot_.state.bytes();
 }
 
 void Session::truncate(int n) {
   if (n < 0 || n > n_past_)
     throw Error(fmt::format("cannot truncate a {}-token sequence to {}", n_past_, n));
+  if (!recurrent_.empty() && n < n_past_) return rewind_recurrent(n);
   n_past_ = n;
   if (tokens_known_) tokens_.resize(static_cast<size_t>(n));
+}
+
+void Session::rewind_recurrent(int n) {
+  if (!tokens_known_)
+    throw Error(
+        fmt::format("cannot truncate a {}-token sequence to {}: a linear-attention layer's "
+                    "recurrent state cannot be cut back, and this session no longer knows "
+                    "its tokens to recompute it",
+                    n_past_, n));
+  std::vector<int32_t> keep(tokens_.begin(), tokens_.begin() + n);
+  if (!snapshot_.state.empty() && snapshot_.tokens == keep) {
+    // The KV rows of positions < n are as they were when the snapshot was taken: later
+    // prefills only wrote positions >= n.
+    recurrent_ = snapshot_.state;
+    n_past_ = n;
+    tokens_ = std::move(keep);
+    return;
+  }
+  reset();
+  if (n > 0) prefill(keep);
+  snapshot_ = {std::move(keep), recurrent_};
 }
 
 void check_token_ids(std::span<const int32_t> tokens, int n_vocab) {
@@ -176,7 +207,10 @@ std::span<const float> Session::decode(int32_t token) {
 }
 
 std::span<const float> Session::prefill_cached(std::span<const int32_t> tokens, bool all_logits) {
-  if (!prefix_cache_ || observer_ || tokens.empty() || !tokens_known_) return {};
+  // The cache holds KV and residuals, not the recurrent state of a hybrid's linear-attention
+  // layers, so a hybrid runs every position itself.
+  if (!prefix_cache_ || observer_ || tokens.empty() || !tokens_known_ || !recurrent_.empty())
+    return {};
   const int b = prefix_cache_->shared_positions(path_);
   if (b == 0) return {};
   const int T = static_cast<int>(tokens.size());
@@ -255,14 +289,37 @@ void Session::run_block(int slot, float* x, int64_t T, int pos0) {
   const HParams& hp = model_.hparams();
   const int layer = path_.layers[slot];
   const BlockWeights& b = model_.weights().blocks[layer];
+  const int d = hp.n_embd;
+  const float alpha = path_.alpha_at(slot);  // residual weight of this position (damped repeats)
+
+  // Token mixing on h = norm(x): attention, or (hybrids) a Gated DeltaNet layer that carries
+  // this path position's own recurrent state; x += alpha * its output.
+  kernels::rmsnorm(x, b.attn_norm.data(), T, d, hp.rms_eps, h_.data());
+  if (hp.is_recurrent(layer)) {
+    delta_net_forward(hp, b.delta, h_.data(), T, recurrent_.conv(slot), recurrent_.ssm(slot),
+                      delta_, out_.data(), pool_, gemm_only());
+    add_residual(x, out_.data(), T * d, alpha);
+  } else {
+    attention_sublayer(slot, x, T, pos0);
+  }
+  ffn_sublayer(layer, x, T, alpha);
+}
+
+void Session::attention_sublayer(int slot, float* x, int64_t T, int pos0) {
+  const HParams& hp = model_.hparams();
+  const int layer = path_.layers[slot];
+  const BlockWeights& b = model_.weights().blocks[layer];
   const LayerAttn attn = hp.layer_attn(layer);  // window and rope of the physical layer
   const int d = hp.n_embd, hd = hp.head_dim;
-  const float alpha = path_.alpha_at(slot);  // residual weight of this position (damped repeats)
+  const float alpha = path_.alpha_at(slot);
   const bool inv = gemm_only();
-
-  // Attention: h = norm(x); q, k, v = h W^T (+ bias); x += alpha * attention(q, k, v) Wo^T
-  kernels::rmsnorm(x, b.attn_norm.data(), T, d, hp.rms_eps, h_.data());
-  kernels::matmul(b.wq, h_.data(), T, q_.data(), pool_, inv);
+  // Attention: q, k, v = h W^T (+ bias); x += alpha * attention(q, k, v) Wo^T
+  if (hp.attn_out_gate) {  // Qwen3.5: each head's query rows come with as many gate rows
+    kernels::matmul(b.wq, h_.data(), T, delta_.qg.data(), pool_, inv);
+    split_query_gate(delta_.qg.data(), T, hp.n_head, hd, q_.data(), delta_.gate.data());
+  } else {
+    kernels::matmul(b.wq, h_.data(), T, q_.data(), pool_, inv);
+  }
   kernels::matmul(b.wk, h_.data(), T, k_.data(), pool_, inv);
   kernels::matmul(b.wv, h_.data(), T, v_.data(), pool_, inv);
   if (!b.bq.empty()) {
@@ -279,12 +336,19 @@ void Session::run_block(int slot, float* x, int64_t T, int pos0) {
   for (int64_t t = 0; t < T; ++t)
     cache_.store(slot, pos0 + static_cast<int>(t), &k_[t * hp.kv_dim()], &v_[t * hp.kv_dim()]);
   causal_attention(q_.data(), cache_, slot, T, pos0, hp, attn, ctx_.data(), pool_);
+  if (hp.attn_out_gate) apply_sigmoid_gate(ctx_.data(), delta_.gate.data(), T * hp.q_dim());
   kernels::matmul(b.wo, ctx_.data(), T, out_.data(), pool_, inv);
   // Gemma normalises each sublayer's output before the add (rmsnorm works in place row by row).
   if (!b.attn_post_norm.empty())
     kernels::rmsnorm(out_.data(), b.attn_post_norm.data(), T, d, hp.rms_eps, out_.data());
   add_residual(x, out_.data(), T * d, alpha);
+}
 
+void Session::ffn_sublayer(int layer, float* x, int64_t T, float alpha) {
+  const HParams& hp = model_.hparams();
+  const BlockWeights& b = model_.weights().blocks[layer];
+  const int d = hp.n_embd;
+  const bool inv = gemm_only();
   // Feed-forward: x += alpha * (act(h Wg^T) * (h Wu^T)) Wd^T with h = norm(x), or the weighted
   // sum of the experts the router picks for each token (the physical layer's own experts).
   kernels::rmsnorm(x, b.ffn_norm.data(), T, d, hp.rms_eps, h_.data());

@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/delta_net.h"
 #include "engine/kv_cache.h"
 #include "engine/layer_path.h"
 #include "engine/moe.h"
@@ -57,14 +58,18 @@ class Session {
   int n_batch() const { return n_batch_; }
   ThreadPool& pool() { return pool_; }
 
-  // Forgets the sequence (KV contents become unused).
+  // Forgets the sequence (KV contents become unused, recurrent states are zeroed).
   void reset() {
     n_past_ = 0;
     tokens_.clear();
     tokens_known_ = true;
+    recurrent_.clear();
   }
   // Keeps only the first n tokens of the sequence, e.g. to reuse a shared few-shot prefix: the
-  // next prefill continues at position n and overwrites what came after.
+  // next prefill continues at position n and overwrites what came after. A hybrid model's
+  // recurrent state (Qwen3.5's linear-attention layers) cannot be cut back: it is restored from
+  // the snapshot the last rewind to n left (if the first n tokens are the same), or recomputed
+  // from the sequence's first n tokens (Error if the session no longer knows them).
   void truncate(int n);
   // Switches to another layer path; the sequence restarts.
   void set_path(LayerPath path);
@@ -130,8 +135,13 @@ class Session {
                              const std::function<void(int64_t start, int64_t T)>& load_input);
   void forward_chunk(int64_t T, int first_slot, bool all_logits, float* logits_out);
   void run_block(int slot, float* x, int64_t T, int pos0);
+  // run_block's two halves: the attention sublayer (x += alpha * attention) and the FFN one.
+  void attention_sublayer(int slot, float* x, int64_t T, int pos0);
+  void ffn_sublayer(int layer, float* x, int64_t T, float alpha);
   // embed() without the id check, for ids already checked.
   void embed_rows(std::span<const int32_t> tokens, float* x) const;
+  // truncate() of a hybrid model: restore or recompute the recurrent state at n.
+  void rewind_recurrent(int n);
   // Final norm (into h_), the observer's final_norm hook if `observe`, output head, soft-cap.
   void output_head(const float* x, int64_t n, float* logits, bool observe);
   // Whether this prefill's matmuls are batch-invariant (set_batch_invariant, not in decode()).
@@ -165,6 +175,15 @@ class Session {
   MoeScratch moe_;             // router and expert buffers of MoE blocks
   std::vector<float> out_;     // [T, n_embd] block output before the residual add
   std::vector<float> logits_;  // [T or 1, n_vocab]
+
+  // Hybrid models (HParams::hybrid()): each linear-attention path position's recurrent state,
+  // the DeltaNet buffers, and the state at the last rewind point (see truncate()).
+  RecurrentState recurrent_;
+  DeltaNetScratch delta_;
+  struct Snapshot {
+    std::vector<int32_t> tokens;  // the sequence it is the state after
+    RecurrentState state;
+  } snapshot_;
 };
 
 }  // namespace reprise

@@ -151,6 +151,17 @@ void gguf_metadata(GgufWriter& w, const Model& m, const LayerPath& path, const P
     // Sliding-window layers (Gemma): each copy keeps its source layer's kind, written as one
     // flag per block (llama.cpp reads the array form of the pattern before any period), and
     // llama.cpp gives every sliding layer the SWA rope base, so the rope bases follow too.
+    // Qwen3.5: each copy keeps its source layer's kind (llama.cpp reads the per-block
+    // recurrent_layers flags before full_attention_interval); MTP layers are not exported.
+    if (hp.hybrid()) {
+      GgufValue flags;
+      flags.type = GgufType::ARRAY;
+      flags.elem = GgufType::BOOL;
+      for (int l : path.layers) flags.ints.push_back(hp.is_recurrent(l) ? 1 : 0);
+      w.set(a + "attention.recurrent_layers", flags);
+      if (g->find(a + "nextn_predict_layers"))
+        w.set(a + "nextn_predict_layers", GgufValue::of_u32(0));
+    }
     // (Mistral's layers all slide: its window key, copied above, says so for any block list.)
     if (hp.arch == Arch::Gemma2 || hp.arch == Arch::Gemma3) {
       GgufValue flags;
@@ -593,6 +604,12 @@ ExportResult export_model(const Model& m, const LayerPath& path, const fs::path&
             path.canonical(), path.layers[p],
             smollm3_block_has_rope(path.layers[p]) ? "with rope" : "without rope", p,
             smollm3_block_has_rope(p) ? "with rope" : "without rope"));
+  if (m.hparams().hybrid() && o.format != Format::Gguf)
+    throw Error(
+        fmt::format("export: only --format gguf can export a {} model yet (its "
+                    "linear-attention and full-attention layers must keep their kinds "
+                    "along the path)",
+                    m.hparams().arch_name));
   ExportResult res;
   ThreadPool pool(o.n_threads > 0 ? o.n_threads : ThreadPool::default_threads());
   switch (o.format) {

@@ -46,6 +46,16 @@ constexpr BlockRole kBlockRoles[] = {
     {"ffn_up_exps.weight", "mlp.experts.up_proj.weight", BlockRole::None},
     {"ffn_down_exps.weight", "mlp.experts.down_proj.weight", BlockRole::None},
     {"post_ffw_norm.weight", "post_ffw_norm.weight", BlockRole::None},  // Gemma (GGUF export only)
+    // Qwen3.5 linear-attention layers (GGUF export only).
+    {"attn_qkv.weight", "attn_qkv.weight", BlockRole::None},
+    {"attn_gate.weight", "attn_gate.weight", BlockRole::None},
+    {"ssm_conv1d.weight", "ssm_conv1d.weight", BlockRole::None},
+    {"ssm_dt.bias", "ssm_dt.bias", BlockRole::None},
+    {"ssm_a", "ssm_a", BlockRole::None},
+    {"ssm_beta.weight", "ssm_beta.weight", BlockRole::None},
+    {"ssm_alpha.weight", "ssm_alpha.weight", BlockRole::None},
+    {"ssm_norm.weight", "ssm_norm.weight", BlockRole::None},
+    {"ssm_out.weight", "ssm_out.weight", BlockRole::None},
 };
 
 constexpr const char* kEmbd = "token_embd.weight";
@@ -60,7 +70,7 @@ constexpr std::string_view kRouter = "ffn_gate_inp.weight";
 bool writes_residual(std::string_view suffix, bool post_norms) {
   if (post_norms) return suffix == "post_attention_norm.weight" || suffix == "post_ffw_norm.weight";
   return suffix == "attn_output.weight" || suffix == "ffn_down.weight" ||
-         suffix == "ffn_down_exps.weight";
+         suffix == "ffn_down_exps.weight" || suffix == "ssm_out.weight";
 }
 
 // "blk.12.attn_q.weight" -> (12, "attn_q.weight"); (-1, role) for global tensors.

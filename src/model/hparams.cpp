@@ -18,9 +18,23 @@ Arch parse_arch(const std::string& name, const std::string& source) {
   if (name == "gemma2") return Arch::Gemma2;
   if (name == "gemma3") return Arch::Gemma3;
   if (name == "smollm3") return Arch::SmolLM3;
+  if (name == "qwen35") return Arch::Qwen35;
   throw FormatError(source, fmt::format("unknown architecture '{}' (supported: llama, qwen2, "
-                                        "qwen3, qwen3moe, phi3, gemma2, gemma3, smollm3)",
+                                        "qwen3, qwen3moe, phi3, gemma2, gemma3, smollm3, qwen35)",
                                         name));
+}
+
+bool HParams::rope_pair_turns(int pair) const {
+  if (rope_sections.size() != 4) return true;
+  const int t = rope_sections[0], h = rope_sections[1], w = rope_sections[2];
+  const int total = t + h + w + rope_sections[3];
+  if (total <= 0) return true;
+  // ggml_mrope_cache_init's interleaved (imrope) choice of section for a pair.
+  const int sector = pair % total;
+  if (sector % 3 == 1 && sector < 3 * h) return true;
+  if (sector % 3 == 2 && sector < 3 * w) return true;
+  if (sector % 3 == 0 && sector < 3 * t) return true;
+  return false;  // section e: position 0 for text tokens
 }
 
 namespace {
@@ -204,6 +218,83 @@ void smollm3_layers(HParams& hp) {
   }
 }
 
+// Qwen3.5 dense hybrids, as llama.cpp 0c1e570 reads them (src/models/qwen35.cpp,
+// llama_model_qwen35::load_arch_hparams): `attention.recurrent_layers` (one flag per layer) says
+// which layers are Gated DeltaNet ones; without it, every layer but each full_attention_interval-th
+// (default 4) is. The ssm.* keys give the DeltaNet shapes: group_count key heads and
+// time_step_rank value heads, state_size per key head, inner_size / time_step_rank per value head,
+// conv_kernel taps. Attention layers gate their output, normalise q and k per head and rotate
+// only rope.dimension_count leading dimensions of a head (neox pairs; llama.cpp's interleaved
+// M-RoPE sections all see the same position for text, so they reduce to that). MTP layers
+// (nextn_predict_layers, stored after the trunk) are not run, as llama.cpp's main pass does not.
+void qwen35_hparams(const GgufFile& g, const std::string& a, HParams& hp) {
+  hp.qk_norm = true;
+  hp.attn_out_gate = true;
+  hp.rope_style = RopeStyle::Neox;
+  if (auto v = g.get_int(a + "nextn_predict_layers"); v && *v > 0) {
+    if (*v >= hp.n_layer)
+      throw FormatError(g.path(), fmt::format("metadata {}nextn_predict_layers {} leaves no layers "
+                                              "of {}",
+                                              a, *v, hp.n_layer));
+    hp.n_layer -= static_cast<int>(*v);
+  }
+  hp.rope_dims =
+      g.find(a + "rope.dimension_count")
+          ? positive_int(g, a + "rope.dimension_count", g.require_int(a + "rope.dimension_count"))
+          : hp.head_dim;
+  if (hp.rope_dims > hp.head_dim || hp.rope_dims % 2 != 0)
+    throw FormatError(g.path(),
+                      fmt::format("metadata {}rope.dimension_count {} does not fit a head "
+                                  "of {} in pairs",
+                                  a, hp.rope_dims, hp.head_dim));
+  if (const GgufValue* v = g.find(a + "rope.dimension_sections"); v && v->is_array()) {
+    if (v->ints.size() < 4)
+      throw FormatError(g.path(), fmt::format("metadata {}rope.dimension_sections has {} entries, "
+                                              "expected 4",
+                                              a, v->array_size()));
+    for (int i = 0; i < 4; ++i) {
+      if (v->ints[i] < 0 || v->ints[i] > hp.head_dim)
+        throw FormatError(g.path(), fmt::format("metadata {}rope.dimension_sections[{}] is {}", a,
+                                                i, v->ints[i]));
+      hp.rope_sections.push_back(static_cast<int>(v->ints[i]));
+    }
+  }
+  DeltaNetShape& dn = hp.delta;
+  dn.conv_kernel = positive_int(g, a + "ssm.conv_kernel", g.require_int(a + "ssm.conv_kernel"));
+  dn.head_k_dim = positive_int(g, a + "ssm.state_size", g.require_int(a + "ssm.state_size"));
+  dn.n_k_heads = positive_int(g, a + "ssm.group_count", g.require_int(a + "ssm.group_count"));
+  dn.n_v_heads = positive_int(g, a + "ssm.time_step_rank", g.require_int(a + "ssm.time_step_rank"));
+  const int inner = positive_int(g, a + "ssm.inner_size", g.require_int(a + "ssm.inner_size"));
+  dn.head_v_dim = inner / dn.n_v_heads;
+  if (dn.head_v_dim * dn.n_v_heads != inner || dn.head_v_dim != dn.head_k_dim)
+    throw FormatError(g.path(), fmt::format("metadata {}ssm.inner_size {} is not time_step_rank {} "
+                                            "value heads of state_size {}",
+                                            a, inner, dn.n_v_heads, dn.head_k_dim));
+  if (dn.n_v_heads % dn.n_k_heads != 0)
+    throw FormatError(g.path(), fmt::format("metadata {}ssm.time_step_rank {} is not a multiple of "
+                                            "ssm.group_count {}",
+                                            a, dn.n_v_heads, dn.n_k_heads));
+  hp.recurrent.assign(static_cast<size_t>(hp.n_layer), false);
+  const std::string key = a + "attention.recurrent_layers";
+  if (const GgufValue* v = g.find(key); v && v->is_array()) {
+    if (v->ints.size() < static_cast<size_t>(hp.n_layer))
+      throw FormatError(g.path(), fmt::format("metadata {} has {} entries for {} layers", key,
+                                              v->array_size(), hp.n_layer));
+    for (int l = 0; l < hp.n_layer; ++l) hp.recurrent[static_cast<size_t>(l)] = v->ints[l] != 0;
+  } else if (v) {
+    for (int l = 0; l < hp.n_layer; ++l) hp.recurrent[static_cast<size_t>(l)] = v->i != 0;
+  } else {
+    const int64_t interval = g.get_int(a + "full_attention_interval").value_or(4);
+    if (interval <= 0 || interval > (int64_t{1} << 30))
+      throw FormatError(g.path(),
+                        fmt::format("metadata {}full_attention_interval is {}, expected a "
+                                    "positive period",
+                                    a, interval));
+    for (int l = 0; l < hp.n_layer; ++l)
+      hp.recurrent[static_cast<size_t>(l)] = (l + 1) % interval != 0;
+  }
+}
+
 }  // namespace
 
 bool smollm3_block_has_rope(int layer) {
@@ -259,13 +350,15 @@ HParams hparams_from_gguf(const GgufFile& g) {
   if (hp.head_dim % 2 != 0)
     throw FormatError(g.path(),
                       fmt::format("head dimension {} is odd; rope needs pairs", hp.head_dim));
-  if (auto dims = g.get_int(a + "rope.dimension_count"); dims && *dims != hp.head_dim)
+  if (auto dims = g.get_int(a + "rope.dimension_count");
+      dims && *dims != hp.head_dim && hp.arch != Arch::Qwen35)
     throw FormatError(g.path(), fmt::format("{}rope.dimension_count {} != head dimension {} "
                                             "(partial rope is unsupported)",
                                             a, *dims, hp.head_dim));
   if (const GgufValue* s = g.find(a + "rope.scaling.type");
       s && s->str != "none" && s->str != "" && !(gemma && s->str == "linear"))
     throw FormatError(g.path(), fmt::format("{}rope.scaling.type '{}' is unsupported", a, s->str));
+  if (hp.arch == Arch::Qwen35) qwen35_hparams(g, a, hp);
   if (gemma) {
     gemma_hparams(g, a, hp);
   } else {

@@ -9,7 +9,7 @@ namespace reprise {
 
 class GgufFile;
 
-enum class Arch { Llama, Qwen2, Qwen3, Qwen3Moe, Phi3, Gemma2, Gemma3, SmolLM3 };
+enum class Arch { Llama, Qwen2, Qwen3, Qwen3Moe, Phi3, Gemma2, Gemma3, SmolLM3, Qwen35 };
 
 // The gated FFN's activation: act(h Wg^T) * (h Wu^T).
 enum class FfnAct {
@@ -31,6 +31,17 @@ struct LayerAttn {
   float rope_theta = 10000.0f;
   float rope_freq_scale = 1.0f;  // positions are multiplied by it (linear rope scaling); 1 = none
   bool rope = true;              // false: q and k are not rotated at all (SmolLM3's NoPE layers)
+};
+
+// Shapes of a Gated DeltaNet (linear-attention) layer of a Qwen3.5 hybrid. q and k have n_k_heads
+// heads of head_k_dim, v has n_v_heads heads of head_v_dim; value head h reads key head
+// h % n_k_heads (llama.cpp 0c1e570 tiles the key heads). The short causal convolution runs over
+// the concatenated [q, k, v] channels with conv_kernel taps.
+struct DeltaNetShape {
+  int n_k_heads = 0, n_v_heads = 0, head_k_dim = 0, head_v_dim = 0, conv_kernel = 0;
+  int key_dim() const { return n_k_heads * head_k_dim; }
+  int value_dim() const { return n_v_heads * head_v_dim; }
+  int conv_dim() const { return 2 * key_dim() + value_dim(); }
 };
 
 struct HParams {
@@ -69,6 +80,25 @@ struct HParams {
   // without rope); empty when every layer is global with rope_theta: use layer_attn().
   std::vector<LayerAttn> layers;
 
+  // Qwen3.5 hybrid (qwen35). Defaults change nothing for the other architectures.
+  int rope_dims = 0;  // leading dimensions of a head that rope rotates; 0 = head_dim
+  // M-RoPE sections (t, h, w, e) of the rotated pairs; empty = plain rope. For text every
+  // section sees the token's position except e, which llama.cpp 0c1e570 feeds position 0:
+  // pairs that its interleaved layout gives to e do not turn (rope_pair_turns()).
+  std::vector<int> rope_sections;
+  bool attn_out_gate = false;  // attn_q yields [query, gate] per head; output *= sigmoid(gate)
+  DeltaNetShape delta;         // shapes of the linear-attention layers
+  // One flag per physical layer: true = Gated DeltaNet (linear attention, a recurrent state),
+  // false = full attention. Empty = every layer is attention.
+  std::vector<bool> recurrent;
+
+  bool is_recurrent(int layer) const {
+    return !recurrent.empty() && recurrent[static_cast<size_t>(layer)];
+  }
+  bool hybrid() const { return !recurrent.empty(); }
+  int rotary_dims() const { return rope_dims > 0 ? rope_dims : head_dim; }
+  bool rope_pair_turns(int pair) const;
+
   LayerAttn layer_attn(int layer) const {
     return layers.empty() ? LayerAttn{0, rope_theta, 1.0f} : layers[static_cast<size_t>(layer)];
   }
@@ -81,9 +111,9 @@ struct HParams {
   int kv_dim() const { return n_head_kv * head_dim; }
 };
 
-// Maps an architecture name ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3") to
-// Arch; throws Error listing the known names otherwise. `source` names the file or field for the
-// message.
+// Maps an architecture name ("llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3",
+// "qwen35") to Arch; throws Error listing the known names otherwise. `source` names the file or
+// field for the message.
 Arch parse_arch(const std::string& name, const std::string& source);
 
 // Whether block `layer` of a smollm3 file rotates q and k: every fourth block (3, 7, ...) does

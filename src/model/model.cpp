@@ -164,6 +164,40 @@ class WeightBinder {
   Lookup lookup_;
 };
 
+// A Qwen3.5 block (llama.cpp 0c1e570 llama_model_qwen35::load_arch_tensors): a Gated DeltaNet
+// or a gated full-attention layer, then the dense FFN, whose input norm is post_attention_norm.
+void bind_qwen35_block(const HParams& hp, const WeightBinder& b, int l,
+                       const std::function<std::string(const char*)>& n, BlockWeights& blk) {
+  const DeltaNetShape& s = hp.delta;
+  if (hp.is_recurrent(l)) {
+    DeltaNetWeights& dn = blk.delta;
+    dn.w_qkv = b.matrix(n("attn_qkv.weight"), s.conv_dim(), hp.n_embd);
+    dn.w_z = b.matrix(n("attn_gate.weight"), s.value_dim(), hp.n_embd);
+    dn.w_beta = b.matrix(n("ssm_beta.weight"), s.n_v_heads, hp.n_embd);
+    dn.w_alpha = b.matrix(n("ssm_alpha.weight"), s.n_v_heads, hp.n_embd);
+    dn.w_out = b.matrix(n("ssm_out.weight"), hp.n_embd, s.value_dim());
+    const TensorView conv = b.matrix(n("ssm_conv1d.weight"), s.conv_dim(), s.conv_kernel);
+    dn.conv.resize(static_cast<size_t>(s.conv_dim()) * s.conv_kernel);
+    for (int64_t r = 0; r < s.conv_dim(); ++r)
+      kernels::dequantize_row(conv.type, conv.data.data() + r * conv.row_stride(),
+                              &dn.conv[static_cast<size_t>(r) * s.conv_kernel], s.conv_kernel);
+    dn.dt_bias = b.vector(n("ssm_dt.bias"), s.n_v_heads);
+    dn.a = b.vector(n("ssm_a"), s.n_v_heads);
+    dn.norm = b.vector(n("ssm_norm.weight"), s.head_v_dim);
+  } else {
+    blk.wq = b.matrix(n("attn_q.weight"), 2 * int64_t{hp.q_dim()}, hp.n_embd);
+    blk.wk = b.matrix(n("attn_k.weight"), hp.kv_dim(), hp.n_embd);
+    blk.wv = b.matrix(n("attn_v.weight"), hp.kv_dim(), hp.n_embd);
+    blk.wo = b.matrix(n("attn_output.weight"), hp.n_embd, hp.q_dim());
+    blk.q_norm = b.vector(n("attn_q_norm.weight"), hp.head_dim);
+    blk.k_norm = b.vector(n("attn_k_norm.weight"), hp.head_dim);
+  }
+  blk.ffn_norm = b.vector(n("post_attention_norm.weight"), hp.n_embd);
+  blk.w_gate = b.matrix(n("ffn_gate.weight"), hp.n_ff, hp.n_embd);
+  blk.w_up = b.matrix(n("ffn_up.weight"), hp.n_ff, hp.n_embd);
+  blk.w_down = b.matrix(n("ffn_down.weight"), hp.n_embd, hp.n_ff);
+}
+
 Weights bind_weights(const HParams& hp, const WeightBinder& b, const TensorNames& names) {
   Weights w;
   w.token_embd = b.matrix(names.token_embd, hp.n_vocab, hp.n_embd);
@@ -174,6 +208,11 @@ Weights bind_weights(const HParams& hp, const WeightBinder& b, const TensorNames
     auto n = [&](const char* role) { return names.block(l, role); };
     BlockWeights blk;
     blk.attn_norm = b.vector(n("attn_norm.weight"), hp.n_embd);
+    if (hp.arch == Arch::Qwen35) {
+      bind_qwen35_block(hp, b, l, n, blk);
+      w.blocks.push_back(std::move(blk));
+      continue;
+    }
     if (b.find(n("attn_qkv.weight"))) {  // Phi-3: Q, K, V stacked in one matrix
       const TensorView qkv =
           b.matrix(n("attn_qkv.weight"), hp.q_dim() + 2 * hp.kv_dim(), hp.n_embd);
@@ -233,7 +272,8 @@ uint64_t BlockWeights::matrix_bytes() const {
 
 uint64_t BlockWeights::token_matrix_bytes(int n_expert_used) const {
   uint64_t n = 0;
-  for (const TensorView* t : {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down, &router})
+  for (const TensorView* t : {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down, &router, &delta.w_qkv,
+                              &delta.w_z, &delta.w_beta, &delta.w_alpha, &delta.w_out})
     n += t->data.size();
   if (moe()) {
     const ExpertWeights& e = experts.front();  // every expert has the same shapes and type
@@ -245,7 +285,8 @@ uint64_t BlockWeights::token_matrix_bytes(int n_expert_used) const {
 
 double BlockWeights::token_matmul_flops(int n_expert_used) const {
   double n = 0;
-  for (const TensorView* t : {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down, &router})
+  for (const TensorView* t : {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down, &router, &delta.w_qkv,
+                              &delta.w_z, &delta.w_beta, &delta.w_alpha, &delta.w_out})
     if (!t->data.empty()) n += 2.0 * static_cast<double>(t->elements());
   if (moe()) {
     const ExpertWeights& e = experts.front();

@@ -17,6 +17,20 @@ struct ExpertWeights {
   TensorView w_down;  // [n_embd, n_ff_exp]
 };
 
+// A Gated DeltaNet (linear-attention) layer of a Qwen3.5 hybrid; shapes from HParams::delta
+// (conv_dim = 2 key_dim + value_dim).
+struct DeltaNetWeights {
+  TensorView w_qkv;            // [conv_dim, n_embd] (attn_qkv): q, k, v channels before the conv
+  TensorView w_z;              // [value_dim, n_embd] (attn_gate): the output gate
+  TensorView w_beta;           // [n_v_heads, n_embd] (ssm_beta): write strength, sigmoid
+  TensorView w_alpha;          // [n_v_heads, n_embd] (ssm_alpha): decay input
+  TensorView w_out;            // [n_embd, value_dim] (ssm_out)
+  std::vector<float> conv;     // [conv_dim, conv_kernel] (ssm_conv1d): taps, oldest first
+  std::vector<float> dt_bias;  // [n_v_heads] (ssm_dt.bias)
+  std::vector<float> a;        // [n_v_heads] (ssm_a): -exp(A_log), as the converter stores it
+  std::vector<float> norm;     // [head_v_dim] (ssm_norm): RMSNorm of each output head
+};
+
 // One physical transformer block. Matrices are [out, in] row-major (one output per row).
 struct BlockWeights {
   std::vector<float> attn_norm;       // [n_embd]
@@ -35,6 +49,9 @@ struct BlockWeights {
   // Mixture of experts (HParams::moe()): the router and the experts, in place of the FFN above.
   TensorView router;                   // [n_expert, n_embd] (ffn_gate_inp)
   std::vector<ExpertWeights> experts;  // n_expert of them
+  // Qwen3.5: a linear-attention layer (HParams::is_recurrent) has these in place of wq..wo (a
+  // full-attention layer's wq is [2 q_dim, n_embd]: query and gate rows per head).
+  DeltaNetWeights delta;
 
   bool moe() const { return !experts.empty(); }
   // Bytes of matrix weights this block references in the mapped file (every expert).

@@ -134,6 +134,42 @@ bool more_bits(int layer, int n_layer) {
   return layer < n_layer / 8 || layer >= 7 * n_layer / 8 || (layer - n_layer / 8) % 3 == 2;
 }
 
+// The token mixer of Qwen3.5 layer l, named as llama.cpp 0c1e570 loads it: a Gated DeltaNet layer
+// (the conv taps kept F32, as llama-quantize keeps them; decay a = -exp(A_log) < 0 and dt bias
+// spread so the per-token decay exp(softplus(alpha + dt) a) ranges over (0, 1)), or every
+// full_attn_interval-th layer gated full attention (attn_q holds query and gate rows per head).
+template <class Matrix, class Vector, class TypeOf>
+void write_qwen35_mixer(const SynthShape& s, int l, int64_t d, float in_std, Matrix& matrix,
+                        Vector& vector, TypeOf& type_of) {
+  auto n = [&](const char* role) { return fmt::format("blk.{}.{}.weight", l, role); };
+  if ((l + 1) % s.full_attn_interval == 0) {
+    const int64_t q_dim = int64_t{s.n_head} * s.head_dim,
+                  kv_dim = int64_t{s.n_head_kv} * s.head_dim;
+    matrix(n("attn_q"), 2 * q_dim, d, in_std, type_of("attn_q", l, d, false));
+    matrix(n("attn_k"), kv_dim, d, in_std, type_of("attn_k", l, d, false));
+    matrix(n("attn_v"), kv_dim, d, in_std, type_of("attn_v", l, d, false));
+    vector(n("attn_q_norm"), s.head_dim, 1.0f, 0.1f);
+    vector(n("attn_k_norm"), s.head_dim, 1.0f, 0.1f);
+    matrix(n("attn_output"), d, q_dim, 1.0f / std::sqrt(static_cast<float>(q_dim)),
+           type_of("attn_output", l, q_dim, false));
+    return;
+  }
+  const int64_t key_dim = int64_t{s.dn_k_heads} * s.dn_head_dim,
+                value_dim = int64_t{s.dn_v_heads} * s.dn_head_dim,
+                conv_dim = 2 * key_dim + value_dim;
+  matrix(n("attn_qkv"), conv_dim, d, in_std, type_of("attn_qkv", l, d, false));
+  matrix(n("attn_gate"), value_dim, d, in_std, type_of("attn_gate", l, d, false));
+  matrix(n("ssm_conv1d"), conv_dim, s.dn_conv, 1.0f / std::sqrt(static_cast<float>(s.dn_conv)),
+         TensorType::F32);
+  vector(fmt::format("blk.{}.ssm_dt.bias", l), s.dn_v_heads, 0.0f, 1.0f);
+  vector(fmt::format("blk.{}.ssm_a", l), s.dn_v_heads, -1.0f, 0.3f);
+  matrix(n("ssm_beta"), s.dn_v_heads, d, in_std, type_of("ssm_beta", l, d, false));
+  matrix(n("ssm_alpha"), s.dn_v_heads, d, in_std, type_of("ssm_alpha", l, d, false));
+  vector(n("ssm_norm"), s.dn_head_dim, 1.0f, 0.1f);
+  matrix(n("ssm_out"), d, value_dim, 1.0f / std::sqrt(static_cast<float>(value_dim)),
+         type_of("ssm_out", l, value_dim, false));
+}
+
 }  // namespace
 
 const std::vector<SynthShape>& known_shapes() {
@@ -257,6 +293,29 @@ const std::vector<SynthShape>& known_shapes() {
     s.n_head_kv = 2, s.head_dim = 16, s.n_ff = 128, s.n_vocab = 1024, s.n_ctx = 256,
     s.rope_theta = 1e4f, s.rms_eps = 1e-6f, s.tied = true;
     v.push_back(s);
+    // Qwen/Qwen3.5-2B (text part): 18 Gated DeltaNet layers (16 key and 16 value heads of 128,
+    // conv of 4) and every fourth layer gated full attention (8 query heads of 256, 2 KV heads,
+    // rope on the first 64 dimensions, base 1e7).
+    s = {};
+    s.name = "qwen3.5-2b", s.arch = "qwen35", s.n_embd = 2048, s.n_layer = 24, s.n_head = 8,
+    s.n_head_kv = 2, s.head_dim = 256, s.n_ff = 6144, s.n_vocab = 248320, s.n_ctx = 262144,
+    s.rope_theta = 1e7f, s.rms_eps = 1e-6f, s.tied = true, s.qk_norm = true,
+    s.full_attn_interval = 4, s.rope_dims = 64, s.dn_k_heads = 16, s.dn_v_heads = 16,
+    s.dn_head_dim = 128, s.dn_conv = 4;
+    v.push_back(s);
+    // Fixture size: layers 2 and 5 are full attention, 0, 1, 3, 4 linear attention; twice as
+    // many value heads as key heads (the tiling of key heads matters), rope on half of a head.
+    // RMS eps 0.1: the gated RMSNorm of a DeltaNet output head rescales it to unit RMS, so with
+    // random weights and a tiny eps a head whose output is near zero turns 8-bit activation
+    // rounding into logit changes of 1.7 (llama.cpp's own Q8_0 run against its dequantized one);
+    // at 0.1 they stay below 0.2, and a misplaced eps shows in the F32 comparison.
+    s = {};
+    s.name = "qwen35-tiny", s.arch = "qwen35", s.n_embd = 64, s.n_layer = 6, s.n_head = 4,
+    s.n_head_kv = 2, s.head_dim = 16, s.n_ff = 128, s.n_vocab = 1024, s.n_ctx = 256,
+    s.rope_theta = 1e7f, s.rms_eps = 0.1f, s.tied = true, s.qk_norm = true,
+    s.full_attn_interval = 3, s.rope_dims = 8, s.dn_k_heads = 2, s.dn_v_heads = 4,
+    s.dn_head_dim = 16, s.dn_conv = 4;
+    v.push_back(s);
     return v;
   }();
   return shapes;
@@ -308,7 +367,7 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
   w.set(a + ".attention.head_count_kv", GgufValue::of_u32(s.n_head_kv));
   w.set(a + ".attention.key_length", GgufValue::of_u32(s.head_dim));
   w.set(a + ".attention.value_length", GgufValue::of_u32(s.head_dim));
-  w.set(a + ".rope.dimension_count", GgufValue::of_u32(s.head_dim));
+  w.set(a + ".rope.dimension_count", GgufValue::of_u32(s.rope_dims > 0 ? s.rope_dims : s.head_dim));
   w.set(a + ".rope.freq_base", GgufValue::of_f32(s.rope_theta));
   w.set(a + ".attention.layer_norm_rms_epsilon", GgufValue::of_f32(s.rms_eps));
   if (s.arch == "llama") w.set(a + ".vocab_size", GgufValue::of_u32(s.n_vocab));
@@ -324,6 +383,20 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
     w.set(a + ".expert_count", GgufValue::of_u32(s.n_expert));
     w.set(a + ".expert_used_count", GgufValue::of_u32(s.n_expert_used));
     if (s.arch != "llama") w.set(a + ".expert_feed_forward_length", GgufValue::of_u32(s.n_ff_exp));
+  }
+  const bool qwen35 = s.arch == "qwen35";
+  if (qwen35) {
+    // llama.cpp requires the M-RoPE sections: the rotated pairs split in three as Qwen's
+    // [11, 11, 10] splits 32, so every pair sees the text position (none falls in section e).
+    const int half = (s.rope_dims > 0 ? s.rope_dims : s.head_dim) / 2, t = (half + 2) / 3,
+              h = (half - t + 1) / 2;
+    w.set(a + ".rope.dimension_sections", i32_array({t, h, half - t - h, 0}));
+    w.set(a + ".full_attention_interval", GgufValue::of_u32(s.full_attn_interval));
+    w.set(a + ".ssm.conv_kernel", GgufValue::of_u32(s.dn_conv));
+    w.set(a + ".ssm.state_size", GgufValue::of_u32(s.dn_head_dim));
+    w.set(a + ".ssm.group_count", GgufValue::of_u32(s.dn_k_heads));
+    w.set(a + ".ssm.time_step_rank", GgufValue::of_u32(s.dn_v_heads));
+    w.set(a + ".ssm.inner_size", GgufValue::of_u32(s.dn_v_heads * s.dn_head_dim));
   }
   set_vocab(w, s);
 
@@ -390,6 +463,16 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
   for (int l = 0; l < s.n_layer; ++l) {
     auto n = [&](const char* role) { return fmt::format("blk.{}.{}.weight", l, role); };
     vector(n("attn_norm"), d, 1.0f, 0.1f);
+    if (qwen35) {
+      write_qwen35_mixer(s, l, d, in_std, matrix, vector, type_of);
+      vector(n("post_attention_norm"), d, 1.0f, 0.1f);  // the FFN's input norm
+      matrix(n("ffn_gate"), s.n_ff, d, in_std, type_of("ffn_gate", l, d, false));
+      matrix(n("ffn_up"), s.n_ff, d, in_std, type_of("ffn_up", l, d, false));
+      matrix(n("ffn_down"), d, s.n_ff, 1.0f / std::sqrt(static_cast<float>(s.n_ff)),
+             type_of("ffn_down", l, s.n_ff, false));
+      if (progress) progress(l + 2, s.n_layer + 1);
+      continue;
+    }
     if (phi3) {  // fused Q, K, V
       matrix(n("attn_qkv"), q_dim + 2 * kv_dim, d, in_std, type_of("attn_qkv", l, d, false));
     } else {

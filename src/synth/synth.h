@@ -23,7 +23,7 @@ namespace reprise::synth {
 
 struct SynthShape {
   std::string name;  // "qwen2.5-0.5b"
-  std::string arch;  // "llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3"
+  std::string arch;  // "llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3", "qwen35"
   int n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_ff = 0, n_vocab = 0;
   int n_ctx = 0;
   float rope_theta = 10000, rms_eps = 1e-6f;
@@ -39,6 +39,11 @@ struct SynthShape {
   // by a router (ffn_gate_inp, kept F32 as llama-quantize keeps it) and 3-D expert tensors of
   // width n_ff_exp (qwen3moe writes expert_feed_forward_length; llama's experts are n_ff wide).
   int n_expert = 0, n_expert_used = 0, n_ff_exp = 0;
+  // Qwen3.5 hybrid (arch qwen35): every full_attn_interval-th layer is gated full attention that
+  // rotates rope_dims dimensions of a head, the others are Gated DeltaNet layers with dn_k_heads
+  // key heads and dn_v_heads value heads of dn_head_dim, and a conv of dn_conv taps.
+  int full_attn_interval = 0, rope_dims = 0;
+  int dn_k_heads = 0, dn_v_heads = 0, dn_head_dim = 0, dn_conv = 0;
 };
 
 // The shapes `--like` knows, and a lookup by name (nullopt if unknown). The "-tiny" shapes are

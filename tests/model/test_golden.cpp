@@ -130,7 +130,8 @@ void expect_matches(const Outputs& got, const GoldenRun& want, float tol, const 
 // Which weight type decides the activation precision of a fixture's matvec kernels: the type of
 // its projection weights (every fixture quantizes all 2-D tensors except, for some, the output).
 TensorType weight_type(const Model& m) {
-  return m.weights().blocks[0].wq.type;
+  const BlockWeights& b = m.weights().blocks[0];
+  return b.wq.data.empty() ? b.delta.w_qkv.type : b.wq.type;  // a Qwen3.5 linear-attention layer
 }
 
 struct GoldenCase {
@@ -210,15 +211,11 @@ const char* const kQuantFixtures[] = {"llama-tiny-q4_1", "llama-tiny-q5_0", "lla
                                       "qwen2-tiny-q3_k"};
 
 std::vector<std::string> golden_names() {
-  std::vector<std::string> names = {"stories260K",
-                                    "stories260K-path-repeat",
-                                    "stories260K-path-skip",
-                                    "stories260K-path-loop",
+  std::vector<std::string> names = {"stories260K", "stories260K-path-repeat",
+                                    "stories260K-path-skip", "stories260K-path-loop",
                                     // 24.1: llama.cpp on our GGUF export of a damped repeat
-                                    "stories260K-path-damped",
-                                    "llama-tiny-f32-path-repeat",
-                                    "llama-tiny-f32-path-skip",
-                                    "llama-tiny-f32-path-loop"};
+                                    "stories260K-path-damped", "llama-tiny-f32-path-repeat",
+                                    "llama-tiny-f32-path-skip", "llama-tiny-f32-path-loop"};
   for (const char* arch : {"llama", "qwen2", "qwen3"})
     for (const char* type : {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_k", "q6_k", "q4_k_m"})
       names.push_back(std::string(arch) + "-tiny-" + type);
@@ -226,12 +223,13 @@ std::vector<std::string> golden_names() {
   // (tests/data/fixtures/README.md).
   for (const char* name : kQuantFixtures) names.push_back(name);
   // Gemma 2/3 (tests/data/fixtures/README.md): F32, Q8_0 and repeat/skip paths of the F32 file.
-  // MoE (qwen3moe, Mixtral-style llama) and Phi-3 likewise.
+  // MoE (qwen3moe, Mixtral-style llama), Phi-3 and the Qwen3.5 hybrid likewise.
   // Mistral (sliding window on every llama layer): the goldens are a NumPy reference, since
   // llama.cpp ignores the window (tests/data/fixtures/README.md).
   // SmolLM3: its path goldens ran copies padded with identity blocks so that llama.cpp's
   // by-index no-rope rule matches each copied layer's own kind.
-  for (const char* arch : {"gemma3", "gemma2", "qwen3moe", "mixtral", "phi3", "mistral", "smollm3"})
+  for (const char* arch :
+       {"gemma3", "gemma2", "qwen3moe", "mixtral", "phi3", "mistral", "smollm3", "qwen35"})
     for (const char* suffix : {"f32", "q8_0", "f32-path-repeat", "f32-path-skip"})
       names.push_back(std::string(arch) + "-tiny-" + suffix);
   return names;

@@ -5,9 +5,12 @@
 #include <filesystem>
 #include <memory>
 
+#include "format/gguf.h"
+#include "format/gguf_writer.h"
 #include "model/model.h"
 #include "support/temp_dir_test.h"
 #include "synth/synth.h"
+#include "util/error.h"
 #include "util/thread_pool.h"
 
 namespace reprise::test {
@@ -23,6 +26,27 @@ class SynthDirTest : public TempDirTest {
   }
   std::unique_ptr<Model> write_and_load(const synth::SynthShape& s) {
     return Model::load(write(s));
+  }
+  // The synth file of shape `s` with one metadata key set to `value`, at dir_/edited.gguf.
+  std::filesystem::path with_key(const synth::SynthShape& s, const std::string& key,
+                                 const GgufValue& value) {
+    auto src = GgufFile::open(write(s));
+    GgufWriter w;
+    w.copy_metadata(*src);
+    w.set(key, value);
+    for (const TensorView& t : src->tensors()) w.add_tensor(t.name, t.type, t.shape, t.data);
+    const auto out = dir_ / "edited.gguf";
+    w.write(out, true);
+    return out;
+  }
+  // The Error message loading `p` throws, or "" if it loads.
+  static std::string load_error(const std::filesystem::path& p) {
+    try {
+      Model::load(p);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
   }
 };
 

@@ -226,7 +226,7 @@ TEST(GgufErrors, UnknownArchitecture) {
   b.kv_string("general.architecture", "gptx");
   EXPECT_CONTAINS(load_error("arch.gguf", b.build()),
                   "unknown architecture 'gptx' (supported: llama, qwen2, qwen3, qwen3moe, phi3, "
-                  "gemma2, gemma3, smollm3)");
+                  "gemma2, gemma3, smollm3, qwen35)");
 }
 
 TEST(GgufErrors, MissingRequiredMetadata) {

@@ -20,27 +20,7 @@ namespace {
 
 class Moe : public test::SynthDirTest {
  protected:
-  // The synth file with one metadata key set to `value`.
-  std::filesystem::path with_key(const synth::SynthShape& s, const std::string& key,
-                                 const GgufValue& value) {
-    auto src = GgufFile::open(write(s));
-    GgufWriter w;
-    w.copy_metadata(*src);
-    w.set(key, value);
-    for (const TensorView& t : src->tensors()) w.add_tensor(t.name, t.type, t.shape, t.data);
-    const auto out = dir_ / "edited.gguf";
-    w.write(out, true);
-    return out;
-  }
   static synth::SynthShape tiny(const std::string& name) { return *synth::find_shape(name); }
-  std::string load_error(const std::filesystem::path& p) {
-    try {
-      Model::load(p);
-    } catch (const Error& e) {
-      return e.what();
-    }
-    return "";
-  }
 };
 
 TEST_F(Moe, Qwen3MoeHyperparameters) {

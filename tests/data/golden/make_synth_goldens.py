@@ -4,7 +4,7 @@
   PYTHON_WITH_GGUF tests/data/golden/make_synth_goldens.py REPRISE LLAMA_GOLDEN LLAMA_QUANTIZE [SHAPE...]
 
 SHAPE is a `reprise synth --like` name without its "-tiny" (default: all of gemma3 gemma2
-qwen3moe mixtral phi3 smollm3), also the ARCH of the file names below. REPRISE is build/reprise (its
+qwen3moe mixtral phi3 smollm3 qwen35), also the ARCH of the file names below. REPRISE is build/reprise (its
 `synth --like SHAPE-tiny --type f32` writes the F32 fixtures); LLAMA_GOLDEN is scripts/golden/llama_golden.cpp and LLAMA_QUANTIZE llama.cpp's
 tools/quantize, both built from llama.cpp commit 0c1e570 (the llama-cpp-python 0.3.36 sdist).
 The interpreter needs the `gguf` package from PyPI (0.19.0 was used) for the path copies.
@@ -23,6 +23,8 @@ Writes, for each SHAPE (ARCH below):
       `reprise export` of each path is run too, and must give llama.cpp the same logits and tokens
       as the copy (tests/model/test_arch_export.cpp then holds the export to these goldens
       without llama.cpp).
+      For qwen35 each copy keeps its source
+      layer's kind likewise, as per-block attention.recurrent_layers flags (paths in ARCH_PATHS).
 Logits are rounded to 6 significant digits; logits_last (a repeat of the last row) is dropped.
 """
 import json, os, subprocess, sys, tempfile
@@ -37,6 +39,9 @@ GOLDEN = os.path.join(REPO, "tests/data/golden")
 # golden tool tokenizes it with the fixture's vocabulary (byte tokens plus letter-pair merges).
 PROMPT_TEXT = "once upon a time, there was a little girl named lily."
 PATHS = {"repeat": [0, 1, 2, 1, 2, 3], "skip": [0, 1, 3]}
+# qwen35-tiny has 6 layers (2 and 5 full attention): the repeat visits linear-attention layer 1 and
+# full-attention layer 2 twice, the skip drops one of each kind.
+ARCH_PATHS = {"qwen35": {"repeat": [0, 1, 2, 1, 2, 3, 4, 5], "skip": [0, 1, 3, 5]}}
 # llama.cpp's default sliding-window period when the file names none (gemma2: 2, gemma3: 6).
 DEFAULT_PERIOD = {"gemma2": 2, "gemma3": 6}
 
@@ -67,6 +72,18 @@ def no_rope_padded(layers, step=4):
     return out
 
 
+def recurrent_flags(reader, arch, n_layer):
+    """Which layers are Gated DeltaNet ones (qwen35), or None for other architectures."""
+    if arch != "qwen35":
+        return None
+    field = reader.fields.get(f"{arch}.attention.recurrent_layers")
+    if field is not None:
+        return [bool(x) for x in field.contents()]
+    field = reader.fields.get(f"{arch}.full_attention_interval")
+    interval = field.contents() if field is not None else 4
+    return [(l + 1) % interval != 0 for l in range(n_layer)]
+
+
 def copy_along_path(src, dst, layers):
     """Writes src with its blocks physically copied in the order `layers`. A None block is an
     identity: layer 0's tensors with attn_output and ffn_down zero, so it adds exactly 0 to the
@@ -75,8 +92,10 @@ def copy_along_path(src, dst, layers):
     arch = reader.fields["general.architecture"].contents()
     n_layer = reader.fields[f"{arch}.block_count"].contents()
     flags = swa_flags(reader, arch, n_layer)
+    recurrent = recurrent_flags(reader, arch, n_layer)
     writer = gguf.GGUFWriter(dst, arch)
-    skip = {"general.architecture", f"{arch}.block_count", f"{arch}.attention.sliding_window_pattern"}
+    skip = {"general.architecture", f"{arch}.block_count", f"{arch}.attention.sliding_window_pattern",
+            f"{arch}.attention.recurrent_layers", f"{arch}.full_attention_interval"}
     for field in reader.fields.values():
         if field.name in skip or field.name.startswith("GGUF."):
             continue
@@ -86,6 +105,8 @@ def copy_along_path(src, dst, layers):
     writer.add_uint32(f"{arch}.block_count", len(layers))
     if flags is not None:
         writer.add_array(f"{arch}.attention.sliding_window_pattern", [flags[l] for l in layers])
+    if recurrent is not None:  # each copy keeps its source layer's kind
+        writer.add_array(f"{arch}.attention.recurrent_layers", [recurrent[l] for l in layers])
     tensors = []
     for t in reader.tensors:
         if not t.name.startswith("blk."):
@@ -124,7 +145,7 @@ def golden(tool, model, tokens, name):
 def main():
     reprise, tool, quantize = sys.argv[1:4]
     tmp = tempfile.mkdtemp()
-    for arch in sys.argv[4:] or ("gemma3", "gemma2", "qwen3moe", "mixtral", "phi3", "smollm3"):
+    for arch in sys.argv[4:] or ("gemma3", "gemma2", "qwen3moe", "mixtral", "phi3", "smollm3", "qwen35"):
         f32 = os.path.join(FIXTURES, f"{arch}-tiny-f32.gguf")
         q8 = os.path.join(FIXTURES, f"{arch}-tiny-q8_0.gguf")
         run(reprise, "synth", "--like", f"{arch}-tiny", "--type", "f32", "--seed", "1", "-f", "-o", f32)
@@ -140,7 +161,7 @@ def main():
         main_q["dequantized_reference"] = {k: ref[k] for k in ("logits_all", "greedy_tokens",
                                                                 "greedy_max_logit")}
         outs[f"{arch}-tiny-q8_0"] = main_q
-        for kind, layers in PATHS.items():
+        for kind, layers in ARCH_PATHS.get(arch, PATHS).items():
             copy = os.path.join(tmp, f"{arch}-{kind}.gguf")
             copy_along_path(f32, copy, no_rope_padded(layers) if arch == "smollm3" else layers)
             name = f"{arch}-tiny-f32-path-{kind}"
