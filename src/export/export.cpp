@@ -577,6 +577,12 @@ ExportResult export_model(const Model& m, const LayerPath& path, const fs::path&
         arch_label(m.hparams()), kFormatNames[static_cast<int>(o.format)],
         m.hparams().layers.empty() ? " (mergekit and exl3 can)" : ""));
   }
+  if (m.hparams().hybrid() && o.format != Format::Gguf)
+    throw Error(
+        fmt::format("export: only --format gguf can export a {} model yet (its "
+                    "linear-attention and full-attention layers must keep their kinds "
+                    "along the path)",
+                    m.hparams().arch_name));
   if (!m.hparams().layers.empty() && o.format != Format::Gguf)
     throw Error(fmt::format(
         "export: only --format gguf can export a {} model yet (its sliding-window and global "
@@ -604,12 +610,6 @@ ExportResult export_model(const Model& m, const LayerPath& path, const fs::path&
             path.canonical(), path.layers[p],
             smollm3_block_has_rope(path.layers[p]) ? "with rope" : "without rope", p,
             smollm3_block_has_rope(p) ? "with rope" : "without rope"));
-  if (m.hparams().hybrid() && o.format != Format::Gguf)
-    throw Error(
-        fmt::format("export: only --format gguf can export a {} model yet (its "
-                    "linear-attention and full-attention layers must keep their kinds "
-                    "along the path)",
-                    m.hparams().arch_name));
   ExportResult res;
   ThreadPool pool(o.n_threads > 0 ? o.n_threads : ThreadPool::default_threads());
   switch (o.format) {

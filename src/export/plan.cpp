@@ -46,8 +46,7 @@ constexpr BlockRole kBlockRoles[] = {
     {"ffn_up_exps.weight", "mlp.experts.up_proj.weight", BlockRole::None},
     {"ffn_down_exps.weight", "mlp.experts.down_proj.weight", BlockRole::None},
     {"post_ffw_norm.weight", "post_ffw_norm.weight", BlockRole::None},  // Gemma (GGUF export only)
-    // Qwen3.5 linear-attention layers (GGUF export only).
-    {"attn_qkv.weight", "attn_qkv.weight", BlockRole::None},
+    // Qwen3.5 linear-attention layers (GGUF export only; their attn_qkv is Phi-3's role above).
     {"attn_gate.weight", "attn_gate.weight", BlockRole::None},
     {"ssm_conv1d.weight", "ssm_conv1d.weight", BlockRole::None},
     {"ssm_dt.bias", "ssm_dt.bias", BlockRole::None},

@@ -15,6 +15,7 @@
 
 #include "export/export.h"
 #include "model/golden.h"
+#include "support/export_check.h"
 #include "support/logits.h"
 #include "support/temp_dir_test.h"
 #include "support/test_support.h"
@@ -52,11 +53,7 @@ TEST_P(ArchExport, PathCopiesKeepTheirLayers) {
   for (const LayerPath& path :
        {LayerPath{{0, 1, 2, 1, 2, 3}}, LayerPath{{0, 1, 3}}, LayerPath{{3, 2, 2, 0}}}) {
     SCOPED_TRACE(path.canonical());
-    const auto out = dir_ / "export.gguf";
-    ExportOptions o;
-    o.force = true;
-    export_model(*m, path, out, o);
-    auto e = Model::load(out);
+    auto e = test::expect_export_runs_path(*m, path, dir_ / "export.gguf", prompt);
     ASSERT_EQ(e->hparams().n_layer, path.size());
     EXPECT_EQ(e->hparams().n_expert, m->hparams().n_expert);
     for (int p = 0; p < path.size(); ++p) {
@@ -67,10 +64,6 @@ TEST_P(ArchExport, PathCopiesKeepTheirLayers) {
       EXPECT_EQ(e->weights().blocks[p].experts.size(),
                 m->weights().blocks[path.layers[p]].experts.size());
     }
-    const auto a = test::prompt_logits(*m, path, prompt);
-    const auto b = test::prompt_logits(*e, LayerPath::identity(path.size()), prompt);
-    ASSERT_EQ(a.size(), b.size());
-    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)), 0);
   }
 }
 
@@ -123,7 +116,9 @@ TEST_P(ArchExport, HfIsRefusedInOneLine) {
   const std::string arch = GetParam();
   if (has_layer_kinds(arch)) {
     // Refused before the format is looked at: the layer kinds must follow the path.
-    EXPECT_NE(msg.find("only --format gguf can export a " + arch + " model"), std::string::npos)
+    const std::string file_arch = arch == "mistral" ? "llama" : arch;  // Mistral files are llama
+    EXPECT_NE(msg.find("only --format gguf can export a " + file_arch + " model"),
+              std::string::npos)
         << msg;
   } else {
     const std::string label = arch == "mixtral" ? "llama mixture-of-experts (Mixtral-style)" : arch;
