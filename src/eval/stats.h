@@ -70,10 +70,9 @@ TTestResult cluster_paired_t_test(std::span<const double> a, std::span<const dou
 // The paired test reprise uses for one metric: exact McNemar when `binary` (0/1 scores), else the
 // paired t-test. Two-sided p of B vs A; 1 where the test is undefined (fewer than 2 items).
 double paired_p_value(std::span<const double> a, std::span<const double> b, bool binary);
-// The same when items share units (`cluster` as for cluster_paired_t_test, fewer clusters than
-// items): the cluster-robust t-test for either kind of metric, since neither McNemar's test nor
-// the item-level t-test allows for items that move together. Empty `cluster` or one cluster per
-// item: paired_p_value.
+// The same when items share units (`cluster`: dense ids 0..G-1 with G < n): the cluster-robust
+// t-test for either kind of metric, since neither McNemar's test nor the item-level t-test allows
+// for items that move together. Empty `cluster` or G = n (one unit per item): paired_p_value.
 double paired_p_value(std::span<const double> a, std::span<const double> b, bool binary,
                       std::span<const size_t> cluster);
 

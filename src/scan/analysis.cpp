@@ -109,8 +109,7 @@ std::vector<TaskDelta> compare_to_baseline(std::span<const double> baseline,
     if (binary)
       for (size_t i = 0; i < n; ++i) a[i] = std::fabs(a[i]), b[i] = std::fabs(b[i]);
     // Where items share units, the test allows for it as the interval does (cluster-robust).
-    t.p_value = clustered ? eval::paired_p_value(a, b, binary, cluster)
-                          : eval::paired_p_value(a, b, binary);
+    t.p_value = eval::paired_p_value(a, b, binary, cluster);
     t.z = baseline_se > 0 ? t.delta / baseline_se : 0;
     out.push_back(t);
   }
