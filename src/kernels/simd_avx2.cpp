@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "kernels/isa_kernels.h"
+#include "kernels/prefetch.h"
 #include "kernels/quant_blocks.h"
 
 #if defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
@@ -655,6 +656,7 @@ void matvec(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t
   const auto* xf = static_cast<const float*>(act);
   for (int64_t r = 0; r < rows; ++r) {
     const uint8_t* row = base + r * stride;
+    prefetch_ahead(row, stride);
     switch (type) {
       case kF32:
         y[r] = dot_float<kF32>(row, xf, cols);

@@ -21,6 +21,7 @@
 #include <cstring>
 
 #include "kernels/isa_kernels.h"
+#include "kernels/prefetch.h"
 #include "kernels/quant_blocks.h"
 
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__) && \
@@ -381,8 +382,10 @@ void matvec(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t
             const void* act, float* y) {
   if (type != kQ4_0) return avx2()->matvec(type, w, stride, rows, cols, act, y);
   const auto* base = static_cast<const uint8_t*>(w);
-  for (int64_t r = 0; r < rows; ++r)
+  for (int64_t r = 0; r < rows; ++r) {
+    prefetch_ahead(base + r * stride, stride);
     y[r] = dot_q4_0(base + r * stride, static_cast<const ActQ8_32x2*>(act), cols / 32);
+  }
 }
 
 }  // namespace
