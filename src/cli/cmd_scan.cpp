@@ -15,6 +15,7 @@
 #include "scan/runner.h"
 #include "scan/store.h"
 #include "util/error.h"
+#include "util/strings.h"
 
 namespace reprise::cli {
 namespace {
@@ -27,8 +28,9 @@ struct ScanCli {
   std::string path;  // only auto:FILE, a router validated beside the top configs
   int top = 10;
   static constexpr int64_t kAll = std::numeric_limits<int64_t>::min();
-  int64_t limit = kAll;   // not given: every item
-  std::string misplaced;  // an option of another strategy than --strategy (see add_scan)
+  int64_t limit = kAll;            // not given: every item
+  std::string misplaced;           // an option of another strategy than --strategy (see add_scan)
+  std::string race_clip = "auto";  // --race-clip: "auto" or a number
 };
 
 // The first option given from the group of a strategy other than `strategy` (CLI11 would accept
@@ -55,6 +57,13 @@ void check_counts(ScanCli& o) {
   if (o.top < 1) throw Error(fmt::format("--top must be >= 1, got {}", o.top));
 }
 
+// --race-clip auto | X (scan/race.h); X > 0 is checked with the other race options.
+void parse_race_clip(ScanCli& o) {
+  o.scan.race.auto_clip = o.race_clip == "auto";
+  if (!o.scan.race.auto_clip && !parse_double(o.race_clip, o.scan.race.clip))
+    throw Error(fmt::format("--race-clip: expected 'auto' or a number, got '{}'", o.race_clip));
+}
+
 void print_results(const ScanCli& o, const scan::ScanTotals& totals) {
   fmt::print("{}", report::scan_summary(o.out, o.top));
   if (o.scan.strategy == "beam") fmt::print("\n{}", scan::describe_beam(scan::Store(o.out)));
@@ -66,6 +75,7 @@ void print_results(const ScanCli& o, const scan::ScanTotals& totals) {
 int run_scan_cli(ScanCli& o) {
   if (!o.misplaced.empty()) throw Error(o.misplaced);
   check_counts(o);
+  parse_race_clip(o);
   o.scan.model = o.model.model;
   o.scan.session = o.model.session_options();
   if (o.scan.session.n_ctx == 0) o.scan.session.n_ctx = 2048;
@@ -114,8 +124,9 @@ void add_scan(CLI::App& app, Runner& run) {
   race->add_option("--race-keep", o->scan.race.keep,
                    "race: the configs of highest running mean that are never dropped (default 5)");
   race->add_option("--race-first", o->scan.race.first, "race: items per task in the first batch");
-  race->add_option("--race-clip", o->scan.race.clip,
-                   "race: continuous metrics' differences clipped at +-this (default 1)");
+  race->add_option("--race-clip", o->race_clip,
+                   "race: continuous metrics' differences clipped at +-this, or auto (default): "
+                   "per config, the largest of its first batch, at most 1");
   sub->add_option("--stride", o->scan.coarse_stride, "coarse grid stride (default N/6)");
   sub->add_option("--refine-top", o->scan.refine_top,
                   "coarse-to-fine: best configs per mode refined around (default 3)")

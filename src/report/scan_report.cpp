@@ -296,10 +296,12 @@ std::string race_lines(const scan::Store& store) {
   const auto raw = store.meta("race");
   if (!raw) return "";
   const auto r = nlohmann::json::parse(*raw);
+  const auto& clip = r.at("clip");  // "auto" or a number (stores before auto: always a number)
   std::string s = fmt::format(
       "\nracing (alpha {}, margin {}, clip {}, keep {}): {} item evaluations, {:.0f}% of a dense "
       "grid's {}; {} configs dropped, which take no part in the Holm family above:\n",
-      r.at("alpha").get<double>(), r.at("margin").get<double>(), r.at("clip").get<double>(),
+      r.at("alpha").get<double>(), r.at("margin").get<double>(),
+      clip.is_string() ? clip.get<std::string>() : fmt::format("{}", clip.get<double>()),
       r.at("keep").get<size_t>(), r.at("item_evals").get<int64_t>(),
       100.0 * r.at("item_evals").get<double>() /
           std::max(1.0, r.at("dense_item_evals").get<double>()),

@@ -116,7 +116,7 @@ class Scanner {
     if (!(o.race.alpha > 0 && o.race.alpha < 1))
       throw Error(fmt::format("--race-alpha must be in (0, 1), got {}", o.race.alpha));
     if (!(o.race.margin >= 0)) throw Error("--race-margin must be >= 0");
-    if (!(o.race.clip > 0)) throw Error("--race-clip must be > 0");
+    if (!o.race.auto_clip && !(o.race.clip > 0)) throw Error("--race-clip must be > 0");
     race_schedule(1, o.race);  // checks --race-first and the growth
     if (o.validate < 0) throw Error(fmt::format("--validate must be >= 0, got {}", o.validate));
     if (o.controls < 0) throw Error(fmt::format("--controls must be >= 0, got {}", o.controls));
@@ -345,11 +345,10 @@ class Scanner {
                                            std::min(window_.first, s.size()));
       run_phase(fmt::format("race:{}", look + 1), alive, /*held_out=*/false);
       if (look + 1 == schedule.size()) break;
-      const auto diffs = race_differences(alive, static_cast<int>(look) + 1);
+      const RaceLook diffs = race_differences(alive, static_cast<int>(look) + 1);
       std::vector<std::string> names;
       for (size_t c = 1; c < alive.size(); ++c) names.push_back(alive[c].key());
-      const auto drops =
-          race_look(diffs, names, static_cast<int>(look) + 1, configs.size() - 1, o_.race);
+      const auto drops = race_look(diffs.rows, names, configs.size() - 1, diffs.skip, o_.race);
       std::set<size_t> out;
       for (const auto& d : drops) {
         const Config& c = alive[d.config + 1];
@@ -371,15 +370,17 @@ class Scanner {
     for (const Config& c : alive) gather_into_search(c, phases);
     int64_t dense = 0;
     for (const auto& s : search_) dense += static_cast<int64_t>(configs.size() * s.size());
-    store_->set_meta("race", nlohmann::json{{"alpha", o_.race.alpha},
-                                            {"margin", o_.race.margin},
-                                            {"clip", o_.race.clip},
-                                            {"keep", o_.race.keep},
-                                            {"schedule", schedule},
-                                            {"item_evals", item_evals},
-                                            {"dense_item_evals", dense},
-                                            {"dropped", dropped}}
-                                 .dump());
+    store_->set_meta("race",
+                     nlohmann::json{{"alpha", o_.race.alpha},
+                                    {"margin", o_.race.margin},
+                                    {"clip", o_.race.auto_clip ? nlohmann::json("auto")
+                                                               : nlohmann::json(o_.race.clip)},
+                                    {"keep", o_.race.keep},
+                                    {"schedule", schedule},
+                                    {"item_evals", item_evals},
+                                    {"dense_item_evals", dense},
+                                    {"dropped", dropped}}
+                         .dump());
   }
 
   // Copies a config's scores of `phases` (missing ones included) into the phase "search", which is
@@ -497,36 +498,57 @@ class Scanner {
                                  .dump());
   }
 
-  // Per still-running config (alive[1..]), its mapped per-item differences to the baseline
-  // (alive[0]) over the race phases 1..looks. Items follow one fixed order (phase by phase, then
-  // by task and item id) that each look only extends, as the confidence sequence needs. An item
-  // either side could not score counts as no difference.
-  std::vector<std::vector<double>> race_differences(const std::vector<Config>& alive, int looks) {
+  // Per still-running config (alive[1..]), its signed per-item differences to the baseline
+  // (alive[0]) over the race phases 1..looks with their bounds (scan/race.h), and how many leading
+  // items only chose the fitted bounds (the first batch, under --race-clip auto with a
+  // continuous metric; none and no fitted bounds otherwise).
+  // Items follow one fixed order (phase by phase, then by task and item id) that each look only
+  // extends, as the confidence sequence needs. An item either side could not score counts as no
+  // difference.
+  struct RaceLook {
+    std::vector<RaceEvidence> rows;
+    size_t skip = 0;
+  };
+  RaceLook race_differences(const std::vector<Config>& alive, int looks) {
     std::map<std::string, const eval::MetricInfo*> primary;
     for (const auto& t : tasks_) primary[t->info().name] = &t->info().metrics.at(0);
     using Key = std::pair<std::string, std::string>;  // task, item
-    auto load = [&](const Config& c) {
+    auto load = [&](const Config& c, int last_look) {
       std::vector<std::pair<Key, double>> v;
-      for (int k = 1; k <= looks; ++k)
+      for (int k = 1; k <= last_look; ++k)
         for (const auto& sc : store_->scores(c.key(), fmt::format("race:{}", k)))
           if (sc.metric == primary.at(sc.task)->name) v.push_back({{sc.task, sc.item}, sc.value});
       return v;
     };
-    const auto base = load(alive[0]);
-    std::vector<std::vector<double>> out;
+    const auto base = load(alive[0], looks);
+    const size_t first_batch = load(alive[0], 1).size();
+    bool continuous = false;
+    for (const auto& [task, m] : primary) continuous |= m->kind != eval::MetricKind::Binary;
+    RaceLook out;
+    out.skip = o_.race.auto_clip && continuous ? std::min(first_batch, base.size()) : 0;
     for (size_t c = 1; c < alive.size(); ++c) {
-      const auto loaded = load(alive[c]);
+      const auto loaded = load(alive[c], looks);
       const std::map<Key, double> mine(loaded.begin(), loaded.end());
-      std::vector<double> d;
+      RaceEvidence e;
       for (const auto& [item, b] : base) {
         const eval::MetricInfo& m = *primary.at(item.first);
         auto it = mine.find(item);
         double x = it == mine.end() || std::isnan(it->second) || std::isnan(b) ? 0 : it->second - b;
-        if (!m.higher_is_better) x = -x;
-        if (m.kind != eval::MetricKind::Binary) x = std::clamp(x / o_.race.clip, -1.0, 1.0);
-        d.push_back(x);
+        e.diff.push_back(m.higher_is_better ? x : -x);
       }
-      out.push_back(std::move(d));
+      // Bounds: 1 for 0/1 metrics; for others the clip and, fitted to this config (auto), the
+      // race_bound of its first-batch differences on the task.
+      std::map<std::string, std::vector<double>> first;
+      for (size_t i = 0; i < out.skip; ++i) first[base[i].first.first].push_back(e.diff[i]);
+      std::map<std::string, double> fitted;
+      for (const auto& [task, m] : primary)
+        fitted[task] = m->kind == eval::MetricKind::Binary ? 1 : race_bound(first[task], o_.race);
+      for (const auto& [item, b] : base) {
+        const bool binary = primary.at(item.first)->kind == eval::MetricKind::Binary;
+        e.clip.push_back(binary ? 1 : o_.race.clip);
+        if (out.skip > 0) e.bound.push_back(fitted.at(item.first));
+      }
+      out.rows.push_back(std::move(e));
     }
     return out;
   }

@@ -17,6 +17,9 @@ std::string to_lower(std::string_view s);
 // else (empty, trailing characters, out of range), `out` then unspecified.
 bool parse_int(std::string_view s, int& out);
 
+// The same for a whole decimal or scientific double ("0.5", "1e-3"; not "nan" or "inf").
+bool parse_double(std::string_view s, double& out);
+
 // The pieces of `s` between each `sep`, empty ones kept: "a,,b" -> {"a", "", "b"}; "" -> {""}.
 // Views into `s`.
 std::vector<std::string_view> split(std::string_view s, char sep);

@@ -82,8 +82,11 @@ TEST(RaceScan, KilledAndResumedEqualsOneGoAndDropsStayOutOfTheSearch) {
   const size_t at = r.out.find(" configs dropped, which take no part in the Holm family above");
   ASSERT_NE(at, std::string::npos) << r.out;
   const int dropped = std::stoi(r.out.substr(r.out.rfind(' ', at - 1) + 1));
-  EXPECT_GE(dropped, 13) << r.out;  // every skip falls far below the baseline at once
-  const int kept = 29 - dropped;    // 15 repeats + 14 skips of 5 layers raced
+  // Most of the 14 skips fall far below the baseline by n = 32 (under --race-clip auto each of
+  // the two sequences runs at half the delta, which at 48 items keeps a few of them one look
+  // longer than a fixed clip alone would).
+  EXPECT_GE(dropped, 10) << r.out;
+  const int kept = 29 - dropped;  // 15 repeats + 14 skips of 5 layers raced
   EXPECT_NE(r.out.find(fmt::format("Holm across all {} configs", kept)), std::string::npos);
   EXPECT_NE(r.out.find("skip:0:1             dropped at n = "), std::string::npos) << r.out;
 
@@ -120,6 +123,8 @@ TEST(RaceScan, BadRaceOptionsAreOneLineErrors) {
            {"--strategy race --race-alpha 1.5", "--race-alpha must be in (0, 1)"},
            {"--strategy race --race-first 1", "--race-first must be >= 2"},
            {"--strategy race --race-clip 0", "--race-clip must be > 0"},
+           {"--strategy race --race-clip fast",
+            "--race-clip: expected 'auto' or a number, got 'fast'"},
            {"--strategy racing", "known: dense, coarse-to-fine, race"}}) {
     auto r = test::run_cli("scan" + model + " --task tinystories --limit 3 " + arg + " -o " +
                            quoted(test::scratch("race-bad.db")));

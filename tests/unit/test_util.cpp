@@ -96,5 +96,20 @@ TEST(Version, IsTheProjectVersionAndTheCliPrintsIt) {
   EXPECT_EQ(r.out, "reprise 0.1.0\n");
 }
 
+TEST(Strings, ParseNumbersTakeWholeStringsOnly) {
+  int i = 0;
+  EXPECT_TRUE(parse_int(" 42 ", i));
+  EXPECT_EQ(i, 42);
+  EXPECT_FALSE(parse_int("4x", i));
+  EXPECT_FALSE(parse_int("", i));
+  double d = 0;
+  EXPECT_TRUE(parse_double("0.25", d));
+  EXPECT_EQ(d, 0.25);
+  EXPECT_TRUE(parse_double("1e-3", d));
+  EXPECT_EQ(d, 1e-3);
+  for (const char* bad : {"auto", "0.5x", "", "nan", "inf"})
+    EXPECT_FALSE(parse_double(bad, d)) << bad;
+}
+
 }  // namespace
 }  // namespace reprise
