@@ -61,46 +61,64 @@ struct SimResult {
   double item_share = 0;  // items scored / dense items
 };
 
-// Binary tasks: per item, config c is right with probability base + gain[c], the baseline with
-// probability base, independently; looks as the scanner makes them (race_schedule).
-SimResult simulate(const std::vector<double>& gain, size_t best, size_t bad, int runs,
-                   const RaceOptions& o) {
+// Races `runs` times over 512 items, looking as the scanner does (race_schedule): `draw(rng)`
+// gives every config's 512 differences to the baseline for one race, `evidence(x, seen)` turns the
+// first `seen` of one config's into race_look's row; the fitted sequence (if any) skips `skip`.
+// Counts how often `best` is dropped and how often `bad` is dropped by n = `bad_by`.
+template <class Draw, class Evidence>
+SimResult run_races(size_t best, size_t bad, size_t bad_by, int runs, const RaceOptions& o,
+                    size_t skip, Draw draw, Evidence evidence) {
   std::mt19937_64 rng(5);
   const size_t n = 512;
   const auto schedule = race_schedule(n, o);
   SimResult out;
-  double scored = 0;
+  double scored = 0, dense = 0;
   for (int r = 0; r < runs; ++r) {
-    std::vector<std::vector<double>> d(gain.size());
-    std::vector<size_t> alive(gain.size());
+    const std::vector<std::vector<double>> d = draw(rng);
+    dense += static_cast<double>(d.size() * n);
+    std::vector<size_t> alive(d.size());
     for (size_t c = 0; c < alive.size(); ++c) alive[c] = c;
-    size_t done = 0;
     for (size_t look = 0; look < schedule.size(); ++look) {
-      for (; done < schedule[look]; ++done) {
-        const bool b = std::bernoulli_distribution(0.5)(rng);
-        for (size_t c = 0; c < gain.size(); ++c)
-          d[c].push_back((std::bernoulli_distribution(0.5 + gain[c])(rng) ? 1.0 : 0.0) - b);
-      }
-      scored +=
-          static_cast<double>(alive.size() * (schedule[look] - (look ? schedule[look - 1] : 0)));
+      const size_t seen = schedule[look];
+      scored += static_cast<double>(alive.size() * (seen - (look ? schedule[look - 1] : 0)));
       if (look + 1 == schedule.size()) break;
-      std::vector<std::vector<double>> rows;
+      std::vector<RaceEvidence> rows;
       std::vector<std::string> names;
-      for (size_t c : alive) rows.push_back(d[c]), names.push_back(std::to_string(c));
-      std::vector<size_t> next;
+      for (size_t c : alive)
+        rows.push_back(evidence(d[c], seen)), names.push_back(std::to_string(c));
       std::vector<bool> drop(alive.size());
-      for (const auto& x : race_look(binary_rows(rows), names, gain.size(), 0, o))
-        drop[x.config] = true;
+      for (const auto& x : race_look(rows, names, d.size(), skip, o)) drop[x.config] = true;
+      std::vector<size_t> next;
       for (size_t k = 0; k < alive.size(); ++k) {
         if (!drop[k]) next.push_back(alive[k]);
         if (drop[k] && alive[k] == best) ++out.best_dropped;
-        if (drop[k] && alive[k] == bad && schedule[look] <= 128) ++out.bad_dropped_early;
+        if (drop[k] && alive[k] == bad && seen <= bad_by) ++out.bad_dropped_early;
       }
       alive = next;
     }
   }
-  out.item_share = scored / (static_cast<double>(runs) * gain.size() * n);
+  out.item_share = scored / dense;
   return out;
+}
+
+// Binary tasks: per item, config c is right with probability 0.5 + gain[c], the baseline with
+// probability 0.5, independently.
+SimResult simulate(const std::vector<double>& gain, size_t best, size_t bad, int runs,
+                   const RaceOptions& o) {
+  auto draw = [&](std::mt19937_64& rng) {
+    std::vector<std::vector<double>> d(gain.size());
+    for (size_t i = 0; i < 512; ++i) {
+      const bool b = std::bernoulli_distribution(0.5)(rng);
+      for (size_t c = 0; c < gain.size(); ++c)
+        d[c].push_back((std::bernoulli_distribution(0.5 + gain[c])(rng) ? 1.0 : 0.0) - b);
+    }
+    return d;
+  };
+  auto evidence = [](const std::vector<double>& x, size_t seen) {
+    return binary_rows({std::vector<double>(x.begin(), x.begin() + static_cast<ptrdiff_t>(seen))})
+        .at(0);
+  };
+  return run_races(best, bad, 128, runs, o, 0, draw, evidence);
 }
 
 TEST(Race, TrueBestIsDroppedLessOftenThanAlpha) {
@@ -179,49 +197,25 @@ TEST(Race, AutoBoundIsTheFirstBatchsLargestDifference) {
 // sets them (the clip, and under auto race_bound of each config's first batch).
 SimResult simulate_continuous(const std::vector<double>& gain, size_t best, size_t bad, int runs,
                               const RaceOptions& o) {
-  std::mt19937_64 rng(7);
   std::student_t_distribution<double> noise(5);
-  const size_t n = 512;
-  const auto schedule = race_schedule(n, o);
-  SimResult out;
-  double scored = 0;
-  for (int r = 0; r < runs; ++r) {
+  auto draw = [&](std::mt19937_64& rng) {
     std::vector<std::vector<double>> d(gain.size());
-    for (size_t i = 0; i < n; ++i) {
+    for (size_t i = 0; i < 512; ++i) {
       const double shared = noise(rng);
       for (size_t c = 0; c < gain.size(); ++c)
         d[c].push_back(gain[c] + 0.08 * (0.5 * shared + 0.5 * noise(rng)));
     }
-    const size_t skip = o.auto_clip ? schedule[0] : 0;
-    std::vector<size_t> alive(gain.size());
-    for (size_t c = 0; c < alive.size(); ++c) alive[c] = c;
-    for (size_t look = 0; look < schedule.size(); ++look) {
-      const size_t seen = schedule[look];
-      scored += static_cast<double>(alive.size() * (seen - (look ? schedule[look - 1] : 0)));
-      if (look + 1 == schedule.size()) break;
-      std::vector<RaceEvidence> rows;
-      std::vector<std::string> names;
-      for (size_t c : alive) {
-        RaceEvidence e;
-        e.diff.assign(d[c].begin(), d[c].begin() + static_cast<std::ptrdiff_t>(seen));
-        e.clip.assign(seen, o.clip);
-        if (o.auto_clip) e.bound.assign(seen, race_bound(std::span(d[c]).first(schedule[0]), o));
-        rows.push_back(std::move(e));
-        names.push_back(std::to_string(c));
-      }
-      std::vector<bool> drop(alive.size());
-      for (const auto& x : race_look(rows, names, gain.size(), skip, o)) drop[x.config] = true;
-      std::vector<size_t> next;
-      for (size_t k = 0; k < alive.size(); ++k) {
-        if (!drop[k]) next.push_back(alive[k]);
-        if (drop[k] && alive[k] == best) ++out.best_dropped;
-        if (drop[k] && alive[k] == bad && seen <= 64) ++out.bad_dropped_early;
-      }
-      alive = next;
-    }
-  }
-  out.item_share = scored / (static_cast<double>(runs) * gain.size() * n);
-  return out;
+    return d;
+  };
+  const size_t first = race_schedule(512, o)[0];
+  auto evidence = [&](const std::vector<double>& x, size_t seen) {
+    RaceEvidence e;
+    e.diff.assign(x.begin(), x.begin() + static_cast<ptrdiff_t>(seen));
+    e.clip.assign(seen, o.clip);
+    if (o.auto_clip) e.bound.assign(seen, race_bound(std::span(x).first(first), o));
+    return e;
+  };
+  return run_races(best, bad, 64, runs, o, o.auto_clip ? first : 0, draw, evidence);
 }
 
 TEST(Race, AutoBoundsKeepTheBestAndSaveMoreThanAFixedClip) {
