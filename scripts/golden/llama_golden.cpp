@@ -28,7 +28,7 @@ static void json_str(const char* s) {
 int main(int argc, char** argv) {
   std::string model, prompt, tokens_arg, name;
   bool have_prompt = false, bos = true, special = false, tok_only = false;
-  int n_greedy = 16;
+  int n_greedy = 16, n_ctx = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto next = [&]() -> std::string { if (i + 1 >= argc) { std::fprintf(stderr, "missing value for %s\n", a.c_str()); std::exit(2);} return argv[++i]; };
@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
     else if (a == "--tokenize-only") tok_only = true;
     else if (a == "-n") n_greedy = std::atoi(next().c_str());
     else if (a == "--name") name = next();
+    else if (a == "-c") n_ctx = std::atoi(next().c_str());
     else { std::fprintf(stderr, "unknown arg %s\n", a.c_str()); return 2; }
   }
   llama_backend_init();
@@ -67,7 +68,9 @@ int main(int argc, char** argv) {
     return 0;
   }
   auto cp = llama_context_default_params();
-  cp.n_ctx = std::max<int>(512, (int)toks.size() + n_greedy + 8);
+  // -c: the context whose size long-rope models choose their factors by (llama.cpp rounds it
+  // up to a multiple of 256; the JSON records the per-sequence context it used).
+  cp.n_ctx = n_ctx > 0 ? n_ctx : std::max<int>(512, (int)toks.size() + n_greedy + 8);
   cp.n_batch = cp.n_ubatch = std::max<int>(512, (int)toks.size());
   cp.n_threads = cp.n_threads_batch = 1;
   cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
@@ -86,6 +89,7 @@ int main(int argc, char** argv) {
   std::printf("{\"name\":"); json_str(name.c_str());
   std::printf(",\"model_file\":"); json_str(model.c_str());
   std::printf(",\"n_vocab\":%d,\"n_layer_file\":%d,\"n_embd\":%d,\"kv_cache_type\":\"f32\",\"n_threads\":1,\"reference\":\"llama.cpp 0c1e570 (llama-cpp-python 0.3.36 sdist)\"", nv, llama_model_n_layer(m), llama_model_n_embd(m));
+  std::printf(",\"n_ctx\":%u", llama_n_ctx_seq(ctx));
   std::printf(",\"prompt_tokens\":[");
   for (size_t i = 0; i < toks.size(); ++i) std::printf(i ? ",%d" : "%d", toks[i]);
   std::printf("],\"logits_all\":[");

@@ -13,6 +13,7 @@ namespace {
 
 struct InfoOptions {
   std::string model;
+  int ctx = 0;  // the context whose rope scaling to report; 0 = a session's default
   bool tensors = false;
   bool metadata = true;
 };
@@ -36,6 +37,28 @@ void print_tokenizer(const Tokenizer& tok) {
   if (v.model == Vocab::Model::Bpe)
     fmt::print(", pre-tokenizer {}", v.pre.empty() ? "default" : v.pre);
   fmt::print(", {} tokens, chat template {}\n", v.size(), v.chat_template.empty() ? "none" : "yes");
+}
+
+// Rope: its base and pairing, partial rotary, and which frequency factors a session of
+// context n_ctx runs (a long-rope model's choice depends on it).
+void print_rope(const HParams& hp, int n_ctx) {
+  fmt::print("rope:         theta {}, {}", hp.rope_theta,
+             hp.rope_style == RopeStyle::Interleaved ? "interleaved" : "neox");
+  if (hp.rotary_dims() != hp.head_dim)
+    fmt::print(", rotates {} of {} head dims", hp.rotary_dims(), hp.head_dim);
+  const RopeScaling r = hp.rope_scaling(n_ctx);
+  if (r.kind == RopeScaling::Kind::Llama3) fmt::print(", with frequency factors");
+  fmt::print("\n");
+  if (hp.rope_long_factors.empty() && hp.rope_short_factors.empty()) return;
+  const int orig = hp.long_rope_orig_ctx();
+  const char* which = r.kind == RopeScaling::Kind::LongRopeLong    ? "the long factors"
+                      : r.kind == RopeScaling::Kind::LongRopeShort ? "the short factors"
+                      : r.kind == RopeScaling::Kind::Llama3        ? "rope_freqs instead"
+                                                                   : "no factors (none stored)";
+  fmt::print(
+      "long rope:    original context {}, attention factor {:.6g}; --ctx {} runs {} (short "
+      "factors up to --ctx {}, long beyond)\n",
+      orig, hp.rope_attn_factor, n_ctx, which, orig);
 }
 
 void print_gemma_features(const HParams& hp) {
@@ -116,9 +139,7 @@ int run_info(const InfoOptions& o) {
   fmt::print("vocabulary:   {}{}\n", hp.n_vocab, m->tokenizer() ? "" : " (no tokenizer)");
   if (m->tokenizer()) print_tokenizer(*m->tokenizer());
   fmt::print("context:      {}\n", hp.n_ctx_train);
-  fmt::print("rope:         theta {}, {}{}\n", hp.rope_theta,
-             hp.rope_style == RopeStyle::Interleaved ? "interleaved" : "neox",
-             hp.rope_freq_factors.empty() ? "" : ", with frequency factors");
+  print_rope(hp, o.ctx > 0 ? o.ctx : hp.default_ctx());
   fmt::print("rms eps:      {}\n", hp.rms_eps);
   print_gemma_features(hp);
   print_layer_kinds(hp);
@@ -162,6 +183,10 @@ void add_info(CLI::App& app, Runner& run) {
   sub->add_option("model,-m,--model", o->model,
                   "GGUF file (vocabulary-only files too) or safetensors directory")
       ->required();
+  sub->add_option("-c,--ctx,--ctx-size", o->ctx,
+                  "context size whose rope scaling to report (long-rope models choose their "
+                  "factors by it; default: what other commands use)")
+      ->check(CLI::PositiveNumber);
   sub->add_flag("--tensors", o->tensors, "list every tensor");
   sub->callback([&run, o] { run = [o] { return run_info(*o); }; });
 }

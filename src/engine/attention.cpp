@@ -16,32 +16,36 @@ struct RopeTable {
   int pos0 = -1;
   int64_t T = 0;
   int rot_dims = 0;  // the rotated dimensions of a head (head_dim, or fewer: partial rotary)
-  float theta = 0, freq_scale = 0;
+  float theta = 0, freq_scale = 0, attn_factor = 0;
   std::vector<float> factors;
   std::vector<int> sections;
-  std::vector<float> cs, sn;  // [T, head_dim / 2]
+  std::vector<float> cs, sn;  // [T, rot_dims / 2], times attn_factor
 
-  bool matches(const HParams& hp, const LayerAttn& l, int p0, int64_t n) const {
+  bool matches(const HParams& hp, const LayerAttn& l, const RopeScaling& r, int p0,
+               int64_t n) const {
     return p0 == pos0 && n <= T && hp.rotary_dims() == rot_dims && l.rope_theta == theta &&
-           l.rope_freq_scale == freq_scale && hp.rope_freq_factors == factors &&
-           hp.rope_sections == sections;
+           l.rope_freq_scale == freq_scale && r.attn_factor == attn_factor &&
+           std::ranges::equal(r.factors, factors) && hp.rope_sections == sections;
   }
 
-  void build(const HParams& hp, const LayerAttn& l, int p0, int64_t n) {
+  void build(const HParams& hp, const LayerAttn& l, const RopeScaling& r, int p0, int64_t n) {
     const int d = hp.rotary_dims(), half = d / 2;
     std::vector<double> inv_freq(half);
     for (int i = 0; i < half; ++i) {
       inv_freq[i] = std::pow(static_cast<double>(l.rope_theta), -2.0 * i / d) * l.rope_freq_scale;
-      if (!hp.rope_freq_factors.empty()) inv_freq[i] /= hp.rope_freq_factors[i];
+      if (!r.factors.empty()) inv_freq[i] /= r.factors[i];
       if (!hp.rope_pair_turns(i)) inv_freq[i] = 0;  // an M-RoPE pair text leaves at position 0
     }
     cs.resize(static_cast<size_t>(n) * half);
     sn.resize(static_cast<size_t>(n) * half);
+    // Long-rope's attention factor scales the rotated dimensions of q and k alike (cos and sin
+    // times it, as llama.cpp's rope_yarn and transformers' attention_scaling do).
+    const double m = r.attn_factor;
     for (int64_t t = 0; t < n; ++t) {
       const double pos = static_cast<double>(p0 + t);
       for (int i = 0; i < half; ++i) {
-        cs[t * half + i] = static_cast<float>(std::cos(pos * inv_freq[i]));
-        sn[t * half + i] = static_cast<float>(std::sin(pos * inv_freq[i]));
+        cs[t * half + i] = static_cast<float>(std::cos(pos * inv_freq[i]) * m);
+        sn[t * half + i] = static_cast<float>(std::sin(pos * inv_freq[i]) * m);
       }
     }
     pos0 = p0;
@@ -49,29 +53,31 @@ struct RopeTable {
     rot_dims = d;
     theta = l.rope_theta;
     freq_scale = l.rope_freq_scale;
-    factors = hp.rope_freq_factors;
+    attn_factor = r.attn_factor;
+    factors.assign(r.factors.begin(), r.factors.end());
     sections = hp.rope_sections;
   }
 };
 
 // Sliding-window and global layers alternate with two rope bases, so two tables are kept (the
 // one used longest ago is rebuilt on a miss).
-const RopeTable& rope_table(const HParams& hp, const LayerAttn& l, int p0, int64_t n) {
+const RopeTable& rope_table(const HParams& hp, const LayerAttn& l, const RopeScaling& r, int p0,
+                            int64_t n) {
   thread_local RopeTable tables[2];
   thread_local int last = 0;
   for (int i = 0; i < 2; ++i)
-    if (tables[i].matches(hp, l, p0, n)) return tables[last = i];
+    if (tables[i].matches(hp, l, r, p0, n)) return tables[last = i];
   last = 1 - last;
-  tables[last].build(hp, l, p0, n);
+  tables[last].build(hp, l, r, p0, n);
   return tables[last];
 }
 
 }  // namespace
 
 void apply_rope(float* x, int64_t T, int n_heads, const HParams& hp, const LayerAttn& layer,
-                int pos0) {
+                const RopeScaling& scaling, int pos0) {
   if (!layer.rope) return;
-  const RopeTable& table = rope_table(hp, layer, pos0, T);
+  const RopeTable& table = rope_table(hp, layer, scaling, pos0, T);
   // Only the first rotary_dims() dimensions of a head turn (partial rotary); the rest pass.
   const int d = hp.head_dim, half = hp.rotary_dims() / 2;
   const bool interleaved = hp.rope_style == RopeStyle::Interleaved;

@@ -11,9 +11,11 @@ namespace reprise {
 
 // Rotates each head of x[T, n_heads * head_dim] in place; row t is at position pos0 + t. The
 // rope base and position scale are those of `layer` (the physical layer, whatever path position
-// runs it). A layer without rope (LayerAttn::rope false) leaves x as it is.
+// runs it); the frequency divisors and attention factor those of the sequence (`scaling`, which
+// depends on its context size, not on the layer). A layer without rope (LayerAttn::rope false)
+// leaves x as it is.
 void apply_rope(float* x, int64_t T, int n_heads, const HParams& hp, const LayerAttn& layer,
-                int pos0);
+                const RopeScaling& scaling, int pos0);
 
 // ctx[t, h*hd..] = softmax(cap(q_h k^T * hp.score_scale())) v over the cache positions of
 // `slot` that the query at pos0 + t sees: 0..pos0+t, or the last layer.window of them on a

@@ -46,6 +46,8 @@ class PrefixCache {
               uint64_t max_bytes = uint64_t{4} << 30);
 
   const LayerPath& base_path() const { return base_.path(); }
+  // The rope scaling of the baseline's context size: a session with another one cannot share it.
+  const RopeScaling& rope_scaling() const { return base_.rope_scaling(); }
 
   // The baseline for positions [from, tokens.size()) of the sequence `tokens` (from <
   // tokens.size()), computed if not cached; nullptr when it cannot be computed exactly (the

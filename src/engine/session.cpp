@@ -17,8 +17,7 @@ namespace reprise {
 namespace {
 
 int resolve_ctx(const HParams& hp, int requested) {
-  if (requested > 0) return requested;
-  return std::min(hp.n_ctx_train, 4096);
+  return requested > 0 ? requested : hp.default_ctx();
 }
 
 void check_path(const LayerPath& path, int n_layer) {
@@ -50,6 +49,10 @@ void check_kv_size(const HParams& hp, int n_positions, int n_ctx, KvType type, u
       static_cast<double>(limit) / kMiB, limit / per_ctx));
 }
 
+bool same_rope(const RopeScaling& a, const RopeScaling& b) {
+  return a.attn_factor == b.attn_factor && std::ranges::equal(a.factors, b.factors);
+}
+
 // x += alpha * delta, the residual update of a damped path position; alpha = 1 is the plain add.
 void add_residual(float* x, const float* delta, int64_t n, float alpha) {
   if (alpha == 1.0f) return kernels::add(x, delta, n);
@@ -71,6 +74,7 @@ Session::Session(const Model& model, LayerPath path, const SessionOptions& opts)
   max_kv_bytes_ = opts.max_kv_bytes;
   check_kv_size(hp, path_.size(), n_ctx, opts.kv_type, max_kv_bytes_);
   cache_ = KvCache(path_.size(), n_ctx, hp.kv_dim(), opts.kv_type);
+  rope_ = hp.rope_scaling(n_ctx);  // long-rope models: the factors of this context size
   const size_t B = static_cast<size_t>(n_batch_);
   x_.resize(B * hp.n_embd);
   h_.resize(B * hp.n_embd);
@@ -211,6 +215,8 @@ std::span<const float> Session::prefill_cached(std::span<const int32_t> tokens, 
   // layers, so a hybrid runs every position itself.
   if (!prefix_cache_ || observer_ || tokens.empty() || !tokens_known_ || !recurrent_.empty())
     return {};
+  // A long-rope model's baseline computed at another context size rotated with other factors.
+  if (!same_rope(prefix_cache_->rope_scaling(), rope_)) return {};
   const int b = prefix_cache_->shared_positions(path_);
   if (b == 0) return {};
   const int T = static_cast<int>(tokens.size());
@@ -331,8 +337,8 @@ void Session::attention_sublayer(int slot, float* x, int64_t T, int pos0) {
     kernels::rmsnorm(q_.data(), b.q_norm.data(), T * hp.n_head, hd, hp.rms_eps, q_.data());
     kernels::rmsnorm(k_.data(), b.k_norm.data(), T * hp.n_head_kv, hd, hp.rms_eps, k_.data());
   }
-  apply_rope(q_.data(), T, hp.n_head, hp, attn, pos0);
-  apply_rope(k_.data(), T, hp.n_head_kv, hp, attn, pos0);
+  apply_rope(q_.data(), T, hp.n_head, hp, attn, rope_, pos0);
+  apply_rope(k_.data(), T, hp.n_head_kv, hp, attn, rope_, pos0);
   for (int64_t t = 0; t < T; ++t)
     cache_.store(slot, pos0 + static_cast<int>(t), &k_[t * hp.kv_dim()], &v_[t * hp.kv_dim()]);
   causal_attention(q_.data(), cache_, slot, T, pos0, hp, attn, ctx_.data(), pool_);

@@ -31,7 +31,9 @@ class ForwardObserver {
 };
 
 struct SessionOptions {
-  int n_ctx = 0;                 // token positions in the KV cache; 0 = min(training context, 4096)
+  // Token positions in the KV cache; 0 = HParams::default_ctx(). A long-rope model (Phi-3
+  // 128k, Phi-4-mini) runs its long factors when this exceeds its original context.
+  int n_ctx = 0;
   int n_batch = 512;             // tokens per forward chunk during prefill
   int n_threads = 0;             // 0 = all cores
   KvType kv_type = KvType::F32;  // element type of the KV cache
@@ -55,6 +57,8 @@ class Session {
   const LayerPath& path() const { return path_; }
   int n_past() const { return n_past_; }
   int n_ctx() const { return cache_.n_ctx(); }
+  // The rope scaling this session's context size chose (long-rope models: long or short factors).
+  const RopeScaling& rope_scaling() const { return rope_; }
   int n_batch() const { return n_batch_; }
   ThreadPool& pool() { return pool_; }
 
@@ -153,6 +157,7 @@ class Session {
   uint64_t max_kv_bytes_ = 0;
   ThreadPool pool_;
   KvCache cache_;
+  RopeScaling rope_;  // chosen once from the context size (HParams::rope_scaling)
   int n_past_ = 0;
   std::vector<int32_t> tokens_;  // the sequence's tokens (tokens_.size() == n_past_ when known)
   bool tokens_known_ = true;

@@ -180,8 +180,13 @@ void gguf_metadata(GgufWriter& w, const Model& m, const LayerPath& path, const P
     w.set(a + "attention.head_count_kv", GgufValue::of_u32(static_cast<uint32_t>(hp.n_head_kv)));
     w.set(a + "attention.key_length", GgufValue::of_u32(static_cast<uint32_t>(hp.head_dim)));
     w.set(a + "attention.value_length", GgufValue::of_u32(static_cast<uint32_t>(hp.head_dim)));
-    w.set(a + "rope.dimension_count", GgufValue::of_u32(static_cast<uint32_t>(hp.head_dim)));
+    w.set(a + "rope.dimension_count", GgufValue::of_u32(static_cast<uint32_t>(hp.rotary_dims())));
     w.set(a + "rope.freq_base", GgufValue::of_f32(hp.rope_theta));
+    if (!hp.rope_long_factors.empty() || !hp.rope_short_factors.empty()) {
+      w.set(a + "rope.scaling.original_context_length",
+            GgufValue::of_u32(static_cast<uint32_t>(hp.long_rope_orig_ctx())));
+      w.set(a + "rope.scaling.attn_factor", GgufValue::of_f32(hp.rope_attn_factor));
+    }
     w.set(a + "attention.layer_norm_rms_epsilon", GgufValue::of_f32(hp.rms_eps));
     w.set(a + "vocab_size", GgufValue::of_u32(static_cast<uint32_t>(hp.n_vocab)));
     if (!file_type) file_type = llama_file_type(main_matrix_type(plan));

@@ -61,7 +61,14 @@ constexpr const char* kEmbd = "token_embd.weight";
 constexpr const char* kOutputNorm = "output_norm.weight";
 constexpr const char* kOutput = "output.weight";
 constexpr const char* kRopeFreqs = "rope_freqs.weight";
+constexpr const char* kRopeLong = "rope_factors_long.weight";
+constexpr const char* kRopeShort = "rope_factors_short.weight";
 constexpr std::string_view kRouter = "ffn_gate_inp.weight";
+
+// Global rope-factor tensors: GGUF only (Hugging Face keeps them in config.json).
+bool is_rope_factor_role(const std::string& role) {
+  return role == kRopeFreqs || role == kRopeLong || role == kRopeShort;
+}
 
 // The last weights before each sublayer's output enters the residual stream: a damped position
 // scales them. Those are the output projections, or, in Gemma, the norms applied after them
@@ -120,7 +127,8 @@ std::string hf_name(const std::string& role) {
 
 const TensorView* source_tensor(const Model& m, const std::string& role) {
   if (m.gguf()) return m.gguf()->tensor(role);
-  if (m.safetensors()) return role == kRopeFreqs ? nullptr : m.safetensors()->tensor(hf_name(role));
+  if (m.safetensors())
+    return is_rope_factor_role(role) ? nullptr : m.safetensors()->tensor(hf_name(role));
   return nullptr;
 }
 
@@ -226,14 +234,20 @@ class Planner {
     return true;
   }
 
-  // Llama 3 rope factors: the file's tensor, or the metadata's values written as one. (Hugging
-  // Face has no rope-factor tensor: that scaling lives in config.json there.)
+  // Rope factors, which belong to the model, not to a layer: Llama 3's and Phi-3's long-rope
+  // pair, each the file's tensor or the config's values written as one. (Hugging Face has no
+  // rope-factor tensor: that scaling lives in config.json there.) The long-rope keys that go
+  // with them (original context, attention factor) are metadata.
   void add_rope_factors() {
-    if (add(kRopeFreqs, kRopeFreqs, -1, /*output_head=*/false, 0) || hp_.rope_freq_factors.empty())
-      return;
+    add_rope_factor(kRopeFreqs, hp_.rope_freq_factors);
+    add_rope_factor(kRopeLong, hp_.rope_long_factors);
+    add_rope_factor(kRopeShort, hp_.rope_short_factors);
+  }
+  void add_rope_factor(const char* role, const std::vector<float>& values) {
+    if (add(role, role, -1, /*output_head=*/false, 0) || values.empty()) return;
     PlannedTensor t;
-    t.role = t.name = kRopeFreqs;
-    t.values = hp_.rope_freq_factors;
+    t.role = t.name = role;
+    t.values = values;
     t.shape = {static_cast<int64_t>(t.values.size())};
     t.nbytes = t.values.size() * sizeof(float);
     plan_.tensors.push_back(std::move(t));
@@ -268,7 +282,8 @@ class Planner {
   // but no role names is left out too, and said so.
   void note_left_out() {
     std::set<std::string> known = used_;
-    known.insert(kRopeFreqs);  // an HF export carries it as config.json rope_scaling
+    // An HF export carries these as config.json rope_scaling.
+    for (const char* r : {kRopeFreqs, kRopeLong, kRopeShort}) known.insert(r);
     for (int l = 0; l < hp_.n_layer; ++l)
       for (const auto& r : kBlockRoles) {
         const std::string role = fmt::format("blk.{}.{}", l, r.gguf);

@@ -150,6 +150,38 @@ const ArchSpec& arch_spec(const Fields& f, const std::string& source) {
                           printable(name), supported));
 }
 
+// A list of `n` positive numbers (rope frequency divisors).
+std::vector<float> factor_list(const Fields& s, std::string_view key, int n) {
+  const json& v = s.require(key);
+  if (!v.is_array())
+    s.fail(fmt::format("field {} is {}, expected an array", s.name(key), json_kind(v)));
+  if (v.size() != static_cast<size_t>(n))
+    s.fail(fmt::format("field {} has {} factors, expected {} (one per rotated pair)", s.name(key),
+                       v.size(), n));
+  std::vector<float> out;
+  for (size_t i = 0; i < v.size(); ++i)
+    out.push_back(static_cast<float>(s.positive_number(fmt::format("{}[{}]", key, i), v[i])));
+  return out;
+}
+
+// Phi-3 long-rope scaling (transformers' "longrope", formerly "su"): frequency divisors for a
+// context up to original_max_position_embeddings (short_factor) and beyond it (long_factor), and
+// the attention factor transformers derives from the extension max_position_embeddings /
+// original unless the config names one. The original context is a top-level field in Phi-3
+// configs; rope_parameters (transformers 5) may carry it instead. (The choice between the two
+// sets is per session, by its context size: HParams::rope_scaling.)
+void read_long_rope(const Fields& f, const Fields& s, HParams& hp) {
+  const int pairs = hp.rotary_dims() / 2;
+  hp.rope_long_factors = factor_list(s, "long_factor", pairs);
+  hp.rope_short_factors = factor_list(s, "short_factor", pairs);
+  std::optional<int> orig = s.opt_int("original_max_position_embeddings");
+  if (!orig) orig = f.opt_int("original_max_position_embeddings");
+  if (!orig) f.fail("missing field original_max_position_embeddings (longrope scaling needs it)");
+  hp.rope_orig_ctx = *orig;
+  hp.rope_attn_factor = static_cast<float>(
+      s.opt_number("attention_factor").value_or(long_rope_attn_factor(hp.n_ctx_train, *orig)));
+}
+
 // Reads the rope scaling description (old "rope_scaling", or transformers 5's "rope_parameters",
 // which also carries rope_theta) into hp.
 // `linear_factor`, when given, accepts linear scaling (Gemma 3) and receives its factor (1 = none).
@@ -188,9 +220,11 @@ void read_rope(const Fields& f, const std::string& source, double default_theta,
     *linear_factor = s.require_number("factor");
     return;
   }
+  const bool phi3 = hp.arch == Arch::Phi3;
+  if (phi3 && (*type == "longrope" || *type == "su")) return read_long_rope(f, s, hp);
   if (*type != "llama3")
-    throw Error(fmt::format("{}: rope scaling type {} is not supported (supported: llama3)", source,
-                            printable(*type)));
+    throw Error(fmt::format("{}: rope scaling type {} is not supported (supported: llama3{})",
+                            source, printable(*type), phi3 ? ", longrope" : ""));
 
   const double factor = s.require_number("factor");
   const double low = s.require_number("low_freq_factor");
@@ -308,6 +342,12 @@ void moe_config(const Fields& f, const std::string& source, const ArchSpec& spec
 
 }  // namespace
 
+double long_rope_attn_factor(double max_positions, double original_positions) {
+  const double extension = max_positions / original_positions;
+  if (extension <= 1.0) return 1.0;
+  return std::sqrt(1.0 + std::log(extension) / std::log(original_positions));
+}
+
 std::vector<float> llama3_rope_freq_factors(int head_dim, double rope_theta, double factor,
                                             double low_freq_factor, double high_freq_factor,
                                             double original_max_positions) {
@@ -395,9 +435,20 @@ HParams hparams_from_hf_config(const json& config, const std::string& source) {
                             printable(*act), want_act));
   if (f.opt_bool("mlp_bias").value_or(false))
     throw Error(fmt::format("{}: mlp_bias true is not supported", source));
-  if (auto r = f.opt_number("partial_rotary_factor"); r && *r != 1.0)
-    throw Error(
-        fmt::format("{}: partial_rotary_factor {} is not supported (partial rope)", source, *r));
+  // Partial rotary: Phi-3 (Phi-4-mini rotates 96 of 128 dimensions, as transformers counts them:
+  // int(head_dim * factor)).
+  if (auto r = f.opt_number("partial_rotary_factor"); r && *r != 1.0) {
+    if (spec.arch != Arch::Phi3)
+      throw Error(
+          fmt::format("{}: partial_rotary_factor {} is not supported (partial rope)", source, *r));
+    const int dims = static_cast<int>(hp.head_dim * *r);
+    if (*r > 1.0 || dims <= 0 || dims % 2 != 0)
+      f.fail(
+          fmt::format("partial_rotary_factor {} rotates {} of {} head dimensions, not an even "
+                      "number of them",
+                      *r, dims, hp.head_dim));
+    if (dims != hp.head_dim) hp.rope_dims = dims;
+  }
 
   if (gemma) {
     gemma_config(f, source, spec, hp);

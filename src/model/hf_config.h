@@ -18,6 +18,11 @@ namespace reprise {
 // rope).
 HParams hparams_from_hf_config(const nlohmann::json& config, const std::string& source);
 
+// Phi-3 long-rope's attention factor for a model extended from original_positions to
+// max_positions: sqrt(1 + ln(extension) / ln(original)), 1 when not extended (transformers'
+// longrope default, and what llama.cpp's converter writes as rope.scaling.attn_factor).
+double long_rope_attn_factor(double max_positions, double original_positions);
+
 // Llama 3 rope scaling: the divisor of each of the head_dim / 2 rope frequencies
 // (theta_i = pos * base^(-2i/head_dim) / factor_i), as transformers and llama.cpp compute it.
 std::vector<float> llama3_rope_freq_factors(int head_dim, double rope_theta, double factor,

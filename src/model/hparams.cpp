@@ -24,6 +24,22 @@ Arch parse_arch(const std::string& name, const std::string& source) {
                                         name));
 }
 
+RopeScaling HParams::rope_scaling(int n_ctx) const {
+  RopeScaling r;
+  r.attn_factor = rope_attn_factor;
+  if (!rope_freq_factors.empty()) {
+    r.kind = RopeScaling::Kind::Llama3;
+    r.factors = rope_freq_factors;
+  } else if (n_ctx > long_rope_orig_ctx()) {
+    if (!rope_long_factors.empty()) r.kind = RopeScaling::Kind::LongRopeLong;
+    r.factors = rope_long_factors;
+  } else {
+    if (!rope_short_factors.empty()) r.kind = RopeScaling::Kind::LongRopeShort;
+    r.factors = rope_short_factors;
+  }
+  return r;
+}
+
 bool HParams::rope_pair_turns(int pair) const {
   if (rope_sections.size() != 4) return true;
   const int t = rope_sections[0], h = rope_sections[1], w = rope_sections[2];
@@ -295,6 +311,16 @@ void qwen35_hparams(const GgufFile& g, const std::string& a, HParams& hp) {
   }
 }
 
+// The scalar half of long-rope scaling, as llama.cpp 0c1e570 reads it for every architecture
+// (llama_model_base::load_hparams): the original context the long factors are chosen beyond
+// (default: the training context) and the attention factor rope multiplies cos and sin by. The
+// factor tensors themselves are read with the weights (Model::load_gguf).
+void long_rope_hparams(const GgufFile& g, const std::string& a, HParams& hp) {
+  if (auto orig = g.get_int(a + "rope.scaling.original_context_length"); orig && *orig != 0)
+    hp.rope_orig_ctx = positive_int(g, a + "rope.scaling.original_context_length", *orig);
+  hp.rope_attn_factor = positive_float(g, a + "rope.scaling.attn_factor", 1.0);
+}
+
 }  // namespace
 
 bool smollm3_block_has_rope(int layer) {
@@ -350,11 +376,20 @@ HParams hparams_from_gguf(const GgufFile& g) {
   if (hp.head_dim % 2 != 0)
     throw FormatError(g.path(),
                       fmt::format("head dimension {} is odd; rope needs pairs", hp.head_dim));
+  // Partial rotary (Phi-4-mini rotates 96 of 128): Qwen3.5 reads it below, Phi-3 here.
   if (auto dims = g.get_int(a + "rope.dimension_count");
-      dims && *dims != hp.head_dim && hp.arch != Arch::Qwen35)
-    throw FormatError(g.path(), fmt::format("{}rope.dimension_count {} != head dimension {} "
-                                            "(partial rope is unsupported)",
-                                            a, *dims, hp.head_dim));
+      dims && *dims != hp.head_dim && hp.arch != Arch::Qwen35) {
+    if (hp.arch != Arch::Phi3)
+      throw FormatError(g.path(), fmt::format("{}rope.dimension_count {} != head dimension {} "
+                                              "(partial rope is unsupported)",
+                                              a, *dims, hp.head_dim));
+    if (*dims <= 0 || *dims > hp.head_dim || *dims % 2 != 0)
+      throw FormatError(g.path(), fmt::format("metadata {}rope.dimension_count {} does not fit "
+                                              "a head of {} in pairs",
+                                              a, *dims, hp.head_dim));
+    hp.rope_dims = static_cast<int>(*dims);
+  }
+  long_rope_hparams(g, a, hp);
   if (const GgufValue* s = g.find(a + "rope.scaling.type");
       s && s->str != "none" && s->str != "" && !(gemma && s->str == "linear"))
     throw FormatError(g.path(), fmt::format("{}rope.scaling.type '{}' is unsupported", a, s->str));

@@ -1,7 +1,9 @@
 // Architecture hyperparameters of a llama-family model, read from GGUF metadata or config.json.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,15 @@ struct DeltaNetShape {
   int conv_dim() const { return 2 * key_dim() + value_dim(); }
 };
 
+// The rope frequency scaling one sequence runs with: which factors apply depends on its context
+// size for long-rope models (HParams::rope_scaling). `factors` views the HParams' own vectors.
+struct RopeScaling {
+  enum class Kind { None, Llama3, LongRopeShort, LongRopeLong };
+  Kind kind = Kind::None;
+  std::span<const float> factors;  // per-frequency divisors, rotary_dims() / 2; empty = none
+  float attn_factor = 1.0f;        // cos and sin are multiplied by it
+};
+
 struct HParams {
   Arch arch = Arch::Llama;
   std::string arch_name;  // "llama", "qwen2", "qwen3", "qwen3moe", "phi3", "gemma2", "gemma3"
@@ -63,8 +74,17 @@ struct HParams {
   float rms_eps = 1e-5f;
   float rope_theta = 10000.0f;
   RopeStyle rope_style = RopeStyle::Interleaved;
-  // Per-frequency divisors (head_dim / 2 of them) for Llama 3 style rope scaling; empty = none.
+  // Per-frequency divisors (rotary_dims() / 2 of them) for Llama 3 style rope scaling (GGUF
+  // rope_freqs); empty = none. They win over long-rope factors, as in llama.cpp.
   std::vector<float> rope_freq_factors;
+  // Phi-3 long-rope ("longrope", formerly "su") scaling: two sets of per-frequency divisors
+  // (rotary_dims() / 2 each; empty = none). A sequence whose context is longer than
+  // rope_orig_ctx runs the long ones, any other the short ones: see rope_scaling().
+  std::vector<float> rope_long_factors, rope_short_factors;
+  int rope_orig_ctx = 0;  // rope.scaling.original_context_length; 0 = n_ctx_train
+  // Rope's cos and sin are multiplied by it (rope.scaling.attn_factor; long-rope's
+  // sqrt(1 + ln(s) / ln(original context)) for a context extended s times). 1 = none.
+  float rope_attn_factor = 1.0f;
   bool qkv_bias = false;     // Qwen2: biases on Q, K, V
   bool qk_norm = false;      // Qwen3: RMSNorm over each head of Q and K
   bool tied_output = false;  // output head shares the token embedding
@@ -98,6 +118,16 @@ struct HParams {
   bool hybrid() const { return !recurrent.empty(); }
   int rotary_dims() const { return rope_dims > 0 ? rope_dims : head_dim; }
   bool rope_pair_turns(int pair) const;
+
+  // The context a session gets when none is asked for: the training context, capped at 4096.
+  int default_ctx() const { return std::min(n_ctx_train, 4096); }
+  // The rope scaling of a sequence whose KV cache holds n_ctx positions. As llama.cpp 0c1e570
+  // chooses (llama_model::get_rope_factors): rope_freqs if present, else the long-rope long
+  // factors when n_ctx exceeds the original context, else the short ones. (llama.cpp first
+  // rounds its context up to a multiple of 256; reprise uses the context as given, which
+  // chooses the same for every original context that is such a multiple, as Phi's 4096 is.)
+  RopeScaling rope_scaling(int n_ctx) const;
+  int long_rope_orig_ctx() const { return rope_orig_ctx > 0 ? rope_orig_ctx : n_ctx_train; }
 
   LayerAttn layer_attn(int layer) const {
     return layers.empty() ? LayerAttn{0, rope_theta, 1.0f} : layers[static_cast<size_t>(layer)];

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <functional>
 
 #include "format/gguf.h"
@@ -98,6 +99,7 @@ class WeightBinder {
   WeightBinder(const std::string& file, Lookup lookup) : file_(file), lookup_(std::move(lookup)) {}
 
   const TensorView* find(const std::string& name) const { return lookup_(name); }
+  const std::string& file() const { return file_; }
 
   TensorView matrix(const std::string& name, int64_t rows, int64_t cols) const {
     const TensorView* t = lookup_(name);
@@ -264,6 +266,17 @@ Weights bind_weights(const HParams& hp, const WeightBinder& b, const TensorNames
   return w;
 }
 
+// A file's rope frequency divisors (rotary_dims() / 2 of them), or none when the file has no
+// such tensor. They divide frequencies, so each must be a positive number.
+std::vector<float> rope_factors(const WeightBinder& b, const std::string& name, const HParams& hp) {
+  std::vector<float> f = b.vector(name, hp.rotary_dims() / 2, /*required=*/false);
+  for (size_t i = 0; i < f.size(); ++i)
+    if (!(f[i] > 0) || !std::isfinite(f[i]))
+      throw FormatError(
+          b.file(), fmt::format("tensor {}[{}] is {}, expected a positive factor", name, i, f[i]));
+  return f;
+}
+
 }  // namespace
 
 uint64_t BlockWeights::matrix_bytes() const {
@@ -331,16 +344,13 @@ void Model::load_gguf(const std::filesystem::path& path, Need need) {
     return;
   }
   hparams_ = hparams_from_gguf(*gguf_);
-  // Phi-3's long-rope factors (128k-context and Phi-4-mini files) rescale rope by context
-  // length; reprise does not run that.
-  for (const char* t : {"rope_factors_long.weight", "rope_factors_short.weight"})
-    if (gguf_->tensor(t))
-      throw FormatError(gguf_->path(),
-                        fmt::format("tensor {} (long-rope scaling) is unsupported", t));
   WeightBinder binder(gguf_->path(), [this](const std::string& n) { return gguf_->tensor(n); });
   weights_ = bind_weights(hparams_, binder, gguf_names());
-  if (const TensorView* f = gguf_->tensor("rope_freqs.weight"))
-    hparams_.rope_freq_factors = binder.vector(f->name, hparams_.head_dim / 2);
+  // Rope frequency divisors, one per rotated pair: Llama 3's, or Phi-3's long-rope pair (the
+  // 128k-context and Phi-4-mini files), of which a session picks one by its context size.
+  hparams_.rope_freq_factors = rope_factors(binder, "rope_freqs.weight", hparams_);
+  hparams_.rope_long_factors = rope_factors(binder, "rope_factors_long.weight", hparams_);
+  hparams_.rope_short_factors = rope_factors(binder, "rope_factors_short.weight", hparams_);
   Vocab vocab = vocab_from_gguf(*gguf_);
   if (vocab.model != Vocab::Model::None) tokenizer_ = make_tokenizer(std::move(vocab));
 }

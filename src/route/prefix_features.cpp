@@ -25,8 +25,7 @@ LayerPath plain_prefix(int n_layer, int feature_layer) {
 PrefixFeatures::PrefixFeatures(const Model& model, int feature_layer, const SessionOptions& opts,
                                uint64_t max_cache_bytes)
     : feature_layer_(feature_layer),
-      max_tokens_(static_cast<size_t>(
-          opts.n_ctx > 0 ? opts.n_ctx : std::min(model.hparams().n_ctx_train, 4096))),
+      max_tokens_(static_cast<size_t>(opts.n_ctx > 0 ? opts.n_ctx : model.hparams().default_ctx())),
       cache_(std::make_unique<PrefixCache>(
           model, plain_prefix(model.hparams().n_layer, feature_layer), opts, max_cache_bytes)) {}
 

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -57,6 +58,21 @@ GgufValue i32_array(std::vector<int64_t> v) {
   a.elem = GgufType::I32;
   a.ints = std::move(v);
   return a;
+}
+
+// Long-rope frequency divisors for `pairs` rotated pairs, shaped like Phi-4-mini's: the long
+// set stretches the slow frequencies (high pair index) by about the whole context extension and
+// leaves the fastest ones nearly alone, rising smoothly in between (extension^smoothstep); the
+// short set stays within 1..1.5. Fixed numbers, so files are reproducible.
+std::vector<float> long_rope_factors(int pairs, double extension, bool long_ctx) {
+  std::vector<float> f(static_cast<size_t>(pairs));
+  for (int i = 0; i < pairs; ++i) {
+    const double t = pairs > 1 ? static_cast<double>(i) / (pairs - 1) : 1.0;
+    const double smooth = t * t * (3 - 2 * t);
+    f[static_cast<size_t>(i)] = static_cast<float>(
+        long_ctx ? std::pow(std::max(extension, 1.0), smooth) : 1.0 + 0.5 * t * t);
+  }
+  return f;
 }
 
 // UTF-8 of one code point below 0x800 (all GPT-2 byte-alphabet characters are).
@@ -261,6 +277,23 @@ const std::vector<SynthShape>& known_shapes() {
     s.n_head_kv = 32, s.head_dim = 96, s.n_ff = 8192, s.n_vocab = 32064, s.n_ctx = 4096,
     s.rope_theta = 1e4f, s.rms_eps = 1e-5f, s.tied = false, s.sliding_window = 2047;
     v.push_back(s);
+    // microsoft/Phi-4-mini-instruct: Phi-3 blocks with grouped-query attention, rope on 96 of
+    // 128 head dimensions (partial_rotary_factor 0.75), a 200k vocabulary, tied embeddings, and
+    // long-rope scaling from 4096 to 131072 positions.
+    s = {};
+    s.name = "phi-4-mini", s.arch = "phi3", s.n_embd = 3072, s.n_layer = 32, s.n_head = 24,
+    s.n_head_kv = 8, s.head_dim = 128, s.rope_dims = 96, s.n_ff = 8192, s.n_vocab = 200064,
+    s.n_ctx = 131072, s.rope_theta = 1e4f, s.rms_eps = 1e-5f, s.tied = true, s.rope_orig_ctx = 4096;
+    v.push_back(s);
+    // Fixture size of the same: rope on 12 of 16, original context 256 and 8192 positions (an
+    // extension of 32 as Phi-4-mini's). 256 because llama.cpp rounds its context up to a
+    // multiple of 256 before choosing factors, so contexts 256 and 512 give the short and the
+    // long factors in both programs.
+    s = {};
+    s.name = "phi4-tiny", s.arch = "phi3", s.n_embd = 64, s.n_layer = 4, s.n_head = 4,
+    s.n_head_kv = 2, s.head_dim = 16, s.rope_dims = 12, s.n_ff = 128, s.n_vocab = 1024,
+    s.n_ctx = 8192, s.rope_theta = 1e4f, s.rms_eps = 1e-5f, s.tied = true, s.rope_orig_ctx = 256;
+    v.push_back(s);
     // A window of 4 tokens (ignored, as llama.cpp does) that a 16-token prompt would cross.
     s = {};
     s.name = "phi3-tiny", s.arch = "phi3", s.n_embd = 64, s.n_layer = 4, s.n_head = 4,
@@ -376,6 +409,11 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
   if (s.swa_period > 0)
     w.set(a + ".attention.sliding_window_pattern", GgufValue::of_u32(s.swa_period));
   if (s.rope_theta_swa > 0) w.set(a + ".rope.freq_base_swa", GgufValue::of_f32(s.rope_theta_swa));
+  if (s.rope_orig_ctx > 0) {
+    w.set(a + ".rope.scaling.original_context_length", GgufValue::of_u32(s.rope_orig_ctx));
+    w.set(a + ".rope.scaling.attn_factor",
+          GgufValue::of_f32(static_cast<float>(long_rope_attn_factor(s.n_ctx, s.rope_orig_ctx))));
+  }
   if (s.attn_softcap > 0) w.set(a + ".attn_logit_softcapping", GgufValue::of_f32(s.attn_softcap));
   if (s.final_softcap > 0)
     w.set(a + ".final_logit_softcapping", GgufValue::of_f32(s.final_softcap));
@@ -447,14 +485,22 @@ SynthStats write_synth_model(const SynthShape& s, const FileType& ft, uint64_t s
   matrix("token_embd.weight", s.n_vocab, d, embd_std, type_of("token_embd", -1, d, s.tied));
   if (!s.tied) matrix("output.weight", s.n_vocab, d, embd_std, type_of("output", -1, d, true));
   vector("output_norm.weight", d, 1.0f, 0.1f);
-  if (s.llama3_rope) {
-    auto f = llama3_rope_freq_factors(s.head_dim, s.rope_theta, 32.0, 1.0, 4.0, 8192.0);
+  // A 1-D F32 tensor of given values (rope factors).
+  auto values = [&](const std::string& name, const std::vector<float>& f) {
     std::vector<std::byte> data(f.size() * sizeof(float));
     std::memcpy(data.data(), f.data(), data.size());
     stats.bytes += data.size();
     ++stats.tensors;
-    w.add_tensor("rope_freqs.weight", TensorType::F32, {static_cast<int64_t>(f.size())},
-                 std::move(data));
+    w.add_tensor(name, TensorType::F32, {static_cast<int64_t>(f.size())}, std::move(data));
+  };
+  if (s.llama3_rope)
+    values("rope_freqs.weight",
+           llama3_rope_freq_factors(s.head_dim, s.rope_theta, 32.0, 1.0, 4.0, 8192.0));
+  if (s.rope_orig_ctx > 0) {
+    const int pairs = (s.rope_dims > 0 ? s.rope_dims : s.head_dim) / 2;
+    const double extension = static_cast<double>(s.n_ctx) / s.rope_orig_ctx;
+    values("rope_factors_long.weight", long_rope_factors(pairs, extension, /*long_ctx=*/true));
+    values("rope_factors_short.weight", long_rope_factors(pairs, extension, /*long_ctx=*/false));
   }
   if (progress) progress(1, s.n_layer + 1);
   const float in_std = 1.0f / std::sqrt(static_cast<float>(d));

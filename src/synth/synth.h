@@ -29,6 +29,11 @@ struct SynthShape {
   float rope_theta = 10000, rms_eps = 1e-6f;
   bool tied = true, qkv_bias = false, qk_norm = false;
   bool llama3_rope = false;  // Llama 3.x rope frequency factors (factor 32, low 1, high 4, 8192)
+  // > 0 (phi3): Phi-3 long-rope scaling from this original context to n_ctx, written as the
+  // converter writes it: rope_factors_long/short.weight (rotated pairs each, shaped like
+  // Phi-4-mini's: long ones ramp from 1 to n_ctx / original over the pairs, short ones stay near
+  // 1), rope.scaling.original_context_length and rope.scaling.attn_factor.
+  int rope_orig_ctx = 0;
   // Gemma (arch gemma2/gemma3: post-attention and post-FFN norms, gemma3 also QK-norm). Each is
   // written to the file only when set; 0 leaves the key out (the architecture's default).
   int sliding_window = 0;                     // attention.sliding_window
@@ -39,6 +44,8 @@ struct SynthShape {
   // by a router (ffn_gate_inp, kept F32 as llama-quantize keeps it) and 3-D expert tensors of
   // width n_ff_exp (qwen3moe writes expert_feed_forward_length; llama's experts are n_ff wide).
   int n_expert = 0, n_expert_used = 0, n_ff_exp = 0;
+  // rope_dims > 0: rope rotates only that many leading dimensions of a head (Phi-4-mini's partial
+  // rotary, Qwen3.5's attention layers).
   // Qwen3.5 hybrid (arch qwen35): every full_attn_interval-th layer is gated full attention that
   // rotates rope_dims dimensions of a head, the others are Gated DeltaNet layers with dn_k_heads
   // key heads and dn_v_heads value heads of dn_head_dim, and a conv of dn_conv taps.

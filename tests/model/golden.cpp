@@ -39,6 +39,7 @@ std::optional<Golden> load_golden(const std::string& name) {
     g.layer_path = j.at("layer_path").get<std::vector<int>>();
   if (j.contains("layer_path_spec")) g.layer_path_spec = j.at("layer_path_spec").get<std::string>();
   g.prompt_tokens = j.at("prompt_tokens").get<std::vector<int32_t>>();
+  if (j.contains("n_ctx")) g.n_ctx = j.at("n_ctx").get<int>();
   g.main = parse_run(j);
   if (j.contains("dequantized_reference")) g.dequantized = parse_run(j.at("dequantized_reference"));
   return g;

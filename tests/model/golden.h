@@ -26,6 +26,9 @@ struct Golden {
   // "repeat:1:4@0.5": the reference ran our export of it); wins over layer_path.
   std::optional<std::string> layer_path_spec;
   std::vector<int32_t> prompt_tokens;
+  // The context llama.cpp ran with (its per-sequence n_ctx), which a session must use too: a
+  // long-rope model chooses its factors by it. Goldens that do not record it: 64.
+  int n_ctx = 64;
   GoldenRun main;
   std::optional<GoldenRun> dequantized;  // non-F32 files only
 };

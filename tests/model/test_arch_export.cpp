@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "export/export.h"
+#include "format/gguf.h"
 #include "model/golden.h"
 #include "support/export_check.h"
 #include "support/logits.h"
@@ -82,7 +83,9 @@ TEST_P(ArchExport, ExportMatchesLlamaCppOnTheExport) {
     export_model(*m, path, out, ExportOptions{});
     auto e = Model::load(out);
     ASSERT_EQ(e->hparams().n_layer, path.size());
-    const auto got = test::prompt_logits(*e, LayerPath::identity(path.size()), g->prompt_tokens);
+    // At the golden's context: phi4's long-rope factors are chosen by it.
+    const auto got =
+        test::prompt_logits(*e, LayerPath::identity(path.size()), g->prompt_tokens, g->n_ctx);
     const size_t V = static_cast<size_t>(e->hparams().n_vocab);
     ASSERT_EQ(got.size(), g->main.logits_all.size() * V);
     for (size_t r = 0; r < g->main.logits_all.size(); ++r) {
@@ -121,7 +124,9 @@ TEST_P(ArchExport, HfIsRefusedInOneLine) {
               std::string::npos)
         << msg;
   } else {
-    const std::string label = arch == "mixtral" ? "llama mixture-of-experts (Mixtral-style)" : arch;
+    const std::string label = arch == "mixtral" ? "llama mixture-of-experts (Mixtral-style)"
+                              : arch == "phi4"  ? "phi3"  // Phi-4-mini files are phi3
+                                                : arch;
     EXPECT_EQ(msg, "export: --format hf cannot write a " + label +
                        " model yet (reprise writes Hugging Face checkpoints of dense llama, qwen2 "
                        "and qwen3 models); use --format gguf");
@@ -148,10 +153,37 @@ TEST_P(ArchExport, MergekitNeedsTheHfCheckpointNamed) {
   EXPECT_EQ(files(), std::vector<std::string>{"r.yaml"});
 }
 
+// Phi-4-mini-like files: the rope factors and their keys belong to the model, not to a layer, so
+// an export of any path carries them as the source has them, and runs the path at a context of
+// either kind (the short factors at 64, the long ones at 512).
+class ArchExportLongRope : public test::TempDirTest {};
+
+TEST_F(ArchExportLongRope, TheExportCarriesTheFactorsAndTheirKeys) {
+  auto m = Model::load(test::source_dir() / "tests/data/fixtures/phi4-tiny-f32.gguf");
+  const LayerPath path{{0, 1, 2, 1, 2, 3}};
+  export_model(*m, path, dir_ / "e.gguf", ExportOptions{});
+  auto e = Model::load(dir_ / "e.gguf");
+  const HParams &a = m->hparams(), &b = e->hparams();
+  EXPECT_EQ(b.rotary_dims(), a.rotary_dims());
+  EXPECT_EQ(b.rope_long_factors, a.rope_long_factors);
+  EXPECT_EQ(b.rope_short_factors, a.rope_short_factors);
+  EXPECT_EQ(b.long_rope_orig_ctx(), a.long_rope_orig_ctx());
+  EXPECT_EQ(b.rope_attn_factor, a.rope_attn_factor);
+  EXPECT_EQ(e->gguf()->get_int("phi3.rope.scaling.original_context_length").value_or(-1), 256);
+  const std::vector<int32_t> prompt = {300, 301, 220, 75, 483, 83, 546, 220};
+  for (int n_ctx : {64, 512}) {
+    const auto x = test::prompt_logits(*m, path, prompt, n_ctx);
+    const auto y = test::prompt_logits(*e, LayerPath::identity(path.size()), prompt, n_ctx);
+    ASSERT_EQ(x.size(), y.size());
+    EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)), 0) << n_ctx;
+  }
+}
+
 // Mistral: every block slides, and the export, a llama file with the source's window, too.
+// phi4: a phi3 file with partial rotary and long-rope factors, which the export must carry.
 INSTANTIATE_TEST_SUITE_P(Fixtures, ArchExport,
                          ::testing::Values("gemma3", "gemma2", "qwen3moe", "mixtral", "phi3",
-                                           "mistral"));
+                                           "phi4", "mistral"));
 
 }  // namespace
 }  // namespace reprise::exporter

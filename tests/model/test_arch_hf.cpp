@@ -1,4 +1,6 @@
-// Hugging Face checkpoints of the newer architectures (Gemma 2/3, Qwen3-MoE, Mixtral, Phi-3):
+// Hugging Face checkpoints of the newer architectures (Gemma 2/3, Qwen3-MoE, Mixtral, Phi-3, and
+// Phi-4-mini's partial rotary and long-rope config: rope_scaling longrope with long_factor,
+// short_factor, original_max_position_embeddings, partial_rotary_factor):
 // tests/data/hf/ARCH-tiny-f32 holds the weights of tests/data/fixtures/ARCH-tiny-f32.gguf as
 // transformers names and stores them (written by tests/data/hf/make_arch_hf.py with numpy:
 // per-expert matrices, fused Phi-3 matrices, Gemma norms as w with (1 + w) applied at run time,
@@ -48,17 +50,25 @@ TEST_P(ArchHf, LogitsEqualTheGguf) {
   EXPECT_EQ(b.final_softcap, a.final_softcap);
   EXPECT_EQ(b.score_scale(), a.score_scale());
   EXPECT_EQ(b.rms_eps, a.rms_eps);
+  EXPECT_EQ(b.rotary_dims(), a.rotary_dims());
+  EXPECT_EQ(b.rope_long_factors, a.rope_long_factors);
+  EXPECT_EQ(b.rope_short_factors, a.rope_short_factors);
+  EXPECT_EQ(b.long_rope_orig_ctx(), a.long_rope_orig_ctx());
+  EXPECT_EQ(b.rope_attn_factor, a.rope_attn_factor);
   for (int l = 0; l < a.n_layer; ++l) {
     EXPECT_EQ(b.layer_attn(l).window, a.layer_attn(l).window) << "layer " << l;
     EXPECT_EQ(b.layer_attn(l).rope_theta, a.layer_attn(l).rope_theta) << "layer " << l;
   }
   const bool exact = std::string(GetParam()) != "mixtral";
   const std::vector<int32_t> prompt = {300, 301, 220, 75, 483, 83, 546, 220, 420, 709, 220, 77};
-  for (const LayerPath& path :
-       {LayerPath::identity(a.n_layer), LayerPath{{0, 1, 2, 1, 2, 3}}, LayerPath{{3, 2, 2, 0}}}) {
-    SCOPED_TRACE(path.canonical());
-    const auto x = test::prompt_logits(*g, path, prompt);
-    const auto y = test::prompt_logits(*h, path, prompt);
+  // phi4 (long rope, original context 256): context 64 runs the short factors, 512 the long.
+  for (const auto& [path, n_ctx] :
+       {std::pair{LayerPath::identity(a.n_layer), 64},
+        std::pair{LayerPath::identity(a.n_layer), 512},
+        std::pair{LayerPath{{0, 1, 2, 1, 2, 3}}, 64}, std::pair{LayerPath{{3, 2, 2, 0}}, 512}}) {
+    SCOPED_TRACE(path.canonical() + " at context " + std::to_string(n_ctx));
+    const auto x = test::prompt_logits(*g, path, prompt, n_ctx);
+    const auto y = test::prompt_logits(*h, path, prompt, n_ctx);
     ASSERT_EQ(x.size(), y.size());
     if (exact)
       EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size() * sizeof(float)), 0)
@@ -74,7 +84,9 @@ TEST_P(ArchHf, LogitsEqualTheGguf) {
 TEST_P(ArchHf, ExportOfTheCheckpointIsRefusedOrNamesLayersOnly) {
   auto h = hf();
   const std::string arch = GetParam();
-  const std::string label = arch == "mixtral" ? "llama mixture-of-experts (Mixtral-style)" : arch;
+  const std::string label = arch == "mixtral" ? "llama mixture-of-experts (Mixtral-style)"
+                            : arch == "phi4" ? "phi3"  // Phi-4-mini checkpoints are Phi3ForCausalLM
+                                             : arch;
   const bool gemma = arch.starts_with("gemma");
   for (auto [format, name] :
        {std::pair{exporter::Format::Gguf, "gguf"}, std::pair{exporter::Format::Hf, "hf"},
@@ -102,7 +114,8 @@ TEST_P(ArchHf, ExportOfTheCheckpointIsRefusedOrNamesLayersOnly) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ArchHf,
-                         ::testing::Values("gemma3", "gemma2", "qwen3moe", "mixtral", "phi3"));
+                         ::testing::Values("gemma3", "gemma2", "qwen3moe", "mixtral", "phi3",
+                                           "phi4"));
 
 }  // namespace
 }  // namespace reprise

@@ -79,7 +79,7 @@ Outputs run_golden_prompt(const Model& m, const Golden& g,
                                      : LayerPath::identity(n_layer);
   SessionOptions so;
   so.n_threads = 2;
-  so.n_ctx = 64;
+  so.n_ctx = g.n_ctx;
   Session s(m, path, so);
   LastRowCapture cap;
   s.set_observer(&cap);
@@ -229,10 +229,29 @@ std::vector<std::string> golden_names() {
   // SmolLM3: its path goldens ran copies padded with identity blocks so that llama.cpp's
   // by-index no-rope rule matches each copied layer's own kind.
   for (const char* arch :
-       {"gemma3", "gemma2", "qwen3moe", "mixtral", "phi3", "mistral", "smollm3", "qwen35"})
+       {"gemma3", "gemma2", "qwen3moe", "mixtral", "phi3", "phi4", "mistral", "smollm3", "qwen35"})
     for (const char* suffix : {"f32", "q8_0", "f32-path-repeat", "f32-path-skip"})
       names.push_back(std::string(arch) + "-tiny-" + suffix);
+  // Phi-4-mini-like long rope: the goldens above ran at context 512, beyond the fixture's
+  // original context 256 (the long factors); these at 256 (the short ones).
+  for (const char* suffix : {"f32-short", "q8_0-short"})
+    names.push_back(std::string("phi4-tiny-") + suffix);
   return names;
+}
+
+// The phi4 goldens ran at two contexts that choose different long-rope factors; they must differ
+// by far more than the tolerance, so that a reprise choosing the wrong set fails MatchesLlamaCpp.
+TEST(LongRopeGoldens, ShortAndLongContextsDiffer) {
+  auto lng = test::load_golden("phi4-tiny-f32");
+  auto shrt = test::load_golden("phi4-tiny-f32-short");
+  ASSERT_TRUE(lng && shrt);
+  EXPECT_EQ(lng->n_ctx, 512);
+  EXPECT_EQ(shrt->n_ctx, 256);
+  ASSERT_EQ(lng->prompt_tokens, shrt->prompt_tokens);
+  float d = 0;
+  for (size_t r = 0; r < lng->main.logits_all.size(); ++r)
+    d = std::max(d, test::max_abs_diff(lng->main.logits_all[r], shrt->main.logits_all[r]));
+  EXPECT_GT(d, 100 * exact_tolerance("phi4-tiny-f32"));
 }
 
 // reprise's quantize_row against llama-quantize: every quantized tensor of those fixtures,

@@ -9,10 +9,10 @@
 namespace reprise::test {
 
 std::vector<float> prompt_logits(const Model& model, const LayerPath& path,
-                                 std::span<const int32_t> prompt) {
+                                 std::span<const int32_t> prompt, int n_ctx) {
   SessionOptions so;
   so.n_threads = 2;
-  so.n_ctx = 64;
+  so.n_ctx = n_ctx;
   Session s(model, path, so);
   const auto l = s.prefill(prompt, /*all_logits=*/true);
   return {l.begin(), l.end()};

@@ -11,9 +11,10 @@
 namespace reprise::test {
 
 // Logits of every prompt position ([prompt.size(), n_vocab] row-major) from a fresh 2-thread
-// session with a 64-token context along `path`.
+// session with an n_ctx-token context along `path` (the context chooses a long-rope model's
+// factors).
 std::vector<float> prompt_logits(const Model& model, const LayerPath& path,
-                                 std::span<const int32_t> prompt);
+                                 std::span<const int32_t> prompt, int n_ctx = 64);
 
 // Keeps prefill on F32 activations while alive (kernels::set_gemm_int8(false)), for tests that
 // compare a quantized model with its dequantized copy: those must run the same arithmetic, and

@@ -74,6 +74,24 @@ TEST(Cli, InfoDescribesTheModel) {
   EXPECT_NE(r.out.find("tokenizer.ggml.model"), std::string::npos) << r.out;
 }
 
+// A long-rope model's factors depend on the context: info says which ones a context runs.
+TEST(Cli, InfoSaysWhichLongRopeFactorsApply) {
+  const auto path = test::source_dir() / "tests/data/fixtures/phi4-tiny-f32.gguf";
+  auto r = test::run_cli("info '" + path.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("rope:         theta 10000, neox, rotates 12 of 16 head dims\n"),
+            std::string::npos)
+      << r.out;
+  // The default context, min(8192, 4096), is beyond the original 256.
+  EXPECT_NE(r.out.find("long rope:    original context 256, attention factor 1.27475; --ctx 4096 "
+                       "runs the long factors (short factors up to --ctx 256, long beyond)"),
+            std::string::npos)
+      << r.out;
+  r = test::run_cli("info '" + path.string() + "' -c 256");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("--ctx 256 runs the short factors"), std::string::npos) << r.out;
+}
+
 // The quantized fixtures (made by llama-quantize): their tensor types and llama.cpp's file-type
 // label by name.
 TEST(Cli, InfoNamesQuantizedTypesAndFileType) {

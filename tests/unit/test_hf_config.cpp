@@ -461,6 +461,72 @@ TEST(HfConfig, MoeConfigs) {
             "FormatError: cfg/config.json: missing field moe_intermediate_size");
 }
 
+// Phi-4-mini's config.json: head 64 here, rope on 0.75 of it (48 dimensions, 24 pairs), longrope
+// from 4096 to 131072 positions.
+json phi4_like() {
+  json c = arch_base("Phi3ForCausalLM");
+  c["partial_rotary_factor"] = 0.75;
+  c["max_position_embeddings"] = 131072;
+  c["original_max_position_embeddings"] = 4096;
+  std::vector<double> long_f, short_f;
+  for (int i = 0; i < 24; ++i) {
+    long_f.push_back(1.0 + i);
+    short_f.push_back(1.0 + 0.5 * i);
+  }
+  c["rope_scaling"] = {{"type", "longrope"}, {"long_factor", long_f}, {"short_factor", short_f}};
+  return c;
+}
+
+TEST(HfConfig, Phi4MiniPartialRotaryAndLongRope) {
+  HParams hp = hparams_from_hf_config(phi4_like(), kSource);
+  EXPECT_EQ(hp.head_dim, 64);
+  EXPECT_EQ(hp.rotary_dims(), 48);
+  ASSERT_EQ(hp.rope_long_factors.size(), 24u);
+  ASSERT_EQ(hp.rope_short_factors.size(), 24u);
+  EXPECT_EQ(hp.rope_long_factors[23], 24.0f);
+  EXPECT_EQ(hp.rope_short_factors[23], 12.5f);
+  EXPECT_EQ(hp.long_rope_orig_ctx(), 4096);
+  EXPECT_TRUE(hp.rope_freq_factors.empty());
+  // transformers' default: sqrt(1 + ln(131072 / 4096) / ln(4096)) = sqrt(1 + 5 / 12).
+  EXPECT_FLOAT_EQ(hp.rope_attn_factor, 1.1902381f);
+  // A config's own attention_factor wins.
+  json c = phi4_like();
+  c["rope_scaling"]["attention_factor"] = 1.5;
+  EXPECT_EQ(hparams_from_hf_config(c, kSource).rope_attn_factor, 1.5f);
+  // transformers 5: rope_parameters, which may carry the original context itself.
+  c = phi4_like();
+  c["rope_parameters"] = c["rope_scaling"];
+  c["rope_parameters"].erase("type");
+  c["rope_parameters"]["rope_type"] = "longrope";
+  c["rope_parameters"]["rope_theta"] = 10000.0;
+  c["rope_parameters"]["original_max_position_embeddings"] = 2048;
+  c.erase("rope_scaling");
+  c.erase("original_max_position_embeddings");
+  hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.long_rope_orig_ctx(), 2048);
+  EXPECT_EQ(hp.rope_long_factors.size(), 24u);
+
+  const std::string fe = "FormatError: cfg/config.json: ";
+  c = phi4_like();
+  c["rope_scaling"]["long_factor"] = {1.0, 2.0, 3.0};
+  EXPECT_EQ(
+      error_of([&] { hparams_from_hf_config(c, kSource); }),
+      fe + "field rope_scaling.long_factor has 3 factors, expected 24 (one per rotated pair)");
+  c = phi4_like();
+  c["rope_scaling"]["short_factor"][4] = -1.0;
+  EXPECT_EQ(error_of([&] { hparams_from_hf_config(c, kSource); }),
+            fe + "field rope_scaling.short_factor[4] is -1.0, expected a positive number");
+  c = phi4_like();
+  c.erase("original_max_position_embeddings");
+  EXPECT_EQ(error_of([&] { hparams_from_hf_config(c, kSource); }),
+            fe + "missing field original_max_position_embeddings (longrope scaling needs it)");
+  c = phi4_like();
+  c["partial_rotary_factor"] = 0.71;  // 45.44 -> 45 dimensions: not pairs
+  EXPECT_EQ(error_of([&] { hparams_from_hf_config(c, kSource); }),
+            fe + "partial_rotary_factor 0.71 rotates 45 of 64 head dimensions, not an even number "
+                 "of them");
+}
+
 TEST(HfConfig, Phi3AndRefusals) {
   json c = arch_base("Phi3ForCausalLM");
   c["sliding_window"] = 2047;  // ignored, as llama.cpp ignores it for phi3
@@ -470,14 +536,18 @@ TEST(HfConfig, Phi3AndRefusals) {
   EXPECT_TRUE(hp.layers.empty());
   EXPECT_FLOAT_EQ(hp.rms_eps, 1e-5f);
   const std::string e = "Error: cfg/config.json: ";
-  json d = c;
+  json d = llama_base();  // partial rotary is Phi-3's only
   d["partial_rotary_factor"] = 0.75;
   EXPECT_EQ(error_of([&] { hparams_from_hf_config(d, kSource); }),
             e + "partial_rotary_factor 0.75 is not supported (partial rope)");
-  d = c;
+  d = llama_base();
   d["rope_scaling"] = {{"type", "longrope"}, {"long_factor", {1.0}}, {"short_factor", {1.0}}};
   EXPECT_EQ(error_of([&] { hparams_from_hf_config(d, kSource); }),
             e + "rope scaling type longrope is not supported (supported: llama3)");
+  d = c;
+  d["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
+  EXPECT_EQ(error_of([&] { hparams_from_hf_config(d, kSource); }),
+            e + "rope scaling type yarn is not supported (supported: llama3, longrope)");
   d = arch_base("Gemma3ForCausalLM");
   d["hidden_activation"] = "gelu";
   EXPECT_EQ(error_of([&] { hparams_from_hf_config(d, kSource); }),

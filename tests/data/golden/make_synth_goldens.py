@@ -4,7 +4,7 @@
   PYTHON_WITH_GGUF tests/data/golden/make_synth_goldens.py REPRISE LLAMA_GOLDEN LLAMA_QUANTIZE [SHAPE...]
 
 SHAPE is a `reprise synth --like` name without its "-tiny" (default: all of gemma3 gemma2
-qwen3moe mixtral phi3 smollm3 qwen35), also the ARCH of the file names below. REPRISE is build/reprise (its
+qwen3moe mixtral phi3 phi4 smollm3 qwen35), also the ARCH of the file names below. REPRISE is build/reprise (its
 `synth --like SHAPE-tiny --type f32` writes the F32 fixtures); LLAMA_GOLDEN is scripts/golden/llama_golden.cpp and LLAMA_QUANTIZE llama.cpp's
 tools/quantize, both built from llama.cpp commit 0c1e570 (the llama-cpp-python 0.3.36 sdist).
 The interpreter needs the `gguf` package from PyPI (0.19.0 was used) for the path copies.
@@ -25,6 +25,12 @@ Writes, for each SHAPE (ARCH below):
       without llama.cpp).
       For qwen35 each copy keeps its source
       layer's kind likewise, as per-block attention.recurrent_layers flags (paths in ARCH_PATHS).
+phi4 (a Phi-4-mini-like phi3 file: rope on 12 of 16 head dimensions, long-rope factors with
+original context 256) runs its F32 and Q8_0 goldens at two contexts, which choose the factors:
+ARCH-tiny-{f32,q8_0}.json at 512 (beyond 256: the long factors) and ARCH-tiny-{f32,q8_0}-short.json
+at 256 (the short ones); its path goldens at 512. llama.cpp rounds a context up to a multiple of
+256 before choosing, so these two are contexts where it and reprise choose alike. The script
+asserts that the two contexts give different logits. Each golden records its context (n_ctx).
 Logits are rounded to 6 significant digits; logits_last (a repeat of the last row) is dropped.
 """
 import json, os, subprocess, sys, tempfile
@@ -42,6 +48,8 @@ PATHS = {"repeat": [0, 1, 2, 1, 2, 3], "skip": [0, 1, 3]}
 # qwen35-tiny has 6 layers (2 and 5 full attention): the repeat visits linear-attention layer 1 and
 # full-attention layer 2 twice, the skip drops one of each kind.
 ARCH_PATHS = {"qwen35": {"repeat": [0, 1, 2, 1, 2, 3, 4, 5], "skip": [0, 1, 3, 5]}}
+# Long-rope fixtures run their main goldens at several contexts: {name suffix: n_ctx}.
+CONTEXTS = {"phi4": {"": 512, "-short": 256}}
 # llama.cpp's default sliding-window period when the file names none (gemma2: 2, gemma3: 6).
 DEFAULT_PERIOD = {"gemma2": 2, "gemma3": 6}
 
@@ -133,9 +141,11 @@ def rounded(rows):
     return [[float(f"{x:.6g}") for x in r] for r in rows]
 
 
-def golden(tool, model, tokens, name):
+def golden(tool, model, tokens, name, n_ctx=None):
+    ctx = ["-c", str(n_ctx)] if n_ctx else []
     j = json.loads(run(tool, "-m", model, "--tokens", ",".join(map(str, tokens)), "-n", "16",
-                       "--name", name))
+                       "--name", name, *ctx))
+    assert n_ctx is None or j["n_ctx"] == n_ctx, (name, j["n_ctx"])
     j.pop("logits_last", None)
     j["logits_all"] = rounded(j["logits_all"])
     j["model_file"] = os.path.basename(model)
@@ -145,7 +155,8 @@ def golden(tool, model, tokens, name):
 def main():
     reprise, tool, quantize = sys.argv[1:4]
     tmp = tempfile.mkdtemp()
-    for arch in sys.argv[4:] or ("gemma3", "gemma2", "qwen3moe", "mixtral", "phi3", "smollm3", "qwen35"):
+    for arch in sys.argv[4:] or ("gemma3", "gemma2", "qwen3moe", "mixtral", "phi3", "phi4", "smollm3",
+                                 "qwen35"):
         f32 = os.path.join(FIXTURES, f"{arch}-tiny-f32.gguf")
         q8 = os.path.join(FIXTURES, f"{arch}-tiny-q8_0.gguf")
         run(reprise, "synth", "--like", f"{arch}-tiny", "--type", "f32", "--seed", "1", "-f", "-o", f32)
@@ -155,12 +166,19 @@ def main():
         ids = json.loads(run(tool, "-m", f32, "-p", PROMPT_TEXT, "--tokenize-only", "--no-bos"))["ids"]
         tokens = ids[:16]
         assert len(tokens) == 16, ids
-        outs = {f"{arch}-tiny-f32": golden(tool, f32, tokens, f"{arch}-tiny-f32")}
-        main_q = golden(tool, q8, tokens, f"{arch}-tiny-q8_0")
-        ref = golden(tool, deq, tokens, f"{arch}-tiny-q8_0-deq")
-        main_q["dequantized_reference"] = {k: ref[k] for k in ("logits_all", "greedy_tokens",
-                                                                "greedy_max_logit")}
-        outs[f"{arch}-tiny-q8_0"] = main_q
+        outs = {}
+        for sfx, n_ctx in CONTEXTS.get(arch, {"": None}).items():
+            outs[f"{arch}-tiny-f32{sfx}"] = golden(tool, f32, tokens, f"{arch}-tiny-f32{sfx}", n_ctx)
+            main_q = golden(tool, q8, tokens, f"{arch}-tiny-q8_0{sfx}", n_ctx)
+            ref = golden(tool, deq, tokens, f"{arch}-tiny-q8_0{sfx}-deq", n_ctx)
+            main_q["dequantized_reference"] = {k: ref[k] for k in ("logits_all", "greedy_tokens",
+                                                                    "greedy_max_logit")}
+            outs[f"{arch}-tiny-q8_0{sfx}"] = main_q
+        if arch in CONTEXTS:  # the contexts must choose different factors, or the test is moot
+            a, b = (outs[f"{arch}-tiny-f32{sfx}"]["logits_all"] for sfx in CONTEXTS[arch])
+            diff = max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb))
+            print(arch, "long vs short contexts: max |d logit|", diff)
+            assert diff > 0.05, diff
         for kind, layers in ARCH_PATHS.get(arch, PATHS).items():
             copy = os.path.join(tmp, f"{arch}-{kind}.gguf")
             copy_along_path(f32, copy, no_rope_padded(layers) if arch == "smollm3" else layers)

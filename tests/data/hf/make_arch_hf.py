@@ -3,7 +3,7 @@
 
   PYTHON_WITH_GGUF tests/data/hf/make_arch_hf.py [ARCH...]
 
-ARCH is one of gemma3 gemma2 qwen3moe mixtral phi3 (default: all). Reads
+ARCH is one of gemma3 gemma2 qwen3moe mixtral phi3 phi4 (default: all). Reads
 tests/data/fixtures/ARCH-tiny-f32.gguf with the `gguf` package from PyPI (0.19.0 was used) and
 numpy, and writes tests/data/hf/ARCH-tiny-f32/{config.json,model.safetensors}: the same weights
 under transformers' names and conventions, so that a correct HF loader computes what the GGUF
@@ -14,6 +14,12 @@ convert_hf_to_gguf.py does:
     tensors split into block_sparse_moe.experts.E.w1 (gate), w3 (up), w2 (down).
   - Qwen3-MoE: experts split into mlp.experts.E.{gate,up,down}_proj, the router is mlp.gate.
   - Phi-3: the fused qkv_proj and gate_up_proj are stored fused in both formats.
+  - phi4 (a Phi-4-mini-like phi3 file): rope.dimension_count becomes partial_rotary_factor,
+    and the rope_factors_long/short tensors and rope.scaling.original_context_length become
+    rope_scaling {"type": "longrope", long_factor, short_factor} and the top-level
+    original_max_position_embeddings, as in Phi-4-mini-instruct's config.json (transformers
+    derives the attention factor from max_position_embeddings / original, as the GGUF
+    converter did when it wrote rope.scaling.attn_factor).
   - Gemma: HF's RMSNorm multiplies by (1 + w), and the GGUF stores 1 + w: every norm weight is
     w_gguf - 1 (exact in float32 for weights in [0.5, 2], which the fixtures' are; checked).
 The safetensors file is written directly (8-byte header length, JSON header, raw little-endian
@@ -30,7 +36,7 @@ OUT = os.path.join(REPO, "tests/data/hf")
 
 CLASSES = {"gemma3": ("Gemma3ForCausalLM", "gemma3_text"), "gemma2": ("Gemma2ForCausalLM", "gemma2"),
            "qwen3moe": ("Qwen3MoeForCausalLM", "qwen3_moe"), "mixtral": ("MixtralForCausalLM", "mixtral"),
-           "phi3": ("Phi3ForCausalLM", "phi3")}
+           "phi3": ("Phi3ForCausalLM", "phi3"), "phi4": ("Phi3ForCausalLM", "phi3")}
 
 
 def f32(x):
@@ -99,8 +105,15 @@ def convert(name):
             cfg["decoder_sparse_step"] = 1
             cfg["mlp_only_layers"] = []
         cfg["num_experts_per_tok"] = meta("expert_used_count")
+    phi = name in ("phi3", "phi4")
     if name == "phi3":
         cfg["sliding_window"] = meta("attention.sliding_window")  # ignored, as llama.cpp does
+    if name == "phi4":
+        cfg["partial_rotary_factor"] = meta("rope.dimension_count") / head_dim
+        cfg["original_max_position_embeddings"] = meta("rope.scaling.original_context_length")
+        cfg["rope_scaling"] = {"type": "longrope",
+                               "long_factor": [f32(x) for x in t["rope_factors_long.weight"]],
+                               "short_factor": [f32(x) for x in t["rope_factors_short.weight"]]}
 
     def unpermute(w, n):  # interleaved rope pairs -> rotate-half halves
         return w.reshape(n, head_dim // 2, 2, -1).swapaxes(1, 2).reshape(w.shape)
@@ -117,7 +130,7 @@ def convert(name):
         g = lambda role: t.get(f"blk.{l}.{role}")
         p = f"model.layers.{l}."
         out.append((p + "input_layernorm.weight", norm(g("attn_norm.weight"))))
-        if name == "phi3":
+        if phi:
             out.append((p + "self_attn.qkv_proj.weight", g("attn_qkv.weight")))
         else:
             q, k = g("attn_q.weight"), g("attn_k.weight")
@@ -148,7 +161,7 @@ def convert(name):
                     q = p + f"mlp.experts.{e}."
                     out += [(q + "gate_proj.weight", gate[e]), (q + "up_proj.weight", up[e]),
                             (q + "down_proj.weight", down[e])]
-        elif name == "phi3":
+        elif phi:
             out += [(p + "mlp.gate_up_proj.weight", g("ffn_up.weight")), (p + "mlp.down_proj.weight", g("ffn_down.weight"))]
         else:
             out += [(p + "mlp.gate_proj.weight", g("ffn_gate.weight")), (p + "mlp.up_proj.weight", g("ffn_up.weight")),
