@@ -120,14 +120,14 @@ void delta_net_forward(const HParams& hp, const DeltaNetWeights& w, const float*
   });
   std::memcpy(conv_state, s.conv_in.data() + T * C, state_vals * sizeof(float));
 
-  // The recurrence, token by token, each value head on its own (value head hv reads key head
-  // hv % Hk, as llama.cpp tiles the key heads).
+  // The recurrence, token by token, each value head on its own (reading the key head its file's
+  // order gives it: DeltaNetShape::key_head).
   const float scale = 1.0f / std::sqrt(static_cast<float>(dk));
   pool.parallel_for(Hv, [&](int64_t h0, int64_t h1) {
     std::vector<float> delta(static_cast<size_t>(dv));
     for (int64_t hv = h0; hv < h1; ++hv) {
       float* S = ssm_state + hv * dv * dk;  // row j = S[:, j]
-      const int hk = static_cast<int>(hv % Hk);
+      const int hk = sh.key_head(static_cast<int>(hv));
       for (int64_t t = 0; t < T; ++t) {
         const float* row = &s.qkv[t * C];
         const float* q = row + hk * dk;

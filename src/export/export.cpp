@@ -571,16 +571,17 @@ ExportResult export_model(const Model& m, const LayerPath& path, const fs::path&
   if (out.empty()) throw Error("-o: no output path given");
   // The plan names HF tensors of the dense llama family only (no experts, fused matrices or
   // Gemma's (1 + w) norms), so an HF checkpoint of another architecture would lose weights.
-  // A layer map or recipe names layers only, which is fine unless layers differ in kind (Gemma).
+  // A layer map or recipe names layers only, which is fine unless layers differ in kind (Gemma,
+  // Qwen3.5 hybrids).
   const bool names_layers_only = o.format == Format::Mergekit || o.format == Format::Exl3;
   if (m.safetensors() && !hf_writable(m.hparams()) &&
-      (!names_layers_only || !m.hparams().layers.empty())) {
+      (!names_layers_only || !m.hparams().layers.empty() || m.hparams().hybrid())) {
     static constexpr const char* kFormatNames[] = {"gguf", "hf", "mergekit", "exl3"};
     throw Error(fmt::format(
         "export: a Hugging Face {} checkpoint cannot be exported as --format {} yet{}; convert "
         "it to GGUF first (llama.cpp's convert_hf_to_gguf.py)",
         arch_label(m.hparams()), kFormatNames[static_cast<int>(o.format)],
-        m.hparams().layers.empty() ? " (mergekit and exl3 can)" : ""));
+        m.hparams().layers.empty() && !m.hparams().hybrid() ? " (mergekit and exl3 can)" : ""));
   }
   if (m.hparams().hybrid() && o.format != Format::Gguf)
     throw Error(

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -30,6 +31,9 @@ struct ArchSpec {
   double default_rope_theta;
   double default_rms_eps;
   bool default_tied;
+  // The text model's fields sit in "text_config" (a multimodal checkpoint's config), not at the
+  // top level.
+  bool nested_text = false;
 };
 
 constexpr ArchSpec kArchs[] = {
@@ -42,6 +46,27 @@ constexpr ArchSpec kArchs[] = {
     {"Phi3ForCausalLM", "phi3", Arch::Phi3, "phi3", 4096, 0, 1e4, 1e-5, false},
     {"Gemma2ForCausalLM", "gemma2", Arch::Gemma2, "gemma2", 8192, 256, 1e4, 1e-6, true},
     {"Gemma3ForCausalLM", "gemma3_text", Arch::Gemma3, "gemma3", 131072, 256, 1e6, 1e-6, true},
+    // Qwen3.5 dense hybrids: the text-only class, and the image-text one whose text model reprise
+    // runs (its vision tower is ignored, as llama.cpp's converter leaves it to the mmproj file).
+    {"Qwen3_5ForCausalLM", "qwen3_5_text", Arch::Qwen35, "qwen35", 32768, 256, 1e4, 1e-6, false},
+    {"Qwen3_5ForConditionalGeneration", "qwen3_5", Arch::Qwen35, "qwen35", 32768, 256, 1e4, 1e-6,
+     false, true},
+};
+
+// Relatives of supported architectures that reprise does not run, with what they are, so the
+// refusal says why instead of only listing the supported names.
+struct Refused {
+  std::string_view name;  // an architectures class or a model_type
+  std::string_view what;
+};
+constexpr Refused kRefused[] = {
+    {"Qwen3_5MoeForCausalLM", "a Qwen3.5 mixture-of-experts model"},
+    {"Qwen3_5MoeForConditionalGeneration", "a Qwen3.5 mixture-of-experts model"},
+    {"qwen3_5_moe", "a Qwen3.5 mixture-of-experts model"},
+    {"qwen3_5_moe_text", "a Qwen3.5 mixture-of-experts model"},
+    {"Qwen3NextForCausalLM", "a Qwen3-Next mixture-of-experts model"},
+    {"qwen3_next", "a Qwen3-Next mixture-of-experts model"},
+    {"qwen3_5_vision", "a Qwen3.5 vision encoder config (no text model)"},
 };
 
 // Typed access to one JSON object; `prefix` qualifies nested names ("rope_scaling.").
@@ -140,6 +165,12 @@ const ArchSpec& arch_spec(const Fields& f, const std::string& source) {
   }
   for (const auto& spec : kArchs)
     if (name == (from_class ? spec.hf_class : spec.model_type)) return spec;
+  for (const auto& r : kRefused)
+    if (name == r.name)
+      throw Error(fmt::format(
+          "{}: {} {} is {}, which reprise does not run (dense Qwen3.5 is: "
+          "Qwen3_5ForCausalLM, Qwen3_5ForConditionalGeneration)",
+          source, from_class ? "architectures[0]" : "model_type", printable(name), r.what));
 
   std::string supported;
   for (const auto& spec : kArchs) {
@@ -192,8 +223,9 @@ void read_rope(const Fields& f, const std::string& source, double default_theta,
   std::string scaling_name = "rope_scaling";
   if (const json* params = f.find("rope_parameters")) {
     if (!params->is_object())
-      f.fail(fmt::format("field rope_parameters is {}, expected an object", json_kind(*params)));
-    Fields p(*params, source, "rope_parameters.");
+      f.fail(fmt::format("field {} is {}, expected an object", f.name("rope_parameters"),
+                         json_kind(*params)));
+    Fields p(*params, source, f.name("rope_parameters."));
     theta = p.opt_number("rope_theta").value_or(f.opt_number("rope_theta").value_or(theta));
     scaling = params;
     scaling_name = "rope_parameters";
@@ -201,19 +233,20 @@ void read_rope(const Fields& f, const std::string& source, double default_theta,
     theta = f.opt_number("rope_theta").value_or(theta);
     scaling = f.find("rope_scaling");
     if (scaling && !scaling->is_object())
-      f.fail(fmt::format("field rope_scaling is {}, expected an object", json_kind(*scaling)));
+      f.fail(fmt::format("field {} is {}, expected an object", f.name("rope_scaling"),
+                         json_kind(*scaling)));
   }
   hp.rope_theta = static_cast<float>(theta);
   if (!scaling) return;
 
-  Fields s(*scaling, source, scaling_name + ".");
+  Fields s(*scaling, source, f.name(scaling_name + "."));
   // Older configs spell it "type"; transformers copies that to "rope_type".
   auto type = s.opt_string("rope_type");
   if (!type) type = s.opt_string("type");
   if (!type) {
     // rope_parameters may hold only rope_theta; an unlabelled rope_scaling is malformed.
     if (scaling_name == "rope_parameters") return;
-    f.fail("missing field rope_scaling.rope_type");
+    f.fail("missing field " + s.name("rope_type"));
   }
   if (*type == "default") return;
   if (*type == "linear" && linear_factor) {
@@ -340,6 +373,120 @@ void moe_config(const Fields& f, const std::string& source, const ArchSpec& spec
                        hp.n_expert));
 }
 
+// The rotated share of a Qwen3.5 attention head and its M-RoPE sections, from rope_parameters
+// (transformers 5) or rope_scaling, else the top level, with the converter's defaults (a quarter
+// of the head; sections [11, 11, 10, 0], which llama.cpp's qwen35 loader requires).
+void qwen35_rope(const Fields& f, const std::string& source, HParams& hp) {
+  const json* rp = f.find("rope_parameters");
+  std::string rp_name = "rope_parameters";
+  if (!rp) {
+    rp = f.find("rope_scaling");
+    rp_name = "rope_scaling";
+  }
+  std::optional<Fields> r;
+  if (rp) r.emplace(*rp, source, f.name(rp_name + "."));  // an object: read_rope checked it
+  const std::optional<double> own = r ? r->opt_number("partial_rotary_factor") : std::nullopt;
+  const double factor = own.value_or(f.opt_number("partial_rotary_factor").value_or(0.25));
+  // The converter's int(head_dim * factor).
+  hp.rope_dims = static_cast<int>(hp.head_dim * std::min(factor, 1.0));
+  if (factor > 1 || hp.rope_dims < 2 || hp.rope_dims % 2 != 0)
+    f.fail(
+        fmt::format("partial_rotary_factor {} of head_dim {} is not a positive even number of "
+                    "dimensions",
+                    factor, hp.head_dim));
+  hp.rope_sections = {11, 11, 10, 0};
+  const json* m = r ? r->find("mrope_section") : nullptr;
+  if (!m) return;
+  const std::string name = r->name("mrope_section");
+  if (!m->is_array() || m->empty() || m->size() > 4)
+    f.fail(fmt::format("field {} must list 1 to 4 sections", name));
+  hp.rope_sections.assign(4, 0);
+  for (size_t i = 0; i < m->size(); ++i) {
+    const json& v = (*m)[i];
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > hp.head_dim)
+      f.fail(fmt::format("field {}[{}] is {}, expected a section of at most {} pairs", name, i,
+                         v.dump(), hp.head_dim));
+    hp.rope_sections[i] = static_cast<int>(v.get<int64_t>());
+  }
+}
+
+// Qwen3.5 dense hybrids (Qwen3_5TextConfig, defaults from transformers), as llama.cpp 0c1e570's
+// converter (conversion/qwen.py: Qwen3NextModel, _LinearAttentionVReorderBase) writes them into
+// the qwen35 GGUF that reprise runs (qwen35_hparams in hparams.cpp): layer_types, or else every
+// full_attention_interval-th layer, are the full-attention layers; the linear_* fields are the
+// Gated DeltaNet shapes. How the checkpoint stores what the GGUF stores converted (value heads
+// grouped by key head, A_log, (1 + w) norms) is the loader's business.
+void qwen35_config(const Fields& f, const std::string& source, HParams& hp) {
+  // (A config naming the dense class but describing the MoE model.)
+  if (auto t = f.opt_string("model_type"); t && t->starts_with("qwen3_5_moe"))
+    throw Error(
+        fmt::format("{}: {} {}: a Qwen3.5 mixture-of-experts model is not supported "
+                    "(dense Qwen3.5 is)",
+                    source, f.name("model_type"), printable(*t)));
+  if (const json* e = f.find("num_experts"); e && *e != 0)
+    throw Error(
+        fmt::format("{}: {} is {}: a Qwen3.5 mixture-of-experts model is not supported "
+                    "(dense Qwen3.5 is)",
+                    source, f.name("num_experts"), e->dump()));
+  if (!f.opt_bool("attn_output_gate").value_or(true))
+    throw Error(
+        fmt::format("{}: {} false is not supported (reprise runs Qwen3.5's gated "
+                    "attention)",
+                    source, f.name("attn_output_gate")));
+  hp.qk_norm = true;
+  hp.attn_out_gate = true;
+  hp.rope_style = RopeStyle::Neox;
+  qwen35_rope(f, source, hp);
+
+  DeltaNetShape& dn = hp.delta;
+  dn.conv_kernel = f.opt_int("linear_conv_kernel_dim").value_or(4);
+  dn.head_k_dim = f.opt_int("linear_key_head_dim").value_or(128);
+  dn.head_v_dim = f.opt_int("linear_value_head_dim").value_or(128);
+  dn.n_k_heads = f.opt_int("linear_num_key_heads").value_or(16);
+  dn.n_v_heads = f.opt_int("linear_num_value_heads").value_or(32);
+  dn.v_heads_grouped = true;  // HF order: each key head's value heads side by side
+  if (dn.head_v_dim != dn.head_k_dim)
+    throw Error(fmt::format("{}: {} {} differs from {} {} (unsupported)", source,
+                            f.name("linear_value_head_dim"), dn.head_v_dim,
+                            f.name("linear_key_head_dim"), dn.head_k_dim));
+  if (dn.n_v_heads % dn.n_k_heads != 0)
+    f.fail(fmt::format("linear_num_value_heads {} is not a multiple of linear_num_key_heads {}",
+                       dn.n_v_heads, dn.n_k_heads));
+  if (int64_t{dn.n_v_heads} * dn.head_v_dim > INT_MAX / 4 ||
+      int64_t{dn.n_k_heads} * dn.head_k_dim > INT_MAX / 4)
+    f.fail("linear attention heads x head dims are too large");
+
+  hp.recurrent.assign(static_cast<size_t>(hp.n_layer), false);
+  if (const json* types = f.find("layer_types")) {
+    if (!types->is_array() || types->size() != static_cast<size_t>(hp.n_layer))
+      f.fail(fmt::format("field {} must list {} layers", f.name("layer_types"), hp.n_layer));
+    for (int l = 0; l < hp.n_layer; ++l) {
+      const json& t = (*types)[static_cast<size_t>(l)];
+      // transformers reads the legacy names mamba and attention as these two.
+      const bool linear = t == "linear_attention" || t == "mamba";
+      if (!linear && t != "full_attention" && t != "attention")
+        f.fail(fmt::format("field {}[{}] is {}, expected linear_attention or full_attention",
+                           f.name("layer_types"), l, t.dump()));
+      hp.recurrent[static_cast<size_t>(l)] = linear;
+    }
+  } else {
+    const int interval = f.opt_int("full_attention_interval").value_or(4);
+    for (int l = 0; l < hp.n_layer; ++l)
+      hp.recurrent[static_cast<size_t>(l)] = (l + 1) % interval != 0;
+  }
+}
+
+// A multimodal config's text model, in "text_config".
+const json& text_config(const Fields& top, const ArchSpec& spec) {
+  const json* t = top.find("text_config");
+  if (!t)
+    top.fail(fmt::format("missing field text_config (the text model of a {}, which reprise runs)",
+                         spec.hf_class));
+  if (!t->is_object())
+    top.fail(fmt::format("field text_config is {}, expected an object", json_kind(*t)));
+  return *t;
+}
+
 }  // namespace
 
 double long_rope_attn_factor(double max_positions, double original_positions) {
@@ -377,8 +524,10 @@ std::vector<float> llama3_rope_freq_factors(int head_dim, double rope_theta, dou
 HParams hparams_from_hf_config(const json& config, const std::string& source) {
   if (!config.is_object())
     throw FormatError(source, fmt::format("config is {}, expected an object", json_kind(config)));
-  Fields f(config, source);
-  const ArchSpec& spec = arch_spec(f, source);
+  Fields top(config, source);
+  const ArchSpec& spec = arch_spec(top, source);
+  Fields f(spec.nested_text ? text_config(top, spec) : config, source,
+           spec.nested_text ? "text_config." : "");
 
   HParams hp;
   hp.arch = spec.arch;
@@ -393,7 +542,9 @@ HParams hparams_from_hf_config(const json& config, const std::string& source) {
                                         : f.require_int("intermediate_size");
   hp.n_ctx_train = f.opt_int("max_position_embeddings").value_or(spec.default_max_positions);
   hp.rms_eps = static_cast<float>(f.opt_number("rms_norm_eps").value_or(spec.default_rms_eps));
-  hp.tied_output = f.opt_bool("tie_word_embeddings").value_or(spec.default_tied);
+  // A multimodal config may say it at the top level only.
+  hp.tied_output = f.opt_bool("tie_word_embeddings")
+                       .value_or(top.opt_bool("tie_word_embeddings").value_or(spec.default_tied));
   hp.rope_style = RopeStyle::Neox;
 
   if (auto hd = f.opt_int("head_dim")) {
@@ -420,6 +571,9 @@ HParams hparams_from_hf_config(const json& config, const std::string& source) {
   // Qwen2 always has Q/K/V biases; Llama and Qwen3 have them only with attention_bias (which in
   // transformers also puts a bias on o_proj).
   const bool attention_bias = f.opt_bool("attention_bias").value_or(false);
+  if (attention_bias && spec.arch == Arch::Qwen35)
+    throw Error(fmt::format("{}: {} true is not supported for {}", source, f.name("attention_bias"),
+                            spec.hf_class));
   hp.qkv_bias = spec.arch == Arch::Qwen2 || attention_bias;
   hp.qk_norm = spec.arch == Arch::Qwen3 || spec.arch == Arch::Qwen3Moe || spec.arch == Arch::Gemma3;
 
@@ -436,8 +590,8 @@ HParams hparams_from_hf_config(const json& config, const std::string& source) {
   if (f.opt_bool("mlp_bias").value_or(false))
     throw Error(fmt::format("{}: mlp_bias true is not supported", source));
   // Partial rotary: Phi-3 (Phi-4-mini rotates 96 of 128 dimensions, as transformers counts them:
-  // int(head_dim * factor)).
-  if (auto r = f.opt_number("partial_rotary_factor"); r && *r != 1.0) {
+  // int(head_dim * factor)); Qwen3.5 rotates a part of each head too, which qwen35_config reads.
+  if (auto r = f.opt_number("partial_rotary_factor"); r && *r != 1.0 && spec.arch != Arch::Qwen35) {
     if (spec.arch != Arch::Phi3)
       throw Error(
           fmt::format("{}: partial_rotary_factor {} is not supported (partial rope)", source, *r));
@@ -464,6 +618,7 @@ HParams hparams_from_hf_config(const json& config, const std::string& source) {
       throw Error(fmt::format("{}: sliding_window is not supported for {}", source, spec.hf_class));
   }
   moe_config(f, source, spec, hp);
+  if (spec.arch == Arch::Qwen35) qwen35_config(f, source, hp);
   return hp;
 }
 

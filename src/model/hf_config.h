@@ -1,5 +1,7 @@
-// Hyperparameters from a Hugging Face config.json (LlamaForCausalLM, Qwen2ForCausalLM,
-// Qwen3ForCausalLM), with the defaults transformers applies to fields a config leaves out.
+// Hyperparameters from a Hugging Face config.json (the classes listed in hf_config.cpp's kArchs:
+// Llama, Qwen2/3, Qwen3-MoE, Mixtral, Phi-3, Gemma 2/3, and Qwen3.5's text model, also inside a
+// Qwen3_5ForConditionalGeneration's text_config), with the defaults transformers applies to fields
+// a config leaves out.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>

@@ -23,6 +23,9 @@ constexpr std::pair<std::string_view, std::string_view> kKnownSplits[] = {
      "llama-bpe"},
     {R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
      "qwen2"},
+    // Qwen3.5: as Qwen2, with combining marks (\p{M}) counted as part of a word.
+    {R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)",
+     "qwen35"},
 };
 
 // Names the three input files in messages.
@@ -294,10 +297,10 @@ class HfVocabBuilder {
       fail("pre_tokenizer with several splitting regexes is not supported");
     for (const auto& [regex, name] : kKnownSplits)
       if (splits[0] == regex) return std::string(name);
-    fail(
-        fmt::format("pre_tokenizer Split regex is not one we recognise (known: Llama 3, Qwen2); "
-                    "it begins \"{}\"",
-                    splits[0].substr(0, 40)));
+    fail(fmt::format(
+        "pre_tokenizer Split regex is not one we recognise (known: Llama 3, Qwen2, Qwen3.5); "
+        "it begins \"{}\"",
+        splits[0].substr(0, 40)));
   }
 
   // tokenizer_config.json first, then special_tokens_map.json, then (for unk) the model.

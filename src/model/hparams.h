@@ -36,14 +36,22 @@ struct LayerAttn {
 };
 
 // Shapes of a Gated DeltaNet (linear-attention) layer of a Qwen3.5 hybrid. q and k have n_k_heads
-// heads of head_k_dim, v has n_v_heads heads of head_v_dim; value head h reads key head
-// h % n_k_heads (llama.cpp 0c1e570 tiles the key heads). The short causal convolution runs over
+// heads of head_k_dim, v has n_v_heads heads of head_v_dim. The short causal convolution runs over
 // the concatenated [q, k, v] channels with conv_kernel taps.
 struct DeltaNetShape {
   int n_k_heads = 0, n_v_heads = 0, head_k_dim = 0, head_v_dim = 0, conv_kernel = 0;
+  // Which key head a value head reads, i.e. the order of the value heads in every tensor that
+  // has one row (or column, or channel) block per value head. Hugging Face checkpoints group
+  // them by key head (value head h reads key head h / (n_v_heads / n_k_heads)); GGUF files are
+  // converted to tiled order (h reads h % n_k_heads, as llama.cpp 0c1e570 broadcasts). Every
+  // per-head step is the same in either order, so the weights are used as the file stores them.
+  bool v_heads_grouped = false;
   int key_dim() const { return n_k_heads * head_k_dim; }
   int value_dim() const { return n_v_heads * head_v_dim; }
   int conv_dim() const { return 2 * key_dim() + value_dim(); }
+  int key_head(int v_head) const {
+    return v_heads_grouped ? v_head / (n_v_heads / n_k_heads) : v_head % n_k_heads;
+  }
 };
 
 // The rope frequency scaling one sequence runs with: which factors apply depends on its context

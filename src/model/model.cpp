@@ -33,8 +33,9 @@ TensorNames gguf_names() {
 
 using NameMap = std::vector<std::pair<std::string_view, std::string_view>>;
 
-// transformers' names of the GGUF roles, per architecture where they differ.
-TensorNames hf_names(const HParams& hp) {
+// transformers' names of the GGUF roles, per architecture where they differ. `prefix` is where
+// the text model's modules sit: "model." ("model.language_model." in a multimodal checkpoint).
+TensorNames hf_names(const HParams& hp, const std::string& prefix) {
   static const NameMap common = {
       {"attn_norm.weight", "input_layernorm.weight"},
       {"attn_q.weight", "self_attn.q_proj.weight"},
@@ -64,28 +65,43 @@ TensorNames hf_names(const HParams& hp) {
       {"ffn_up.weight", "mlp.gate_up_proj.weight"},  // gate rows, then up rows, as in GGUF
   };
   static const NameMap mixtral = {{"ffn_gate_inp.weight", "block_sparse_moe.gate.weight"}};
+  // Qwen3.5 (llama.cpp's gguf-py tensor_mapping.py): the Gated DeltaNet's modules, and the FFN's
+  // input norm, which the qwen35 GGUF names post_attention_norm.
+  static const NameMap qwen35 = {
+      {"post_attention_norm.weight", "post_attention_layernorm.weight"},
+      {"attn_qkv.weight", "linear_attn.in_proj_qkv.weight"},
+      {"attn_gate.weight", "linear_attn.in_proj_z.weight"},
+      {"ssm_beta.weight", "linear_attn.in_proj_b.weight"},
+      {"ssm_alpha.weight", "linear_attn.in_proj_a.weight"},
+      {"ssm_out.weight", "linear_attn.out_proj.weight"},
+      {"ssm_conv1d.weight", "linear_attn.conv1d.weight"},  // [channels, 1, taps]
+      {"ssm_dt.bias", "linear_attn.dt_bias"},
+      {"ssm_a", "linear_attn.A_log"},  // log(-a): the loader takes -exp
+      {"ssm_norm.weight", "linear_attn.norm.weight"},
+  };
   const bool is_mixtral = hp.arch == Arch::Llama && hp.moe();
   const NameMap* special = hp.arch == Arch::Gemma2 || hp.arch == Arch::Gemma3 ? &gemma
                            : hp.arch == Arch::Phi3                            ? &phi3
+                           : hp.arch == Arch::Qwen35                          ? &qwen35
                            : is_mixtral                                       ? &mixtral
                                                                               : nullptr;
-  TensorNames n{"model.embed_tokens.weight", "model.norm.weight", "lm_head.weight",
-                [special](int l, const char* role) {
+  TensorNames n{prefix + "embed_tokens.weight", prefix + "norm.weight", "lm_head.weight",
+                [special, prefix](int l, const char* role) {
                   for (const NameMap* m : {special, &common})
                     if (m)
                       for (const auto& [g, h] : *m)
-                        if (g == role) return fmt::format("model.layers.{}.{}", l, h);
-                  return fmt::format("model.layers.{}.{}", l, role);
+                        if (g == role) return fmt::format("{}layers.{}.{}", prefix, l, h);
+                  return fmt::format("{}layers.{}.{}", prefix, l, role);
                 },
                 nullptr};
   if (hp.moe())
-    n.expert = [is_mixtral](int l, int e, const char* role) {
+    n.expert = [is_mixtral, prefix](int l, int e, const char* role) {
       const std::string_view r = role;
       // Mixtral's w1, w3, w2 are the gate, up and down projections.
       const char* name = r == "ffn_gate_exps.weight" ? (is_mixtral ? "w1" : "gate_proj")
                          : r == "ffn_up_exps.weight" ? (is_mixtral ? "w3" : "up_proj")
                                                      : (is_mixtral ? "w2" : "down_proj");
-      return fmt::format("model.layers.{}.{}.experts.{}.{}.weight", l,
+      return fmt::format("{}layers.{}.{}.experts.{}.{}.weight", prefix, l,
                          is_mixtral ? "block_sparse_moe" : "mlp", e, name);
     };
   return n;
@@ -140,6 +156,23 @@ class WeightBinder {
     return out;
   }
 
+  // A depthwise convolution's taps, [channels, taps] one row per channel: a GGUF stores that
+  // shape, PyTorch's Conv1d weight (Hugging Face) [channels, 1, taps] in the same order. Copied
+  // to F32 (a few kilobytes per layer).
+  std::vector<float> conv_taps(const std::string& name, int64_t channels, int64_t taps) const {
+    const TensorView* t = lookup_(name);
+    if (!t) throw FormatError(file_, fmt::format("missing tensor {}", name));
+    if (t->shape != std::vector<int64_t>{channels, taps} &&
+        t->shape != std::vector<int64_t>{channels, 1, taps})
+      throw FormatError(file_, fmt::format("tensor {} has shape {}, expected {}", name,
+                                           shape_string(t->shape), shape_string({channels, taps})));
+    check_type(*t);
+    std::vector<float> out(static_cast<size_t>(channels * taps));
+    for (int64_t r = 0; r < channels; ++r)  // rows() is `channels` in either shape
+      kernels::dequantize_row(t->type, t->row(r), &out[static_cast<size_t>(r * taps)], taps);
+    return out;
+  }
+
   std::vector<float> vector(const std::string& name, int64_t n, bool required = true) const {
     const TensorView* t = lookup_(name);
     if (!t) {
@@ -178,11 +211,7 @@ void bind_qwen35_block(const HParams& hp, const WeightBinder& b, int l,
     dn.w_beta = b.matrix(n("ssm_beta.weight"), s.n_v_heads, hp.n_embd);
     dn.w_alpha = b.matrix(n("ssm_alpha.weight"), s.n_v_heads, hp.n_embd);
     dn.w_out = b.matrix(n("ssm_out.weight"), hp.n_embd, s.value_dim());
-    const TensorView conv = b.matrix(n("ssm_conv1d.weight"), s.conv_dim(), s.conv_kernel);
-    dn.conv.resize(static_cast<size_t>(s.conv_dim()) * s.conv_kernel);
-    for (int64_t r = 0; r < s.conv_dim(); ++r)
-      kernels::dequantize_row(conv.type, conv.data.data() + r * conv.row_stride(),
-                              &dn.conv[static_cast<size_t>(r) * s.conv_kernel], s.conv_kernel);
+    dn.conv = b.conv_taps(n("ssm_conv1d.weight"), s.conv_dim(), s.conv_kernel);
     dn.dt_bias = b.vector(n("ssm_dt.bias"), s.n_v_heads);
     dn.a = b.vector(n("ssm_a"), s.n_v_heads);
     dn.norm = b.vector(n("ssm_norm.weight"), s.head_v_dim);
@@ -365,11 +394,18 @@ void Model::load_safetensors(const std::filesystem::path& path) {
   name_ = dir.filename().string();
   WeightBinder binder(dir.string(),
                       [this](const std::string& n) { return safetensors_->tensor(n); });
-  weights_ = bind_weights(hparams_, binder, hf_names(hparams_));
+  // A multimodal checkpoint (Qwen3_5ForConditionalGeneration) keeps its text model under
+  // model.language_model.; its vision tower's and MTP head's tensors are not read.
+  const std::string prefix = safetensors_->tensor("model.language_model.embed_tokens.weight")
+                                 ? "model.language_model."
+                                 : "model.";
+  weights_ = bind_weights(hparams_, binder, hf_names(hparams_, prefix));
   if (hparams_.tied_output) weights_.output = weights_.token_embd;
-  // Gemma's RMSNorm multiplies by (1 + w) and HF stores w; GGUF stores 1 + w, which is what the
-  // forward pass uses.
-  if (hparams_.arch == Arch::Gemma2 || hparams_.arch == Arch::Gemma3) {
+  // Gemma's and Qwen3.5's RMSNorm multiplies by (1 + w) and HF stores w; GGUF stores 1 + w,
+  // which is what the forward pass uses. (Not the norm of a DeltaNet output head, a plain w.)
+  const bool zero_centred_norms = hparams_.arch == Arch::Gemma2 || hparams_.arch == Arch::Gemma3 ||
+                                  hparams_.arch == Arch::Qwen35;
+  if (zero_centred_norms) {
     auto plus_one = [](std::vector<float>& w) {
       for (float& x : w) x += 1.0f;
     };
@@ -379,6 +415,10 @@ void Model::load_safetensors(const std::filesystem::path& path) {
                                     &blk.ffn_post_norm, &blk.q_norm, &blk.k_norm})
         plus_one(*w);
   }
+  // Qwen3.5 stores A_log; the GGUF stores (and the forward pass uses) a = -exp(A_log), computed
+  // here in double and rounded once to float.
+  for (BlockWeights& blk : weights_.blocks)
+    for (float& a : blk.delta.a) a = static_cast<float>(-std::exp(static_cast<double>(a)));
   if (auto vocab = vocab_from_hf_dir(dir)) tokenizer_ = make_tokenizer(std::move(*vocab));
 }
 

@@ -267,10 +267,11 @@ TEST(HfConfig, UnsupportedArchitecture) {
   EXPECT_EQ(parse_error(R"({"architectures": ["MistralForCausalLM"], "model_type": "mistral"})"),
             "Error: cfg/config.json: unsupported architecture MistralForCausalLM (supported: "
             "LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Qwen3MoeForCausalLM, "
-            "MixtralForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM)");
+            "MixtralForCausalLM, Phi3ForCausalLM, Gemma2ForCausalLM, Gemma3ForCausalLM, "
+            "Qwen3_5ForCausalLM, Qwen3_5ForConditionalGeneration)");
   EXPECT_EQ(parse_error(R"({"model_type": "gemma"})"),
             "Error: cfg/config.json: unsupported architecture gemma (supported: llama, qwen2, "
-            "qwen3, qwen3_moe, mixtral, phi3, gemma2, gemma3_text)");
+            "qwen3, qwen3_moe, mixtral, phi3, gemma2, gemma3_text, qwen3_5_text, qwen3_5)");
   EXPECT_EQ(parse_error(R"({"hidden_size": 8})"),
             "FormatError: cfg/config.json: missing field architectures (and model_type)");
   EXPECT_EQ(parse_error(R"({"architectures": []})"),
@@ -564,6 +565,166 @@ TEST(HfConfig, Phi3AndRefusals) {
   d["rope_scaling"] = {{"rope_type", "linear"}, {"factor", 2.0}};  // Gemma 3 only
   EXPECT_EQ(error_of([&] { hparams_from_hf_config(d, kSource); }),
             e + "rope scaling type linear is not supported (supported: llama3)");
+}
+
+// Qwen3.5 (Qwen3_5TextConfig's defaults and fields), flat or inside text_config.
+json qwen35_text() {
+  return json::parse(R"({
+    "model_type": "qwen3_5_text", "vocab_size": 1000, "hidden_size": 256,
+    "intermediate_size": 512, "num_hidden_layers": 8, "num_attention_heads": 4,
+    "num_key_value_heads": 2
+  })");
+}
+
+TEST(HfConfig, Qwen35Defaults) {
+  json c = qwen35_text();
+  c["architectures"] = {"Qwen3_5ForCausalLM"};
+  const HParams hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.arch, Arch::Qwen35);
+  EXPECT_EQ(hp.arch_name, "qwen35");
+  EXPECT_EQ(hp.head_dim, 256);
+  EXPECT_EQ(hp.rotary_dims(), 64);  // partial_rotary_factor 0.25
+  EXPECT_EQ(hp.rope_sections, (std::vector<int>{11, 11, 10, 0}));
+  EXPECT_EQ(hp.rope_theta, 10000.0f);
+  EXPECT_EQ(hp.rope_style, RopeStyle::Neox);
+  EXPECT_EQ(hp.n_ctx_train, 32768);
+  EXPECT_FLOAT_EQ(hp.rms_eps, 1e-6f);
+  EXPECT_TRUE(hp.qk_norm && hp.attn_out_gate && hp.hybrid());
+  EXPECT_FALSE(hp.tied_output || hp.qkv_bias || hp.moe());
+  EXPECT_EQ(hp.recurrent, (std::vector<bool>{true, true, true, false, true, true, true, false}));
+  EXPECT_EQ(hp.delta.n_k_heads, 16);
+  EXPECT_EQ(hp.delta.n_v_heads, 32);
+  EXPECT_EQ(hp.delta.head_k_dim, 128);
+  EXPECT_EQ(hp.delta.head_v_dim, 128);
+  EXPECT_EQ(hp.delta.conv_kernel, 4);
+  EXPECT_TRUE(hp.delta.v_heads_grouped);
+  // Grouped value heads: 0 and 1 read key head 0, 2 and 3 key head 1 (tiled: 0, 1, 0, 1).
+  EXPECT_EQ(hp.delta.key_head(1), 0);
+  EXPECT_EQ(hp.delta.key_head(2), 1);
+  DeltaNetShape tiled = hp.delta;
+  tiled.v_heads_grouped = false;
+  EXPECT_EQ(tiled.key_head(1), 1);
+  EXPECT_EQ(tiled.key_head(16), 0);
+}
+
+TEST(HfConfig, Qwen35ConditionalGenerationReadsTextConfig) {
+  json t = qwen35_text();
+  t["layer_types"] = {"linear_attention", "full_attention",  "linear_attention",
+                      "attention",        "mamba",           "full_attention",
+                      "linear_attention", "linear_attention"};
+  t["linear_num_key_heads"] = 2;
+  t["linear_num_value_heads"] = 6;
+  t["linear_key_head_dim"] = 32;
+  t["linear_value_head_dim"] = 32;
+  t["linear_conv_kernel_dim"] = 3;
+  t["head_dim"] = 64;
+  t["rope_parameters"] = {{"rope_type", "default"},
+                          {"rope_theta", 10000000},
+                          {"partial_rotary_factor", 0.5},
+                          {"mrope_section", {6, 5, 5}},
+                          {"mrope_interleaved", true}};
+  const json c = {{"architectures", {"Qwen3_5ForConditionalGeneration"}},
+                  {"model_type", "qwen3_5"},
+                  {"tie_word_embeddings", true},
+                  {"text_config", t},
+                  {"vision_config", {{"depth", 27}}}};
+  const HParams hp = hparams_from_hf_config(c, kSource);
+  EXPECT_EQ(hp.arch, Arch::Qwen35);
+  EXPECT_EQ(hp.n_layer, 8);
+  EXPECT_EQ(hp.head_dim, 64);
+  EXPECT_EQ(hp.rotary_dims(), 32);
+  EXPECT_EQ(hp.rope_sections, (std::vector<int>{6, 5, 5, 0}));
+  EXPECT_EQ(hp.rope_theta, 1e7f);
+  EXPECT_TRUE(hp.tied_output);  // from the top level
+  EXPECT_EQ(hp.recurrent, (std::vector<bool>{true, false, true, false, true, false, true, true}));
+  EXPECT_EQ(hp.delta.n_k_heads, 2);
+  EXPECT_EQ(hp.delta.n_v_heads, 6);
+  EXPECT_EQ(hp.delta.key_head(2), 0);
+  EXPECT_EQ(hp.delta.key_head(3), 1);
+  EXPECT_EQ(hp.delta.head_k_dim, 32);
+  EXPECT_EQ(hp.delta.conv_kernel, 3);
+  // full_attention_interval when there are no layer_types.
+  json d = c;
+  d["text_config"].erase("layer_types");
+  d["text_config"]["full_attention_interval"] = 2;
+  EXPECT_EQ(hparams_from_hf_config(d, kSource).recurrent,
+            (std::vector<bool>{true, false, true, false, true, false, true, false}));
+}
+
+// Variants reprise does not run, each refused in one line naming the class or field.
+TEST(HfConfig, Qwen35Refusals) {
+  const std::string e = "Error: cfg/config.json: ";
+  const std::string fe = "FormatError: cfg/config.json: ";
+  const std::string dense =
+      ", which reprise does not run (dense Qwen3.5 is: Qwen3_5ForCausalLM, "
+      "Qwen3_5ForConditionalGeneration)";
+  EXPECT_EQ(parse_error(R"({"architectures": ["Qwen3_5MoeForConditionalGeneration"]})"),
+            e +
+                "architectures[0] Qwen3_5MoeForConditionalGeneration is a Qwen3.5 "
+                "mixture-of-experts model" +
+                dense);
+  EXPECT_EQ(
+      parse_error(R"({"architectures": ["Qwen3_5MoeForCausalLM"]})"),
+      e + "architectures[0] Qwen3_5MoeForCausalLM is a Qwen3.5 mixture-of-experts model" + dense);
+  EXPECT_EQ(
+      parse_error(R"({"architectures": ["Qwen3NextForCausalLM"]})"),
+      e + "architectures[0] Qwen3NextForCausalLM is a Qwen3-Next mixture-of-experts model" + dense);
+  EXPECT_EQ(
+      parse_error(R"({"model_type": "qwen3_5_vision", "depth": 27})"),
+      e + "model_type qwen3_5_vision is a Qwen3.5 vision encoder config (no text model)" + dense);
+  // A multimodal config without its text model (a vision-only config).
+  EXPECT_EQ(parse_error(R"({"architectures": ["Qwen3_5ForConditionalGeneration"],
+                            "vision_config": {"depth": 27}})"),
+            fe + "missing field text_config (the text model of a "
+                 "Qwen3_5ForConditionalGeneration, which reprise runs)");
+  EXPECT_EQ(parse_error(R"({"architectures": ["Qwen3_5ForConditionalGeneration"],
+                            "text_config": [1]})"),
+            fe + "field text_config is an array, expected an object");
+
+  auto nested = [](const std::function<void(json&)>& edit) {
+    json t = qwen35_text();
+    edit(t);
+    const json c = {{"architectures", {"Qwen3_5ForConditionalGeneration"}}, {"text_config", t}};
+    return error_of([&] { hparams_from_hf_config(c, kSource); });
+  };
+  EXPECT_EQ(nested([](json& t) { t["num_experts"] = 256; }),
+            e + "text_config.num_experts is 256: a Qwen3.5 mixture-of-experts model is not "
+                "supported (dense Qwen3.5 is)");
+  EXPECT_EQ(nested([](json& t) { t["model_type"] = "qwen3_5_moe_text"; }),
+            e + "text_config.model_type qwen3_5_moe_text: a Qwen3.5 mixture-of-experts model is "
+                "not supported (dense Qwen3.5 is)");
+  EXPECT_EQ(nested([](json& t) { t["attn_output_gate"] = false; }),
+            e + "text_config.attn_output_gate false is not supported (reprise runs Qwen3.5's "
+                "gated attention)");
+  EXPECT_EQ(nested([](json& t) { t["attention_bias"] = true; }),
+            e + "text_config.attention_bias true is not supported for "
+                "Qwen3_5ForConditionalGeneration");
+  EXPECT_EQ(nested([](json& t) { t["linear_value_head_dim"] = 64; }),
+            e + "text_config.linear_value_head_dim 64 differs from text_config.linear_key_head_dim "
+                "128 (unsupported)");
+  EXPECT_EQ(nested([](json& t) { t["linear_num_value_heads"] = 24; }),
+            fe + "linear_num_value_heads 24 is not a multiple of linear_num_key_heads 16");
+  EXPECT_EQ(nested([](json& t) { t["layer_types"] = {"linear_attention"}; }),
+            fe + "field text_config.layer_types must list 8 layers");
+  EXPECT_EQ(nested([](json& t) {
+              t["layer_types"] = json::array();
+              for (int l = 0; l < 8; ++l) t["layer_types"].push_back("full_attention");
+              t["layer_types"][5] = "sliding_attention";
+            }),
+            fe + "field text_config.layer_types[5] is \"sliding_attention\", expected "
+                 "linear_attention or full_attention");
+  EXPECT_EQ(nested([](json& t) { t["partial_rotary_factor"] = 0.001; }),
+            fe + "partial_rotary_factor 0.001 of head_dim 256 is not a positive even number of "
+                 "dimensions");
+  EXPECT_EQ(nested([](json& t) {
+              t["rope_parameters"] = {{"rope_type", "default"}, {"mrope_section", {11, -1, 10}}};
+            }),
+            fe + "field text_config.rope_parameters.mrope_section[1] is -1, expected a section of "
+                 "at most 256 pairs");
+  EXPECT_EQ(nested([](json& t) { t["hidden_size"] = "2048"; }),
+            fe + "field text_config.hidden_size is a string, expected an integer");
+  EXPECT_EQ(nested([](json& t) { t.erase("vocab_size"); }),
+            fe + "missing field text_config.vocab_size");
 }
 
 }  // namespace

@@ -396,6 +396,23 @@ TEST(PreTokenizer, PresetsSplit) {
   EXPECT_THROW(PreTokenizer("nope"), Error);
 }
 
+// Qwen3.5's tokenizer.json regex (Qwen2's with \p{M} beside \p{L}) is llama.cpp's qwen35
+// pre-tokenizer, which keeps a combining mark with its letters.
+TEST(HfTokenizer, Qwen35SplitRegex) {
+  std::string json = qwen_style_tokenizer_json();
+  for (const auto& [from, to] :
+       {std::pair<std::string, std::string>{R"(]?\\p{L}+|)", R"(]?[\\p{L}\\p{M}]+|)"},
+        {R"( ?[^\\s\\p{L}\\p{N}]+)", R"( ?[^\\s\\p{L}\\p{M}\\p{N}]+)"}}) {
+    const size_t at = json.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    json.replace(at, from.size(), to);
+  }
+  const Vocab v = vocab_from_hf_json(json, "", "", "/x/tokenizer.json");
+  EXPECT_EQ(v.pre, "qwen35");
+  using Words = std::vector<std::string_view>;
+  EXPECT_EQ(PreTokenizer(v.pre).split("e\xCC\x81x"), (Words{"e\xCC\x81x"}));
+}
+
 TEST(HfTokenizer, UnknownSplitRegexIsAnError) {
   std::string json = qwen_style_tokenizer_json();
   const std::string needle = R"(\\p{N}|)";
