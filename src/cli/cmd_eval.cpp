@@ -94,6 +94,8 @@ int run_eval(const EvalOptions& o) {
                lm.requests_truncated(), lm.n_ctx());
   fmt::print(stderr, "done in {}; {} tokens computed\n", Progress::format_duration(seconds),
              lm.tokens_computed());
+  if (const PackedWeights* pw = lm.session().packed_weights(); pw && !pw->describe().empty())
+    fmt::print(stderr, "{}\n", pw->describe());
   for (const auto& [key, n] : model.route_counts())
     fmt::print(stderr, "route: {} request(s) along {}\n", n, key);
 

@@ -53,6 +53,7 @@ int run_perplexity(const PerplexityOptions& o) {
   SessionOptions so = o.model.session_options();
   so.n_ctx = o.ctx;
   so.n_batch = std::min(o.batch, o.ctx);
+  so.pack_weights = true;  // every window is a prefill over the same weights
   Session session(*m, path, so);
   eval::PerplexityOptions po;
   po.n_ctx = o.ctx;
@@ -71,6 +72,8 @@ int run_perplexity(const PerplexityOptions& o) {
   });
   if (bar) bar->finish();
   const double seconds = clock.seconds();
+  if (const PackedWeights* pw = session.packed_weights(); pw && !pw->describe().empty())
+    fmt::print(stderr, "{}\n", pw->describe());
   if (o.json) {
     nlohmann::ordered_json j = {
         {"model", m->path()},   {"path", path.canonical()},   {"file", o.file},

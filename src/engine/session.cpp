@@ -10,6 +10,7 @@
 #include "engine/attention.h"
 #include "engine/moe.h"
 #include "engine/prefix_cache.h"
+#include "kernels/dispatch.h"
 #include "kernels/ops.h"
 #include "util/error.h"
 
@@ -72,6 +73,8 @@ Session::Session(const Model& model, LayerPath path, const SessionOptions& opts)
   if (n_ctx <= 0 || n_ctx > (1 << 20)) throw Error(fmt::format("--ctx {} is out of range", n_ctx));
   n_batch_ = std::min(n_batch_, n_ctx);
   max_kv_bytes_ = opts.max_kv_bytes;
+  packed_ = PackedWeights::of(model);
+  pack_ = opts.pack_weights;
   check_kv_size(hp, path_.size(), n_ctx, opts.kv_type, max_kv_bytes_);
   cache_ = KvCache(path_.size(), n_ctx, hp.kv_dim(), opts.kv_type);
   rope_ = hp.rope_scaling(n_ctx);  // long-rope models: the factors of this context size
@@ -149,8 +152,19 @@ void check_token_ids(std::span<const int32_t> tokens, int n_vocab) {
       throw Error(fmt::format("token id {} out of range (vocabulary has {} tokens)", t, n_vocab));
 }
 
+void Session::pack_before(int64_t T) {
+  if (packed_ && pack_ && (T >= kernels::kGemmMinTokens || gemm_only())) packed_->ensure(pool_);
+}
+
+void Session::matmul(const TensorView& w, const float* x, int64_t T, float* y) {
+  const bool gemm = T >= kernels::kGemmMinTokens || gemm_only();  // decode reads w itself
+  kernels::matmul(w, x, T, y, pool_, gemm_only(), packed_ && gemm ? packed_->find(w) : nullptr);
+}
+
 std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool all_logits) {
   check_token_ids(tokens, model_.hparams().n_vocab);
+  // Before the prefix cache, whose baseline session then runs on the packed weights too.
+  pack_before(static_cast<int64_t>(tokens.size()));
   if (auto out = prefill_cached(tokens, all_logits); !out.empty()) return out;
   auto out = run(static_cast<int64_t>(tokens.size()), 0, all_logits, [&](int64_t start, int64_t T) {
     embed_rows(tokens.subspan(start, T), x_.data());
@@ -194,7 +208,7 @@ void Session::output_head(const float* x, int64_t n, float* logits, bool observe
   const Weights& w = model_.weights();
   kernels::rmsnorm(x, w.output_norm.data(), n, hp.n_embd, hp.rms_eps, h_.data());
   if (observe && observer_) observer_->final_norm(h_.data(), n, hp.n_embd);
-  kernels::matmul(w.output, h_.data(), n, logits, pool_, gemm_only());
+  matmul(w.output, h_.data(), n, logits);
   if (hp.final_softcap > 0) kernels::softcap(logits, n * hp.n_vocab, hp.final_softcap);
 }
 
@@ -250,6 +264,7 @@ std::span<const float> Session::run_residual(int first_slot, std::span<const flo
     throw Error(
         fmt::format("path position {} out of range (path has {})", first_slot, path_.size()));
   if (x.size() % d != 0) throw Error("residual stream is not a whole number of rows");
+  pack_before(static_cast<int64_t>(x.size()) / d);
   return run(static_cast<int64_t>(x.size() / d), first_slot, all_logits,
              [&](int64_t start, int64_t T) {
                std::copy(x.begin() + start * d, x.begin() + (start + T) * d, x_.begin());
@@ -318,16 +333,15 @@ void Session::attention_sublayer(int slot, float* x, int64_t T, int pos0) {
   const LayerAttn attn = hp.layer_attn(layer);  // window and rope of the physical layer
   const int d = hp.n_embd, hd = hp.head_dim;
   const float alpha = path_.alpha_at(slot);
-  const bool inv = gemm_only();
   // Attention: q, k, v = h W^T (+ bias); x += alpha * attention(q, k, v) Wo^T
   if (hp.attn_out_gate) {  // Qwen3.5: each head's query rows come with as many gate rows
-    kernels::matmul(b.wq, h_.data(), T, delta_.qg.data(), pool_, inv);
+    matmul(b.wq, h_.data(), T, delta_.qg.data());
     split_query_gate(delta_.qg.data(), T, hp.n_head, hd, q_.data(), delta_.gate.data());
   } else {
-    kernels::matmul(b.wq, h_.data(), T, q_.data(), pool_, inv);
+    matmul(b.wq, h_.data(), T, q_.data());
   }
-  kernels::matmul(b.wk, h_.data(), T, k_.data(), pool_, inv);
-  kernels::matmul(b.wv, h_.data(), T, v_.data(), pool_, inv);
+  matmul(b.wk, h_.data(), T, k_.data());
+  matmul(b.wv, h_.data(), T, v_.data());
   if (!b.bq.empty()) {
     kernels::add_bias(q_.data(), b.bq.data(), T, hp.q_dim());
     kernels::add_bias(k_.data(), b.bk.data(), T, hp.kv_dim());
@@ -343,7 +357,7 @@ void Session::attention_sublayer(int slot, float* x, int64_t T, int pos0) {
     cache_.store(slot, pos0 + static_cast<int>(t), &k_[t * hp.kv_dim()], &v_[t * hp.kv_dim()]);
   causal_attention(q_.data(), cache_, slot, T, pos0, hp, attn, ctx_.data(), pool_);
   if (hp.attn_out_gate) apply_sigmoid_gate(ctx_.data(), delta_.gate.data(), T * hp.q_dim());
-  kernels::matmul(b.wo, ctx_.data(), T, out_.data(), pool_, inv);
+  matmul(b.wo, ctx_.data(), T, out_.data());
   // Gemma normalises each sublayer's output before the add (rmsnorm works in place row by row).
   if (!b.attn_post_norm.empty())
     kernels::rmsnorm(out_.data(), b.attn_post_norm.data(), T, d, hp.rms_eps, out_.data());
@@ -361,13 +375,13 @@ void Session::ffn_sublayer(int layer, float* x, int64_t T, float alpha) {
   if (b.moe()) {
     moe_ffn(hp, b, h_.data(), T, out_.data(), moe_, pool_, inv);
   } else {
-    kernels::matmul(b.w_gate, h_.data(), T, gate_.data(), pool_, inv);
-    kernels::matmul(b.w_up, h_.data(), T, up_.data(), pool_, inv);
+    matmul(b.w_gate, h_.data(), T, gate_.data());
+    matmul(b.w_up, h_.data(), T, up_.data());
     if (hp.ffn_act == FfnAct::GeluTanh)
       kernels::geglu(gate_.data(), up_.data(), T * hp.n_ff);
     else
       kernels::swiglu(gate_.data(), up_.data(), T * hp.n_ff);
-    kernels::matmul(b.w_down, gate_.data(), T, out_.data(), pool_, inv);
+    matmul(b.w_down, gate_.data(), T, out_.data());
   }
   if (!b.ffn_post_norm.empty())
     kernels::rmsnorm(out_.data(), b.ffn_post_norm.data(), T, d, hp.rms_eps, out_.data());

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "engine/kv_cache.h"
 #include "engine/layer_path.h"
 #include "engine/moe.h"
+#include "engine/packed_weights.h"
 #include "model/model.h"
 #include "util/thread_pool.h"
 
@@ -41,6 +43,11 @@ struct SessionOptions {
   // memory. Beyond it the session refuses with an Error naming --ctx instead of failing to
   // allocate (or waking the OOM killer) halfway through.
   uint64_t max_kv_bytes = 0;
+  // Pack the model's weights for the integer prefill at the first prefill of at least
+  // kernels::kGemmMinTokens tokens (engine/packed_weights.h): for sessions that prefill many
+  // times over the same weights (eval, scan, perplexity). Any session of the model uses what is
+  // packed, whoever packed it.
+  bool pack_weights = false;
 };
 
 class PrefixCache;
@@ -130,6 +137,9 @@ class Session {
 
   // Bytes allocated for the KV cache and scratch buffers.
   uint64_t state_bytes() const;
+  // The model's packed weights this session shares (nullptr when REPRISE_PACK=0); describe()
+  // says what they hold.
+  const PackedWeights* packed_weights() const { return packed_.get(); }
 
  private:
   // The prefill through the prefix cache; an empty span when the cache cannot serve it.
@@ -150,6 +160,11 @@ class Session {
   void output_head(const float* x, int64_t n, float* logits, bool observe);
   // Whether this prefill's matmuls are batch-invariant (set_batch_invariant, not in decode()).
   bool gemm_only() const { return batch_invariant_ && !decoding_; }
+  // Packs the model's weights (once per model) before a prefill of T tokens that runs the GEMM
+  // kernels, if this session asked for packing.
+  void pack_before(int64_t T);
+  // kernels::matmul with this prefill's batch invariance and w's packed form if there is one.
+  void matmul(const TensorView& w, const float* x, int64_t T, float* y);
 
   const Model& model_;
   LayerPath path_;
@@ -167,6 +182,8 @@ class Session {
   bool decoding_ = false;         // inside decode(): the matrix-vector kernels whatever the above
   int64_t layer_evals_ = 0;
   int64_t tokens_run_ = 0;
+  std::shared_ptr<PackedWeights> packed_;  // shared by the model's sessions
+  bool pack_ = false;                      // SessionOptions::pack_weights
 
   // Scratch, each sized for n_batch tokens.
   std::vector<float> x_;       // [T, n_embd] residual stream

@@ -37,11 +37,18 @@ std::vector<size_t> prefix_order(const std::vector<Key>& keys) {
   return order;
 }
 
+// Requests are many short prefills over the same weights: pack them once
+// (engine/packed_weights.h).
+SessionOptions with_packing(SessionOptions o) {
+  o.pack_weights = true;
+  return o;
+}
+
 }  // namespace
 
 SessionLM::SessionLM(const Model& model, LayerPath path, const SessionLMOptions& opts)
     : model_(model),
-      session_(model, std::move(path), opts.session),
+      session_(model, std::move(path), with_packing(opts.session)),
       rt_(require_tokenizer(model), opts.format) {
   // A request's log-likelihood must not depend on how its tokens were split into prefills (the
   // context reused from the last request, then the continuation's few rows).

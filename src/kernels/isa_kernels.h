@@ -114,6 +114,22 @@ struct IsaKernels {
   void (*gemm_rounded)(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
                        const void* act, int64_t T, float* y, int64_t ldy, float* scratch) = nullptr;
 
+  // gemm_rounded on weights unpacked once ahead of time (kernels::PackedMatrix, for a matrix that
+  // many prefills multiply), where the ISA has it (nullptr otherwise: matmul unpacks per call).
+  // The packed form is gemm_rounded's own panels, stored back to back, so the results are its
+  // bits exactly. gemm_panel_bytes(type, cols, &panel_rows) is the size of one panel of
+  // panel_rows rows (a multiple of 64 bytes), or 0 if the type has no packed form;
+  // gemm_pack_panels writes panels [p0, p1) of the rows x cols matrix at w (row stride `stride`)
+  // to packed + p * panel_bytes (rows past the matrix are zeros), with gemm_scratch_floats(cols)
+  // floats of scratch; gemm_packed is gemm_rounded for the rows of panels [p0, p1): y[t * ldy + r]
+  // for r in [p0 * panel_rows, min(rows, p1 * panel_rows)), with `packed` the first panel's start.
+  int64_t (*gemm_panel_bytes)(uint32_t type, int64_t cols, int64_t* panel_rows) = nullptr;
+  void (*gemm_pack_panels)(uint32_t type, const void* w, uint64_t stride, int64_t rows,
+                           int64_t cols, int64_t p0, int64_t p1, void* packed,
+                           float* scratch) = nullptr;
+  void (*gemm_packed)(uint32_t type, const void* packed, int64_t rows, int64_t cols, int64_t p0,
+                      int64_t p1, const void* act, int64_t T, float* y, int64_t ldy) = nullptr;
+
   // For a table built on another one (AVX-512 on AVX2): whether matvec runs this table's own
   // kernel for `type` (it forwards the other types to the base table's). nullptr: every type
   // matvec takes is its own. Read only to report which kernels run (kernel_choices()).

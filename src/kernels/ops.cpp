@@ -8,6 +8,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/isa_kernels.h"
+#include "kernels/packed.h"
 #include "kernels/quant.h"
 #include "util/error.h"
 
@@ -45,7 +46,7 @@ void check_computable(const TensorView& w) {
 // dequantize a weight panel once and reuse it for every token (and compute each token's row
 // alike for every T: what batch_invariant relies on).
 void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool& pool,
-            bool batch_invariant) {
+            bool batch_invariant, const PackedMatrix* packed) {
   check_computable(w);
   const IsaKernels& k = active_kernels();
   const int64_t rows = w.rows(), cols = w.cols();
@@ -86,6 +87,12 @@ void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool
     pool.parallel_for(T, [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) k.gemm_round_act(type, x + t * cols, cols, act + t * ab);
     });
+    if (packed && packed->usable_for(w)) {  // the panels, unpacked once (kernels/packed.h)
+      pool.parallel_for(packed->n_panels(), [&](int64_t p0, int64_t p1) {
+        k.gemm_packed(type, packed->panels(), rows, cols, p0, p1, act, T, y, rows);
+      });
+      return;
+    }
     pool.parallel_for(n_tiles, [&](int64_t b0, int64_t b1) {
       thread_local std::vector<float> scratch;
       scratch.resize(static_cast<size_t>(gemm_scratch_floats(cols)));

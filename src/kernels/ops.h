@@ -10,14 +10,19 @@
 
 namespace reprise::kernels {
 
+class PackedMatrix;  // kernels/packed.h
+
 // y[t, r] = sum_c w[r, c] * x[t, c]  for t < T.   x: [T, w.cols()], y: [T, w.rows()].
 // Below kGemmMinTokens tokens the matrix-vector kernels run (decode), else the GEMM kernels,
 // which round differently. With batch_invariant the GEMM kernels run for every T: they compute
 // each token row on its own, in the same order whatever T is, so row t's result is bit for bit
 // the same however many rows come with it (log-likelihood scoring, which must not depend on
 // how a prompt was split into prefills).
+// `packed`, when given and usable for w (PackedMatrix::usable_for), is w already unpacked for the
+// integer prefill: the GEMM kernels then read its panels instead of unpacking w, with the same
+// results bit for bit. Decode (the matrix-vector kernels) reads w itself either way.
 void matmul(const TensorView& w, const float* x, int64_t T, float* y, ThreadPool& pool,
-            bool batch_invariant = false);
+            bool batch_invariant = false, const PackedMatrix* packed = nullptr);
 
 // y[t, :] = x[t, :] / rms(x[t, :]) * gain   (rms over n with eps inside the square root).
 void rmsnorm(const float* x, const float* gain, int64_t T, int64_t n, float eps, float* y);

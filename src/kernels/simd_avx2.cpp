@@ -1443,6 +1443,9 @@ constexpr IsaKernels kAvx2 = {
     int_prefill::gemm_act_row_bytes,
     int_prefill::gemm_round_act,
     int_prefill::gemm_rounded,
+    int_prefill::gemm_panel_bytes,
+    int_prefill::gemm_pack_panels,
+    int_prefill::gemm_packed,
 };
 
 }  // namespace

@@ -201,6 +201,17 @@ void run_tiles(const Panel& p, int64_t cols, const uint8_t* act, int64_t ab, int
   }
 }
 
+// Every token's rows of one panel (nr valid rows), with the micro-kernel for the type's block.
+void run_panel(const GemmType& g, const Panel& p, int64_t cols, const uint8_t* act, int64_t ab,
+               int64_t T, float* y, int64_t ldy, int nr) {
+  if (g.bk == 16)
+    run_tiles<16, false>(p, cols, act, ab, T, y, ldy, nr);
+  else if (g.offset)
+    run_tiles<32, true>(p, cols, act, ab, T, y, ldy, nr);
+  else
+    run_tiles<32, false>(p, cols, act, ab, T, y, ldy, nr);
+}
+
 void gemm_int8(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
                const void* act, int64_t T, float* y, int64_t ldy, float* scratch) {
   const GemmType g = gemm_type(type);
@@ -217,12 +228,33 @@ void gemm_int8(uint32_t type, const void* w, uint64_t stride, int64_t rows, int6
   for (int64_t r0 = 0; r0 < rows; r0 += kNr) {
     const int nr = static_cast<int>(rows - r0 < kNr ? rows - r0 : kNr);
     pack_panel<kNr>(unpack, g, base + r0 * stride, stride, nr, cols, p, rq, rs, ro);
-    if (g.bk == 16)
-      run_tiles<16, false>(p, cols, abase, ab, T, y + r0, ldy, nr);
-    else if (g.offset)
-      run_tiles<32, true>(p, cols, abase, ab, T, y + r0, ldy, nr);
-    else
-      run_tiles<32, false>(p, cols, abase, ab, T, y + r0, ldy, nr);
+    run_panel(g, p, cols, abase, ab, T, y + r0, ldy, nr);
+  }
+}
+
+// The packed form (gemm_int_common.inc): the panels gemm_int8 builds, kept. Float weights have
+// none (their F32 panels would take 4 bytes per weight).
+int64_t gemm_panel_bytes(uint32_t type, int64_t cols, int64_t* panel_rows) {
+  const GemmType g = gemm_type(type);
+  if (g.bk == 0) return 0;
+  *panel_rows = kNr;
+  return packed_panel_bytes<kNr>(g, cols);
+}
+
+void gemm_pack_panels(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
+                      int64_t p0, int64_t p1, void* packed, float* scratch) {
+  pack_panels<kNr, false>(type, w, stride, rows, cols, p0, p1, packed, scratch);
+}
+
+void gemm_packed(uint32_t type, const void* packed, int64_t rows, int64_t cols, int64_t p0,
+                 int64_t p1, const void* act, int64_t T, float* y, int64_t ldy) {
+  const GemmType g = gemm_type(type);
+  const int64_t ab = act_row_bytes_for(cols);
+  for (int64_t p = p0; p < p1; ++p) {
+    const int64_t r0 = p * kNr;
+    const int nr = static_cast<int>(rows - r0 < kNr ? rows - r0 : kNr);
+    run_panel(g, packed_panel<kNr>(packed, g, cols, p), cols, static_cast<const uint8_t*>(act), ab,
+              T, y + r0, ldy, nr);
   }
 }
 
@@ -399,6 +431,9 @@ const IsaKernels* avx512_kernels() {
     k.gemm_act_row_bytes = gemm_act_row_bytes;
     k.gemm_round_act = gemm_round_act;
     k.gemm_rounded = gemm_rounded;
+    k.gemm_panel_bytes = gemm_panel_bytes;
+    k.gemm_pack_panels = gemm_pack_panels;
+    k.gemm_packed = gemm_packed;
     k.matvec = matvec;
     k.matvec_own = [](uint32_t type) { return type == kQ4_0; };
     return &k;

@@ -30,6 +30,9 @@ const IsaKernels* avxvnni_kernels() {
     k.gemm_act_row_bytes = int_prefill::gemm_act_row_bytes;
     k.gemm_round_act = int_prefill::gemm_round_act;
     k.gemm_rounded = int_prefill::gemm_rounded;
+    k.gemm_panel_bytes = int_prefill::gemm_panel_bytes;
+    k.gemm_pack_panels = int_prefill::gemm_pack_panels;
+    k.gemm_packed = int_prefill::gemm_packed;
     return &k;
   }();
   return table;

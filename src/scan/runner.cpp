@@ -321,6 +321,8 @@ class Scanner {
       if (routed_) score_routed();
     }
     totals_.seconds = clock.seconds();
+    if (const PackedWeights* pw = lm_->session().packed_weights())
+      totals_.packed_weights = pw->describe();
     return totals_;
   }
 
@@ -804,6 +806,7 @@ std::string describe(const ScanTotals& totals) {
     out +=
         fmt::format("prefix reuse, {}: {} layer evaluations instead of {} ({:.2f}x fewer)\n", kind,
                     e.first, e.second, e.first > 0 ? double(e.second) / double(e.first) : 0.0);
+  if (!totals.packed_weights.empty()) out += totals.packed_weights + "\n";
   return out;
 }
 

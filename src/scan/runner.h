@@ -79,6 +79,7 @@ struct ScanTotals {
   std::map<std::string, std::pair<int64_t, int64_t>> layer_evals_by_kind;
   int64_t item_evals = 0;  // (config, item) pairs scored in the search, this run
   double seconds = 0;
+  std::string packed_weights;  // PackedWeights::describe() of the scan's session ("" if none)
 };
 
 // What a run did, in lines: configs scored and resumed, item evaluations, seconds, and the layer

@@ -21,6 +21,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/isa_kernels.h"
 #include "kernels/ops.h"
+#include "kernels/packed.h"
 #include "kernels/quant.h"
 #include "util/error.h"
 
@@ -247,6 +248,140 @@ TEST_P(KernelTest, GemmRoundedIntegerEqualsAvx2BitForBit) {
       ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
           << "token " << i / rows << " row " << i % rows << ": " << got[i] << " vs " << want[i];
   }
+}
+
+// The integer prefill's types, which have a packed form on every ISA that has the kernels.
+const TensorType kIntPrefillTypes[] = {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K,
+                                       TensorType::Q5_K, TensorType::Q6_K};
+
+void expect_same_bits(const std::vector<float>& got, const std::vector<float>& want, int64_t ldy) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
+        << "token " << i / ldy << " row " << i % ldy << ": " << got[i] << " vs " << want[i];
+}
+
+// Pre-packed weights (gemm_pack_panels + gemm_packed) give gemm_rounded's bits exactly: the same
+// panels and tiles, only unpacked ahead of time. Rows that leave a partial panel (7, 45, 77 for
+// 16- and 32-row panels), T of one tile, odd and >= 64, panels packed and run in two ranges, and
+// nothing written past the rows.
+TEST_P(KernelTest, PackedGemmEqualsUnpackedBitForBit) {
+  const IsaKernels& k = *table(GetParam());
+  if (!k.gemm_packed) GTEST_SKIP() << "no packed prefill on " << isa_name(GetParam());
+  ASSERT_TRUE(k.gemm_panel_bytes && k.gemm_pack_panels && k.gemm_rounded);
+  for (TensorType type : kIntPrefillTypes) {
+    const auto id = static_cast<uint32_t>(type);
+    for (int64_t cols : {512, 768}) {
+      int64_t panel_rows = 0;
+      const int64_t pb = k.gemm_panel_bytes(id, cols, &panel_rows);
+      ASSERT_GT(pb, 0) << info(type).name;
+      EXPECT_EQ(pb % 64, 0);
+      // 1 byte per quant, a float scale per bk (Q6_K: 16, else 32), a float offset (K4/K5).
+      const int64_t bk = type == TensorType::Q6_K ? 16 : 32;
+      const bool offset = type == TensorType::Q4_K || type == TensorType::Q5_K;
+      EXPECT_EQ(pb, panel_rows * cols + panel_rows * (cols / bk) * 4 * (offset ? 2 : 1));
+      std::vector<float> scratch(gemm_scratch_floats(cols));
+      for (int64_t rows : {7, 45, 77}) {
+        Weights w = make_weights(type, rows, cols, 91 + static_cast<uint32_t>(rows));
+        const int64_t n_panels = (rows + panel_rows - 1) / panel_rows, half = n_panels / 2;
+        std::vector<std::byte> packed(static_cast<size_t>(n_panels * pb) + 64);
+        void* pk = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64;
+        k.gemm_pack_panels(id, w.data.data(), w.stride, rows, cols, half, n_panels, pk,
+                           scratch.data());
+        k.gemm_pack_panels(id, w.data.data(), w.stride, rows, cols, 0, half, pk, scratch.data());
+        for (int64_t T : {1, 3, 6, 13, 67}) {
+          SCOPED_TRACE(fmt::format("{} cols {} rows {} T {}", info(type).name, cols, rows, T));
+          auto x = randn(T * cols, 17 + static_cast<uint32_t>(T));
+          x[(T - 1) * cols + 33] = 10;  // an outlier: its block gets a coarse scale
+          const int64_t ab = k.gemm_act_row_bytes(id, cols);
+          std::vector<std::byte> act(ab * T);
+          for (int64_t t = 0; t < T; ++t) k.gemm_round_act(id, &x[t * cols], cols, &act[t * ab]);
+          const int64_t ldy = rows + 3;
+          std::vector<float> want(T * ldy, -1.0f), got(T * ldy, -1.0f);
+          k.gemm_rounded(id, w.data.data(), w.stride, rows, cols, act.data(), T, want.data(), ldy,
+                         scratch.data());
+          k.gemm_packed(id, pk, rows, cols, 0, half, act.data(), T, got.data(), ldy);
+          k.gemm_packed(id, pk, rows, cols, half, n_panels, act.data(), T, got.data(), ldy);
+          expect_same_bits(got, want, ldy);
+          for (int64_t t = 0; t < T; ++t)
+            for (int64_t r = rows; r < ldy; ++r)
+              ASSERT_EQ(got[t * ldy + r], -1.0f) << "wrote past rows";
+        }
+      }
+    }
+  }
+  // Float weights have no packed form (their panels would be F32, 4 bytes per weight).
+  int64_t panel_rows = 0;
+  for (TensorType type : {TensorType::F32, TensorType::F16, TensorType::BF16, TensorType::Q5_0})
+    EXPECT_EQ(k.gemm_panel_bytes(static_cast<uint32_t>(type), 512, &panel_rows), 0)
+        << info(type).name;
+}
+
+// Through ops::matmul: a PackedMatrix gives the unpacked matmul's bits (threads split by panel),
+// also for batch-invariant T = 1; matmul ignores it under another ISA or with REPRISE_PREFILL=f32
+// (that path's own results), and types without a packed form give an empty one.
+TEST_P(KernelTest, MatmulWithPackedMatrixEqualsUnpacked) {
+  const Isa saved = active_isa();
+  set_isa(GetParam());
+  ThreadPool pool(2);
+  const int64_t rows = 77, cols = 512;
+  for (TensorType type : kIntPrefillTypes) {
+    Weights w = make_weights(type, rows, cols, 55);
+    TensorView view;
+    view.name = "w";
+    view.type = type;
+    view.shape = {rows, cols};
+    view.data = std::span<const std::byte>(w.data);
+    const PackedMatrix pm = PackedMatrix::pack(view, pool);
+    if (!table(GetParam())->gemm_packed) {
+      EXPECT_TRUE(pm.empty());
+      continue;
+    }
+    ASSERT_FALSE(pm.empty()) << info(type).name;
+    EXPECT_EQ(pm.isa(), GetParam());
+    EXPECT_EQ(pm.bytes(), PackedMatrix::packed_bytes(view));
+    EXPECT_EQ(pm.bytes() % 64, 0u);
+    EXPECT_TRUE(pm.usable_for(view));
+    for (int64_t T : {1, 4, 13, 67}) {
+      SCOPED_TRACE(fmt::format("{} T {}", info(type).name, T));
+      const bool inv = T < kGemmMinTokens;
+      auto x = randn(T * cols, 3 + static_cast<uint32_t>(T));
+      std::vector<float> want(T * rows), got(T * rows);
+      matmul(view, x.data(), T, want.data(), pool, inv);
+      matmul(view, x.data(), T, got.data(), pool, inv, &pm);
+      expect_same_bits(got, want, rows);
+      // Under the F32-activation prefill the packed form is not used.
+      set_gemm_int8(false);
+      EXPECT_FALSE(pm.usable_for(view));
+      matmul(view, x.data(), T, want.data(), pool, inv);
+      matmul(view, x.data(), T, got.data(), pool, inv, &pm);
+      set_gemm_int8(true);
+      expect_same_bits(got, want, rows);
+    }
+    // Another ISA (scalar: always there) runs its own unpacked path.
+    set_isa(Isa::Scalar);
+    EXPECT_FALSE(pm.usable_for(view));
+    EXPECT_TRUE(PackedMatrix::pack(view, pool).empty());
+    auto x = randn(13 * cols, 4);
+    std::vector<float> want(13 * rows), got(13 * rows);
+    matmul(view, x.data(), 13, want.data(), pool);
+    matmul(view, x.data(), 13, got.data(), pool, false, &pm);
+    expect_same_bits(got, want, rows);
+    set_isa(GetParam());
+    // A view of other bytes (a different matrix) is not matched.
+    Weights other = make_weights(type, rows, cols, 56);
+    TensorView ov = view;
+    ov.data = std::span<const std::byte>(other.data);
+    EXPECT_FALSE(pm.usable_for(ov));
+  }
+  TensorView f16;
+  std::vector<std::byte> bytes(rows * cols * 2);
+  f16.type = TensorType::F16;
+  f16.shape = {rows, cols};
+  f16.data = std::span<const std::byte>(bytes);
+  EXPECT_TRUE(PackedMatrix::pack(f16, pool).empty());
+  EXPECT_EQ(PackedMatrix::packed_bytes(f16), 0u);
+  set_isa(saved);
 }
 
 // ops::matmul picks matvec or gemm by T and splits rows across threads; both paths and the

@@ -1,8 +1,10 @@
 // Engine behaviour on the bundled default model: paths share weights, KV slots per position,
 // prefill and decode agree.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 
 #include "engine/prefix_cache.h"
@@ -260,6 +262,74 @@ TEST(Session, EmptyOrOutOfRangePathIsRejected) {
   auto m = Model::load(test::default_model());
   EXPECT_THROW(Session(*m, LayerPath{}, small()), Error);
   EXPECT_THROW(Session(*m, LayerPath{{0, 5}}, small()), Error);
+}
+
+// Packed weights (engine/packed_weights.h) change no bit of a forward pass: sessions of a model
+// that packs its weights against sessions of a second load of the same file that does not.
+TEST(Session, PackedWeightsGiveTheSameLogitsBitForBit) {
+  if (!pack_budget_bytes()) GTEST_SKIP() << "REPRISE_PACK=0";
+  const auto file = test::source_dir() / "tests/data/fixtures/mistral-tiny-q8_0.gguf";
+  auto a = Model::load(file), b = Model::load(file);
+  const int n = a->hparams().n_layer;
+  SessionOptions pack = small();
+  pack.pack_weights = true;
+  Session packed(*a, parse_layer_path(fmt::format("repeat:0:{}", n), n), pack);
+  Session plain(*b, parse_layer_path(fmt::format("repeat:0:{}", n), n), small());
+  ASSERT_NE(packed.packed_weights(), nullptr);
+  EXPECT_FALSE(packed.packed_weights()->packed());  // lazily, at the first GEMM prefill
+  const std::vector<int32_t> ids = {1, 403, 407, 261, 378, 270, 5, 9, 11};
+  auto same_bits = [](std::span<const float> x, std::span<const float> y) {
+    return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+  };
+  for (bool invariant : {false, true}) {
+    SCOPED_TRACE(invariant ? "batch-invariant" : "plain");
+    packed.reset();
+    plain.reset();
+    packed.set_batch_invariant(invariant);
+    plain.set_batch_invariant(invariant);
+    EXPECT_TRUE(same_bits(packed.prefill(ids, true), plain.prefill(ids, true)));
+    EXPECT_TRUE(same_bits(packed.prefill({ids.data(), 2}, true), plain.prefill({ids.data(), 2}, true)));
+    EXPECT_TRUE(same_bits(packed.decode(7), plain.decode(7)));
+  }
+  const PackedWeights& pw = *packed.packed_weights();
+  ASSERT_TRUE(pw.packed());
+  // Every dense matrix the active ISA has a packed form for, and nothing else.
+  int want = 0;
+  uint64_t want_bytes = 0;
+  const Weights& w = a->weights();
+  for (const BlockWeights& blk : w.blocks)
+    for (const TensorView* m : {&blk.wq, &blk.wk, &blk.wv, &blk.wo, &blk.w_gate, &blk.w_up,
+                                &blk.w_down}) {
+      const uint64_t bytes = kernels::PackedMatrix::packed_bytes(*m);
+      want += bytes > 0;
+      want_bytes += bytes;
+      EXPECT_EQ(pw.find(*m) != nullptr, bytes > 0) << m->name;
+    }
+  const uint64_t head = kernels::PackedMatrix::packed_bytes(w.output);  // once, even if tied
+  want += head > 0;
+  want_bytes += head;
+  EXPECT_EQ(pw.matrices(), want);
+  EXPECT_EQ(pw.bytes(), want_bytes);
+  EXPECT_EQ(pw.skipped_for_budget(), 0);
+  if (kernels::active_isa() != kernels::Isa::Scalar) {
+    EXPECT_GT(want, 0);
+    EXPECT_NE(pw.describe().find("packed weights"), std::string::npos);
+  }
+  // The other load packed nothing; a second session of the first model shares its packing.
+  EXPECT_FALSE(plain.packed_weights()->packed());
+  Session other(*a, LayerPath::identity(n), small());
+  EXPECT_EQ(other.packed_weights(), packed.packed_weights());
+}
+
+TEST(Session, PackBudgetSetting) {
+  EXPECT_EQ(parse_pack_budget("", 7), 7u);
+  EXPECT_EQ(parse_pack_budget("on", 7), 7u);
+  EXPECT_EQ(parse_pack_budget("1", 7), 7u);
+  EXPECT_EQ(parse_pack_budget("0", 7), std::nullopt);
+  EXPECT_EQ(parse_pack_budget("off", 7), std::nullopt);
+  EXPECT_EQ(parse_pack_budget("512", 7), uint64_t{512} << 20);
+  EXPECT_THROW(parse_pack_budget("lots", 7), Error);
+  EXPECT_THROW(parse_pack_budget("-5", 7), Error);
 }
 
 }  // namespace
