@@ -288,7 +288,8 @@ TEST(Session, PackedWeightsGiveTheSameLogitsBitForBit) {
     packed.set_batch_invariant(invariant);
     plain.set_batch_invariant(invariant);
     EXPECT_TRUE(same_bits(packed.prefill(ids, true), plain.prefill(ids, true)));
-    EXPECT_TRUE(same_bits(packed.prefill({ids.data(), 2}, true), plain.prefill({ids.data(), 2}, true)));
+    EXPECT_TRUE(
+        same_bits(packed.prefill({ids.data(), 2}, true), plain.prefill({ids.data(), 2}, true)));
     EXPECT_TRUE(same_bits(packed.decode(7), plain.decode(7)));
   }
   const PackedWeights& pw = *packed.packed_weights();
@@ -298,8 +299,8 @@ TEST(Session, PackedWeightsGiveTheSameLogitsBitForBit) {
   uint64_t want_bytes = 0;
   const Weights& w = a->weights();
   for (const BlockWeights& blk : w.blocks)
-    for (const TensorView* m : {&blk.wq, &blk.wk, &blk.wv, &blk.wo, &blk.w_gate, &blk.w_up,
-                                &blk.w_down}) {
+    for (const TensorView* m :
+         {&blk.wq, &blk.wk, &blk.wv, &blk.wo, &blk.w_gate, &blk.w_up, &blk.w_down}) {
       const uint64_t bytes = kernels::PackedMatrix::packed_bytes(*m);
       want += bytes > 0;
       want_bytes += bytes;
