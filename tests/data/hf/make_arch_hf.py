@@ -44,6 +44,17 @@ def f32(x):
     return float(np.float32(x))
 
 
+def write_checkpoint(folder, tensors, cfg):
+    """A Hugging Face checkpoint folder under OUT: model.safetensors and config.json."""
+    d = os.path.join(OUT, folder)
+    os.makedirs(d, exist_ok=True)
+    write_safetensors(os.path.join(d, "model.safetensors"), tensors)
+    with open(os.path.join(d, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2)
+        f.write("\n")
+    print(d, len(tensors), "tensors")
+
+
 def write_safetensors(path, tensors):
     header, offset, blobs = {}, 0, []
     for name, a in tensors:
@@ -168,13 +179,7 @@ def convert(name):
                     (p + "mlp.down_proj.weight", g("ffn_down.weight"))]
     missing = [n for n, a in out if a is None]
     assert not missing, missing
-    d = os.path.join(OUT, f"{name}-tiny-f32")
-    os.makedirs(d, exist_ok=True)
-    write_safetensors(os.path.join(d, "model.safetensors"), out)
-    with open(os.path.join(d, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-        f.write("\n")
-    print(d, len(out), "tensors")
+    write_checkpoint(f"{name}-tiny-f32", out, cfg)
 
 
 if __name__ == "__main__":

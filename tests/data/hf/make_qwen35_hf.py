@@ -26,13 +26,13 @@ Each tensor is then converted forward again by this script's copy of those conve
 must give back the GGUF tensor bit for bit. Two small tensors a real checkpoint has beside the
 text model (a vision tower's and the MTP head's) are written too; a loader must ignore them.
 """
-import json, os, sys
+import os, sys
 
 import gguf
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_arch_hf import FIXTURES, OUT, f32, write_safetensors  # noqa: E402
+from make_arch_hf import FIXTURES, f32, write_checkpoint  # noqa: E402
 
 TEXT = "model.language_model."
 
@@ -159,13 +159,7 @@ def main():
     # What a real checkpoint also holds: a vision tower and the MTP head, not the text model's.
     out += [("model.visual.merger.norm.weight", np.ones(8, np.float32)),
             ("mtp.norm.weight", np.zeros(text["hidden_size"], np.float32))]
-    d = os.path.join(OUT, "qwen35-tiny-f32")
-    os.makedirs(d, exist_ok=True)
-    write_safetensors(os.path.join(d, "model.safetensors"), out)
-    with open(os.path.join(d, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-        f.write("\n")
-    print(d, len(out), "tensors")
+    write_checkpoint("qwen35-tiny-f32", out, cfg)
 
 
 if __name__ == "__main__":
