@@ -235,10 +235,7 @@ void gemm_int8(uint32_t type, const void* w, uint64_t stride, int64_t rows, int6
 // The packed form (gemm_int_common.inc): the panels gemm_int8 builds, kept. Float weights have
 // none (their F32 panels would take 4 bytes per weight).
 int64_t gemm_panel_bytes(uint32_t type, int64_t cols, int64_t* panel_rows) {
-  const GemmType g = gemm_type(type);
-  if (g.bk == 0) return 0;
-  *panel_rows = kNr;
-  return packed_panel_bytes<kNr>(g, cols);
+  return panel_bytes_or_none<kNr>(gemm_type(type), cols, panel_rows);
 }
 
 void gemm_pack_panels(uint32_t type, const void* w, uint64_t stride, int64_t rows, int64_t cols,
@@ -250,12 +247,10 @@ void gemm_packed(uint32_t type, const void* packed, int64_t rows, int64_t cols, 
                  int64_t p1, const void* act, int64_t T, float* y, int64_t ldy) {
   const GemmType g = gemm_type(type);
   const int64_t ab = act_row_bytes_for(cols);
-  for (int64_t p = p0; p < p1; ++p) {
-    const int64_t r0 = p * kNr;
-    const int nr = static_cast<int>(rows - r0 < kNr ? rows - r0 : kNr);
-    run_panel(g, packed_panel<kNr>(packed, g, cols, p), cols, static_cast<const uint8_t*>(act), ab,
-              T, y + r0, ldy, nr);
-  }
+  for_each_packed_panel<kNr>(
+      packed, g, rows, cols, p0, p1, [&](const Panel& panel, int64_t r0, int nr) {
+        run_panel(g, panel, cols, static_cast<const uint8_t*>(act), ab, T, y + r0, ldy, nr);
+      });
 }
 
 // ---------------------------------------------------------------------------------------------
