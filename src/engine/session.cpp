@@ -153,12 +153,13 @@ void check_token_ids(std::span<const int32_t> tokens, int n_vocab) {
 }
 
 void Session::pack_before(int64_t T) {
-  if (packed_ && pack_ && (T >= kernels::kGemmMinTokens || gemm_only())) packed_->ensure(pool_);
+  if (packed_ && pack_ && runs_gemm(T)) packed_->ensure(pool_);
 }
 
 void Session::matmul(const TensorView& w, const float* x, int64_t T, float* y) {
-  const bool gemm = T >= kernels::kGemmMinTokens || gemm_only();  // decode reads w itself
-  kernels::matmul(w, x, T, y, pool_, gemm_only(), packed_ && gemm ? packed_->find(w) : nullptr);
+  // Decode (the matrix-vector kernels) reads w itself.
+  kernels::matmul(w, x, T, y, pool_, gemm_only(),
+                  packed_ && runs_gemm(T) ? packed_->find(w) : nullptr);
 }
 
 std::span<const float> Session::prefill(std::span<const int32_t> tokens, bool all_logits) {

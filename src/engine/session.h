@@ -16,6 +16,7 @@
 #include "engine/layer_path.h"
 #include "engine/moe.h"
 #include "engine/packed_weights.h"
+#include "kernels/dispatch.h"
 #include "model/model.h"
 #include "util/thread_pool.h"
 
@@ -160,6 +161,9 @@ class Session {
   void output_head(const float* x, int64_t n, float* logits, bool observe);
   // Whether this prefill's matmuls are batch-invariant (set_batch_invariant, not in decode()).
   bool gemm_only() const { return batch_invariant_ && !decoding_; }
+  // Whether a matmul over T tokens runs the GEMM kernels (kernels::matmul's rule), the ones that
+  // read packed weights.
+  bool runs_gemm(int64_t T) const { return T >= kernels::kGemmMinTokens || gemm_only(); }
   // Packs the model's weights (once per model) before a prefill of T tokens that runs the GEMM
   // kernels, if this session asked for packing.
   void pack_before(int64_t T);

@@ -515,21 +515,25 @@ class Scanner {
     std::map<std::string, const eval::MetricInfo*> primary;
     for (const auto& t : tasks_) primary[t->info().name] = &t->info().metrics.at(0);
     using Key = std::pair<std::string, std::string>;  // task, item
-    auto load = [&](const Config& c, int last_look) {
+    // A config's primary-metric scores of the looks so far; `first_batch`: how many of them the
+    // first look gave.
+    auto load = [&](const Config& c, size_t* first_batch = nullptr) {
       std::vector<std::pair<Key, double>> v;
-      for (int k = 1; k <= last_look; ++k)
+      for (int k = 1; k <= looks; ++k) {
         for (const auto& sc : store_->scores(c.key(), fmt::format("race:{}", k)))
           if (sc.metric == primary.at(sc.task)->name) v.push_back({{sc.task, sc.item}, sc.value});
+        if (k == 1 && first_batch) *first_batch = v.size();
+      }
       return v;
     };
-    const auto base = load(alive[0], looks);
-    const size_t first_batch = load(alive[0], 1).size();
+    size_t first_batch = 0;
+    const auto base = load(alive[0], &first_batch);
     bool continuous = false;
     for (const auto& [task, m] : primary) continuous |= m->kind != eval::MetricKind::Binary;
     RaceLook out;
-    out.skip = o_.race.auto_clip && continuous ? std::min(first_batch, base.size()) : 0;
+    out.skip = o_.race.auto_clip && continuous ? first_batch : 0;
     for (size_t c = 1; c < alive.size(); ++c) {
-      const auto loaded = load(alive[c], looks);
+      const auto loaded = load(alive[c]);
       const std::map<Key, double> mine(loaded.begin(), loaded.end());
       RaceEvidence e;
       for (const auto& [item, b] : base) {
